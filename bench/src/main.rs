@@ -1,0 +1,3 @@
+//! Side-by-side benchmarks; see `bench/README.md`.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! `mpserver`: the standalone manager server.
+
+fn main() {}

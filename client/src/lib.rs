@@ -1,0 +1,12 @@
+//! Python's `multiprocessing` for Rust.
+//!
+//! Module paths mirror Python's so a user finds things where they expect
+//! them; the crate root re-exports the everyday names.
+//!
+//! # Layout
+//!
+//! * [`managers`]: clients of `mpserver` and of a local manager process.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod managers;

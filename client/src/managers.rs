@@ -1,0 +1,1 @@
+//! Clients of a manager server (Python's `multiprocessing.managers`).

@@ -1,0 +1,1 @@
+//! The manager engine behind `mpserver`: typeids, shared objects, sessions.
