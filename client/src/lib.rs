@@ -6,7 +6,8 @@
 //! # Layout
 //!
 //! * [`managers`]: clients of `mpserver` and of a local manager process.
-
-#![cfg_attr(docsrs, feature(doc_cfg))]
+//! * [`reduction`]: file descriptors inside serialized values, for children
+//!   and Unix-socket connections.
 
 pub mod managers;
+pub mod reduction;
