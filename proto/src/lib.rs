@@ -19,3 +19,5 @@ pub mod frame;
 pub mod message;
 pub mod value;
 
+pub use message::{ErrorKind, RemoteError};
+pub use value::{ObjectId, Token, Value};
