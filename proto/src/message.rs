@@ -122,6 +122,14 @@ pub struct Request {
     /// Keyword arguments.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub kwargs: Kwargs,
+    /// The calling thread on the client, as the client numbers them: with
+    /// the connection it identifies the owner of an `RLock` or `Lock`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub thread: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The answer to the request with the same id.
@@ -347,6 +355,7 @@ mod tests {
             method: "get".into(),
             args: vec![Value::Bool(true)],
             kwargs,
+            thread: 3,
         };
         let back: Request = decode(&encode(&request).unwrap()).unwrap();
         assert_eq!(back, request);
