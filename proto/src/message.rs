@@ -108,7 +108,14 @@ pub enum Target {
 pub type Kwargs = IndexMap<String, Value>;
 
 /// A method call.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// # Format
+///
+/// A CBOR array, not a map, so that no field name is sent or matched on
+/// the hot path: `[id, target, method, args, kwargs, thread]`, where
+/// `target` is `null` for the server or the object id as an integer, and
+/// `kwargs` a map from names to values.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Request {
     /// Chosen by the client, unique among its calls in flight; the response
     /// carries it back.
@@ -120,16 +127,49 @@ pub struct Request {
     /// Positional arguments.
     pub args: Vec<Value>,
     /// Keyword arguments.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub kwargs: Kwargs,
     /// The calling thread on the client, as the client numbers them: with
     /// the connection it identifies the owner of an `RLock` or `Lock`.
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub thread: u64,
 }
 
-fn is_zero(n: &u64) -> bool {
-    *n == 0
+impl Serialize for Request {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let target = match self.target {
+            Target::Server => None,
+            Target::Object(id) => Some(id.0),
+        };
+        (
+            self.id,
+            target,
+            &self.method,
+            &self.args,
+            &self.kwargs,
+            self.thread,
+        )
+            .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Request {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (id, target, method, args, kwargs, thread): (
+            u64,
+            Option<u64>,
+            String,
+            Vec<Value>,
+            Kwargs,
+            u64,
+        ) = Deserialize::deserialize(deserializer)?;
+        Ok(Request {
+            id,
+            target: target.map_or(Target::Server, |id| Target::Object(ObjectId(id))),
+            method,
+            args,
+            kwargs,
+            thread,
+        })
+    }
 }
 
 /// The answer to the request with the same id.

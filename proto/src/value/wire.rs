@@ -243,6 +243,12 @@ mod tests {
         assert!(decode(&[0xc1, 0x00]).is_err());
         // an array claiming 2^32 items with none present allocates nothing big
         assert!(decode(&[0x9a, 0xff, 0xff, 0xff, 0xff]).is_err());
+        // byte and text strings claiming 2^64-1 bytes with none present
+        let huge = [0xff; 8];
+        assert!(decode(&[[0x5b].as_slice(), &huge].concat()).is_err());
+        assert!(decode(&[[0x7b].as_slice(), &huge].concat()).is_err());
+        // a map claiming 2^32 entries
+        assert!(decode(&[0xba, 0xff, 0xff, 0xff, 0xff]).is_err());
         // deep nesting hits the recursion limit instead of the stack
         let deep = vec![0x81; 100_000];
         assert!(decode(&deep).is_err());
