@@ -1,1 +1,74 @@
-//! The manager engine behind `mpserver`: typeids, shared objects, sessions.
+//! The manager engine behind `mpserver`: Python's
+//! `multiprocessing.managers.Server`, as a library.
+//!
+//! It hosts shared objects — SyncManager's dicts, lists, queues, locks,
+//! conditions, events, barriers, namespaces, values and arrays, plus any
+//! type an embedding program registers — and serves them to clients that
+//! connect with an address and an authkey, many calls in flight per
+//! connection, blocking calls as futures.
+//!
+//! ```no_run
+//! use mp_server::{Registry, Server, Listen};
+//!
+//! # async fn run() -> Result<(), mp_server::ServeError> {
+//! let server = Server::new(Registry::sync_manager(), b"secret".to_vec())
+//!     .bind(&Listen::Tcp("127.0.0.1:0".into()))
+//!     .await?;
+//! println!("serving at {}", server.address());
+//! server.run().await
+//! # }
+//! ```
+//!
+//! # Layout
+//!
+//! * [`object`]: the [`SharedObject`] trait embedders implement, [`Reply`].
+//! * [`registry`]: typeids, exposed methods, `method_to_typeid`.
+//! * [`args`]: Python-style argument binding and conversion.
+//! * [`held`]: stored values that keep nested shared objects alive.
+//! * [`table`]: live objects and their refcounts.
+//! * [`session`]: per-connection references and locks, released at its end.
+//! * [`wait`]: the fair waiting engine under every blocking object.
+//! * [`objects`]: the built-in SyncManager types, one file each.
+//! * [`engine`]: answers a decoded request (codec-independent).
+//! * [`control`]: the server-level calls (`create`, `incref`, `status`, …).
+//! * [`server`] and [`connection`]: the tokio serve loop over TCP and Unix
+//!   sockets; [`limits`]; [`shutdown`].
+//! * [`slice`], [`compare`], [`errors`]: Python's slices, ordering and
+//!   exceptions.
+
+pub mod args;
+pub mod compare;
+pub mod control;
+pub mod engine;
+pub mod errors;
+pub mod held;
+pub mod object;
+pub mod objects;
+pub mod registry;
+pub mod session;
+pub mod shutdown;
+pub mod slice;
+pub mod table;
+pub mod wait;
+
+pub use args::Args;
+pub use engine::{Dispatch, Engine};
+pub use held::Held;
+pub use object::{CallContext, Owner, Reply, Return, SessionId, SharedObject};
+pub use registry::Registry;
+
+/// The names an embedder implementing a type needs.
+pub mod prelude {
+    pub use crate::args::Args;
+    pub use crate::held::Held;
+    pub use crate::object::{CallContext, Reply, Return, SharedObject};
+    pub use crate::registry::Registry;
+    pub use mp_proto::{ErrorKind, RemoteError, Value};
+}
+
+/// Locks a std mutex, recovering from poisoning: every state guarded here
+/// is left consistent between statements, so a panic elsewhere must not
+/// take the whole server down with it.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

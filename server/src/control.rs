@@ -1,0 +1,218 @@
+//! Server-level calls: requests whose target is the server itself.
+//!
+//! | method | arguments | returns |
+//! | --- | --- | --- |
+//! | `create` | `typeid, *args, **kwargs` | a proxy (one reference, owned by the session) |
+//! | `incref` / `decref` | object id (int, hex str, or token) | `None` |
+//! | `get_methods` (alias `exposed`) | object id | list of method names |
+//! | `number_of_objects` | — | int |
+//! | `debug_info` | — | list of `{id, typeid, refcount}` |
+//! | `status` | — | dict: version, address, uptime, connections, objects by typeid |
+//! | `typeids` | — | list of `{typeid, exposed, method_to_typeid, create_method}` |
+//! | `ping` / `dummy` | — | `None` |
+//! | `shutdown` | — | `None`, then the server stops gracefully |
+//!
+//! Python's `Server.public` has the same names (its `debug_info` returns a
+//! string; ours is structured so `mpserver objects --json` can print it).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use mp_proto::message::Outcome;
+use mp_proto::value::Map;
+use mp_proto::{ObjectId, RemoteError, Value};
+
+use crate::args::{str_arg, Args};
+use crate::engine::Engine;
+use crate::errors::{attribute_error, key_error_msg, type_error};
+use crate::session::Session;
+use crate::table::no_such_object;
+
+fn dict(pairs: Vec<(&str, Value)>) -> Value {
+    let map: Map = pairs
+        .into_iter()
+        .map(|(k, v)| (Value::Str(k.to_owned()), v))
+        .collect();
+    Value::from(map)
+}
+
+fn strings<'a>(items: impl IntoIterator<Item = &'a String>) -> Value {
+    Value::List(items.into_iter().map(|s| Value::Str(s.clone())).collect())
+}
+
+/// Reads an object id: an int, a hex string (CPython's idents) or a token.
+pub fn object_id(value: &Value) -> Result<ObjectId, RemoteError> {
+    match value {
+        Value::Int(i) => u64::try_from(*i)
+            .map(ObjectId)
+            .map_err(|_| type_error("an object id is a non-negative integer")),
+        Value::Str(s) => s
+            .parse::<ObjectId>()
+            .map_err(|_| type_error(format!("{s:?} is not an object id"))),
+        Value::Proxy(token) => Ok(token.id),
+        other => Err(type_error(format!(
+            "an object id is an int, a hex str or a token, not {}",
+            other.type_name()
+        ))),
+    }
+}
+
+impl Engine {
+    pub(crate) fn server_call(self: &Arc<Self>, session: &Arc<Session>, method: &str, args: Args) -> Outcome {
+        match self.control(session, method, args) {
+            Ok(outcome) => outcome,
+            Err(e) => Outcome::Error(e),
+        }
+    }
+
+    fn one_id(args: Args, method: &str) -> Result<ObjectId, RemoteError> {
+        let [id] = args.bind(method, ["id"], 1)?;
+        object_id(&id.unwrap_or_default())
+    }
+
+    fn control(self: &Arc<Self>, session: &Arc<Session>, method: &str, mut args: Args) -> Result<Outcome, RemoteError> {
+        let value = match method {
+            "ping" | "dummy" => {
+                args.none(method)?;
+                Value::None
+            }
+            "create" => {
+                if args.positional.is_empty() {
+                    return Err(type_error("create() missing required argument 'typeid' (pos 1)"));
+                }
+                let typeid = args.positional.remove(0);
+                let typeid = str_arg(&typeid, "typeid")?;
+                return self.create(session, typeid, args).map(Outcome::Proxy);
+            }
+            "incref" => {
+                let id = Self::one_id(args, method)?;
+                self.table.incref(id)?;
+                session.add_ref(id);
+                Value::None
+            }
+            "decref" => {
+                let id = Self::one_id(args, method)?;
+                if !session.take_ref(id) {
+                    return Err(key_error_msg(format!(
+                        "this session holds no reference to object '{id}'"
+                    )));
+                }
+                self.table.decref(id)?;
+                Value::None
+            }
+            "get_methods" | "exposed" => {
+                let id = Self::one_id(args, method)?;
+                let (_, spec) = self.table.get(id).ok_or_else(|| no_such_object(id))?;
+                strings(&spec.exposed)
+            }
+            "number_of_objects" => {
+                args.none(method)?;
+                Value::Int(self.table.len() as i64)
+            }
+            "debug_info" => {
+                args.none(method)?;
+                Value::List(
+                    self.table
+                        .snapshot()
+                        .into_iter()
+                        .map(|o| {
+                            dict(vec![
+                                ("id", Value::Int(o.id.0 as i64)),
+                                ("typeid", Value::Str(o.typeid)),
+                                ("refcount", Value::Int(o.refcount as i64)),
+                            ])
+                        })
+                        .collect(),
+                )
+            }
+            "status" => {
+                args.none(method)?;
+                self.status()
+            }
+            "typeids" => {
+                args.none(method)?;
+                Value::List(
+                    self.types
+                        .values()
+                        .map(|spec| {
+                            let m2t: Map = spec
+                                .method_to_typeid
+                                .iter()
+                                .map(|(m, t)| (Value::Str(m.clone()), Value::Str(t.clone())))
+                                .collect();
+                            dict(vec![
+                                ("typeid", Value::Str(spec.typeid.clone())),
+                                ("exposed", strings(&spec.exposed)),
+                                ("method_to_typeid", Value::from(m2t)),
+                                ("create_method", Value::Bool(spec.create_method)),
+                            ])
+                        })
+                        .collect(),
+                )
+            }
+            "shutdown" => {
+                args.none(method)?;
+                tracing::info!(peer = session.peer(), "shutdown requested by a client");
+                self.shutdown.trigger();
+                Value::None
+            }
+            _ => {
+                return Err(attribute_error(format!(
+                    "the server has no method '{method}'"
+                )))
+            }
+        };
+        Ok(Outcome::Return(value))
+    }
+
+    /// Makes a new object of `typeid`; the session owns its one reference.
+    pub fn create(
+        &self,
+        session: &Session,
+        typeid: &str,
+        args: Args,
+    ) -> Result<mp_proto::message::ProxyInfo, RemoteError> {
+        let spec = self
+            .types
+            .get(typeid)
+            .ok_or_else(|| key_error_msg(format!("unknown typeid '{typeid}'")))?;
+        let constructor = spec.constructor.as_ref().ok_or_else(|| {
+            type_error(format!(
+                "typeid '{typeid}' is only returned by methods and cannot be created"
+            ))
+        })?;
+        let object = constructor(&self.context(session), args)?;
+        let id = self.table.insert(object, Arc::clone(spec));
+        session.add_ref(id);
+        Ok(self.proxy_info(spec, id))
+    }
+
+    /// What `status` reports.
+    pub fn status(&self) -> Value {
+        let by_type: Map = self
+            .table
+            .counts_by_typeid()
+            .into_iter()
+            .map(|(t, n)| (Value::Str(t), Value::Int(n as i64)))
+            .collect();
+        dict(vec![
+            ("server", Value::Str(format!("mpserver/{}", env!("CARGO_PKG_VERSION")))),
+            ("address", Value::Str(self.address())),
+            ("uptime_secs", Value::Float(self.started.elapsed().as_secs_f64())),
+            (
+                "connections",
+                Value::Int(self.stats.connections.load(Ordering::Relaxed) as i64),
+            ),
+            (
+                "connections_total",
+                Value::Int(self.stats.connections_total.load(Ordering::Relaxed) as i64),
+            ),
+            (
+                "requests_total",
+                Value::Int(self.stats.requests_total.load(Ordering::Relaxed) as i64),
+            ),
+            ("number_of_objects", Value::Int(self.table.len() as i64)),
+            ("objects_by_typeid", Value::from(by_type)),
+        ])
+    }
+}

@@ -1,0 +1,261 @@
+//! The engine: registry + object table + sessions, answering requests.
+//!
+//! Codec-independent: it takes a decoded [`Request`] and returns an
+//! [`Outcome`] (or a future of one for a blocking call). The CBOR serve
+//! loop in [`crate::server`] drives it today; a CPython pickle codec can
+//! drive the very same objects later.
+//!
+//! An object call looks the object up, checks the method is exposed
+//! (falling back, as CPython does, to `__repr__`, `__str__` and
+//! `#GETVALUE` for unexposed names), runs it, and turns the result into an
+//! outcome: a value (whose proxy tokens become references owned by the
+//! caller's session), or — for a method in the type's `method_to_typeid` —
+//! a new object and its proxy. Server-level calls (`create`, `incref`,
+//! `status`, …) are in [`crate::control`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use indexmap::IndexMap;
+use mp_proto::message::{Outcome, ProxyInfo, Request, Target};
+use mp_proto::{ObjectId, RemoteError, Token, Value};
+
+use crate::args::Args;
+use crate::errors::{attribute_error, type_error};
+use crate::held::Held;
+use crate::object::{CallContext, Reply, Return, SessionId};
+use crate::registry::{Registry, TypeSpec};
+use crate::session::Session;
+use crate::shutdown::Shutdown;
+use crate::table::{no_such_object, Table};
+
+/// A call's result: now, or after waiting.
+pub enum Dispatch {
+    /// Answered at once.
+    Ready(Outcome),
+    /// A blocking call: the future yields the outcome.
+    Pending(Pin<Box<dyn Future<Output = Outcome> + Send>>),
+}
+
+/// Counters for `status`.
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub(crate) connections: AtomicU64,
+    pub(crate) connections_total: AtomicU64,
+    pub(crate) requests_total: AtomicU64,
+}
+
+/// One server's shared state.
+pub struct Engine {
+    pub(crate) types: IndexMap<String, Arc<TypeSpec>>,
+    pub(crate) table: Arc<Table>,
+    pub(crate) started: Instant,
+    /// The address tokens carry, set once the server is bound.
+    address: RwLock<String>,
+    pub(crate) stats: Stats,
+    next_session: AtomicU64,
+    pub(crate) shutdown: Shutdown,
+}
+
+impl Engine {
+    /// An engine serving `registry`'s types.
+    pub fn new(registry: Registry) -> Arc<Engine> {
+        Arc::new(Engine {
+            types: registry.freeze(),
+            table: Table::new(),
+            started: Instant::now(),
+            address: RwLock::new(String::new()),
+            stats: Stats::default(),
+            next_session: AtomicU64::new(1),
+            shutdown: Shutdown::new(),
+        })
+    }
+
+    /// The object table.
+    pub fn table(&self) -> &Arc<Table> {
+        &self.table
+    }
+
+    /// The shutdown signal: triggered by the `shutdown` call, a signal, or
+    /// the embedder.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
+    /// Sets the address put in tokens (`host:port` or a socket path).
+    pub fn set_address(&self, address: impl Into<String>) {
+        *self.address.write().unwrap_or_else(|e| e.into_inner()) = address.into();
+    }
+
+    /// The address put in tokens.
+    pub fn address(&self) -> String {
+        self.address.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The spec of `typeid`.
+    pub fn spec(&self, typeid: &str) -> Option<&Arc<TypeSpec>> {
+        self.types.get(typeid)
+    }
+
+    /// Starts a session for a new connection from `peer`.
+    pub fn open_session(&self, peer: impl Into<String>) -> Arc<Session> {
+        let id = SessionId(self.next_session.fetch_add(1, Ordering::Relaxed));
+        self.stats.connections.fetch_add(1, Ordering::Relaxed);
+        self.stats.connections_total.fetch_add(1, Ordering::Relaxed);
+        Arc::new(Session::new(id, peer))
+    }
+
+    /// Ends a session: releases what its threads hold, then drops its
+    /// references. Call it after its waiting calls are cancelled (their
+    /// futures dropped), so nothing can be granted to it afterwards.
+    pub fn end_session(&self, session: &Session) {
+        let (owning, refs) = session.drain();
+        for id in owning {
+            if let Some((object, _)) = self.table.get(id) {
+                object.release_session(session.id());
+            }
+        }
+        for (id, n) in refs {
+            // An object can only be gone already if the table was cleared.
+            let _ = self.table.decref_n(id, n);
+        }
+        self.stats.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Answers one request for `session`.
+    pub fn call(self: &Arc<Self>, session: &Arc<Session>, request: Request) -> Dispatch {
+        self.stats.requests_total.fetch_add(1, Ordering::Relaxed);
+        let Request {
+            target,
+            method,
+            args,
+            kwargs,
+            thread,
+            ..
+        } = request;
+        let args = Args::new(args, kwargs);
+        match target {
+            Target::Server => Dispatch::Ready(self.server_call(session, &method, args)),
+            Target::Object(id) => self.object_call(session, id, method, args, thread),
+        }
+    }
+
+    fn object_call(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        id: ObjectId,
+        method: String,
+        args: Args,
+        thread: u64,
+    ) -> Dispatch {
+        let Some((object, spec)) = self.table.get(id) else {
+            return Dispatch::Ready(Outcome::Error(no_such_object(id)));
+        };
+        if !spec.is_exposed(&method) {
+            let result = match method.as_str() {
+                "__repr__" | "__str__" => Ok(Return::Value(Held::plain(Value::Str(
+                    object
+                        .repr()
+                        .unwrap_or_else(|| format!("<{} object at 0x{id}>", spec.typeid)),
+                )))),
+                "#GETVALUE" => object.get_value().map(Return::Value),
+                _ => Err(attribute_error(format!(
+                    "method '{method}' of '{}' object is not in exposed={:?}",
+                    spec.typeid, spec.exposed
+                ))),
+            };
+            return Dispatch::Ready(self.finish(session, &spec, &method, result));
+        }
+        let ctx = CallContext {
+            table: &self.table,
+            session,
+            thread,
+            object: Some(id),
+        };
+        match object.call(&ctx, &method, args) {
+            Reply::Ready(result) => Dispatch::Ready(self.finish(session, &spec, &method, result)),
+            Reply::Pending(future) => {
+                let engine = Arc::clone(self);
+                let session = Arc::clone(session);
+                Dispatch::Pending(Box::pin(async move {
+                    let result = future.await;
+                    engine.finish(&session, &spec, &method, result)
+                }))
+            }
+        }
+    }
+
+    /// Turns a method's result into the outcome sent back.
+    pub(crate) fn finish(
+        &self,
+        session: &Session,
+        spec: &TypeSpec,
+        method: &str,
+        result: Result<Return, RemoteError>,
+    ) -> Outcome {
+        match result {
+            Ok(Return::Value(held)) => Outcome::Return(self.adopt(session, held)),
+            Ok(Return::Object(object)) => {
+                let spec = spec
+                    .returns_typeid(method)
+                    .and_then(|t| self.types.get(t));
+                match spec {
+                    Some(spec) => {
+                        let id = self.table.insert(object, Arc::clone(spec));
+                        session.add_ref(id);
+                        Outcome::Proxy(self.proxy_info(spec, id))
+                    }
+                    None => Outcome::Error(type_error(format!(
+                        "method '{method}' returned a shared object but has no \
+                         registered typeid in method_to_typeid"
+                    ))),
+                }
+            }
+            Err(e) => Outcome::Error(e),
+        }
+    }
+
+    pub(crate) fn proxy_info(&self, spec: &TypeSpec, id: ObjectId) -> ProxyInfo {
+        ProxyInfo {
+            token: Token {
+                typeid: spec.typeid.clone(),
+                address: self.address(),
+                id,
+            },
+            exposed: spec.exposed.clone(),
+        }
+    }
+
+    /// Gives `session` one reference for every live token in a returned
+    /// value: those the value already held are transferred, the rest are
+    /// added.
+    fn adopt(&self, session: &Session, held: Held) -> Value {
+        let (value, refs) = held.into_parts();
+        let mut covered: Vec<ObjectId> = refs.map(|r| r.ids).unwrap_or_default();
+        for token in value.tokens() {
+            if let Some(i) = covered.iter().position(|id| *id == token.id) {
+                covered.swap_remove(i);
+                session.add_ref(token.id);
+            } else if self.table.incref_token(token) {
+                session.add_ref(token.id);
+            }
+        }
+        for id in covered {
+            let _ = self.table.decref(id);
+        }
+        value
+    }
+
+    /// A `CallContext` for server-level work (constructors).
+    pub(crate) fn context<'a>(&'a self, session: &'a Session) -> CallContext<'a> {
+        CallContext {
+            table: &self.table,
+            session,
+            thread: 0,
+            object: None,
+        }
+    }
+}

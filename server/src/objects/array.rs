@@ -1,0 +1,225 @@
+//! `Array`: a typed array of numbers (what `SyncManager.Array(typecode,
+//! sequence)` makes: an `array.array`, served through `ArrayProxy`:
+//! `__len__`, `__getitem__`, `__setitem__`).
+//!
+//! Every item is checked against the typecode as `array.array` checks it:
+//! an integer out of range is `OverflowError`, a wrong type `TypeError`,
+//! an unknown typecode `ValueError`. Slices read as lists and may be
+//! assigned (a plain slice may change the length, as with `array.array`).
+
+use std::sync::Mutex;
+
+use mp_proto::{RemoteError, Value};
+
+use crate::args::{str_arg, Args};
+use crate::errors::{overflow_error, type_error, value_error};
+use crate::held::Held;
+use crate::lock;
+use crate::object::{CallContext, Reply, Return, SharedObject};
+use crate::objects::iterate;
+use crate::slice::{self, position, Index};
+
+/// `ArrayProxy`'s exposed list.
+pub const EXPOSED: &[&str] = &["__len__", "__getitem__", "__setitem__"];
+
+/// What items of a typecode may hold.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Int { min: i64, max: i64 },
+    Float { single: bool },
+    Char,
+}
+
+fn kind(typecode: &str) -> Result<Kind, RemoteError> {
+    let int = |min: i64, max: i64| Ok(Kind::Int { min, max });
+    match typecode {
+        "b" => int(i8::MIN.into(), i8::MAX.into()),
+        "B" => int(0, u8::MAX.into()),
+        "h" => int(i16::MIN.into(), i16::MAX.into()),
+        "H" => int(0, u16::MAX.into()),
+        "i" => int(i32::MIN.into(), i32::MAX.into()),
+        "I" => int(0, u32::MAX.into()),
+        // Values are 64-bit signed on the wire, so the unsigned 64-bit
+        // codes top out at i64::MAX here.
+        "l" | "q" => int(i64::MIN, i64::MAX),
+        "L" | "Q" => int(0, i64::MAX),
+        "f" => Ok(Kind::Float { single: true }),
+        "d" => Ok(Kind::Float { single: false }),
+        "u" => Ok(Kind::Char),
+        _ => Err(value_error(
+            "bad typecode (must be b, B, u, h, H, i, I, l, L, q, Q, f or d)",
+        )),
+    }
+}
+
+impl Kind {
+    fn check(self, typecode: &str, v: Value) -> Result<Value, RemoteError> {
+        match self {
+            Kind::Int { min, max } => {
+                let i = match &v {
+                    Value::Float(_) => {
+                        return Err(type_error("'float' object cannot be interpreted as an integer"))
+                    }
+                    other => other.as_int().ok_or_else(|| {
+                        type_error(format!(
+                            "an integer is required (got type {})",
+                            other.type_name()
+                        ))
+                    })?,
+                };
+                if i < min {
+                    Err(overflow_error(format!(
+                        "array item {i} is less than minimum {min} of typecode '{typecode}'"
+                    )))
+                } else if i > max {
+                    Err(overflow_error(format!(
+                        "array item {i} is greater than maximum {max} of typecode '{typecode}'"
+                    )))
+                } else {
+                    Ok(Value::Int(i))
+                }
+            }
+            Kind::Float { single } => {
+                let f = v.as_float().ok_or_else(|| {
+                    type_error(format!("must be real number, not {}", v.type_name()))
+                })?;
+                Ok(Value::Float(if single { f as f32 as f64 } else { f }))
+            }
+            Kind::Char => match &v {
+                Value::Str(s) if s.chars().count() == 1 => Ok(v),
+                other => Err(type_error(format!(
+                    "array item must be a unicode character, not {}",
+                    other.type_name()
+                ))),
+            },
+        }
+    }
+}
+
+/// A shared `array.array`.
+pub struct ArrayObject {
+    typecode: String,
+    kind: Kind,
+    items: Mutex<Vec<Value>>,
+}
+
+impl ArrayObject {
+    /// `Array(typecode, sequence, lock=True)`.
+    pub fn create(_ctx: &CallContext<'_>, args: Args) -> Result<ArrayObject, RemoteError> {
+        let [typecode, sequence, _lock] = args.bind("Array", ["typecode", "sequence", "lock"], 2)?;
+        let typecode = typecode.unwrap_or_default();
+        let typecode = str_arg(&typecode, "array() argument 1")?.to_owned();
+        let kind = kind(&typecode)?;
+        let items = match sequence.unwrap_or_default() {
+            // `Array('i', 10)` is CPython's sharedctypes form; array.array
+            // rejects it, and so do we, with its message.
+            Value::Int(_) => {
+                return Err(type_error("cannot use a int to initialize an array"))
+            }
+            v => iterate(v)?
+                .into_iter()
+                .map(|v| kind.check(&typecode, v))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        Ok(ArrayObject {
+            typecode,
+            kind,
+            items: Mutex::new(items),
+        })
+    }
+
+    fn dispatch(&self, method: &str, args: Args) -> Result<Return, RemoteError> {
+        let mut items = lock(&self.items);
+        let out = match method {
+            "__len__" => {
+                args.none(method)?;
+                Value::Int(items.len() as i64)
+            }
+            "__getitem__" => {
+                let [i] = args.bind(method, ["index"], 1)?;
+                match Index::from_value(&i.unwrap_or_default(), "array")? {
+                    Index::At(i) => items[position(i, items.len(), "array")?].clone(),
+                    Index::Slice(s) => {
+                        let r = s.indices(items.len())?;
+                        Value::List(r.positions().map(|p| items[p].clone()).collect())
+                    }
+                }
+            }
+            "__setitem__" => {
+                let [i, v] = args.bind(method, ["index", "value"], 2)?;
+                let v = v.unwrap_or_default();
+                match Index::from_value(&i.unwrap_or_default(), "array")? {
+                    Index::At(i) => {
+                        let p = position(i, items.len(), "array assignment")?;
+                        items[p] = self.kind.check(&self.typecode, v)?;
+                    }
+                    Index::Slice(s) => {
+                        let new = iterate(v)?
+                            .into_iter()
+                            .map(|v| self.kind.check(&self.typecode, v))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        slice::assign(&mut items, &s, new)?;
+                    }
+                }
+                Value::None
+            }
+            _ => {
+                return Err(crate::errors::attribute_error(format!(
+                    "'array.array' object has no attribute '{method}'"
+                )))
+            }
+        };
+        Ok(out.into())
+    }
+}
+
+impl SharedObject for ArrayObject {
+    fn methods() -> &'static [&'static str] {
+        EXPOSED
+    }
+
+    fn call(&self, _ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {
+        self.dispatch(method, args).into()
+    }
+
+    fn repr(&self) -> Option<String> {
+        let items = lock(&self.items);
+        let tc = Value::Str(self.typecode.clone()).repr();
+        Some(if items.is_empty() {
+            format!("array({tc})")
+        } else {
+            format!("array({tc}, {})", Value::List(items.clone()).repr())
+        })
+    }
+
+    fn get_value(&self) -> Result<Held, RemoteError> {
+        Ok(Held::plain(Value::List(lock(&self.items).clone())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::testing::Harness;
+    use mp_proto::ErrorKind;
+
+    #[test]
+    fn array_semantics() {
+        let h = Harness::new();
+        let seq = Value::List(vec![1.into(), 2.into(), 3.into()]);
+        let a = ArrayObject::create(&h.ctx(), Args::positional(vec!["b".into(), seq])).unwrap();
+        assert_eq!(h.ok(&a, "__len__", vec![]), Value::Int(3));
+        h.ok(&a, "__setitem__", vec![(-1).into(), 100.into()]);
+        assert_eq!(a.repr().unwrap(), "array('b', [1, 2, 100])");
+        assert_eq!(
+            h.err(&a, "__setitem__", vec![0.into(), 300.into()]).kind,
+            ErrorKind::Other("OverflowError".into())
+        );
+        assert_eq!(h.err(&a, "__setitem__", vec![0.into(), "x".into()]).kind, ErrorKind::TypeError);
+        assert_eq!(h.err(&a, "__getitem__", vec![3.into()]).kind, ErrorKind::IndexError);
+        let bad = ArrayObject::create(&h.ctx(), Args::positional(vec!["z".into(), Value::List(vec![])]));
+        assert_eq!(bad.err().unwrap().kind, ErrorKind::ValueError);
+        let d = ArrayObject::create(&h.ctx(), Args::positional(vec!["d".into(), Value::List(vec![1.into()])])).unwrap();
+        assert_eq!(h.ok(&d, "__getitem__", vec![0.into()]), Value::Float(1.0));
+    }
+}

@@ -1,0 +1,68 @@
+//! `Iterator`: what `dict.__iter__` returns (Python's `IteratorProxy`).
+//!
+//! It walks a snapshot taken when it was made, so changing the dict while
+//! iterating is safe (CPython would raise `RuntimeError: dictionary changed
+//! size during iteration`). `__next__` raises `StopIteration` at the end;
+//! `close` ends it early.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use mp_proto::{ErrorKind, RemoteError, Value};
+
+use crate::args::Args;
+use crate::held::Held;
+use crate::lock;
+use crate::object::{CallContext, Reply, SharedObject};
+
+/// The exposed methods (`send`/`throw` of generators have no meaning for
+/// a snapshot and are not offered).
+pub const EXPOSED: &[&str] = &["__next__", "close"];
+
+/// An iterator over stored values.
+pub struct IteratorObject {
+    items: Mutex<VecDeque<Held>>,
+}
+
+impl IteratorObject {
+    /// An iterator yielding `items` in order.
+    pub fn new(items: Vec<Held>) -> Self {
+        IteratorObject {
+            items: Mutex::new(items.into()),
+        }
+    }
+}
+
+impl SharedObject for IteratorObject {
+    fn methods() -> &'static [&'static str] {
+        EXPOSED
+    }
+
+    fn call(&self, _ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {
+        match method {
+            "__next__" => match args.none(method) {
+                Err(e) => Reply::err(e),
+                Ok(()) => match lock(&self.items).pop_front() {
+                    Some(item) => Reply::held(item),
+                    None => Reply::err(RemoteError::new(ErrorKind::StopIteration, "")),
+                },
+            },
+            "close" => {
+                let rest = std::mem::take(&mut *lock(&self.items));
+                drop(rest);
+                Reply::none()
+            }
+            _ => Reply::no_such_method("iterator", method),
+        }
+    }
+
+    fn repr(&self) -> Option<String> {
+        Some(format!("<iterator, {} left>", lock(&self.items).len()))
+    }
+
+    fn get_value(&self) -> Result<Held, RemoteError> {
+        Ok(Held::plain(Value::List(
+            lock(&self.items).iter().map(|h| h.value().clone()).collect(),
+        )))
+    }
+}

@@ -1,0 +1,226 @@
+//! The object table: every live shared object by id, with its refcount.
+//!
+//! Python's `Server.id_to_obj` and `id_to_refcount` in one concurrent map.
+//! `create` puts an object in with one reference; `incref`/`decref` move
+//! the count; the object is disposed of when it reaches zero. References
+//! are owned by sessions (see [`crate::session`]) and by containers that
+//! store a proxy token (see [`crate::held`]); the table only counts them.
+//!
+//! Disposal can cascade — a dying list releases the lists it held — so
+//! objects are dropped outside the map's locks, one at a time from a
+//! per-thread queue: a chain of a million nested objects is freed without
+//! recursion.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::mapref::entry::Entry as MapEntry;
+use dashmap::DashMap;
+use mp_proto::{ObjectId, RemoteError, Token};
+
+use crate::errors::key_error_msg;
+use crate::object::SharedObject;
+use crate::registry::TypeSpec;
+
+/// One live object.
+struct Entry {
+    /// The object itself; calls clone the `Arc` and run outside the map.
+    object: Arc<dyn SharedObject>,
+    /// Its registered type: typeid, exposed methods, `method_to_typeid`.
+    spec: Arc<TypeSpec>,
+    /// References held by sessions and containers.
+    refs: u64,
+}
+
+/// What `debug_info` reports for one object.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObjectInfo {
+    /// The object's id.
+    pub id: ObjectId,
+    /// Its typeid.
+    pub typeid: String,
+    /// References to it right now.
+    pub refcount: u64,
+}
+
+/// Every live shared object of one server.
+pub struct Table {
+    objects: DashMap<ObjectId, Entry>,
+    /// The next id handed out. Ids start at a random point below 2^52 so
+    /// that tokens of two servers rarely share an id (a stored token whose
+    /// id is not here is treated as foreign) and every id is exact in a
+    /// JSON number.
+    next_id: AtomicU64,
+}
+
+/// Ids stay below this so they are exact as JSON numbers and `i64`s.
+const ID_LIMIT: u64 = 1 << 52;
+
+impl Table {
+    /// An empty table.
+    pub fn new() -> Arc<Table> {
+        let start = rand::random::<u64>() % (ID_LIMIT / 2) + 1;
+        Arc::new(Table {
+            objects: DashMap::new(),
+            next_id: AtomicU64::new(start),
+        })
+    }
+
+    /// Adds `object` with one reference and returns its id.
+    pub fn insert(&self, object: Arc<dyn SharedObject>, spec: Arc<TypeSpec>) -> ObjectId {
+        loop {
+            let raw = self.next_id.fetch_add(1, Ordering::Relaxed) % ID_LIMIT;
+            let id = ObjectId(raw.max(1));
+            if let MapEntry::Vacant(slot) = self.objects.entry(id) {
+                slot.insert(Entry {
+                    object,
+                    spec,
+                    refs: 1,
+                });
+                return id;
+            }
+        }
+    }
+
+    /// The object with `id` and its type, if it is alive.
+    pub fn get(&self, id: ObjectId) -> Option<(Arc<dyn SharedObject>, Arc<TypeSpec>)> {
+        self.objects
+            .get(&id)
+            .map(|e| (Arc::clone(&e.object), Arc::clone(&e.spec)))
+    }
+
+    /// Adds a reference to `id`; returns the new count.
+    pub fn incref(&self, id: ObjectId) -> Result<u64, RemoteError> {
+        match self.objects.get_mut(&id) {
+            Some(mut e) => {
+                e.refs += 1;
+                Ok(e.refs)
+            }
+            None => Err(no_such_object(id)),
+        }
+    }
+
+    /// Adds a reference to the object `token` names if it lives here (same
+    /// id and typeid); `false` for a foreign or dead token.
+    pub fn incref_token(&self, token: &Token) -> bool {
+        match self.objects.get_mut(&token.id) {
+            Some(mut e) if e.spec.typeid == token.typeid => {
+                e.refs += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Drops a reference to `id`, disposing of the object at zero; returns
+    /// the count left.
+    pub fn decref(&self, id: ObjectId) -> Result<u64, RemoteError> {
+        self.decref_n(id, 1)
+    }
+
+    /// Drops `n` references to `id` at once (a session ending).
+    pub fn decref_n(&self, id: ObjectId, n: u64) -> Result<u64, RemoteError> {
+        let dead = match self.objects.entry(id) {
+            MapEntry::Occupied(mut slot) => {
+                let e = slot.get_mut();
+                e.refs = e.refs.saturating_sub(n);
+                if e.refs > 0 {
+                    return Ok(e.refs);
+                }
+                slot.remove().object
+            }
+            MapEntry::Vacant(_) => return Err(no_such_object(id)),
+        };
+        // The map's shard lock is released here; dropping may cascade.
+        dispose(dead);
+        Ok(0)
+    }
+
+    /// The reference count of `id`, if it is alive.
+    pub fn refcount(&self, id: ObjectId) -> Option<u64> {
+        self.objects.get(&id).map(|e| e.refs)
+    }
+
+    /// How many objects are alive (`number_of_objects`).
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Whether no object is alive.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// Every live object, by id (`debug_info`).
+    pub fn snapshot(&self) -> Vec<ObjectInfo> {
+        let mut out: Vec<ObjectInfo> = self
+            .objects
+            .iter()
+            .map(|e| ObjectInfo {
+                id: *e.key(),
+                typeid: e.spec.typeid.clone(),
+                refcount: e.refs,
+            })
+            .collect();
+        out.sort_by_key(|o| o.id);
+        out
+    }
+
+    /// How many live objects each typeid has.
+    pub fn counts_by_typeid(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for e in self.objects.iter() {
+            *out.entry(e.spec.typeid.clone()).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// Disposes of every object (server shutdown).
+    pub fn clear(&self) {
+        let ids: Vec<ObjectId> = self.objects.iter().map(|e| *e.key()).collect();
+        for id in ids {
+            if let Some((_, e)) = self.objects.remove(&id) {
+                dispose(e.object);
+            }
+        }
+    }
+}
+
+/// `KeyError` for an id with no live object.
+pub fn no_such_object(id: ObjectId) -> RemoteError {
+    key_error_msg(format!("no shared object with id '{id}'"))
+}
+
+thread_local! {
+    /// Objects waiting to be dropped on this thread, while one is being
+    /// dropped: `None` when no disposal is running.
+    static DISPOSING: RefCell<Option<Vec<Arc<dyn SharedObject>>>> = const { RefCell::new(None) };
+}
+
+/// Drops `object`, and every object whose last reference it held, without
+/// recursion.
+fn dispose(object: Arc<dyn SharedObject>) {
+    let first = DISPOSING.with(|d| {
+        let mut d = d.borrow_mut();
+        match d.as_mut() {
+            Some(queue) => {
+                queue.push(object);
+                None
+            }
+            None => {
+                *d = Some(Vec::new());
+                Some(object)
+            }
+        }
+    });
+    let Some(first) = first else {
+        return;
+    };
+    drop(first);
+    while let Some(next) = DISPOSING.with(|d| d.borrow_mut().as_mut().and_then(Vec::pop)) {
+        drop(next);
+    }
+    DISPOSING.with(|d| *d.borrow_mut() = None);
+}
