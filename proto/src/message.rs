@@ -22,9 +22,11 @@
 use std::fmt;
 
 use indexmap::IndexMap;
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::codec::{decode, encode, encode_into, CodecError};
+use crate::codec::{
+    read_array_header, read_map, write_array_header, Reader, Wire, WriteError, Writer,
+};
 use crate::value::{ObjectId, Token, Value};
 
 /// The protocol version this build speaks best.
@@ -34,7 +36,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const SUPPORTED_VERSIONS: &[u32] = &[1];
 
 /// The client's first message: which versions it can speak.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Hello {
     /// Versions the client speaks; the server picks the highest it shares.
     pub versions: Vec<u32>,
@@ -53,7 +55,7 @@ impl Hello {
 }
 
 /// The server's answer to [`Hello`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum HelloReply {
     /// The conversation goes on in `version`.
     Welcome {
@@ -96,7 +98,7 @@ pub fn negotiate(offered: &[u32], supported: &[u32]) -> Result<u32, VersionError
 }
 
 /// What a request is addressed to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
     /// The server itself: `create`, `incref`, `decref`, `debug_info`, …
     Server,
@@ -133,47 +135,8 @@ pub struct Request {
     pub thread: u64,
 }
 
-impl Serialize for Request {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let target = match self.target {
-            Target::Server => None,
-            Target::Object(id) => Some(id.0),
-        };
-        (
-            self.id,
-            target,
-            &self.method,
-            &self.args,
-            &self.kwargs,
-            self.thread,
-        )
-            .serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for Request {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (id, target, method, args, kwargs, thread): (
-            u64,
-            Option<u64>,
-            String,
-            Vec<Value>,
-            Kwargs,
-            u64,
-        ) = Deserialize::deserialize(deserializer)?;
-        Ok(Request {
-            id,
-            target: target.map_or(Target::Server, |id| Target::Object(ObjectId(id))),
-            method,
-            args,
-            kwargs,
-            thread,
-        })
-    }
-}
-
 /// The answer to the request with the same id.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Response {
     /// The request's id.
     pub id: u64,
@@ -182,7 +145,7 @@ pub struct Response {
 }
 
 /// What came of a call.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     /// The method returned a value.
     Return(Value),
@@ -194,7 +157,7 @@ pub enum Outcome {
 }
 
 /// A new shared object handed to the caller.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProxyInfo {
     /// Where the object lives.
     pub token: Token,
@@ -203,7 +166,7 @@ pub struct ProxyInfo {
 }
 
 /// An exception raised on the other side.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct RemoteError {
     /// Which exception.
@@ -297,61 +260,170 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-impl Serialize for ErrorKind {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
+// The CBOR form of each message. Every message is an array; enums carry a
+// small integer discriminant first. See the `# Format` of each type.
+
+impl Wire for Hello {
+    fn write(&self, w: &mut Writer) -> Result<(), WriteError> {
+        write_array_header(w, 2)?;
+        self.versions.write(w)?;
+        self.client.write(w)
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        read_array_header(r, 2, "a hello")?;
+        Ok(Hello {
+            versions: Vec::read(r)?,
+            client: String::read(r)?,
+        })
     }
 }
 
-impl<'de> Deserialize<'de> for ErrorKind {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        Ok(ErrorKind::from_name(&name))
+impl Wire for HelloReply {
+    fn write(&self, w: &mut Writer) -> Result<(), WriteError> {
+        match self {
+            HelloReply::Welcome { version, server } => {
+                write_array_header(w, 3)?;
+                0u32.write(w)?;
+                version.write(w)?;
+                server.write(w)
+            }
+            HelloReply::Refused { message } => {
+                write_array_header(w, 2)?;
+                1u32.write(w)?;
+                message.write(w)
+            }
+        }
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        let len = cbor4ii::core::types::Array::len(r)?;
+        match (len, u32::read(r)?) {
+            (Some(3), 0) => Ok(HelloReply::Welcome {
+                version: u32::read(r)?,
+                server: String::read(r)?,
+            }),
+            (Some(2), 1) => Ok(HelloReply::Refused {
+                message: String::read(r)?,
+            }),
+            (len, kind) => Err(CodecError::malformed(format!(
+                "a hello reply of kind {kind} with {len:?} fields"
+            ))),
+        }
     }
 }
 
-/// A message that could not be encoded or decoded.
-#[derive(Debug, thiserror::Error)]
-pub enum CodecError {
-    /// The bytes are not a valid CBOR item of the expected shape.
-    #[error("malformed message: {0}")]
-    Decode(String),
-    /// Bytes were left after the message.
-    #[error("malformed message: {0} trailing bytes after the item")]
-    Trailing(usize),
-    /// The value could not be written (a serializer error in user data).
-    #[error("cannot encode message: {0}")]
-    Encode(String),
+impl Wire for Request {
+    fn write(&self, w: &mut Writer) -> Result<(), WriteError> {
+        write_array_header(w, 6)?;
+        self.id.write(w)?;
+        match self.target {
+            Target::Server => None::<u64>.write(w)?,
+            Target::Object(id) => id.0.write(w)?,
+        }
+        self.method.write(w)?;
+        self.args.write(w)?;
+        cbor4ii::core::types::Map::bounded(self.kwargs.len(), w)?;
+        for (name, value) in &self.kwargs {
+            name.write(w)?;
+            value.write(w)?;
+        }
+        self.thread.write(w)
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        read_array_header(r, 6, "a request")?;
+        let id = u64::read(r)?;
+        let target =
+            Option::<u64>::read(r)?.map_or(Target::Server, |id| Target::Object(ObjectId(id)));
+        let method = String::read(r)?;
+        let args = Vec::read(r)?;
+        let mut kwargs = Kwargs::new();
+        read_map(r, |name: String, value: Value| {
+            kwargs.insert(name, value);
+            Ok(())
+        })?;
+        Ok(Request {
+            id,
+            target,
+            method,
+            args,
+            kwargs,
+            thread: u64::read(r)?,
+        })
+    }
 }
 
-/// Encodes a message as one CBOR item.
-pub fn encode<T: Serialize + ?Sized>(message: &T) -> Result<Vec<u8>, CodecError> {
-    let mut out = Vec::with_capacity(64);
-    encode_into(message, &mut out)?;
-    Ok(out)
-}
-
-/// Appends a message as one CBOR item to `out` (reusing its buffer).
-pub fn encode_into<T: Serialize + ?Sized>(
-    message: &T,
-    out: &mut Vec<u8>,
-) -> Result<(), CodecError> {
-    ciborium::into_writer(message, out).map_err(|e| CodecError::Encode(e.to_string()))
-}
-
-/// Decodes one CBOR item that must fill `bytes` exactly.
+/// # Format
 ///
-/// Nesting is bounded (ciborium's recursion limit) and no length read from
-/// the input is trusted for preallocation, so a frame's size bounds what
-/// decoding it can cost.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let mut reader = bytes;
-    let value =
-        ciborium::from_reader(&mut reader).map_err(|e| CodecError::Decode(e.to_string()))?;
-    if reader.is_empty() {
-        Ok(value)
-    } else {
-        Err(CodecError::Trailing(reader.len()))
+/// `[id, 0, value]` for a return, `[id, 1, token, [exposed…]]` for a new
+/// proxy, `[id, 2, kind, message]` for an error (`kind` as Python's name).
+impl Wire for Response {
+    fn write(&self, w: &mut Writer) -> Result<(), WriteError> {
+        match &self.outcome {
+            Outcome::Return(value) => {
+                write_array_header(w, 3)?;
+                self.id.write(w)?;
+                0u32.write(w)?;
+                value.write(w)
+            }
+            Outcome::Proxy(info) => {
+                write_array_header(w, 4)?;
+                self.id.write(w)?;
+                1u32.write(w)?;
+                info.token.write(w)?;
+                info.exposed.write(w)
+            }
+            Outcome::Error(error) => {
+                write_array_header(w, 4)?;
+                self.id.write(w)?;
+                2u32.write(w)?;
+                error.write_fields(w)
+            }
+        }
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        let len = cbor4ii::core::types::Array::len(r)?;
+        let id = u64::read(r)?;
+        let outcome = match (len, u32::read(r)?) {
+            (Some(3), 0) => Outcome::Return(Value::read(r)?),
+            (Some(4), 1) => Outcome::Proxy(ProxyInfo {
+                token: Token::read(r)?,
+                exposed: Vec::read(r)?,
+            }),
+            (Some(4), 2) => Outcome::Error(RemoteError::read_fields(r)?),
+            (len, kind) => {
+                return Err(CodecError::malformed(format!(
+                    "a response of kind {kind} with {len:?} fields"
+                )))
+            }
+        };
+        Ok(Response { id, outcome })
+    }
+}
+
+impl RemoteError {
+    fn write_fields(&self, w: &mut Writer) -> Result<(), WriteError> {
+        self.kind.as_str().to_owned().write(w)?;
+        self.message.write(w)
+    }
+
+    fn read_fields(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(RemoteError {
+            kind: ErrorKind::from_name(&String::read(r)?),
+            message: String::read(r)?,
+        })
+    }
+}
+
+/// # Format
+///
+/// `[kind, message]`, `kind` as Python's name.
+impl Wire for RemoteError {
+    fn write(&self, w: &mut Writer) -> Result<(), WriteError> {
+        write_array_header(w, 2)?;
+        self.write_fields(w)
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        read_array_header(r, 2, "an error")?;
+        Self::read_fields(r)
     }
 }
 
