@@ -44,7 +44,7 @@ pub fn read_frame<R: Read + ?Sized>(
     reader: &mut R,
     max: u64,
 ) -> Result<Option<Vec<u8>>, FrameError> {
-    let Some(len) = read_header(reader, max)? else {
+    let Some(len) = read_frame_header(reader, max)? else {
         return Ok(None);
     };
     read_payload(reader, len).map(Some)
@@ -61,7 +61,7 @@ pub fn read_frame_into<R: Read + ?Sized>(
     buf: &mut [u8],
     max: u64,
 ) -> Result<Option<usize>, FrameError> {
-    let Some(len) = read_header(reader, max)? else {
+    let Some(len) = read_frame_header(reader, max)? else {
         return Ok(None);
     };
     match buf.get_mut(..len) {
@@ -75,8 +75,15 @@ pub fn read_frame_into<R: Read + ?Sized>(
     }
 }
 
-/// Reads and checks a header; `None` on end of file before its first byte.
-fn read_header<R: Read + ?Sized>(reader: &mut R, max: u64) -> Result<Option<usize>, FrameError> {
+/// Reads and checks one frame header and returns the payload length, for
+/// callers that read the payload their own way; `Ok(None)` on a clean end
+/// of file before the header's first byte.
+///
+/// The payload must be read next, or the stream is out of step.
+pub fn read_frame_header<R: Read + ?Sized>(
+    reader: &mut R,
+    max: u64,
+) -> Result<Option<usize>, FrameError> {
     let mut header = [0u8; MAX_HEADER_LEN];
     let got = fill(reader, &mut header[..4])?;
     if got == 0 {

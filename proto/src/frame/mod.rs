@@ -49,7 +49,9 @@ use std::io::{self, IoSlice};
 pub use async_io::{
     read_frame_async, read_frame_into_async, write_frame_async, write_frame_parts_async,
 };
-pub use blocking::{read_frame, read_frame_into, write_frame, write_frame_parts};
+pub use blocking::{
+    read_frame, read_frame_header, read_frame_into, write_frame, write_frame_parts,
+};
 
 /// The maximum payload a reader accepts unless told otherwise: 64 MiB.
 ///
