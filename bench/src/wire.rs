@@ -259,8 +259,18 @@ pub(crate) fn framing_rows() -> Vec<Row> {
     rows
 }
 
-/// Runs the `wire` benchmark and prints its table.
-pub fn run() {
-    let rows = framing_rows();
+/// Runs the `wire` benchmark and prints its table: all of it, or only the
+/// `frame` or `pipe` part.
+pub fn run(part: Option<&str>) {
+    let mut rows = Vec::new();
+    if matches!(part, None | Some("frame")) {
+        rows.extend(framing_rows());
+    }
+    if matches!(part, None | Some("pipe")) {
+        rows.extend(crate::wire_conn::connection_rows());
+    }
+    if matches!(part, None | Some("cpu")) {
+        rows.extend(crate::wire_conn::cpu_rows());
+    }
     print_table(&rows);
 }

@@ -121,17 +121,43 @@ pub(crate) fn bytes_as<T>(data: Vec<u8>) -> Option<T> {
 }
 
 /// Encodes any other value as CBOR.
+#[cfg(test)]
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, ConnectionError> {
     let mut out = Vec::new();
-    ciborium::into_writer(value, &mut out).map_err(|e| ConnectionError::Encode(e.to_string()))?;
+    encode_into(value, &mut out)?;
     Ok(out)
 }
 
+/// Appends the CBOR encoding of `value` to `out`.
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), ConnectionError> {
+    ciborium::into_writer(value, out).map_err(|e| ConnectionError::Encode(e.to_string()))
+}
+
+/// The decoder's scratch space for short strings and identifiers
+/// (ciborium's own default).
+const SCRATCH: usize = 4096;
+
 /// Decodes a CBOR message as `T`; trailing bytes are an error.
+#[cfg(test)]
 pub(crate) fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ConnectionError> {
+    decode_with(payload, &mut Vec::new())
+}
+
+/// [`decode`] with a scratch buffer kept by the caller, so a small message
+/// does not pay for zeroing a fresh one.
+pub(crate) fn decode_with<T: DeserializeOwned>(
+    payload: &[u8],
+    scratch: &mut Vec<u8>,
+) -> Result<T, ConnectionError> {
+    if scratch.len() < SCRATCH {
+        scratch.resize(SCRATCH, 0);
+    }
     let mut reader = payload;
-    let value =
-        ciborium::from_reader(&mut reader).map_err(|e| ConnectionError::Decode(e.to_string()))?;
+    let value = ciborium::de::from_reader_with_buffer(&mut reader, scratch)
+        .map_err(|e| ConnectionError::Decode(e.to_string()))?;
     if !reader.is_empty() {
         return Err(ConnectionError::Decode(format!(
             "{} bytes left over after the value",

@@ -46,7 +46,14 @@ pub struct Connection {
     buf: RecvBuf,
     /// The largest message `recv` / `recv_bytes_into` accept.
     max_message: u64,
+    /// Reused by `send` to encode small values without allocating.
+    wbuf: Vec<u8>,
+    /// Reused by `recv` as the decoder's scratch space.
+    scratch: Vec<u8>,
 }
+
+/// The largest encode buffer `send` keeps between calls.
+const KEEP_WBUF: usize = 64 * 1024;
 
 impl Connection {
     /// Wraps a connected stream socket or pipe end.
@@ -62,6 +69,8 @@ impl Connection {
             socket,
             buf: RecvBuf::default(),
             max_message: u64::MAX,
+            wbuf: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -106,8 +115,26 @@ impl Connection {
             let head = codec::bytes_head(bytes.len());
             return self.write_parts(&[head.as_bytes(), bytes]);
         }
-        let payload = codec::encode(value)?;
-        self.write_parts(&[&payload])
+        // Encode after four bytes kept for the header, so header and value
+        // go out in one write with no second copy.
+        let mut buf = std::mem::take(&mut self.wbuf);
+        buf.clear();
+        buf.extend_from_slice(&[0; 4]);
+        let result = codec::encode_into(value, &mut buf).and_then(|()| {
+            let len = buf.len() - 4;
+            let header = frame::encode_header(len as u64);
+            if header.as_bytes().len() == 4 {
+                buf[..4].copy_from_slice(header.as_bytes());
+                self.write_whole(&buf)
+            } else {
+                self.write_parts(&[&buf[4..]])
+            }
+        });
+        // Keep a modest buffer for the next small value, not a huge one.
+        if buf.capacity() <= KEEP_WBUF {
+            self.wbuf = buf;
+        }
+        result
     }
 
     /// Receives a value sent with [`send`](Connection::send).
@@ -116,6 +143,12 @@ impl Connection {
     /// everything it sent has been read.
     pub fn recv<T: DeserializeOwned>(&mut self) -> Result<T, ConnectionError> {
         let len = self.read_header(self.max_message)?;
+        if !codec::wants_bytes::<T>() && self.buf.pending().len() >= len {
+            // The whole message came with the header: decode it in place.
+            let result = codec::decode_with(&self.buf.pending()[..len], &mut self.scratch);
+            self.buf.consume(len);
+            return result;
+        }
         let mut io = self.io()?;
         let mut payload = Vec::new();
         if codec::wants_bytes::<T>() {
@@ -138,7 +171,7 @@ impl Connection {
         } else {
             io.append_exact(&mut payload, len)?;
         }
-        codec::decode(&payload)
+        codec::decode_with(&payload, &mut self.scratch)
     }
 
     /// Sends `buf` as one message (Python's `send_bytes(buf)`).
@@ -265,6 +298,16 @@ impl Connection {
         })
     }
 
+    /// Writes an already framed message.
+    fn write_whole(&mut self, framed: &[u8]) -> Result<(), ConnectionError> {
+        self.fd()?;
+        if !self.writable {
+            return Err(ConnectionError::NotWritable);
+        }
+        std::io::Write::write_all(&mut self.io()?, framed)?;
+        Ok(())
+    }
+
     fn write_parts(&mut self, parts: &[&[u8]]) -> Result<(), ConnectionError> {
         self.fd()?;
         if !self.writable {
@@ -344,6 +387,8 @@ impl<'de> Deserialize<'de> for Connection {
             socket: repr.socket,
             buf: RecvBuf::with_pending(repr.pending),
             max_message: repr.max_message,
+            wbuf: Vec::new(),
+            scratch: Vec::new(),
         })
     }
 }

@@ -40,7 +40,7 @@ impl RecvBuf {
         &self.buf[self.pos..self.end]
     }
 
-    fn consume(&mut self, n: usize) {
+    pub(crate) fn consume(&mut self, n: usize) {
         self.pos += n;
     }
 }
@@ -140,7 +140,16 @@ impl Read for FdIo<'_> {
 
 impl Write for FdIo<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.write_vectored(&[IoSlice::new(data)])
+        retry(|| {
+            let (fd, ptr, len) = (self.fd.as_raw_fd(), data.as_ptr().cast(), data.len());
+            if self.socket {
+                // SAFETY: data is valid for len bytes during the call.
+                unsafe { libc::send(fd, ptr, len, libc::MSG_NOSIGNAL) }
+            } else {
+                // SAFETY: as above.
+                unsafe { libc::write(fd, ptr, len) }
+            }
+        })
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {

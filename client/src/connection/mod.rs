@@ -38,6 +38,7 @@ pub use address::{Address, Family};
 pub use conn::Connection;
 pub use error::ConnectionError;
 pub use listener::{client_with, Client, Listener, ListenerBuilder};
+pub use mp_proto::auth::{AuthOptions, AuthenticationError};
 pub use wait::{wait, Waitable};
 
 /// Returns a pair of connected [`Connection`]s (Python's `Pipe(duplex)`).
