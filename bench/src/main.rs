@@ -1,15 +1,40 @@
-//! Side-by-side benchmarks; see `bench/README.md`.
+//! Side-by-side benchmarks: ours, CPython doing the same work, the raw OS
+//! primitive, and Rust peer crates, in one run. See `bench/README.md`.
+//!
+//! `cargo run --release -p mp-bench -- <suite>...`; no suite runs them all.
 
+mod proto;
+mod report;
 mod wire;
 mod wire_conn;
 
+/// A suite: its name on the command line and what runs it.
+const SUITES: &[(&str, fn())] = &[
+    ("proto", proto::run),
+    ("wire", wire::run),
+    ("wire.frame", wire::run_frame),
+    ("wire.pipe", wire::run_pipe),
+    ("wire.cpu", wire::run_cpu),
+];
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str).unwrap_or_default() {
-        "wire" => wire::run(args.get(2).map(String::as_str)),
-        _ => {
-            eprintln!("usage: mp-bench <benchmark>\n\nbenchmarks:\n  wire [frame|pipe]   framing and connections vs raw sockets and CPython");
+    let wanted: Vec<String> = std::env::args().skip(1).collect();
+    if wanted.iter().any(|w| w == "-h" || w == "--help") {
+        println!("usage: mp-bench [SUITE]...\nsuites:");
+        for (name, _) in SUITES {
+            println!("  {name}");
+        }
+        return;
+    }
+    for w in &wanted {
+        if !SUITES.iter().any(|(name, _)| name == w) {
+            eprintln!("unknown suite {w:?}; try --help");
             std::process::exit(2);
+        }
+    }
+    for (name, run) in SUITES {
+        if wanted.is_empty() || wanted.iter().any(|w| w == name) {
+            run();
         }
     }
 }

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use mp_proto::frame;
 
+use crate::report;
+
 /// How long one repeat of a ping-pong runs.
 const REPEAT_TIME: Duration = Duration::from_millis(300);
 /// Repeats per figure; the median is reported.
@@ -124,18 +126,7 @@ pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Formats a rate with k/M suffixes.
-pub(crate) fn human(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{:.3} M", v / 1e6)
-    } else if v >= 1e3 {
-        format!("{:.2} k", v / 1e3)
-    } else {
-        format!("{v:.1}")
-    }
-}
-
-/// One row of the output table.
+/// One row of the output, before it becomes a `report::Row`.
 pub(crate) struct Row {
     pub(crate) name: String,
     pub(crate) ours: f64,
@@ -144,23 +135,20 @@ pub(crate) struct Row {
     pub(crate) unit: &'static str,
 }
 
-/// Prints rows as an aligned table with ratios.
-pub(crate) fn print_table(rows: &[Row]) {
-    println!(
-        "{:<42} {:>12} {:<48} {:>12} {:>7}  unit",
-        "figure", "ours", "compared with", "theirs", "ratio"
-    );
-    for r in rows {
-        println!(
-            "{:<42} {:>12} {:<48} {:>12} {:>6.2}x  {}",
-            r.name,
-            human(r.ours),
-            r.against,
-            human(r.theirs),
-            r.ours / r.theirs,
-            r.unit
-        );
-    }
+/// Prints rows with the shared report table (a NaN comparison — CPython
+/// missing — shows as no comparison).
+fn print_table(title: &str, rows: Vec<Row>) {
+    let rows: Vec<report::Row> = rows
+        .into_iter()
+        .map(|r| report::Row {
+            name: r.name,
+            ours: r.ours,
+            against: (!r.theirs.is_nan()).then_some((r.against, r.theirs)),
+            unit: r.unit,
+            higher_is_better: true,
+        })
+        .collect();
+    report::print(title, &rows);
 }
 
 /// The child's side of a raw ping-pong: echo 8 bytes until end of file.
@@ -259,18 +247,30 @@ pub(crate) fn framing_rows() -> Vec<Row> {
     rows
 }
 
-/// Runs the `wire` benchmark and prints its table: all of it, or only the
-/// `frame` or `pipe` part.
-pub fn run(part: Option<&str>) {
-    let mut rows = Vec::new();
-    if matches!(part, None | Some("frame")) {
-        rows.extend(framing_rows());
-    }
-    if matches!(part, None | Some("pipe")) {
-        rows.extend(crate::wire_conn::connection_rows());
-    }
-    if matches!(part, None | Some("cpu")) {
-        rows.extend(crate::wire_conn::cpu_rows());
-    }
-    print_table(&rows);
+/// `wire`: every part below.
+pub fn run() {
+    run_frame();
+    run_pipe();
+    run_cpu();
+}
+
+/// `wire.frame`: Part A, our framing vs raw.
+pub fn run_frame() {
+    print_table("wire: framing (mp_proto::frame)", framing_rows());
+}
+
+/// `wire.pipe`: Part B, `Pipe`/`Connection` vs raw and CPython.
+pub fn run_pipe() {
+    print_table(
+        "wire: Pipe / Connection",
+        crate::wire_conn::connection_rows(),
+    );
+}
+
+/// `wire.cpu`: the one-process CPU diagnostic.
+pub fn run_cpu() {
+    print_table(
+        "wire: CPU per message, one process",
+        crate::wire_conn::cpu_rows(),
+    );
 }
