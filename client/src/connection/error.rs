@@ -82,10 +82,10 @@ impl From<FrameError> for ConnectionError {
                 ConnectionError::Truncated { expected, received }
             }
             FrameError::TooLarge { len, max } => ConnectionError::BadMessageLength { len, max },
-            FrameError::BadLength(n) => ConnectionError::BadMessageLength {
-                len: n as u64,
-                max: 0,
-            },
+            FrameError::BadLength(n) => ConnectionError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad message length: header holds {n}; the connection was closed"),
+            )),
             FrameError::BufferTooShort { message } => ConnectionError::BufferTooShort { message },
             FrameError::Io(e) => ConnectionError::Io(e),
         }
