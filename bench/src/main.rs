@@ -5,9 +5,17 @@
 
 mod proto;
 mod report;
+mod wire;
+mod wire_conn;
 
 /// A suite: its name on the command line and what runs it.
-const SUITES: &[(&str, fn())] = &[("proto", proto::run)];
+const SUITES: &[(&str, fn())] = &[
+    ("proto", proto::run),
+    ("wire", wire::run),
+    ("wire.frame", wire::run_frame),
+    ("wire.pipe", wire::run_pipe),
+    ("wire.cpu", wire::run_cpu),
+];
 
 fn main() {
     let wanted: Vec<String> = std::env::args().skip(1).collect();
