@@ -1,3 +1,43 @@
-//! `mpserver`: the standalone manager server.
+//! `mpserver`: the standalone manager server and its admin verbs.
+//!
+//! `mpserver serve` hosts SyncManager's shared objects (Python's
+//! `multiprocessing.managers.SyncManager` server, as a daemon); `ping`,
+//! `status`, `objects` and `shutdown` talk to a running server over the
+//! same authenticated protocol its clients use.
+//!
+//! # Layout
+//!
+//! * `cli`: the command line (clap), with the manual-page help text.
+//! * `authkey`: reading the key from a file or variable, or generating one.
+//! * `serve`: the `serve` verb: logging, signals, the server.
+//! * `admin`: the admin verbs and their text and JSON output.
 
-fn main() {}
+mod admin;
+mod authkey;
+mod cli;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Serve(args) => serve::run(args),
+        cli::Command::Ping(args) => admin::ping(args),
+        cli::Command::Status(args) => admin::status(args),
+        cli::Command::Objects(args) => admin::objects(args),
+        cli::Command::Shutdown(args) => admin::shutdown(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mpserver: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Any failure of a verb, shown as one line on stderr.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -38,13 +38,16 @@
 
 pub mod args;
 pub mod compare;
+pub mod connection;
 pub mod control;
 pub mod engine;
 pub mod errors;
 pub mod held;
+pub mod limits;
 pub mod object;
 pub mod objects;
 pub mod registry;
+pub mod server;
 pub mod session;
 pub mod shutdown;
 pub mod slice;
@@ -55,7 +58,9 @@ pub use args::Args;
 pub use engine::{Dispatch, Engine};
 pub use held::Held;
 pub use object::{CallContext, Owner, Reply, Return, SessionId, SharedObject};
+pub use limits::Limits;
 pub use registry::Registry;
+pub use server::{BoundServer, Listen, ServeError, Server};
 
 /// The names an embedder implementing a type needs.
 pub mod prelude {

@@ -1,0 +1,89 @@
+//! `mpserver serve`: logging, the key, the listener, signals, the server.
+
+use std::io::Write;
+use std::time::Duration;
+
+use mp_proto::auth::AuthOptions;
+use mp_server::{Limits, Listen, Registry, Server};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::cli::{LogFormat, ServeArgs};
+use crate::{authkey, BoxError};
+
+fn init_logging(format: LogFormat, level: &str) -> Result<(), BoxError> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| format!("bad --log-level {level:?}: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    }
+    .map_err(|e| format!("cannot set up logging: {e}"))?;
+    Ok(())
+}
+
+/// Runs the server until a signal or a `shutdown` call.
+pub fn run(args: ServeArgs) -> Result<(), BoxError> {
+    init_logging(args.log_format, &args.log_level)?;
+    let (key, generated) = match authkey::from_args(&args.key)? {
+        Some(key) => (key, None),
+        None => {
+            let g = authkey::generate()?;
+            tracing::info!(path = %g.path.display(), "generated an authkey (mode 0600); clients need it");
+            (g.key, Some(g.path))
+        }
+    };
+    if !(args.handshake_timeout > 0.0 && args.handshake_timeout.is_finite()) {
+        return Err("--handshake-timeout must be a positive number of seconds".into());
+    }
+    let limits = Limits {
+        max_connections: args.max_connections.max(1),
+        max_frame_bytes: args.max_frame_bytes,
+        max_in_flight: args.max_in_flight.max(1),
+        handshake_timeout: Duration::from_secs_f64(args.handshake_timeout),
+        ..Limits::default()
+    };
+    let listen = match (&args.unix, &args.listen) {
+        (Some(path), _) => Listen::Unix(path.clone()),
+        (None, Some(addr)) => Listen::Tcp(addr.clone()),
+        (None, None) => Listen::Tcp("127.0.0.1:0".into()),
+    };
+    let auth = if args.legacy_auth {
+        AuthOptions::legacy()
+    } else {
+        AuthOptions::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let result = runtime.block_on(async move {
+        let server = Server::new(Registry::sync_manager(), key)
+            .limits(limits)
+            .auth_options(auth)
+            .bind(&listen)
+            .await?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let engine = server.engine().clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
+                _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
+            }
+            engine.shutdown().trigger();
+        });
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "serving at {}", server.address())?;
+        out.flush()?;
+        drop(out);
+        server.run().await?;
+        Ok::<(), BoxError>(())
+    });
+    if let Some(path) = generated {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}

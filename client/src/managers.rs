@@ -1,1 +1,0 @@
-//! Clients of a manager server (Python's `multiprocessing.managers`).

@@ -1,0 +1,524 @@
+//! [`ManagerClient`]: one authenticated connection to a manager server,
+//! shared by any number of threads.
+//!
+//! # How threads share the connection
+//!
+//! A call registers its id, writes its request (under the write lock),
+//! then waits for its answer. Whichever waiting thread finds the socket
+//! free reads from it — "leader/followers": it reads one answer at a time,
+//! hands answers for other ids to their threads, and when its own arrives
+//! passes the reading role to another waiter. With one thread that is a
+//! plain blocking round trip (no helper thread, no extra wake-up); with
+//! many, answers reach their callers in any order. A broken connection
+//! fails every call waiting on it with [`ManagerError::ConnectionLost`].
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use mp_proto::auth::{client_handshake, AuthOptions};
+use mp_proto::codec::{decode, encode_into};
+use mp_proto::frame::{read_frame, write_frame};
+use mp_proto::message::{Hello, HelloReply, Kwargs, Outcome, ProxyInfo, Request, Response, Target};
+use mp_proto::value::from_value;
+use mp_proto::{ObjectId, Value};
+use mp_server::table::ObjectInfo;
+use serde::{Deserialize, Serialize};
+
+use super::error::ManagerError;
+use crate::connection::Address;
+
+/// What a method call gave back.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Returned {
+    /// A value. Every proxy token inside it comes with one reference owned
+    /// by this connection.
+    Value(Value),
+    /// A new shared object (a method in its type's `method_to_typeid`);
+    /// this connection owns one reference to it.
+    Proxy(ProxyInfo),
+}
+
+impl Returned {
+    /// The value, or a protocol error if a proxy came back instead.
+    pub fn into_value(self) -> Result<Value, ManagerError> {
+        match self {
+            Returned::Value(v) => Ok(v),
+            Returned::Proxy(p) => Err(ManagerError::Protocol(format!(
+                "expected a value, got a new '{}' object",
+                p.token.typeid
+            ))),
+        }
+    }
+
+    /// The new object, or a protocol error if a value came back instead.
+    pub fn into_proxy(self) -> Result<ProxyInfo, ManagerError> {
+        match self {
+            Returned::Proxy(p) => Ok(p),
+            Returned::Value(v) => Err(ManagerError::Protocol(format!(
+                "expected a new shared object, got {}",
+                v.repr()
+            ))),
+        }
+    }
+}
+
+/// What the `status` server call reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServerStatus {
+    /// The server's name and version (`mpserver/0.1.0`).
+    pub server: String,
+    /// The address it serves at.
+    pub address: String,
+    /// Seconds since it started.
+    pub uptime_secs: f64,
+    /// Connections open now.
+    pub connections: u64,
+    /// Connections accepted since start.
+    pub connections_total: u64,
+    /// Requests answered since start.
+    pub requests_total: u64,
+    /// Live shared objects.
+    pub number_of_objects: u64,
+    /// Live shared objects by typeid.
+    pub objects_by_typeid: BTreeMap<String, u64>,
+}
+
+/// A registered typeid, as the `typeids` server call describes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TypeInfo {
+    /// Its name.
+    pub typeid: String,
+    /// Methods a proxy may call.
+    pub exposed: Vec<String>,
+    /// Methods returning new shared objects, and their typeid.
+    pub method_to_typeid: BTreeMap<String, String>,
+    /// Whether clients create it directly.
+    pub create_method: bool,
+}
+
+/// How to connect.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    /// Bound on connecting plus the handshake and hello.
+    pub timeout: Duration,
+    /// Handshake options (legacy CPython MD5 peers).
+    pub auth: AuthOptions,
+    /// The largest answer accepted.
+    pub max_frame_bytes: u64,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            timeout: Duration::from_secs(20),
+            auth: AuthOptions::default(),
+            max_frame_bytes: mp_proto::frame::DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+/// A TCP or Unix stream.
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn try_clone(&self) -> io::Result<Stream> {
+        Ok(match self {
+            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
+            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+        })
+    }
+
+    fn set_timeouts(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => {
+                s.set_read_timeout(t)?;
+                s.set_write_timeout(t)
+            }
+            Stream::Unix(s) => {
+                s.set_read_timeout(t)?;
+                s.set_write_timeout(t)
+            }
+        }
+    }
+
+    fn shutdown(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+        };
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A call waiting for its answer.
+struct Slot {
+    answer: Option<Outcome>,
+    /// The waiting thread's condition variable.
+    wake: Arc<Condvar>,
+}
+
+struct State {
+    /// The read half, present when no thread is reading.
+    reader: Option<Stream>,
+    slots: HashMap<u64, Slot>,
+    /// Why the connection is dead, once it is.
+    dead: Option<String>,
+}
+
+struct Inner {
+    address: Address,
+    writer: Mutex<Stream>,
+    state: Mutex<State>,
+    next_id: AtomicU64,
+    max_frame: u64,
+}
+
+/// A connection to a manager server. Cheap to clone; clones share the
+/// connection, and the connection closes when the last one is dropped.
+#[derive(Clone)]
+pub struct ManagerClient {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+thread_local! {
+    /// This thread's number as the server sees it (lock ownership).
+    static THREAD_NO: Cell<u64> = const { Cell::new(0) };
+    /// This thread's condition variable for waiting on answers.
+    static WAKE: Arc<Condvar> = Arc::new(Condvar::new());
+}
+
+static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
+
+/// The calling thread's number, assigned on first use.
+pub fn current_thread_no() -> u64 {
+    THREAD_NO.with(|n| {
+        if n.get() == 0 {
+            n.set(NEXT_THREAD.fetch_add(1, Ordering::Relaxed));
+        }
+        n.get()
+    })
+}
+
+impl ManagerClient {
+    /// Connects to the manager at `address` and authenticates with
+    /// `authkey`.
+    pub fn connect(address: &Address, authkey: &[u8]) -> Result<Self, ManagerError> {
+        Self::connect_with(address, authkey, &ConnectOptions::default())
+    }
+
+    /// [`connect`](Self::connect) with options.
+    pub fn connect_with(
+        address: &Address,
+        authkey: &[u8],
+        options: &ConnectOptions,
+    ) -> Result<Self, ManagerError> {
+        let connect_error = |source| ManagerError::Connect {
+            address: address.to_string(),
+            source,
+        };
+        let mut stream = match address {
+            Address::Tcp { .. } => {
+                let addrs = address.resolve().map_err(|e| {
+                    connect_error(io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+                })?;
+                let mut last = None;
+                let mut found = None;
+                for a in addrs {
+                    match TcpStream::connect_timeout(&a, options.timeout) {
+                        Ok(s) => {
+                            found = Some(s);
+                            break;
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                }
+                let s = found.ok_or_else(|| {
+                    connect_error(last.unwrap_or_else(|| io::Error::other("no address")))
+                })?;
+                s.set_nodelay(true).map_err(connect_error)?;
+                Stream::Tcp(s)
+            }
+            Address::Unix(path) => Stream::Unix(UnixStream::connect(path).map_err(connect_error)?),
+        };
+        stream.set_timeouts(Some(options.timeout)).map_err(connect_error)?;
+        client_handshake(&mut stream, authkey, &options.auth)?;
+        let hello = Hello::current(format!("multiprocessing-rs/{}", env!("CARGO_PKG_VERSION")));
+        let mut bytes = Vec::new();
+        encode_into(&hello, &mut bytes).map_err(|e| ManagerError::Protocol(e.to_string()))?;
+        write_frame(&mut stream, &bytes).map_err(|e| ManagerError::ConnectionLost(e.to_string()))?;
+        let reply = read_frame(&mut stream, 64 * 1024)
+            .map_err(|e| ManagerError::ConnectionLost(e.to_string()))?
+            .ok_or_else(|| ManagerError::ConnectionLost("closed during hello".into()))?;
+        match decode::<HelloReply>(&reply).map_err(|e| ManagerError::Protocol(e.to_string()))? {
+            HelloReply::Welcome { .. } => {}
+            HelloReply::Refused { message } => return Err(ManagerError::Refused(message)),
+        }
+        // Calls may block as long as the server's method does.
+        stream.set_timeouts(None).map_err(connect_error)?;
+        let writer = stream.try_clone().map_err(connect_error)?;
+        Ok(ManagerClient {
+            inner: Arc::new(Inner {
+                address: address.clone(),
+                writer: Mutex::new(writer),
+                state: Mutex::new(State {
+                    reader: Some(stream),
+                    slots: HashMap::new(),
+                    dead: None,
+                }),
+                next_id: AtomicU64::new(1),
+                max_frame: options.max_frame_bytes,
+            }),
+        })
+    }
+
+    /// The server's address.
+    pub fn address(&self) -> &Address {
+        &self.inner.address
+    }
+
+    /// Sends one request and waits for its answer.
+    pub fn call(
+        &self,
+        target: Target,
+        method: &str,
+        args: Vec<Value>,
+        kwargs: Kwargs,
+    ) -> Result<Returned, ManagerError> {
+        let inner = &*self.inner;
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let request = Request {
+            id,
+            target,
+            method: method.to_owned(),
+            args,
+            kwargs,
+            thread: current_thread_no(),
+        };
+        let mut frame = vec![0u8; 4];
+        encode_into(&request, &mut frame).map_err(|e| ManagerError::Protocol(e.to_string()))?;
+        let len = i32::try_from(frame.len() - 4)
+            .map_err(|_| ManagerError::Protocol("request larger than 2 GiB".into()))?;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        let wake = WAKE.with(Arc::clone);
+        {
+            let mut state = lock(&inner.state);
+            if let Some(why) = &state.dead {
+                return Err(ManagerError::ConnectionLost(why.clone()));
+            }
+            state.slots.insert(id, Slot { answer: None, wake: Arc::clone(&wake) });
+        }
+        let written = lock(&inner.writer).write_all(&frame);
+        if let Err(e) = written {
+            let mut state = lock(&inner.state);
+            state.slots.remove(&id);
+            Self::kill(&mut state, format!("write failed: {e}"));
+            return Err(ManagerError::ConnectionLost(format!("write failed: {e}")));
+        }
+        self.wait(id, &wake)
+    }
+
+    /// Waits for the answer to `id`, reading the socket when nobody else is.
+    fn wait(&self, id: u64, wake: &Condvar) -> Result<Returned, ManagerError> {
+        let inner = &*self.inner;
+        let mut state = lock(&inner.state);
+        loop {
+            if let Some(answer) = state.slots.get_mut(&id).and_then(|s| s.answer.take()) {
+                state.slots.remove(&id);
+                Self::pass_reading(&state);
+                return Self::outcome(answer);
+            }
+            if let Some(why) = &state.dead {
+                let why = why.clone();
+                state.slots.remove(&id);
+                return Err(ManagerError::ConnectionLost(why));
+            }
+            let Some(mut reader) = state.reader.take() else {
+                state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            };
+            drop(state);
+            let frame = read_frame(&mut reader, inner.max_frame);
+            state = lock(&inner.state);
+            state.reader = Some(reader);
+            let response = match frame {
+                Ok(Some(bytes)) => decode::<Response>(&bytes).map_err(|e| e.to_string()),
+                Ok(None) => Err("the server closed the connection".to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match response {
+                Ok(Response { id: rid, outcome }) => {
+                    if let Some(slot) = state.slots.get_mut(&rid) {
+                        slot.answer = Some(outcome);
+                        if rid != id {
+                            slot.wake.notify_one();
+                        }
+                    }
+                }
+                Err(why) => Self::kill(&mut state, why),
+            }
+        }
+    }
+
+    /// Wakes one thread still waiting for an answer so it takes over
+    /// reading.
+    fn pass_reading(state: &State) {
+        if state.reader.is_some() {
+            if let Some(slot) = state.slots.values().find(|s| s.answer.is_none()) {
+                slot.wake.notify_one();
+            }
+        }
+    }
+
+    fn kill(state: &mut State, why: String) {
+        if state.dead.is_none() {
+            state.dead = Some(why);
+        }
+        if let Some(r) = &state.reader {
+            r.shutdown();
+        }
+        for slot in state.slots.values() {
+            slot.wake.notify_one();
+        }
+    }
+
+    fn outcome(outcome: Outcome) -> Result<Returned, ManagerError> {
+        match outcome {
+            Outcome::Return(v) => Ok(Returned::Value(v)),
+            Outcome::Proxy(p) => Ok(Returned::Proxy(p)),
+            Outcome::Error(e) => Err(ManagerError::Remote(e)),
+        }
+    }
+
+    fn server(&self, method: &str, args: Vec<Value>) -> Result<Value, ManagerError> {
+        self.call(Target::Server, method, args, Kwargs::new())?.into_value()
+    }
+
+    /// Calls `method` of the shared object `id` (Python's `_callmethod`).
+    pub fn call_method(
+        &self,
+        id: ObjectId,
+        method: &str,
+        args: Vec<Value>,
+        kwargs: Kwargs,
+    ) -> Result<Returned, ManagerError> {
+        self.call(Target::Object(id), method, args, kwargs)
+    }
+
+    /// Creates a shared object of `typeid`; this connection owns its one
+    /// reference.
+    pub fn create(&self, typeid: &str, args: Vec<Value>, kwargs: Kwargs) -> Result<ProxyInfo, ManagerError> {
+        let mut all = Vec::with_capacity(args.len() + 1);
+        all.push(Value::Str(typeid.to_owned()));
+        all.extend(args);
+        self.call(Target::Server, "create", all, kwargs)?.into_proxy()
+    }
+
+    /// Adds a reference to `id`, owned by this connection.
+    pub fn incref(&self, id: ObjectId) -> Result<(), ManagerError> {
+        self.server("incref", vec![id_value(id)]).map(drop)
+    }
+
+    /// Gives back a reference to `id` this connection owns.
+    pub fn decref(&self, id: ObjectId) -> Result<(), ManagerError> {
+        self.server("decref", vec![id_value(id)]).map(drop)
+    }
+
+    /// The methods `id`'s proxies may call.
+    pub fn get_methods(&self, id: ObjectId) -> Result<Vec<String>, ManagerError> {
+        convert(self.server("get_methods", vec![id_value(id)])?)
+    }
+
+    /// How many shared objects are alive.
+    pub fn number_of_objects(&self) -> Result<u64, ManagerError> {
+        convert(self.server("number_of_objects", vec![])?)
+    }
+
+    /// Every live object with its typeid and refcount.
+    pub fn debug_info(&self) -> Result<Vec<ObjectInfo>, ManagerError> {
+        convert(self.server("debug_info", vec![])?)
+    }
+
+    /// The server's status.
+    pub fn status(&self) -> Result<ServerStatus, ManagerError> {
+        convert(self.server("status", vec![])?)
+    }
+
+    /// The registered typeids.
+    pub fn typeids(&self) -> Result<Vec<TypeInfo>, ManagerError> {
+        convert(self.server("typeids", vec![])?)
+    }
+
+    /// A round trip that does nothing.
+    pub fn ping(&self) -> Result<(), ManagerError> {
+        self.server("ping", vec![]).map(drop)
+    }
+
+    /// Asks the server to stop gracefully.
+    pub fn shutdown(&self) -> Result<(), ManagerError> {
+        self.server("shutdown", vec![]).map(drop)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        lock(&self.writer).shutdown();
+    }
+}
+
+fn id_value(id: ObjectId) -> Value {
+    // Server ids stay below 2^52, so they fit an int.
+    Value::Int(id.0 as i64)
+}
+
+fn convert<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ManagerError> {
+    from_value(value).map_err(|e| ManagerError::Protocol(format!("unexpected answer: {e}")))
+}
+
+/// Builds keyword arguments from pairs.
+pub fn kwargs<I, K, V>(pairs: I) -> Kwargs
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: Into<String>,
+    V: Into<Value>,
+{
+    pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect()
+}
+
+impl std::fmt::Debug for ManagerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagerClient").field("address", &self.inner.address).finish()
+    }
+}

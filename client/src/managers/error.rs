@@ -1,0 +1,46 @@
+//! [`ManagerError`]: why a call to a manager server failed.
+
+use mp_proto::auth::AuthenticationError;
+use mp_proto::RemoteError;
+
+/// Why a manager call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    /// The method raised on the server; `kind` names the Python exception
+    /// (`KeyError`, `Empty`, …).
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// The connection broke (server gone, socket cut); every call in
+    /// flight on it fails with this, and the client cannot be used again.
+    #[error("connection to the manager lost: {0}")]
+    ConnectionLost(String),
+    /// The authkey was refused, or the server's was wrong.
+    #[error("authentication with the manager failed: {0}")]
+    Authentication(#[from] AuthenticationError),
+    /// The server refused the connection after the handshake (too many
+    /// connections, no shared protocol version).
+    #[error("the manager refused the connection: {0}")]
+    Refused(String),
+    /// The server could not be reached.
+    #[error("cannot connect to the manager at {address}: {source}")]
+    Connect {
+        /// Where.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server sent something this client cannot read, or an answer of
+    /// the wrong shape.
+    #[error("manager protocol error: {0}")]
+    Protocol(String),
+}
+
+impl ManagerError {
+    /// The Python exception behind a [`ManagerError::Remote`], if it is one.
+    pub fn remote(&self) -> Option<&RemoteError> {
+        match self {
+            ManagerError::Remote(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Clients of a manager server (Python's `multiprocessing.managers`).
+//!
+//! [`ManagerClient`] is the low-level client of `mpserver` (or any
+//! embedded `mp-server`): connect with an address and an authkey, then
+//! `create` shared objects, `call_method` on them by id, move references
+//! with `incref`/`decref`, and ask the server about itself (`status`,
+//! `debug_info`, `shutdown`, …). It is what Python's `BaseProxy` does with
+//! `dispatch` and `_callmethod`, minus the typing: typed proxies are built
+//! on it.
+//!
+//! One connection carries the calls of every thread that shares the
+//! client: each call has an id, the server answers in any order, and
+//! whichever waiting thread is free reads the socket and hands other
+//! threads their answers. A single thread pays no extra hop, so a call
+//! costs one round trip.
+//!
+//! ```no_run
+//! use multiprocessing::managers::ManagerClient;
+//! use mp_proto::Value;
+//!
+//! let client = ManagerClient::connect(&"127.0.0.1:50000".parse()?, b"secret")?;
+//! let d = client.create("dict", vec![], Default::default())?;
+//! client.call_method(d.token.id, "__setitem__", vec!["k".into(), 1.into()], Default::default())?;
+//! let v = client.call_method(d.token.id, "__getitem__", vec!["k".into()], Default::default())?;
+//! assert_eq!(v.into_value()?, Value::Int(1));
+//! client.decref(d.token.id)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # References
+//!
+//! The server counts references per connection: `create`, `incref`, a
+//! method returning a new object, and every proxy token inside a returned
+//! value each give this connection one reference, which `decref` gives
+//! back. Whatever a connection still holds when it closes — even when the
+//! process is killed — is released by the server, with every lock its
+//! threads held.
+//!
+//! # Layout
+//!
+//! * [`client`]: [`ManagerClient`] and what its calls return.
+//! * [`error`]: [`ManagerError`].
+
+pub mod client;
+pub mod error;
+
+pub use client::{ConnectOptions, ManagerClient, Returned, ServerStatus, TypeInfo};
+pub use error::ManagerError;
+pub use mp_server::slice::Slice;
+pub use mp_server::table::ObjectInfo;

@@ -1,0 +1,40 @@
+//! The limits a server enforces on its peers.
+//!
+//! A manager faces untrusted networks: every resource a peer can make the
+//! server spend is bounded here. Going over a limit gets the peer a typed
+//! answer (`LimitExceeded`, or a refused hello) or a closed connection —
+//! never a crash and never a stall for the other clients.
+
+use std::time::Duration;
+
+/// Bounds on what peers may make the server spend.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Connections served at once; later ones are refused after the
+    /// handshake with a message saying so.
+    pub max_connections: usize,
+    /// The largest request frame accepted; a larger header closes the
+    /// connection before anything is allocated for it.
+    pub max_frame_bytes: u64,
+    /// Blocking calls one connection may have waiting at once; one more is
+    /// answered `LimitExceeded` at once.
+    pub max_in_flight: usize,
+    /// Time allowed for the authentication handshake and hello; a peer
+    /// that has not finished by then is dropped.
+    pub handshake_timeout: Duration,
+    /// How long a graceful stop waits for connections to flush their
+    /// answers before cutting them.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 16_384,
+            max_frame_bytes: 64 * 1024 * 1024,
+            max_in_flight: 1024,
+            handshake_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}

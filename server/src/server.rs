@@ -1,0 +1,226 @@
+//! The serve loop: bind, accept, one task per connection, graceful stop.
+//!
+//! [`Server`] is configured with a registry, an authkey and [`Limits`];
+//! [`Server::bind`] opens a TCP or Unix listener and returns a
+//! [`BoundServer`] that knows its real address (port 0 resolved) and runs
+//! until its engine's [`Shutdown`](crate::shutdown::Shutdown) fires: it
+//! then stops accepting, lets every connection answer what it has read and
+//! cancel its waits, and disposes of every object.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mp_proto::auth::AuthOptions;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::connection::{serve_connection, ConnContext};
+use crate::engine::Engine;
+use crate::limits::Limits;
+use crate::registry::Registry;
+
+/// Where to listen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listen {
+    /// `HOST:PORT` (port 0 picks a free one).
+    Tcp(String),
+    /// A Unix socket path.
+    Unix(PathBuf),
+}
+
+/// Why the server could not start or keep serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// What was asked for.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Another server is already listening on this Unix socket path.
+    #[error("{0} is in use by a running server")]
+    InUse(String),
+}
+
+/// A server not yet listening.
+pub struct Server {
+    registry: Registry,
+    authkey: Vec<u8>,
+    limits: Limits,
+    auth: AuthOptions,
+}
+
+impl Server {
+    /// A server for `registry`'s types, admitting peers that hold `authkey`.
+    pub fn new(registry: Registry, authkey: Vec<u8>) -> Self {
+        Server {
+            registry,
+            authkey,
+            limits: Limits::default(),
+            auth: AuthOptions::default(),
+        }
+    }
+
+    /// Replaces the default limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Replaces the handshake options (accept CPython ≤ 3.11 peers with
+    /// [`AuthOptions::legacy`]).
+    pub fn auth_options(mut self, options: AuthOptions) -> Self {
+        self.auth = options;
+        self
+    }
+
+    /// Opens the listener.
+    pub async fn bind(self, listen: &Listen) -> Result<BoundServer, ServeError> {
+        let bind_error = |source| ServeError::Bind {
+            address: match listen {
+                Listen::Tcp(a) => a.clone(),
+                Listen::Unix(p) => p.display().to_string(),
+            },
+            source,
+        };
+        let (listener, address) = match listen {
+            Listen::Tcp(addr) => {
+                let l = TcpListener::bind(addr.as_str()).await.map_err(bind_error)?;
+                let local = l.local_addr().map_err(bind_error)?;
+                (Acceptor::Tcp(l), local.to_string())
+            }
+            Listen::Unix(path) => {
+                if path.exists() {
+                    // A socket file with a live server behind it is in
+                    // use; one left by a dead server is removed.
+                    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                        return Err(ServeError::InUse(path.display().to_string()));
+                    }
+                    let _ = std::fs::remove_file(path);
+                }
+                let l = UnixListener::bind(path).map_err(bind_error)?;
+                (Acceptor::Unix(l, path.clone()), path.display().to_string())
+            }
+        };
+        let engine = Engine::new(self.registry);
+        engine.set_address(address.clone());
+        let mut auth = self.auth;
+        auth.timeout = self.limits.handshake_timeout;
+        Ok(BoundServer {
+            engine,
+            listener,
+            address,
+            ctx: Arc::new(ConnContext {
+                authkey: self.authkey,
+                auth,
+                limits: self.limits,
+            }),
+        })
+    }
+}
+
+enum Acceptor {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+/// A listening server.
+pub struct BoundServer {
+    engine: Arc<Engine>,
+    listener: Acceptor,
+    address: String,
+    ctx: Arc<ConnContext>,
+}
+
+impl BoundServer {
+    /// The address clients connect to (the real port if 0 was asked).
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The engine: its table, its shutdown signal.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Serves until the shutdown signal, then stops gracefully.
+    pub async fn run(self) -> Result<(), ServeError> {
+        let BoundServer {
+            engine,
+            listener,
+            address,
+            ctx,
+        } = self;
+        let slots = Arc::new(Semaphore::new(ctx.limits.max_connections));
+        let mut connections = JoinSet::new();
+        let mut stop = engine.shutdown.subscribe();
+        tracing::info!(%address, "serving");
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => break,
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                accepted = accept(&listener) => match accepted {
+                    Ok((stream, peer)) => {
+                        let permit = Arc::clone(&slots).try_acquire_owned().ok();
+                        let engine = Arc::clone(&engine);
+                        let ctx = Arc::clone(&ctx);
+                        match stream {
+                            Stream::Tcp(s) => {
+                                connections.spawn(serve_connection(engine, ctx, s, peer, permit));
+                            }
+                            Stream::Unix(s) => {
+                                connections.spawn(serve_connection(engine, ctx, s, peer, permit));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        // Out of descriptors or a connection reset before
+                        // accept: back off briefly instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+        tracing::info!(connections = connections.len(), "shutting down");
+        let drained = tokio::time::timeout(ctx.limits.drain_timeout, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("connections did not finish in time; closing them");
+            connections.shutdown().await;
+        }
+        if let Acceptor::Unix(_, path) = &listener {
+            let _ = std::fs::remove_file(path);
+        }
+        engine.table.clear();
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+enum Stream {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(listener: &Acceptor) -> std::io::Result<(Stream, String)> {
+    match listener {
+        Acceptor::Tcp(l) => {
+            let (s, peer) = l.accept().await?;
+            // Requests and answers are small: never hold one back.
+            let _ = s.set_nodelay(true);
+            Ok((Stream::Tcp(s), peer.to_string()))
+        }
+        Acceptor::Unix(l, path) => {
+            let (s, _) = l.accept().await?;
+            Ok((Stream::Unix(s), path.display().to_string()))
+        }
+    }
+}
