@@ -1,2 +1,4 @@
 //! Helpers shared by the end-to-end tests: locating the `mpserver` binary,
 //! CPython, and temporary resources.
+
+pub mod mpserver;

@@ -1,0 +1,87 @@
+//! A client process for the end-to-end tests of `mpserver`: it connects
+//! with the address and key file given, does one job, and reports on
+//! stdout. Tests start several at once, and kill some with SIGKILL.
+//!
+//! ```text
+//! mp-server-client ADDRESS KEYFILE hold LOCK_ID     create objects, take the lock, print "ready", sleep
+//! mp-server-client ADDRESS KEYFILE produce QUEUE_ID P N   put (P, 0..N)
+//! mp-server-client ADDRESS KEYFILE consume QUEUE_ID       get until None, print "P I" per item
+//! ```
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use mp_proto::{ObjectId, Value};
+use multiprocessing::managers::ManagerClient;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mp-server-client: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn id(arg: Option<&String>) -> Result<ObjectId, Box<dyn std::error::Error>> {
+    Ok(ObjectId(arg.ok_or("missing object id")?.parse()?))
+}
+
+fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let [address, key_file, job, rest @ ..] = args else {
+        return Err("usage: mp-server-client ADDRESS KEYFILE JOB ARGS...".into());
+    };
+    let key = std::fs::read(key_file)?;
+    let client = ManagerClient::connect(&address.parse()?, &key)?;
+    let none = Default::default;
+    match job.as_str() {
+        "hold" => {
+            let lock = id(rest.first())?;
+            for _ in 0..5 {
+                let d = client.create("dict", vec![], none())?;
+                client.call_method(d.token.id, "__setitem__", vec!["k".into(), 1.into()], none())?;
+            }
+            // A list holding a token: its reference must go too.
+            let inner = client.create("list", vec![], none())?;
+            let outer = client.create("list", vec![], none())?;
+            client.call_method(outer.token.id, "append", vec![inner.token.clone().into()], none())?;
+            let got = client.call_method(lock, "acquire", vec![], none())?.into_value()?;
+            if got != Value::Bool(true) {
+                return Err("could not take the lock".into());
+            }
+            println!("ready");
+            std::io::stdout().flush()?;
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        "produce" => {
+            let queue = id(rest.first())?;
+            let p: i64 = rest.get(1).ok_or("missing P")?.parse()?;
+            let n: i64 = rest.get(2).ok_or("missing N")?.parse()?;
+            for i in 0..n {
+                let item = Value::Tuple(vec![p.into(), i.into()]);
+                client.call_method(queue, "put", vec![item], none())?;
+            }
+        }
+        "consume" => {
+            let queue = id(rest.first())?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            loop {
+                let item = client.call_method(queue, "get", vec![], none())?.into_value()?;
+                match item {
+                    Value::None => break,
+                    Value::Tuple(pi) if pi.len() == 2 => {
+                        writeln!(out, "{} {}", pi[0].repr(), pi[1].repr())?;
+                    }
+                    other => return Err(format!("unexpected item {}", other.repr()).into()),
+                }
+            }
+            out.flush()?;
+        }
+        other => return Err(format!("unknown job {other:?}").into()),
+    }
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! Running the real `mpserver` binary for end-to-end tests.
+//!
+//! [`binary`] finds `target/<profile>/mpserver` next to the test
+//! executable (`cargo test --workspace` builds it, because the `mpserver`
+//! package has integration tests of its own); if it is missing — `cargo
+//! test -p mp-tests` alone — it is built once with cargo into a separate
+//! target directory, so the outer cargo's lock is not waited on.
+//! [`ServerProcess`] starts it on `127.0.0.1:0` (or a Unix socket) with a
+//! fresh key, reads the `serving at ADDR` line, and kills it when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use multiprocessing::connection::Address;
+use multiprocessing::managers::ManagerClient;
+
+/// The target directory of the running test executable
+/// (`target/debug`), found from `target/debug/deps/<test>`.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let deps = exe.parent().expect("the deps directory");
+    let dir = if deps.file_name().is_some_and(|n| n == "deps") {
+        deps.parent().expect("the profile directory")
+    } else {
+        deps
+    };
+    dir.to_path_buf()
+}
+
+/// The `mpserver` binary, built if it is not there yet.
+pub fn binary() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = profile_dir();
+        let beside = dir.join("mpserver");
+        if beside.exists() {
+            return beside;
+        }
+        let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug").to_owned();
+        let target = dir.parent().expect("the target directory").join("mp-tests-mpserver");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-q", "-p", "mpserver", "--bin", "mpserver", "--target-dir"])
+            .arg(&target);
+        if profile == "release" {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo to build mpserver");
+        assert!(status.success(), "building mpserver failed");
+        target.join(&profile).join("mpserver")
+    })
+    .clone()
+}
+
+/// A running `mpserver serve`.
+pub struct ServerProcess {
+    child: Child,
+    /// Where it serves.
+    pub address: String,
+    /// Its key file (0600).
+    pub key_file: PathBuf,
+    /// Its key.
+    pub key: Vec<u8>,
+    /// Log lines written so far are collected here.
+    pub log: mpsc::Receiver<String>,
+    _dir: tempfile::TempDir,
+}
+
+/// How to start it.
+#[derive(Default)]
+pub struct Options {
+    /// Serve on a Unix socket in the temp dir instead of TCP.
+    pub unix: bool,
+    /// Extra flags for `serve`.
+    pub args: Vec<String>,
+}
+
+impl ServerProcess {
+    /// Starts a server on `127.0.0.1:0` with a fresh key.
+    pub fn start() -> ServerProcess {
+        Self::start_with(Options::default())
+    }
+
+    /// Starts a server with options.
+    pub fn start_with(options: Options) -> ServerProcess {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let key_file = dir.path().join("authkey");
+        let key = format!("test-key-{}", std::process::id()).into_bytes();
+        std::fs::write(&key_file, &key).expect("write the key");
+        let mut cmd = Command::new(binary());
+        cmd.arg("serve").arg("--authkey-file").arg(&key_file);
+        if options.unix {
+            cmd.arg("--unix").arg(dir.path().join("mpserver.sock"));
+        } else {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.args(&options.args)
+            .args(["--log-format", "json", "--log-level", "info"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start mpserver");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("mpserver printed no `serving at` line in 30 s");
+        let address = line
+            .trim()
+            .strip_prefix("serving at ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        let log = collect(child.stderr.take().expect("stderr"));
+        ServerProcess {
+            child,
+            address,
+            key_file,
+            key,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// A new connection to it.
+    pub fn client(&self) -> ManagerClient {
+        ManagerClient::connect(&self.addr(), &self.key).expect("connect to mpserver")
+    }
+
+    /// Its address, parsed.
+    pub fn addr(&self) -> Address {
+        self.address.parse().expect("a valid address")
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` and waits (at most 30 s) for it to exit.
+    pub fn signal_and_wait(&mut self, signal: i32) -> ExitStatus {
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, signal);
+        }
+        self.wait(Duration::from_secs(30))
+    }
+
+    /// Waits for it to exit by itself (after a `shutdown` call).
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for mpserver") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "mpserver did not exit in {limit:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The key file's path.
+    pub fn key_path(&self) -> &Path {
+        &self.key_file
+    }
+}
+
+fn collect(stderr: ChildStderr) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it is true or `limit` passes; returns the last
+/// result. For conditions another process brings about asynchronously.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
