@@ -1,0 +1,95 @@
+//! Sessions end cleanly however the client goes: references dropped,
+//! locks released to the next waiter, waits cancelled.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use mp_proto::message::Kwargs;
+use mp_proto::Value;
+use mp_tests::mpserver::{eventually, ServerProcess};
+
+#[test]
+fn a_killed_client_frees_its_objects_and_its_lock() {
+    let server = ServerProcess::start();
+    let c = server.client();
+    let lock = c.create("Lock", vec![], Kwargs::new()).unwrap().token.id;
+    let baseline = c.number_of_objects().unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mp-server-client"))
+        .arg(&server.address)
+        .arg(server.key_path())
+        .args(["hold", &lock.0.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    // The child made 7 objects and holds the lock.
+    assert_eq!(c.number_of_objects().unwrap(), baseline + 7);
+    let r = c.call_method(lock, "acquire", vec![false.into()], Kwargs::new()).unwrap();
+    assert_eq!(r.into_value().unwrap(), Value::Bool(false));
+
+    // Another client waits for the lock with no timeout...
+    let waiter = {
+        let c2 = server.client();
+        std::thread::spawn(move || c2.call_method(lock, "acquire", vec![], Kwargs::new()).map(|r| (c2, r)))
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    // ...and gets it when the holder is killed.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (c2, got) = waiter.join().unwrap().unwrap();
+    assert_eq!(got.into_value().unwrap(), Value::Bool(true));
+    assert!(eventually(Duration::from_secs(10), || c.number_of_objects().unwrap() == baseline));
+    c2.call_method(lock, "release", vec![], Kwargs::new()).unwrap();
+}
+
+#[test]
+fn a_closed_connection_releases_its_semaphore_units() {
+    let server = ServerProcess::start();
+    let c = server.client();
+    let sem = c.create("BoundedSemaphore", vec![2.into()], Kwargs::new()).unwrap().token.id;
+    let take = |cl: &multiprocessing::managers::ManagerClient| {
+        cl.call_method(sem, "acquire", vec![false.into()], Kwargs::new())
+            .unwrap()
+            .into_value()
+            .unwrap()
+    };
+    {
+        let gone = server.client();
+        assert_eq!(take(&gone), Value::Bool(true));
+        assert_eq!(take(&gone), Value::Bool(true));
+        assert_eq!(take(&c), Value::Bool(false));
+    }
+    // Both units come back once the connection is gone.
+    assert!(eventually(Duration::from_secs(10), || c.status().unwrap().connections == 1));
+    assert_eq!(take(&c), Value::Bool(true));
+    assert_eq!(take(&c), Value::Bool(true));
+}
+
+#[test]
+fn a_killed_waiter_does_not_swallow_an_item() {
+    let server = ServerProcess::start();
+    let c = server.client();
+    let q = c.create("Queue", vec![], Kwargs::new()).unwrap().token.id;
+    // A consumer process blocks in get, and is killed while waiting.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mp-server-client"))
+        .arg(&server.address)
+        .arg(server.key_path())
+        .args(["consume", &q.0.to_string()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(eventually(Duration::from_secs(10), || {
+        c.status().unwrap().connections == 2
+    }));
+    std::thread::sleep(Duration::from_millis(50));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(eventually(Duration::from_secs(10), || c.status().unwrap().connections == 1));
+    c.call_method(q, "put", vec!["kept".into()], Kwargs::new()).unwrap();
+    let got = c.call_method(q, "get_nowait", vec![], Kwargs::new()).unwrap();
+    assert_eq!(got.into_value().unwrap(), Value::from("kept"));
+}
