@@ -34,9 +34,15 @@ pub fn ping(args: AdminArgs) -> Result<(), BoxError> {
     client.ping()?;
     let rtt = start.elapsed();
     if args.json {
-        print_json(&serde_json::json!({"ok": true, "address": args.address, "rtt_ms": rtt.as_secs_f64() * 1e3}))
+        print_json(
+            &serde_json::json!({"ok": true, "address": args.address, "rtt_ms": rtt.as_secs_f64() * 1e3}),
+        )
     } else {
-        println!("pong from {} in {:.3} ms", args.address, rtt.as_secs_f64() * 1e3);
+        println!(
+            "pong from {} in {:.3} ms",
+            args.address,
+            rtt.as_secs_f64() * 1e3
+        );
         Ok(())
     }
 }
@@ -79,7 +85,12 @@ pub fn objects(args: AdminArgs) -> Result<(), BoxError> {
     }
     println!("{:<16} {:<18} {:>8}", "ID", "TYPEID", "REFCOUNT");
     for o in &objects {
-        println!("{:<16} {:<18} {:>8}", o.id.to_string(), o.typeid, o.refcount);
+        println!(
+            "{:<16} {:<18} {:>8}",
+            o.id.to_string(),
+            o.typeid,
+            o.refcount
+        );
     }
     println!("({} objects)", objects.len());
     Ok(())

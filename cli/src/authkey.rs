@@ -45,7 +45,8 @@ fn trim_newline(mut bytes: Vec<u8>) -> Vec<u8> {
 
 /// A key from the flags, or an error naming them (admin verbs need one).
 pub fn required(args: &KeyArgs) -> Result<Vec<u8>, BoxError> {
-    from_args(args)?.ok_or_else(|| "give the server's key with --authkey-file or --authkey-env".into())
+    from_args(args)?
+        .ok_or_else(|| "give the server's key with --authkey-file or --authkey-env".into())
 }
 
 /// A generated key and the file holding it.

@@ -35,11 +35,13 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server until SIGINT, SIGTERM or a `shutdown` call.
-    #[command(long_about = "Run the server. Prints one line, `serving at ADDR`, on standard \
+    #[command(
+        long_about = "Run the server. Prints one line, `serving at ADDR`, on standard \
 output once it accepts connections (with the real port when --listen asks for port 0). Logs go \
 to standard error. Without --authkey-file or --authkey-env, a random key is written to a new file \
 readable only by you, and its path (never the key) is logged. On SIGINT or SIGTERM the server \
-stops accepting, answers the calls in flight (waiting calls get ShuttingDown), and exits 0.")]
+stops accepting, answers the calls in flight (waiting calls get ShuttingDown), and exits 0."
+    )]
     Serve(ServeArgs),
     /// Check that a server answers.
     Ping(AdminArgs),

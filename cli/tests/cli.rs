@@ -12,7 +12,15 @@ fn help_reads_like_a_manual() {
     let out = mpserver().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for verb in ["serve", "ping", "status", "objects", "shutdown", "EXAMPLES", "EXIT STATUS"] {
+    for verb in [
+        "serve",
+        "ping",
+        "status",
+        "objects",
+        "shutdown",
+        "EXAMPLES",
+        "EXIT STATUS",
+    ] {
         assert!(text.contains(verb), "--help lacks {verb}:\n{text}");
     }
     let out = mpserver().args(["serve", "--help"]).output().unwrap();
@@ -45,7 +53,10 @@ fn bad_arguments_fail_cleanly() {
         .unwrap();
     assert!(!out.status.success());
     // An admin verb needs the key.
-    let out = mpserver().args(["ping", "--address", "127.0.0.1:1"]).output().unwrap();
+    let out = mpserver()
+        .args(["ping", "--address", "127.0.0.1:1"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("--authkey-file"), "{err}");
@@ -61,5 +72,7 @@ fn bad_arguments_fail_cleanly() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8(out.stderr).unwrap().contains("/nonexistent/key"));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("/nonexistent/key"));
 }

@@ -119,9 +119,7 @@ impl Args {
     /// ```
     pub fn parse<T: DeserializeOwned>(self, method: &str) -> Result<T, RemoteError> {
         if !self.keywords.is_empty() {
-            return Err(type_error(format!(
-                "{method}() takes no keyword arguments"
-            )));
+            return Err(type_error(format!("{method}() takes no keyword arguments")));
         }
         from_value(Value::Tuple(self.positional))
             .map_err(|e| type_error(format!("{method}(): bad arguments: {e}")))
@@ -130,9 +128,15 @@ impl Args {
 
 fn too_many(method: &str, n: usize, required: usize, given: usize) -> String {
     if required == n {
-        format!("{method}() takes exactly {n} argument{} ({given} given)", plural(n))
+        format!(
+            "{method}() takes exactly {n} argument{} ({given} given)",
+            plural(n)
+        )
     } else {
-        format!("{method}() takes at most {n} argument{} ({given} given)", plural(n))
+        format!(
+            "{method}() takes at most {n} argument{} ({given} given)",
+            plural(n)
+        )
     }
 }
 
@@ -161,12 +165,9 @@ pub fn bool_arg(value: Option<&Value>, default: bool) -> bool {
 
 /// A text argument.
 pub fn str_arg<'a>(value: &'a Value, what: &str) -> Result<&'a str, RemoteError> {
-    value.as_str().ok_or_else(|| {
-        type_error(format!(
-            "{what} must be str, not {}",
-            value.type_name()
-        ))
-    })
+    value
+        .as_str()
+        .ok_or_else(|| type_error(format!("{what} must be str, not {}", value.type_name())))
 }
 
 /// Timeouts above this are treated as "forever" (Python's `TIMEOUT_MAX`
@@ -224,7 +225,10 @@ mod tests {
     use super::*;
 
     fn kw(pairs: &[(&str, Value)]) -> Kwargs {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 
     #[test]
@@ -266,6 +270,9 @@ mod tests {
         );
         assert!(lock_timeout(Some(&"x".into())).is_err());
         assert!(lock_timeout(Some(&Value::Float(f64::NAN))).is_err());
-        assert_eq!(lock_timeout(Some(&Value::Float(f64::INFINITY))).unwrap(), None);
+        assert_eq!(
+            lock_timeout(Some(&Value::Float(f64::INFINITY))).unwrap(),
+            None
+        );
     }
 }

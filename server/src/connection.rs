@@ -243,7 +243,10 @@ impl Connection<'_> {
         }
     }
 
-    fn finished(&mut self, done: Result<(tokio::task::Id, (u64, Outcome)), tokio::task::JoinError>) {
+    fn finished(
+        &mut self,
+        done: Result<(tokio::task::Id, (u64, Outcome)), tokio::task::JoinError>,
+    ) {
         let answer = match done {
             Ok((task, (id, outcome))) => {
                 self.waiting_ids.remove(&task);
@@ -252,7 +255,10 @@ impl Connection<'_> {
             Err(e) => {
                 let id = self.waiting_ids.remove(&e.id());
                 let message = if e.is_panic() {
-                    tracing::error!(peer = self.session.peer(), "a shared object's method panicked");
+                    tracing::error!(
+                        peer = self.session.peer(),
+                        "a shared object's method panicked"
+                    );
                     "internal error in the shared object's method"
                 } else {
                     "the call was cancelled"

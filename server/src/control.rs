@@ -58,7 +58,12 @@ pub fn object_id(value: &Value) -> Result<ObjectId, RemoteError> {
 }
 
 impl Engine {
-    pub(crate) fn server_call(self: &Arc<Self>, session: &Arc<Session>, method: &str, args: Args) -> Outcome {
+    pub(crate) fn server_call(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        method: &str,
+        args: Args,
+    ) -> Outcome {
         match self.control(session, method, args) {
             Ok(outcome) => outcome,
             Err(e) => Outcome::Error(e),
@@ -70,7 +75,12 @@ impl Engine {
         object_id(&id.unwrap_or_default())
     }
 
-    fn control(self: &Arc<Self>, session: &Arc<Session>, method: &str, mut args: Args) -> Result<Outcome, RemoteError> {
+    fn control(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        method: &str,
+        mut args: Args,
+    ) -> Result<Outcome, RemoteError> {
         let value = match method {
             "ping" | "dummy" => {
                 args.none(method)?;
@@ -78,7 +88,9 @@ impl Engine {
             }
             "create" => {
                 if args.positional.is_empty() {
-                    return Err(type_error("create() missing required argument 'typeid' (pos 1)"));
+                    return Err(type_error(
+                        "create() missing required argument 'typeid' (pos 1)",
+                    ));
                 }
                 let typeid = args.positional.remove(0);
                 let typeid = str_arg(&typeid, "typeid")?;
@@ -196,9 +208,15 @@ impl Engine {
             .map(|(t, n)| (Value::Str(t), Value::Int(n as i64)))
             .collect();
         dict(vec![
-            ("server", Value::Str(format!("mpserver/{}", env!("CARGO_PKG_VERSION")))),
+            (
+                "server",
+                Value::Str(format!("mpserver/{}", env!("CARGO_PKG_VERSION"))),
+            ),
             ("address", Value::Str(self.address())),
-            ("uptime_secs", Value::Float(self.started.elapsed().as_secs_f64())),
+            (
+                "uptime_secs",
+                Value::Float(self.started.elapsed().as_secs_f64()),
+            ),
             (
                 "connections",
                 Value::Int(self.stats.connections.load(Ordering::Relaxed) as i64),

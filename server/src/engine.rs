@@ -92,7 +92,10 @@ impl Engine {
 
     /// The address put in tokens.
     pub fn address(&self) -> String {
-        self.address.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.address
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The spec of `typeid`.
@@ -199,9 +202,7 @@ impl Engine {
         match result {
             Ok(Return::Value(held)) => Outcome::Return(self.adopt(session, held)),
             Ok(Return::Object(object)) => {
-                let spec = spec
-                    .returns_typeid(method)
-                    .and_then(|t| self.types.get(t));
+                let spec = spec.returns_typeid(method).and_then(|t| self.types.get(t));
                 match spec {
                     Some(spec) => {
                         let id = self.table.insert(object, Arc::clone(spec));

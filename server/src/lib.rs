@@ -57,8 +57,8 @@ pub mod wait;
 pub use args::Args;
 pub use engine::{Dispatch, Engine};
 pub use held::Held;
-pub use object::{CallContext, Owner, Reply, Return, SessionId, SharedObject};
 pub use limits::Limits;
+pub use object::{CallContext, Owner, Reply, Return, SessionId, SharedObject};
 pub use registry::Registry;
 pub use server::{BoundServer, Listen, ServeError, Server};
 

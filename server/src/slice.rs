@@ -89,7 +89,9 @@ impl Slice {
                         )
                     }),
                 };
-                Some((|| Ok(Slice::new(bound(start)?, bound(stop)?, bound(step)?)))())
+                Some((|| {
+                    Ok(Slice::new(bound(start)?, bound(stop)?, bound(step)?))
+                })())
             }
             _ => None,
         }
@@ -150,7 +152,11 @@ impl Index {
 /// `IndexError: {what} index out of range`.
 pub fn position(index: i64, len: usize, what: &str) -> Result<usize, RemoteError> {
     let ilen = i64::try_from(len).unwrap_or(i64::MAX);
-    let i = if index < 0 { index.saturating_add(ilen) } else { index };
+    let i = if index < 0 {
+        index.saturating_add(ilen)
+    } else {
+        index
+    };
     if (0..ilen).contains(&i) {
         // In 0..len, so the cast is lossless.
         Ok(i as usize)
@@ -162,7 +168,11 @@ pub fn position(index: i64, len: usize, what: &str) -> Result<usize, RemoteError
 /// Clamps an insertion point the way `list.insert` does.
 pub fn insertion_point(index: i64, len: usize) -> usize {
     let ilen = i64::try_from(len).unwrap_or(i64::MAX);
-    let i = if index < 0 { (index.saturating_add(ilen)).max(0) } else { index.min(ilen) };
+    let i = if index < 0 {
+        (index.saturating_add(ilen)).max(0)
+    } else {
+        index.min(ilen)
+    };
     i as usize
 }
 
@@ -254,7 +264,10 @@ mod tests {
         let s = Slice::new(Some(1), None, Some(-1));
         assert_eq!(Slice::from_value(&s.to_value()).unwrap().unwrap(), s);
         assert!(Slice::from_value(&Value::Int(3)).is_none());
-        assert_eq!(Index::from_value(&Value::Int(-1), "list").unwrap(), Index::At(-1));
+        assert_eq!(
+            Index::from_value(&Value::Int(-1), "list").unwrap(),
+            Index::At(-1)
+        );
         assert!(Index::from_value(&"x".into(), "list").is_err());
     }
 

@@ -40,12 +40,27 @@ pub fn binary() -> PathBuf {
         if beside.exists() {
             return beside;
         }
-        let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug").to_owned();
-        let target = dir.parent().expect("the target directory").join("mp-tests-mpserver");
+        let profile = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("debug")
+            .to_owned();
+        let target = dir
+            .parent()
+            .expect("the target directory")
+            .join("mp-tests-mpserver");
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-q", "-p", "mpserver", "--bin", "mpserver", "--target-dir"])
-            .arg(&target);
+        cmd.args([
+            "build",
+            "-q",
+            "-p",
+            "mpserver",
+            "--bin",
+            "mpserver",
+            "--target-dir",
+        ])
+        .arg(&target);
         if profile == "release" {
             cmd.arg("--release");
         }
@@ -160,7 +175,10 @@ impl ServerProcess {
             if let Some(status) = self.child.try_wait().expect("wait for mpserver") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "mpserver did not exit in {limit:?}");
+            assert!(
+                Instant::now() < deadline,
+                "mpserver did not exit in {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }

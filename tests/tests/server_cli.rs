@@ -56,11 +56,20 @@ fn admin_verbs_speak_the_protocol() {
     assert_eq!(objects.len(), 3);
     assert!(objects.iter().all(|o| o["refcount"] == 1));
     let text = String::from_utf8(admin(&server, "objects", false).stdout).unwrap();
-    assert!(text.contains("REFCOUNT") && text.contains("(3 objects)"), "{text}");
+    assert!(
+        text.contains("REFCOUNT") && text.contains("(3 objects)"),
+        "{text}"
+    );
 
     // A wrong key is refused.
     let bad = Command::new(binary())
-        .args(["ping", "--address", &server.address, "--authkey-env", "PATH"])
+        .args([
+            "ping",
+            "--address",
+            &server.address,
+            "--authkey-env",
+            "PATH",
+        ])
         .output()
         .unwrap();
     assert!(!bad.status.success());
@@ -80,15 +89,25 @@ fn a_generated_key_is_private_and_never_logged() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let address = line.trim().strip_prefix("serving at ").unwrap().to_owned();
-    assert!(address.starts_with("127.0.0.1:"), "the default is loopback: {address}");
+    assert!(
+        address.starts_with("127.0.0.1:"),
+        "the default is loopback: {address}"
+    );
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     let status = child.wait().unwrap();
     assert!(status.success(), "SIGTERM must exit 0, got {status:?}");
     let mut log = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
     let path = log
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -97,7 +116,10 @@ fn a_generated_key_is_private_and_never_logged() {
     // Removed on exit; while it lived it was checked by the next test.
     assert!(!std::path::Path::new(&path).exists());
     assert!(log.contains("authkey"));
-    assert!(!log.contains("serving at"), "the ready line goes to stdout only");
+    assert!(
+        !log.contains("serving at"),
+        "the ready line goes to stdout only"
+    );
 }
 
 #[test]
@@ -109,7 +131,9 @@ fn generated_key_file_mode_and_use() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let address = line.trim().strip_prefix("serving at ").unwrap().to_owned();
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let mut path = None;
@@ -157,7 +181,10 @@ fn sigterm_answers_waiting_calls_and_exits_zero() {
         Err(ManagerError::Remote(e)) => assert_eq!(e.kind, ErrorKind::ShuttingDown),
         other => panic!("expected ShuttingDown, got {other:?}"),
     }
-    assert!(!std::path::Path::new(&server.address).exists(), "socket file removed");
+    assert!(
+        !std::path::Path::new(&server.address).exists(),
+        "socket file removed"
+    );
 }
 
 #[test]
@@ -182,14 +209,22 @@ fn raw(server: &ServerProcess) -> TcpStream {
     client_handshake(&mut s, &server.key, &AuthOptions::default()).unwrap();
     write_frame(&mut s, &encode(&Hello::current("fuzz")).unwrap()).unwrap();
     let reply = read_frame(&mut s, 1 << 16).unwrap().unwrap();
-    assert!(matches!(decode::<HelloReply>(&reply).unwrap(), HelloReply::Welcome { .. }));
+    assert!(matches!(
+        decode::<HelloReply>(&reply).unwrap(),
+        HelloReply::Welcome { .. }
+    ));
     s
 }
 
 #[test]
 fn hostile_peers_are_cut_off_alone() {
     let server = ServerProcess::start_with(Options {
-        args: vec!["--max-frame-bytes".into(), "65536".into(), "--handshake-timeout".into(), "1".into()],
+        args: vec![
+            "--max-frame-bytes".into(),
+            "65536".into(),
+            "--handshake-timeout".into(),
+            "1".into(),
+        ],
         ..Options::default()
     });
     let good = server.client();
@@ -197,8 +232,11 @@ fn hostile_peers_are_cut_off_alone() {
     let mut n = 0i64;
     let mut check = || {
         n += 1;
-        good.call_method(d, "__setitem__", vec!["k".into(), n.into()], Kwargs::new()).unwrap();
-        let v = good.call_method(d, "__getitem__", vec!["k".into()], Kwargs::new()).unwrap();
+        good.call_method(d, "__setitem__", vec!["k".into(), n.into()], Kwargs::new())
+            .unwrap();
+        let v = good
+            .call_method(d, "__getitem__", vec!["k".into()], Kwargs::new())
+            .unwrap();
         assert_eq!(v.into_value().unwrap(), n.into());
     };
 

@@ -18,7 +18,11 @@ fn a_thousand_connections_lose_no_update() {
     let server = ServerProcess::start();
     let c = server.client();
     let lock = c.create("Lock", vec![], Kwargs::new()).unwrap().token.id;
-    let counter = c.create("Value", vec!["i".into(), 0.into()], Kwargs::new()).unwrap().token.id;
+    let counter = c
+        .create("Value", vec!["i".into(), 0.into()], Kwargs::new())
+        .unwrap()
+        .token
+        .id;
     let clients: Vec<ManagerClient> = (0..CONNECTIONS).map(|_| server.client()).collect();
     assert_eq!(c.status().unwrap().connections as usize, CONNECTIONS + 1);
     let clients = Arc::new(clients);
@@ -27,7 +31,10 @@ fn a_thousand_connections_lose_no_update() {
             let clients = Arc::clone(&clients);
             std::thread::spawn(move || {
                 let call = |cl: &ManagerClient, id: ObjectId, m: &str, a: Vec<Value>| {
-                    cl.call_method(id, m, a, Kwargs::new()).unwrap().into_value().unwrap()
+                    cl.call_method(id, m, a, Kwargs::new())
+                        .unwrap()
+                        .into_value()
+                        .unwrap()
                 };
                 for _ in 0..INCREMENTS {
                     for cl in clients.iter().skip(t).step_by(THREADS) {
@@ -43,7 +50,11 @@ fn a_thousand_connections_lose_no_update() {
     for h in handles {
         h.join().unwrap();
     }
-    let total = c.call_method(counter, "get", vec![], Kwargs::new()).unwrap().into_value().unwrap();
+    let total = c
+        .call_method(counter, "get", vec![], Kwargs::new())
+        .unwrap()
+        .into_value()
+        .unwrap();
     assert_eq!(total, Value::Int(CONNECTIONS as i64 * INCREMENTS));
 }
 
@@ -53,7 +64,11 @@ fn eight_producers_and_eight_consumers_lose_and_duplicate_nothing() {
     const ITEMS: i64 = 10_000;
     let server = ServerProcess::start();
     let c = server.client();
-    let q = c.create("Queue", vec![100.into()], Kwargs::new()).unwrap().token.id;
+    let q = c
+        .create("Queue", vec![100.into()], Kwargs::new())
+        .unwrap()
+        .token
+        .id;
     let spawn = |args: Vec<String>| {
         Command::new(env!("CARGO_BIN_EXE_mp-server-client"))
             .arg(&server.address)
@@ -67,7 +82,14 @@ fn eight_producers_and_eight_consumers_lose_and_duplicate_nothing() {
         .map(|_| spawn(vec!["consume".into(), q.0.to_string()]))
         .collect();
     let producers: Vec<_> = (0..PROCS)
-        .map(|p| spawn(vec!["produce".into(), q.0.to_string(), p.to_string(), ITEMS.to_string()]))
+        .map(|p| {
+            spawn(vec![
+                "produce".into(),
+                q.0.to_string(),
+                p.to_string(),
+                ITEMS.to_string(),
+            ])
+        })
         .collect();
     for p in producers {
         let out = p.wait_with_output().unwrap();
@@ -75,7 +97,8 @@ fn eight_producers_and_eight_consumers_lose_and_duplicate_nothing() {
     }
     // One end marker per consumer, after every item.
     for _ in 0..PROCS {
-        c.call_method(q, "put", vec![Value::None], Kwargs::new()).unwrap();
+        c.call_method(q, "put", vec![Value::None], Kwargs::new())
+            .unwrap();
     }
     let mut seen = HashSet::new();
     let mut count = 0;
@@ -93,5 +116,11 @@ fn eight_producers_and_eight_consumers_lose_and_duplicate_nothing() {
             assert!(seen.contains(&format!("{p} {i}")));
         }
     }
-    assert_eq!(c.call_method(q, "qsize", vec![], Kwargs::new()).unwrap().into_value().unwrap(), Value::Int(0));
+    assert_eq!(
+        c.call_method(q, "qsize", vec![], Kwargs::new())
+            .unwrap()
+            .into_value()
+            .unwrap(),
+        Value::Int(0)
+    );
 }

@@ -24,17 +24,24 @@ fn a_killed_client_frees_its_objects_and_its_lock() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert_eq!(line.trim(), "ready");
     // The child made 7 objects and holds the lock.
     assert_eq!(c.number_of_objects().unwrap(), baseline + 7);
-    let r = c.call_method(lock, "acquire", vec![false.into()], Kwargs::new()).unwrap();
+    let r = c
+        .call_method(lock, "acquire", vec![false.into()], Kwargs::new())
+        .unwrap();
     assert_eq!(r.into_value().unwrap(), Value::Bool(false));
 
     // Another client waits for the lock with no timeout...
     let waiter = {
         let c2 = server.client();
-        std::thread::spawn(move || c2.call_method(lock, "acquire", vec![], Kwargs::new()).map(|r| (c2, r)))
+        std::thread::spawn(move || {
+            c2.call_method(lock, "acquire", vec![], Kwargs::new())
+                .map(|r| (c2, r))
+        })
     };
     std::thread::sleep(Duration::from_millis(50));
     // ...and gets it when the holder is killed.
@@ -42,15 +49,23 @@ fn a_killed_client_frees_its_objects_and_its_lock() {
     child.wait().unwrap();
     let (c2, got) = waiter.join().unwrap().unwrap();
     assert_eq!(got.into_value().unwrap(), Value::Bool(true));
-    assert!(eventually(Duration::from_secs(10), || c.number_of_objects().unwrap() == baseline));
-    c2.call_method(lock, "release", vec![], Kwargs::new()).unwrap();
+    assert!(eventually(Duration::from_secs(10), || c
+        .number_of_objects()
+        .unwrap()
+        == baseline));
+    c2.call_method(lock, "release", vec![], Kwargs::new())
+        .unwrap();
 }
 
 #[test]
 fn a_closed_connection_releases_its_semaphore_units() {
     let server = ServerProcess::start();
     let c = server.client();
-    let sem = c.create("BoundedSemaphore", vec![2.into()], Kwargs::new()).unwrap().token.id;
+    let sem = c
+        .create("BoundedSemaphore", vec![2.into()], Kwargs::new())
+        .unwrap()
+        .token
+        .id;
     let take = |cl: &multiprocessing::managers::ManagerClient| {
         cl.call_method(sem, "acquire", vec![false.into()], Kwargs::new())
             .unwrap()
@@ -64,7 +79,11 @@ fn a_closed_connection_releases_its_semaphore_units() {
         assert_eq!(take(&c), Value::Bool(false));
     }
     // Both units come back once the connection is gone.
-    assert!(eventually(Duration::from_secs(10), || c.status().unwrap().connections == 1));
+    assert!(eventually(Duration::from_secs(10), || c
+        .status()
+        .unwrap()
+        .connections
+        == 1));
     assert_eq!(take(&c), Value::Bool(true));
     assert_eq!(take(&c), Value::Bool(true));
 }
@@ -88,8 +107,15 @@ fn a_killed_waiter_does_not_swallow_an_item() {
     std::thread::sleep(Duration::from_millis(50));
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(eventually(Duration::from_secs(10), || c.status().unwrap().connections == 1));
-    c.call_method(q, "put", vec!["kept".into()], Kwargs::new()).unwrap();
-    let got = c.call_method(q, "get_nowait", vec![], Kwargs::new()).unwrap();
+    assert!(eventually(Duration::from_secs(10), || c
+        .status()
+        .unwrap()
+        .connections
+        == 1));
+    c.call_method(q, "put", vec!["kept".into()], Kwargs::new())
+        .unwrap();
+    let got = c
+        .call_method(q, "get_nowait", vec![], Kwargs::new())
+        .unwrap();
     assert_eq!(got.into_value().unwrap(), Value::from("kept"));
 }

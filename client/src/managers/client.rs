@@ -273,12 +273,15 @@ impl ManagerClient {
             }
             Address::Unix(path) => Stream::Unix(UnixStream::connect(path).map_err(connect_error)?),
         };
-        stream.set_timeouts(Some(options.timeout)).map_err(connect_error)?;
+        stream
+            .set_timeouts(Some(options.timeout))
+            .map_err(connect_error)?;
         client_handshake(&mut stream, authkey, &options.auth)?;
         let hello = Hello::current(format!("multiprocessing-rs/{}", env!("CARGO_PKG_VERSION")));
         let mut bytes = Vec::new();
         encode_into(&hello, &mut bytes).map_err(|e| ManagerError::Protocol(e.to_string()))?;
-        write_frame(&mut stream, &bytes).map_err(|e| ManagerError::ConnectionLost(e.to_string()))?;
+        write_frame(&mut stream, &bytes)
+            .map_err(|e| ManagerError::ConnectionLost(e.to_string()))?;
         let reply = read_frame(&mut stream, 64 * 1024)
             .map_err(|e| ManagerError::ConnectionLost(e.to_string()))?
             .ok_or_else(|| ManagerError::ConnectionLost("closed during hello".into()))?;
@@ -338,7 +341,13 @@ impl ManagerClient {
             if let Some(why) = &state.dead {
                 return Err(ManagerError::ConnectionLost(why.clone()));
             }
-            state.slots.insert(id, Slot { answer: None, wake: Arc::clone(&wake) });
+            state.slots.insert(
+                id,
+                Slot {
+                    answer: None,
+                    wake: Arc::clone(&wake),
+                },
+            );
         }
         let written = lock(&inner.writer).write_all(&frame);
         if let Err(e) = written {
@@ -423,7 +432,8 @@ impl ManagerClient {
     }
 
     fn server(&self, method: &str, args: Vec<Value>) -> Result<Value, ManagerError> {
-        self.call(Target::Server, method, args, Kwargs::new())?.into_value()
+        self.call(Target::Server, method, args, Kwargs::new())?
+            .into_value()
     }
 
     /// Calls `method` of the shared object `id` (Python's `_callmethod`).
@@ -439,11 +449,17 @@ impl ManagerClient {
 
     /// Creates a shared object of `typeid`; this connection owns its one
     /// reference.
-    pub fn create(&self, typeid: &str, args: Vec<Value>, kwargs: Kwargs) -> Result<ProxyInfo, ManagerError> {
+    pub fn create(
+        &self,
+        typeid: &str,
+        args: Vec<Value>,
+        kwargs: Kwargs,
+    ) -> Result<ProxyInfo, ManagerError> {
         let mut all = Vec::with_capacity(args.len() + 1);
         all.push(Value::Str(typeid.to_owned()));
         all.extend(args);
-        self.call(Target::Server, "create", all, kwargs)?.into_proxy()
+        self.call(Target::Server, "create", all, kwargs)?
+            .into_proxy()
     }
 
     /// Adds a reference to `id`, owned by this connection.
@@ -514,11 +530,16 @@ where
     K: Into<String>,
     V: Into<Value>,
 {
-    pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect()
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect()
 }
 
 impl std::fmt::Debug for ManagerClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ManagerClient").field("address", &self.inner.address).finish()
+        f.debug_struct("ManagerClient")
+            .field("address", &self.inner.address)
+            .finish()
     }
 }

@@ -39,7 +39,7 @@
 //! # Layout
 //!
 //! * [`client`]: [`ManagerClient`] and what its calls return.
-//! * [`error`]: [`ManagerError`].
+//! * [`error`]: [`ManagerError`], why a call failed.
 
 pub mod client;
 pub mod error;

@@ -58,7 +58,9 @@ impl Kind {
             Kind::Int { min, max } => {
                 let i = match &v {
                     Value::Float(_) => {
-                        return Err(type_error("'float' object cannot be interpreted as an integer"))
+                        return Err(type_error(
+                            "'float' object cannot be interpreted as an integer",
+                        ))
                     }
                     other => other.as_int().ok_or_else(|| {
                         type_error(format!(
@@ -106,16 +108,15 @@ pub struct ArrayObject {
 impl ArrayObject {
     /// `Array(typecode, sequence, lock=True)`.
     pub fn create(_ctx: &CallContext<'_>, args: Args) -> Result<ArrayObject, RemoteError> {
-        let [typecode, sequence, _lock] = args.bind("Array", ["typecode", "sequence", "lock"], 2)?;
+        let [typecode, sequence, _lock] =
+            args.bind("Array", ["typecode", "sequence", "lock"], 2)?;
         let typecode = typecode.unwrap_or_default();
         let typecode = str_arg(&typecode, "array() argument 1")?.to_owned();
         let kind = kind(&typecode)?;
         let items = match sequence.unwrap_or_default() {
             // `Array('i', 10)` is CPython's sharedctypes form; array.array
             // rejects it, and so do we, with its message.
-            Value::Int(_) => {
-                return Err(type_error("cannot use a int to initialize an array"))
-            }
+            Value::Int(_) => return Err(type_error("cannot use a int to initialize an array")),
             v => iterate(v)?
                 .into_iter()
                 .map(|v| kind.check(&typecode, v))
@@ -215,11 +216,24 @@ mod tests {
             h.err(&a, "__setitem__", vec![0.into(), 300.into()]).kind,
             ErrorKind::Other("OverflowError".into())
         );
-        assert_eq!(h.err(&a, "__setitem__", vec![0.into(), "x".into()]).kind, ErrorKind::TypeError);
-        assert_eq!(h.err(&a, "__getitem__", vec![3.into()]).kind, ErrorKind::IndexError);
-        let bad = ArrayObject::create(&h.ctx(), Args::positional(vec!["z".into(), Value::List(vec![])]));
+        assert_eq!(
+            h.err(&a, "__setitem__", vec![0.into(), "x".into()]).kind,
+            ErrorKind::TypeError
+        );
+        assert_eq!(
+            h.err(&a, "__getitem__", vec![3.into()]).kind,
+            ErrorKind::IndexError
+        );
+        let bad = ArrayObject::create(
+            &h.ctx(),
+            Args::positional(vec!["z".into(), Value::List(vec![])]),
+        );
         assert_eq!(bad.err().unwrap().kind, ErrorKind::ValueError);
-        let d = ArrayObject::create(&h.ctx(), Args::positional(vec!["d".into(), Value::List(vec![1.into()])])).unwrap();
+        let d = ArrayObject::create(
+            &h.ctx(),
+            Args::positional(vec!["d".into(), Value::List(vec![1.into()])]),
+        )
+        .unwrap();
         assert_eq!(h.ok(&d, "__getitem__", vec![0.into()]), Value::Float(1.0));
     }
 }

@@ -75,7 +75,8 @@ pub struct BarrierObject {
 impl BarrierObject {
     /// `Barrier(parties, action=None, timeout=None)`.
     pub fn create(_ctx: &CallContext<'_>, args: Args) -> Result<BarrierObject, RemoteError> {
-        let [parties, action, timeout] = args.bind("Barrier", ["parties", "action", "timeout"], 1)?;
+        let [parties, action, timeout] =
+            args.bind("Barrier", ["parties", "action", "timeout"], 1)?;
         if !matches!(action, None | Some(Value::None)) {
             return Err(type_error(
                 "Barrier(action=...): an action cannot be sent to the server; \
@@ -218,20 +219,39 @@ mod tests {
     async fn barrier_semantics() {
         let h = Harness::new();
         let b = BarrierObject::create(&h.ctx(), Args::positional(vec![2.into()])).unwrap();
-        let Reply::Pending(first) = h.call(&b, "wait", vec![]) else { panic!() };
+        let Reply::Pending(first) = h.call(&b, "wait", vec![]) else {
+            panic!()
+        };
         let first = tokio::spawn(first);
         tokio::task::yield_now().await;
-        assert_eq!(h.ok(&b, "__getattribute__", vec!["n_waiting".into()]), Value::Int(1));
+        assert_eq!(
+            h.ok(&b, "__getattribute__", vec!["n_waiting".into()]),
+            Value::Int(1)
+        );
         assert_eq!(h.ok(&b, "wait", vec![]), Value::Int(1));
         assert!(first.await.unwrap().is_ok());
         // A timeout breaks it for everyone until reset.
-        let e = settle(h.call(&b, "wait", vec![0.01.into()])).await.unwrap_err();
+        let e = settle(h.call(&b, "wait", vec![0.01.into()]))
+            .await
+            .unwrap_err();
         assert_eq!(e.kind, ErrorKind::BrokenBarrierError);
-        assert_eq!(h.ok(&b, "__getattribute__", vec!["broken".into()]), Value::Bool(true));
-        assert_eq!(h.err(&b, "wait", vec![]).kind, ErrorKind::BrokenBarrierError);
+        assert_eq!(
+            h.ok(&b, "__getattribute__", vec!["broken".into()]),
+            Value::Bool(true)
+        );
+        assert_eq!(
+            h.err(&b, "wait", vec![]).kind,
+            ErrorKind::BrokenBarrierError
+        );
         h.ok(&b, "reset", vec![]);
-        assert_eq!(h.ok(&b, "__getattribute__", vec!["broken".into()]), Value::Bool(false));
-        assert_eq!(h.ok(&b, "__getattribute__", vec!["parties".into()]), Value::Int(2));
+        assert_eq!(
+            h.ok(&b, "__getattribute__", vec!["broken".into()]),
+            Value::Bool(false)
+        );
+        assert_eq!(
+            h.ok(&b, "__getattribute__", vec!["parties".into()]),
+            Value::Int(2)
+        );
         assert!(BarrierObject::create(&h.ctx(), Args::positional(vec![0.into()])).is_err());
     }
 

@@ -57,11 +57,15 @@ impl ConditionObject {
     pub fn create(ctx: &CallContext<'_>, args: Args) -> Result<ConditionObject, RemoteError> {
         let [given] = args.bind("Condition", ["lock"], 0)?;
         let (lock, shared_lock, lock_ref) = match given {
-            None | Some(Value::None) => (Arc::new(SemaphoreObject::new(SemKind::RLock, 1)), None, None),
+            None | Some(Value::None) => (
+                Arc::new(SemaphoreObject::new(SemKind::RLock, 1)),
+                None,
+                None,
+            ),
             Some(Value::Proxy(token)) => {
-                let object = ctx
-                    .resolve(&token)
-                    .ok_or_else(|| type_error("Condition(lock): the lock is not a live object of this server"))?;
+                let object = ctx.resolve(&token).ok_or_else(|| {
+                    type_error("Condition(lock): the lock is not a live object of this server")
+                })?;
                 let lock = object
                     .into_any()
                     .downcast::<SemaphoreObject>()
@@ -197,7 +201,9 @@ mod tests {
         assert!(settle(call(1, "notify", vec![])).await.is_err());
 
         settle(call(1, "acquire", vec![])).await.unwrap();
-        let Reply::Pending(waiting) = call(1, "wait", vec![]) else { panic!() };
+        let Reply::Pending(waiting) = call(1, "wait", vec![]) else {
+            panic!()
+        };
         let waiting = tokio::spawn(waiting);
         tokio::task::yield_now().await;
         // Thread 1 released the lock while waiting: thread 2 can notify.

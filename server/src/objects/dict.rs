@@ -84,7 +84,7 @@ fn update(
     let mut pairs: Vec<(Value, Value)> = Vec::new();
     if let Some(source) = args.positional.pop() {
         match source {
-            Value::Dict(m) => pairs.extend(m.into_iter()),
+            Value::Dict(m) => pairs.extend(*m),
             other => {
                 for (i, item) in iterate(other)?.into_iter().enumerate() {
                     match item {
@@ -167,7 +167,11 @@ impl DictObject {
                 let [k] = args.bind(method, ["key"], 1)?;
                 let k = k.unwrap_or_default();
                 Self::key(&k)?;
-                return map.get(&k).cloned().map(Return::Value).ok_or_else(|| key_error(&k));
+                return map
+                    .get(&k)
+                    .cloned()
+                    .map(Return::Value)
+                    .ok_or_else(|| key_error(&k));
             }
             "__setitem__" => {
                 let [k, v] = args.bind(method, ["key", "value"], 2)?;
@@ -205,7 +209,9 @@ impl DictObject {
             "__iter__" => {
                 args.none(method)?;
                 let keys = map.keys().cloned().collect();
-                return Ok(Return::Object(std::sync::Arc::new(IteratorObject::new(keys))));
+                return Ok(Return::Object(std::sync::Arc::new(IteratorObject::new(
+                    keys,
+                ))));
             }
             "__reversed__" => {
                 args.none(method)?;
@@ -325,35 +331,59 @@ mod tests {
         h.ok(&d, "__setitem__", vec!["a".into(), 1.into()]);
         h.ok(&d, "__setitem__", vec!["b".into(), 2.into()]);
         h.ok(&d, "__setitem__", vec!["a".into(), 3.into()]);
-        assert_eq!(h.ok(&d, "keys", vec![]), Value::List(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            h.ok(&d, "keys", vec![]),
+            Value::List(vec!["a".into(), "b".into()])
+        );
         assert_eq!(h.ok(&d, "__getitem__", vec!["a".into()]), Value::Int(3));
         let e = h.err(&d, "__getitem__", vec!["zz".into()]);
-        assert_eq!((e.kind, e.message.as_str()), (mp_proto::ErrorKind::KeyError, "'zz'"));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (mp_proto::ErrorKind::KeyError, "'zz'")
+        );
         let e = h.err(&d, "__getitem__", vec![Value::List(vec![])]);
         assert_eq!(e.message, "unhashable type: 'list'");
         assert_eq!(h.ok(&d, "get", vec!["zz".into(), 7.into()]), Value::Int(7));
         assert_eq!(h.ok(&d, "get", vec!["zz".into()]), Value::None);
         assert_eq!(h.ok(&d, "pop", vec!["zz".into(), 0.into()]), Value::Int(0));
-        assert_eq!(h.err(&d, "pop", vec!["zz".into()]).kind, mp_proto::ErrorKind::KeyError);
-        assert_eq!(h.ok(&d, "setdefault", vec!["c".into(), 9.into()]), Value::Int(9));
-        assert_eq!(h.ok(&d, "setdefault", vec!["c".into(), 10.into()]), Value::Int(9));
+        assert_eq!(
+            h.err(&d, "pop", vec!["zz".into()]).kind,
+            mp_proto::ErrorKind::KeyError
+        );
+        assert_eq!(
+            h.ok(&d, "setdefault", vec!["c".into(), 9.into()]),
+            Value::Int(9)
+        );
+        assert_eq!(
+            h.ok(&d, "setdefault", vec!["c".into(), 10.into()]),
+            Value::Int(9)
+        );
         assert_eq!(
             h.ok(&d, "popitem", vec![]),
             Value::Tuple(vec!["c".into(), 9.into()])
         );
         h.ok(&d, "__delitem__", vec!["a".into()]);
         assert_eq!(h.ok(&d, "__len__", vec![]), Value::Int(1));
-        assert_eq!(h.ok(&d, "__contains__", vec!["b".into()]), Value::Bool(true));
+        assert_eq!(
+            h.ok(&d, "__contains__", vec!["b".into()]),
+            Value::Bool(true)
+        );
         let pairs = Value::List(vec![Value::Tuple(vec!["x".into(), 1.into()])]);
         h.ok(&d, "update", vec![pairs]);
         assert_eq!(d.repr().unwrap(), "{'b': 2, 'x': 1}");
         // 1 and 1.0 and True are one key, as in Python.
         h.ok(&d, "__setitem__", vec![1.into(), "int".into()]);
         h.ok(&d, "__setitem__", vec![1.0.into(), "float".into()]);
-        assert_eq!(h.ok(&d, "__getitem__", vec![true.into()]), Value::from("float"));
+        assert_eq!(
+            h.ok(&d, "__getitem__", vec![true.into()]),
+            Value::from("float")
+        );
         h.ok(&d, "clear", vec![]);
         let e = h.err(&d, "popitem", vec![]);
         assert_eq!(e.kind, mp_proto::ErrorKind::KeyError);
-        assert!(h.err(&d, "update", vec![Value::List(vec![1.into()])]).kind == mp_proto::ErrorKind::TypeError);
+        assert!(
+            h.err(&d, "update", vec![Value::List(vec![1.into()])]).kind
+                == mp_proto::ErrorKind::TypeError
+        );
     }
 }

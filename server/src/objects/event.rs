@@ -72,7 +72,10 @@ impl SharedObject for EventObject {
 
     fn call(&self, _ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {
         match method {
-            "is_set" => args.none(method).map(|()| Value::Bool(lock(&self.state).flag)).into(),
+            "is_set" => args
+                .none(method)
+                .map(|()| Value::Bool(lock(&self.state).flag))
+                .into(),
             "set" => args
                 .none(method)
                 .map(|()| {
@@ -97,7 +100,10 @@ impl SharedObject for EventObject {
 
     fn repr(&self) -> Option<String> {
         let s = lock(&self.state);
-        Some(format!("<Event object, {}>", if s.flag { "set" } else { "unset" }))
+        Some(format!(
+            "<Event object, {}>",
+            if s.flag { "set" } else { "unset" }
+        ))
     }
 }
 
@@ -111,8 +117,13 @@ mod tests {
         let h = Harness::new();
         let e = EventObject::create(&h.ctx(), Args::default()).unwrap();
         assert_eq!(h.ok(&e, "is_set", vec![]), Value::Bool(false));
-        assert_eq!(settle(h.call(&e, "wait", vec![0.01.into()])).await.unwrap(), Value::Bool(false));
-        let Reply::Pending(w) = h.call(&e, "wait", vec![]) else { panic!() };
+        assert_eq!(
+            settle(h.call(&e, "wait", vec![0.01.into()])).await.unwrap(),
+            Value::Bool(false)
+        );
+        let Reply::Pending(w) = h.call(&e, "wait", vec![]) else {
+            panic!()
+        };
         let w = tokio::spawn(w);
         tokio::task::yield_now().await;
         h.ok(&e, "set", vec![]);

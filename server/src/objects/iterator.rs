@@ -62,7 +62,10 @@ impl SharedObject for IteratorObject {
 
     fn get_value(&self) -> Result<Held, RemoteError> {
         Ok(Held::plain(Value::List(
-            lock(&self.items).iter().map(|h| h.value().clone()).collect(),
+            lock(&self.items)
+                .iter()
+                .map(|h| h.value().clone())
+                .collect(),
         )))
     }
 }

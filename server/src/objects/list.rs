@@ -197,12 +197,15 @@ impl ListObject {
             }
             "__mul__" | "__rmul__" => {
                 let [n] = args.bind(method, ["n"], 1)?;
-                return Ok(Return::Value(ctx.hold(Value::List(repeat(&items, &n.unwrap_or_default())?))));
+                return Ok(Return::Value(
+                    ctx.hold(Value::List(repeat(&items, &n.unwrap_or_default())?)),
+                ));
             }
             "__imul__" => {
                 let [n] = args.bind(method, ["n"], 1)?;
                 let out = repeat(&items, &n.unwrap_or_default())?;
-                removed = std::mem::replace(&mut *items, out.into_iter().map(|v| ctx.hold(v)).collect());
+                removed =
+                    std::mem::replace(&mut *items, out.into_iter().map(|v| ctx.hold(v)).collect());
                 Value::None
             }
             "__reversed__" => {
@@ -324,7 +327,10 @@ mod tests {
         h.ok(&l, "append", vec![5.into()]);
         h.ok(&l, "insert", vec![0.into(), 9.into()]);
         assert_eq!(h.ok(&l, "__getitem__", vec![(-1).into()]), Value::Int(5));
-        assert_eq!(h.err(&l, "__getitem__", vec![10.into()]).message, "list index out of range");
+        assert_eq!(
+            h.err(&l, "__getitem__", vec![10.into()]).message,
+            "list index out of range"
+        );
         let s = Slice::new(Some(1), Some(3), None).to_value();
         assert_eq!(h.ok(&l, "__getitem__", vec![s.clone()]), ints(&[3, 1]));
         h.ok(&l, "__setitem__", vec![s, ints(&[7])]);
@@ -333,18 +339,31 @@ mod tests {
         assert_eq!(l.repr().unwrap(), "[2, 5, 7, 9]");
         assert_eq!(h.ok(&l, "pop", vec![]), Value::Int(9));
         assert_eq!(h.ok(&l, "index", vec![7.into()]), Value::Int(2));
-        assert_eq!(h.err(&l, "index", vec![8.into()]).message, "8 is not in list");
-        assert_eq!(h.err(&l, "remove", vec![8.into()]).kind, ErrorKind::ValueError);
+        assert_eq!(
+            h.err(&l, "index", vec![8.into()]).message,
+            "8 is not in list"
+        );
+        assert_eq!(
+            h.err(&l, "remove", vec![8.into()]).kind,
+            ErrorKind::ValueError
+        );
         h.ok(&l, "__imul__", vec![2.into()]);
         assert_eq!(h.ok(&l, "count", vec![5.into()]), Value::Int(2));
-        h.ok(&l, "__delitem__", vec![Slice::new(None, None, Some(2)).to_value()]);
+        h.ok(
+            &l,
+            "__delitem__",
+            vec![Slice::new(None, None, Some(2)).to_value()],
+        );
         assert_eq!(l.repr().unwrap(), "[5, 2, 7]");
         h.ok(&l, "__iadd__", vec![ints(&[1])]);
         h.ok(&l, "reverse", vec![]);
         assert_eq!(l.repr().unwrap(), "[1, 7, 2, 5]");
         h.ok(&l, "clear", vec![]);
         assert_eq!(h.err(&l, "pop", vec![]).message, "pop from empty list");
-        assert_eq!(h.err(&l, "__getitem__", vec!["x".into()]).kind, ErrorKind::TypeError);
+        assert_eq!(
+            h.err(&l, "__getitem__", vec!["x".into()]).kind,
+            ErrorKind::TypeError
+        );
         h.ok(&l, "extend", vec![Value::List(vec![1.into(), Value::None])]);
         assert_eq!(h.err(&l, "sort", vec![]).kind, ErrorKind::TypeError);
     }

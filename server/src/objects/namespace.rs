@@ -56,7 +56,12 @@ impl NamespaceObject {
         Value::from(map)
     }
 
-    fn dispatch(&self, ctx: &CallContext<'_>, method: &str, args: Args) -> Result<Return, RemoteError> {
+    fn dispatch(
+        &self,
+        ctx: &CallContext<'_>,
+        method: &str,
+        args: Args,
+    ) -> Result<Return, RemoteError> {
         match method {
             "__getattribute__" => {
                 let [name] = args.bind(method, ["name"], 1)?;
@@ -140,12 +145,21 @@ mod tests {
         h.ok(&ns, "__setattr__", vec!["x".into(), 10.into()]);
         h.ok(&ns, "__setattr__", vec!["_hidden".into(), 1.into()]);
         assert_eq!(ns.repr().unwrap(), "Namespace(x=10, y='hello')");
-        assert_eq!(h.ok(&ns, "__getattribute__", vec!["x".into()]), Value::Int(10));
+        assert_eq!(
+            h.ok(&ns, "__getattribute__", vec!["x".into()]),
+            Value::Int(10)
+        );
         h.ok(&ns, "__delattr__", vec!["x".into()]);
         let e = h.err(&ns, "__getattribute__", vec!["x".into()]);
         assert_eq!(e.message, "'Namespace' object has no attribute 'x'");
         assert_eq!(e.kind, mp_proto::ErrorKind::AttributeError);
-        assert_eq!(h.err(&ns, "__delattr__", vec!["x".into()]).kind, mp_proto::ErrorKind::AttributeError);
-        assert_eq!(h.err(&ns, "__getattribute__", vec![1.into()]).kind, mp_proto::ErrorKind::TypeError);
+        assert_eq!(
+            h.err(&ns, "__delattr__", vec!["x".into()]).kind,
+            mp_proto::ErrorKind::AttributeError
+        );
+        assert_eq!(
+            h.err(&ns, "__getattribute__", vec![1.into()]).kind,
+            mp_proto::ErrorKind::TypeError
+        );
     }
 }

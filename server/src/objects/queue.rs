@@ -61,8 +61,9 @@ impl QueueState {
         self.unfinished += 1;
         let mut item = Some(item);
         if !self.getters.is_empty() {
-            self.getters
-                .grant_front_with(wakers, |()| item.take().unwrap_or_else(|| Held::plain(Value::None)));
+            self.getters.grant_front_with(wakers, |()| {
+                item.take().unwrap_or_else(|| Held::plain(Value::None))
+            });
         }
         if let Some(item) = item {
             self.items.push_back(item);
@@ -108,8 +109,9 @@ fn getter_cancelled(s: &mut QueueState, c: Cancelled<(), Held>, wakers: &mut Wak
         // next getter.
         let mut item = Some(item);
         if !s.getters.is_empty() {
-            s.getters
-                .grant_front_with(wakers, |()| item.take().unwrap_or_else(|| Held::plain(Value::None)));
+            s.getters.grant_front_with(wakers, |()| {
+                item.take().unwrap_or_else(|| Held::plain(Value::None))
+            });
         }
         if let Some(item) = item {
             s.items.push_front(item);
@@ -171,7 +173,13 @@ impl QueueObject {
         }
         let ticket = s.putters.enqueue(item);
         drop(s);
-        let wait = Wait::new(Arc::clone(&self.state), ticket, putters, putter_cancelled, timeout);
+        let wait = Wait::new(
+            Arc::clone(&self.state),
+            ticket,
+            putters,
+            putter_cancelled,
+            timeout,
+        );
         Reply::pending(async move {
             match wait.await {
                 Some(()) => Ok::<Return, RemoteError>(Value::None.into()),
@@ -191,7 +199,13 @@ impl QueueObject {
         }
         let ticket = s.getters.enqueue(());
         drop(s);
-        let wait = Wait::new(Arc::clone(&self.state), ticket, getters, getter_cancelled, timeout);
+        let wait = Wait::new(
+            Arc::clone(&self.state),
+            ticket,
+            getters,
+            getter_cancelled,
+            timeout,
+        );
         Reply::pending(async move {
             match wait.await {
                 Some(item) => Ok::<Return, RemoteError>(Return::Value(item)),
@@ -200,12 +214,21 @@ impl QueueObject {
         })
     }
 
-    fn dispatch(&self, ctx: &CallContext<'_>, method: &str, args: Args) -> Result<Reply, RemoteError> {
+    fn dispatch(
+        &self,
+        ctx: &CallContext<'_>,
+        method: &str,
+        args: Args,
+    ) -> Result<Reply, RemoteError> {
         Ok(match method {
             "put" => {
                 let [item, block, timeout] = args.bind(method, ["item", "block", "timeout"], 1)?;
                 let block = bool_arg(block.as_ref(), true);
-                let timeout = if block { queue_timeout(timeout.as_ref())? } else { None };
+                let timeout = if block {
+                    queue_timeout(timeout.as_ref())?
+                } else {
+                    None
+                };
                 self.put(ctx.hold(item.unwrap_or_default()), block, timeout)
             }
             "put_nowait" => {
@@ -215,7 +238,11 @@ impl QueueObject {
             "get" => {
                 let [block, timeout] = args.bind(method, ["block", "timeout"], 0)?;
                 let block = bool_arg(block.as_ref(), true);
-                let timeout = if block { queue_timeout(timeout.as_ref())? } else { None };
+                let timeout = if block {
+                    queue_timeout(timeout.as_ref())?
+                } else {
+                    None
+                };
                 self.get(block, timeout)
             }
             "get_nowait" => {
@@ -255,7 +282,13 @@ impl QueueObject {
                 }
                 let ticket = s.joiners.enqueue(());
                 drop(s);
-                let wait = Wait::new(Arc::clone(&self.state), ticket, joiners, joiner_cancelled, None);
+                let wait = Wait::new(
+                    Arc::clone(&self.state),
+                    ticket,
+                    joiners,
+                    joiner_cancelled,
+                    None,
+                );
                 Reply::pending(async move {
                     wait.await;
                     Ok::<Return, RemoteError>(Value::None.into())
@@ -302,10 +335,17 @@ mod tests {
         h.ok(&q, "put", vec![1.into()]);
         h.ok(&q, "put_nowait", vec![2.into()]);
         assert_eq!(h.ok(&q, "full", vec![]), Value::Bool(true));
-        assert_eq!(h.err(&q, "put_nowait", vec![3.into()]).kind, ErrorKind::Full);
+        assert_eq!(
+            h.err(&q, "put_nowait", vec![3.into()]).kind,
+            ErrorKind::Full
+        );
         let e = settle(h.call(&q, "put", vec![3.into(), true.into(), 0.01.into()])).await;
         assert_eq!(e.unwrap_err().kind, ErrorKind::Full);
-        assert_eq!(h.err(&q, "put", vec![3.into(), true.into(), (-1).into()]).kind, ErrorKind::ValueError);
+        assert_eq!(
+            h.err(&q, "put", vec![3.into(), true.into(), (-1).into()])
+                .kind,
+            ErrorKind::ValueError
+        );
         assert_eq!(h.ok(&q, "get", vec![]), Value::Int(1));
         assert_eq!(h.ok(&q, "qsize", vec![]), Value::Int(1));
         assert_eq!(h.ok(&q, "get_nowait", vec![]), Value::Int(2));
@@ -319,14 +359,18 @@ mod tests {
     async fn blocked_putters_and_getters_are_served_in_order() {
         let h = Harness::new();
         let q = queue(&h, 1);
-        let Reply::Pending(g1) = h.call(&q, "get", vec![]) else { panic!() };
+        let Reply::Pending(g1) = h.call(&q, "get", vec![]) else {
+            panic!()
+        };
         let g1 = tokio::spawn(g1);
         tokio::task::yield_now().await;
         h.ok(&q, "put", vec!["a".into()]);
         let got = settle(Reply::Pending(Box::pin(async move { g1.await.unwrap() }))).await;
         assert_eq!(got.unwrap(), Value::from("a"));
         h.ok(&q, "put", vec!["b".into()]);
-        let Reply::Pending(p) = h.call(&q, "put", vec!["c".into()]) else { panic!() };
+        let Reply::Pending(p) = h.call(&q, "put", vec!["c".into()]) else {
+            panic!()
+        };
         let p = tokio::spawn(p);
         tokio::task::yield_now().await;
         assert_eq!(h.ok(&q, "get", vec![]), Value::from("b"));
@@ -338,7 +382,9 @@ mod tests {
     async fn a_cancelled_getter_loses_nothing() {
         let h = Harness::new();
         let q = queue(&h, 0);
-        let Reply::Pending(g) = h.call(&q, "get", vec![]) else { panic!() };
+        let Reply::Pending(g) = h.call(&q, "get", vec![]) else {
+            panic!()
+        };
         // Granted the item, then dropped before it could be delivered.
         h.ok(&q, "put", vec![7.into()]);
         drop(g);
@@ -351,7 +397,9 @@ mod tests {
         let q = queue(&h, 0);
         assert_eq!(h.err(&q, "task_done", vec![]).kind, ErrorKind::ValueError);
         h.ok(&q, "put", vec![1.into()]);
-        let Reply::Pending(j) = h.call(&q, "join", vec![]) else { panic!() };
+        let Reply::Pending(j) = h.call(&q, "join", vec![]) else {
+            panic!()
+        };
         let j = tokio::spawn(j);
         h.ok(&q, "get", vec![]);
         h.ok(&q, "task_done", vec![]);

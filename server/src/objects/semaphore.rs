@@ -230,7 +230,10 @@ impl SemaphoreObject {
 
     /// `BoundedSemaphore(value=1)`.
     pub fn create_bounded(_ctx: &CallContext<'_>, args: Args) -> Result<Self, RemoteError> {
-        Ok(Self::new(SemKind::BoundedSemaphore, initial(args, "BoundedSemaphore")?))
+        Ok(Self::new(
+            SemKind::BoundedSemaphore,
+            initial(args, "BoundedSemaphore")?,
+        ))
     }
 
     /// Which kind it is.
@@ -275,7 +278,11 @@ impl SemaphoreObject {
         let mut wakers = Wakers::new();
         let mut s = lock(&self.state);
         let depth = match s.kind {
-            SemKind::RLock => s.holders.iter().find(|(o, _)| *o == owner).map(|(_, d)| *d)?,
+            SemKind::RLock => s
+                .holders
+                .iter()
+                .find(|(o, _)| *o == owner)
+                .map(|(_, d)| *d)?,
             _ => {
                 if !s.is_owned_by(owner) {
                     return None;
@@ -316,8 +323,12 @@ impl SemaphoreObject {
             Err(e) => return Reply::err(e),
         };
         let blocking = bool_arg(blocking.as_ref(), true);
-        if !blocking && matches!(&timeout, Some(t) if t.as_float() != Some(-1.0) && *t != Value::None) {
-            return Reply::err(value_error("can't specify a timeout for a non-blocking call"));
+        if !blocking
+            && matches!(&timeout, Some(t) if t.as_float() != Some(-1.0) && *t != Value::None)
+        {
+            return Reply::err(value_error(
+                "can't specify a timeout for a non-blocking call",
+            ));
         }
         let timeout = match lock_timeout(timeout.as_ref()) {
             Ok(t) => t,
@@ -353,7 +364,9 @@ impl SharedObject for SemaphoreObject {
             "acquire" | "__enter__" => self.acquire(ctx, args),
             "release" | "__exit__" => {
                 let kind = self.kind();
-                let n = if matches!(kind, SemKind::Semaphore | SemKind::BoundedSemaphore) && method == "release" {
+                let n = if matches!(kind, SemKind::Semaphore | SemKind::BoundedSemaphore)
+                    && method == "release"
+                {
                     match args.bind(method, ["n"], 0) {
                         Ok([None]) => 1,
                         Ok([Some(n)]) => match int_arg(&n) {
@@ -371,7 +384,9 @@ impl SharedObject for SemaphoreObject {
                     }
                     1
                 };
-                self.release_for(ctx.owner(), n).map(|()| Value::None).into()
+                self.release_for(ctx.owner(), n)
+                    .map(|()| Value::None)
+                    .into()
             }
             "locked" => match args.none(method) {
                 Ok(()) => Reply::ok(lock(&self.state).value == 0),
@@ -420,31 +435,62 @@ mod tests {
     async fn lock_owner_rules() {
         let h = Harness::new();
         let l = SemaphoreObject::new(SemKind::RLock, 1);
-        assert_eq!(settle(call(&h, &l, 1, "acquire", vec![])).await.unwrap(), Value::Bool(true));
-        assert_eq!(settle(call(&h, &l, 1, "acquire", vec![])).await.unwrap(), Value::Bool(true));
+        assert_eq!(
+            settle(call(&h, &l, 1, "acquire", vec![])).await.unwrap(),
+            Value::Bool(true)
+        );
+        assert_eq!(
+            settle(call(&h, &l, 1, "acquire", vec![])).await.unwrap(),
+            Value::Bool(true)
+        );
         // Another thread neither gets it nor may release it.
         assert_eq!(
-            settle(call(&h, &l, 2, "acquire", vec![false.into()])).await.unwrap(),
+            settle(call(&h, &l, 2, "acquire", vec![false.into()]))
+                .await
+                .unwrap(),
             Value::Bool(false)
         );
-        let e = settle(call(&h, &l, 2, "release", vec![])).await.unwrap_err();
-        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::RuntimeError, "cannot release un-acquired lock"));
+        let e = settle(call(&h, &l, 2, "release", vec![]))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::RuntimeError, "cannot release un-acquired lock")
+        );
         settle(call(&h, &l, 1, "release", vec![])).await.unwrap();
         settle(call(&h, &l, 1, "release", vec![])).await.unwrap();
         assert!(settle(call(&h, &l, 1, "release", vec![])).await.is_err());
 
         let plain = SemaphoreObject::new(SemKind::Lock, 1);
-        settle(call(&h, &plain, 1, "acquire", vec![])).await.unwrap();
+        settle(call(&h, &plain, 1, "acquire", vec![]))
+            .await
+            .unwrap();
         // A negative timeout means "do not wait".
         assert_eq!(
-            settle(call(&h, &plain, 2, "acquire", vec![true.into(), (-5).into()])).await.unwrap(),
+            settle(call(
+                &h,
+                &plain,
+                2,
+                "acquire",
+                vec![true.into(), (-5).into()]
+            ))
+            .await
+            .unwrap(),
             Value::Bool(false)
         );
         // Python's Lock may be released by another thread.
-        settle(call(&h, &plain, 2, "release", vec![])).await.unwrap();
-        let e = settle(call(&h, &plain, 2, "release", vec![])).await.unwrap_err();
+        settle(call(&h, &plain, 2, "release", vec![]))
+            .await
+            .unwrap();
+        let e = settle(call(&h, &plain, 2, "release", vec![]))
+            .await
+            .unwrap_err();
         assert_eq!(e.message, "release unlocked lock");
-        assert!(settle(call(&h, &plain, 2, "acquire", vec![false.into(), 1.into()])).await.is_err());
+        assert!(
+            settle(call(&h, &plain, 2, "acquire", vec![false.into(), 1.into()]))
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]
@@ -452,14 +498,21 @@ mod tests {
         let h = Harness::new();
         let l = SemaphoreObject::new(SemKind::Lock, 1);
         settle(call(&h, &l, 1, "acquire", vec![])).await.unwrap();
-        let Reply::Pending(a) = call(&h, &l, 2, "acquire", vec![]) else { panic!() };
-        let Reply::Pending(b) = call(&h, &l, 3, "acquire", vec![]) else { panic!() };
+        let Reply::Pending(a) = call(&h, &l, 2, "acquire", vec![]) else {
+            panic!()
+        };
+        let Reply::Pending(b) = call(&h, &l, 3, "acquire", vec![]) else {
+            panic!()
+        };
         let a = tokio::spawn(a);
         let b = tokio::spawn(b);
         tokio::task::yield_now().await;
         settle(call(&h, &l, 1, "release", vec![])).await.unwrap();
         assert!(a.await.is_ok());
-        assert!(l.is_owned_by(Owner { session: h.session.id(), thread: 2 }));
+        assert!(l.is_owned_by(Owner {
+            session: h.session.id(),
+            thread: 2
+        }));
         settle(call(&h, &l, 2, "release", vec![])).await.unwrap();
         assert!(b.await.is_ok());
         let t = settle(call(&h, &l, 4, "acquire", vec![true.into(), 0.01.into()])).await;
@@ -472,8 +525,13 @@ mod tests {
         let s = SemaphoreObject::new(SemKind::BoundedSemaphore, 2);
         settle(call(&h, &s, 1, "acquire", vec![])).await.unwrap();
         settle(call(&h, &s, 1, "release", vec![])).await.unwrap();
-        let e = settle(call(&h, &s, 1, "release", vec![])).await.unwrap_err();
-        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::ValueError, "Semaphore released too many times"));
+        let e = settle(call(&h, &s, 1, "release", vec![]))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::ValueError, "Semaphore released too many times")
+        );
         settle(call(&h, &s, 1, "acquire", vec![])).await.unwrap();
         settle(call(&h, &s, 2, "acquire", vec![])).await.unwrap();
         assert_eq!(lock(&s.state).value, 0);

@@ -39,7 +39,12 @@ impl Harness {
         obj.call(&self.ctx(), method, Args::positional(args))
     }
 
-    pub fn result(&self, obj: &dyn SharedObject, method: &str, args: Vec<Value>) -> Result<Value, RemoteError> {
+    pub fn result(
+        &self,
+        obj: &dyn SharedObject,
+        method: &str,
+        args: Vec<Value>,
+    ) -> Result<Value, RemoteError> {
         match self.call(obj, method, args) {
             Reply::Ready(Ok(Return::Value(v))) => Ok(v.into_value()),
             Reply::Ready(Ok(Return::Object(_))) => Ok(Value::Str("<object>".into())),

@@ -82,7 +82,8 @@ mod tests {
     #[test]
     fn value_semantics() {
         let h = Harness::new();
-        let v = ValueObject::create(&h.ctx(), Args::positional(vec!["i".into(), 5.into()])).unwrap();
+        let v =
+            ValueObject::create(&h.ctx(), Args::positional(vec!["i".into(), 5.into()])).unwrap();
         assert_eq!(h.ok(&v, "get", vec![]), Value::Int(5));
         h.ok(&v, "set", vec![7.into()]);
         assert_eq!(v.repr().unwrap(), "Value('i', 7)");

@@ -41,13 +41,25 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
             let lock = id(rest.first())?;
             for _ in 0..5 {
                 let d = client.create("dict", vec![], none())?;
-                client.call_method(d.token.id, "__setitem__", vec!["k".into(), 1.into()], none())?;
+                client.call_method(
+                    d.token.id,
+                    "__setitem__",
+                    vec!["k".into(), 1.into()],
+                    none(),
+                )?;
             }
             // A list holding a token: its reference must go too.
             let inner = client.create("list", vec![], none())?;
             let outer = client.create("list", vec![], none())?;
-            client.call_method(outer.token.id, "append", vec![inner.token.clone().into()], none())?;
-            let got = client.call_method(lock, "acquire", vec![], none())?.into_value()?;
+            client.call_method(
+                outer.token.id,
+                "append",
+                vec![inner.token.clone().into()],
+                none(),
+            )?;
+            let got = client
+                .call_method(lock, "acquire", vec![], none())?
+                .into_value()?;
             if got != Value::Bool(true) {
                 return Err("could not take the lock".into());
             }
@@ -70,7 +82,9 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
             let queue = id(rest.first())?;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             loop {
-                let item = client.call_method(queue, "get", vec![], none())?.into_value()?;
+                let item = client
+                    .call_method(queue, "get", vec![], none())?
+                    .into_value()?;
                 match item {
                     Value::None => break,
                     Value::Tuple(pi) if pi.len() == 2 => {
