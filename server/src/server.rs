@@ -157,12 +157,11 @@ impl BoundServer {
         } = self;
         let slots = Arc::new(Semaphore::new(ctx.limits.max_connections));
         let mut connections = JoinSet::new();
-        let mut stop = engine.shutdown.subscribe();
         tracing::info!(%address, "serving");
         loop {
             tokio::select! {
                 biased;
-                _ = stop.wait_for(|s| *s) => break,
+                _ = engine.shutdown.wait() => break,
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 accepted = accept(&listener) => match accepted {
                     Ok((stream, peer)) => {
