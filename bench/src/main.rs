@@ -3,6 +3,8 @@
 //!
 //! `cargo run --release -p mp-bench -- <suite>...`; no suite runs them all.
 
+mod manager;
+mod manager_mem;
 mod proto;
 mod report;
 mod wire;
@@ -10,6 +12,10 @@ mod wire_conn;
 
 /// A suite: its name on the command line and what runs it.
 const SUITES: &[(&str, fn())] = &[
+    ("manager", manager::run),
+    ("manager.single", manager::run_single),
+    ("manager.clients", manager::run_clients),
+    ("manager.memory", manager::run_memory),
     ("proto", proto::run),
     ("wire", wire::run),
     ("wire.frame", wire::run_frame),
@@ -18,6 +24,9 @@ const SUITES: &[(&str, fn())] = &[
 ];
 
 fn main() {
+    if manager::worker_main() {
+        return;
+    }
     let wanted: Vec<String> = std::env::args().skip(1).collect();
     if wanted.iter().any(|w| w == "-h" || w == "--help") {
         println!("usage: mp-bench [SUITE]...\nsuites:");

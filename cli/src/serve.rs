@@ -24,9 +24,27 @@ fn init_logging(format: LogFormat, level: &str) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// Raises the open-file limit to the hard limit: every connection is a
+/// descriptor, and the default soft limit (often 1024) would cap a server
+/// far below `--max-connections`.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit with a valid, owned struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let old = lim.rlim_cur;
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                tracing::debug!(from = old, to = lim.rlim_max, "raised the open-file limit");
+            }
+        }
+    }
+}
+
 /// Runs the server until a signal or a `shutdown` call.
 pub fn run(args: ServeArgs) -> Result<(), BoxError> {
     init_logging(args.log_format, &args.log_level)?;
+    raise_fd_limit();
     let (key, generated) = match authkey::from_args(&args.key)? {
         Some(key) => (key, None),
         None => {

@@ -1,0 +1,352 @@
+//! `mp-bench manager`: `mpserver` against CPython's `SyncManager` doing the
+//! same work, and against a raw TCP loopback ping-pong, in one run.
+//!
+//! * Single client, one call at a time over TCP 127.0.0.1 with an authkey:
+//!   `d[k]=v`, `d[k]`, `l.append(x)`, `q.put(x)`+`q.get()`,
+//!   `lock.acquire()`+`release()`. Each figure is also compared, per
+//!   round trip, with an 8-byte TCP_NODELAY echo between two processes
+//!   (the goal: at least 0.9x of it). Unpinned, same CPU and cross CPU.
+//! * Eight client processes doing set+get on one dict (goal: 4x CPython).
+//! * Server memory: see [`crate::manager_mem`].
+//!
+//! The server is the release `mpserver` binary beside this one (built if
+//! missing), started per placement with its CPU affinity set before exec.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mp_proto::message::Kwargs;
+use mp_proto::{ObjectId, Value};
+use multiprocessing::managers::ManagerClient;
+
+use crate::report::{self, Row};
+use crate::wire::{forked, median, pin, rate, Placement};
+
+/// Repeats per figure; the median is reported.
+const REPEATS: usize = 3;
+/// How long CPython measures each figure, as `wire::rate` does.
+const PY_REPEAT_SECS: f64 = 0.3;
+/// The CPython script.
+const SCRIPT: &str = include_str!("manager_py.py");
+/// The environment variable that turns this binary into a client worker.
+const WORKER_ENV: &str = "MP_BENCH_MANAGER_WORKER";
+/// The authkey every benchmark server uses.
+pub(crate) const KEY: &[u8] = b"mp-bench-manager-key";
+
+/// The release `mpserver` next to this binary, built if missing.
+pub(crate) fn mpserver_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the benchmark's own path");
+    let dir = exe.parent().expect("its directory").to_path_buf();
+    let bin = dir.join("mpserver");
+    if !bin.exists() {
+        let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args(["build", "--release", "-p", "mpserver"])
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "building mpserver failed");
+    }
+    bin
+}
+
+/// A running `mpserver serve` on a free loopback port.
+pub(crate) struct ServerProc {
+    pub(crate) child: Child,
+    pub(crate) address: String,
+    key_file: PathBuf,
+}
+
+impl ServerProc {
+    /// Starts the server pinned to `cpu` (all its threads).
+    pub(crate) fn start(cpu: Option<usize>) -> ServerProc {
+        let key_file = std::env::temp_dir().join(format!("mp-bench-{}.key", std::process::id()));
+        std::fs::write(&key_file, KEY).expect("write the key file");
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600));
+        let mut cmd = Command::new(mpserver_binary());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn", "--authkey-file"])
+            .arg(&key_file)
+            .stdout(Stdio::piped());
+        // SAFETY: between fork and exec the child only calls
+        // sched_setaffinity, which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                pin(cpu);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("start mpserver");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the ready line");
+        let address = line.trim().trim_start_matches("serving at ").to_owned();
+        ServerProc {
+            child,
+            address,
+            key_file,
+        }
+    }
+
+    pub(crate) fn client(&self) -> ManagerClient {
+        ManagerClient::connect(&self.address.parse().expect("address"), KEY).expect("connect")
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.key_file);
+    }
+}
+
+fn call(c: &ManagerClient, id: ObjectId, method: &str, args: Vec<Value>) {
+    c.call_method(id, method, args, Kwargs::new()).expect("call");
+}
+
+/// The five single-client workloads: name, round trips per step.
+const WORKLOADS: [(&str, f64); 5] = [
+    ("dict_set", 1.0),
+    ("dict_get", 1.0),
+    ("list_append", 1.0),
+    ("queue_put_get", 2.0),
+    ("lock_acquire_release", 2.0),
+];
+
+fn ours(placement: Placement) -> Vec<f64> {
+    let (server_cpu, client_cpu) = match placement {
+        Placement::Unpinned => (None, None),
+        Placement::SameCpu => (Some(0), Some(0)),
+        Placement::CrossCpu => (Some(1), Some(0)),
+    };
+    let server = ServerProc::start(server_cpu);
+    pin(client_cpu);
+    let c = server.client();
+    let none = Kwargs::new;
+    let d = c.create("dict", vec![], none()).expect("dict").token.id;
+    let l = c.create("list", vec![], none()).expect("list").token.id;
+    let q = c.create("Queue", vec![], none()).expect("Queue").token.id;
+    let lock = c.create("Lock", vec![], none()).expect("Lock").token.id;
+    let mut samples = vec![Vec::new(); WORKLOADS.len()];
+    for _ in 0..REPEATS {
+        samples[0].push(rate(|| call(&c, d, "__setitem__", vec!["k".into(), 1.into()])));
+        samples[1].push(rate(|| call(&c, d, "__getitem__", vec!["k".into()])));
+        samples[2].push(rate(|| call(&c, l, "append", vec![1.into()])));
+        samples[3].push(rate(|| {
+            call(&c, q, "put", vec![1.into()]);
+            call(&c, q, "get", vec![]);
+        }));
+        samples[4].push(rate(|| {
+            call(&c, lock, "acquire", vec![]);
+            call(&c, lock, "release", vec![]);
+        }));
+        call(&c, l, "clear", vec![]);
+    }
+    pin(None);
+    samples.into_iter().map(median).collect()
+}
+
+/// An 8-byte TCP_NODELAY echo between this process and a forked one.
+fn raw_tcp(placement: Placement) -> f64 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let runs: Vec<f64> = (0..REPEATS)
+        .map(|_| {
+            forked(
+                placement,
+                || {
+                    if let Ok((mut s, _)) = listener.accept() {
+                        let _ = s.set_nodelay(true);
+                        let mut buf = [0u8; 8];
+                        while s.read_exact(&mut buf).is_ok() {
+                            if s.write_all(&buf).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                },
+                || {
+                    let mut s = TcpStream::connect(addr).expect("connect");
+                    s.set_nodelay(true).expect("nodelay");
+                    let mut buf = [0u8; 8];
+                    rate(|| {
+                        s.write_all(&buf).expect("write");
+                        s.read_exact(&mut buf).expect("read");
+                    })
+                },
+            )
+        })
+        .collect();
+    median(runs)
+}
+
+fn python(args: &[&str]) -> Vec<(String, f64)> {
+    let out = Command::new("python3").arg("-c").arg(SCRIPT).args(args).output();
+    match out {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let (name, v) = l.split_once(' ')?;
+                Some((name.to_owned(), v.trim().parse().ok()?))
+            })
+            .collect(),
+        Ok(out) => {
+            eprintln!("python3 failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            Vec::new()
+        }
+        Err(e) => {
+            eprintln!("python3 not runnable: {e}");
+            Vec::new()
+        }
+    }
+}
+
+fn placement_name(p: Placement) -> &'static str {
+    match p {
+        Placement::Unpinned => "unpinned",
+        Placement::SameCpu => "samecpu",
+        Placement::CrossCpu => "crosscpu",
+    }
+}
+
+/// Runs the suite: every part below.
+pub fn run() {
+    run_single();
+    run_clients();
+    run_memory();
+}
+
+/// The 8-client part.
+pub fn run_clients() {
+    let clients = eight_clients();
+    report::print("manager: 8 client processes, set+get on one dict", &clients);
+}
+
+/// The memory part.
+pub fn run_memory() {
+    report::print("manager: server memory", &crate::manager_mem::run());
+}
+
+/// The single-client part.
+pub fn run_single() {
+    let mut rows = Vec::new();
+    for placement in Placement::ALL {
+        let raw = raw_tcp(placement);
+        let mine = ours(placement);
+        let secs = PY_REPEAT_SECS.to_string();
+        let repeats = REPEATS.to_string();
+        let py = python(&["single", placement_name(placement), &secs, &repeats]);
+        let sfx = placement.suffix();
+        rows.push(Row {
+            name: format!("raw.tcp_loopback.pingpong_8b{sfx}"),
+            ours: raw,
+            against: None,
+            unit: "RT/s",
+            higher_is_better: true,
+        });
+        for ((name, trips), figure) in WORKLOADS.iter().zip(&mine) {
+            let theirs = py.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+            let unit = if *trips > 1.0 { "pairs/s" } else { "ops/s" };
+            rows.push(Row {
+                name: format!("manager.{name}{sfx}"),
+                ours: *figure,
+                against: theirs.map(|t| ("CPython SyncManager".into(), t)),
+                unit,
+                higher_is_better: true,
+            });
+            rows.push(Row {
+                name: format!("manager.{name}{sfx}.per_rt"),
+                ours: figure * trips,
+                against: Some(("raw TCP ping-pong".into(), raw)),
+                unit: "RT/s",
+                higher_is_better: true,
+            });
+            if let Some(t) = theirs {
+                rows.push(Row {
+                    name: format!("py.manager.{name}{sfx}.per_rt"),
+                    ours: t * trips,
+                    against: Some(("raw TCP ping-pong".into(), raw)),
+                    unit: "RT/s",
+                    higher_is_better: true,
+                });
+            }
+        }
+    }
+    report::print("manager: single client, one call at a time", &rows);
+}
+
+const CLIENTS: usize = 8;
+const PAIRS: usize = 5000;
+
+fn eight_clients() -> Vec<Row> {
+    let server = ServerProc::start(None);
+    let c = server.client();
+    let d = c.create("dict", vec![], Kwargs::new()).expect("dict").token.id;
+    let start = c.create("Event", vec![], Kwargs::new()).expect("Event").token.id;
+    let exe = std::env::current_exe().expect("own path");
+    let workers: Vec<Child> = (0..CLIENTS)
+        .map(|i| {
+            Command::new(&exe)
+                .env(
+                    WORKER_ENV,
+                    format!("{}|{}|{}|{}|{}", server.address, d.0, start.0, i, PAIRS),
+                )
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("start a worker")
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while c.status().map(|s| s.connections).unwrap_or(0) < CLIENTS as u64 + 1 {
+        assert!(Instant::now() < deadline, "workers did not connect");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Give the workers time to block in Event.wait.
+    std::thread::sleep(Duration::from_millis(100));
+    call(&c, start, "set", vec![]);
+    let mut slowest: f64 = 0.0;
+    for w in workers {
+        let out = w.wait_with_output().expect("worker output");
+        let secs: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(f64::NAN);
+        slowest = slowest.max(secs);
+    }
+    let ours = (CLIENTS * PAIRS * 2) as f64 / slowest;
+    let py = python(&["clients", &CLIENTS.to_string(), &(PAIRS / 5).to_string()]);
+    let theirs = py.first().map(|(_, v)| *v);
+    vec![Row {
+        name: "manager.dict_setget_8clients".into(),
+        ours,
+        against: theirs.map(|t| ("CPython SyncManager".into(), t)),
+        unit: "ops/s",
+        higher_is_better: true,
+    }]
+}
+
+/// If this process was started as a benchmark client, does the work and
+/// returns `true` (the caller then exits).
+pub fn worker_main() -> bool {
+    let Ok(spec) = std::env::var(WORKER_ENV) else {
+        return false;
+    };
+    let parts: Vec<&str> = spec.split('|').collect();
+    let [address, dict, start, index, pairs] = parts[..] else {
+        eprintln!("bad {WORKER_ENV}");
+        return true;
+    };
+    let parse = |s: &str| s.parse::<u64>().unwrap_or(0);
+    let c = ManagerClient::connect(&address.parse().expect("address"), KEY).expect("connect");
+    let (dict, start) = (ObjectId(parse(dict)), ObjectId(parse(start)));
+    call(&c, start, "wait", vec![]);
+    let key = Value::from(format!("k{index}"));
+    let began = Instant::now();
+    for i in 0..parse(pairs) {
+        call(&c, dict, "__setitem__", vec![key.clone(), Value::Int(i as i64)]);
+        call(&c, dict, "__getitem__", vec![key.clone()]);
+    }
+    println!("{}", began.elapsed().as_secs_f64());
+    true
+}
