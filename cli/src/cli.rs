@@ -98,6 +98,10 @@ pub struct ServeArgs {
     /// Drop peers that have not authenticated within SECS seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub handshake_timeout: f64,
+    /// Worker threads serving connections (0: one per CPU; 1: a single
+    /// thread, no cross-thread hand-offs).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
     /// Accept CPython <= 3.11 clients (HMAC-MD5 handshake).
     #[arg(long)]
     pub legacy_auth: bool,

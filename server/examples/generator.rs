@@ -76,7 +76,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .exposed(["g", "_h"]);
     // Dunder names are hidden by default: list `__next__` explicitly.
     registry
-        .register("baz", |_ctx, _args| Ok(Squares { next: Mutex::new(0) }))
+        .register("baz", |_ctx, _args| {
+            Ok(Squares {
+                next: Mutex::new(0),
+            })
+        })
         .exposed(["__next__"]);
 
     let runtime = tokio::runtime::Runtime::new()?;
@@ -91,14 +95,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let a = client.create("Foo1", vec![], none())?;
     println!("Foo1 exposes {:?}", a.exposed);
-    println!("{}", client.call_method(a.token.id, "f", vec![], none())?.into_value()?);
+    println!(
+        "{}",
+        client
+            .call_method(a.token.id, "f", vec![], none())?
+            .into_value()?
+    );
     match client.call_method(a.token.id, "_h", vec![], none()) {
         Err(ManagerError::Remote(e)) => println!("Foo1._h(): {e}"),
         other => return Err(format!("_h should be hidden on Foo1: {other:?}").into()),
     }
     let b = client.create("Foo2", vec![], none())?;
     println!("Foo2 exposes {:?}", b.exposed);
-    println!("{}", client.call_method(b.token.id, "_h", vec![], none())?.into_value()?);
+    println!(
+        "{}",
+        client
+            .call_method(b.token.id, "_h", vec![], none())?
+            .into_value()?
+    );
 
     let it = client.create("baz", vec![], none())?;
     let mut squares = Vec::new();

@@ -25,8 +25,14 @@ impl SharedObject for MathsClass {
 
     fn call(&self, _ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {
         match method {
-            "add" => args.parse::<(f64, f64)>(method).map(|(x, y)| Value::from(x + y)).into(),
-            "mul" => args.parse::<(f64, f64)>(method).map(|(x, y)| Value::from(x * y)).into(),
+            "add" => args
+                .parse::<(f64, f64)>(method)
+                .map(|(x, y)| Value::from(x + y))
+                .into(),
+            "mul" => args
+                .parse::<(f64, f64)>(method)
+                .map(|(x, y)| Value::from(x * y))
+                .into(),
             _ => Reply::no_such_method("MathsClass", method),
         }
     }
@@ -50,8 +56,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = ManagerClient::connect(&address.parse()?, b"abracadabra")?;
     let maths = client.create("Maths", vec![], Default::default())?;
     println!("exposed: {:?}", maths.exposed);
-    let sum = client.call_method(maths.token.id, "add", vec![4.into(), 3.into()], Default::default())?;
-    let product = client.call_method(maths.token.id, "mul", vec![7.into(), 8.into()], Default::default())?;
+    let sum = client.call_method(
+        maths.token.id,
+        "add",
+        vec![4.into(), 3.into()],
+        Default::default(),
+    )?;
+    let product = client.call_method(
+        maths.token.id,
+        "mul",
+        vec![7.into(), 8.into()],
+        Default::default(),
+    )?;
     println!("add(4, 3) = {}", sum.into_value()?);
     println!("mul(7, 8) = {}", product.into_value()?);
 
