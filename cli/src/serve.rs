@@ -10,12 +10,28 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::cli::{LogFormat, ServeArgs};
 use crate::{authkey, BoxError};
 
+/// Standard error that never fails: when whoever reads the log goes away
+/// (a closed pipe), log lines are dropped and the server keeps serving,
+/// instead of tracing-subscriber's fallback `eprintln!` panicking.
+struct LogSink;
+
+impl Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 fn init_logging(format: LogFormat, level: &str) -> Result<(), BoxError> {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .map_err(|e| format!("bad --log-level {level:?}: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| LogSink);
     match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

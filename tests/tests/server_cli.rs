@@ -135,9 +135,18 @@ fn generated_key_file_mode_and_use() {
         .read_line(&mut line)
         .unwrap();
     let address = line.trim().strip_prefix("serving at ").unwrap().to_owned();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
+    // Keep draining the log so the server never writes into a closed pipe.
+    let (tx, log) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
     let mut path = None;
-    for l in stderr.lines().map_while(Result::ok) {
+    let mut seen = Vec::new();
+    while let Ok(l) = log.recv_timeout(Duration::from_secs(30)) {
+        seen.push(l.clone());
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&l) {
             if let Some(p) = v["fields"]["path"].as_str() {
                 path = Some(p.to_owned());
@@ -151,7 +160,12 @@ fn generated_key_file_mode_and_use() {
     let key = std::fs::read_to_string(&path).unwrap();
     let key = key.trim_end();
     assert_eq!(key.len(), 64);
-    let c = ManagerClient::connect(&address.parse().unwrap(), key.as_bytes()).unwrap();
+    let c = ManagerClient::connect(&address.parse().unwrap(), key.as_bytes());
+    let c = c.unwrap_or_else(|e| {
+        std::thread::sleep(Duration::from_millis(200));
+        seen.extend(log.try_iter());
+        panic!("{e}; server log: {seen:#?}")
+    });
     c.ping().unwrap();
     let _ = child.kill();
     let _ = child.wait();
@@ -285,4 +299,118 @@ fn hostile_peers_are_cut_off_alone() {
     check();
     let status = good.status().unwrap();
     assert_eq!(status.number_of_objects, 1);
+}
+
+#[test]
+fn a_closed_log_pipe_does_not_stop_the_server() {
+    let key = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(key.path(), b"pipe-key").unwrap();
+    let mut child = Command::new(binary())
+        .args(["serve", "--log-level", "debug", "--authkey-file"])
+        .arg(key.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Whoever read the log is gone before the server logs anything.
+    drop(child.stderr.take());
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line.trim().strip_prefix("serving at ").unwrap().to_owned();
+    for _ in 0..3 {
+        let c = ManagerClient::connect(&address.parse().unwrap(), b"pipe-key").unwrap();
+        c.ping().unwrap();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn the_in_flight_limit_answers_limit_exceeded() {
+    let server = ServerProcess::start_with(Options {
+        args: vec!["--max-in-flight".into(), "2".into()],
+        ..Options::default()
+    });
+    let c = server.client();
+    let q = c.create("Queue", vec![], Kwargs::new()).unwrap().token.id;
+    // Two gets wait on this connection; a third is refused at once, and
+    // calls that do not wait still go through.
+    let waiting: Vec<_> = (0..2)
+        .map(|_| {
+            let c = c.clone();
+            std::thread::spawn(move || c.call_method(q, "get", vec![], Kwargs::new()))
+        })
+        .collect();
+    assert!(eventually(Duration::from_secs(10), || {
+        c.status().unwrap().requests_total >= 4
+    }));
+    std::thread::sleep(Duration::from_millis(50));
+    let e = c.call_method(q, "get", vec![], Kwargs::new()).unwrap_err();
+    assert_eq!(e.remote().unwrap().kind, ErrorKind::LimitExceeded);
+    c.call_method(q, "put", vec![1.into()], Kwargs::new())
+        .unwrap();
+    c.call_method(q, "put", vec![2.into()], Kwargs::new())
+        .unwrap();
+    for w in waiting {
+        w.join().unwrap().unwrap();
+    }
+}
+
+#[test]
+fn many_threads_share_one_connection() {
+    let server = ServerProcess::start();
+    let c = server.client();
+    let q = c.create("Queue", vec![], Kwargs::new()).unwrap().token.id;
+    let d = c.create("dict", vec![], Kwargs::new()).unwrap().token.id;
+    // Eight threads block in get on the one connection while eight others
+    // keep making quick calls on it; then every getter gets one item.
+    let getters: Vec<_> = (0..8)
+        .map(|_| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                c.call_method(q, "get", vec![], Kwargs::new())
+                    .unwrap()
+                    .into_value()
+                    .unwrap()
+            })
+        })
+        .collect();
+    let workers: Vec<_> = (0..8i64)
+        .map(|t| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                for i in 0..200i64 {
+                    let key = mp_proto::Value::Tuple(vec![t.into(), i.into()]);
+                    c.call_method(d, "__setitem__", vec![key.clone(), i.into()], Kwargs::new())
+                        .unwrap();
+                    let v = c
+                        .call_method(d, "__getitem__", vec![key], Kwargs::new())
+                        .unwrap();
+                    assert_eq!(v.into_value().unwrap(), i.into());
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    for i in 0..8i64 {
+        c.call_method(q, "put", vec![i.into()], Kwargs::new())
+            .unwrap();
+    }
+    let mut got: Vec<i64> = getters
+        .into_iter()
+        .map(|g| g.join().unwrap().as_int().unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(got, (0..8).collect::<Vec<_>>());
+    assert_eq!(
+        c.call_method(d, "__len__", vec![], Kwargs::new())
+            .unwrap()
+            .into_value()
+            .unwrap(),
+        1600.into()
+    );
 }
