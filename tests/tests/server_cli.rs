@@ -219,6 +219,7 @@ fn the_connection_limit_refuses_with_a_reason() {
 /// Connects and completes the handshake and hello by hand.
 fn raw(server: &ServerProcess) -> TcpStream {
     let mut s = TcpStream::connect(&server.address).unwrap();
+    s.set_nodelay(true).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     client_handshake(&mut s, &server.key, &AuthOptions::default()).unwrap();
     write_frame(&mut s, &encode(&Hello::current("fuzz")).unwrap()).unwrap();
@@ -255,7 +256,7 @@ fn hostile_peers_are_cut_off_alone() {
     };
 
     // A peer that connects and says nothing holds up nobody.
-    let _silent = TcpStream::connect(&server.address).unwrap();
+    let mut silent = TcpStream::connect(&server.address).unwrap();
     check();
 
     // Random frames after a valid handshake: each such connection is closed
@@ -299,6 +300,12 @@ fn hostile_peers_are_cut_off_alone() {
     check();
     let status = good.status().unwrap();
     assert_eq!(status.number_of_objects, 1);
+    // The silent peer got a challenge, then was dropped at the handshake
+    // timeout (the read ends at end of file, not at this 30 s guard).
+    silent.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut got = Vec::new();
+    silent.read_to_end(&mut got).unwrap();
+    assert!(got.windows(11).any(|w| w == b"#CHALLENGE#"));
 }
 
 #[test]
