@@ -224,3 +224,114 @@ fn dispose(object: Arc<dyn SharedObject>) {
     }
     DISPOSING.with(|d| *d.borrow_mut() = None);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::Args;
+    use crate::engine::Engine;
+    use crate::object::SessionId;
+    use crate::registry::Registry;
+    use crate::session::Session;
+    use mp_proto::message::{Outcome, Request, Target};
+    use mp_proto::Value;
+
+    fn call(
+        engine: &Arc<Engine>,
+        s: &Arc<Session>,
+        target: Target,
+        method: &str,
+        args: Vec<Value>,
+    ) -> Outcome {
+        let request = Request {
+            id: 1,
+            target,
+            method: method.into(),
+            args,
+            kwargs: Default::default(),
+            thread: 1,
+        };
+        match engine.call(s, request) {
+            crate::engine::Dispatch::Ready(o) => o,
+            crate::engine::Dispatch::Pending(_) => panic!("{method} blocked"),
+        }
+    }
+
+    fn create(engine: &Arc<Engine>, s: &Session, typeid: &str) -> Token {
+        engine.create(s, typeid, Args::default()).unwrap().token
+    }
+
+    #[test]
+    fn a_long_chain_of_nested_lists_is_freed_without_recursion() {
+        let engine = Engine::new(Registry::sync_manager());
+        let s = Arc::new(Session::new(SessionId(1), "t"));
+        let first = create(&engine, &s, "list");
+        let mut prev = first.clone();
+        // Each list holds the next; only the first is held by the session.
+        for _ in 0..100_000 {
+            let next = create(&engine, &s, "list");
+            call(
+                &engine,
+                &s,
+                Target::Object(prev.id),
+                "append",
+                vec![next.clone().into()],
+            );
+            assert!(s.take_ref(next.id));
+            engine.table().decref(next.id).unwrap();
+            prev = next;
+        }
+        assert_eq!(engine.table().len(), 100_001);
+        assert!(s.take_ref(first.id));
+        engine.table().decref(first.id).unwrap();
+        assert_eq!(engine.table().len(), 0);
+    }
+
+    #[test]
+    fn ending_a_session_drops_its_references_and_locks() {
+        let engine = Engine::new(Registry::sync_manager());
+        let owner = Arc::new(Session::new(SessionId(1), "a"));
+        let other = Arc::new(Session::new(SessionId(2), "b"));
+        let lock = create(&engine, &other, "Lock");
+        let d = create(&engine, &owner, "dict");
+        let got = call(&engine, &owner, Target::Object(lock.id), "acquire", vec![]);
+        assert_eq!(got, Outcome::Return(Value::Bool(true)));
+        // A token returned in a value is owned by the caller's session.
+        call(
+            &engine,
+            &other,
+            Target::Object(d.id),
+            "__setitem__",
+            vec!["l".into(), lock.clone().into()],
+        );
+        call(
+            &engine,
+            &owner,
+            Target::Object(d.id),
+            "__getitem__",
+            vec!["l".into()],
+        );
+        assert_eq!(engine.table().refcount(lock.id), Some(3));
+        engine.end_session(&owner);
+        // The dict died with its only reference, and with it the token it held.
+        assert_eq!(engine.table().refcount(d.id), None);
+        assert_eq!(engine.table().refcount(lock.id), Some(1));
+        let got = call(
+            &engine,
+            &other,
+            Target::Object(lock.id),
+            "acquire",
+            vec![false.into()],
+        );
+        assert_eq!(got, Outcome::Return(Value::Bool(true)));
+        // decref is refused for references a session does not own.
+        let refused = call(
+            &engine,
+            &owner,
+            Target::Server,
+            "decref",
+            vec![Value::Int(lock.id.0 as i64)],
+        );
+        assert!(matches!(refused, Outcome::Error(e) if e.kind == mp_proto::ErrorKind::KeyError));
+    }
+}

@@ -302,7 +302,9 @@ fn hostile_peers_are_cut_off_alone() {
     assert_eq!(status.number_of_objects, 1);
     // The silent peer got a challenge, then was dropped at the handshake
     // timeout (the read ends at end of file, not at this 30 s guard).
-    silent.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let mut got = Vec::new();
     silent.read_to_end(&mut got).unwrap();
     assert!(got.windows(11).any(|w| w == b"#CHALLENGE#"));
