@@ -142,8 +142,19 @@ fn ours(placement: Placement) -> Vec<f64> {
     let l = c.create("list", vec![], none()).expect("list").token.id;
     let q = c.create("Queue", vec![], none()).expect("Queue").token.id;
     let lock = c.create("Lock", vec![], none()).expect("Lock").token.id;
-    let mut samples = vec![Vec::new(); WORKLOADS.len()];
+    // The same client without the poll-before-sleep, for comparison.
+    let quiet = ManagerClient::connect_with(
+        &server.address.parse().expect("address"),
+        KEY,
+        &ConnectOptions {
+            spin: Duration::ZERO,
+            ..ConnectOptions::default()
+        },
+    )
+    .expect("connect");
+    let mut samples = vec![Vec::new(); WORKLOADS.len() + 1];
     for _ in 0..REPEATS {
+        samples[WORKLOADS.len()].push(rate(|| call(&quiet, d, "__getitem__", vec!["k".into()])));
         samples[0].push(rate(|| {
             call(&c, d, "__setitem__", vec!["k".into(), 1.into()])
         }));
@@ -285,6 +296,15 @@ pub fn run_single() {
                 unit: "RT/s",
                 higher_is_better: true,
             });
+            if *name == "dict_get" {
+                rows.push(Row {
+                    name: format!("manager.dict_get{sfx}.nospin.per_rt"),
+                    ours: mine[WORKLOADS.len()],
+                    against: Some(("raw TCP ping-pong".into(), raw)),
+                    unit: "RT/s",
+                    higher_is_better: true,
+                });
+            }
             if let Some(t) = theirs {
                 rows.push(Row {
                     name: format!("py.manager.{name}{sfx}.per_rt"),
