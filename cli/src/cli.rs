@@ -102,6 +102,11 @@ pub struct ServeArgs {
     /// thread, no cross-thread hand-offs).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
+    /// Probe idle TCP peers after SECS seconds, so a vanished host's session
+    /// (and the locks it holds) ends within about half a minute more; 0
+    /// turns keepalive off.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub keepalive: u64,
     /// Accept CPython <= 3.11 clients (HMAC-MD5 handshake).
     #[arg(long)]
     pub legacy_auth: bool,

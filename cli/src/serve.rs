@@ -77,6 +77,7 @@ pub fn run(args: ServeArgs) -> Result<(), BoxError> {
         max_frame_bytes: args.max_frame_bytes,
         max_in_flight: args.max_in_flight.max(1),
         handshake_timeout: Duration::from_secs_f64(args.handshake_timeout),
+        keepalive: (args.keepalive > 0).then(|| Duration::from_secs(args.keepalive)),
         ..Limits::default()
     };
     let listen = match (&args.unix, &args.listen) {

@@ -193,7 +193,15 @@ impl Engine {
                 "typeid '{typeid}' is only returned by methods and cannot be created"
             ))
         })?;
-        let object = constructor(&self.context(session), args)?;
+        let object = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            constructor(&self.context(session), args)
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!(%typeid, "a constructor panicked");
+            Err(crate::errors::runtime_error(format!(
+                "internal error creating '{typeid}'"
+            )))
+        })?;
         let id = self.table.insert(object, Arc::clone(spec));
         session.add_ref(id);
         Ok(self.proxy_info(spec, id))

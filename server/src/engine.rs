@@ -178,7 +178,19 @@ impl Engine {
             thread,
             object: Some(id),
         };
-        match object.call(&ctx, &method, args) {
+        // An embedder's method that panics fails this call, not the
+        // connection: its session must still end properly later.
+        let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            object.call(&ctx, &method, args)
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!(typeid = %spec.typeid, %method, "a shared object's method panicked");
+            Reply::err(crate::errors::runtime_error(format!(
+                "internal error in {}.{method}()",
+                spec.typeid
+            )))
+        });
+        match reply {
             Reply::Ready(result) => Dispatch::Ready(self.finish(session, &spec, &method, result)),
             Reply::Pending(future) => {
                 let engine = Arc::clone(self);

@@ -22,6 +22,11 @@ pub struct Limits {
     /// Time allowed for the authentication handshake and hello; a peer
     /// that has not finished by then is dropped.
     pub handshake_timeout: Duration,
+    /// TCP keepalive: after this long without traffic the kernel probes
+    /// the peer, and a peer gone without a word (host down, cable cut) is
+    /// declared dead about half a minute later, ending its session and
+    /// releasing its locks. `None` leaves keepalive off.
+    pub keepalive: Option<Duration>,
     /// How long a graceful stop waits for connections to flush their
     /// answers before cutting them.
     pub drain_timeout: Duration,
@@ -34,6 +39,7 @@ impl Default for Limits {
             max_frame_bytes: 64 * 1024 * 1024,
             max_in_flight: 1024,
             handshake_timeout: Duration::from_secs(10),
+            keepalive: Some(Duration::from_secs(30)),
             drain_timeout: Duration::from_secs(10),
         }
     }

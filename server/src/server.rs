@@ -163,7 +163,7 @@ impl BoundServer {
                 biased;
                 _ = engine.shutdown.wait() => break,
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                accepted = accept(&listener) => match accepted {
+                accepted = accept(&listener, ctx.limits.keepalive) => match accepted {
                     Ok((stream, peer)) => {
                         let permit = Arc::clone(&slots).try_acquire_owned().ok();
                         let engine = Arc::clone(&engine);
@@ -204,17 +204,50 @@ impl BoundServer {
     }
 }
 
+/// Turns on TCP keepalive: first probe after `idle`, then every 10 s, and
+/// the connection is dead after 3 unanswered probes.
+fn set_keepalive(stream: &tokio::net::TcpStream, idle: Duration) {
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
+    let idle = libc::c_int::try_from(idle.as_secs().max(1)).unwrap_or(libc::c_int::MAX);
+    let options: [(libc::c_int, libc::c_int, libc::c_int); 4] = [
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, idle),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 10),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3),
+    ];
+    for (level, name, value) in options {
+        // SAFETY: setsockopt on a socket we own, with a pointer to a live
+        // c_int and its exact size.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
 enum Stream {
     Tcp(tokio::net::TcpStream),
     Unix(tokio::net::UnixStream),
 }
 
-async fn accept(listener: &Acceptor) -> std::io::Result<(Stream, String)> {
+async fn accept(
+    listener: &Acceptor,
+    keepalive: Option<Duration>,
+) -> std::io::Result<(Stream, String)> {
     match listener {
         Acceptor::Tcp(l) => {
             let (s, peer) = l.accept().await?;
             // Requests and answers are small: never hold one back.
             let _ = s.set_nodelay(true);
+            if let Some(idle) = keepalive {
+                set_keepalive(&s, idle);
+            }
             Ok((Stream::Tcp(s), peer.to_string()))
         }
         Acceptor::Unix(l, path) => {

@@ -334,4 +334,36 @@ mod tests {
         );
         assert!(matches!(refused, Outcome::Error(e) if e.kind == mp_proto::ErrorKind::KeyError));
     }
+
+    struct Boom;
+
+    impl crate::object::SharedObject for Boom {
+        fn methods() -> &'static [&'static str] {
+            &["boom", "fine"]
+        }
+        fn call(
+            &self,
+            _: &crate::object::CallContext<'_>,
+            method: &str,
+            _: Args,
+        ) -> crate::object::Reply {
+            if method == "boom" {
+                panic!("an embedder's bug");
+            }
+            crate::object::Reply::ok(1)
+        }
+    }
+
+    #[test]
+    fn a_panicking_method_fails_only_its_call() {
+        let mut registry = Registry::new();
+        registry.register("Boom", |_, _| Ok(Boom));
+        let engine = Engine::new(registry);
+        let s = Arc::new(Session::new(SessionId(1), "t"));
+        let b = create(&engine, &s, "Boom");
+        let out = call(&engine, &s, Target::Object(b.id), "boom", vec![]);
+        assert!(matches!(out, Outcome::Error(e) if e.kind == mp_proto::ErrorKind::RuntimeError));
+        let out = call(&engine, &s, Target::Object(b.id), "fine", vec![]);
+        assert_eq!(out, Outcome::Return(Value::Int(1)));
+    }
 }
