@@ -15,6 +15,21 @@ use mp_proto::ErrorKind;
 use mp_tests::mpserver::{binary, eventually, Options, ServerProcess};
 use multiprocessing::managers::{ManagerClient, ManagerError};
 
+/// How many `get`s wait on queue `q` (from its repr).
+fn getters(c: &ManagerClient, q: mp_proto::ObjectId) -> usize {
+    let repr = c
+        .call_method(q, "__repr__", vec![], Kwargs::new())
+        .unwrap()
+        .into_value()
+        .unwrap();
+    let repr = repr.to_string();
+    repr.split("getters=")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 fn admin(server: &ServerProcess, verb: &str, json: bool) -> std::process::Output {
     let mut cmd = Command::new(binary());
     cmd.args([verb, "--address", &server.address, "--authkey-file"])
@@ -185,10 +200,9 @@ fn sigterm_answers_waiting_calls_and_exits_zero() {
         let c = c.clone();
         std::thread::spawn(move || c.call_method(q, "get", vec![], Kwargs::new()))
     };
-    assert!(eventually(Duration::from_secs(10), || {
-        c.status().unwrap().requests_total >= 3
+    assert!(eventually(Duration::from_secs(30), || {
+        getters(&c, q) == 1
     }));
-    std::thread::sleep(Duration::from_millis(50));
     let status = server.signal_and_wait(libc::SIGTERM);
     assert!(status.success(), "{status:?}");
     match waiting.join().unwrap() {
@@ -352,10 +366,7 @@ fn the_in_flight_limit_answers_limit_exceeded() {
             std::thread::spawn(move || c.call_method(q, "get", vec![], Kwargs::new()))
         })
         .collect();
-    assert!(eventually(Duration::from_secs(10), || {
-        c.status().unwrap().requests_total >= 4
-    }));
-    std::thread::sleep(Duration::from_millis(50));
+    assert!(eventually(Duration::from_secs(30), || getters(&c, q) == 2));
     let e = c.call_method(q, "get", vec![], Kwargs::new()).unwrap_err();
     assert_eq!(e.remote().unwrap().kind, ErrorKind::LimitExceeded);
     c.call_method(q, "put", vec![1.into()], Kwargs::new())

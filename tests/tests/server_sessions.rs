@@ -43,7 +43,12 @@ fn a_killed_client_frees_its_objects_and_its_lock() {
                 .map(|r| (c2, r))
         })
     };
-    std::thread::sleep(Duration::from_millis(50));
+    assert!(eventually(Duration::from_secs(30), || {
+        let repr = c
+            .call_method(lock, "__repr__", vec![], Kwargs::new())
+            .unwrap();
+        repr.into_value().unwrap().to_string().contains("waiters=1")
+    }));
     // ...and gets it when the holder is killed.
     child.kill().unwrap();
     child.wait().unwrap();
@@ -101,10 +106,11 @@ fn a_killed_waiter_does_not_swallow_an_item() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    assert!(eventually(Duration::from_secs(10), || {
-        c.status().unwrap().connections == 2
+    // Wait until its get is queued on the server.
+    assert!(eventually(Duration::from_secs(30), || {
+        let repr = c.call_method(q, "__repr__", vec![], Kwargs::new()).unwrap();
+        repr.into_value().unwrap().to_string().contains("getters=1")
     }));
-    std::thread::sleep(Duration::from_millis(50));
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(eventually(Duration::from_secs(10), || c

@@ -292,14 +292,11 @@ fn waiters_are_served_in_arrival_order() {
             c.call_method(l, "release", vec![], Kwargs::new()).unwrap();
         }));
         // Each waiter is queued before the next one arrives.
+        let queued = format!("<Lock object, locked, waiters={}>", i + 1);
         assert!(mp_tests::mpserver::eventually(
-            std::time::Duration::from_secs(10),
-            || {
-                t.call(l, "__repr__", vec![]) == Value::from("<Lock object, locked>")
-                    && handles.len() as i64 == i + 1
-            }
+            std::time::Duration::from_secs(30),
+            || t.call(l, "__repr__", vec![]) == Value::from(queued.as_str())
         ));
-        std::thread::sleep(std::time::Duration::from_millis(30));
     }
     t.call(l, "release", vec![]);
     for h in handles {

@@ -311,10 +311,12 @@ impl SharedObject for QueueObject {
     fn repr(&self) -> Option<String> {
         let s = lock(&self.state);
         Some(format!(
-            "<Queue object, size={} maxsize={} unfinished={}>",
+            "<Queue object, size={} maxsize={} unfinished={} getters={} putters={}>",
             s.items.len(),
             s.maxsize,
-            s.unfinished
+            s.unfinished,
+            s.getters.len(),
+            s.putters.len()
         ))
     }
 }

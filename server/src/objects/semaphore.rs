@@ -398,21 +398,21 @@ impl SharedObject for SemaphoreObject {
 
     fn repr(&self) -> Option<String> {
         let s = lock(&self.state);
-        Some(match s.kind {
-            SemKind::Lock => format!(
-                "<Lock object, {}>",
-                if s.value == 0 { "locked" } else { "unlocked" }
-            ),
+        let state = match s.kind {
+            SemKind::Lock => (if s.value == 0 { "locked" } else { "unlocked" }).to_owned(),
             SemKind::RLock => format!(
-                "<RLock object, {} count={}>",
+                "{} count={}",
                 if s.value == 0 { "locked" } else { "unlocked" },
                 s.holders.first().map_or(0, |(_, d)| *d)
             ),
-            SemKind::Semaphore => format!("<Semaphore object, value={}>", s.value),
-            SemKind::BoundedSemaphore => {
-                format!("<BoundedSemaphore object, value={}/{}>", s.value, s.bound)
-            }
-        })
+            SemKind::Semaphore => format!("value={}", s.value),
+            SemKind::BoundedSemaphore => format!("value={}/{}", s.value, s.bound),
+        };
+        Some(format!(
+            "<{:?} object, {state}, waiters={}>",
+            s.kind,
+            s.waiters.len()
+        ))
     }
 
     fn release_session(&self, session: SessionId) {
