@@ -18,4 +18,3 @@ pub mod auth;
 pub mod frame;
 pub mod message;
 pub mod value;
-
