@@ -219,6 +219,74 @@ fn orderly_parent(method: StartMethod, out: SharedFd) {
     writeln!(w, "{}", d.pid().unwrap().unwrap()).unwrap();
 }
 
+/// Serves pings until the peer closes.
+fn pong(out: SharedFd) {
+    let mut r = BufReader::new(writer(out));
+    writeln!(r.get_mut(), "ready").unwrap();
+    let mut s = String::new();
+    while r.read_line(&mut s).unwrap_or(0) > 0 {
+        writeln!(r.get_mut(), "pong").unwrap();
+        s.clear();
+    }
+    std::thread::sleep(LONG);
+}
+
+/// Starts a daemon from a thread that then exits: the daemon must survive
+/// the thread (a death signal tied to it would kill it) but not this
+/// process, which then dies abruptly.
+fn parent_with_thread(method: StartMethod, out: SharedFd) {
+    let (mut r, child_end) = channel();
+    let (d, mut r) = std::thread::spawn(move || {
+        let d = get_context(method)
+            .process(pong, (child_end,))
+            .with_daemon(true);
+        d.start().unwrap();
+        // The daemon has set up its lifeline once it is ready: only then
+        // may the thread end, or the test would not test anything.
+        assert_eq!(line(&mut r), "ready");
+        (d, r)
+    })
+    .join()
+    .unwrap();
+    // Once the thread is fully gone, any death signal tied to it is sent.
+    assert!(wait_until(|| std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .count()
+        == 1));
+    writeln!(r.get_mut(), "ping").unwrap();
+    let mut w = writer(out);
+    writeln!(w, "{}|{}", line(&mut r), d.pid().unwrap().unwrap()).unwrap();
+    // SAFETY: ends this process at once, as a crash would.
+    unsafe { libc::raise(libc::SIGKILL) };
+}
+
+fn logs_child(n: u32) {
+    multiprocessing::get_logger().info(format!("hello {n} from the child"));
+}
+
+/// Run in a separate process by `logging_names_processes`.
+fn logging_scenario() {
+    multiprocessing::log_to_stderr(multiprocessing::log::Level::Info).unwrap();
+    multiprocessing::get_logger().info("hello from the parent");
+    for (i, m) in [
+        StartMethod::Fork,
+        StartMethod::Spawn,
+        StartMethod::Forkserver,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let p = get_context(m).process(logs_child, (i as u32,));
+        p.start().unwrap();
+        p.join().unwrap();
+    }
+    // Left running: joined by the exit hook, which logs it.
+    get_context(StartMethod::Fork)
+        .process(no_args, ())
+        .start()
+        .unwrap();
+}
+
 // ---------------------------------------------------------------- tests
 
 fn args_round_trip(m: StartMethod) {
@@ -457,12 +525,57 @@ fn daemon_terminated_at_exit(m: StartMethod) {
     );
 }
 
+fn daemon_outlives_its_starting_thread(m: StartMethod) {
+    let (mut r, child_end) = channel();
+    let p = get_context(m).process(parent_with_thread, (m, child_end));
+    assert_eq!(run(&p), -libc::SIGKILL);
+    let report = line(&mut r);
+    let (answer, daemon) = report.split_once('|').unwrap();
+    assert_eq!(
+        answer, "pong",
+        "the daemon died with the thread that started it"
+    );
+    let daemon: u32 = daemon.parse().unwrap();
+    assert!(
+        wait_until(|| !pid_alive(daemon)),
+        "daemon {daemon} outlived its parent"
+    );
+}
+
+fn logging_names_processes(m: StartMethod) {
+    if m != StartMethod::Fork {
+        return; // the scenario covers every method at once
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("MP_TEST_SCENARIO", "logging")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "[INFO/MainProcess] hello from the parent",
+        "[INFO/Process-1] child process calling self.run()",
+        "[INFO/Process-1] hello 0 from the child",
+        "[INFO/Process-1] process exiting with exitcode 0",
+        "[INFO/Process-2] hello 1 from the child",
+        "[INFO/Process-3] child process calling self.run()",
+        "[INFO/Process-3] hello 2 from the child",
+        "[INFO/MainProcess] process shutting down",
+        "[INFO/MainProcess] calling join() for process Process-4",
+    ] {
+        assert!(
+            err.lines().any(|l| l == expected),
+            "missing {expected:?} in:\n{err}"
+        );
+    }
+}
+
 fn fork_runs_capturing_closures(m: StartMethod) {
     if m != StartMethod::Fork {
         return;
     }
     let (mut r, child_end) = channel();
-    let data = vec![String::from("a"), String::from("b")];
+    let data = [String::from("a"), String::from("b")];
     // Under init() the default is forkserver: a closure needs a fork context.
     let p = Process::from_fn(|| ());
     assert!(matches!(
@@ -499,10 +612,19 @@ const TESTS: &[(&str, Test)] = &[
     ),
     ("daemon_terminated_at_exit", daemon_terminated_at_exit),
     ("fork_runs_capturing_closures", fork_runs_capturing_closures),
+    (
+        "daemon_outlives_its_starting_thread",
+        daemon_outlives_its_starting_thread,
+    ),
+    ("logging_names_processes", logging_names_processes),
 ];
 
 fn main() {
     multiprocessing::init();
+    if std::env::var("MP_TEST_SCENARIO").as_deref() == Ok("logging") {
+        logging_scenario();
+        return;
+    }
     let filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))

@@ -55,7 +55,7 @@ impl ForkServerClient {
     /// Asks the server for a child; returns our end of its socket.
     fn request(&self) -> Result<OwnedFd, std::io::Error> {
         let (ours, theirs) = sys::socketpair()?;
-        sys::send_all_with_fds(self.control.as_fd(), &[b'F'], &[theirs.as_fd()])?;
+        sys::send_all_with_fds(self.control.as_fd(), b"F", &[theirs.as_fd()])?;
         Ok(ours)
     }
 }
