@@ -325,6 +325,12 @@ fn identity_and_parent(m: StartMethod) {
     assert_eq!(parts[3], std::process::id().to_string());
     assert_eq!(parts[4], "true");
     assert_eq!(parts[5], hex(current_process().authkey().as_bytes()));
+
+    let (mut r, child_end) = channel();
+    let p = get_context(m).process(report_identity, (child_end,));
+    p.set_authkey(b"key".to_vec()).unwrap();
+    assert_eq!(run(&p), 0);
+    assert!(line(&mut r).ends_with("|6b6579"));
 }
 
 fn nested_processes(m: StartMethod) {

@@ -135,7 +135,12 @@ impl Process {
     /// `target` must be a `fn` item or a closure that captures nothing
     /// (a zero-sized type): anything else is refused at compile time,
     /// because a re-executed child could not rebuild it. Use
-    /// [`Process::from_fn`] for a capturing closure under `fork`.
+    /// [`Process::from_fn`] for a capturing closure under `fork`:
+    ///
+    /// ```compile_fail,E0080
+    /// let n = 5u32; // captured: the closure is not zero-sized
+    /// let p = multiprocessing::Process::new(move || println!("{n}"), ());
+    /// ```
     pub fn new<F, Args>(target: F, args: Args) -> Process
     where
         F: Target<Args>,
@@ -693,5 +698,40 @@ pub(crate) fn dispatch_child() {
         Some(SPAWN_FLAG) => start::spawn::child_main(args.next()),
         Some(FORKSERVER_FLAG) => start::forkserver::server_main(args.next()),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::get_context;
+
+    fn noop() {}
+
+    // Unit tests run under libtest, whose main never calls init().
+    #[test]
+    fn reexecuting_methods_need_init() {
+        for method in [StartMethod::Spawn, StartMethod::Forkserver] {
+            let p = get_context(method).process(noop, ());
+            assert!(matches!(p.start(), Err(ProcessError::InitNotCalled(m)) if m == method));
+            // The failed start left the process startable.
+            assert!(p.to_string().contains(" initial"), "{p}");
+        }
+    }
+
+    #[test]
+    fn names_count_up_and_settings_stick() {
+        let a = Process::new(noop, ());
+        let b = Process::new(noop, ()).with_name("worker").with_daemon(true);
+        let na: u32 = a.name().trim_start_matches("Process-").parse().unwrap();
+        assert_eq!(b.name(), "worker");
+        assert!(b.daemon() && !a.daemon());
+        assert!(na >= 1);
+        b.set_authkey(b"abc".to_vec()).unwrap();
+        assert_eq!(b.authkey().as_bytes(), b"abc");
+        assert_eq!(a.authkey(), current_process().authkey());
+        assert_eq!(a.pid().unwrap(), None);
+        assert_eq!(a.exitcode().unwrap(), None);
+        assert!(!a.is_alive().unwrap());
     }
 }
