@@ -23,7 +23,9 @@
 //!
 //! # Layout
 //!
-//! * this file: the [`Process`] handle;
+//! * this file: the [`Process`] handle; `handles`: the handles of the
+//!   current and parent processes; `repr`: its `Display`; `sentinel`:
+//!   [`Sentinel`];
 //! * `current`: process-wide state, [`current_process`],
 //!   [`parent_process`], [`active_children`], [`cpu_count`], [`AuthKey`];
 //! * `target`: [`Target`], [`TargetResult`] and how a re-executed child
@@ -35,13 +37,15 @@
 mod bootstrap;
 mod current;
 mod error;
+mod handles;
 mod popen;
+mod repr;
+mod sentinel;
 mod start;
 mod sys;
 mod target;
 
-use std::fmt;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -52,6 +56,7 @@ pub use current::{
     active_children, cpu_count, current_process, parent_process, AuthKey, CpuCountError,
 };
 pub use error::ProcessError;
+pub use sentinel::Sentinel;
 pub use target::{Target, TargetResult};
 
 pub(crate) use current::{current_name as current_process_name, INIT_CALLED};
@@ -217,73 +222,6 @@ impl Process {
                 state: Mutex::new(state),
             }),
         }
-    }
-
-    /// The handle of the main process.
-    pub(crate) fn current_main(authkey: AuthKey) -> Process {
-        Process::make(
-            Kind::Current,
-            State {
-                name: "MainProcess".into(),
-                identity: Vec::new(),
-                daemon: false,
-                authkey,
-                creator: None,
-                method: None,
-                target: None,
-                popen: None,
-                started: true,
-                closed: false,
-                parent_pidfd: None,
-            },
-        )
-    }
-
-    /// The handle of a child, made in the child.
-    pub(crate) fn current_child(spec: &ChildSpec, authkey: AuthKey) -> Process {
-        Process::make(
-            Kind::Current,
-            State {
-                name: spec.name.clone(),
-                identity: spec.identity.clone(),
-                daemon: spec.daemon,
-                authkey,
-                creator: Some(spec.parent_pid),
-                method: None,
-                target: None,
-                popen: None,
-                started: true,
-                closed: false,
-                parent_pidfd: None,
-            },
-        )
-    }
-
-    /// The handle of the parent, made in the child.
-    pub(crate) fn parent_handle(name: String, pid: u32, pidfd: Option<Arc<OwnedFd>>) -> Process {
-        Process::make(
-            Kind::Parent,
-            State {
-                name,
-                identity: Vec::new(),
-                daemon: false,
-                authkey: AuthKey::new(Vec::new()),
-                creator: None,
-                method: None,
-                target: None,
-                popen: None,
-                started: true,
-                closed: false,
-                parent_pidfd: pidfd,
-            },
-        )
-        .with_parent_pid(pid)
-    }
-
-    fn with_parent_pid(self, pid: u32) -> Process {
-        // The parent handle keeps its pid in `creator`'s place.
-        self.state().creator = Some(pid);
-        self
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -602,90 +540,6 @@ impl Process {
         drop(st);
         self.forget();
         Ok(())
-    }
-}
-
-impl fmt::Display for Process {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = self.name();
-        let st = self.state();
-        let mut exitcode = None;
-        let status = if self.inner.kind != Kind::Child {
-            "started"
-        } else if st.closed {
-            "closed"
-        } else if st.creator != Some(std::process::id()) {
-            "unknown"
-        } else if let Some(popen) = &st.popen {
-            exitcode = popen.poll().ok().flatten();
-            if exitcode.is_some() {
-                "stopped"
-            } else {
-                "started"
-            }
-        } else {
-            "initial"
-        };
-        write!(f, "<Process name='{name}'")?;
-        match (self.inner.kind, &st.popen) {
-            (Kind::Child, Some(p)) => write!(f, " pid={}", p.pid())?,
-            (Kind::Current, _) => write!(f, " pid={}", std::process::id())?,
-            _ => {}
-        }
-        let parent = match self.inner.kind {
-            Kind::Parent => None,
-            _ => st.creator,
-        };
-        match parent {
-            Some(pid) => write!(f, " parent={pid} {status}")?,
-            None => write!(f, " parent=None {status}")?,
-        }
-        if let Some(code) = exitcode {
-            match signal_name(-code) {
-                Some(sig) if code < 0 => write!(f, " exitcode=-{sig}")?,
-                _ => write!(f, " exitcode={code}")?,
-            }
-        }
-        if st.daemon {
-            write!(f, " daemon")?;
-        }
-        write!(f, ">")
-    }
-}
-
-impl fmt::Debug for Process {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-fn signal_name(n: i32) -> Option<&'static str> {
-    nix::sys::signal::Signal::try_from(n)
-        .ok()
-        .map(|s| s.as_str())
-}
-
-/// A process's sentinel: a descriptor that becomes readable when the process
-/// has finished (a pidfd, or the forkserver's status socket). Pass it to
-/// `poll`/`epoll` or `connection::wait`.
-#[derive(Debug)]
-pub struct Sentinel(OwnedFd);
-
-impl AsFd for Sentinel {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
-    }
-}
-
-impl AsRawFd for Sentinel {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.as_raw_fd()
-    }
-}
-
-impl From<Sentinel> for OwnedFd {
-    fn from(s: Sentinel) -> OwnedFd {
-        s.0
     }
 }
 
