@@ -5,6 +5,8 @@ mod process;
 fn main() {
     // First: spawned and forkserver children of the benchmarks run from here.
     multiprocessing::init();
+    #[cfg(feature = "peers")]
+    procspawn::init();
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
         Some(process::NOOP_FLAG) => {}

@@ -46,6 +46,19 @@ fn ours(method: StartMethod, n: usize) -> Duration {
     time_n(n, once)
 }
 
+/// procspawn (re-executes like our spawn): spawn a no-op and join it.
+#[cfg(feature = "peers")]
+fn procspawn_peer(n: usize) -> Duration {
+    let once = || {
+        let h = procspawn::spawn((), |()| ());
+        h.join().expect("procspawn join");
+    };
+    for _ in 0..10 {
+        once();
+    }
+    time_n(n, once)
+}
+
 fn raw_fork(n: usize) -> Duration {
     time_n(n, || {
         // SAFETY: the child only calls _exit.
@@ -147,6 +160,16 @@ pub fn run() {
             ratio,
             goal,
             if ms(d) <= goal { "met" } else { "MISSED" }
+        );
+    }
+    #[cfg(feature = "peers")]
+    {
+        let peer = procspawn_peer(n);
+        println!(
+            "{:<34} {:>10.3}   (our spawn is {:.2}x its speed)",
+            "peer.procspawn.spawn_join",
+            ms(peer),
+            ms(peer) / ms(rows[1].1)
         );
     }
     println!("{:<34} {:>10.3}", "raw.fork_exit_waitpid", ms(fork));
