@@ -1,19 +1,40 @@
-//! Side-by-side benchmarks; see `bench/README.md`.
+//! Side-by-side benchmarks: ours, CPython doing the same work, the raw OS
+//! primitive, and Rust peer crates, in one run. See `bench/README.md`.
+//!
+//! `cargo run --release -p mp-bench -- <suite>...`; no suite runs them all.
 
 mod process;
+mod proto;
+mod report;
+
+/// A suite: its name on the command line and what runs it.
+const SUITES: &[(&str, fn())] = &[("proto", proto::run), ("process", process::run)];
 
 fn main() {
     // First: spawned and forkserver children of the benchmarks run from here.
     multiprocessing::init();
     #[cfg(feature = "peers")]
     procspawn::init();
-    let mut args = std::env::args().skip(1);
-    match args.next().as_deref() {
-        Some(process::NOOP_FLAG) => {}
-        Some("process") => process::run(),
-        _ => {
-            eprintln!("usage: mp-bench <process>");
+    let wanted: Vec<String> = std::env::args().skip(1).collect();
+    if wanted.first().map(String::as_str) == Some(process::NOOP_FLAG) {
+        return;
+    }
+    if wanted.iter().any(|w| w == "-h" || w == "--help") {
+        println!("usage: mp-bench [SUITE]...\nsuites:");
+        for (name, _) in SUITES {
+            println!("  {name}");
+        }
+        return;
+    }
+    for w in &wanted {
+        if !SUITES.iter().any(|(name, _)| name == w) {
+            eprintln!("unknown suite {w:?}; try --help");
             std::process::exit(2);
+        }
+    }
+    for (name, run) in SUITES {
+        if wanted.is_empty() || wanted.iter().any(|w| w == name) {
+            run();
         }
     }
 }

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use multiprocessing::{get_context, StartMethod};
 
+use crate::report::{self, Row};
+
 /// The argument that makes this binary exit at once (the raw re-exec cost).
 pub const NOOP_FLAG: &str = "--noop-exit";
 
@@ -123,64 +125,59 @@ fn cpython(n_fork: usize, n_spawn: usize, n_fs: usize) -> Vec<(String, f64)> {
         .collect()
 }
 
-/// Runs the benchmark and prints the table.
+/// Runs the benchmark and prints its table (milliseconds, lower is better).
 pub fn run() {
     let n = 300;
-    let rows = [
-        (StartMethod::Fork, ours(StartMethod::Fork, n), 0.4),
-        (StartMethod::Spawn, ours(StartMethod::Spawn, n), 1.0),
-        (
-            StartMethod::Forkserver,
-            ours(StartMethod::Forkserver, n),
-            0.8,
-        ),
+    let methods = [
+        (StartMethod::Fork, 0.4),
+        (StartMethod::Spawn, 1.0),
+        (StartMethod::Forkserver, 0.8),
     ];
-    let fork = raw_fork(n);
-    let exec = raw_spawn_self(n);
+    let figures: Vec<(StartMethod, f64, f64)> = methods
+        .iter()
+        .map(|&(m, goal)| (m, ms(ours(m, n)), goal))
+        .collect();
+    let fork = ms(raw_fork(n));
+    let exec = ms(raw_spawn_self(n));
     let py = cpython(200, 20, 50);
-    println!("process start+join of a no-op target (median of {n}; CPython median of 200/20/50)");
-    println!(
-        "{:<34} {:>10} {:>12} {:>10} {:>8}",
-        "figure", "ours ms", "CPython ms", "speedup", "goal ms"
-    );
-    for (method, d, goal) in rows {
-        let py_ms = py
-            .iter()
-            .find(|(m, _)| m == method.as_str())
-            .map(|(_, v)| *v);
-        let (py_s, ratio) = match py_ms {
-            Some(v) => (format!("{v:.3}"), format!("{:.1}x", v / ms(d))),
-            None => ("-".into(), "-".into()),
-        };
-        println!(
-            "{:<34} {:>10.3} {:>12} {:>10} {:>8} {}",
-            format!("process.start_join.{method}"),
-            ms(d),
-            py_s,
-            ratio,
-            goal,
-            if ms(d) <= goal { "met" } else { "MISSED" }
-        );
+    let row = |name: String, ours: f64, against: Option<(String, f64)>| Row {
+        name,
+        ours,
+        against,
+        unit: "ms",
+        higher_is_better: false,
+    };
+    let mut rows = Vec::new();
+    for &(m, ours, _) in &figures {
+        let theirs = py.iter().find(|(pm, _)| pm == m.as_str()).map(|(_, v)| *v);
+        rows.push(row(
+            format!("process.start_join.{m}"),
+            ours,
+            theirs.map(|v| (format!("CPython {m}"), v)),
+        ));
     }
+    rows.push(row(
+        "process.start_join.fork".into(),
+        figures[0].1,
+        Some(("raw fork+_exit+waitpid".into(), fork)),
+    ));
+    rows.push(row(
+        "process.start_join.spawn".into(),
+        figures[1].1,
+        Some(("raw re-exec of this binary".into(), exec)),
+    ));
     #[cfg(feature = "peers")]
-    {
-        let peer = procspawn_peer(n);
-        println!(
-            "{:<34} {:>10.3}   (our spawn is {:.2}x its speed)",
-            "peer.procspawn.spawn_join",
-            ms(peer),
-            ms(peer) / ms(rows[1].1)
-        );
+    rows.push(row(
+        "process.start_join.spawn".into(),
+        figures[1].1,
+        Some(("procspawn spawn+join".into(), ms(procspawn_peer(n)))),
+    ));
+    report::print(
+        &format!("process: start+join of a no-op (median of {n}; CPython 200/20/50)"),
+        &rows,
+    );
+    for (m, ours, goal) in figures {
+        let verdict = if ours <= goal { "met" } else { "MISSED" };
+        println!("goal {m} <= {goal} ms: {verdict} ({ours:.3} ms)");
     }
-    println!("{:<34} {:>10.3}", "raw.fork_exit_waitpid", ms(fork));
-    println!(
-        "{:<34} {:>10.3}",
-        "raw.spawn_self_exit_wait (Command)",
-        ms(exec)
-    );
-    println!(
-        "ratios to the raw primitive: fork {:.2}x of raw fork, spawn {:.2}x of raw re-exec",
-        ms(rows[0].1) / ms(fork),
-        ms(rows[1].1) / ms(exec)
-    );
 }
