@@ -21,6 +21,23 @@
 //! }
 //! ```
 //!
+//! # Passing objects to a child
+//!
+//! The arguments of [`Process::new`] reach the child under every start
+//! method:
+//!
+//! * under `fork` they are **moved** into the child as they are (nothing is
+//!   serialized; descriptors and memory mappings are inherited by the copy);
+//! * under `spawn` and `forkserver` they are serialized with serde (CBOR)
+//!   and rebuilt in the child. A type that is a file descriptor at bottom (a
+//!   `Connection`, a lock's shared memory, a `SharedMemory` block) embeds a
+//!   [`SharedFd`](crate::reduction::SharedFd) in its serde form: the
+//!   descriptors travel beside the bytes with `SCM_RIGHTS`.
+//!
+//! Either way the parent's copy of the arguments is dropped once the child
+//! has started (Python deletes `_args` after `start()` too), so the parent
+//! no longer holds, say, the child's end of a pipe.
+//!
 //! # Layout
 //!
 //! * this file: the [`Process`] handle; `handles`: the handles of the
@@ -571,6 +588,12 @@ mod tests {
             // The failed start left the process startable.
             assert!(p.to_string().contains(" initial"), "{p}");
         }
+    }
+
+    #[test]
+    fn handles_can_be_shared_between_threads() {
+        fn check<T: Send + Sync + Clone>() {}
+        check::<Process>();
     }
 
     #[test]

@@ -9,6 +9,9 @@ pub(crate) fn args_round_trip(m: StartMethod) {
     );
     assert_eq!(run(&p), 0);
     assert_eq!(line(&mut r), "42|HÉLLO|6");
+    // The parent dropped its copy of the arguments at start: with the
+    // child gone, nobody holds the other end any more.
+    assert_eq!(line(&mut r), "", "the parent kept the child's descriptor");
 }
 
 pub(crate) fn exit_codes(m: StartMethod) {
