@@ -139,6 +139,15 @@ pub(crate) fn finish(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// Ends a child whose bootstrap panicked outside the target (the message
+/// is already on stderr): code 1, like a failed target, with no unwinding
+/// into code the child must not run.
+pub(crate) fn abort_child() -> ! {
+    let _ = std::io::stderr().flush();
+    // SAFETY: _exit ends the process at once.
+    unsafe { libc::_exit(1) }
+}
+
 static EXITING: AtomicBool = AtomicBool::new(false);
 
 /// Python's `_exit_function`: terminate daemonic children, then join all

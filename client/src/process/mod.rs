@@ -565,11 +565,16 @@ impl Process {
 pub(crate) fn dispatch_child() {
     let mut args = std::env::args_os().skip(1);
     let first = args.next();
-    match first.as_ref().and_then(|a| a.to_str()) {
-        Some(SPAWN_FLAG) => start::spawn::child_main(args.next()),
-        Some(FORKSERVER_FLAG) => start::forkserver::server_main(args.next()),
-        _ => {}
-    }
+    let child: fn(Option<std::ffi::OsString>) -> ! = match first.as_ref().and_then(|a| a.to_str()) {
+        Some(SPAWN_FLAG) => start::spawn::child_main,
+        Some(FORKSERVER_FLAG) => start::forkserver::server_main,
+        _ => return,
+    };
+    let arg = args.next();
+    // A panic must not unwind into the program's `main`, which must not run
+    // in a child.
+    let _ = std::panic::catch_unwind(move || child(arg));
+    bootstrap::abort_child()
 }
 
 #[cfg(test)]

@@ -46,19 +46,24 @@ pub(crate) fn start(
     }
     if pid == 0 {
         drop(name_guard);
-        let parent_pidfd = open_parent_pidfd(spec.parent_pid as libc::pid_t);
-        bootstrap::become_child(
-            &mut table,
-            spec,
-            spec.parent_pid as libc::pid_t,
-            parent_pidfd,
-        );
-        drop(table);
-        let code = match launch.take() {
-            Some(target) => target.run_here(&spec.name),
-            None => 1,
-        };
-        bootstrap::finish(code)
+        // Nothing may unwind out of here: it would resume the parent's
+        // code in the child.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let parent_pidfd = open_parent_pidfd(spec.parent_pid as libc::pid_t);
+            bootstrap::become_child(
+                &mut table,
+                spec,
+                spec.parent_pid as libc::pid_t,
+                parent_pidfd,
+            );
+            drop(table);
+            let code = match launch.take() {
+                Some(target) => target.run_here(&spec.name),
+                None => 1,
+            };
+            bootstrap::finish(code)
+        }));
+        bootstrap::abort_child()
     }
     drop(name_guard);
     let result = match sys::pidfd_open(pid) {

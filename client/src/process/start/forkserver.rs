@@ -24,7 +24,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
-use super::super::bootstrap::ChildSpec;
+use super::super::bootstrap::{self, ChildSpec};
 use super::super::current::{self, ProcessTable};
 use super::super::error::ProcessError;
 use super::super::popen::Popen;
@@ -204,7 +204,12 @@ fn serve_one(
         // here, and the process ends through `_exit`, which runs no
         // destructors.
         unsafe { libc::close(control.as_raw_fd()) };
-        payload::run_child(status, Some(me))
+        // Nothing may unwind back into the server loop (and drop the
+        // descriptor closed above a second time).
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            payload::run_child(status, Some(me))
+        }));
+        bootstrap::abort_child()
     }
     match sys::pidfd_open(pid) {
         Ok(pidfd) => {
