@@ -311,3 +311,23 @@ pub(crate) fn fork_runs_capturing_closures(m: StartMethod) {
     assert_eq!(run(&p), 0);
     assert_eq!(line(&mut r), "a+b");
 }
+
+pub(crate) fn forkserver_restarts_after_dying(m: StartMethod) {
+    if m != StartMethod::Forkserver {
+        return;
+    }
+    assert_eq!(run(&get_context(m).process(no_args, ())), 0);
+    let servers = forkservers();
+    assert_eq!(servers.len(), 1, "{servers:?}");
+    // SAFETY: killing our own forkserver child.
+    unsafe { libc::kill(servers[0] as libc::pid_t, libc::SIGKILL) };
+    assert!(wait_until(|| !pid_alive(servers[0])));
+    assert_eq!(run(&get_context(m).process(no_args, ())), 0);
+    let now = forkservers();
+    assert_eq!(now.len(), 1);
+    assert_ne!(now[0], servers[0]);
+    assert!(
+        zombies_of(std::process::id()).is_empty(),
+        "the dead server was not reaped"
+    );
+}

@@ -52,6 +52,10 @@ const TESTS: &[(&str, Test)] = &[
         daemon_outlives_its_starting_thread,
     ),
     ("logging_names_processes", logging_names_processes),
+    (
+        "forkserver_restarts_after_dying",
+        forkserver_restarts_after_dying,
+    ),
 ];
 
 fn main() {
