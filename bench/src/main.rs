@@ -5,6 +5,7 @@
 
 mod manager;
 mod manager_mem;
+mod process;
 mod proto;
 mod report;
 mod wire;
@@ -21,13 +22,21 @@ const SUITES: &[(&str, fn())] = &[
     ("wire.frame", wire::run_frame),
     ("wire.pipe", wire::run_pipe),
     ("wire.cpu", wire::run_cpu),
+    ("process", process::run),
 ];
 
 fn main() {
+    // First: spawned and forkserver children of the benchmarks run from here.
+    multiprocessing::init();
+    #[cfg(feature = "peers")]
+    procspawn::init();
     if manager::worker_main() {
         return;
     }
     let wanted: Vec<String> = std::env::args().skip(1).collect();
+    if wanted.first().map(String::as_str) == Some(process::NOOP_FLAG) {
+        return;
+    }
     if wanted.iter().any(|w| w == "-h" || w == "--help") {
         println!("usage: mp-bench [SUITE]...\nsuites:");
         for (name, _) in SUITES {
