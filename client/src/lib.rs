@@ -8,6 +8,10 @@
 //! * [`managers`]: clients of `mpserver` and of a local manager process.
 //! * [`reduction`]: file descriptors inside serialized values, for children
 //!   and Unix-socket connections.
+//! * [`synchronize`]: Lock, RLock, Semaphore, Condition, Event, Barrier.
+//! * [`shared_memory`]: SharedMemory and ShareableList by name.
 
 pub mod managers;
 pub mod reduction;
+pub mod shared_memory;
+pub mod synchronize;
