@@ -9,9 +9,11 @@
 //! * [`reduction`]: file descriptors inside serialized values, for children
 //!   and Unix-socket connections.
 //! * [`synchronize`]: Lock, RLock, Semaphore, Condition, Event, Barrier.
+//! * [`sharedctypes`]: Value, Array, RawValue, RawArray.
 //! * [`shared_memory`]: SharedMemory and ShareableList by name.
 
 pub mod managers;
 pub mod reduction;
 pub mod shared_memory;
+pub mod sharedctypes;
 pub mod synchronize;

@@ -136,11 +136,6 @@ impl Drop for Region {
     }
 }
 
-/// Rounds `n` up to a multiple of `align` (a power of two).
-pub(crate) const fn align_up(n: usize, align: usize) -> usize {
-    (n + align - 1) & !(align - 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -91,6 +91,23 @@ impl AnyLock {
         }
     }
 
+    /// Acquires for a guard that hands out references into shared memory;
+    /// refuses (panics, as `RefCell` does) when this thread already holds an
+    /// `RLock`, since two such guards would alias.
+    pub(crate) fn lock_exclusive(&self) -> AnyLockGuard<'_> {
+        let guard = self.lock();
+        if let AnyLock::RLock(l) = self {
+            if l.depth() > 1 {
+                drop(guard);
+                panic!(
+                    "shared value locked twice by one thread: take the guard once and \
+                     use it (nested guards would alias)"
+                );
+            }
+        }
+        guard
+    }
+
     /// Releases completely, returning what [`AnyLock::acquire_restore`]
     /// needs to take it back as it was.
     pub(crate) fn release_save(&self) -> Result<u64, ReleaseError> {

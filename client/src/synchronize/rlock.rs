@@ -167,6 +167,15 @@ impl RLock {
         self.state().word.load(Ordering::Relaxed) & owner::OWNER_DIED != 0
     }
 
+    /// Recursion depth if this thread owns the lock, else 0.
+    pub(crate) fn depth(&self) -> u64 {
+        if self.is_owned() {
+            self.state().count.load(Ordering::Relaxed)
+        } else {
+            0
+        }
+    }
+
     /// Releases every level held by this thread and returns the count, for
     /// `Condition::wait` (Python's `_release_save`).
     pub(crate) fn release_save(&self) -> Result<u64, ReleaseError> {
