@@ -11,9 +11,11 @@
 //! * [`synchronize`]: Lock, RLock, Semaphore, Condition, Event, Barrier.
 //! * [`sharedctypes`]: Value, Array, RawValue, RawArray.
 //! * [`shared_memory`]: SharedMemory and ShareableList by name.
+//! * [`resource_tracker`]: unlinks named segments a crashed program left.
 
 pub mod managers;
 pub mod reduction;
+pub mod resource_tracker;
 pub mod shared_memory;
 pub mod sharedctypes;
 pub mod synchronize;
