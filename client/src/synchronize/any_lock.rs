@@ -66,12 +66,12 @@ impl AnyLock {
     /// Like [`AnyLock::lock`], waiting at most `timeout`.
     pub fn lock_timeout(&self, timeout: Duration) -> Option<AnyLockGuard<'_>> {
         self.acquire_timeout(timeout)
-            .then_some(AnyLockGuard { lock: self })
+            .then(|| AnyLockGuard { lock: self })
     }
 
     /// Like [`AnyLock::lock`] if that succeeds at once.
     pub fn try_lock(&self) -> Option<AnyLockGuard<'_>> {
-        self.acquire_nowait().then_some(AnyLockGuard { lock: self })
+        self.acquire_nowait().then(|| AnyLockGuard { lock: self })
     }
 
     /// Whether the holder took the lock over from a dead owner.

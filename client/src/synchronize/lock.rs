@@ -123,12 +123,12 @@ impl Lock {
     /// Like [`Lock::lock`], waiting at most `timeout`.
     pub fn lock_timeout(&self, timeout: Duration) -> Option<LockGuard<'_>> {
         self.acquire_timeout(timeout)
-            .then_some(LockGuard { lock: self })
+            .then(|| LockGuard { lock: self })
     }
 
     /// Like [`Lock::lock`] if the lock is free now.
     pub fn try_lock(&self) -> Option<LockGuard<'_>> {
-        self.acquire_nowait().then_some(LockGuard { lock: self })
+        self.acquire_nowait().then(|| LockGuard { lock: self })
     }
 
     /// Whether some thread or process holds the lock (a snapshot).

@@ -148,12 +148,12 @@ impl RLock {
     /// Like [`RLock::lock`], waiting at most `timeout`.
     pub fn lock_timeout(&self, timeout: Duration) -> Option<RLockGuard<'_>> {
         self.acquire_timeout(timeout)
-            .then_some(RLockGuard { lock: self })
+            .then(|| RLockGuard { lock: self })
     }
 
     /// Like [`RLock::lock`] if free now or already owned by this thread.
     pub fn try_lock(&self) -> Option<RLockGuard<'_>> {
-        self.acquire_nowait().then_some(RLockGuard { lock: self })
+        self.acquire_nowait().then(|| RLockGuard { lock: self })
     }
 
     /// Whether the calling thread owns the lock.

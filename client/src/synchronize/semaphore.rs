@@ -116,12 +116,12 @@ impl Semaphore {
     /// Like [`Semaphore::lock`], waiting at most `timeout`.
     pub fn lock_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
         self.acquire_timeout(timeout)
-            .then_some(SemaphoreGuard { sem: self })
+            .then(|| SemaphoreGuard { sem: self })
     }
 
     /// Like [`Semaphore::lock`] if a permit is available now.
     pub fn try_lock(&self) -> Option<SemaphoreGuard<'_>> {
-        self.acquire_nowait().then_some(SemaphoreGuard { sem: self })
+        self.acquire_nowait().then(|| SemaphoreGuard { sem: self })
     }
 
     /// Permits available now (Python's `get_value()`).
