@@ -11,11 +11,16 @@
 //!   `answer_challenge`), CPython 3.12+ and, on request, 3.11 legacy.
 //! * [`value`]: [`Value`], the dynamic value a shared object stores, with
 //!   serde conversions to and from Rust types.
+//! * [`codec`]: the [`codec::Wire`] trait: how each message writes and
+//!   reads its CBOR form.
 //! * [`message`]: the CBOR messages after the handshake: hello, request,
 //!   response, and the error kinds named after Python's exceptions.
 
 pub mod auth;
+pub mod codec;
 pub mod frame;
 pub mod message;
 pub mod value;
 
+pub use message::{ErrorKind, RemoteError};
+pub use value::{ObjectId, Token, Value};

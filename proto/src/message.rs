@@ -1,1 +1,475 @@
-//! (filled by its issue-2 work item)
+//! The CBOR messages exchanged after the handshake.
+//!
+//! # Conversation
+//!
+//! ```text
+//! client                                  server
+//!   | -- Hello { versions, client } -------> |
+//!   | <------ HelloReply::Welcome { version } |   (or Refused, then close)
+//!   | -- Request { id: 1, .. } ------------> |
+//!   | -- Request { id: 2, .. } ------------> |   many in flight at once
+//!   | <------------ Response { id: 2, .. } -- |   answers in any order
+//!   | <------------ Response { id: 1, .. } -- |
+//! ```
+//!
+//! Every message is one frame ([`crate::frame`]) holding one CBOR item.
+//! A request names its target (the server itself, or a shared object by
+//! id), a method and Python-style positional and keyword arguments; the
+//! response carries the request's id and an [`Outcome`]: a value, a new
+//! shared object (a proxy), or an error whose [`ErrorKind`] is named after
+//! the Python exception a CPython manager would raise.
+
+use std::fmt;
+
+use indexmap::IndexMap;
+
+pub use crate::codec::{decode, encode, encode_into, CodecError};
+use crate::codec::{
+    read_array_header, read_map, write_array_header, Reader, Wire, WriteError, Writer,
+};
+use crate::value::{ObjectId, Token, Value};
+
+/// The protocol version this build speaks best.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Every protocol version this build can speak, oldest first.
+pub const SUPPORTED_VERSIONS: &[u32] = &[1];
+
+/// The client's first message: which versions it can speak.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hello {
+    /// Versions the client speaks; the server picks the highest it shares.
+    pub versions: Vec<u32>,
+    /// Who is connecting (`"multiprocessing-rs/0.1.0"`), for logs only.
+    pub client: String,
+}
+
+impl Hello {
+    /// The hello this build sends.
+    pub fn current(client: impl Into<String>) -> Self {
+        Hello {
+            versions: SUPPORTED_VERSIONS.to_vec(),
+            client: client.into(),
+        }
+    }
+}
+
+/// The server's answer to [`Hello`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum HelloReply {
+    /// The conversation goes on in `version`.
+    Welcome {
+        /// The version both sides now speak.
+        version: u32,
+        /// Who is serving (`"mpserver/0.1.0"`), for logs only.
+        server: String,
+    },
+    /// No shared version: the server closes after this.
+    Refused {
+        /// Why, in words a person can act on.
+        message: String,
+    },
+}
+
+/// No protocol version is shared by the two peers.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no shared protocol version: peer speaks {offered:?}, this build speaks {supported:?}; \
+     upgrade the older side"
+)]
+pub struct VersionError {
+    /// What the peer offered.
+    pub offered: Vec<u32>,
+    /// What this build speaks.
+    pub supported: Vec<u32>,
+}
+
+/// Picks the highest version in both `offered` and `supported`.
+pub fn negotiate(offered: &[u32], supported: &[u32]) -> Result<u32, VersionError> {
+    offered
+        .iter()
+        .filter(|v| supported.contains(v))
+        .max()
+        .copied()
+        .ok_or_else(|| VersionError {
+            offered: offered.to_vec(),
+            supported: supported.to_vec(),
+        })
+}
+
+/// What a request is addressed to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The server itself: `create`, `incref`, `decref`, `debug_info`, …
+    Server,
+    /// A shared object, by id.
+    Object(ObjectId),
+}
+
+/// Keyword arguments, in the order they were given.
+pub type Kwargs = IndexMap<String, Value>;
+
+/// A method call.
+///
+/// # Format
+///
+/// A CBOR array, not a map, so that no field name is sent or matched on
+/// the hot path: `[id, target, method, args, kwargs, thread]`, where
+/// `target` is `null` for the server or the object id as an integer, and
+/// `kwargs` a map from names to values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    /// Chosen by the client, unique among its calls in flight; the response
+    /// carries it back.
+    pub id: u64,
+    /// The server or an object.
+    pub target: Target,
+    /// The method name, Python's (`__getitem__`, `put`, `create`, …).
+    pub method: String,
+    /// Positional arguments.
+    pub args: Vec<Value>,
+    /// Keyword arguments.
+    pub kwargs: Kwargs,
+    /// The calling thread on the client, as the client numbers them: with
+    /// the connection it identifies the owner of an `RLock` or `Lock`.
+    pub thread: u64,
+}
+
+/// The answer to the request with the same id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Response {
+    /// The request's id.
+    pub id: u64,
+    /// What came of it.
+    pub outcome: Outcome,
+}
+
+/// What came of a call.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The method returned a value.
+    Return(Value),
+    /// The method made a new shared object; the caller now owns one
+    /// reference to it.
+    Proxy(ProxyInfo),
+    /// The method raised.
+    Error(RemoteError),
+}
+
+/// A new shared object handed to the caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyInfo {
+    /// Where the object lives.
+    pub token: Token,
+    /// The methods its proxy may call.
+    pub exposed: Vec<String>,
+}
+
+/// An exception raised on the other side.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct RemoteError {
+    /// Which exception.
+    pub kind: ErrorKind,
+    /// Its message, as Python would show it (`'missing'` for a `KeyError`).
+    pub message: String,
+}
+
+impl RemoteError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        RemoteError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+macro_rules! error_kinds {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// The kind of a [`RemoteError`], named after the Python exception.
+        ///
+        /// On the wire it is the name as text; a name this build does not
+        /// know arrives as [`ErrorKind::Other`] rather than failing the
+        /// response.
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        pub enum ErrorKind {
+            $($(#[$doc])* $name,)*
+            /// Any other exception name.
+            Other(String),
+        }
+
+        impl ErrorKind {
+            /// The Python name (`"KeyError"`).
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(ErrorKind::$name => stringify!($name),)*
+                    ErrorKind::Other(name) => name,
+                }
+            }
+
+            /// The kind with Python name `name`.
+            pub fn from_name(name: &str) -> Self {
+                match name {
+                    $(stringify!($name) => ErrorKind::$name,)*
+                    other => ErrorKind::Other(other.to_owned()),
+                }
+            }
+        }
+    };
+}
+
+error_kinds! {
+    /// A missing dict key, object id or registry entry.
+    KeyError,
+    /// A list index out of range.
+    IndexError,
+    /// A right type with a wrong value (`list.remove(x)` without `x`, an
+    /// over-released `BoundedSemaphore`, `task_done` called too often).
+    ValueError,
+    /// A wrong type (an unhashable key, a wrong argument type or count).
+    TypeError,
+    /// A method or attribute that does not exist or is not exposed.
+    AttributeError,
+    /// An operation invalid in the current state (releasing an unowned
+    /// lock).
+    RuntimeError,
+    /// `queue.Empty`: nothing to get before the timeout.
+    Empty,
+    /// `queue.Full`: no room to put before the timeout.
+    Full,
+    /// `threading.BrokenBarrierError`.
+    BrokenBarrierError,
+    /// A wait timed out where Python raises rather than returns `False`.
+    TimeoutError,
+    /// An iterator proxy is exhausted.
+    StopIteration,
+    /// Division by zero in an embedder's object.
+    ZeroDivisionError,
+    /// The peer sent something this side cannot parse or does not allow.
+    ProtocolError,
+    /// A server limit (connections, calls in flight, frame size) was hit.
+    LimitExceeded,
+    /// The server is shutting down.
+    ShuttingDown,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// The CBOR form of each message. Every message is an array; enums carry a
+// small integer discriminant first. See the `# Format` of each type.
+
+impl Wire for Hello {
+    fn write(&self, w: &mut Writer) -> Result<(), WriteError> {
+        write_array_header(w, 2)?;
+        self.versions.write(w)?;
+        self.client.write(w)
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        read_array_header(r, 2, "a hello")?;
+        Ok(Hello {
+            versions: Vec::read(r)?,
+            client: String::read(r)?,
+        })
+    }
+}
+
+impl Wire for HelloReply {
+    fn write(&self, w: &mut Writer) -> Result<(), WriteError> {
+        match self {
+            HelloReply::Welcome { version, server } => {
+                write_array_header(w, 3)?;
+                0u32.write(w)?;
+                version.write(w)?;
+                server.write(w)
+            }
+            HelloReply::Refused { message } => {
+                write_array_header(w, 2)?;
+                1u32.write(w)?;
+                message.write(w)
+            }
+        }
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        let len = cbor4ii::core::types::Array::len(r)?;
+        match (len, u32::read(r)?) {
+            (Some(3), 0) => Ok(HelloReply::Welcome {
+                version: u32::read(r)?,
+                server: String::read(r)?,
+            }),
+            (Some(2), 1) => Ok(HelloReply::Refused {
+                message: String::read(r)?,
+            }),
+            (len, kind) => Err(CodecError::malformed(format!(
+                "a hello reply of kind {kind} with {len:?} fields"
+            ))),
+        }
+    }
+}
+
+impl Wire for Request {
+    fn write(&self, w: &mut Writer) -> Result<(), WriteError> {
+        write_array_header(w, 6)?;
+        self.id.write(w)?;
+        match self.target {
+            Target::Server => None::<u64>.write(w)?,
+            Target::Object(id) => id.0.write(w)?,
+        }
+        self.method.write(w)?;
+        self.args.write(w)?;
+        cbor4ii::core::types::Map::bounded(self.kwargs.len(), w)?;
+        for (name, value) in &self.kwargs {
+            name.write(w)?;
+            value.write(w)?;
+        }
+        self.thread.write(w)
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        read_array_header(r, 6, "a request")?;
+        let id = u64::read(r)?;
+        let target =
+            Option::<u64>::read(r)?.map_or(Target::Server, |id| Target::Object(ObjectId(id)));
+        let method = String::read(r)?;
+        let args = Vec::read(r)?;
+        let mut kwargs = Kwargs::new();
+        read_map(r, |name: String, value: Value| {
+            kwargs.insert(name, value);
+            Ok(())
+        })?;
+        Ok(Request {
+            id,
+            target,
+            method,
+            args,
+            kwargs,
+            thread: u64::read(r)?,
+        })
+    }
+}
+
+/// # Format
+///
+/// `[id, 0, value]` for a return, `[id, 1, token, [exposed…]]` for a new
+/// proxy, `[id, 2, kind, message]` for an error (`kind` as Python's name).
+impl Wire for Response {
+    fn write(&self, w: &mut Writer) -> Result<(), WriteError> {
+        match &self.outcome {
+            Outcome::Return(value) => {
+                write_array_header(w, 3)?;
+                self.id.write(w)?;
+                0u32.write(w)?;
+                value.write(w)
+            }
+            Outcome::Proxy(info) => {
+                write_array_header(w, 4)?;
+                self.id.write(w)?;
+                1u32.write(w)?;
+                info.token.write(w)?;
+                info.exposed.write(w)
+            }
+            Outcome::Error(error) => {
+                write_array_header(w, 4)?;
+                self.id.write(w)?;
+                2u32.write(w)?;
+                error.write_fields(w)
+            }
+        }
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        let len = cbor4ii::core::types::Array::len(r)?;
+        let id = u64::read(r)?;
+        let outcome = match (len, u32::read(r)?) {
+            (Some(3), 0) => Outcome::Return(Value::read(r)?),
+            (Some(4), 1) => Outcome::Proxy(ProxyInfo {
+                token: Token::read(r)?,
+                exposed: Vec::read(r)?,
+            }),
+            (Some(4), 2) => Outcome::Error(RemoteError::read_fields(r)?),
+            (len, kind) => {
+                return Err(CodecError::malformed(format!(
+                    "a response of kind {kind} with {len:?} fields"
+                )))
+            }
+        };
+        Ok(Response { id, outcome })
+    }
+}
+
+impl RemoteError {
+    fn write_fields(&self, w: &mut Writer) -> Result<(), WriteError> {
+        self.kind.as_str().to_owned().write(w)?;
+        self.message.write(w)
+    }
+
+    fn read_fields(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(RemoteError {
+            kind: ErrorKind::from_name(&String::read(r)?),
+            message: String::read(r)?,
+        })
+    }
+}
+
+/// # Format
+///
+/// `[kind, message]`, `kind` as Python's name.
+impl Wire for RemoteError {
+    fn write(&self, w: &mut Writer) -> Result<(), WriteError> {
+        write_array_header(w, 2)?;
+        self.write_fields(w)
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        read_array_header(r, 2, "an error")?;
+        Self::read_fields(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation_picks_the_highest_shared_version() {
+        assert_eq!(negotiate(&[1, 2, 3], &[1, 2]), Ok(2));
+        let err = negotiate(&[9], &[1]).unwrap_err();
+        assert!(err.to_string().contains("no shared protocol version"));
+    }
+
+    #[test]
+    fn unknown_error_kinds_survive() {
+        let e = RemoteError::new(ErrorKind::from_name("OSError"), "boom");
+        let back: RemoteError = decode(&encode(&e).unwrap()).unwrap();
+        assert_eq!(back.kind, ErrorKind::Other("OSError".into()));
+        assert_eq!(back.to_string(), "OSError: boom");
+        assert_eq!(ErrorKind::from_name("KeyError"), ErrorKind::KeyError);
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let mut bytes = encode(&Hello::current("t")).unwrap();
+        bytes.push(0);
+        assert!(matches!(
+            decode::<Hello>(&bytes),
+            Err(CodecError::Trailing(1))
+        ));
+    }
+
+    #[test]
+    fn a_request_round_trips() {
+        let mut kwargs = Kwargs::new();
+        kwargs.insert("timeout".into(), Value::Float(0.5));
+        let request = Request {
+            id: 42,
+            target: Target::Object(ObjectId(0x10)),
+            method: "get".into(),
+            args: vec![Value::Bool(true)],
+            kwargs,
+            thread: 3,
+        };
+        let back: Request = decode(&encode(&request).unwrap()).unwrap();
+        assert_eq!(back, request);
+    }
+}
