@@ -5,9 +5,10 @@
 
 mod proto;
 mod report;
+mod sync;
 
 /// A suite: its name on the command line and what runs it.
-const SUITES: &[(&str, fn())] = &[("proto", proto::run)];
+const SUITES: &[(&str, fn())] = &[("proto", proto::run), ("sync", sync::run)];
 
 fn main() {
     let wanted: Vec<String> = std::env::args().skip(1).collect();

@@ -50,7 +50,10 @@ impl Region {
         if unsafe { libc::ftruncate(fd.as_raw_fd(), size) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        Self::map(SharedFd::new(fd), len).map(Arc::new)
+        // Allocate every page now, as CPython's zero-filling does: the
+        // memory is committed where the object is made, and later mappings
+        // (forked children) find the pages and can map them in bulk.
+        Self::map(SharedFd::new(fd), len, libc::MAP_POPULATE).map(Arc::new)
     }
 
     /// Maps a region received from another process; its size is the file's.
@@ -68,10 +71,10 @@ impl Region {
                 "shared region descriptor is empty",
             ));
         }
-        Self::map(fd, len).map(Arc::new)
+        Self::map(fd, len, 0).map(Arc::new)
     }
 
-    fn map(fd: SharedFd, len: usize) -> io::Result<Region> {
+    fn map(fd: SharedFd, len: usize, flags: libc::c_int) -> io::Result<Region> {
         // SAFETY: a fresh shared mapping of a descriptor we hold; the kernel
         // picks the address.
         let ptr = unsafe {
@@ -79,7 +82,7 @@ impl Region {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
+                libc::MAP_SHARED | flags,
                 fd.as_raw_fd(),
                 0,
             )
@@ -123,6 +126,32 @@ impl Region {
         }
         // SAFETY: offset + bytes is within the mapping.
         Some(unsafe { self.ptr.add(offset) }.cast())
+    }
+}
+
+impl Region {
+    /// Maps the pages of `offset..offset + len` in this process now
+    /// rather than one page fault per 4 KiB on first touch. A forked child
+    /// inherits the memory but not these page-table entries, so its first
+    /// bulk write of a large array would otherwise spend most of its time
+    /// faulting (measured here: 3.5 ms of faults to write 8 MB that
+    /// `memcpy` writes in 0.7 ms).
+    ///
+    /// It reads one byte every 64 KiB: the kernel answers each read fault
+    /// on shared memory by mapping the whole 64 KiB around it
+    /// ("fault-around"), which measured cheaper than `MADV_POPULATE_READ`
+    /// or `_WRITE`. Pages are mapped writable, as shared memory needs no
+    /// dirty tracking. A kernel tuned otherwise just faults more later.
+    pub(crate) fn populate(&self, offset: usize, len: usize) {
+        const STRIDE: usize = 64 * 1024;
+        let end = offset.saturating_add(len).min(self.len);
+        let mut at = offset;
+        while at < end {
+            // SAFETY: `at` is inside the mapping; a volatile byte read has
+            // no effect but the fault.
+            unsafe { std::ptr::read_volatile(self.ptr.as_ptr().add(at)) };
+            at += STRIDE;
+        }
     }
 }
 

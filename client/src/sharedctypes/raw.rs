@@ -4,6 +4,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use bytemuck::Pod;
@@ -11,14 +12,22 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::reduction::SharedFd;
 use crate::shared_memory::region::Region;
+use crate::synchronize::engine::identity;
 
 use super::error::{IndexError, SharedCtypesError};
+
+/// Writes of at least this many bytes populate their pages first (see
+/// `Region::populate`); below it the page faults cost less than the call.
+const POPULATE_MIN: usize = 64 * 1024;
 
 /// Memory of `len` `T`s in a region of its own.
 struct Block<T> {
     region: Arc<Region>,
     ptr: NonNull<T>,
     len: usize,
+    /// The pid that last populated the whole block: a forked child has
+    /// another pid, so it populates again, once.
+    populated_by: Arc<AtomicU32>,
     _t: PhantomData<T>,
 }
 
@@ -38,8 +47,21 @@ impl<T: Pod> Block<T> {
             region,
             ptr,
             len,
+            populated_by: Arc::new(AtomicU32::new(0)),
             _t: PhantomData,
         })
+    }
+
+    fn bytes(&self) -> usize {
+        self.len * std::mem::size_of::<T>()
+    }
+
+    /// Populates the whole block once per process, if it is large.
+    fn populate_all(&self) {
+        let me = identity::pid();
+        if self.bytes() >= POPULATE_MIN && self.populated_by.swap(me, Ordering::Relaxed) != me {
+            self.region.populate(0, self.bytes());
+        }
     }
 }
 
@@ -49,6 +71,7 @@ impl<T> Clone for Block<T> {
             region: Arc::clone(&self.region),
             ptr: self.ptr,
             len: self.len,
+            populated_by: Arc::clone(&self.populated_by),
             _t: PhantomData,
         }
     }
@@ -261,6 +284,16 @@ impl<T: Pod> RawArray<T> {
     /// Copies `items` into the array starting at `start`.
     pub fn write(&self, start: usize, items: &[T]) -> Result<(), IndexError> {
         self.check(start, items.len())?;
+        let bytes = std::mem::size_of_val(items);
+        if bytes >= POPULATE_MIN {
+            if bytes == self.block.bytes() {
+                self.block.populate_all();
+            } else {
+                self.block
+                    .region
+                    .populate(start * std::mem::size_of::<T>(), bytes);
+            }
+        }
         // SAFETY: the destination range is in bounds; `items` cannot
         // overlap the mapping... unless it was borrowed from it through
         // `as_slice`, hence `copy` (memmove) rather than the nonoverlapping
@@ -307,6 +340,7 @@ impl<T: Pod> RawArray<T> {
     /// slice lives, and no other slice of it may exist in this process.
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn as_mut_slice(&self) -> &mut [T] {
+        self.block.populate_all();
         // SAFETY: in bounds and aligned; the caller guarantees exclusivity.
         unsafe { std::slice::from_raw_parts_mut(self.block.ptr.as_ptr(), self.block.len) }
     }
