@@ -243,9 +243,7 @@ print({'uncontended': lambda: med(uncontended), 'contended': lambda: med(contend
 "#;
 
 fn python(what: &str) -> Option<f64> {
-    report::python_figure(&format!(
-        "import sys; sys.argv = ['x', '{what}']\n{PYTHON}"
-    ))
+    report::python_figure(&format!("import sys; sys.argv = ['x', '{what}']\n{PYTHON}"))
 }
 
 /// Runs the suite and prints its table.
@@ -279,10 +277,28 @@ pub fn run() {
         })
     });
     let py = python("uncontended");
-    rows.push(row("sync.lock.uncontended", ours, "raw futex mutex (goal 0.8x)", theirs, "pairs/s"));
-    rows.push(row("sync.lock.uncontended.guard", guard, "raw futex mutex", theirs, "pairs/s"));
+    rows.push(row(
+        "sync.lock.uncontended",
+        ours,
+        "raw futex mutex (goal 0.8x)",
+        theirs,
+        "pairs/s",
+    ));
+    rows.push(row(
+        "sync.lock.uncontended.guard",
+        guard,
+        "raw futex mutex",
+        theirs,
+        "pairs/s",
+    ));
     if let Some(py) = py {
-        rows.push(row("sync.lock.uncontended", ours, "CPython mp.Lock", py, "pairs/s"));
+        rows.push(row(
+            "sync.lock.uncontended",
+            ours,
+            "CPython mp.Lock",
+            py,
+            "pairs/s",
+        ));
     }
 
     // Two processes contending.
@@ -302,9 +318,21 @@ pub fn run() {
             }
         })
     });
-    rows.push(row("sync.lock.contended_2proc", ours, "raw futex mutex (goal 0.5x)", theirs, "pairs/s"));
+    rows.push(row(
+        "sync.lock.contended_2proc",
+        ours,
+        "raw futex mutex (goal 0.5x)",
+        theirs,
+        "pairs/s",
+    ));
     if let Some(py) = python("contended") {
-        rows.push(row("sync.lock.contended_2proc", ours, "CPython mp.Lock", py, "pairs/s"));
+        rows.push(row(
+            "sync.lock.contended_2proc",
+            ours,
+            "CPython mp.Lock",
+            py,
+            "pairs/s",
+        ));
     }
 
     // Value increment under its lock.
@@ -370,16 +398,51 @@ pub fn run() {
             let _ = raw_arr.write(0, &src);
         }) * 1e3
     });
-    rows.push(ms_row("sync.array.fill_1M_child.bulk", bulk_ms, "memcpy 8 MB, cold dst (goal 0.5x)", memcpy_ms));
-    rows.push(ms_row("sync.array.fill_1M_child.bulk", bulk_ms, "memcpy 8 MB, in L3", memcpy_hot_ms));
-    rows.push(ms_row("sync.array.fill_1M_child.bulk", bulk_ms, "raw: child memcpy to memfd", raw_ms));
-    rows.push(ms_row("sync.array.fill_1M_child.bulk_unlocked", fresh_ms, "memcpy 8 MB, cold dst", memcpy_ms));
-    rows.push(ms_row("sync.array.fill_1M_child.elementwise", elem_ms, "memcpy 8 MB, cold dst", memcpy_ms));
+    rows.push(ms_row(
+        "sync.array.fill_1M_child.bulk",
+        bulk_ms,
+        "memcpy 8 MB, cold dst (goal 0.5x)",
+        memcpy_ms,
+    ));
+    rows.push(ms_row(
+        "sync.array.fill_1M_child.bulk",
+        bulk_ms,
+        "memcpy 8 MB, in L3",
+        memcpy_hot_ms,
+    ));
+    rows.push(ms_row(
+        "sync.array.fill_1M_child.bulk",
+        bulk_ms,
+        "raw: child memcpy to memfd",
+        raw_ms,
+    ));
+    rows.push(ms_row(
+        "sync.array.fill_1M_child.bulk_unlocked",
+        fresh_ms,
+        "memcpy 8 MB, cold dst",
+        memcpy_ms,
+    ));
+    rows.push(ms_row(
+        "sync.array.fill_1M_child.elementwise",
+        elem_ms,
+        "memcpy 8 MB, cold dst",
+        memcpy_ms,
+    ));
     if let Some(py) = python("bulk") {
-        rows.push(ms_row("sync.array.fill_1M_child.bulk", bulk_ms, "CPython bulk", py));
+        rows.push(ms_row(
+            "sync.array.fill_1M_child.bulk",
+            bulk_ms,
+            "CPython bulk",
+            py,
+        ));
     }
     if let Some(py) = python("elementwise") {
-        rows.push(ms_row("sync.array.fill_1M_child.elementwise", elem_ms, "CPython elementwise", py));
+        rows.push(ms_row(
+            "sync.array.fill_1M_child.elementwise",
+            elem_ms,
+            "CPython elementwise",
+            py,
+        ));
     }
     report::print("sync: locks and shared ctypes across processes", &rows);
 }

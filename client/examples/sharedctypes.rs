@@ -27,7 +27,12 @@ struct Point {
 }
 
 /// What the child does (Python's `modify`).
-fn modify(n: &Value<i32>, x: &RawValue<f64>, s: &Array<u8>, a: &Array<Point>) -> Result<(), Box<dyn Error>> {
+fn modify(
+    n: &Value<i32>,
+    x: &RawValue<f64>,
+    s: &Array<u8>,
+    a: &Array<Point>,
+) -> Result<(), Box<dyn Error>> {
     {
         let mut n = n.lock();
         *n = n.pow(2);

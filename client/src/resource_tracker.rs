@@ -98,7 +98,10 @@ fn send(cmd: &str, name: &str, rtype: ResourceType) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     if n as usize != msg.len() {
-        return Err(io::Error::new(io::ErrorKind::WriteZero, "short write to resource tracker"));
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "short write to resource tracker",
+        ));
     }
     Ok(())
 }
@@ -145,7 +148,11 @@ fn tracker_main(read_fd: RawFd) -> ! {
             libc::dup2(devnull, 0);
             libc::dup2(devnull, 1);
         }
-        let keep = if read_fd == 3 { 3 } else { libc::dup2(read_fd, 3) };
+        let keep = if read_fd == 3 {
+            3
+        } else {
+            libc::dup2(read_fd, 3)
+        };
         if keep != 3 {
             libc::_exit(1);
         }

@@ -46,12 +46,18 @@ fn errors_are_pythons() {
         Err(SharedMemoryError::FileExists(_))
     ));
     shm.unlink().unwrap();
-    assert!(matches!(shm.unlink(), Err(SharedMemoryError::FileNotFound(_))));
+    assert!(matches!(
+        shm.unlink(),
+        Err(SharedMemoryError::FileNotFound(_))
+    ));
     assert!(matches!(
         SharedMemory::attach(shm.name()),
         Err(SharedMemoryError::FileNotFound(_))
     ));
-    assert!(matches!(SharedMemory::create(0), Err(SharedMemoryError::ValueError(_))));
+    assert!(matches!(
+        SharedMemory::create(0),
+        Err(SharedMemoryError::ValueError(_))
+    ));
     for bad in ["", "a/b", "x\ny", &"n".repeat(300)] {
         assert!(matches!(
             SharedMemory::attach(bad),
@@ -62,7 +68,8 @@ fn errors_are_pythons() {
 
 #[test]
 fn a_shareable_list_is_shared_with_a_child() {
-    let list = ShareableList::new(&[Item::Int(1), Item::Str("abc".into()), Item::Float(0.5)]).unwrap();
+    let list =
+        ShareableList::new(&[Item::Int(1), Item::Str("abc".into()), Item::Float(0.5)]).unwrap();
     let name = list.shm().name().to_string();
     let mut child = fork(move || {
         let Ok(l) = ShareableList::attach(&name) else {
@@ -71,7 +78,8 @@ fn a_shareable_list_is_shared_with_a_child() {
         let ok = l.set(0, Item::Int(42)).is_ok()
             && l.set(1, Item::Str("xyz1234".into())).is_ok()
             && l.set(2, Item::None).is_ok()
-            && l.set(1, Item::Str("way too long for the slot".into())).is_err();
+            && l.set(1, Item::Str("way too long for the slot".into()))
+                .is_err();
         if ok {
             0
         } else {
@@ -167,13 +175,25 @@ fn run_role(test: &str, role: &str) -> (i32, String, String) {
         .spawn()
         .unwrap();
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     let status = child.wait().unwrap();
     // The tracker shares stderr: end-of-file means it has finished too.
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     use std::os::unix::process::ExitStatusExt;
-    let code = status.code().unwrap_or_else(|| -status.signal().unwrap_or(0));
+    let code = status
+        .code()
+        .unwrap_or_else(|| -status.signal().unwrap_or(0));
     (code, out, err)
 }
 
@@ -202,15 +222,24 @@ fn the_tracker_unlinks_what_a_killed_process_left_and_warns() {
         announce(l.shm().name());
         die();
     }
-    let (code, out, err) = run_role("the_tracker_unlinks_what_a_killed_process_left_and_warns", "crash");
+    let (code, out, err) = run_role(
+        "the_tracker_unlinks_what_a_killed_process_left_and_warns",
+        "crash",
+    );
     assert_eq!(code, -libc::SIGKILL, "stdout: {out}\nstderr: {err}");
     let names = names_in(&out);
     assert_eq!(names.len(), 2, "{out}");
     for name in &names {
         assert!(!Path::new(&shm_path(name)).exists(), "{name} left behind");
-        assert!(err.contains(&format!("'/{name}'")), "no warning for {name}: {err}");
+        assert!(
+            err.contains(&format!("'/{name}'")),
+            "no warning for {name}: {err}"
+        );
     }
-    assert!(err.contains("There appear to have been 2 leaked shared_memory objects"), "{err}");
+    assert!(
+        err.contains("There appear to have been 2 leaked shared_memory objects"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -223,9 +252,7 @@ fn a_clean_exit_leaves_nothing_and_says_nothing() {
         let b = SharedMemory::create(64).unwrap();
         announce(b.name());
         let name = b.name().to_string();
-        let mut child = fork(move || {
-            SharedMemory::unlink_by_name(&name).map(|_| 0).unwrap_or(1)
-        });
+        let mut child = fork(move || SharedMemory::unlink_by_name(&name).map(|_| 0).unwrap_or(1));
         assert_eq!(child.join(), 0);
         return;
     }

@@ -176,9 +176,7 @@ fn semaphore_counts_permits_across_processes() {
     assert_eq!(sem.get_value(), 0);
     // A parent blocked on the empty semaphore is woken by a child's release.
     let s3 = sem.clone();
-    let mut releaser = fork(move || {
-        s3.release().map(|_| 0).unwrap_or(1)
-    });
+    let mut releaser = fork(move || s3.release().map(|_| 0).unwrap_or(1));
     assert!(sem.acquire_timeout(PATIENCE));
     assert_eq!(releaser.join(), 0);
     sem.release().unwrap();
@@ -274,7 +272,10 @@ fn condition_rules_lock_required_timeout_and_wait_for() {
     });
     {
         let _g = cond.lock();
-        assert_eq!(cond.wait_for_timeout(|| flag.get() == 1, PATIENCE), Ok(true));
+        assert_eq!(
+            cond.wait_for_timeout(|| flag.get() == 1, PATIENCE),
+            Ok(true)
+        );
         assert_eq!(cond.wait_for_timeout(|| flag.get() == 2, SHORT), Ok(false));
     }
     assert_eq!(child.join(), 0);
@@ -333,9 +334,7 @@ fn barrier_releases_three_processes_with_distinct_indices_and_one_action() {
         .map(|_| {
             let (b, seen) = (b.clone(), seen.clone());
             fork(move || match b.wait_timeout(PATIENCE) {
-                Ok(i) => {
-                    seen.set(i as usize, 1).map(|_| 0).unwrap_or(2)
-                }
+                Ok(i) => seen.set(i as usize, 1).map(|_| 0).unwrap_or(2),
                 Err(BrokenBarrierError) => 1,
             })
         })

@@ -25,7 +25,9 @@ fn pack<T: Serialize>(v: &T) -> (Vec<u8>, Vec<OwnedFd>) {
 }
 
 fn unpack<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T, String> {
-    FdSource::provide(fds, || ciborium::from_reader(bytes).map_err(|e| e.to_string()))
+    FdSource::provide(fds, || {
+        ciborium::from_reader(bytes).map_err(|e| e.to_string())
+    })
 }
 
 /// Serializes and deserializes, as a transfer to another process would.
@@ -70,13 +72,20 @@ fn semaphores_event_condition_and_barrier_received_work() {
     let c = Condition::with_lock(Lock::new().unwrap()).unwrap();
     let cc = transfer(&c);
     let _g = c.lock();
-    assert!(!cc.acquire_nowait(), "the received condition shares the lock");
+    assert!(
+        !cc.acquire_nowait(),
+        "the received condition shares the lock"
+    );
     assert_eq!(cc.wait_timeout(Duration::ZERO), Ok(false));
     drop(_g);
 
     let bar = Barrier::new(2).unwrap();
     let barc = transfer(&bar);
-    let mut child = fork(move || barc.wait_timeout(sync_common::PATIENCE).map(|_| 0).unwrap_or(1));
+    let mut child = fork(move || {
+        barc.wait_timeout(sync_common::PATIENCE)
+            .map(|_| 0)
+            .unwrap_or(1)
+    });
     assert!(bar.wait_timeout(sync_common::PATIENCE).is_ok());
     assert_eq!(child.join(), 0);
 }
@@ -101,7 +110,13 @@ fn shared_ctypes_received_share_memory_and_lock() {
     // The received value shares the lock: held here, refused in a child.
     let g = v.get_lock().lock();
     let vc2 = vc.clone();
-    let mut child = fork(move || if vc2.get_lock().acquire_nowait() { 1 } else { 0 });
+    let mut child = fork(move || {
+        if vc2.get_lock().acquire_nowait() {
+            1
+        } else {
+            0
+        }
+    });
     assert_eq!(child.join(), 0);
     drop(g);
 
@@ -146,5 +161,8 @@ fn named_shared_memory_travels_by_name() {
     list.shm().unlink().unwrap();
     shm.unlink().unwrap();
     let (bytes, fds) = pack(&shm);
-    assert!(unpack::<SharedMemory>(&bytes, fds).is_err(), "unlinked: nothing to attach");
+    assert!(
+        unpack::<SharedMemory>(&bytes, fds).is_err(),
+        "unlinked: nothing to attach"
+    );
 }

@@ -214,7 +214,11 @@ impl SharedMemory {
         self.check(offset, out.len())?;
         // SAFETY: the range is inside the mapping; `out` is outside it.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(offset), out.as_mut_ptr(), out.len())
+            std::ptr::copy_nonoverlapping(
+                self.ptr.as_ptr().add(offset),
+                out.as_mut_ptr(),
+                out.len(),
+            )
         };
         Ok(())
     }

@@ -90,8 +90,8 @@ impl Region {
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let ptr = NonNull::new(ptr.cast::<u8>())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::Other, "mmap returned null"))?;
+        let ptr =
+            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
         Ok(Region { fd, ptr, len })
     }
 
@@ -179,7 +179,10 @@ mod tests {
         let b = Region::from_fd(a.fd().try_clone().unwrap()).unwrap();
         assert_ne!(a.ptr, b.ptr);
         // SAFETY: as above.
-        assert_eq!(unsafe { b.checked::<u64>(8).unwrap().as_ptr().read() }, 0xDEAD_BEEF);
+        assert_eq!(
+            unsafe { b.checked::<u64>(8).unwrap().as_ptr().read() },
+            0xDEAD_BEEF
+        );
         assert!(a.checked::<u64>(a.len() - 4).is_none());
         assert!(a.checked::<u64>(3).is_none());
         assert!(a.checked_slice::<u64>(0, usize::MAX).is_none());

@@ -144,10 +144,12 @@ impl ShareableList {
     /// Attaches to an existing list by its block's name.
     pub fn attach(name: &str) -> Result<ShareableList, SharedMemoryError> {
         let shm = SharedMemory::attach(name)?;
-        let corrupt = |what: &str| SharedMemoryError::Corrupt(format!("ShareableList {name:?}: {what}"));
+        let corrupt =
+            |what: &str| SharedMemoryError::Corrupt(format!("ShareableList {name:?}: {what}"));
         let mut word = [0u8; 8];
         shm.read_at(0, &mut word)?;
-        let n = usize::try_from(i64::from_ne_bytes(word)).map_err(|_| corrupt("negative length"))?;
+        let n =
+            usize::try_from(i64::from_ne_bytes(word)).map_err(|_| corrupt("negative length"))?;
         let header = n
             .checked_mul(2 * ALIGN + 1)
             .and_then(|x| x.checked_add(2 * ALIGN))
@@ -156,7 +158,8 @@ impl ShareableList {
         let mut offsets = Vec::with_capacity(n + 1);
         for i in 0..=n {
             shm.read_at(ALIGN * (1 + i), &mut word)?;
-            let off = usize::try_from(i64::from_ne_bytes(word)).map_err(|_| corrupt("negative offset"))?;
+            let off = usize::try_from(i64::from_ne_bytes(word))
+                .map_err(|_| corrupt("negative offset"))?;
             if offsets.last().is_some_and(|&prev| off < prev) || off > shm.size() - header {
                 return Err(corrupt("offsets out of order or past the block"));
             }
@@ -212,7 +215,8 @@ impl ShareableList {
 
     fn packing_format(&self, index: usize) -> Result<String, SharedMemoryError> {
         let mut f = [0u8; 8];
-        self.shm.read_at(self.formats_start() + ALIGN * index, &mut f)?;
+        self.shm
+            .read_at(self.formats_start() + ALIGN * index, &mut f)?;
         let end = f.iter().position(|&b| b == 0).unwrap_or(8);
         String::from_utf8(f[..end].to_vec())
             .map_err(|_| SharedMemoryError::Corrupt(format!("item {index}: format is not text")))
@@ -300,10 +304,13 @@ impl ShareableList {
         let mut f = [0u8; 8];
         let fb = fmt.as_bytes();
         if fb.len() > 8 {
-            return Err(SharedMemoryError::ValueError(format!("format {fmt:?} too long")));
+            return Err(SharedMemoryError::ValueError(format!(
+                "format {fmt:?} too long"
+            )));
         }
         f[..fb.len()].copy_from_slice(fb);
-        self.shm.write_at(self.formats_start() + ALIGN * index, &f)?;
+        self.shm
+            .write_at(self.formats_start() + ALIGN * index, &f)?;
         self.shm
             .write_at(self.codes_start() + index, &[code_of(item) as u8])?;
         let at = self.data_start() + self.offsets[index];
@@ -402,7 +409,10 @@ mod tests {
         l.set(3, Item::Str("sixteen bytes!!!".into())).unwrap();
         assert_eq!(l.get(0).unwrap(), Item::Str("fits".into()));
         assert_eq!(l.get(3).unwrap(), Item::Str("sixteen bytes!!!".into()));
-        assert!(matches!(l.get(6), Err(SharedMemoryError::IndexError { .. })));
+        assert!(matches!(
+            l.get(6),
+            Err(SharedMemoryError::IndexError { .. })
+        ));
         assert_eq!(l.index(&Item::None).unwrap(), Some(5));
         assert_eq!(l.count(&Item::Bool(true)).unwrap(), 1);
         l.shm().unlink().unwrap();

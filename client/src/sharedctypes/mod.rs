@@ -9,7 +9,7 @@
 //! | `Array('c', b'hi', lock=lock)` | [`Array::<u8>::from_slice_with_lock`], with `value()`/`raw()` |
 //! | `Array(Point, [...])` (a `Structure`) | `Array::<Point>::from_slice` for a `#[repr(C)]` `Pod` struct |
 //! | `get_lock()`, `get_obj()` | [`Synchronized::get_lock`], [`Synchronized::get_obj`] |
-//! | `copy(obj)`, `synchronized(obj, lock)` | [`RawArray::copy`], [`Synchronized::with_lock`] |
+//! | `copy(obj)`, `synchronized(obj, lock)` | [`copy`] ([`RawValue::copy`]), [`synchronized`] |
 //! | a typecode chosen at run time | [`DynValue`], [`DynArray`] with [`TypeCode`] and [`Scalar`] |
 //!
 //! Element types are any [`bytemuck::Pod`] type: the primitive numbers and
@@ -31,5 +31,5 @@ mod typecode;
 pub use bytemuck::{Pod, Zeroable};
 pub use error::{IndexError, SharedCtypesError};
 pub use raw::{RawArray, RawValue};
-pub use synchronized::{Array, ArrayGuard, Synchronized, Value, ValueGuard};
+pub use synchronized::{copy, synchronized, Array, ArrayGuard, Synchronized, Value, ValueGuard};
 pub use typecode::{DynArray, DynValue, LockChoice, Scalar, TypeCode};

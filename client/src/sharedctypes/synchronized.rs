@@ -65,7 +65,7 @@ impl<O> Synchronized<O> {
     }
 
     /// Wraps `obj` with a new [`RLock`].
-    pub fn synchronized(obj: O) -> Result<Synchronized<O>, SharedCtypesError> {
+    pub fn with_new_lock(obj: O) -> Result<Synchronized<O>, SharedCtypesError> {
         Ok(Self::with_lock(obj, RLock::new()?))
     }
 
@@ -90,16 +90,37 @@ impl<O> Synchronized<O> {
     }
 }
 
+/// Wraps a raw object with `lock`, or a new [`RLock`] when `None`
+/// (Python's `sharedctypes.synchronized(obj, lock=None)`).
+pub fn synchronized<O>(
+    obj: O,
+    lock: Option<AnyLock>,
+) -> Result<Synchronized<O>, SharedCtypesError> {
+    match lock {
+        Some(lock) => Ok(Synchronized::with_lock(obj, lock)),
+        None => Synchronized::with_new_lock(obj),
+    }
+}
+
+/// A new raw object with the same contents (Python's
+/// `sharedctypes.copy(obj)`).
+pub fn copy<T: Pod>(obj: &RawArray<T>) -> Result<RawArray<T>, SharedCtypesError> {
+    obj.copy()
+}
+
 impl<T: Pod> Synchronized<RawValue<T>> {
     /// A shared `value` behind a new [`RLock`] (Python's
     /// `Value(type, value)`; `lock=False` is [`RawValue::new`]).
     pub fn new(value: T) -> Result<Value<T>, SharedCtypesError> {
-        Self::synchronized(RawValue::new(value)?)
+        Self::with_new_lock(RawValue::new(value)?)
     }
 
     /// A shared `value` behind an existing lock (Python's
     /// `Value(type, value, lock=lock)`).
-    pub fn new_with_lock(value: T, lock: impl Into<AnyLock>) -> Result<Value<T>, SharedCtypesError> {
+    pub fn new_with_lock(
+        value: T,
+        lock: impl Into<AnyLock>,
+    ) -> Result<Value<T>, SharedCtypesError> {
         Ok(Self::with_lock(RawValue::new(value)?, lock))
     }
 
@@ -134,13 +155,13 @@ impl<T: Pod> Synchronized<RawArray<T>> {
     /// `len` zeroed elements behind a new [`RLock`] (Python's
     /// `Array(type, size)`).
     pub fn new(len: usize) -> Result<Array<T>, SharedCtypesError> {
-        Self::synchronized(RawArray::new(len)?)
+        Self::with_new_lock(RawArray::new(len)?)
     }
 
     /// A copy of `items` behind a new [`RLock`] (Python's
     /// `Array(type, sequence)`).
     pub fn from_slice(items: &[T]) -> Result<Array<T>, SharedCtypesError> {
-        Self::synchronized(RawArray::from_slice(items)?)
+        Self::with_new_lock(RawArray::from_slice(items)?)
     }
 
     /// A copy of `items` behind an existing lock.

@@ -190,7 +190,11 @@ pub struct DynArray {
 
 impl DynArray {
     /// `len` zeroed elements of `typecode`.
-    pub fn new(typecode: &str, len: usize, lock: LockChoice) -> Result<DynArray, SharedCtypesError> {
+    pub fn new(
+        typecode: &str,
+        len: usize,
+        lock: LockChoice,
+    ) -> Result<DynArray, SharedCtypesError> {
         let typecode: TypeCode = typecode.parse()?;
         let size = typecode
             .size()
@@ -249,7 +253,11 @@ impl DynArray {
     pub fn get(&self, index: usize) -> Result<Scalar, SharedCtypesError> {
         let size = self.typecode.size();
         if index >= self.len() {
-            return Err(IndexError { index, len: self.len() }.into());
+            return Err(IndexError {
+                index,
+                len: self.len(),
+            }
+            .into());
         }
         let mut buf = [0u8; 8];
         let _g = self.guard();
@@ -261,7 +269,11 @@ impl DynArray {
     pub fn set(&self, index: usize, value: Scalar) -> Result<(), SharedCtypesError> {
         let size = self.typecode.size();
         if index >= self.len() {
-            return Err(IndexError { index, len: self.len() }.into());
+            return Err(IndexError {
+                index,
+                len: self.len(),
+            }
+            .into());
         }
         let enc = encode(self.typecode, value)?;
         let _g = self.guard();
@@ -298,7 +310,11 @@ pub struct DynValue(DynArray);
 
 impl DynValue {
     /// A value of `typecode` holding `value`.
-    pub fn new(typecode: &str, value: Scalar, lock: LockChoice) -> Result<DynValue, SharedCtypesError> {
+    pub fn new(
+        typecode: &str,
+        value: Scalar,
+        lock: LockChoice,
+    ) -> Result<DynValue, SharedCtypesError> {
         let a = DynArray::new(typecode, 1, lock)?;
         a.set(0, value)?;
         Ok(DynValue(a))
@@ -338,7 +354,10 @@ mod tests {
             let v = match code {
                 TypeCode::Char => Scalar::Char(b'x'),
                 TypeCode::Float | TypeCode::Double => Scalar::Float(0.5),
-                TypeCode::Byte | TypeCode::Short | TypeCode::Int | TypeCode::Long
+                TypeCode::Byte
+                | TypeCode::Short
+                | TypeCode::Int
+                | TypeCode::Long
                 | TypeCode::LongLong => Scalar::Int(-3),
                 _ => Scalar::UInt(3),
             };

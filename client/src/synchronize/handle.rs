@@ -110,7 +110,6 @@ impl<S: State> Handle<S> {
     pub(crate) fn region(&self) -> &Arc<Region> {
         &self.region
     }
-
 }
 
 impl<S> fmt::Debug for Handle<S> {

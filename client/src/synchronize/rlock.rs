@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::engine::futex::Deadline;
-use super::engine::owner::{self, Taken};
 use super::engine::identity;
+use super::engine::owner::{self, Taken};
 use super::error::{ReleaseError, SyncError};
 use super::handle::{Handle, State};
 

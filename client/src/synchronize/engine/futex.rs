@@ -131,7 +131,10 @@ mod tests {
 
     #[test]
     fn huge_timeouts_mean_never() {
-        assert!(matches!(Deadline::after(Some(Duration::MAX)), Deadline::Never));
+        assert!(matches!(
+            Deadline::after(Some(Duration::MAX)),
+            Deadline::Never
+        ));
         assert!(Deadline::after(Some(Duration::ZERO)).expired());
         assert!(!Deadline::after(None).expired());
     }

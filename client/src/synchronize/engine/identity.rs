@@ -98,7 +98,10 @@ pub(crate) fn is_dead(id: u32) -> bool {
     // its state letter, which follows the last ')' of /proc/<id>/stat.
     match std::fs::read(format!("/proc/{id}/stat")) {
         Ok(stat) => {
-            let after = stat.iter().rposition(|&b| b == b')').map(|i| &stat[i + 1..]);
+            let after = stat
+                .iter()
+                .rposition(|&b| b == b')')
+                .map(|i| &stat[i + 1..]);
             matches!(after, Some([b' ', b'Z' | b'X', ..]))
         }
         Err(e) => e.kind() == std::io::ErrorKind::NotFound,
@@ -130,7 +133,10 @@ mod tests {
         let child = child as u32;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while !is_dead(child) {
-            assert!(std::time::Instant::now() < deadline, "child never seen dead");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "child never seen dead"
+            );
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         let mut status = 0;

@@ -161,7 +161,11 @@ mod tests {
         // SAFETY: reaping our own child.
         unsafe { libc::waitpid(child, &mut status, 0) };
         let w = AtomicU32::new(child as u32);
-        let got = acquire(&w, identity::pid(), Deadline::after(Some(Duration::from_secs(30))));
+        let got = acquire(
+            &w,
+            identity::pid(),
+            Deadline::after(Some(Duration::from_secs(30))),
+        );
         assert_eq!(got, Some(Taken::OwnerDied));
         assert_eq!(owner(&w), identity::pid());
         assert_ne!(w.load(Ordering::Relaxed) & OWNER_DIED, 0);
