@@ -19,3 +19,6 @@ pub mod resource_tracker;
 pub mod shared_memory;
 pub mod sharedctypes;
 pub mod synchronize;
+
+pub use sharedctypes::{Array, RawArray, RawValue, Value};
+pub use synchronize::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};

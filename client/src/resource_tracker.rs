@@ -405,6 +405,22 @@ mod tests {
         assert_eq!(t.find(b"psm_99").map(|i| t.slot(i)), Some(&b"psm_99"[..]));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_input_line_is_applied_without_panicking(line in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let mut t = Table::new();
+            t.apply(&line);
+            let mut reg = b"REGISTER:".to_vec();
+            reg.extend_from_slice(&line);
+            reg.extend_from_slice(b":shared_memory");
+            t.apply(&reg);
+            proptest::prop_assert!(t.used <= 1);
+            for i in 0..t.used {
+                proptest::prop_assert!(!t.slot(i).is_empty() && t.slot(i).len() <= MAX_NAME);
+            }
+        }
+    }
+
     #[test]
     fn numbers_are_printed_without_allocating() {
         let mut buf = [0u8; 32];

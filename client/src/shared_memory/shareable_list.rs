@@ -418,6 +418,52 @@ mod tests {
         l.shm().unlink().unwrap();
     }
 
+    fn item() -> impl proptest::strategy::Strategy<Value = Item> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<i64>().prop_map(Item::Int),
+            any::<f64>().prop_filter("NaN != NaN", |f| !f.is_nan()).prop_map(Item::Float),
+            any::<bool>().prop_map(Item::Bool),
+            "[a-zA-Z0-9 é]{0,20}".prop_map(Item::Str),
+            proptest::collection::vec(1u8..=255, 0..20).prop_map(Item::Bytes),
+            Just(Item::None),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+        #[test]
+        fn any_list_round_trips(items in proptest::collection::vec(item(), 0..8)) {
+            let l = ShareableList::new(&items).unwrap();
+            let back = ShareableList::attach(l.shm().name()).unwrap().to_vec();
+            l.shm().unlink().unwrap();
+            proptest::prop_assert_eq!(back.unwrap(), items);
+        }
+
+        #[test]
+        fn garbage_contents_are_errors_not_panics(
+            n in 0i64..5,
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 16..200),
+        ) {
+            let shm = SharedMemory::create(bytes.len()).unwrap();
+            shm.write_at(0, &bytes).unwrap();
+            // A plausible length and offsets, so that the parse reaches the
+            // random formats, codes and data.
+            shm.write_at(0, &n.to_ne_bytes()).unwrap();
+            for i in 0..=n {
+                let _ = shm.write_at(8 * (1 + i as usize), &(8 * i).to_ne_bytes());
+            }
+            if let Ok(l) = ShareableList::attach(shm.name()) {
+                for i in 0..l.len() {
+                    let _ = l.get(i);
+                }
+                let _ = l.format();
+            }
+            shm.unlink().unwrap();
+        }
+    }
+
     #[test]
     fn a_block_that_is_not_a_list_is_refused() {
         let shm = SharedMemory::create(16).unwrap();
