@@ -261,6 +261,13 @@ fn condition_rules_lock_required_timeout_and_wait_for() {
         assert_eq!(cond.wait_timeout(Duration::ZERO), Ok(false));
         // Still held after a timed-out wait.
         assert!(!cond.acquire_nowait());
+        // Another thread of this process does not hold it.
+        let c = cond.clone();
+        let other = std::thread::spawn(move || (c.notify(), c.wait_timeout(SHORT)));
+        assert_eq!(
+            other.join().unwrap(),
+            (Err(NotOwnedError), Err(NotOwnedError))
+        );
     }
     // wait_for across processes: the child flips a flag under the lock.
     let flag = RawValue::new(0u8).unwrap();

@@ -422,7 +422,9 @@ mod tests {
         use proptest::prelude::*;
         prop_oneof![
             any::<i64>().prop_map(Item::Int),
-            any::<f64>().prop_filter("NaN != NaN", |f| !f.is_nan()).prop_map(Item::Float),
+            any::<f64>()
+                .prop_filter("NaN != NaN", |f| !f.is_nan())
+                .prop_map(Item::Float),
             any::<bool>().prop_map(Item::Bool),
             "[a-zA-Z0-9 é]{0,20}".prop_map(Item::Str),
             proptest::collection::vec(1u8..=255, 0..20).prop_map(Item::Bytes),

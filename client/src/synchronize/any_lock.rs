@@ -82,8 +82,7 @@ impl AnyLock {
         }
     }
 
-    /// Whether the caller holds it: this thread for an `RLock`, this
-    /// process for a `Lock` (which has no owning thread).
+    /// Whether the calling thread holds it (for a `Lock`: acquired it).
     pub(crate) fn is_mine(&self) -> bool {
         match self {
             AnyLock::Lock(l) => l.is_mine(),

@@ -32,10 +32,11 @@ const BROKEN: u32 = 3;
 /// No default timeout.
 const NO_TIMEOUT: u64 = u64::MAX;
 
-/// Where the parts sit in the barrier's region (a cache line each).
+/// Where the parts sit in the barrier's region (whole cache lines each;
+/// a Lock takes two).
 const LOCK_OFFSET: usize = 64;
-const COND_OFFSET: usize = 128;
-const REGION_LEN: usize = 192;
+const COND_OFFSET: usize = 192;
+const REGION_LEN: usize = 256;
 
 /// The shared part of a [`Barrier`]; changed only under its lock.
 #[repr(C)]
@@ -52,6 +53,9 @@ pub(crate) struct BarrierState {
     /// Whether the creator gave an action (so a party that lacks it knows).
     has_action: AtomicU32,
 }
+
+const _: () = assert!(LOCK_OFFSET + std::mem::size_of::<LockState>() <= COND_OFFSET);
+const _: () = assert!(COND_OFFSET + std::mem::size_of::<CondState>() <= REGION_LEN);
 
 // SAFETY: repr(C), atomics only, kind first.
 unsafe impl State for BarrierState {

@@ -47,9 +47,8 @@ unsafe impl State for CondState {
 /// A condition variable over a [`Lock`](super::Lock) or
 /// [`RLock`](super::RLock) (a new `RLock` by default, as in Python).
 ///
-/// `wait*` and `notify*` must be called with the lock held (by this thread
-/// for an `RLock`, by this process for a `Lock`), or they return
-/// [`NotOwnedError`]. Waiting releases the lock completely (every level of
+/// `wait*` and `notify*` must be called by the thread holding the lock, or
+/// they return [`NotOwnedError`]. Waiting releases the lock completely (every level of
 /// an `RLock`) and takes it back before returning.
 ///
 /// ```

@@ -23,7 +23,8 @@ use super::error::SyncError;
 ///
 /// # Safety
 ///
-/// The type must be `#[repr(C)]`, made only of atomics (so any bit pattern,
+/// The type must be `#[repr(C)]`, made only of atomics and padding nobody
+/// reads or writes (so any bit pattern,
 /// including all zeros, is valid and every access is synchronised), and its
 /// first field must be the `kind` word returned by [`State::kind_word`].
 pub(crate) unsafe trait State: Sized {

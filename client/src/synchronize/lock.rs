@@ -18,6 +18,15 @@ pub(crate) struct LockState {
     kind: AtomicU32,
     /// The owner word (holder's pid; see the engine's `owner` module).
     pub(crate) word: AtomicU32,
+    /// Keeps `holder_tid` off the owner word's cache line: a contender
+    /// spinning on the word would otherwise turn the holder's store into
+    /// a second cache miss per hand-off.
+    _pad: [u32; 14],
+    /// The tid of the thread that acquired, for `Condition`'s "is the lock
+    /// mine" check only. Not in the owner word: a `Lock` may be released by
+    /// another thread after the acquiring thread ended, which must not
+    /// look like a dead holder.
+    holder_tid: AtomicU32,
 }
 
 // SAFETY: repr(C), atomics only, kind first.
@@ -80,24 +89,42 @@ impl Lock {
         &self.handle.get().word
     }
 
+    #[inline]
+    fn acquired(&self) {
+        self.handle
+            .get()
+            .holder_tid
+            .store(identity::tid(), Ordering::Relaxed);
+    }
+
     /// Blocks until the lock is acquired.
     #[inline]
     pub fn acquire(&self) {
         // With no deadline the engine only returns once it holds the lock.
         let _ = owner::acquire(self.word(), identity::pid(), Deadline::Never);
+        self.acquired();
     }
 
     /// Acquires, waiting at most `timeout`; returns whether it did.
     /// `Duration::ZERO` makes one attempt (Python's negative timeouts).
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
-        owner::acquire(self.word(), identity::pid(), Deadline::after(Some(timeout))).is_some()
+        let got =
+            owner::acquire(self.word(), identity::pid(), Deadline::after(Some(timeout))).is_some();
+        if got {
+            self.acquired();
+        }
+        got
     }
 
     /// Acquires only if the lock is free now (Python's
     /// `acquire(block=False)`).
     #[inline]
     pub fn acquire_nowait(&self) -> bool {
-        owner::try_acquire(self.word(), identity::pid())
+        let got = owner::try_acquire(self.word(), identity::pid());
+        if got {
+            self.acquired();
+        }
+        got
     }
 
     /// Releases the lock, from any thread or process.
@@ -142,10 +169,11 @@ impl Lock {
         self.word().load(Ordering::Relaxed) & owner::OWNER_DIED != 0
     }
 
-    /// Whether the holder is this process (Python's `SemLock._is_mine`;
-    /// a `Lock` does not know which thread).
+    /// Whether this thread of this process acquired the lock (Python's
+    /// `SemLock._is_mine`).
     pub(crate) fn is_mine(&self) -> bool {
         owner::owner(self.word()) == identity::pid()
+            && self.handle.get().holder_tid.load(Ordering::Relaxed) == identity::tid()
     }
 }
 
