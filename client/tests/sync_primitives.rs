@@ -454,3 +454,48 @@ fn a_value_whose_holder_was_killed_keeps_counting() {
     drop(g);
     assert_eq!(v.get(), 2);
 }
+
+#[test]
+fn a_semaphore_never_admits_more_than_its_value_under_contention() {
+    let sem = Semaphore::new(3).unwrap();
+    let inside = RawValue::new(0u32).unwrap();
+    let worst = RawValue::new(0u32).unwrap();
+    let mut kids: Vec<_> = (0..3)
+        .map(|_| {
+            let (sem, inside, worst) = (sem.clone(), inside.clone(), worst.clone());
+            fork(move || {
+                // SAFETY: u32 cells of shared memory viewed as atomics.
+                let (inside, worst) = unsafe {
+                    (
+                        &*(inside.as_ptr() as *const std::sync::atomic::AtomicU32),
+                        &*(worst.as_ptr() as *const std::sync::atomic::AtomicU32),
+                    )
+                };
+                let threads: Vec<_> = (0..2)
+                    .map(|_| {
+                        let sem = sem.clone();
+                        std::thread::spawn(move || {
+                            for _ in 0..2_000 {
+                                let _p = sem.lock();
+                                let now =
+                                    inside.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                                worst.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                                std::hint::spin_loop();
+                                inside.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                            }
+                        })
+                    })
+                    .collect();
+                for t in threads {
+                    t.join().unwrap();
+                }
+                0
+            })
+        })
+        .collect();
+    for k in &mut kids {
+        assert_eq!(k.join(), 0);
+    }
+    assert!(worst.get() <= 3, "{} inside at once", worst.get());
+    assert_eq!(sem.get_value(), 3);
+}

@@ -41,6 +41,14 @@
 //! processes must share a pid namespace, and a pid recycled by an unrelated
 //! process before anyone checks keeps the lock held (CPython's behaviour).
 //!
+//! Only ownership is recovered. A process that dies while *waiting* on a
+//! `Condition` stays counted as a waiter, so a later `notify` may be spent
+//! on it (and leave a wake-up that a later `wait` consumes at once); one
+//! that dies inside `Barrier::wait` keeps its place, so the round never
+//! fills and only a timeout or `abort` frees the others; permits a dead
+//! process took from a `Semaphore` are not returned (there is no owner).
+//! CPython has the same limits.
+//!
 //! # Cost
 //!
 //! An uncontended acquire is one compare-and-swap; a release is one swap,
