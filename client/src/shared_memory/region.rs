@@ -15,6 +15,9 @@ use std::sync::Arc;
 
 use crate::reduction::SharedFd;
 
+/// Seals every region carries: its size is fixed for good.
+const SEALS: libc::c_int = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+
 /// A `MAP_SHARED` mapping of a whole memfd.
 #[derive(Debug)]
 pub(crate) struct Region {
@@ -38,7 +41,12 @@ impl Region {
     pub(crate) fn new(len: usize) -> io::Result<Arc<Region>> {
         let len = len.max(1);
         // SAFETY: the name is a NUL-terminated literal.
-        let raw = unsafe { libc::memfd_create(c"mp-shared".as_ptr(), libc::MFD_CLOEXEC) };
+        let raw = unsafe {
+            libc::memfd_create(
+                c"mp-shared".as_ptr(),
+                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            )
+        };
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -50,6 +58,12 @@ impl Region {
         if unsafe { libc::ftruncate(fd.as_raw_fd(), size) } != 0 {
             return Err(io::Error::last_os_error());
         }
+        // Seal the size: a process that shrank the file would make every
+        // other mapping of it fault with SIGBUS. Receivers check the seal.
+        // SAFETY: fd is a valid memfd created with MFD_ALLOW_SEALING.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
         // Allocate every page now, as CPython's zero-filling does: the
         // memory is committed where the object is made, and later mappings
         // (forked children) find the pages and can map them in bulk.
@@ -57,7 +71,17 @@ impl Region {
     }
 
     /// Maps a region received from another process; its size is the file's.
+    /// Only a memfd sealed as [`Region::new`] seals it is accepted, so that
+    /// nobody can shrink it under our mapping.
     pub(crate) fn from_fd(fd: SharedFd) -> io::Result<Arc<Region>> {
+        // SAFETY: F_GET_SEALS only reads the descriptor's seals.
+        let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+        if seals < 0 || seals & SEALS != SEALS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "descriptor is not a sealed shared region",
+            ));
+        }
         // SAFETY: an all-zero stat is a valid out-parameter.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: fd is a valid descriptor and st a valid out-pointer.
@@ -186,6 +210,20 @@ mod tests {
         assert!(a.checked::<u64>(a.len() - 4).is_none());
         assert!(a.checked::<u64>(3).is_none());
         assert!(a.checked_slice::<u64>(0, usize::MAX).is_none());
+        // SAFETY: trying to resize our own memfd.
+        assert_ne!(
+            unsafe { libc::ftruncate(a.fd().as_raw_fd(), 0) },
+            0,
+            "size is sealed"
+        );
+    }
+
+    #[test]
+    fn an_unsealed_descriptor_is_refused() {
+        let file = tempfile::tempfile().unwrap();
+        file.set_len(4096).unwrap();
+        let err = Region::from_fd(SharedFd::new(OwnedFd::from(file))).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 
     #[test]
