@@ -281,6 +281,37 @@ impl DynArray {
         Ok(())
     }
 
+    /// The bytes up to the first NUL of a `'c'` array (Python's `.value`).
+    pub fn value(&self) -> Result<Vec<u8>, SharedCtypesError> {
+        self.chars()?;
+        let _g = self.guard();
+        Ok(self.bytes.value())
+    }
+
+    /// Stores bytes and a NUL if there is room in a `'c'` array.
+    pub fn set_value(&self, bytes: &[u8]) -> Result<(), SharedCtypesError> {
+        self.chars()?;
+        let _g = self.guard();
+        self.bytes.set_value(bytes)
+    }
+
+    /// Every byte of a `'c'` array (Python's `.raw`).
+    pub fn raw(&self) -> Result<Vec<u8>, SharedCtypesError> {
+        self.chars()?;
+        let _g = self.guard();
+        Ok(self.bytes.raw())
+    }
+
+    fn chars(&self) -> Result<(), SharedCtypesError> {
+        if self.typecode != TypeCode::Char {
+            return Err(SharedCtypesError::TypeError(format!(
+                "value and raw belong to 'c' arrays, not '{}'",
+                self.typecode.code()
+            )));
+        }
+        Ok(())
+    }
+
     /// Every element (under the lock, if any).
     pub fn to_vec(&self) -> Vec<Scalar> {
         let size = self.typecode.size();
@@ -372,5 +403,18 @@ mod tests {
         assert!("x".parse::<TypeCode>().is_err());
         assert!("ii".parse::<TypeCode>().is_err());
         assert_eq!(TypeCode::Long.size(), 8);
+    }
+
+    #[test]
+    fn char_arrays_have_value_and_raw() {
+        let s = DynArray::new("c", 5, LockChoice::New).unwrap();
+        s.set_value(b"hi").unwrap();
+        assert_eq!(s.value().unwrap(), b"hi");
+        assert_eq!(s.raw().unwrap(), b"hi\0\0\0");
+        assert!(s.set_value(b"toolong").is_err());
+        assert!(DynArray::new("i", 1, LockChoice::Raw)
+            .unwrap()
+            .value()
+            .is_err());
     }
 }
