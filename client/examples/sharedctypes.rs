@@ -14,13 +14,13 @@
 use std::error::Error;
 use std::io::{self, Write};
 
-use bytemuck::{Pod, Zeroable};
-use multiprocessing::sharedctypes::{Array, RawValue, Value};
+use multiprocessing::sharedctypes::{Array, Pod, RawValue, Value, Zeroable};
 use multiprocessing::synchronize::Lock;
 
 /// The ctypes `Structure` of the example, as a `#[repr(C)]` plain struct.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
+#[bytemuck(crate = "multiprocessing::sharedctypes::bytemuck")]
 struct Point {
     x: f64,
     y: f64,

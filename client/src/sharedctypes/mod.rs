@@ -13,8 +13,26 @@
 //! | a typecode chosen at run time | [`DynValue`], [`DynArray`] with [`TypeCode`] and [`Scalar`] |
 //!
 //! Element types are any [`bytemuck::Pod`] type: the primitive numbers and
-//! `#[repr(C)]` structs of them (`#[derive(Clone, Copy, Pod, Zeroable)]`),
-//! the counterpart of a ctypes `Structure`. `Pod` guarantees that whatever
+//! `#[repr(C)]` structs of them, the counterpart of a ctypes `Structure`.
+//! The derive needs no dependency of your own:
+//!
+//! ```
+//! use multiprocessing::sharedctypes::{Array, Pod, Zeroable};
+//!
+//! #[repr(C)]
+//! #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+//! #[bytemuck(crate = "multiprocessing::sharedctypes::bytemuck")]
+//! struct Point {
+//!     x: f64,
+//!     y: f64,
+//! }
+//!
+//! let a = Array::from_slice(&[Point { x: 1.0, y: 2.0 }])?;
+//! a.lock()[0].x = 3.0;
+//! assert_eq!(a.get(0)?, Point { x: 3.0, y: 2.0 });
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//! `Pod` guarantees that whatever
 //! bytes another process left are a valid value and that no pointer (which
 //! would mean nothing in another address space) is inside.
 //!
@@ -28,7 +46,7 @@ mod raw;
 mod synchronized;
 mod typecode;
 
-pub use bytemuck::{Pod, Zeroable};
+pub use bytemuck::{self, Pod, Zeroable};
 pub use error::{IndexError, SharedCtypesError};
 pub use raw::{RawArray, RawValue};
 pub use synchronized::{copy, synchronized, Array, ArrayGuard, Synchronized, Value, ValueGuard};
