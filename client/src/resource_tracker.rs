@@ -8,9 +8,13 @@
 //! small tracker process and keeps the write end of a pipe to it. Creating
 //! a resource writes `REGISTER:<name>:shared_memory\n` to the pipe;
 //! unlinking it writes `UNREGISTER:...`. Forked children inherit the write
-//! end and so share the tracker, as in CPython; the descriptor is
-//! close-on-exec, so a child started by spawn starts its own tracker when
-//! it first needs one.
+//! end and so share the tracker, as in CPython. The descriptor is
+//! close-on-exec: a start method that re-executes the program should hand
+//! the child [`tracker_fd`] (a [`SharedFd`], serializable beside its other
+//! arguments) and have it call [`adopt`], as CPython's spawn does, so that
+//! what the child leaves is cleaned up when the whole program ends rather
+//! than when the child does. A child that adopts nothing starts its own
+//! tracker when it first needs one.
 //!
 //! When every process holding the write end has exited, by any means
 //! including `SIGKILL`, the tracker reads end-of-file, unlinks every name
@@ -26,9 +30,11 @@
 //! at most 300 bytes, under `PIPE_BUF`, so writers never interleave.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
+
+use crate::reduction::SharedFd;
 
 /// Write end of the tracker's pipe in this process, -1 before the first
 /// registration. An atomic, not a Mutex, so a forked child never finds it
@@ -70,6 +76,36 @@ pub fn ensure_running() -> io::Result<RawFd> {
     let fd = spawn_tracker()?;
     TRACKER_FD.store(fd, Ordering::Release);
     Ok(fd)
+}
+
+/// A duplicate of this process's tracker descriptor for a child that
+/// cannot inherit it (spawn, forkserver); `None` if no tracker runs yet.
+pub fn tracker_fd() -> io::Result<Option<SharedFd>> {
+    let fd = TRACKER_FD.load(Ordering::Acquire);
+    if fd < 0 {
+        return Ok(None);
+    }
+    // SAFETY: fd is our open pipe end; dup'd with close-on-exec.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor we own.
+    Ok(Some(SharedFd::new(unsafe { OwnedFd::from_raw_fd(dup) })))
+}
+
+/// Makes `fd` (a parent's [`tracker_fd`]) this process's tracker, so that
+/// it shares the parent's. Refused if this process already has one.
+pub fn adopt(fd: SharedFd) -> io::Result<()> {
+    let _starting = STARTING.lock().unwrap_or_else(|p| p.into_inner());
+    if TRACKER_FD.load(Ordering::Acquire) >= 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "this process already has a resource tracker",
+        ));
+    }
+    TRACKER_FD.store(fd.into_inner().into_raw_fd(), Ordering::Release);
+    Ok(())
 }
 
 /// Registers `name` for cleanup should this process (and every forked

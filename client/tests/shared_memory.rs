@@ -265,3 +265,69 @@ fn a_clean_exit_leaves_nothing_and_says_nothing() {
     }
     assert!(!err.contains("resource_tracker"), "{err}");
 }
+
+#[test]
+fn a_reexecuted_child_that_adopts_the_parents_tracker_leaves_cleanup_to_it() {
+    use multiprocessing::reduction::SharedFd;
+    use multiprocessing::resource_tracker;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+
+    const TEST: &str = "a_reexecuted_child_that_adopts_the_parents_tracker_leaves_cleanup_to_it";
+    if let Ok(role) = std::env::var("MP_SHM_TEST_ROLE") {
+        if let Ok(fd) = std::env::var("MP_SHM_TRACKER_FD") {
+            // SAFETY: the parent left this descriptor open for us alone.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd.parse().unwrap()) };
+            resource_tracker::adopt(SharedFd::new(fd)).unwrap();
+        }
+        // Forgotten on purpose: no unlink.
+        let shm = SharedMemory::create(64).unwrap();
+        announce(shm.name());
+        assert!(role == "adopt" || role == "own");
+        return;
+    }
+
+    // Make sure this process has a tracker, then lend it to the child.
+    SharedMemory::create(1).unwrap().unlink().unwrap();
+    let fd = resource_tracker::tracker_fd()
+        .unwrap()
+        .expect("tracker running");
+    let raw = fd.as_raw_fd();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env("MP_SHM_TEST_ROLE", "adopt")
+        .env("MP_SHM_TRACKER_FD", raw.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: only fcntl between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(raw, libc::F_SETFD, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    drop(fd);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names = names_in(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(names.len(), 1);
+    // Our tracker still runs (we hold it), so the child's leftover stays
+    // until the program ends, and the child was not warned about it.
+    assert!(Path::new(&shm_path(&names[0])).exists());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("resource_tracker"));
+    SharedMemory::unlink_by_name(&names[0]).unwrap();
+
+    // Without adopting, the child's own tracker cleans up when it exits.
+    let (code, out, err) = run_role(TEST, "own");
+    assert_eq!(code, 0, "{err}");
+    let names = names_in(&out);
+    assert_eq!(names.len(), 1);
+    assert!(!Path::new(&shm_path(&names[0])).exists());
+    assert!(err.contains(&format!("'/{}'", names[0])), "{err}");
+}
