@@ -27,7 +27,8 @@
 //! has `acquire()`, `acquire_timeout(d)` and `acquire_nowait()`, plus
 //! guards (`lock()`, `lock_timeout(d)`, `try_lock()`) that release on drop.
 //! Python's negative timeout is `Duration::ZERO`: one attempt, no wait. A
-//! timeout too large for the clock means no limit.
+//! timeout too large for the clock means no limit. [`timeout_secs`] turns
+//! a Python-style float into such a `Duration`.
 //!
 //! # A process that dies holding a lock
 //!
@@ -75,6 +76,30 @@ mod rlock;
 mod semaphore;
 
 pub use any_lock::{AnyLock, AnyLockGuard};
+
+/// Converts a Python timeout in seconds to the `Duration` the `*_timeout`
+/// methods take: negative or NaN is zero (one attempt), infinite or too
+/// large for a `Duration` is `Duration::MAX` (no limit).
+///
+/// ```
+/// use multiprocessing::synchronize::{timeout_secs, Lock};
+/// use std::time::Duration;
+///
+/// assert_eq!(timeout_secs(-1.0), Duration::ZERO);
+/// assert_eq!(timeout_secs(0.25), Duration::from_millis(250));
+/// assert_eq!(timeout_secs(f64::INFINITY), Duration::MAX);
+/// let lock = Lock::new()?;
+/// let _held = lock.lock();
+/// assert!(!lock.acquire_timeout(timeout_secs(-5.0)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn timeout_secs(secs: f64) -> std::time::Duration {
+    if secs.is_nan() || secs <= 0.0 {
+        std::time::Duration::ZERO
+    } else {
+        std::time::Duration::try_from_secs_f64(secs).unwrap_or(std::time::Duration::MAX)
+    }
+}
 pub use barrier::{Barrier, BarrierAction};
 pub use bounded_semaphore::BoundedSemaphore;
 pub use condition::Condition;
