@@ -499,3 +499,51 @@ fn a_semaphore_never_admits_more_than_its_value_under_contention() {
     assert!(worst.get() <= 3, "{} inside at once", worst.get());
     assert_eq!(sem.get_value(), 3);
 }
+
+#[test]
+fn a_thread_that_exits_holding_an_rlock_is_recovered_from() {
+    let r = RLock::new().unwrap();
+    let r2 = r.clone();
+    std::thread::spawn(move || r2.acquire()).join().unwrap();
+    assert!(!r.acquire_nowait());
+    assert!(r.acquire_timeout(PATIENCE));
+    assert!(r.owner_died());
+    r.release().unwrap();
+}
+
+#[test]
+fn a_condition_hands_10k_items_between_processes_without_losing_a_wakeup() {
+    const ITEMS: u64 = 10_000;
+    // A one-slot buffer: `full` says whether `slot` holds an item.
+    let cond = Condition::new().unwrap();
+    let slot = RawValue::new(0u64).unwrap();
+    let full = RawValue::new(0u8).unwrap();
+    let (c, s, f) = (cond.clone(), slot.clone(), full.clone());
+    let mut producer = fork(move || {
+        for i in 1..=ITEMS {
+            let _g = c.lock();
+            if c.wait_for_timeout(|| f.get() == 0, PATIENCE) != Ok(true) {
+                return 1;
+            }
+            s.set(i);
+            f.set(1);
+            if c.notify().is_err() {
+                return 2;
+            }
+        }
+        0
+    });
+    let mut sum = 0;
+    for _ in 0..ITEMS {
+        let _g = cond.lock();
+        assert_eq!(
+            cond.wait_for_timeout(|| full.get() == 1, PATIENCE),
+            Ok(true)
+        );
+        sum += slot.get();
+        full.set(0);
+        cond.notify().unwrap();
+    }
+    assert_eq!(producer.join(), 0);
+    assert_eq!(sum, ITEMS * (ITEMS + 1) / 2);
+}

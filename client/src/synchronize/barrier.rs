@@ -36,7 +36,7 @@ const NO_TIMEOUT: u64 = u64::MAX;
 /// a Lock takes two).
 const LOCK_OFFSET: usize = 64;
 const COND_OFFSET: usize = 192;
-const REGION_LEN: usize = 256;
+const REGION_LEN: usize = 4096;
 
 /// The shared part of a [`Barrier`]; changed only under its lock.
 #[repr(C)]

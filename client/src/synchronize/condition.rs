@@ -3,14 +3,15 @@
 //!
 //! # Design
 //!
-//! The shared state is a count of waiters not yet notified, changed only by
-//! holders of the condition's lock, and a permit counter (the engine's
-//! `Counter`) of notifications not yet taken. `notify(n)` moves up to `n`
-//! waiters from the first to the second; each woken waiter takes one
-//! permit. A waiter whose timeout ends re-takes the lock and then either
-//! finds a permit (it was notified after all) or removes itself from the
-//! count. So `notify(n)` wakes exactly `min(n, waiting)` waiters and a wait
-//! never returns spuriously.
+//! Who may wake is decided under the condition's lock by the engine's
+//! wake-up tokens (`engine::wakeups`): `notify(n)` leaves tokens for up to
+//! `n` of the waiters present at that moment, and only those can take
+//! them. Sleeping is on a separate futex word that every `notify` bumps
+//! and wakes: a waiter that wakes re-takes the lock, takes a token if one
+//! is meant for it and returns, or goes back to sleep. So `notify(n)`
+//! wakes exactly `min(n, waiting)` waiters, a waiter never returns without
+//! a notification or a timeout, and `notify` never blocks (unlike
+//! CPython's, which waits for the woken to run, and hangs if one died).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -19,8 +20,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::any_lock::{AnyLock, AnyLockGuard};
-use super::engine::counter::Counter;
-use super::engine::futex::Deadline;
+use super::engine::futex::{self, Deadline};
+use super::engine::wakeups::Wakeups;
 use super::error::{NotOwnedError, ReleaseError, SyncError};
 use super::handle::{Handle, State};
 use super::rlock::RLock;
@@ -29,10 +30,10 @@ use super::rlock::RLock;
 #[repr(C)]
 pub(crate) struct CondState {
     kind: AtomicU32,
-    /// Waiters not yet notified; only changed under the lock.
-    waiting: AtomicU32,
-    /// Notifications not yet taken by a woken waiter.
-    permits: Counter,
+    /// The futex word waiters sleep on; every `notify` bumps it.
+    seq: AtomicU32,
+    /// Who may wake; only changed under the lock.
+    wakeups: Wakeups,
 }
 
 // SAFETY: repr(C), atomics only, kind first.
@@ -120,26 +121,28 @@ impl Condition {
             return Err(NotOwnedError);
         }
         let s = self.handle.get();
-        s.waiting.fetch_add(1, Ordering::Relaxed);
-        let saved = match self.lock.release_save() {
-            Ok(saved) => saved,
-            Err(_) => {
-                s.waiting.fetch_sub(1, Ordering::Relaxed);
-                return Err(NotOwnedError);
+        let arrived = s.wakeups.arrive();
+        loop {
+            // Read under the lock: a notify after the release below changes
+            // it, so the futex wait returns at once instead of missing it.
+            let seq = s.seq.load(Ordering::Acquire);
+            let saved = match self.lock.release_save() {
+                Ok(saved) => saved,
+                Err(_) => {
+                    s.wakeups.leave();
+                    return Err(NotOwnedError);
+                }
+            };
+            futex::wait(&s.seq, seq, deadline.remaining());
+            self.lock.acquire_restore(saved);
+            if s.wakeups.take(arrived) {
+                return Ok(true);
             }
-        };
-        let mut notified = s.permits.acquire(deadline);
-        self.lock.acquire_restore(saved);
-        if !notified {
-            // Holding the lock again: a notify that chose us after the
-            // timeout left a permit; otherwise we are still counted.
-            notified = s.permits.try_acquire();
-            if !notified {
-                let w = s.waiting.load(Ordering::Relaxed);
-                s.waiting.store(w.saturating_sub(1), Ordering::Relaxed);
+            if deadline.expired() {
+                s.wakeups.leave();
+                return Ok(false);
             }
         }
-        Ok(notified)
     }
 
     /// Releases the lock, waits until notified, re-acquires.
@@ -195,10 +198,12 @@ impl Condition {
             return Err(NotOwnedError);
         }
         let s = self.handle.get();
-        let waiting = s.waiting.load(Ordering::Relaxed);
-        let k = waiting.min(n);
-        s.waiting.store(waiting - k, Ordering::Relaxed);
-        s.permits.release_many(k);
+        if s.wakeups.notify(n) > 0 {
+            s.seq.fetch_add(1, Ordering::Release);
+            // All: the futex cannot tell the waiters a token is meant for
+            // from later arrivals; those go back to sleep.
+            futex::wake_all(&s.seq);
+        }
         Ok(())
     }
 
@@ -213,7 +218,7 @@ impl fmt::Debug for Condition {
         let s = self.handle.get();
         f.debug_struct("Condition")
             .field("lock", &self.lock)
-            .field("waiting", &s.waiting.load(Ordering::Relaxed))
+            .field("waiting", &s.wakeups.waiting())
             .finish()
     }
 }

@@ -43,12 +43,12 @@
 //! process before anyone checks keeps the lock held (CPython's behaviour).
 //!
 //! Only ownership is recovered. A process that dies while *waiting* on a
-//! `Condition` stays counted as a waiter, so a later `notify` may be spent
-//! on it (and leave a wake-up that a later `wait` consumes at once); one
-//! that dies inside `Barrier::wait` keeps its place, so the round never
-//! fills and only a timeout or `abort` frees the others; permits a dead
-//! process took from a `Semaphore` are not returned (there is no owner).
-//! CPython has the same limits.
+//! `Condition` stays counted as a waiter, so a `notify(1)` may be spent on
+//! it instead of a live waiter (`notify_all` is unaffected; CPython's
+//! `notify` hangs for ever in that case); one that dies inside
+//! `Barrier::wait` keeps its place, so the round never fills and only a
+//! timeout or `abort` frees the others; permits a dead process took from a
+//! `Semaphore` are not returned (there is no owner).
 //!
 //! # Cost
 //!
@@ -58,7 +58,8 @@
 //!
 //! # Layout
 //!
-//! * `engine`: futex waits, pid/tid identity, the owner word, the counter.
+//! * `engine`: futex waits, pid/tid identity, the owner word, the counter,
+//!   the condition's wake-up tokens.
 //! * one file per primitive: `lock`, `rlock`, `semaphore`,
 //!   `bounded_semaphore`, `condition`, `event`, `barrier`; `any_lock` for
 //!   "any of our locks"; `error` for the error types.

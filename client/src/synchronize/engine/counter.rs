@@ -90,27 +90,3 @@ impl Counter {
         self.value.load(Ordering::Relaxed)
     }
 }
-
-impl Counter {
-    /// Adds `n` permits (saturating) and wakes up to `n` sleepers.
-    pub(crate) fn release_many(&self, n: u32) {
-        if n == 0 {
-            return;
-        }
-        let mut v = self.value.load(Ordering::Relaxed);
-        loop {
-            match self.value.compare_exchange_weak(
-                v,
-                v.saturating_add(n),
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(now) => v = now,
-            }
-        }
-        if self.sleepers.load(Ordering::SeqCst) != 0 {
-            futex::wake(&self.value, n);
-        }
-    }
-}
