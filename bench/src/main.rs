@@ -8,6 +8,7 @@ mod manager_mem;
 mod process;
 mod proto;
 mod report;
+mod sync;
 mod wire;
 mod wire_conn;
 
@@ -23,6 +24,7 @@ const SUITES: &[(&str, fn())] = &[
     ("wire.pipe", wire::run_pipe),
     ("wire.cpu", wire::run_cpu),
     ("process", process::run),
+    ("sync", sync::run),
 ];
 
 fn main() {

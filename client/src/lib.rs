@@ -17,6 +17,10 @@
 //! * [`managers`]: clients of `mpserver` and of a local manager process.
 //! * [`reduction`]: file descriptors inside serialized values, for children
 //!   and Unix-socket connections.
+//! * [`synchronize`]: Lock, RLock, Semaphore, Condition, Event, Barrier.
+//! * [`sharedctypes`]: Value, Array, RawValue, RawArray.
+//! * [`shared_memory`]: SharedMemory and ShareableList by name.
+//! * [`resource_tracker`]: unlinks named segments a crashed program left.
 
 pub mod connection;
 pub mod context;
@@ -24,6 +28,10 @@ pub mod log;
 pub mod managers;
 pub mod process;
 pub mod reduction;
+pub mod resource_tracker;
+pub mod shared_memory;
+pub mod sharedctypes;
+pub mod synchronize;
 
 pub use connection::{Connection, Pipe};
 pub use context::{
@@ -34,6 +42,8 @@ pub use log::{get_logger, log_to_stderr};
 pub use process::{
     active_children, cpu_count, current_process, parent_process, AuthKey, Process, ProcessError,
 };
+pub use sharedctypes::{Array, RawArray, RawValue, Value};
+pub use synchronize::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
 
 /// Makes this program usable as a child process: call it as the first line
 /// of `main` (the counterpart of Python's `freeze_support()` and of the

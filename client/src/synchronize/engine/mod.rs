@@ -1,0 +1,14 @@
+//! The waiting engine shared by every primitive in [`crate::synchronize`].
+//!
+//! * [`futex`]: sleep on and wake a word of shared memory, with deadlines.
+//! * [`identity`]: cached pid/tid, and whether an owner is still alive.
+//! * [`owner`]: the owner word behind `Lock` and `RLock` (robust recovery).
+//! * [`counter`]: the permit counter behind `Semaphore` and
+//!   `BoundedSemaphore`.
+//! * [`wakeups`]: which waiters a `Condition::notify` may wake.
+
+pub(crate) mod counter;
+pub(crate) mod futex;
+pub(crate) mod identity;
+pub(crate) mod owner;
+pub(crate) mod wakeups;

@@ -1,0 +1,183 @@
+//! The owner word: a futex mutex whose word names its holder, so that a
+//! holder that died can be recognised and the lock recovered.
+//!
+//! # Format
+//!
+//! ```text
+//! bit 31     bit 30       bits 29..0
+//! WAITERS    OWNER_DIED   owner id (pid for Lock, tid for RLock); 0 = free
+//! ```
+//!
+//! This is the layout the kernel uses for robust and PI futexes. Acquire is
+//! one compare-and-swap of `0 -> id`; release is one swap to 0 and a
+//! `FUTEX_WAKE` only when WAITERS was set. A blocked acquirer sleeps in
+//! slices of [`CHECK_INTERVAL`]; each time a slice ends with the lock still
+//! held by the same id, it asks the kernel whether that id is alive
+//! ([`identity::is_dead`]). If it is not, it takes the lock over in one
+//! compare-and-swap that also sets OWNER_DIED, which stays set until the
+//! next release so the new holder can be told.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use super::futex::{self, Deadline, Wake};
+use super::identity;
+
+/// Mask of the owner id bits.
+pub(crate) const ID_MASK: u32 = 0x3fff_ffff;
+/// Set by the process that took the lock over from a dead owner.
+pub(crate) const OWNER_DIED: u32 = 1 << 30;
+/// Set when some acquirer may be asleep on the word.
+pub(crate) const WAITERS: u32 = 1 << 31;
+
+/// How long a blocked acquirer sleeps before checking that the owner lives.
+/// Long enough to cost nothing, short enough that recovery feels prompt.
+pub(crate) const CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Polls of the word before sleeping: a holder on another CPU often lets
+/// go within a hundred nanoseconds, far less than a sleep and wake-up.
+/// Few: measured with two processes hammering one lock, 100 polls kept
+/// both CPUs fighting over the cache line and halved throughput, while 8
+/// matched a raw futex mutex (which does not spin).
+const SPIN: u32 = 8;
+
+/// How an acquisition ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// The lock was free or released normally.
+    Clean,
+    /// The lock was taken over from an owner that died holding it.
+    OwnerDied,
+}
+
+/// One attempt, no waiting.
+#[inline]
+pub(crate) fn try_acquire(word: &AtomicU32, me: u32) -> bool {
+    word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+}
+
+/// Acquires for `me` unless `deadline` passes first.
+#[inline]
+pub(crate) fn acquire(word: &AtomicU32, me: u32, deadline: Deadline) -> Option<Taken> {
+    if try_acquire(word, me) {
+        return Some(Taken::Clean);
+    }
+    acquire_slow(word, me, deadline)
+}
+
+#[cold]
+fn acquire_slow(word: &AtomicU32, me: u32, deadline: Deadline) -> Option<Taken> {
+    for _ in 0..SPIN {
+        if word.load(Ordering::Relaxed) == 0 && try_acquire(word, me) {
+            return Some(Taken::Clean);
+        }
+        std::hint::spin_loop();
+    }
+    loop {
+        let v = word.load(Ordering::Relaxed);
+        if v & ID_MASK == 0 {
+            // Free. Take it with WAITERS set: others may be asleep, and the
+            // extra wake-up this can cost is cheaper than a lost one.
+            if word
+                .compare_exchange(v, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Some(Taken::Clean);
+            }
+            continue;
+        }
+        let v = if v & WAITERS == 0 {
+            match word.compare_exchange(v, v | WAITERS, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => v | WAITERS,
+                Err(_) => continue,
+            }
+        } else {
+            v
+        };
+        let slice = match deadline.remaining() {
+            Some(left) if left.is_zero() => return None,
+            Some(left) => left.min(CHECK_INTERVAL),
+            None => CHECK_INTERVAL,
+        };
+        if futex::wait(word, v, Some(slice)) == Wake::TimedOut
+            && word.load(Ordering::Relaxed) == v
+            && identity::is_dead(v & ID_MASK)
+            && word
+                .compare_exchange(
+                    v,
+                    me | WAITERS | OWNER_DIED,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            tracing::warn!(
+                dead_owner = v & ID_MASK,
+                "lock recovered from a process or thread that died holding it"
+            );
+            return Some(Taken::OwnerDied);
+        }
+    }
+}
+
+/// Frees the word and wakes one sleeper if any; returns the previous word
+/// so the caller can tell a release of a free lock.
+#[inline]
+pub(crate) fn release(word: &AtomicU32) -> u32 {
+    let prev = word.swap(0, Ordering::Release);
+    if prev & WAITERS != 0 {
+        futex::wake(word, 1);
+    }
+    prev
+}
+
+/// The current holder's id, 0 if free.
+#[inline]
+pub(crate) fn owner(word: &AtomicU32) -> u32 {
+    word.load(Ordering::Relaxed) & ID_MASK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_returns_what_was_there_and_frees() {
+        let w = AtomicU32::new(0);
+        assert!(try_acquire(&w, 7));
+        assert!(!try_acquire(&w, 8));
+        assert_eq!(owner(&w), 7);
+        assert_eq!(release(&w), 7);
+        assert_eq!(release(&w), 0);
+    }
+
+    #[test]
+    fn a_dead_owner_is_taken_over_and_the_new_holder_is_told() {
+        // SAFETY: the child only calls _exit.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            // SAFETY: async-signal-safe.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(child, &mut status, 0) };
+        let w = AtomicU32::new(child as u32);
+        let got = acquire(
+            &w,
+            identity::pid(),
+            Deadline::after(Some(Duration::from_secs(30))),
+        );
+        assert_eq!(got, Some(Taken::OwnerDied));
+        assert_eq!(owner(&w), identity::pid());
+        assert_ne!(w.load(Ordering::Relaxed) & OWNER_DIED, 0);
+    }
+
+    #[test]
+    fn a_live_owner_is_waited_for_until_the_deadline() {
+        let w = AtomicU32::new(identity::pid());
+        let got = acquire(&w, 1, Deadline::after(Some(Duration::from_millis(20))));
+        assert_eq!(got, None);
+    }
+}
