@@ -120,7 +120,10 @@ fn run(method: StartMethod) -> Result<(), String> {
     for _ in 0..ROUNDS {
         *mine.counter.lock() += 1;
     }
-    check(mine.sem.acquire_timeout(PATIENCE), "child's release not seen")?;
+    check(
+        mine.sem.acquire_timeout(PATIENCE),
+        "child's release not seen",
+    )?;
     check(mine.barrier.wait_timeout(PATIENCE).is_ok(), "barrier")?;
     p.join().map_err(|e| e.to_string())?;
     let code = p.exitcode().map_err(|e| e.to_string())?;
@@ -138,7 +141,11 @@ fn run(method: StartMethod) -> Result<(), String> {
 fn main() {
     multiprocessing::init();
     let mut failed = 0;
-    for m in [StartMethod::Fork, StartMethod::Spawn, StartMethod::Forkserver] {
+    for m in [
+        StartMethod::Fork,
+        StartMethod::Spawn,
+        StartMethod::Forkserver,
+    ] {
         match run(m) {
             Ok(()) => println!("test {m}::every_primitive_passed_to_a_child ... ok"),
             Err(e) => {
