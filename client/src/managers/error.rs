@@ -33,6 +33,10 @@ pub enum ManagerError {
     /// the wrong shape.
     #[error("manager protocol error: {0}")]
     Protocol(String),
+    /// A value could not be converted to or from its wire form (a proxy
+    /// typed for `i64` reading a string).
+    #[error("cannot convert a shared value: {0}")]
+    Conversion(String),
 }
 
 impl ManagerError {

@@ -40,11 +40,21 @@
 //!
 //! * [`client`]: [`ManagerClient`] and what its calls return.
 //! * [`error`]: [`ManagerError`], why a call failed.
+//! * [`proxy`]: [`BaseProxy`], one counted reference to a shared object.
+//! * [`proxies`]: the typed proxies ([`DictProxy`], [`LockProxy`], …).
+//! * [`sync_manager`]: [`SyncManager`], typed constructors on one
+//!   connection.
 
 pub mod client;
 pub mod error;
+pub mod proxies;
+pub mod proxy;
+pub mod sync_manager;
 
 pub use client::{ConnectOptions, ManagerClient, Returned, ServerStatus, TypeInfo};
 pub use error::ManagerError;
 pub use mp_server::slice::Slice;
 pub use mp_server::table::ObjectInfo;
+pub use proxies::*;
+pub use proxy::BaseProxy;
+pub use sync_manager::SyncManager;

@@ -1,0 +1,96 @@
+//! [`QueueProxy`]: a typed proxy of a shared `queue.Queue` or
+//! `JoinableQueue` (the `Queue`/`JoinableQueue` typeids of Python's
+//! `SyncManager`).
+//!
+//! Blocking calls come as a trio: `get`, `get_timeout`, `get_nowait`
+//! (likewise `put`). Nothing to get in time is a `Remote` error of kind
+//! `Empty`; no room in time is `Full`.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use mp_proto::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::managers::error::ManagerError;
+use crate::managers::proxy::{proxy_common, secs, to_wire, BaseProxy};
+
+/// A shared FIFO queue of `T`.
+pub struct QueueProxy<T> {
+    base: BaseProxy,
+    _marker: PhantomData<fn() -> T>,
+}
+proxy_common!(QueueProxy<T>);
+
+impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
+    /// Wraps a reference to a `Queue` or `JoinableQueue`.
+    pub fn from_base(base: BaseProxy) -> Self {
+        QueueProxy {
+            base,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Puts `item`, waiting for room as long as it takes.
+    pub fn put(&self, item: &T) -> Result<(), ManagerError> {
+        self.base.call("put", vec![to_wire(item)?]).map(drop)
+    }
+
+    /// Puts `item`, waiting for room at most `timeout` (`Full` after).
+    pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<(), ManagerError> {
+        self.base
+            .call(
+                "put",
+                vec![to_wire(item)?, Value::Bool(true), secs(timeout)],
+            )
+            .map(drop)
+    }
+
+    /// Puts `item` if there is room now (`Full` otherwise).
+    pub fn put_nowait(&self, item: &T) -> Result<(), ManagerError> {
+        self.base.call("put_nowait", vec![to_wire(item)?]).map(drop)
+    }
+
+    /// Takes the next item, waiting as long as it takes.
+    pub fn get(&self) -> Result<T, ManagerError> {
+        self.base.call_as("get", vec![])
+    }
+
+    /// Takes the next item, waiting at most `timeout` (`Empty` after).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, ManagerError> {
+        self.base
+            .call_as("get", vec![Value::Bool(true), secs(timeout)])
+    }
+
+    /// Takes the next item if there is one now (`Empty` otherwise).
+    pub fn get_nowait(&self) -> Result<T, ManagerError> {
+        self.base.call_as("get_nowait", vec![])
+    }
+
+    /// How many items wait.
+    pub fn qsize(&self) -> Result<usize, ManagerError> {
+        self.base.call_as("qsize", vec![])
+    }
+
+    /// Whether no item waits.
+    pub fn empty(&self) -> Result<bool, ManagerError> {
+        self.base.call_as("empty", vec![])
+    }
+
+    /// Whether the queue is at its maxsize.
+    pub fn full(&self) -> Result<bool, ManagerError> {
+        self.base.call_as("full", vec![])
+    }
+
+    /// Marks one fetched item done (`JoinableQueue`; `ValueError` if
+    /// called more often than items were put).
+    pub fn task_done(&self) -> Result<(), ManagerError> {
+        self.base.call("task_done", vec![]).map(drop)
+    }
+
+    /// Waits until every item put has been marked done.
+    pub fn join(&self) -> Result<(), ManagerError> {
+        self.base.call("join", vec![]).map(drop)
+    }
+}

@@ -1,0 +1,146 @@
+//! Typed proxies of SyncManager's synchronization types: [`LockProxy`],
+//! [`RLockProxy`], [`SemaphoreProxy`] (Python's `AcquirerProxy`) and
+//! [`EventProxy`] (Python's `EventProxy`).
+//!
+//! The server records which thread of which connection holds a lock, so a
+//! guard must be released by the thread that acquired it — as with
+//! `threading.Lock` behind a manager.
+
+use std::time::Duration;
+
+use mp_proto::Value;
+
+use crate::managers::error::ManagerError;
+use crate::managers::proxy::{proxy_common, secs, BaseProxy};
+
+/// A held acquisition; dropping it releases (a failed release is logged:
+/// the server frees what a lost connection held).
+#[must_use = "dropping the guard releases at once"]
+pub struct AcquireGuard<'a> {
+    base: &'a BaseProxy,
+    released: bool,
+}
+
+impl AcquireGuard<'_> {
+    /// Releases now, reporting a failure.
+    pub fn release(mut self) -> Result<(), ManagerError> {
+        self.released = true;
+        self.base.call("release", vec![]).map(drop)
+    }
+}
+
+impl Drop for AcquireGuard<'_> {
+    fn drop(&mut self) {
+        if !self.released {
+            if let Err(e) = self.base.call("release", vec![]) {
+                tracing::warn!(error = %e, "releasing a manager lock failed");
+            }
+        }
+    }
+}
+
+fn acquire(base: &BaseProxy, args: Vec<Value>) -> Result<Option<AcquireGuard<'_>>, ManagerError> {
+    match base.call("acquire", args)? {
+        Value::Bool(true) => Ok(Some(AcquireGuard {
+            base,
+            released: false,
+        })),
+        Value::Bool(false) => Ok(None),
+        other => Err(ManagerError::Protocol(format!(
+            "acquire answered {}",
+            other.repr()
+        ))),
+    }
+}
+
+macro_rules! acquirer {
+    ($name:ident, $what:literal) => {
+        #[doc = concat!("A shared `", $what, "`.")]
+        pub struct $name {
+            base: BaseProxy,
+        }
+        proxy_common!($name);
+
+        impl $name {
+            /// Wraps a reference to the object.
+            pub fn from_base(base: BaseProxy) -> Self {
+                $name { base }
+            }
+
+            /// Acquires, waiting as long as it takes.
+            pub fn acquire(&self) -> Result<AcquireGuard<'_>, ManagerError> {
+                acquire(&self.base, vec![Value::Bool(true)])?
+                    .ok_or_else(|| ManagerError::Protocol("blocking acquire returned False".into()))
+            }
+
+            /// Acquires, waiting at most `timeout`; `None` if it timed out.
+            pub fn acquire_timeout(
+                &self,
+                timeout: Duration,
+            ) -> Result<Option<AcquireGuard<'_>>, ManagerError> {
+                acquire(&self.base, vec![Value::Bool(true), secs(timeout)])
+            }
+
+            /// Acquires only if that needs no waiting (`acquire(False)`).
+            pub fn try_acquire(&self) -> Result<Option<AcquireGuard<'_>>, ManagerError> {
+                acquire(&self.base, vec![Value::Bool(false)])
+            }
+
+            /// Releases an acquisition made without a guard (one
+            /// forgotten with `std::mem::forget`, or made by a call of
+            /// the base proxy).
+            pub fn release(&self) -> Result<(), ManagerError> {
+                self.base.call("release", vec![]).map(drop)
+            }
+        }
+    };
+}
+
+acquirer!(LockProxy, "threading.Lock");
+acquirer!(RLockProxy, "threading.RLock");
+acquirer!(SemaphoreProxy, "threading.Semaphore` or `BoundedSemaphore");
+
+impl LockProxy {
+    /// Whether some thread holds the lock.
+    pub fn locked(&self) -> Result<bool, ManagerError> {
+        self.base.call_as("locked", vec![])
+    }
+}
+
+/// A shared `threading.Event`.
+pub struct EventProxy {
+    base: BaseProxy,
+}
+proxy_common!(EventProxy);
+
+impl EventProxy {
+    /// Wraps a reference to an `Event`.
+    pub fn from_base(base: BaseProxy) -> Self {
+        EventProxy { base }
+    }
+
+    /// Sets the flag, waking every waiter.
+    pub fn set(&self) -> Result<(), ManagerError> {
+        self.base.call("set", vec![]).map(drop)
+    }
+
+    /// Clears the flag.
+    pub fn clear(&self) -> Result<(), ManagerError> {
+        self.base.call("clear", vec![]).map(drop)
+    }
+
+    /// Whether the flag is set.
+    pub fn is_set(&self) -> Result<bool, ManagerError> {
+        self.base.call_as("is_set", vec![])
+    }
+
+    /// Waits until the flag is set.
+    pub fn wait(&self) -> Result<(), ManagerError> {
+        self.base.call("wait", vec![]).map(drop)
+    }
+
+    /// Waits at most `timeout`; whether the flag was set.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
+        self.base.call_as("wait", vec![secs(timeout)])
+    }
+}

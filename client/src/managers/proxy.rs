@@ -1,0 +1,239 @@
+//! [`BaseProxy`]: one counted reference to a shared object on a manager
+//! server, the untyped core of every typed proxy (Python's
+//! `multiprocessing.managers.BaseProxy`).
+//!
+//! A `BaseProxy` owns exactly one reference on the server, held by the
+//! process's connection: cloning takes another (`incref`), dropping gives
+//! it back (`decref`). The `decref` of a drop runs on a background
+//! releaser thread so a dropping thread never waits on the network; if
+//! the connection is gone by then, the server already released everything
+//! the connection held.
+
+use std::fmt;
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use mp_proto::message::{Kwargs, ProxyInfo};
+use mp_proto::value::{from_value, to_value};
+use mp_proto::{Token, Value};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::client::ManagerClient;
+use super::error::ManagerError;
+
+/// One reference to a shared object, with the connection it is held by.
+pub struct BaseProxy {
+    client: ManagerClient,
+    token: Token,
+}
+
+impl BaseProxy {
+    /// Takes ownership of the reference `info` came with (a `create`, or a
+    /// method returning a new object): no `incref` happens here.
+    pub fn from_owned(client: ManagerClient, info: ProxyInfo) -> Self {
+        BaseProxy {
+            client,
+            token: info.token,
+        }
+    }
+
+    /// Creates a shared object of `typeid` and takes its reference.
+    pub fn create(
+        client: &ManagerClient,
+        typeid: &str,
+        args: Vec<Value>,
+        kwargs: Kwargs,
+    ) -> Result<Self, ManagerError> {
+        let info = client.create(typeid, args, kwargs)?;
+        Ok(Self::from_owned(client.clone(), info))
+    }
+
+    /// The token naming the referent.
+    pub fn token(&self) -> &Token {
+        &self.token
+    }
+
+    /// The connection the reference is held by.
+    pub fn client(&self) -> &ManagerClient {
+        &self.client
+    }
+
+    /// Calls `method` on the referent and returns its value (Python's
+    /// `_callmethod`).
+    pub fn call(&self, method: &str, args: Vec<Value>) -> Result<Value, ManagerError> {
+        self.call_kw(method, args, Kwargs::new())
+    }
+
+    /// [`call`](Self::call) with keyword arguments.
+    pub fn call_kw(
+        &self,
+        method: &str,
+        args: Vec<Value>,
+        kwargs: Kwargs,
+    ) -> Result<Value, ManagerError> {
+        self.client
+            .call_method(self.token.id, method, args, kwargs)?
+            .into_value()
+    }
+
+    /// Calls `method` and converts its value to `T`.
+    pub fn call_as<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: Vec<Value>,
+    ) -> Result<T, ManagerError> {
+        from_wire(self.call(method, args)?)
+    }
+
+    /// A copy of the referent (Python's `_getvalue()`).
+    pub fn get_value_raw(&self) -> Result<Value, ManagerError> {
+        self.call("#GETVALUE", vec![])
+    }
+
+    /// The referent's `str()`, as the server renders it.
+    pub fn referent_str(&self) -> Result<String, ManagerError> {
+        match self.call("__str__", vec![])? {
+            Value::Str(s) => Ok(s),
+            other => Ok(other.repr()),
+        }
+    }
+
+    /// Writes `<Name typeid 'x' at 0x…>` (Python's proxy repr).
+    pub fn fmt_debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "<{name} typeid '{}' at {}#{:#x}>",
+            self.token.typeid, self.token.address, self.token.id.0
+        )
+    }
+
+    /// Writes the referent's `str()`, or the debug form if the server
+    /// cannot be asked.
+    pub fn fmt_display(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.referent_str() {
+            Ok(s) => f.write_str(&s),
+            Err(_) => self.fmt_debug(name, f),
+        }
+    }
+}
+
+impl Clone for BaseProxy {
+    /// Takes a new reference on the server. If the server cannot be
+    /// reached the clone still points at the referent but holds no
+    /// reference of its own; its drop then gives nothing back wrongly,
+    /// because a dead connection's references are released by the server.
+    fn clone(&self) -> Self {
+        if let Err(e) = self.client.incref(self.token.id) {
+            tracing::warn!(id = %self.token.id, error = %e, "incref of a cloned proxy failed");
+        }
+        BaseProxy {
+            client: self.client.clone(),
+            token: self.token.clone(),
+        }
+    }
+}
+
+impl Drop for BaseProxy {
+    fn drop(&mut self) {
+        release_later(self.client.clone(), self.token.id);
+    }
+}
+
+impl fmt::Debug for BaseProxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_debug("BaseProxy", f)
+    }
+}
+
+/// The releaser thread's inbox, with the pid that started it (a forked
+/// child has no such thread and starts its own).
+static RELEASER: Mutex<Option<(u32, Sender<Release>)>> = Mutex::new(None);
+
+/// A reference waiting to be given back.
+type Release = (ManagerClient, mp_proto::ObjectId);
+
+/// Queues a `decref` for the releaser thread.
+fn release_later(client: ManagerClient, id: mp_proto::ObjectId) {
+    let mut slot = RELEASER.lock().unwrap_or_else(PoisonError::into_inner);
+    let pid = std::process::id();
+    if !matches!(&*slot, Some((p, _)) if *p == pid) {
+        let (tx, rx) = channel::<Release>();
+        let spawned = std::thread::Builder::new()
+            .name("mp-proxy-release".into())
+            .spawn(move || {
+                for (client, id) in rx {
+                    // A failure means the connection is gone, and with it
+                    // every reference it held.
+                    let _ = client.decref(id);
+                }
+            });
+        if spawned.is_err() {
+            // No thread: release inline rather than leak.
+            drop(slot);
+            let _ = client.decref(id);
+            return;
+        }
+        *slot = Some((pid, tx));
+    }
+    if let Some((_, tx)) = &*slot {
+        let _ = tx.send((client, id));
+    }
+}
+
+/// Converts a Rust value to its wire form.
+pub fn to_wire<T: Serialize + ?Sized>(value: &T) -> Result<Value, ManagerError> {
+    to_value(value).map_err(|e| ManagerError::Conversion(e.to_string()))
+}
+
+/// Converts a wire value to a Rust value.
+pub fn from_wire<T: DeserializeOwned>(value: Value) -> Result<T, ManagerError> {
+    from_value(value).map_err(|e| ManagerError::Conversion(e.to_string()))
+}
+
+/// A timeout as Python's float seconds.
+pub fn secs(timeout: Duration) -> Value {
+    Value::Float(timeout.as_secs_f64())
+}
+
+/// Implements `base()`, `Display`, `Debug` and `Clone` for a proxy type
+/// wrapping a `BaseProxy` in its `base` field (and, for a generic one, a
+/// `PhantomData` in `_marker`).
+macro_rules! proxy_common {
+    ($name:ident) => {
+        $crate::managers::proxy::proxy_common!(@fmt $name []);
+        impl Clone for $name {
+            fn clone(&self) -> Self {
+                $name { base: self.base.clone() }
+            }
+        }
+    };
+    ($name:ident <$($g:ident),*>) => {
+        $crate::managers::proxy::proxy_common!(@fmt $name [$($g),*]);
+        impl<$($g),*> Clone for $name<$($g),*> {
+            fn clone(&self) -> Self {
+                $name { base: self.base.clone(), _marker: ::std::marker::PhantomData }
+            }
+        }
+    };
+    (@fmt $name:ident [$($g:ident),*]) => {
+        impl<$($g),*> $name<$($g),*> {
+            /// The untyped reference underneath.
+            pub fn base(&self) -> &$crate::managers::proxy::BaseProxy {
+                &self.base
+            }
+        }
+        impl<$($g),*> ::std::fmt::Display for $name<$($g),*> {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                self.base.fmt_display(stringify!($name), f)
+            }
+        }
+        impl<$($g),*> ::std::fmt::Debug for $name<$($g),*> {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                self.base.fmt_debug(stringify!($name), f)
+            }
+        }
+    };
+}
+pub(crate) use proxy_common;

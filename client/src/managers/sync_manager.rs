@@ -1,0 +1,164 @@
+//! [`SyncManager`]: a connection to a manager server serving SyncManager's
+//! types, and the typed constructors of its shared objects (Python's
+//! `multiprocessing.managers.SyncManager`).
+//!
+//! Every proxy made by one `SyncManager` (and every clone of it) shares
+//! the manager's one multiplexed connection.
+
+use std::time::Duration;
+
+use mp_proto::message::Kwargs;
+use mp_proto::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::client::ManagerClient;
+use super::error::ManagerError;
+use super::proxies::{
+    DictProxy, EventProxy, ListProxy, LockProxy, NamespaceProxy, QueueProxy, RLockProxy,
+    SemaphoreProxy, ValueProxy,
+};
+use super::proxy::{to_wire, BaseProxy};
+use crate::connection::Address;
+
+/// A client of a SyncManager server.
+#[derive(Clone, Debug)]
+pub struct SyncManager {
+    client: ManagerClient,
+}
+
+impl SyncManager {
+    /// Connects to the manager at `address` with `authkey` (Python's
+    /// `SyncManager(address, authkey).connect()`).
+    pub fn connect(address: &Address, authkey: &[u8]) -> Result<Self, ManagerError> {
+        Ok(SyncManager {
+            client: ManagerClient::connect(address, authkey)?,
+        })
+    }
+
+    /// Wraps an existing connection.
+    pub fn from_client(client: ManagerClient) -> Self {
+        SyncManager { client }
+    }
+
+    /// The connection every proxy of this manager shares.
+    pub fn client(&self) -> &ManagerClient {
+        &self.client
+    }
+
+    /// The server's address.
+    pub fn address(&self) -> &Address {
+        self.client.address()
+    }
+
+    fn create(&self, typeid: &str, args: Vec<Value>) -> Result<BaseProxy, ManagerError> {
+        BaseProxy::create(&self.client, typeid, args, Kwargs::new())
+    }
+
+    /// A new empty shared `dict`.
+    pub fn dict<K, V>(&self) -> Result<DictProxy<K, V>, ManagerError>
+    where
+        K: Serialize + DeserializeOwned,
+        V: Serialize + DeserializeOwned,
+    {
+        self.create("dict", vec![]).map(DictProxy::from_base)
+    }
+
+    /// A new empty shared `list`.
+    pub fn list<T: Serialize + DeserializeOwned>(&self) -> Result<ListProxy<T>, ManagerError> {
+        self.create("list", vec![]).map(ListProxy::from_base)
+    }
+
+    /// A new shared list holding `items`.
+    pub fn list_from<T: Serialize + DeserializeOwned>(
+        &self,
+        items: &[T],
+    ) -> Result<ListProxy<T>, ManagerError> {
+        self.create("list", vec![to_wire(items)?])
+            .map(ListProxy::from_base)
+    }
+
+    /// A new unbounded shared queue.
+    pub fn queue<T: Serialize + DeserializeOwned>(&self) -> Result<QueueProxy<T>, ManagerError> {
+        self.create("Queue", vec![]).map(QueueProxy::from_base)
+    }
+
+    /// A new shared queue holding at most `maxsize` items.
+    pub fn queue_bounded<T: Serialize + DeserializeOwned>(
+        &self,
+        maxsize: usize,
+    ) -> Result<QueueProxy<T>, ManagerError> {
+        self.create("Queue", vec![to_wire(&maxsize)?])
+            .map(QueueProxy::from_base)
+    }
+
+    /// A new unbounded shared `JoinableQueue` (`task_done`, `join`).
+    pub fn joinable_queue<T: Serialize + DeserializeOwned>(
+        &self,
+    ) -> Result<QueueProxy<T>, ManagerError> {
+        self.create("JoinableQueue", vec![])
+            .map(QueueProxy::from_base)
+    }
+
+    /// A new shared `Lock`.
+    pub fn lock(&self) -> Result<LockProxy, ManagerError> {
+        self.create("Lock", vec![]).map(LockProxy::from_base)
+    }
+
+    /// A new shared `RLock`.
+    pub fn rlock(&self) -> Result<RLockProxy, ManagerError> {
+        self.create("RLock", vec![]).map(RLockProxy::from_base)
+    }
+
+    /// A new shared `Semaphore(value)`.
+    pub fn semaphore(&self, value: u32) -> Result<SemaphoreProxy, ManagerError> {
+        self.create("Semaphore", vec![Value::Int(value.into())])
+            .map(SemaphoreProxy::from_base)
+    }
+
+    /// A new shared `BoundedSemaphore(value)`: releasing past `value` is a
+    /// `ValueError`.
+    pub fn bounded_semaphore(&self, value: u32) -> Result<SemaphoreProxy, ManagerError> {
+        self.create("BoundedSemaphore", vec![Value::Int(value.into())])
+            .map(SemaphoreProxy::from_base)
+    }
+
+    /// A new shared `Event`, clear.
+    pub fn event(&self) -> Result<EventProxy, ManagerError> {
+        self.create("Event", vec![]).map(EventProxy::from_base)
+    }
+
+    /// A new shared `Value(typecode, value)`.
+    pub fn value<T: Serialize + DeserializeOwned>(
+        &self,
+        typecode: &str,
+        value: &T,
+    ) -> Result<ValueProxy<T>, ManagerError> {
+        self.create(
+            "Value",
+            vec![Value::Str(typecode.to_owned()), to_wire(value)?],
+        )
+        .map(ValueProxy::from_base)
+    }
+
+    /// A new empty shared `Namespace`.
+    pub fn namespace(&self) -> Result<NamespaceProxy, ManagerError> {
+        self.create("Namespace", vec![])
+            .map(NamespaceProxy::from_base)
+    }
+
+    /// Waits until the server holds exactly `n` objects, at most `timeout`
+    /// (drops release references in the background); whether it did.
+    pub fn wait_for_object_count(&self, n: u64, timeout: Duration) -> Result<bool, ManagerError> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if self.client.number_of_objects()? == n {
+                return Ok(true);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! End to end: SyncManager's typed proxies against a real server started
+//! in this process on 127.0.0.1:0.
+
+use std::thread;
+use std::time::Duration;
+
+use mp_proto::ErrorKind;
+use mp_server::{Listen, Registry, Server};
+use multiprocessing::connection::Address;
+use multiprocessing::managers::{ManagerError, SyncManager};
+
+const KEY: &[u8] = b"managers-test";
+const LONG: Duration = Duration::from_secs(20);
+
+/// Starts a SyncManager server on a thread of its own; returns its address.
+fn server() -> Address {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let bound = Server::new(Registry::sync_manager(), KEY.to_vec())
+                .bind(&Listen::Tcp("127.0.0.1:0".into()))
+                .await
+                .unwrap();
+            tx.send(bound.address().to_owned()).unwrap();
+            bound.run().await.unwrap();
+        });
+    });
+    rx.recv().unwrap().parse().unwrap()
+}
+
+fn manager() -> SyncManager {
+    SyncManager::connect(&server(), KEY).unwrap()
+}
+
+fn kind(e: &ManagerError) -> ErrorKind {
+    e.remote().expect("a remote error").kind.clone()
+}
+
+#[test]
+fn dict_proxy() {
+    let m = manager();
+    let d = m.dict::<String, i64>().unwrap();
+    d.set(&"a".into(), &1).unwrap();
+    d.set(&"b".into(), &2).unwrap();
+    assert_eq!(d.get(&"a".into()).unwrap(), Some(1));
+    assert_eq!(d.get(&"zz".into()).unwrap(), None);
+    assert_eq!(
+        kind(&d.get_item(&"zz".into()).unwrap_err()),
+        ErrorKind::KeyError
+    );
+    assert!(d.contains_key(&"b".into()).unwrap());
+    assert_eq!(d.len().unwrap(), 2);
+    assert_eq!(d.keys().unwrap(), vec!["a".to_string(), "b".into()]);
+    assert_eq!(d.values().unwrap(), vec![1, 2]);
+    assert_eq!(
+        d.get_value().unwrap(),
+        vec![("a".to_string(), 1), ("b".into(), 2)]
+    );
+    assert_eq!(d.items().unwrap(), d.get_value().unwrap());
+    assert_eq!(d.remove(&"a".into()).unwrap(), Some(1));
+    assert_eq!(d.remove(&"a".into()).unwrap(), None);
+    assert_eq!(d.setdefault(&"c".into(), &7).unwrap(), 7);
+    assert_eq!(d.setdefault(&"c".into(), &8).unwrap(), 7);
+    assert_eq!(d.to_string(), "{'b': 2, 'c': 7}");
+    let dbg = format!("{d:?}");
+    assert!(dbg.starts_with("<DictProxy typeid 'dict' at "), "{dbg}");
+    d.clear().unwrap();
+    assert!(d.is_empty().unwrap());
+    // A value of the wrong type is a conversion error, not a panic.
+    let raw = m.dict::<String, String>().unwrap();
+    raw.set(&"k".into(), &"text".into()).unwrap();
+    let typed = multiprocessing::managers::DictProxy::<String, i64>::from_base(raw.base().clone());
+    assert!(matches!(
+        typed.get(&"k".into()),
+        Err(ManagerError::Conversion(_))
+    ));
+}
+
+#[test]
+fn list_proxy() {
+    let m = manager();
+    let l = m.list_from(&[1i64, 2, 3]).unwrap();
+    l.append(&4).unwrap();
+    l.extend(&[5, 6]).unwrap();
+    assert_eq!(l.len().unwrap(), 6);
+    assert_eq!(l.get(0).unwrap(), 1);
+    assert_eq!(l.get(-1).unwrap(), 6);
+    assert_eq!(kind(&l.get(99).unwrap_err()), ErrorKind::IndexError);
+    l.set(0, &10).unwrap();
+    l.insert(1, &11).unwrap();
+    assert_eq!(l.pop(-1).unwrap(), 6);
+    l.remove(&2).unwrap();
+    assert_eq!(kind(&l.remove(&2).unwrap_err()), ErrorKind::ValueError);
+    assert_eq!(l.index(&3).unwrap(), 2);
+    assert_eq!(l.count(&3).unwrap(), 1);
+    assert!(l.contains(&4).unwrap());
+    assert_eq!(l.get_value().unwrap(), vec![10, 11, 3, 4, 5]);
+    assert_eq!(l.to_string(), "[10, 11, 3, 4, 5]");
+    l.clear().unwrap();
+    assert!(l.is_empty().unwrap());
+}
+
+#[test]
+fn queue_proxy_between_threads() {
+    let m = manager();
+    let q = m.queue::<String>().unwrap();
+    assert_eq!(kind(&q.get_nowait().unwrap_err()), ErrorKind::Empty);
+    assert_eq!(
+        kind(&q.get_timeout(Duration::from_millis(10)).unwrap_err()),
+        ErrorKind::Empty
+    );
+    let q2 = q.clone();
+    let producer = thread::spawn(move || {
+        for i in 0..100 {
+            q2.put(&format!("item {i}")).unwrap();
+        }
+    });
+    for i in 0..100 {
+        assert_eq!(q.get_timeout(LONG).unwrap(), format!("item {i}"));
+    }
+    producer.join().unwrap();
+    assert!(q.empty().unwrap());
+
+    let b = m.queue_bounded::<i64>(1).unwrap();
+    b.put_nowait(&1).unwrap();
+    assert!(b.full().unwrap());
+    assert_eq!(kind(&b.put_nowait(&2).unwrap_err()), ErrorKind::Full);
+    assert_eq!(
+        kind(&b.put_timeout(&2, Duration::from_millis(10)).unwrap_err()),
+        ErrorKind::Full
+    );
+    assert_eq!(b.qsize().unwrap(), 1);
+    assert_eq!(b.get().unwrap(), 1);
+
+    let j = m.joinable_queue::<i64>().unwrap();
+    j.put(&1).unwrap();
+    let j2 = j.clone();
+    let worker = thread::spawn(move || {
+        let v = j2.get_timeout(LONG).unwrap();
+        j2.task_done().unwrap();
+        v
+    });
+    j.join().unwrap();
+    assert_eq!(worker.join().unwrap(), 1);
+    assert_eq!(kind(&j.task_done().unwrap_err()), ErrorKind::ValueError);
+}
+
+#[test]
+fn lock_proxy_excludes_other_threads() {
+    let m = manager();
+    let lock = m.lock().unwrap();
+    let guard = lock.acquire().unwrap();
+    assert!(lock.locked().unwrap());
+    let other = lock.clone();
+    let (timed_out, timed_out_rx) = std::sync::mpsc::channel();
+    let t = thread::spawn(move || {
+        assert!(other.try_acquire().unwrap().is_none());
+        assert!(other
+            .acquire_timeout(Duration::from_millis(20))
+            .unwrap()
+            .is_none());
+        timed_out.send(()).unwrap();
+        // Blocks until the main thread releases.
+        let g = other.acquire().unwrap();
+        g.release().unwrap();
+    });
+    // Wait for the other thread to queue on the lock, then release.
+    timed_out_rx.recv().unwrap();
+    while !t.is_finished() && lock.base().referent_str().unwrap().contains("waiters=0") {
+        thread::sleep(Duration::from_millis(1));
+    }
+    drop(guard);
+    t.join().unwrap();
+    assert!(!lock.locked().unwrap());
+    let g = lock.acquire_timeout(LONG).unwrap().expect("free lock");
+    drop(g);
+    assert!(lock.try_acquire().unwrap().is_some());
+    assert_eq!(kind(&lock.release().unwrap_err()), ErrorKind::RuntimeError);
+}
+
+#[test]
+fn rlock_and_semaphores() {
+    let m = manager();
+    let r = m.rlock().unwrap();
+    let a = r.acquire().unwrap();
+    let b = r.try_acquire().unwrap().expect("reentrant");
+    drop(b);
+    drop(a);
+    let r2 = r.clone();
+    thread::spawn(move || assert!(r2.try_acquire().unwrap().is_some()))
+        .join()
+        .unwrap();
+
+    let s = m.semaphore(2).unwrap();
+    let g1 = s.acquire().unwrap();
+    let g2 = s.acquire().unwrap();
+    assert!(s.try_acquire().unwrap().is_none());
+    drop(g1);
+    drop(g2);
+    let bs = m.bounded_semaphore(1).unwrap();
+    assert_eq!(kind(&bs.release().unwrap_err()), ErrorKind::ValueError);
+}
+
+#[test]
+fn event_proxy() {
+    let m = manager();
+    let e = m.event().unwrap();
+    assert!(!e.is_set().unwrap());
+    assert!(!e.wait_timeout(Duration::from_millis(10)).unwrap());
+    let e2 = e.clone();
+    let t = thread::spawn(move || e2.wait_timeout(LONG).unwrap());
+    e.set().unwrap();
+    assert!(t.join().unwrap());
+    e.wait().unwrap();
+    e.clear().unwrap();
+    assert!(!e.is_set().unwrap());
+}
+
+#[test]
+fn value_and_namespace() {
+    let m = manager();
+    let v = m.value("i", &5i64).unwrap();
+    assert_eq!(v.get().unwrap(), 5);
+    v.set(&6).unwrap();
+    assert_eq!(v.get_value().unwrap(), 6);
+
+    let ns = m.namespace().unwrap();
+    ns.set("x", &10i64).unwrap();
+    ns.set("y", "hello").unwrap();
+    ns.set("_private", &1i64).unwrap();
+    assert_eq!(ns.get::<i64>("x").unwrap(), 10);
+    assert_eq!(ns.get::<String>("y").unwrap(), "hello");
+    assert_eq!(ns.get::<i64>("_private").unwrap(), 1);
+    // The private name never reached the server.
+    let copy = ns.clone();
+    assert_eq!(
+        kind(&copy.get::<i64>("_private").unwrap_err()),
+        ErrorKind::AttributeError
+    );
+    assert!(!ns.to_string().contains("_private"));
+    assert!(ns.to_string().contains("x=10"), "{ns}");
+    ns.del("x").unwrap();
+    assert_eq!(
+        kind(&ns.get::<i64>("x").unwrap_err()),
+        ErrorKind::AttributeError
+    );
+}
+
+#[test]
+fn clone_and_drop_count_references() {
+    let m = manager();
+    let d = m.dict::<i64, i64>().unwrap();
+    let l = m.list::<i64>().unwrap();
+    let c = d.clone();
+    assert_eq!(m.client().number_of_objects().unwrap(), 2);
+    drop(d);
+    // The clone keeps the dict alive.
+    c.set(&1, &1).unwrap();
+    drop(c);
+    drop(l);
+    assert!(m.wait_for_object_count(0, LONG).unwrap());
+}
+
+#[test]
+fn calls_fail_with_connection_lost_after_server_shutdown() {
+    let m = manager();
+    let d = m.dict::<i64, i64>().unwrap();
+    m.client().shutdown().unwrap();
+    let mut result = d.set(&1, &1);
+    // The shutdown answer may come back before the socket closes.
+    for _ in 0..2000 {
+        if result.is_err() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(5));
+        result = d.set(&1, &1);
+    }
+    assert!(
+        matches!(
+            result,
+            Err(ManagerError::ConnectionLost(_)) | Err(ManagerError::Remote(_))
+        ),
+        "{result:?}"
+    );
+}
