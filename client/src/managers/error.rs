@@ -37,6 +37,14 @@ pub enum ManagerError {
     /// typed for `i64` reading a string).
     #[error("cannot convert a shared value: {0}")]
     Conversion(String),
+    /// A manager's server process could not be started, or died before it
+    /// reported its address.
+    #[error("cannot start the manager's server: {0}")]
+    Start(String),
+    /// The operation needs a manager in another state (`connect` before
+    /// `start`, `start` twice).
+    #[error("manager in the wrong state: {0}")]
+    State(String),
 }
 
 impl ManagerError {

@@ -42,15 +42,19 @@
 //! * [`error`]: [`ManagerError`], why a call failed.
 //! * [`proxy`]: [`BaseProxy`], one counted reference to a shared object.
 //! * [`proxies`]: the typed proxies ([`DictProxy`], [`LockProxy`], …).
+//! * [`base_manager`]: [`BaseManager`] (start a server in a child,
+//!   shut it down), [`Manager`] and [`Manager()`].
 //! * [`sync_manager`]: [`SyncManager`], typed constructors on one
 //!   connection.
 
+pub mod base_manager;
 pub mod client;
 pub mod error;
 pub mod proxies;
 pub mod proxy;
 pub mod sync_manager;
 
+pub use base_manager::{BaseManager, Manager};
 pub use client::{ConnectOptions, ManagerClient, Returned, ServerStatus, TypeInfo};
 pub use error::ManagerError;
 pub use mp_server::slice::Slice;

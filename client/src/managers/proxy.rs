@@ -39,6 +39,14 @@ impl BaseProxy {
         }
     }
 
+    /// Takes a new reference (`incref`) to the object `token` names, held
+    /// by `client` — how another process or connection attaches to an
+    /// object it was told about.
+    pub fn from_token(client: ManagerClient, token: Token) -> Result<Self, ManagerError> {
+        client.incref(token.id)?;
+        Ok(BaseProxy { client, token })
+    }
+
     /// Creates a shared object of `typeid` and takes its reference.
     pub fn create(
         client: &ManagerClient,
