@@ -288,3 +288,76 @@ fn calls_fail_with_connection_lost_after_server_shutdown() {
         "{result:?}"
     );
 }
+
+#[test]
+fn condition_wait_for_and_notify() {
+    let m = manager();
+    let cond = m.condition().unwrap();
+    let ready = m.value("i", &0i64).unwrap();
+    let (c2, r2) = (cond.clone(), ready.clone());
+    let waiter = thread::spawn(move || {
+        let _g = c2.acquire().unwrap();
+        c2.wait_for(|| r2.get().unwrap() == 3, Some(LONG)).unwrap()
+    });
+    for i in 1..=3 {
+        let _g = cond.acquire().unwrap();
+        ready.set(&i).unwrap();
+        cond.notify_all().unwrap();
+    }
+    assert!(waiter.join().unwrap());
+    // A predicate that never holds times out and reports false.
+    let _g = cond.acquire().unwrap();
+    assert!(!cond
+        .wait_for(|| false, Some(Duration::from_millis(20)))
+        .unwrap());
+    assert!(!cond.wait_timeout(Duration::from_millis(5)).unwrap());
+    drop(_g);
+    // Waiting without the lock is Python's RuntimeError.
+    assert_eq!(kind(&cond.wait().unwrap_err()), ErrorKind::RuntimeError);
+    assert_eq!(kind(&cond.notify().unwrap_err()), ErrorKind::RuntimeError);
+
+    let lock = m.lock().unwrap();
+    let shared = m.condition_with_lock(&lock).unwrap();
+    let g = shared.acquire().unwrap();
+    assert!(lock.locked().unwrap());
+    drop(g);
+    assert!(!lock.locked().unwrap());
+}
+
+#[test]
+fn barrier_proxy() {
+    let m = manager();
+    let b = m.barrier(3).unwrap();
+    assert_eq!(b.parties().unwrap(), 3);
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let b = b.clone();
+            thread::spawn(move || b.wait_timeout(LONG).unwrap())
+        })
+        .collect();
+    let mine = b.wait_timeout(LONG).unwrap();
+    let mut all: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    all.push(mine);
+    all.sort();
+    assert_eq!(all, vec![0, 1, 2]);
+    assert_eq!(b.n_waiting().unwrap(), 0);
+    b.abort().unwrap();
+    assert!(b.broken().unwrap());
+    assert_eq!(kind(&b.wait().unwrap_err()), ErrorKind::BrokenBarrierError);
+    b.reset().unwrap();
+    assert!(!b.broken().unwrap());
+}
+
+#[test]
+fn array_proxy() {
+    let m = manager();
+    let a = m.array("i", &[1i64, 2, 3]).unwrap();
+    assert_eq!(a.len().unwrap(), 3);
+    a.set(0, &10).unwrap();
+    assert_eq!(a.get(-1).unwrap(), 3);
+    assert_eq!(a.get_value().unwrap(), vec![10, 2, 3]);
+    assert!(a.set(1, &(1i64 << 40)).is_err());
+    assert!(a.get(3).is_err());
+    let d = m.array("d", &[0.5f64]).unwrap();
+    assert_eq!(d.get(0).unwrap(), 0.5);
+}

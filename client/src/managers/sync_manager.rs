@@ -15,8 +15,8 @@ use serde::Serialize;
 use super::client::ManagerClient;
 use super::error::ManagerError;
 use super::proxies::{
-    DictProxy, EventProxy, ListProxy, LockProxy, NamespaceProxy, QueueProxy, RLockProxy,
-    SemaphoreProxy, ValueProxy,
+    ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy,
+    NamespaceProxy, QueueProxy, RLockProxy, SemaphoreProxy, ValueProxy,
 };
 use super::proxy::{to_wire, BaseProxy};
 use crate::connection::Address;
@@ -145,6 +145,38 @@ impl SyncManager {
     pub fn namespace(&self) -> Result<NamespaceProxy, ManagerError> {
         self.create("Namespace", vec![])
             .map(NamespaceProxy::from_base)
+    }
+
+    /// A new shared `Condition` with its own `RLock`.
+    pub fn condition(&self) -> Result<ConditionProxy, ManagerError> {
+        self.create("Condition", vec![])
+            .map(ConditionProxy::from_base)
+    }
+
+    /// A new shared `Condition` around the shared `Lock` of `lock`.
+    pub fn condition_with_lock(&self, lock: &LockProxy) -> Result<ConditionProxy, ManagerError> {
+        let token = Value::Proxy(Box::new(lock.base().token().clone()));
+        self.create("Condition", vec![token])
+            .map(ConditionProxy::from_base)
+    }
+
+    /// A new shared `Barrier(parties)`.
+    pub fn barrier(&self, parties: usize) -> Result<BarrierProxy, ManagerError> {
+        self.create("Barrier", vec![to_wire(&parties)?])
+            .map(BarrierProxy::from_base)
+    }
+
+    /// A new shared `Array(typecode, items)`.
+    pub fn array<T: Serialize + DeserializeOwned>(
+        &self,
+        typecode: &str,
+        items: &[T],
+    ) -> Result<ArrayProxy<T>, ManagerError> {
+        self.create(
+            "Array",
+            vec![Value::Str(typecode.to_owned()), to_wire(items)?],
+        )
+        .map(ArrayProxy::from_base)
     }
 
     /// Waits until the server holds exactly `n` objects, at most `timeout`

@@ -2,17 +2,20 @@
 //! `ListProxy`, `AcquirerProxy`, …), one concept per file.
 //!
 //! * [`collections`]: [`DictProxy`], [`ListProxy`].
+//! * [`coordination`]: [`ConditionProxy`], [`BarrierProxy`].
 //! * [`queue`]: [`QueueProxy`] (also for `JoinableQueue`).
 //! * [`sync`]: [`LockProxy`], [`RLockProxy`], [`SemaphoreProxy`],
 //!   [`EventProxy`].
-//! * [`value`]: [`ValueProxy`], [`NamespaceProxy`].
+//! * [`value`]: [`ValueProxy`], [`NamespaceProxy`], [`ArrayProxy`].
 
 pub mod collections;
+pub mod coordination;
 pub mod queue;
 pub mod sync;
 pub mod value;
 
 pub use collections::{DictProxy, ListProxy};
+pub use coordination::{BarrierProxy, ConditionProxy};
 pub use queue::QueueProxy;
 pub use sync::{AcquireGuard, EventProxy, LockProxy, RLockProxy, SemaphoreProxy};
-pub use value::{NamespaceProxy, ValueProxy};
+pub use value::{ArrayProxy, NamespaceProxy, ValueProxy};

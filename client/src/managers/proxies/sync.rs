@@ -39,7 +39,10 @@ impl Drop for AcquireGuard<'_> {
     }
 }
 
-fn acquire(base: &BaseProxy, args: Vec<Value>) -> Result<Option<AcquireGuard<'_>>, ManagerError> {
+pub(crate) fn acquire(
+    base: &BaseProxy,
+    args: Vec<Value>,
+) -> Result<Option<AcquireGuard<'_>>, ManagerError> {
     match base.call("acquire", args)? {
         Value::Bool(true) => Ok(Some(AcquireGuard {
             base,

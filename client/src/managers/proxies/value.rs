@@ -116,3 +116,47 @@ impl NamespaceProxy {
             .map(drop)
     }
 }
+
+/// A shared fixed-length array of `T` (`Array(typecode, sequence)`).
+pub struct ArrayProxy<T> {
+    base: BaseProxy,
+    _marker: PhantomData<fn() -> T>,
+}
+proxy_common!(ArrayProxy<T>);
+
+impl<T: Serialize + DeserializeOwned> ArrayProxy<T> {
+    /// Wraps a reference to an `Array`.
+    pub fn from_base(base: BaseProxy) -> Self {
+        ArrayProxy {
+            base,
+            _marker: PhantomData,
+        }
+    }
+
+    /// `len(a)`.
+    pub fn len(&self) -> Result<usize, ManagerError> {
+        self.base.call_as("__len__", vec![])
+    }
+
+    /// `len(a) == 0`.
+    pub fn is_empty(&self) -> Result<bool, ManagerError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// `a[i]` (negative counts from the end).
+    pub fn get(&self, i: i64) -> Result<T, ManagerError> {
+        self.base.call_as("__getitem__", vec![Value::Int(i)])
+    }
+
+    /// `a[i] = value`; a value the typecode cannot hold is an error.
+    pub fn set(&self, i: i64, value: &T) -> Result<(), ManagerError> {
+        self.base
+            .call("__setitem__", vec![Value::Int(i), to_wire(value)?])
+            .map(drop)
+    }
+
+    /// A copy of the whole array (Python's `_getvalue()`).
+    pub fn get_value(&self) -> Result<Vec<T>, ManagerError> {
+        from_wire(self.base.get_value_raw()?)
+    }
+}

@@ -1,0 +1,151 @@
+//! [`ConditionProxy`] and [`BarrierProxy`]: typed proxies of a shared
+//! `threading.Condition` and `threading.Barrier` (Python's
+//! `ConditionProxy` and `BarrierProxy`).
+
+use std::time::{Duration, Instant};
+
+use mp_proto::Value;
+
+use super::sync::{acquire, AcquireGuard};
+use crate::managers::error::ManagerError;
+use crate::managers::proxy::{proxy_common, secs, BaseProxy};
+
+/// A shared condition variable, with its own lock (an `RLock` unless it
+/// was made around a shared `Lock`/`RLock`).
+pub struct ConditionProxy {
+    base: BaseProxy,
+}
+proxy_common!(ConditionProxy);
+
+impl ConditionProxy {
+    /// Wraps a reference to a `Condition`.
+    pub fn from_base(base: BaseProxy) -> Self {
+        ConditionProxy { base }
+    }
+
+    /// Acquires the condition's lock, waiting as long as it takes.
+    pub fn acquire(&self) -> Result<AcquireGuard<'_>, ManagerError> {
+        acquire(&self.base, vec![Value::Bool(true)])?
+            .ok_or_else(|| ManagerError::Protocol("blocking acquire returned False".into()))
+    }
+
+    /// Acquires the lock, waiting at most `timeout`; `None` if it timed
+    /// out.
+    pub fn acquire_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<Option<AcquireGuard<'_>>, ManagerError> {
+        acquire(&self.base, vec![Value::Bool(true), secs(timeout)])
+    }
+
+    /// Releases the lock, waits for a notification, takes the lock back.
+    /// The calling thread must hold the lock (`RuntimeError` otherwise).
+    pub fn wait(&self) -> Result<(), ManagerError> {
+        self.base.call("wait", vec![]).map(drop)
+    }
+
+    /// [`wait`](Self::wait) for at most `timeout`; whether it was
+    /// notified.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
+        self.base.call_as("wait", vec![secs(timeout)])
+    }
+
+    /// Waits until `predicate` holds, evaluating it here in the client
+    /// after each wake-up, as Python's `wait_for` does; at most `timeout`
+    /// in all (`None`: no limit). Returns the predicate's last result.
+    /// The calling thread must hold the lock.
+    pub fn wait_for<F: FnMut() -> bool>(
+        &self,
+        mut predicate: F,
+        timeout: Option<Duration>,
+    ) -> Result<bool, ManagerError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut result = predicate();
+        while !result {
+            match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    self.wait_timeout(left)?;
+                }
+                None => self.wait()?,
+            }
+            result = predicate();
+        }
+        Ok(result)
+    }
+
+    /// Wakes one waiter. The calling thread must hold the lock.
+    pub fn notify(&self) -> Result<(), ManagerError> {
+        self.notify_n(1)
+    }
+
+    /// Wakes up to `n` waiters.
+    pub fn notify_n(&self, n: usize) -> Result<(), ManagerError> {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        self.base.call("notify", vec![Value::Int(n)]).map(drop)
+    }
+
+    /// Wakes every waiter.
+    pub fn notify_all(&self) -> Result<(), ManagerError> {
+        self.base.call("notify_all", vec![]).map(drop)
+    }
+}
+
+/// A shared barrier for a fixed number of parties.
+pub struct BarrierProxy {
+    base: BaseProxy,
+}
+proxy_common!(BarrierProxy);
+
+impl BarrierProxy {
+    /// Wraps a reference to a `Barrier`.
+    pub fn from_base(base: BaseProxy) -> Self {
+        BarrierProxy { base }
+    }
+
+    /// Waits for every party (up to the barrier's default timeout); the
+    /// arrival index, `0..parties`. A broken barrier is a
+    /// `BrokenBarrierError`.
+    pub fn wait(&self) -> Result<usize, ManagerError> {
+        self.base.call_as("wait", vec![])
+    }
+
+    /// [`wait`](Self::wait) for at most `timeout`; timing out breaks the
+    /// barrier.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<usize, ManagerError> {
+        self.base.call_as("wait", vec![secs(timeout)])
+    }
+
+    /// Breaks the barrier: every waiter, now and later, fails.
+    pub fn abort(&self) -> Result<(), ManagerError> {
+        self.base.call("abort", vec![]).map(drop)
+    }
+
+    /// Returns the barrier to its empty, unbroken state.
+    pub fn reset(&self) -> Result<(), ManagerError> {
+        self.base.call("reset", vec![]).map(drop)
+    }
+
+    fn attr<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, ManagerError> {
+        self.base
+            .call_as("__getattribute__", vec![Value::Str(name.to_owned())])
+    }
+
+    /// How many parties it waits for.
+    pub fn parties(&self) -> Result<usize, ManagerError> {
+        self.attr("parties")
+    }
+
+    /// How many parties wait now.
+    pub fn n_waiting(&self) -> Result<usize, ManagerError> {
+        self.attr("n_waiting")
+    }
+
+    /// Whether it is broken.
+    pub fn broken(&self) -> Result<bool, ManagerError> {
+        self.attr("broken")
+    }
+}
