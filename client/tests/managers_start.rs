@@ -88,3 +88,81 @@ fn start_twice_and_bad_address_are_errors() {
     let mut nothing = BaseManager::sync("127.0.0.1:1", KEY);
     assert!(nothing.connect().is_err());
 }
+
+/// The reference's `MathsClass`, registered on a custom manager.
+struct Maths;
+
+impl mp_server::SharedObject for Maths {
+    fn methods() -> &'static [&'static str] {
+        &["add", "mul", "_secret"]
+    }
+
+    fn call(
+        &self,
+        _ctx: &mp_server::CallContext<'_>,
+        method: &str,
+        args: mp_server::Args,
+    ) -> mp_server::Reply {
+        let ints: Vec<i64> = args.positional.iter().filter_map(|v| v.as_int()).collect();
+        match (method, ints.as_slice()) {
+            ("add", [a, b]) => mp_server::Reply::ok(a + b),
+            ("mul", [a, b]) => mp_server::Reply::ok(a * b),
+            ("_secret", []) => mp_server::Reply::ok(42),
+            _ => mp_server::Reply::no_such_method("Maths", method),
+        }
+    }
+}
+
+#[test]
+fn custom_manager_with_registered_typeid() {
+    use mp_proto::{ErrorKind, Value};
+    let mut manager = BaseManager::new("127.0.0.1:0", KEY);
+    manager
+        .registry()
+        .unwrap()
+        .register("Maths", |_, _| Ok(Maths));
+    manager.start().unwrap();
+    assert!(manager.registry().is_err());
+    let maths = manager.create("Maths", vec![]).unwrap();
+    assert_eq!(maths.exposed(), ["add", "mul"]);
+    let sum = maths.call_method("add", vec![4.into(), 3.into()]).unwrap();
+    assert_eq!(sum.into_value().unwrap(), Value::Int(7));
+    let product = maths.call_method("mul", vec![7.into(), 8.into()]).unwrap();
+    assert_eq!(product.into_value().unwrap(), Value::Int(56));
+    let hidden = maths.call_method("_secret", vec![]).unwrap_err();
+    assert_eq!(hidden.remote().unwrap().kind, ErrorKind::AttributeError);
+    assert!(format!("{maths:?}").starts_with("<AutoProxy typeid 'Maths' at "));
+    // A typeid the server does not serve.
+    assert!(manager.create("dict", vec![]).is_err());
+}
+
+#[test]
+fn auto_proxy_method_returning_a_proxy() {
+    use mp_proto::{ErrorKind, Value};
+    let m = Manager::start("127.0.0.1:0", KEY).unwrap();
+    let d = m.create_auto("dict", vec![], Default::default()).unwrap();
+    d.call_method("__setitem__", vec!["a".into(), 1.into()])
+        .unwrap();
+    d.call_method("__setitem__", vec!["b".into(), 2.into()])
+        .unwrap();
+    let it = d
+        .call_method("__iter__", vec![])
+        .unwrap()
+        .into_proxy()
+        .unwrap();
+    assert_eq!(it.base().token().typeid, "Iterator");
+    let mut keys = Vec::new();
+    loop {
+        match it.call_method("__next__", vec![]) {
+            Ok(v) => keys.push(v.into_value().unwrap()),
+            Err(e) => {
+                assert_eq!(e.remote().unwrap().kind, ErrorKind::StopIteration);
+                break;
+            }
+        }
+    }
+    assert_eq!(keys, vec![Value::from("a"), Value::from("b")]);
+    drop(it);
+    drop(d);
+    assert!(m.wait_for_object_count(0, Duration::from_secs(20)).unwrap());
+}

@@ -16,6 +16,7 @@ use mp_server::{Listen, Registry, Server};
 
 use super::client::ManagerClient;
 use super::error::ManagerError;
+use super::proxies::AutoProxy;
 use super::sync_manager::SyncManager;
 use crate::connection::{Address, Pipe};
 use crate::context::{get_context, StartMethod};
@@ -142,6 +143,21 @@ impl BaseManager {
     /// The connection, once started or connected.
     pub fn client(&self) -> Option<&ManagerClient> {
         self.client.as_ref()
+    }
+
+    /// A new object of a registered `typeid` behind an [`AutoProxy`]
+    /// (Python's `manager.<typeid>(*args)`).
+    pub fn create(
+        &self,
+        typeid: &str,
+        args: Vec<mp_proto::Value>,
+    ) -> Result<AutoProxy, ManagerError> {
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| ManagerError::State("neither started nor connected".into()))?;
+        let info = client.create(typeid, args, Default::default())?;
+        Ok(AutoProxy::from_info(client.clone(), info))
     }
 
     /// The server process, if this manager started one.

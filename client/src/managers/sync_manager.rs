@@ -15,8 +15,8 @@ use serde::Serialize;
 use super::client::ManagerClient;
 use super::error::ManagerError;
 use super::proxies::{
-    ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy,
-    NamespaceProxy, QueueProxy, RLockProxy, SemaphoreProxy, ValueProxy,
+    ArrayProxy, AutoProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy,
+    LockProxy, NamespaceProxy, QueueProxy, RLockProxy, SemaphoreProxy, ValueProxy,
 };
 use super::proxy::{to_wire, BaseProxy};
 use crate::connection::Address;
@@ -53,6 +53,17 @@ impl SyncManager {
 
     fn create(&self, typeid: &str, args: Vec<Value>) -> Result<BaseProxy, ManagerError> {
         BaseProxy::create(&self.client, typeid, args, Kwargs::new())
+    }
+
+    /// A new object of any registered `typeid`, behind an [`AutoProxy`].
+    pub fn create_auto(
+        &self,
+        typeid: &str,
+        args: Vec<Value>,
+        kwargs: Kwargs,
+    ) -> Result<AutoProxy, ManagerError> {
+        let info = self.client.create(typeid, args, kwargs)?;
+        Ok(AutoProxy::from_info(self.client.clone(), info))
     }
 
     /// A new empty shared `dict`.

@@ -1,6 +1,7 @@
 //! The typed proxies of SyncManager's types (Python's `DictProxy`,
 //! `ListProxy`, `AcquirerProxy`, …), one concept per file.
 //!
+//! * [`auto`]: [`AutoProxy`] for any registered typeid.
 //! * [`collections`]: [`DictProxy`], [`ListProxy`].
 //! * [`coordination`]: [`ConditionProxy`], [`BarrierProxy`].
 //! * [`queue`]: [`QueueProxy`] (also for `JoinableQueue`).
@@ -8,12 +9,14 @@
 //!   [`EventProxy`].
 //! * [`value`]: [`ValueProxy`], [`NamespaceProxy`], [`ArrayProxy`].
 
+pub mod auto;
 pub mod collections;
 pub mod coordination;
 pub mod queue;
 pub mod sync;
 pub mod value;
 
+pub use auto::{AutoProxy, AutoReturn};
 pub use collections::{DictProxy, ListProxy};
 pub use coordination::{BarrierProxy, ConditionProxy};
 pub use queue::QueueProxy;
