@@ -52,6 +52,17 @@ fn manager_function_and_shutdown() {
     let q = m.queue::<String>().unwrap();
     q.put(&"x".into()).unwrap();
     assert_eq!(q.get().unwrap(), "x");
+    // A forked child connects with the authkey it inherited.
+    let address = m.address().clone();
+    let child = get_context(StartMethod::Fork).process_fn(move || -> Result<(), ManagerError> {
+        let key = multiprocessing::current_process().authkey();
+        SyncManager::connect(&address, key.as_bytes())?
+            .client()
+            .ping()
+    });
+    child.start().unwrap();
+    assert!(child.join_timeout(Duration::from_secs(20)).unwrap());
+    assert_eq!(child.exitcode().unwrap(), Some(0));
     let pid = m.base().process().unwrap().pid().unwrap();
     assert!(pid.is_some());
     m.shutdown().unwrap();
@@ -164,5 +175,25 @@ fn auto_proxy_method_returning_a_proxy() {
     assert_eq!(keys, vec![Value::from("a"), Value::from("b")]);
     drop(it);
     drop(d);
+    assert!(m.wait_for_object_count(0, Duration::from_secs(20)).unwrap());
+}
+
+#[test]
+fn a_child_exiting_without_dropping_its_proxies_leaks_nothing() {
+    let m = Manager::start("127.0.0.1:0", KEY).unwrap();
+    let address = m.address().clone();
+    let child = get_context(StartMethod::Fork).process_fn(move || -> Result<(), ManagerError> {
+        let sm = SyncManager::connect(&address, KEY)?;
+        let d = sm.dict::<i64, i64>()?;
+        let l = sm.list::<i64>()?;
+        let lock = sm.lock()?;
+        std::mem::forget(lock.acquire()?);
+        std::mem::forget((d, l, lock));
+        // Exit with the references (and the lock) still held.
+        std::process::exit(3)
+    });
+    child.start().unwrap();
+    assert!(child.join_timeout(Duration::from_secs(20)).unwrap());
+    assert_eq!(child.exitcode().unwrap(), Some(3));
     assert!(m.wait_for_object_count(0, Duration::from_secs(20)).unwrap());
 }

@@ -282,10 +282,11 @@ impl Deref for Manager {
     }
 }
 
-/// Starts a SyncManager on a free local port with a random authkey
-/// (Python's `multiprocessing.Manager()`).
+/// Starts a SyncManager on a free local port, keyed with the current
+/// process's authkey so children (which inherit it) can connect (Python's
+/// `multiprocessing.Manager()`).
 #[allow(non_snake_case)]
 pub fn Manager() -> Result<Manager, ManagerError> {
-    let key: [u8; 32] = rand::random();
-    Manager::start("127.0.0.1:0", &key)
+    let key = crate::process::current_process().authkey();
+    Manager::start("127.0.0.1:0", key.as_bytes())
 }
