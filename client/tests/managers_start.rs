@@ -197,3 +197,36 @@ fn a_child_exiting_without_dropping_its_proxies_leaks_nothing() {
     assert_eq!(child.exitcode().unwrap(), Some(3));
     assert!(m.wait_for_object_count(0, Duration::from_secs(20)).unwrap());
 }
+
+#[test]
+fn nested_proxies_and_a_proxy_sent_through_a_pipe() {
+    use multiprocessing::Pipe;
+    let m = multiprocessing::managers::Manager().unwrap();
+    // A list of dicts, as in the reference.
+    let outer = m.list::<DictProxy<String, i64>>().unwrap();
+    let inner = m.dict::<String, i64>().unwrap();
+    outer.append(&inner).unwrap();
+    outer.append(&m.dict().unwrap()).unwrap();
+    let again = outer.get(0).unwrap();
+    again.set(&"a".into(), &1).unwrap();
+    assert_eq!(inner.get(&"a".into()).unwrap(), Some(1));
+    assert_eq!(outer.get_value().unwrap().len(), 2);
+    // The second dict lives only inside the list.
+    outer.get(1).unwrap().set(&"b".into(), &2).unwrap();
+    assert_eq!(outer.get(1).unwrap().get(&"b".into()).unwrap(), Some(2));
+
+    // A proxy sent to a forked child, which opens its own connection.
+    let (mut rx, mut tx) = Pipe(false).unwrap();
+    let child = get_context(StartMethod::Fork).process_fn(move || -> Result<(), String> {
+        let d: DictProxy<String, i64> = rx.recv().map_err(|e| e.to_string())?;
+        d.set(&"from child".into(), &7).map_err(|e| e.to_string())
+    });
+    child.start().unwrap();
+    tx.send(&inner).unwrap();
+    assert!(child.join_timeout(Duration::from_secs(20)).unwrap());
+    assert_eq!(child.exitcode().unwrap(), Some(0));
+    assert_eq!(inner.get(&"from child".into()).unwrap(), Some(7));
+
+    drop((outer, inner, again));
+    assert!(m.wait_for_object_count(0, Duration::from_secs(20)).unwrap());
+}

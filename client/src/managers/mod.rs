@@ -44,6 +44,7 @@
 //! * [`proxies`]: the typed proxies ([`DictProxy`], [`LockProxy`], …).
 //! * [`base_manager`]: [`BaseManager`] (start a server in a child,
 //!   shut it down), [`Manager`] and [`Manager()`].
+//! * [`transfer`]: proxies as serde values (nesting, sending).
 //! * [`sync_manager`]: [`SyncManager`], typed constructors on one
 //!   connection.
 
@@ -53,6 +54,7 @@ pub mod error;
 pub mod proxies;
 pub mod proxy;
 pub mod sync_manager;
+pub mod transfer;
 
 pub use base_manager::{BaseManager, Manager};
 pub use client::{ConnectOptions, ManagerClient, Returned, ServerStatus, TypeInfo};

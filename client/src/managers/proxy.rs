@@ -92,7 +92,12 @@ impl BaseProxy {
         method: &str,
         args: Vec<Value>,
     ) -> Result<T, ManagerError> {
-        from_wire(self.call(method, args)?)
+        super::transfer::convert_answer(&self.client, self.call(method, args)?)
+    }
+
+    /// A copy of the referent converted to `T` (Python's `_getvalue()`).
+    pub fn get_value_as<T: DeserializeOwned>(&self) -> Result<T, ManagerError> {
+        super::transfer::convert_answer(&self.client, self.get_value_raw()?)
     }
 
     /// A copy of the referent (Python's `_getvalue()`).
@@ -163,7 +168,7 @@ static RELEASER: Mutex<Option<(u32, Sender<Release>)>> = Mutex::new(None);
 type Release = (ManagerClient, mp_proto::ObjectId);
 
 /// Queues a `decref` for the releaser thread.
-fn release_later(client: ManagerClient, id: mp_proto::ObjectId) {
+pub(crate) fn release_later(client: ManagerClient, id: mp_proto::ObjectId) {
     let mut slot = RELEASER.lock().unwrap_or_else(PoisonError::into_inner);
     let pid = std::process::id();
     if !matches!(&*slot, Some((p, _)) if *p == pid) {
@@ -216,12 +221,35 @@ macro_rules! proxy_common {
                 $name { base: self.base.clone() }
             }
         }
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.base.serialize(s)
+            }
+        }
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok($name { base: $crate::managers::proxy::BaseProxy::deserialize(d)? })
+            }
+        }
     };
     ($name:ident <$($g:ident),*>) => {
         $crate::managers::proxy::proxy_common!(@fmt $name [$($g),*]);
         impl<$($g),*> Clone for $name<$($g),*> {
             fn clone(&self) -> Self {
                 $name { base: self.base.clone(), _marker: ::std::marker::PhantomData }
+            }
+        }
+        impl<$($g),*> ::serde::Serialize for $name<$($g),*> {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.base.serialize(s)
+            }
+        }
+        impl<'de, $($g),*> ::serde::Deserialize<'de> for $name<$($g),*> {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok($name {
+                    base: $crate::managers::proxy::BaseProxy::deserialize(d)?,
+                    _marker: ::std::marker::PhantomData,
+                })
             }
         }
     };

@@ -31,13 +31,13 @@ impl SyncManager {
     /// Connects to the manager at `address` with `authkey` (Python's
     /// `SyncManager(address, authkey).connect()`).
     pub fn connect(address: &Address, authkey: &[u8]) -> Result<Self, ManagerError> {
-        Ok(SyncManager {
-            client: ManagerClient::connect(address, authkey)?,
-        })
+        Ok(Self::from_client(ManagerClient::connect(address, authkey)?))
     }
 
     /// Wraps an existing connection.
+    /// Proxies received later for this server reuse it.
     pub fn from_client(client: ManagerClient) -> Self {
+        super::transfer::register_connection(&client);
         SyncManager { client }
     }
 

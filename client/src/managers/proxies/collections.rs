@@ -9,7 +9,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::managers::error::ManagerError;
-use crate::managers::proxy::{from_wire, proxy_common, to_wire, BaseProxy};
+use crate::managers::proxy::{proxy_common, to_wire, BaseProxy};
+use crate::managers::transfer::convert_answer;
 
 /// A shared `dict` mapping `K` to `V`.
 pub struct DictProxy<K, V> {
@@ -68,7 +69,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
         let v = self.base.call("pop", vec![to_wire(key)?, Value::None]);
         match v? {
             Value::None => Ok(None),
-            v => from_wire(v).map(Some),
+            v => convert_answer(self.base.client(), v).map(Some),
         }
     }
 
@@ -101,16 +102,19 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// A copy of the whole dict as key/value pairs in insertion order
     /// (Python's `_getvalue()`).
     pub fn get_value(&self) -> Result<Vec<(K, V)>, ManagerError> {
-        match self.base.get_value_raw()? {
+        let pairs = match self.base.get_value_raw()? {
             Value::Dict(map) => map
                 .iter()
-                .map(|(k, v)| Ok((from_wire(k.clone())?, from_wire(v.clone())?)))
+                .map(|(k, v)| Value::Tuple(vec![k.clone(), v.clone()]))
                 .collect(),
-            other => Err(ManagerError::Protocol(format!(
-                "expected a dict, got {}",
-                other.repr()
-            ))),
-        }
+            other => {
+                return Err(ManagerError::Protocol(format!(
+                    "expected a dict, got {}",
+                    other.repr()
+                )))
+            }
+        };
+        convert_answer(self.base.client(), Value::List(pairs))
     }
 }
 
@@ -214,6 +218,6 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
 
     /// A copy of the whole list (Python's `_getvalue()`).
     pub fn get_value(&self) -> Result<Vec<T>, ManagerError> {
-        from_wire(self.base.get_value_raw()?)
+        self.base.get_value_as()
     }
 }

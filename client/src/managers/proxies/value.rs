@@ -157,6 +157,6 @@ impl<T: Serialize + DeserializeOwned> ArrayProxy<T> {
 
     /// A copy of the whole array (Python's `_getvalue()`).
     pub fn get_value(&self) -> Result<Vec<T>, ManagerError> {
-        from_wire(self.base.get_value_raw()?)
+        self.base.get_value_as()
     }
 }
