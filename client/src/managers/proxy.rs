@@ -24,19 +24,24 @@ use super::client::ManagerClient;
 use super::error::ManagerError;
 
 /// One reference to a shared object, with the connection it is held by.
+///
+/// After a fork the child never touches the parent's socket: the first
+/// call in the child takes a reference of its own on the child's
+/// connection to the server (Python's `BaseProxy._after_fork`).
 pub struct BaseProxy {
     client: ManagerClient,
     token: Token,
+    /// The process `client` belongs to.
+    pid: u32,
+    /// In a forked child: the child's own connection, once taken.
+    forked: Mutex<Option<(u32, ManagerClient)>>,
 }
 
 impl BaseProxy {
     /// Takes ownership of the reference `info` came with (a `create`, or a
     /// method returning a new object): no `incref` happens here.
     pub fn from_owned(client: ManagerClient, info: ProxyInfo) -> Self {
-        BaseProxy {
-            client,
-            token: info.token,
-        }
+        BaseProxy::held(client, info.token)
     }
 
     /// Takes a new reference (`incref`) to the object `token` names, held
@@ -44,7 +49,7 @@ impl BaseProxy {
     /// object it was told about.
     pub fn from_token(client: ManagerClient, token: Token) -> Result<Self, ManagerError> {
         client.incref(token.id)?;
-        Ok(BaseProxy { client, token })
+        Ok(BaseProxy::held(client, token))
     }
 
     /// Creates a shared object of `typeid` and takes its reference.
@@ -58,14 +63,49 @@ impl BaseProxy {
         Ok(Self::from_owned(client.clone(), info))
     }
 
+    fn held(client: ManagerClient, token: Token) -> Self {
+        BaseProxy {
+            client,
+            token,
+            pid: std::process::id(),
+            forked: Mutex::new(None),
+        }
+    }
+
     /// The token naming the referent.
     pub fn token(&self) -> &Token {
         &self.token
     }
 
-    /// The connection the reference is held by.
-    pub fn client(&self) -> &ManagerClient {
-        &self.client
+    /// The connection the reference is held by in this process (in a
+    /// forked child, the child's own, taking a reference on first use).
+    pub fn client(&self) -> Result<ManagerClient, ManagerError> {
+        let pid = std::process::id();
+        if pid == self.pid {
+            return Ok(self.client.clone());
+        }
+        let mut forked = self.forked.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((p, c)) = &*forked {
+            if *p == pid {
+                return Ok(c.clone());
+            }
+        }
+        let client = super::transfer::connection_for(&self.token.address)?;
+        client.incref(self.token.id)?;
+        *forked = Some((pid, client.clone()));
+        Ok(client)
+    }
+
+    /// The connection to release with: this process's, if it holds one.
+    fn releasing_client(&self) -> Option<ManagerClient> {
+        let pid = std::process::id();
+        if pid == self.pid {
+            return Some(self.client.clone());
+        }
+        match &*self.forked.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some((p, c)) if *p == pid => Some(c.clone()),
+            _ => None,
+        }
     }
 
     /// Calls `method` on the referent and returns its value (Python's
@@ -81,7 +121,7 @@ impl BaseProxy {
         args: Vec<Value>,
         kwargs: Kwargs,
     ) -> Result<Value, ManagerError> {
-        self.client
+        self.client()?
             .call_method(self.token.id, method, args, kwargs)?
             .into_value()
     }
@@ -92,12 +132,14 @@ impl BaseProxy {
         method: &str,
         args: Vec<Value>,
     ) -> Result<T, ManagerError> {
-        super::transfer::convert_answer(&self.client, self.call(method, args)?)
+        let value = self.call(method, args)?;
+        super::transfer::convert_answer(&self.client()?, value)
     }
 
     /// A copy of the referent converted to `T` (Python's `_getvalue()`).
     pub fn get_value_as<T: DeserializeOwned>(&self) -> Result<T, ManagerError> {
-        super::transfer::convert_answer(&self.client, self.get_value_raw()?)
+        let value = self.get_value_raw()?;
+        super::transfer::convert_answer(&self.client()?, value)
     }
 
     /// A copy of the referent (Python's `_getvalue()`).
@@ -135,22 +177,26 @@ impl BaseProxy {
 impl Clone for BaseProxy {
     /// Takes a new reference on the server. If the server cannot be
     /// reached the clone still points at the referent but holds no
-    /// reference of its own; its drop then gives nothing back wrongly,
-    /// because a dead connection's references are released by the server.
+    /// reference of its own (a dead connection's references are released
+    /// by the server anyway).
     fn clone(&self) -> Self {
-        if let Err(e) = self.client.incref(self.token.id) {
+        let client = match self.client() {
+            Ok(c) => c,
+            Err(_) => self.client.clone(),
+        };
+        if let Err(e) = client.incref(self.token.id) {
             tracing::warn!(id = %self.token.id, error = %e, "incref of a cloned proxy failed");
         }
-        BaseProxy {
-            client: self.client.clone(),
-            token: self.token.clone(),
-        }
+        BaseProxy::held(client, self.token.clone())
     }
 }
 
 impl Drop for BaseProxy {
     fn drop(&mut self) {
-        release_later(self.client.clone(), self.token.id);
+        // A forked child that never used the proxy holds no reference.
+        if let Some(client) = self.releasing_client() {
+            release_later(client, self.token.id);
+        }
     }
 }
 

@@ -96,7 +96,7 @@ impl AutoProxy {
                 ),
             )));
         }
-        let client = self.base.client();
+        let client = self.base.client()?;
         match client.call_method(self.base.token().id, name, args, kwargs)? {
             Returned::Value(v) => Ok(AutoReturn::Value(v)),
             Returned::Proxy(info) => Ok(AutoReturn::Proxy(AutoProxy::from_info(

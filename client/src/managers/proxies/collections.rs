@@ -69,7 +69,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
         let v = self.base.call("pop", vec![to_wire(key)?, Value::None]);
         match v? {
             Value::None => Ok(None),
-            v => convert_answer(self.base.client(), v).map(Some),
+            v => convert_answer(&self.base.client()?, v).map(Some),
         }
     }
 
@@ -114,7 +114,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
                 )))
             }
         };
-        convert_answer(self.base.client(), Value::List(pairs))
+        convert_answer(&self.base.client()?, Value::List(pairs))
     }
 }
 
@@ -209,6 +209,11 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// `len(l) == 0`.
     pub fn is_empty(&self) -> Result<bool, ManagerError> {
         Ok(self.len()? == 0)
+    }
+
+    /// `l.reverse()`, in place.
+    pub fn reverse(&self) -> Result<(), ManagerError> {
+        self.base.call("reverse", vec![]).map(drop)
     }
 
     /// `l.clear()`.
