@@ -44,6 +44,15 @@ fn big_putter(q: SimpleQueue<String>) -> i32 {
     }
 }
 
+fn big_into_small_ring(q: Queue<Vec<u8>>) -> i32 {
+    for i in 0..3u8 {
+        if q.put(&vec![i; 1 << 20]).is_err() {
+            return 1;
+        }
+    }
+    0
+}
+
 fn worker(tasks: JoinableQueue<u64>, results: Queue<u64>) -> i32 {
     loop {
         match tasks.get_timeout(PATIENCE) {
@@ -144,6 +153,20 @@ fn large_item_then_join(m: StartMethod) -> Result<(), String> {
     check(s.len() == 1_000_000 && s.bytes().all(|b| b == b'X'), "item")
 }
 
+/// Items larger than the ring travel in side segments, and survive their
+/// producer's exit.
+fn items_larger_than_the_ring(m: StartMethod) -> Result<(), String> {
+    let q: Queue<Vec<u8>> = Queue::with_capacity(0, 4096).map_err(|e| e.to_string())?;
+    let p = get_context(m).process(big_into_small_ring, (q.clone(),));
+    p.start().map_err(|e| e.to_string())?;
+    join_ok(&p)?;
+    for i in 0..3u8 {
+        let item = q.get_nowait().map_err(|e| e.to_string())?;
+        check(item == vec![i; 1 << 20], &format!("big item {i}"))?;
+    }
+    check(q.empty(), "left-overs")
+}
+
 /// JoinableQueue: join returns once workers marked every task done.
 fn joinable_tasks(m: StartMethod) -> Result<(), String> {
     let tasks: JoinableQueue<u64> = JoinableQueue::new(0).map_err(|e| e.to_string())?;
@@ -217,6 +240,7 @@ const TESTS: &[(&str, Test)] = &[
         many_producers_many_consumers,
     ),
     ("large_item_then_join", large_item_then_join),
+    ("items_larger_than_the_ring", items_larger_than_the_ring),
     ("joinable_tasks", joinable_tasks),
     (
         "killed_producer_corrupts_nothing",

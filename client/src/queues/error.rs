@@ -4,6 +4,7 @@
 
 use thiserror::Error;
 
+use crate::shared_memory::SharedMemoryError;
 use crate::synchronize::SyncError;
 
 /// Why a queue operation failed.
@@ -21,10 +22,10 @@ pub enum QueueError {
     /// is closed`).
     #[error("queue is closed")]
     Closed,
-    /// An encoded item does not fit in the ring buffer even when it is
-    /// empty; create the queue with a larger capacity
-    /// ([`Queue::with_capacity`](super::Queue::with_capacity)).
-    #[error("item of {len} encoded bytes does not fit in the queue's ring of {capacity} bytes")]
+    /// A record does not fit in the ring buffer even when it is empty
+    /// (items that large travel in a side segment, so only a ring below
+    /// the minimum size could cause it).
+    #[error("record of {len} bytes does not fit in the queue's ring of {capacity} bytes")]
     TooLarge {
         /// Encoded size of the item plus its 4-byte length prefix.
         len: usize,
@@ -49,6 +50,10 @@ pub enum QueueError {
     /// An argument is out of range (Python's `ValueError`).
     #[error("{0}")]
     ValueError(String),
+    /// The side segment of an item larger than the ring could not be
+    /// created or read.
+    #[error("side segment for a large item: {0}")]
+    SideSegment(#[from] SharedMemoryError),
     /// The shared memory or its lock could not be set up.
     #[error(transparent)]
     Setup(#[from] SyncError),

@@ -21,9 +21,15 @@
 //!   an item becomes visible only once fully written, and the lock a dead
 //!   process held is taken over by the next user (CPython's queue can be
 //!   left with a half-written message or a held lock).
-//! * Items larger than the ring (default [`DEFAULT_CAPACITY`], 8 MiB; set
-//!   with `with_capacity`) are refused with [`QueueError::TooLarge`] rather
-//!   than streamed.
+//! * An item larger than the ring (default [`DEFAULT_CAPACITY`], 8 MiB; set
+//!   with `with_capacity`) is written to a named shared memory segment of
+//!   its own whose name travels through the ring; the consumer copies it
+//!   out and unlinks it. The segment is registered with the resource
+//!   tracker until its name is in the queue, so a producer killed before
+//!   that leaks nothing; one killed in the instant between publishing and
+//!   unregistering has its tracker unlink the segment, and the consumer
+//!   gets [`QueueError::SideSegment`] for that item. A consumer killed
+//!   between taking the name and unlinking leaves the segment behind.
 //! * `qsize` is exact and works everywhere.
 //!
 //! # Layout

@@ -12,7 +12,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::codec;
 use super::error::QueueError;
-use super::ring::{Block, Ring};
+use super::ring::{Block, Ring, PREFIX};
+use crate::resource_tracker::{self, ResourceType};
+use crate::shared_memory::SharedMemory;
 
 /// Ring size when none is given: 8 MiB of record space. Pages of a
 /// `memfd` are only allocated when first written, so a queue of small
@@ -70,9 +72,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         Self::with_capacity(maxsize, DEFAULT_CAPACITY)
     }
 
-    /// Like [`Queue::new`] with a ring of `capacity` bytes. An item whose
-    /// encoding plus 4 bytes exceeds it is refused with
-    /// [`QueueError::TooLarge`].
+    /// Like [`Queue::new`] with a ring of `capacity` bytes (64 to 2^31).
+    /// An item whose encoding plus 4 bytes exceeds it travels in a named
+    /// shared memory segment of its own, whose name goes through the ring.
     pub fn with_capacity(maxsize: usize, capacity: usize) -> Result<Queue<T>, QueueError> {
         let max = if maxsize == 0 {
             u64::MAX
@@ -95,7 +97,28 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     fn put_with(&self, item: &T, block: Block, task: bool) -> Result<(), QueueError> {
         self.check_open()?;
-        codec::with_encoded(item, |bytes| self.ring.put(bytes, block, task))
+        codec::with_encoded(item, |bytes| {
+            if PREFIX + bytes.len() <= self.ring.capacity() {
+                return self.ring.put(bytes, block, task, false);
+            }
+            // Larger than the ring: the bytes go to a named segment of
+            // their own and the ring carries its name. The consumer unlinks
+            // it; if this put fails, we do. Once the name is in the queue
+            // the segment is the queue's: this process's resource tracker
+            // must not unlink it when we exit.
+            let shm = SharedMemory::create(bytes.len())?;
+            shm.write_at(0, bytes)?;
+            let r = self.ring.put(shm.name().as_bytes(), block, task, true);
+            match r {
+                Ok(()) => {
+                    let _ = resource_tracker::unregister(shm.name(), ResourceType::SharedMemory);
+                }
+                Err(_) => {
+                    let _ = shm.unlink();
+                }
+            }
+            r
+        })
     }
 
     pub(crate) fn put_task(&self, item: &T, block: Block) -> Result<(), QueueError> {
@@ -104,7 +127,16 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     fn get_with(&self, block: Block) -> Result<T, QueueError> {
         self.check_open()?;
-        codec::decode(self.ring.get(block)?)
+        let (bytes, side) = self.ring.get(block)?;
+        if !side {
+            return codec::decode(bytes);
+        }
+        let name =
+            String::from_utf8(bytes).map_err(|_| QueueError::Corrupt("side segment name"))?;
+        let shm = SharedMemory::attach(&name)?;
+        let data = shm.buf().to_vec();
+        shm.unlink()?;
+        codec::decode(data)
     }
 
     /// Puts `item`, waiting as long as the queue is full.
@@ -416,19 +448,23 @@ mod tests {
     }
 
     #[test]
-    fn items_larger_than_the_ring_are_refused() {
+    fn items_larger_than_the_ring_go_through_a_side_segment() {
         let q: Queue<Vec<u8>> = Queue::with_capacity(0, 1024).unwrap();
-        assert!(matches!(
-            q.put(&vec![0; 1021]),
-            Err(QueueError::TooLarge {
-                len: 1025,
-                capacity: 1024
-            })
-        ));
+        let big: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        q.put(&big).unwrap();
+        q.put(&vec![9; 10]).unwrap();
+        q.put(&big).unwrap();
+        assert_eq!(q.qsize(), 3);
+        assert_eq!(q.get().unwrap(), big);
+        assert_eq!(q.get().unwrap(), vec![9; 10]);
+        assert_eq!(q.get().unwrap(), big);
+        assert!(q.empty());
         q.put(&vec![7; 1020]).unwrap();
         assert!(matches!(q.put_nowait(&vec![1]), Err(QueueError::Full)));
         assert_eq!(q.get().unwrap(), vec![7; 1020]);
         assert!(Queue::<u8>::with_capacity(0, 8).is_err());
+        assert!(Queue::<u8>::with_capacity(0, usize::MAX).is_err());
+        assert!(Queue::<u8>::with_capacity(0, usize::MAX).is_err());
     }
 
     #[test]

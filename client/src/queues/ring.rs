@@ -39,7 +39,10 @@ const RECHECK: Duration = Duration::from_millis(100);
 /// Where the records start in the region (after the header).
 const DATA_OFFSET: usize = 256;
 /// Size of a record's length prefix.
-const PREFIX: usize = 4;
+pub(crate) const PREFIX: usize = 4;
+/// Set in a length prefix when the record holds the name of a side
+/// segment rather than the item.
+const SIDE: u32 = 1 << 31;
 
 /// The shared header of a ring.
 #[repr(C)]
@@ -121,9 +124,9 @@ impl Ring {
     /// A new empty ring with `capacity` bytes of records, holding at most
     /// `maxsize` items.
     pub(crate) fn new(capacity: usize, maxsize: u64) -> Result<Ring, QueueError> {
-        if capacity < 64 {
+        if !(64..=SIDE as usize).contains(&capacity) {
             return Err(QueueError::ValueError(format!(
-                "queue capacity of {capacity} bytes is below the minimum of 64"
+                "queue capacity of {capacity} bytes is outside 64 to 2^31"
             )));
         }
         let len = DATA_OFFSET
@@ -229,7 +232,7 @@ impl Ring {
             if self.read_at(at, &mut len).is_err() {
                 break;
             }
-            let rec = PREFIX as u64 + u64::from(u32::from_le_bytes(len));
+            let rec = PREFIX as u64 + u64::from(u32::from_le_bytes(len) & !SIDE);
             if rec > tail - at {
                 break;
             }
@@ -280,12 +283,20 @@ impl Ring {
     }
 
     /// Appends one record holding `bytes`; `task` counts it as an
-    /// unfinished task (JoinableQueue).
-    pub(crate) fn put(&self, bytes: &[u8], block: Block, task: bool) -> Result<(), QueueError> {
+    /// unfinished task (JoinableQueue); `side` marks `bytes` as the name of
+    /// a side segment holding the item.
+    pub(crate) fn put(
+        &self,
+        bytes: &[u8],
+        block: Block,
+        task: bool,
+        side: bool,
+    ) -> Result<(), QueueError> {
         let rec = PREFIX + bytes.len();
         let len = u32::try_from(bytes.len())
             .ok()
-            .filter(|_| rec <= self.capacity);
+            .filter(|_| rec <= self.capacity)
+            .map(|l| if side { l | SIDE } else { l });
         let Some(len) = len else {
             return Err(QueueError::TooLarge {
                 len: rec,
@@ -330,8 +341,8 @@ impl Ring {
         }
     }
 
-    /// Takes the oldest record out.
-    pub(crate) fn get(&self, block: Block) -> Result<Vec<u8>, QueueError> {
+    /// Takes the oldest record out; `true` if it names a side segment.
+    pub(crate) fn get(&self, block: Block) -> Result<(Vec<u8>, bool), QueueError> {
         let s = self.s();
         loop {
             let Some(guard) = self.lock(block) else {
@@ -342,7 +353,8 @@ impl Ring {
             if tail - head >= PREFIX as u64 {
                 let mut len = [0u8; PREFIX];
                 self.read_at(head, &mut len)?;
-                let len = u32::from_le_bytes(len) as usize;
+                let raw = u32::from_le_bytes(len);
+                let len = (raw & !SIDE) as usize;
                 let rec = (PREFIX + len) as u64;
                 if rec > tail - head {
                     return Err(QueueError::Corrupt("record beyond the tail"));
@@ -360,7 +372,7 @@ impl Ring {
                     // keep a small one that now fits asleep.
                     futex::wake_all(&s.get_seq);
                 }
-                return Ok(out);
+                return Ok((out, raw & SIDE != 0));
             }
             let seq = s.put_seq.load(Ordering::Acquire);
             let Some(sleep) = block.sleep_for() else {
