@@ -163,6 +163,60 @@ impl Context {
     }
 }
 
+/// The other objects a context gives, as Python's `ctx.Pipe()`, `ctx.Lock()`,
+/// … do. They live in shared memory or are descriptors, which every start
+/// method hands to its children alike, so they do not depend on the method;
+/// they are here so code written against a context finds them.
+impl Context {
+    /// A connected pair of [`Connection`](crate::Connection)s
+    /// (Python's `ctx.Pipe(duplex)`).
+    pub fn pipe(
+        &self,
+        duplex: bool,
+    ) -> Result<(crate::Connection, crate::Connection), crate::connection::ConnectionError> {
+        crate::Pipe(duplex)
+    }
+
+    /// A new [`Lock`](crate::Lock).
+    pub fn lock(&self) -> Result<crate::Lock, crate::synchronize::SyncError> {
+        crate::Lock::new()
+    }
+
+    /// A new [`RLock`](crate::RLock).
+    pub fn rlock(&self) -> Result<crate::RLock, crate::synchronize::SyncError> {
+        crate::RLock::new()
+    }
+
+    /// A new [`Semaphore`](crate::Semaphore) with `value` permits.
+    pub fn semaphore(&self, value: u32) -> Result<crate::Semaphore, crate::synchronize::SyncError> {
+        crate::Semaphore::new(value)
+    }
+
+    /// A new [`BoundedSemaphore`](crate::BoundedSemaphore) with `value`
+    /// permits.
+    pub fn bounded_semaphore(
+        &self,
+        value: u32,
+    ) -> Result<crate::BoundedSemaphore, crate::synchronize::SyncError> {
+        crate::BoundedSemaphore::new(value)
+    }
+
+    /// A new [`Condition`](crate::Condition) on its own `RLock`.
+    pub fn condition(&self) -> Result<crate::Condition, crate::synchronize::SyncError> {
+        crate::Condition::new()
+    }
+
+    /// A new [`Event`](crate::Event).
+    pub fn event(&self) -> Result<crate::Event, crate::synchronize::SyncError> {
+        crate::Event::new()
+    }
+
+    /// A new [`Barrier`](crate::Barrier) for `parties` processes or threads.
+    pub fn barrier(&self, parties: u32) -> Result<crate::Barrier, crate::synchronize::SyncError> {
+        crate::Barrier::new(parties)
+    }
+}
+
 /// 0 = not fixed yet; otherwise a [`StartMethod::code`]. An atomic, not a
 /// lock, so a forked child can never inherit it locked.
 static ACTUAL: AtomicU8 = AtomicU8::new(0);
@@ -265,6 +319,27 @@ fn warn_if_threaded() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_context_gives_pipes_and_primitives() {
+        let ctx = get_context(StartMethod::Fork);
+        let (mut a, mut b) = ctx.pipe(true).unwrap();
+        a.send(&7i64).unwrap();
+        assert_eq!(b.recv::<i64>().unwrap(), 7);
+        let lock = ctx.lock().unwrap();
+        assert!(lock.acquire_nowait());
+        assert!(!lock.acquire_nowait());
+        lock.release().unwrap();
+        let sem = ctx.bounded_semaphore(1).unwrap();
+        assert!(sem.acquire_nowait());
+        sem.release().unwrap();
+        assert!(sem.release().is_err());
+        let event = ctx.event().unwrap();
+        event.set();
+        assert!(event.is_set());
+        assert_eq!(ctx.barrier(1).unwrap().wait().unwrap(), 0);
+        assert!(ctx.rlock().is_ok() && ctx.condition().is_ok() && ctx.semaphore(2).is_ok());
+    }
 
     #[test]
     fn names_round_trip() {

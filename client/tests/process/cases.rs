@@ -331,3 +331,22 @@ pub(crate) fn forkserver_restarts_after_dying(m: StartMethod) {
         "the dead server was not reaped"
     );
 }
+
+/// A `Connection` handed to a child as an argument works there, and the
+/// parent's end sees EOF once the child is gone.
+pub(crate) fn connection_to_child(m: StartMethod) {
+    let (mut ours, theirs) = get_context(m).pipe(true).unwrap();
+    let p = get_context(m).process(pipe_echo, (theirs,));
+    p.start().unwrap();
+    ours.send(&(41i64, "abc".to_string())).unwrap();
+    let back: (i64, String) = ours.recv().unwrap();
+    assert_eq!(back, (42, "ABC".to_string()));
+    ours.send_bytes(b"xyz").unwrap();
+    assert_eq!(ours.recv_bytes(None).unwrap(), b"zyx");
+    p.join().unwrap();
+    assert_eq!(p.exitcode().unwrap(), Some(0));
+    assert!(matches!(
+        ours.recv::<i64>(),
+        Err(multiprocessing::connection::ConnectionError::Eof)
+    ));
+}

@@ -32,6 +32,7 @@ type Test = fn(StartMethod);
 
 const TESTS: &[(&str, Test)] = &[
     ("args_round_trip", args_round_trip),
+    ("connection_to_child", connection_to_child),
     ("exit_codes", exit_codes),
     ("identity_and_parent", identity_and_parent),
     ("nested_processes", nested_processes),

@@ -168,3 +168,13 @@ pub(crate) fn logging_scenario() {
         .start()
         .unwrap();
 }
+
+pub(crate) fn pipe_echo(conn: multiprocessing::Connection) -> Result<(), String> {
+    let mut conn = conn;
+    let (n, text): (i64, String) = conn.recv().map_err(|e| e.to_string())?;
+    conn.send(&(n + 1, text.to_uppercase()))
+        .map_err(|e| e.to_string())?;
+    let bytes = conn.recv_bytes(None).map_err(|e| e.to_string())?;
+    conn.send_bytes(&bytes.iter().rev().copied().collect::<Vec<u8>>())
+        .map_err(|e| e.to_string())
+}
