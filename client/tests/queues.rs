@@ -169,9 +169,9 @@ fn items_larger_than_the_ring(m: StartMethod) -> Result<(), String> {
 
 /// JoinableQueue: join returns once workers marked every task done.
 fn joinable_tasks(m: StartMethod) -> Result<(), String> {
-    let tasks: JoinableQueue<u64> = JoinableQueue::new(0).map_err(|e| e.to_string())?;
-    let results: Queue<u64> = Queue::new(0).map_err(|e| e.to_string())?;
     let ctx = get_context(m);
+    let tasks: JoinableQueue<u64> = ctx.joinable_queue(0).map_err(|e| e.to_string())?;
+    let results: Queue<u64> = ctx.queue(0).map_err(|e| e.to_string())?;
     let ws: Vec<_> = (0..2)
         .map(|_| ctx.process(worker, (tasks.clone(), results.clone())))
         .collect();
