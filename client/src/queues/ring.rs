@@ -194,28 +194,22 @@ impl Ring {
         self.s().unfinished.load(Ordering::Acquire)
     }
 
-    /// Takes the lock, within `block`'s time; repairs the count if the
-    /// previous holder died.
-    fn lock(&self, block: Block) -> Option<RingGuard<'_>> {
-        let got = match block {
-            Block::No => self.lock.acquire_nowait(),
-            Block::Until(d) => match d.remaining() {
-                None => {
-                    self.lock.acquire();
-                    true
-                }
-                Some(r) => self.lock.acquire_timeout(r),
-            },
-        };
-        if !got {
-            return None;
-        }
+    /// Takes the lock; repairs the count if the previous holder died.
+    ///
+    /// Always blocking, whatever the caller's timeout: the lock is only
+    /// ever held to copy one record, so a `_nowait` or short-timeout call
+    /// that gave up on it would fail spuriously while another process is
+    /// mid-put of an item that is about to be there (Python's `queue.Queue`
+    /// also takes its mutex blocking in `get_nowait`). A holder that died
+    /// is replaced within about 100 ms (see [`Lock`]).
+    fn lock(&self) -> RingGuard<'_> {
+        self.lock.acquire();
         let g = RingGuard { ring: self };
         if self.lock.owner_died() {
             tracing::warn!("a process died while using a queue; recounting its items");
             self.repair();
         }
-        Some(g)
+        g
     }
 
     /// Rebuilds `count` by walking the records; truncates at the first
@@ -305,9 +299,7 @@ impl Ring {
         };
         let s = self.s();
         loop {
-            let Some(guard) = self.lock(block) else {
-                return Err(QueueError::Full);
-            };
+            let guard = self.lock();
             let head = s.head.load(Ordering::Relaxed);
             let tail = s.tail.load(Ordering::Relaxed);
             let free = self.capacity as u64 - (tail - head);
@@ -345,9 +337,7 @@ impl Ring {
     pub(crate) fn get(&self, block: Block) -> Result<(Vec<u8>, bool), QueueError> {
         let s = self.s();
         loop {
-            let Some(guard) = self.lock(block) else {
-                return Err(QueueError::Empty);
-            };
+            let guard = self.lock();
             let head = s.head.load(Ordering::Relaxed);
             let tail = s.tail.load(Ordering::Relaxed);
             if tail - head >= PREFIX as u64 {
@@ -388,7 +378,7 @@ impl Ring {
     /// Marks one task done.
     pub(crate) fn task_done(&self) -> Result<(), QueueError> {
         let s = self.s();
-        let guard = self.lock(Block::after(None)).ok_or(QueueError::TaskDone)?;
+        let guard = self.lock();
         let n = s.unfinished.load(Ordering::Relaxed);
         if n == 0 {
             return Err(QueueError::TaskDone);
