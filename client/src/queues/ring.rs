@@ -472,3 +472,42 @@ impl std::fmt::Debug for Ring {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{get_context, StartMethod};
+
+    /// A child dies holding the lock after publishing a record but before
+    /// counting it, with a third record half-written beyond the tail: the
+    /// next user takes the lock over, recounts, and sees exactly the whole
+    /// records.
+    #[test]
+    fn a_holder_killed_mid_put_leaves_a_consistent_queue() {
+        let ring = Ring::new(4096, u64::MAX).unwrap();
+        ring.put(b"first", Block::No, false, false).unwrap();
+        let child = ring.clone();
+        let p = get_context(StartMethod::Fork).process_fn(move || {
+            let guard = child.lock();
+            let s = child.s();
+            let tail = s.tail.load(Ordering::Relaxed);
+            child.write_at(tail, &6u32.to_le_bytes()).unwrap();
+            child.write_at(tail + 4, b"second").unwrap();
+            s.tail.store(tail + 10, Ordering::Release);
+            child.write_at(tail + 10, &1000u32.to_le_bytes()).unwrap();
+            // Exit still holding the lock, as a killed process would.
+            std::mem::forget(guard);
+            0
+        });
+        p.start().unwrap();
+        p.join().unwrap();
+        assert_eq!(p.exitcode().unwrap(), Some(0));
+        assert_eq!(ring.count(), 1, "the dead holder never counted its put");
+        assert_eq!(ring.get(Block::No).unwrap(), (b"first".to_vec(), false));
+        assert_eq!(ring.count(), 1, "recounted on takeover");
+        assert_eq!(ring.get(Block::No).unwrap(), (b"second".to_vec(), false));
+        assert!(matches!(ring.get(Block::No), Err(QueueError::Empty)));
+        ring.put(b"third", Block::No, false, false).unwrap();
+        assert_eq!(ring.get(Block::No).unwrap(), (b"third".to_vec(), false));
+    }
+}
