@@ -10,6 +10,8 @@ use multiprocessing::{get_context, JoinableQueue, Queue, SimpleQueue, StartMetho
 
 const PATIENCE: Duration = Duration::from_secs(60);
 const N: u32 = 2_000;
+/// Producers, and consumers, in the many-to-many test.
+const WORKERS: u32 = 8;
 
 type Item = Option<(u32, u32)>;
 
@@ -109,16 +111,16 @@ fn order_from_one_producer(m: StartMethod) -> Result<(), String> {
     check(q.empty(), "left-overs")
 }
 
-/// 4 producers and 4 consumers: every item arrives exactly once.
+/// 8 producers and 8 consumers: every item arrives exactly once.
 fn many_producers_many_consumers(m: StartMethod) -> Result<(), String> {
     let q: Queue<Item> = Queue::with_capacity(16, 4096).map_err(|e| e.to_string())?;
     let out: Queue<Vec<(u32, u32)>> = Queue::new(0).map_err(|e| e.to_string())?;
     let ctx = get_context(m);
-    let n = N / 4;
-    let producers: Vec<_> = (0..4u32)
+    let n = N / WORKERS;
+    let producers: Vec<_> = (0..WORKERS)
         .map(|id| ctx.process(producer, (q.clone(), id, n)))
         .collect();
-    let consumers: Vec<_> = (0..4)
+    let consumers: Vec<_> = (0..WORKERS)
         .map(|_| ctx.process(consumer, (q.clone(), out.clone())))
         .collect();
     for p in producers.iter().chain(&consumers) {
@@ -127,11 +129,11 @@ fn many_producers_many_consumers(m: StartMethod) -> Result<(), String> {
     for p in &producers {
         join_ok(p)?;
     }
-    for _ in 0..4 {
+    for _ in 0..WORKERS {
         q.put(&None).map_err(|e| e.to_string())?;
     }
     let mut seen = HashSet::new();
-    for _ in 0..4 {
+    for _ in 0..WORKERS {
         for x in out.get_timeout(PATIENCE).map_err(|e| e.to_string())? {
             check(seen.insert(x), &format!("{x:?} twice"))?;
         }
@@ -139,7 +141,7 @@ fn many_producers_many_consumers(m: StartMethod) -> Result<(), String> {
     for p in &consumers {
         join_ok(p)?;
     }
-    check(seen.len() == (4 * n) as usize, "items lost")
+    check(seen.len() == (WORKERS * n) as usize, "items lost")
 }
 
 /// The reference's deadlock example: the child puts a large item and the
