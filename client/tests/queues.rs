@@ -55,6 +55,14 @@ fn big_into_small_ring(q: Queue<Vec<u8>>) -> i32 {
     0
 }
 
+fn blocked_getter(q: Queue<u32>, started: Queue<u32>) -> i32 {
+    if started.put(&1).is_err() {
+        return 1;
+    }
+    // Sleeps in get until killed.
+    i32::from(q.get().is_ok()) + 2
+}
+
 fn worker(tasks: JoinableQueue<u64>, results: Queue<u64>) -> i32 {
     loop {
         match tasks.get_timeout(PATIENCE) {
@@ -169,6 +177,40 @@ fn items_larger_than_the_ring(m: StartMethod) -> Result<(), String> {
     check(q.empty(), "left-overs")
 }
 
+/// Timeouts across processes, and a consumer killed while asleep in
+/// `get` does not disturb the others.
+fn timeouts_and_a_killed_sleeper(m: StartMethod) -> Result<(), String> {
+    let short = Duration::from_millis(50);
+    let q: Queue<u32> = Queue::new(1).map_err(|e| e.to_string())?;
+    let started: Queue<u32> = Queue::new(0).map_err(|e| e.to_string())?;
+    let p = get_context(m).process(blocked_getter, (q.clone(), started.clone()));
+    p.start().map_err(|e| e.to_string())?;
+    started.get_timeout(PATIENCE).map_err(|e| e.to_string())?;
+    check(
+        matches!(q.get_timeout(short), Err(QueueError::Empty)),
+        "get_timeout on an empty queue",
+    )?;
+    p.kill().map_err(|e| e.to_string())?;
+    p.join_timeout(PATIENCE).map_err(|e| e.to_string())?;
+    q.put_timeout(&5, short).map_err(|e| e.to_string())?;
+    check(
+        matches!(q.put_timeout(&6, short), Err(QueueError::Full)),
+        "put_timeout on a full queue",
+    )?;
+    check(
+        matches!(q.put_nowait(&6), Err(QueueError::Full)),
+        "put_nowait on a full queue",
+    )?;
+    check(
+        q.get_timeout(short).map_err(|e| e.to_string())? == 5,
+        "item",
+    )?;
+    check(
+        matches!(q.get_nowait(), Err(QueueError::Empty)),
+        "get_nowait on an empty queue",
+    )
+}
+
 /// JoinableQueue: join returns once workers marked every task done.
 fn joinable_tasks(m: StartMethod) -> Result<(), String> {
     let ctx = get_context(m);
@@ -244,6 +286,10 @@ const TESTS: &[(&str, Test)] = &[
     ("large_item_then_join", large_item_then_join),
     ("items_larger_than_the_ring", items_larger_than_the_ring),
     ("joinable_tasks", joinable_tasks),
+    (
+        "timeouts_and_a_killed_sleeper",
+        timeouts_and_a_killed_sleeper,
+    ),
     (
         "killed_producer_corrupts_nothing",
         killed_producer_corrupts_nothing,
