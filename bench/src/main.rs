@@ -7,6 +7,7 @@ mod manager;
 mod manager_mem;
 mod process;
 mod proto;
+mod queue;
 mod report;
 mod sync;
 mod wire;
@@ -25,6 +26,7 @@ const SUITES: &[(&str, fn())] = &[
     ("wire.cpu", wire::run_cpu),
     ("process", process::run),
     ("sync", sync::run),
+    ("queue", queue::run),
 ];
 
 fn main() {

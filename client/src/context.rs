@@ -215,6 +215,35 @@ impl Context {
     pub fn barrier(&self, parties: u32) -> Result<crate::Barrier, crate::synchronize::SyncError> {
         crate::Barrier::new(parties)
     }
+
+    /// A new [`Queue`](crate::Queue) of at most `maxsize` items (`0`: no
+    /// limit). Queues work under every start method.
+    pub fn queue<T>(&self, maxsize: usize) -> Result<crate::Queue<T>, crate::queues::QueueError>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        crate::Queue::new(maxsize)
+    }
+
+    /// A new [`JoinableQueue`](crate::JoinableQueue) of at most `maxsize`
+    /// items (`0`: no limit).
+    pub fn joinable_queue<T>(
+        &self,
+        maxsize: usize,
+    ) -> Result<crate::JoinableQueue<T>, crate::queues::QueueError>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        crate::JoinableQueue::new(maxsize)
+    }
+
+    /// A new [`SimpleQueue`](crate::SimpleQueue).
+    pub fn simple_queue<T>(&self) -> Result<crate::SimpleQueue<T>, crate::queues::QueueError>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        crate::SimpleQueue::new()
+    }
 }
 
 /// 0 = not fixed yet; otherwise a [`StartMethod::code`]. An atomic, not a

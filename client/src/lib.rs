@@ -15,6 +15,7 @@
 //!   [`set_start_method`], …).
 //! * [`log`]: [`log_to_stderr`] and [`get_logger`] on `tracing`.
 //! * [`managers`]: clients of `mpserver` and of a local manager process.
+//! * [`queues`]: [`Queue`], [`JoinableQueue`], [`SimpleQueue`].
 //! * [`reduction`]: file descriptors inside serialized values, for children
 //!   and Unix-socket connections.
 //! * [`synchronize`]: Lock, RLock, Semaphore, Condition, Event, Barrier.
@@ -27,6 +28,7 @@ pub mod context;
 pub mod log;
 pub mod managers;
 pub mod process;
+pub mod queues;
 pub mod reduction;
 pub mod resource_tracker;
 pub mod shared_memory;
@@ -42,6 +44,7 @@ pub use log::{get_logger, log_to_stderr};
 pub use process::{
     active_children, cpu_count, current_process, parent_process, AuthKey, Process, ProcessError,
 };
+pub use queues::{JoinableQueue, Queue, SimpleQueue};
 pub use sharedctypes::{Array, RawArray, RawValue, Value};
 pub use synchronize::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
 
