@@ -36,6 +36,8 @@ pub struct BaseManager {
     address: Option<Address>,
     process: Option<Process>,
     client: Option<ManagerClient>,
+    /// The process that made this manager: only it may stop the server.
+    owner: u32,
 }
 
 impl BaseManager {
@@ -54,6 +56,7 @@ impl BaseManager {
             address: None,
             process: None,
             client: None,
+            owner: std::process::id(),
         }
     }
 
@@ -169,6 +172,12 @@ impl BaseManager {
     /// only connected just drops its connection). Waits for the child to
     /// exit, killing it if it does not in time.
     pub fn shutdown(&mut self) -> Result<(), ManagerError> {
+        if std::process::id() != self.owner {
+            // A forked copy: the server belongs to the parent.
+            self.process = None;
+            self.client = None;
+            return Ok(());
+        }
         if self.process.is_some() {
             if let Some(c) = &self.client {
                 // A lost connection means the server is already going.
