@@ -175,8 +175,8 @@ pub fn active_children() -> Vec<Process> {
     t.children.clone()
 }
 
-/// Could not tell how many CPUs there are (Python's `NotImplementedError`
-/// from `cpu_count()`).
+/// Could not tell how many CPUs there are (where Python's `cpu_count()`
+/// raises).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot determine the number of cpus")]
 pub struct CpuCountError;
