@@ -32,7 +32,7 @@
 //! * [`engine`]: answers a decoded request (codec-independent).
 //! * [`control`]: the server-level calls (`create`, `incref`, `status`, …).
 //! * [`server`] and [`connection`]: the tokio serve loop over TCP and Unix
-//!   sockets; [`limits`]; [`shutdown`].
+//!   sockets; [`tls`] for TLS on TCP; [`limits`]; [`shutdown`].
 //! * [`slice`], [`compare`], [`errors`]: Python's slices, ordering and
 //!   exceptions.
 
@@ -52,6 +52,7 @@ pub mod session;
 pub mod shutdown;
 pub mod slice;
 pub mod table;
+pub mod tls;
 pub mod wait;
 
 pub use args::Args;

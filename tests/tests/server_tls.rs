@@ -1,0 +1,440 @@
+//! `mpserver serve` over TLS, with the real binary: the right CA works
+//! (from the SDK and the admin verbs), everything else fails with a clear
+//! error while the server keeps serving, and mutual TLS demands a client
+//! certificate.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mp_proto::message::Kwargs;
+use mp_proto::Value;
+use mp_tests::mpserver::{binary, eventually, Options, ServerProcess};
+use multiprocessing::connection::Address;
+use multiprocessing::managers::{ConnectOptions, ManagerClient, ManagerError, TlsConnector};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
+
+/// Two CAs (the one the server's and the client's certificates chain to,
+/// and a stranger), as PEM files.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: String| std::fs::write(dir.path().join(name), text).unwrap();
+        let ca = |name: &str| {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.distinguished_name.push(DnType::CommonName, name);
+            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            let key = KeyPair::generate().unwrap();
+            let cert = params.self_signed(&key).unwrap();
+            (cert, key)
+        };
+        let (ca_cert, ca_key) = ca("mp-tests CA");
+        let (other_cert, other_key) = ca("a stranger's CA");
+        let leaf =
+            |names: Vec<String>, usage, issuer: &rcgen::Certificate, issuer_key: &KeyPair| {
+                let mut params = CertificateParams::new(names).unwrap();
+                params.extended_key_usages = vec![usage];
+                let key = KeyPair::generate().unwrap();
+                let cert = params.signed_by(&key, issuer, issuer_key).unwrap();
+                (cert.pem(), key.serialize_pem())
+            };
+        let server_names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let (cert, key) = leaf(
+            server_names.clone(),
+            ExtendedKeyUsagePurpose::ServerAuth,
+            &ca_cert,
+            &ca_key,
+        );
+        write("server.crt", cert);
+        write("server.key", key);
+        let (cert, key) = leaf(
+            vec!["client".into()],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            &ca_cert,
+            &ca_key,
+        );
+        write("client.crt", cert);
+        write("client.key", key);
+        let (cert, key) = leaf(
+            vec!["intruder".into()],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            &other_cert,
+            &other_key,
+        );
+        write("intruder.crt", cert);
+        write("intruder.key", key);
+        // A server certificate from the stranger, for the same names.
+        let (cert, key) = leaf(
+            server_names,
+            ExtendedKeyUsagePurpose::ServerAuth,
+            &other_cert,
+            &other_key,
+        );
+        write("impostor.crt", cert);
+        write("impostor.key", key);
+        write("ca.crt", ca_cert.pem());
+        write("other-ca.crt", other_cert.pem());
+        Pki { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn path_str(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+
+    /// Starts a TLS server with `cert`/`key` (and a client CA if given).
+    fn server(&self, cert: &str, key: &str, client_ca: Option<&str>) -> ServerProcess {
+        let mut args = vec![
+            "--tls-cert".into(),
+            self.path_str(cert),
+            "--tls-key".into(),
+            self.path_str(key),
+            // A plain client waits for the challenge while the server
+            // waits for a ClientHello: cut that short.
+            "--handshake-timeout".into(),
+            "1".into(),
+        ];
+        if let Some(ca) = client_ca {
+            args.extend(["--tls-client-ca".into(), self.path_str(ca)]);
+        }
+        ServerProcess::start_with(Options { unix: false, args })
+    }
+}
+
+fn options(tls: Option<TlsConnector>) -> ConnectOptions {
+    ConnectOptions {
+        timeout: Duration::from_secs(20),
+        tls,
+        ..ConnectOptions::default()
+    }
+}
+
+fn connect(
+    server: &ServerProcess,
+    tls: Option<TlsConnector>,
+) -> Result<ManagerClient, ManagerError> {
+    ManagerClient::connect_with(&server.addr(), &server.key, &options(tls))
+}
+
+/// A dict round trip: the connection really works.
+fn works(client: &ManagerClient) {
+    let d = client.create("dict", vec![], Kwargs::new()).unwrap();
+    let id = d.token.id;
+    client
+        .call_method(
+            id,
+            "__setitem__",
+            vec!["k".into(), 42.into()],
+            Kwargs::new(),
+        )
+        .unwrap();
+    let v = client
+        .call_method(id, "__getitem__", vec!["k".into()], Kwargs::new())
+        .unwrap()
+        .into_value()
+        .unwrap();
+    assert_eq!(v, Value::Int(42));
+    client.decref(id).unwrap();
+}
+
+/// The log lines up to the first containing `what` (all of them, if it
+/// never comes).
+fn log_until(server: &ServerProcess, what: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    eventually(Duration::from_secs(20), || {
+        seen.extend(server.log.try_iter());
+        seen.iter().any(|l| l.contains(what))
+    });
+    seen
+}
+
+fn logged(server: &ServerProcess, what: &str) -> bool {
+    log_until(server, what).iter().any(|l| l.contains(what))
+}
+
+fn admin(server: &ServerProcess, verb: &str, extra: &[String]) -> std::process::Output {
+    Command::new(binary())
+        .args([verb, "--address", &server.address, "--authkey-file"])
+        .arg(server.key_path())
+        .args(["--timeout", "20"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_right_ca_connects_and_everything_else_fails_clearly() {
+    let pki = Pki::new();
+    let server = pki.server("server.crt", "server.key", None);
+    let ca = || Some(TlsConnector::from_ca_file(pki.path("ca.crt")).unwrap());
+
+    // The SDK with the right CA, by IP address and by host name.
+    let good = connect(&server, ca()).unwrap();
+    works(&good);
+    let port = server.address.rsplit_once(':').unwrap().1;
+    let by_name: Address = format!("localhost:{port}").parse().unwrap();
+    works(&ManagerClient::connect_with(&by_name, &server.key, &options(ca())).unwrap());
+
+    // A plain client gets no challenge: the server drops it at the
+    // handshake timeout.
+    let e = connect(&server, None).unwrap_err();
+    assert!(matches!(e, ManagerError::Authentication(_)), "{e}");
+    assert!(logged(&server, "TLS handshake"));
+
+    // A client that trusts another CA refuses the server's certificate.
+    let stranger = TlsConnector::from_ca_file(pki.path("other-ca.crt")).unwrap();
+    let e = connect(&server, Some(stranger)).unwrap_err();
+    assert!(matches!(e, ManagerError::Tls { .. }), "{e}");
+    assert!(e.to_string().contains("UnknownIssuer"), "{e}");
+
+    // A name the certificate does not carry is refused too.
+    let misnamed = TlsConnector::from_ca_file(pki.path("ca.crt"))
+        .unwrap()
+        .server_name("db.example")
+        .unwrap();
+    let e = connect(&server, Some(misnamed)).unwrap_err();
+    assert!(matches!(e, ManagerError::Tls { .. }), "{e}");
+    assert!(e.to_string().contains("not valid for name"), "{e}");
+
+    // The right key over TLS is still checked inside it.
+    let e = ManagerClient::connect_with(&server.addr(), b"wrong key", &options(ca())).unwrap_err();
+    assert!(matches!(e, ManagerError::Authentication(_)), "{e}");
+
+    // The server kept serving: the first connection and a new one work.
+    works(&good);
+    works(&connect(&server, ca()).unwrap());
+
+    // The admin verbs, with and without --tls-ca.
+    let out = admin(
+        &server,
+        "ping",
+        &["--tls-ca".into(), pki.path_str("ca.crt")],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("pong"));
+    let out = admin(
+        &server,
+        "status",
+        &["--json".into(), "--tls-ca".into(), pki.path_str("ca.crt")],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = admin(&server, "ping", &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--tls-ca"), "{err}");
+    let out = admin(
+        &server,
+        "ping",
+        &["--tls-ca".into(), pki.path_str("other-ca.crt")],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("TLS") && err.contains("UnknownIssuer"),
+        "{err}"
+    );
+    works(&good);
+}
+
+#[test]
+fn client_certificates_are_demanded_with_a_client_ca() {
+    let pki = Pki::new();
+    let server = pki.server("server.crt", "server.key", Some("ca.crt"));
+    let with_cert = |cert: &str, key: &str| {
+        TlsConnector::with_client_cert(pki.path("ca.crt"), pki.path(cert), pki.path(key)).unwrap()
+    };
+
+    let good = connect(&server, Some(with_cert("client.crt", "client.key"))).unwrap();
+    works(&good);
+
+    // No certificate: TLS 1.3 tells the client on its first read.
+    let bare = TlsConnector::from_ca_file(pki.path("ca.crt")).unwrap();
+    let e = connect(&server, Some(bare)).unwrap_err();
+    assert!(matches!(e, ManagerError::Tls { .. }), "{e}");
+    assert!(e.to_string().contains("CertificateRequired"), "{e}");
+
+    // A certificate from another CA.
+    let e = connect(&server, Some(with_cert("intruder.crt", "intruder.key"))).unwrap_err();
+    assert!(matches!(e, ManagerError::Tls { .. }), "{e}");
+
+    // Still serving; the admin verbs pass a client certificate too.
+    works(&good);
+    let out = admin(
+        &server,
+        "ping",
+        &[
+            "--tls-ca".into(),
+            pki.path_str("ca.crt"),
+            "--tls-cert".into(),
+            pki.path_str("client.crt"),
+            "--tls-key".into(),
+            pki.path_str("client.key"),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = admin(
+        &server,
+        "ping",
+        &["--tls-ca".into(), pki.path_str("ca.crt")],
+    );
+    assert!(!out.status.success());
+    works(&connect(&server, Some(with_cert("client.crt", "client.key"))).unwrap());
+}
+
+#[test]
+fn an_impostor_server_and_a_plain_server_are_refused() {
+    let pki = Pki::new();
+    let impostor = pki.server("impostor.crt", "impostor.key", None);
+    let ca = || Some(TlsConnector::from_ca_file(pki.path("ca.crt")).unwrap());
+    let e = connect(&impostor, ca()).unwrap_err();
+    assert!(matches!(e, ManagerError::Tls { .. }), "{e}");
+
+    // A TLS client meets a plain server's challenge where a ServerHello
+    // belongs.
+    let plain = ServerProcess::start();
+    let e = connect(&plain, ca()).unwrap_err();
+    assert!(matches!(e, ManagerError::Tls { .. }), "{e}");
+    works(&plain.client());
+}
+
+#[test]
+fn many_threads_share_one_tls_connection() {
+    let pki = Pki::new();
+    let server = pki.server("server.crt", "server.key", None);
+    let tls = TlsConnector::from_ca_file(pki.path("ca.crt")).unwrap();
+    let client = Arc::new(connect(&server, Some(tls)).unwrap());
+    let q = client
+        .create("Queue", vec![], Kwargs::new())
+        .unwrap()
+        .token
+        .id;
+
+    // A getter blocks in the server while others call through the same
+    // session: the blocked read must not hold up their writes.
+    let getter = {
+        let client = Arc::clone(&client);
+        std::thread::spawn(move || {
+            client
+                .call_method(q, "get", vec![], Kwargs::new())
+                .unwrap()
+                .into_value()
+                .unwrap()
+        })
+    };
+    let big = "x".repeat(3 * 1024 * 1024 + 17);
+    let workers: Vec<_> = (0..4)
+        .map(|t| {
+            let client = Arc::clone(&client);
+            let big = big.clone();
+            std::thread::spawn(move || {
+                let d = client
+                    .create("dict", vec![], Kwargs::new())
+                    .unwrap()
+                    .token
+                    .id;
+                for i in 0..50i64 {
+                    let value = if i == 7 {
+                        Value::Str(big.clone())
+                    } else {
+                        Value::Int(t * 1000 + i)
+                    };
+                    client
+                        .call_method(
+                            d,
+                            "__setitem__",
+                            vec![i.into(), value.clone()],
+                            Kwargs::new(),
+                        )
+                        .unwrap();
+                    let back = client
+                        .call_method(d, "__getitem__", vec![i.into()], Kwargs::new())
+                        .unwrap()
+                        .into_value()
+                        .unwrap();
+                    assert_eq!(back, value);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    client
+        .call_method(q, "put", vec!["done".into()], Kwargs::new())
+        .unwrap();
+    assert_eq!(getter.join().unwrap(), Value::Str("done".into()));
+}
+
+#[test]
+fn tls_settings_are_checked_before_serving() {
+    let pki = Pki::new();
+    let serve = |args: &[&str]| {
+        Command::new(binary())
+            .arg("serve")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let cert = pki.path_str("server.crt");
+    let key = pki.path_str("server.key");
+    let cases: [(Vec<&str>, &str); 5] = [
+        (vec!["--tls-cert", &cert], "go together"),
+        (vec!["--tls-client-ca", &cert], "needs --tls-cert"),
+        (vec!["--tls-cert", &cert, "--tls-key", &cert], "private key"),
+        (
+            vec!["--tls-cert", &key, "--tls-key", &key],
+            "no certificates",
+        ),
+        (
+            vec![
+                "--tls-cert",
+                &cert,
+                "--tls-key",
+                &key,
+                "--unix",
+                "/tmp/never.sock",
+            ],
+            "Unix socket",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = serve(&args);
+        assert!(!out.status.success(), "{args:?} started");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    assert!(!Path::new("/tmp/never.sock").exists());
+}
+
+#[test]
+fn plain_tcp_beyond_loopback_is_warned_about() {
+    let server = ServerProcess::start_with(Options {
+        unix: false,
+        args: vec!["--listen".into(), "0.0.0.0:0".into()],
+    });
+    assert!(logged(&server, "without TLS"));
+    let pki = Pki::new();
+    let mut args = vec!["--listen".into(), "0.0.0.0:0".into()];
+    args.extend([
+        "--tls-cert".into(),
+        pki.path_str("server.crt"),
+        "--tls-key".into(),
+        pki.path_str("server.key"),
+    ]);
+    let tls = ServerProcess::start_with(Options { unix: false, args });
+    let seen = log_until(&tls, "\"serving\"");
+    assert!(seen.iter().any(|l| l.contains("TLS on")), "{seen:?}");
+    assert!(!seen.iter().any(|l| l.contains("without TLS")), "{seen:?}");
+}
