@@ -292,6 +292,22 @@ pub fn resolve(args: &ServeArgs, matches: &ArgMatches) -> Result<Resolved, Confi
     Ok(Resolved { settings, entries })
 }
 
+/// When clap refused a value that came from an `MPSERVER_…` variable,
+/// says so (clap's message names only the flag).
+pub fn env_origin(err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let ContextValue::String(arg) = err.get(ContextKind::InvalidArg)? else {
+        return None;
+    };
+    let ContextValue::String(value) = err.get(ContextKind::InvalidValue)? else {
+        return None;
+    };
+    let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+    let var = declared().into_iter().find(|d| d.key == long)?.env?;
+    (std::env::var_os(&var)?.to_string_lossy() == value.as_str())
+        .then(|| format!("the value {value:?} comes from the environment variable {var}"))
+}
+
 /// The effective configuration as TOML, each line commented with where its
 /// value came from; the output is itself a valid config file.
 pub fn render(resolved: &Resolved) -> String {

@@ -25,7 +25,15 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
-    let matches = cli::Cli::command().get_matches();
+    let matches = match cli::Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(e) => {
+            if let Some(origin) = config::env_origin(&e) {
+                eprintln!("mpserver: {origin}");
+            }
+            e.exit()
+        }
+    };
     let cli = match cli::Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),

@@ -438,3 +438,57 @@ fn plain_tcp_beyond_loopback_is_warned_about() {
     assert!(seen.iter().any(|l| l.contains("TLS on")), "{seen:?}");
     assert!(!seen.iter().any(|l| l.contains("without TLS")), "{seen:?}");
 }
+
+#[test]
+fn tls_comes_from_the_config_file_too() {
+    let pki = Pki::new();
+    let file = pki.path("mpserver.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "tls-cert = \"{}\"\ntls-key = \"{}\"\n",
+            pki.path_str("server.crt"),
+            pki.path_str("server.key")
+        ),
+    )
+    .unwrap();
+    let server = ServerProcess::start_with(Options {
+        unix: false,
+        args: vec![
+            "--config".into(),
+            file.display().to_string(),
+            "--handshake-timeout".into(),
+            "1".into(),
+        ],
+    });
+    let tls = TlsConnector::from_ca_file(pki.path("ca.crt")).unwrap();
+    works(&connect(&server, Some(tls)).unwrap());
+    assert!(connect(&server, None).is_err());
+}
+
+#[test]
+fn managers_and_later_connections_use_the_tls_they_were_given() {
+    use multiprocessing::managers::{DictProxy, SyncManager};
+    let pki = Pki::new();
+    let server = pki.server("server.crt", "server.key", None);
+    let tls = TlsConnector::from_ca_file(pki.path("ca.crt")).unwrap();
+    let manager =
+        SyncManager::connect_with(&server.addr(), &server.key, &options(Some(tls))).unwrap();
+    let d = manager.dict::<String, i64>().unwrap();
+    d.set(&"a".into(), &1).unwrap();
+    let l = manager.list::<DictProxy<String, i64>>().unwrap();
+    l.append(&d).unwrap();
+    assert_eq!(l.get(0).unwrap().get_item(&"a".into()).unwrap(), 1);
+
+    // A plain `connect` to the same address (what BaseManager::connect and
+    // a received proxy do) now speaks TLS too.
+    works(&ManagerClient::connect(&server.addr(), &server.key).unwrap());
+
+    // Registered up front, without a first connection.
+    let other = pki.server("server.crt", "server.key", None);
+    multiprocessing::managers::use_tls_for(
+        &other.addr(),
+        TlsConnector::from_ca_file(pki.path("ca.crt")).unwrap(),
+    );
+    works(&ManagerClient::connect(&other.addr(), &other.key).unwrap());
+}

@@ -295,9 +295,14 @@ pub fn current_thread_no() -> u64 {
 
 impl ManagerClient {
     /// Connects to the manager at `address` and authenticates with
-    /// `authkey`.
+    /// `authkey` (over TLS if [`use_tls_for`](super::tls::use_tls_for)
+    /// registered `address`).
     pub fn connect(address: &Address, authkey: &[u8]) -> Result<Self, ManagerError> {
-        Self::connect_with(address, authkey, &ConnectOptions::default())
+        let options = ConnectOptions {
+            tls: super::tls::registered(address),
+            ..ConnectOptions::default()
+        };
+        Self::connect_with(address, authkey, &options)
     }
 
     /// [`connect`](Self::connect) with options.
@@ -369,6 +374,9 @@ impl ManagerClient {
         }
         // Calls may block as long as the server's method does.
         stream.set_timeouts(None).map_err(connect_error)?;
+        if let Some(tls) = &options.tls {
+            super::tls::use_tls_for(address, tls.clone());
+        }
         let writer = stream.try_clone().map_err(connect_error)?;
         Ok(ManagerClient {
             inner: Arc::new(Inner {

@@ -67,4 +67,4 @@ pub use mp_server::table::ObjectInfo;
 pub use proxies::*;
 pub use proxy::BaseProxy;
 pub use sync_manager::SyncManager;
-pub use tls::TlsConnector;
+pub use tls::{use_tls_for, TlsConnector};

@@ -211,11 +211,16 @@ impl TlsStream {
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             conn.wants_write()
         };
+        // A writer busy on the socket will send these records with its
+        // next ones (they wait in the session, in order); waiting for it
+        // here could deadlock against a peer that stopped reading until we
+        // read.
         if pending {
-            let mut out = lock(&self.shared.out);
-            let mut records = Vec::new();
-            drain(&mut lock(&self.shared.conn), &mut records)?;
-            out.write_all(&records)?;
+            if let Ok(mut out) = self.shared.out.try_lock() {
+                let mut records = Vec::new();
+                drain(&mut lock(&self.shared.conn), &mut records)?;
+                out.write_all(&records)?;
+            }
         }
         Ok(())
     }
@@ -280,6 +285,35 @@ impl Write for TlsStream {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Servers this process speaks TLS to, by address: [`use_tls_for`] and
+/// every successful TLS connection add theirs.
+static REGISTERED: Mutex<Vec<(String, TlsConnector)>> = Mutex::new(Vec::new());
+
+/// Makes every connection this process opens to `address` without
+/// explicit options use `connector`: [`ManagerClient::connect`]
+/// (super::ManagerClient::connect), `BaseManager::connect`, and the
+/// connection a received proxy opens to its server. A connection made
+/// with [`ConnectOptions::tls`](super::ConnectOptions::tls) registers its
+/// connector this way too. Forked children inherit the registry; a
+/// spawned child must call this itself.
+pub fn use_tls_for(address: &crate::connection::Address, connector: TlsConnector) {
+    let key = address.to_string();
+    let mut all = lock(&REGISTERED);
+    match all.iter_mut().find(|(a, _)| *a == key) {
+        Some(entry) => entry.1 = connector,
+        None => all.push((key, connector)),
+    }
+}
+
+/// The connector registered for `address`, if any.
+pub(crate) fn registered(address: &crate::connection::Address) -> Option<TlsConnector> {
+    let key = address.to_string();
+    lock(&REGISTERED)
+        .iter()
+        .find(|(a, _)| *a == key)
+        .map(|(_, c)| c.clone())
 }
 
 /// Sorts a failed authkey handshake: over TLS, a session-level failure
