@@ -39,48 +39,38 @@ impl Pki {
         };
         let (ca_cert, ca_key) = ca("mp-tests CA");
         let (other_cert, other_key) = ca("a stranger's CA");
-        let leaf =
-            |names: Vec<String>, usage, issuer: &rcgen::Certificate, issuer_key: &KeyPair| {
-                let mut params = CertificateParams::new(names).unwrap();
-                params.extended_key_usages = vec![usage];
-                let key = KeyPair::generate().unwrap();
-                let cert = params.signed_by(&key, issuer, issuer_key).unwrap();
-                (cert.pem(), key.serialize_pem())
-            };
-        let server_names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-        let (cert, key) = leaf(
-            server_names.clone(),
+        let server = ["localhost", "127.0.0.1"].as_slice();
+        let (server_auth, client_auth) = (
             ExtendedKeyUsagePurpose::ServerAuth,
-            &ca_cert,
-            &ca_key,
-        );
-        write("server.crt", cert);
-        write("server.key", key);
-        let (cert, key) = leaf(
-            vec!["client".into()],
             ExtendedKeyUsagePurpose::ClientAuth,
-            &ca_cert,
-            &ca_key,
         );
-        write("client.crt", cert);
-        write("client.key", key);
-        let (cert, key) = leaf(
-            vec!["intruder".into()],
-            ExtendedKeyUsagePurpose::ClientAuth,
-            &other_cert,
-            &other_key,
-        );
-        write("intruder.crt", cert);
-        write("intruder.key", key);
-        // A server certificate from the stranger, for the same names.
-        let (cert, key) = leaf(
-            server_names,
-            ExtendedKeyUsagePurpose::ServerAuth,
-            &other_cert,
-            &other_key,
-        );
-        write("impostor.crt", cert);
-        write("impostor.key", key);
+        // name, subject names, usage, issuer; "impostor" is a server
+        // certificate for the same names from the stranger.
+        let leaves = [
+            ("server", server, server_auth.clone(), (&ca_cert, &ca_key)),
+            (
+                "client",
+                &["client"][..],
+                client_auth.clone(),
+                (&ca_cert, &ca_key),
+            ),
+            (
+                "intruder",
+                &["intruder"][..],
+                client_auth,
+                (&other_cert, &other_key),
+            ),
+            ("impostor", server, server_auth, (&other_cert, &other_key)),
+        ];
+        for (name, names, usage, (issuer, issuer_key)) in leaves {
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            let mut params = CertificateParams::new(names).unwrap();
+            params.extended_key_usages = vec![usage];
+            let key = KeyPair::generate().unwrap();
+            let cert = params.signed_by(&key, issuer, issuer_key).unwrap();
+            write(&format!("{name}.crt"), cert.pem());
+            write(&format!("{name}.key"), key.serialize_pem());
+        }
         write("ca.crt", ca_cert.pem());
         write("other-ca.crt", other_cert.pem());
         Pki { dir }

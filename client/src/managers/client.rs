@@ -179,10 +179,15 @@ impl Stream {
     /// Polls for readable data for up to `spin`, yielding between polls;
     /// returns early once there is some (or the peer closed).
     fn spin_until_readable(&self, spin: Duration) {
-        // Decrypted bytes may wait inside the TLS session while the
-        // socket has none, so polling the socket says nothing there.
-        if spin.is_zero() || matches!(self, Stream::Tls(_)) {
+        if spin.is_zero() {
             return;
+        }
+        // Decrypted bytes may wait inside the TLS session while the
+        // socket has none.
+        if let Stream::Tls(s) = self {
+            if s.has_buffered() {
+                return;
+            }
         }
         let start = std::time::Instant::now();
         let mut fds = libc::pollfd {

@@ -118,6 +118,7 @@ impl TlsConnector {
             sock,
             raw: Vec::new(),
             raw_start: 0,
+            raw_end: 0,
         })
     }
 }
@@ -159,9 +160,12 @@ const WRITE_CHUNK: usize = 64 * 1024;
 pub(crate) struct TlsStream {
     shared: Arc<Shared>,
     sock: TcpStream,
-    /// Ciphertext read but not yet handed to rustls.
+    /// Ciphertext read but not yet handed to rustls:
+    /// `raw[raw_start..raw_end]` (the buffer is allocated on first read
+    /// and never zeroed again).
     raw: Vec<u8>,
     raw_start: usize,
+    raw_end: usize,
 }
 
 impl TlsStream {
@@ -172,7 +176,20 @@ impl TlsStream {
             sock: self.sock.try_clone()?,
             raw: Vec::new(),
             raw_start: 0,
+            raw_end: 0,
         })
+    }
+
+    /// Whether bytes already read wait here (decrypted in the session, or
+    /// ciphertext not yet handed to it), so the socket need not be polled.
+    pub(crate) fn has_buffered(&self) -> bool {
+        if self.raw_start < self.raw_end {
+            return true;
+        }
+        // With no new ciphertext this only reports the session's state.
+        lock(&self.shared.conn)
+            .process_new_packets()
+            .map_or(true, |state| state.plaintext_bytes_to_read() > 0)
     }
 
     /// The socket under the session.
@@ -199,13 +216,13 @@ impl TlsStream {
     fn feed(&mut self) -> io::Result<()> {
         let pending = {
             let mut conn = lock(&self.shared.conn);
-            let mut data = &self.raw[self.raw_start..];
+            let mut data = &self.raw[self.raw_start..self.raw_end];
             let eof = data.is_empty();
             let taken = conn.read_tls(&mut data)?;
             self.raw_start += taken;
-            if eof || self.raw_start == self.raw.len() {
-                self.raw.clear();
+            if eof || self.raw_start == self.raw_end {
                 self.raw_start = 0;
+                self.raw_end = 0;
             }
             conn.process_new_packets()
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
@@ -243,19 +260,15 @@ impl Read for TlsStream {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
-            if self.raw_start == self.raw.len() {
+            if self.raw_start == self.raw_end {
                 // Wait for the peer without holding the session, so
                 // writers can go on encrypting meanwhile.
-                self.raw.resize(RAW_CHUNK, 0);
+                if self.raw.is_empty() {
+                    self.raw = vec![0; RAW_CHUNK];
+                }
                 self.raw_start = 0;
-                let n = match self.sock.read(&mut self.raw) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        self.raw.clear();
-                        return Err(e);
-                    }
-                };
-                self.raw.truncate(n);
+                self.raw_end = 0;
+                self.raw_end = self.sock.read(&mut self.raw)?;
             }
             self.feed()?;
         }
