@@ -105,6 +105,8 @@ pub struct Resolved {
     pub settings: ServeSettings,
     /// Every setting in declaration order, with its origin.
     pub entries: Vec<Entry>,
+    /// The config file read, if any.
+    pub file: Option<PathBuf>,
 }
 
 /// Settings that are alternatives to each other.
@@ -289,7 +291,11 @@ pub fn resolve(args: &ServeArgs, matches: &ArgMatches) -> Result<Resolved, Confi
             path: args.config.clone().unwrap_or_default(),
             message: e.to_string(),
         })?;
-    Ok(Resolved { settings, entries })
+    Ok(Resolved {
+        settings,
+        entries,
+        file: args.config.clone(),
+    })
 }
 
 /// When clap refused a value that came from an `MPSERVER_…` variable,
@@ -314,6 +320,12 @@ pub fn render(resolved: &Resolved) -> String {
     let mut out = String::from(
         "# mpserver serve: effective configuration (flag > environment > file > default)\n",
     );
+    match &resolved.file {
+        Some(path) => {
+            let _ = writeln!(out, "# config file: {}", path.display());
+        }
+        None => out.push_str("# config file: none (--config or MPSERVER_CONFIG)\n"),
+    }
     for e in &resolved.entries {
         let line = match (&e.value, &e.superseded_by) {
             (Some(value), _) => format!("{} = {value}", e.key),

@@ -183,6 +183,17 @@ fn the_right_ca_connects_and_everything_else_fails_clearly() {
     assert!(matches!(e, ManagerError::Authentication(_)), "{e}");
     assert!(logged(&server, "TLS handshake"));
 
+    // Bytes that are not a ClientHello end that connection only.
+    {
+        use std::io::{Read, Write};
+        let mut raw = std::net::TcpStream::connect(&server.address).unwrap();
+        raw.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        raw.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let mut rest = Vec::new();
+        let _ = raw.read_to_end(&mut rest);
+        assert!(!rest.starts_with(b"\0\0"), "a challenge leaked: {rest:?}");
+    }
+
     // A client that trusts another CA refuses the server's certificate.
     let stranger = TlsConnector::from_ca_file(pki.path("other-ca.crt")).unwrap();
     let e = connect(&server, Some(stranger)).unwrap_err();
