@@ -77,7 +77,7 @@ fn modified(path: &Path) -> Option<std::time::SystemTime> {
 }
 
 /// The newest modification time among the sources `mpserver` is built
-/// from (the proto, server and cli crates).
+/// from (the proto, server, client and cli crates).
 fn newest_source() -> std::time::SystemTime {
     fn walk(dir: &Path, newest: &mut std::time::SystemTime) {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -94,7 +94,7 @@ fn newest_source() -> std::time::SystemTime {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut newest = std::time::SystemTime::UNIX_EPOCH;
-    for krate in ["proto", "server", "cli"] {
+    for krate in ["proto", "server", "client", "cli"] {
         walk(&root.join(krate).join("src"), &mut newest);
         if let Some(t) = modified(&root.join(krate).join("Cargo.toml")) {
             newest = newest.max(t);
