@@ -447,6 +447,52 @@ mod tests {
         assert!(e.to_string().contains("command line"), "{e}");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever a file sets comes back, the rest are defaults, and the
+        /// rendering read back as a file gives the same settings.
+        #[test]
+        fn a_file_round_trips_through_print_config(
+            max_connections in proptest::option::of(1usize..1_000_000),
+            threads in proptest::option::of(0usize..64),
+            timeout in proptest::option::of(0.001f64..1e6),
+            legacy in proptest::option::of(proptest::bool::ANY),
+            level in proptest::option::of("[a-z_=,]{1,20}"),
+            unix in proptest::option::of("/[a-zA-Z0-9 ._\"\\-]{1,30}"),
+        ) {
+            let mut table = Table::new();
+            let mut set = |key: &str, value: Option<Value>| {
+                if let Some(v) = value {
+                    table.insert(key.into(), v);
+                }
+            };
+            set("max-connections", max_connections.map(|n| Value::Integer(n as i64)));
+            set("threads", threads.map(|n| Value::Integer(n as i64)));
+            set("handshake-timeout", timeout.map(Value::Float));
+            set("legacy-auth", legacy.map(Value::Boolean));
+            set("log-level", level.clone().map(Value::String));
+            set("unix", unix.clone().map(Value::String));
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("c.toml");
+            std::fs::write(&file, toml::to_string(&table).unwrap()).unwrap();
+            let r = resolve_args(&["mpserver", "serve", "--config", file.to_str().unwrap()])
+                .unwrap();
+            let s = &r.settings;
+            proptest::prop_assert_eq!(s.max_connections, max_connections.unwrap_or(16_384));
+            proptest::prop_assert_eq!(s.threads, threads.unwrap_or(0));
+            proptest::prop_assert_eq!(s.handshake_timeout, timeout.unwrap_or(10.0));
+            proptest::prop_assert_eq!(s.legacy_auth, legacy.unwrap_or(false));
+            proptest::prop_assert_eq!(&s.log_level, level.as_deref().unwrap_or("info"));
+            proptest::prop_assert_eq!(s.unix.as_deref(), unix.as_deref().map(Path::new));
+            let again = dir.path().join("again.toml");
+            std::fs::write(&again, render(&r)).unwrap();
+            let back = resolve_args(&["mpserver", "serve", "--config", again.to_str().unwrap()])
+                .unwrap();
+            proptest::prop_assert_eq!(&back.settings, s);
+        }
+    }
+
     #[test]
     fn the_example_config_parses_and_names_every_setting() {
         let text = include_str!("../../deploy/mpserver.example.toml");

@@ -353,3 +353,39 @@ pub(crate) fn handshake_error(
         other => super::ManagerError::Authentication(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_inputs_are_typed_errors() {
+        let e = TlsConnector::from_ca_file("/nonexistent/ca.pem").unwrap_err();
+        assert!(matches!(e, TlsConfigError::Pem { .. }), "{e}");
+        assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not PEM at all\n").unwrap();
+        let e = TlsConnector::from_ca_file(&empty).unwrap_err();
+        assert!(matches!(e, TlsConfigError::Empty { .. }), "{e}");
+    }
+
+    #[test]
+    fn registered_connectors_are_found_by_address() {
+        let config = ClientConfig::builder_with_provider(crypto_provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let connector = TlsConnector::from_config(Arc::new(config));
+        assert!(connector.clone().server_name("bad name!").is_err());
+        let named = connector.server_name("db.internal").unwrap();
+        assert!(format!("{named:?}").contains("db.internal"));
+        let here: crate::connection::Address = "127.0.0.1:1".parse().unwrap();
+        let there: crate::connection::Address = "127.0.0.1:2".parse().unwrap();
+        assert!(registered(&here).is_none());
+        use_tls_for(&here, named);
+        assert!(registered(&here).is_some());
+        assert!(registered(&there).is_none());
+    }
+}
