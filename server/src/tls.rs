@@ -169,8 +169,10 @@ pub(crate) async fn serve_tls_connection(
             };
             serve_connection(engine, ctx, stream, peer, slot).await;
         }
-        Ok(Err(e)) => tracing::warn!(%peer, error = %e, "TLS handshake failed"),
-        Err(_) => tracing::warn!(%peer, "TLS handshake timed out"),
+        // Info, as for failed authkey handshakes: scanners must not flood
+        // the log at warning level.
+        Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
     }
 }
 
