@@ -118,7 +118,10 @@ pub struct ConnectOptions {
     /// round trip between CPUs; zero never polls.
     pub spin: Duration,
     /// Speak TLS to the server (`mpserver serve --tls-cert …`); `None`,
-    /// the default, is plain TCP. TCP addresses only.
+    /// the default, is plain TCP. TCP addresses only. A successful TLS
+    /// connection also registers the connector for its address, so later
+    /// plain `connect`s there use it (see
+    /// [`use_tls_for`](super::tls::use_tls_for)).
     pub tls: Option<TlsConnector>,
 }
 
