@@ -305,9 +305,10 @@ impl Write for TlsStream {
 static REGISTERED: Mutex<Vec<(String, TlsConnector)>> = Mutex::new(Vec::new());
 
 /// Makes every connection this process opens to `address` without
-/// explicit options use `connector`: [`ManagerClient::connect`]
-/// (super::ManagerClient::connect), `BaseManager::connect`, and the
-/// connection a received proxy opens to its server. A connection made
+/// explicit options use `connector`:
+/// [`ManagerClient::connect`](super::ManagerClient::connect),
+/// `BaseManager::connect`, and the connection a received proxy opens to
+/// its server. A connection made
 /// with [`ConnectOptions::tls`](super::ConnectOptions::tls) registers its
 /// connector this way too. Forked children inherit the registry; a
 /// spawned child must call this itself.
