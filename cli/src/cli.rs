@@ -107,6 +107,10 @@ pub struct ServeArgs {
     /// turns keepalive off.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub keepalive: u64,
+    /// Serve Prometheus metrics on HTTP GET http://HOST:PORT/metrics (no
+    /// authentication: bind loopback or a monitoring network).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_listen: Option<String>,
     /// Accept CPython <= 3.11 clients (HMAC-MD5 handshake).
     #[arg(long)]
     pub legacy_auth: bool,

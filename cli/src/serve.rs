@@ -4,6 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use mp_proto::auth::AuthOptions;
+use mp_server::metrics::MetricsEndpoint;
 use mp_server::{Limits, Listen, Registry, Server};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -103,6 +104,7 @@ pub fn run(args: ServeArgs) -> Result<(), BoxError> {
             .build(),
     }
     .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let metrics_listen = args.metrics_listen.clone();
     let result = runtime.block_on(async move {
         let server = Server::new(Registry::sync_manager(), key)
             .limits(limits)
@@ -111,6 +113,10 @@ pub fn run(args: ServeArgs) -> Result<(), BoxError> {
             .await?;
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut terminate = signal(SignalKind::terminate())?;
+        if let Some(address) = metrics_listen {
+            let endpoint = MetricsEndpoint::bind(&address, server.engine().clone()).await?;
+            tokio::spawn(endpoint.run());
+        }
         let engine = server.engine().clone();
         tokio::spawn(async move {
             tokio::select! {

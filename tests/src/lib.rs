@@ -2,3 +2,4 @@
 //! CPython, and temporary resources.
 
 pub mod mpserver;
+pub mod scrape;
