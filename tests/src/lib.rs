@@ -2,4 +2,6 @@
 //! CPython, and temporary resources.
 
 pub mod mpserver;
+pub mod raw;
 pub mod scrape;
+pub mod steady;
