@@ -42,7 +42,11 @@ fn call(cl: &ManagerClient, id: ObjectId, m: &str, a: Vec<Value>) -> Value {
 fn wave(server: &ServerProcess, c: &ManagerClient, s: &Arc<Shared>, n: usize, rounds: usize) {
     const THREADS: usize = 32;
     let clients: Vec<ManagerClient> = (0..n).map(|_| server.client()).collect();
-    assert_eq!(c.status().unwrap().connections as usize, n + 1);
+    // The server counts a session just after its welcome is sent.
+    assert!(eventually(
+        Duration::from_secs(30),
+        || c.status().unwrap().connections as usize == n + 1
+    ));
     let before = call(c, s.counter, "get", vec![]).as_int().unwrap();
     let clients = Arc::new(clients);
     let handles: Vec<_> = (0..THREADS)
