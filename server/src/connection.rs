@@ -70,7 +70,13 @@ pub(crate) async fn serve_connection<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let _open = engine.metrics.connection();
-    ctx.throttle.wait(&peer, &engine.metrics).await;
+    if !ctx
+        .throttle
+        .wait(&peer, &engine.metrics, &engine.shutdown)
+        .await
+    {
+        return;
+    }
     let greeted = tokio::time::timeout(ctx.limits.handshake_timeout, async {
         let authed = server_handshake_async(&mut stream, &ctx.authkey, &ctx.auth).await;
         ctx.throttle.record(&peer, &authed, &engine.metrics);

@@ -25,6 +25,7 @@ use mp_proto::auth::AuthenticationError;
 
 use crate::lock;
 use crate::metrics::{is_auth_failure, Metrics};
+use crate::shutdown::Shutdown;
 
 /// How failures turn into waits.
 #[derive(Clone, Debug)]
@@ -143,13 +144,18 @@ impl AuthThrottle {
         self.len() == 0
     }
 
-    /// Waits out `peer`'s delay, if any, counting it.
-    pub(crate) async fn wait(&self, peer: &str, metrics: &Metrics) {
+    /// Waits out `peer`'s delay, if any, counting it; `false` if the
+    /// server began stopping meanwhile (the peer is then dropped).
+    pub(crate) async fn wait(&self, peer: &str, metrics: &Metrics, stop: &Shutdown) -> bool {
         let delay = self.delay(peer, Instant::now());
-        if !delay.is_zero() {
-            metrics.throttled();
-            tracing::info!(%peer, ?delay, "delaying a peer after failed authentications");
-            tokio::time::sleep(delay).await;
+        if delay.is_zero() {
+            return true;
+        }
+        metrics.throttled();
+        tracing::info!(%peer, ?delay, "delaying a peer after failed authentications");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => true,
+            _ = stop.wait() => false,
         }
     }
 
@@ -209,6 +215,19 @@ mod tests {
         // A failure after the quiet period starts the count again.
         t.failed(PEER, later);
         assert_eq!(t.delay(PEER, later), Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_peer_is_dropped_when_the_server_stops() {
+        let t = AuthThrottle::default();
+        let metrics = Metrics::new(&crate::Registry::sync_manager().freeze());
+        let stop = Shutdown::new();
+        assert!(t.wait(PEER, &metrics, &stop).await);
+        for _ in 0..10 {
+            t.failed(PEER, Instant::now());
+        }
+        stop.trigger();
+        assert!(!t.wait(PEER, &metrics, &stop).await);
     }
 
     #[test]
