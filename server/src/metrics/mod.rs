@@ -293,11 +293,6 @@ impl Drop for OpenConnection<'_> {
 }
 
 impl Engine {
-    /// The engine's counters.
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
     /// Times a dispatched call from `started` to its answer and counts its
     /// error, if any; a blocking call is timed when its future yields.
     pub(crate) fn timed(self: &Arc<Self>, started: Instant, dispatch: Dispatch) -> Dispatch {
