@@ -83,9 +83,14 @@ pub(crate) async fn serve_connection<S>(
         authed.map_err(|e| e.to_string())?;
         let hello = read_frame_async(&mut stream, MAX_HELLO)
             .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "closed before hello".to_string())?;
-        let hello: Hello = decode(&hello).map_err(|e| e.to_string())?;
+            .map_err(|e| engine.metrics.bad_hello(HandshakeFailure::of_frame(&e), e))?
+            .ok_or_else(|| {
+                engine
+                    .metrics
+                    .bad_hello(HandshakeFailure::Closed, "closed before hello")
+            })?;
+        let hello: Hello =
+            decode(&hello).map_err(|e| engine.metrics.bad_hello(HandshakeFailure::Protocol, e))?;
         let reply = match (&slot, negotiate(&hello.versions, SUPPORTED_VERSIONS)) {
             (None, _) => HelloReply::Refused {
                 message: format!(

@@ -91,10 +91,23 @@ fn stalled_and_truncated_handshakes_are_cut_at_the_timeout() {
     quitter.bytes(&40i32.to_be_bytes());
     quitter.stream.shutdown(std::net::Shutdown::Write).unwrap();
     assert_eq!(quitter.until_closed(), b"");
+    // So does a close after authenticating, before the hello...
+    let mut leaver = RawPeer::connect(&server.address);
+    mp_proto::auth::client_handshake(&mut leaver.stream, &server.key, &AuthOptions::default())
+        .unwrap();
+    leaver.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(leaver.until_closed(), b"");
+    // ...and a frame that is no hello.
+    let mut babbler = RawPeer::connect(&server.address);
+    mp_proto::auth::client_handshake(&mut babbler.stream, &server.key, &AuthOptions::default())
+        .unwrap();
+    babbler.frame(b"hello?");
+    assert_eq!(babbler.until_closed(), b"");
     assert!(eventually(Duration::from_secs(30), || {
         let s = scrape(&metrics);
         s.int("mpserver_connections_open") == 1
-            && s.int("mpserver_handshake_failures_total{reason=\"closed\"}") == 1
+            && s.int("mpserver_handshake_failures_total{reason=\"closed\"}") == 2
+            && s.int("mpserver_handshake_failures_total{reason=\"protocol\"}") == 1
     }));
     let s = scrape(&metrics);
     assert_eq!(

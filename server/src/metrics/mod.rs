@@ -34,6 +34,7 @@ use std::time::Instant;
 
 use indexmap::IndexMap;
 use mp_proto::auth::AuthenticationError;
+use mp_proto::frame::FrameError;
 use mp_proto::message::Outcome;
 use mp_proto::ErrorKind;
 
@@ -87,7 +88,7 @@ const ERROR_KINDS: [&str; 16] = [
 /// The label for a method or error kind outside the known set.
 const OTHER: &str = "(other)";
 
-/// Why a handshake ended without a session, for
+/// Why a handshake (or the hello after it) ended without a session, for
 /// `mpserver_handshake_failures_total{reason}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum HandshakeFailure {
@@ -100,6 +101,17 @@ pub(crate) enum HandshakeFailure {
 }
 
 const HANDSHAKE_REASONS: [&str; 3] = ["timeout", "closed", "protocol"];
+
+impl HandshakeFailure {
+    /// Why reading a handshake frame failed: the peer went away, or sent
+    /// something that is no frame.
+    pub(crate) fn of_frame(e: &FrameError) -> HandshakeFailure {
+        match e {
+            FrameError::Truncated { .. } | FrameError::Io(_) => HandshakeFailure::Closed,
+            _ => HandshakeFailure::Protocol,
+        }
+    }
+}
 
 /// FNV-1a: the counter maps are built once from the registry and only
 /// looked up afterwards, with keys of a few bytes, where SipHash's
@@ -253,6 +265,16 @@ impl Metrics {
     /// Counts a handshake (or hello) that ended without a session.
     pub(crate) fn handshake_failed(&self, reason: HandshakeFailure) {
         bump(&self.handshake_failures[reason as usize], 1);
+    }
+
+    /// Counts a hello that could not be read; returns `error` as text.
+    pub(crate) fn bad_hello(
+        &self,
+        reason: HandshakeFailure,
+        error: impl std::fmt::Display,
+    ) -> String {
+        self.handshake_failed(reason);
+        error.to_string()
     }
 
     /// A peer was made to wait before its challenge.
