@@ -177,6 +177,10 @@ pub struct ServeSettings {
         default_value_t = 30
     )]
     pub keepalive: u64,
+    /// Serve Prometheus metrics on HTTP GET http://HOST:PORT/metrics (no
+    /// authentication: bind loopback or a monitoring network).
+    #[arg(long, value_name = "HOST:PORT", env = "MPSERVER_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// Accept CPython <= 3.11 clients (HMAC-MD5 handshake).
     #[arg(long, env = "MPSERVER_LEGACY_AUTH", value_parser = clap::builder::BoolishValueParser::new())]
     pub legacy_auth: bool,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::ArgMatches;
 use mp_proto::auth::AuthOptions;
+use mp_server::metrics::MetricsEndpoint;
 use mp_server::{Limits, Listen, Registry, Server};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -139,6 +140,7 @@ pub fn run(args: ServeArgs, matches: &ArgMatches) -> Result<(), BoxError> {
             .build(),
     }
     .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let metrics_listen = args.metrics_listen.clone();
     let result = runtime.block_on(async move {
         let mut server = Server::new(Registry::sync_manager(), key)
             .limits(limits)
@@ -149,6 +151,10 @@ pub fn run(args: ServeArgs, matches: &ArgMatches) -> Result<(), BoxError> {
         let server = server.bind(&listen).await?;
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut terminate = signal(SignalKind::terminate())?;
+        if let Some(address) = metrics_listen {
+            let endpoint = MetricsEndpoint::bind(&address, server.engine().clone()).await?;
+            tokio::spawn(endpoint.run());
+        }
         let engine = server.engine().clone();
         tokio::spawn(async move {
             tokio::select! {

@@ -151,6 +151,7 @@ impl Server {
                 authkey: self.authkey,
                 auth,
                 limits: self.limits,
+                throttle: crate::throttle::AuthThrottle::default(),
             }),
         })
     }

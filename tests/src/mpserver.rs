@@ -215,6 +215,17 @@ impl ServerProcess {
         }
     }
 
+    /// Its resident memory (`VmRSS` in /proc/PID/status), in KiB.
+    pub fn vm_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a VmRSS line")
+    }
+
     /// The key file's path.
     pub fn key_path(&self) -> &Path {
         &self.key_file
