@@ -98,9 +98,12 @@ pub(crate) enum HandshakeFailure {
     Closed = 1,
     /// The peer sent something that is not the handshake or the hello.
     Protocol = 2,
+    /// The TLS handshake failed or timed out (plain TCP to a TLS server,
+    /// an untrusted or missing client certificate).
+    Tls = 3,
 }
 
-const HANDSHAKE_REASONS: [&str; 3] = ["timeout", "closed", "protocol"];
+const HANDSHAKE_REASONS: [&str; 4] = ["timeout", "closed", "protocol", "tls"];
 
 impl HandshakeFailure {
     /// Why reading a handshake frame failed: the peer went away, or sent
