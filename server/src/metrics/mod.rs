@@ -391,6 +391,7 @@ mod tests {
         m.handshake(&Err(AuthenticationError::Timeout));
         m.handshake(&Err(AuthenticationError::Closed));
         m.handshake(&Err(AuthenticationError::Protocol("x".into())));
+        m.handshake_failed(HandshakeFailure::Tls);
         assert_eq!(m.auth_failures.load(Ordering::Relaxed), 1);
         for reason in &m.handshake_failures {
             assert_eq!(reason.load(Ordering::Relaxed), 1);
