@@ -7,6 +7,7 @@ mod manager;
 mod manager_cpu;
 mod manager_mem;
 mod manager_proxy;
+mod manager_raw;
 mod process;
 mod proto;
 mod queue;

@@ -332,7 +332,9 @@ fn eight_clients() -> Vec<Row> {
     let mut ours = Vec::new();
     let mut proxies = Vec::new();
     let mut theirs = Vec::new();
+    let mut raw = Vec::new();
     for _ in 0..CLIENT_REPEATS {
+        raw.push(crate::manager_raw::eight_raw(CLIENTS, PAIRS * 2));
         ours.push(eight_clients_once(Worker::Client));
         proxies.push(eight_clients_once(Worker::Proxy));
         let py = python(&["clients", &CLIENTS.to_string(), &(PAIRS / 5).to_string()]);
@@ -341,7 +343,22 @@ fn eight_clients() -> Vec<Row> {
         }
     }
     let theirs = (!theirs.is_empty()).then(|| median(theirs));
+    let raw = median(raw);
     vec![
+        Row {
+            name: "raw.tcp_loopback.8clients_pingpong_8b".into(),
+            ours: raw,
+            against: theirs.map(|t| ("CPython SyncManager".into(), t)),
+            unit: "RT/s",
+            higher_is_better: true,
+        },
+        Row {
+            name: "manager.dict_setget_8clients.vs_raw".into(),
+            ours: median(ours.clone()),
+            against: Some(("raw TCP, 8 clients".into(), raw)),
+            unit: "ops/s",
+            higher_is_better: true,
+        },
         Row {
             name: "manager.dict_setget_8clients".into(),
             ours: median(ours),
@@ -409,15 +426,33 @@ fn eight_clients_once(worker: Worker) -> f64 {
     }
     // Give the workers time to block in Event.wait.
     std::thread::sleep(Duration::from_millis(100));
+    let server_cpu = crate::manager_cpu::cpu_ns(server.child.id());
+    let t0 = Instant::now();
     call(&c, start, "set", vec![]);
     let mut slowest: f64 = 0.0;
+    let mut clients_cpu = 0u64;
     for w in workers {
         let out = w.wait_with_output().expect("worker output");
-        let secs: f64 = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
+        let out = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut fields = out.split_whitespace();
+        let secs: f64 = fields
+            .next()
+            .and_then(|s| s.parse().ok())
             .unwrap_or(f64::NAN);
+        let cpu: u64 = fields.next().and_then(|s| s.parse().ok()).unwrap_or(0);
         slowest = slowest.max(secs);
+        clients_cpu += cpu;
+    }
+    if std::env::var_os("MP_BENCH_DEBUG").is_some() {
+        let used = crate::manager_cpu::cpu_ns(server.child.id()) - server_cpu;
+        let ops = (CLIENTS * PAIRS * 2) as f64;
+        eprintln!(
+            "server cpu {:.2} s over {:.2} s wall, {:.0} ns/op; clients {:.0} ns/op",
+            used as f64 / 1e9,
+            t0.elapsed().as_secs_f64(),
+            used as f64 / ops,
+            clients_cpu as f64 / ops
+        );
     }
     (CLIENTS * PAIRS * 2) as f64 / slowest
 }
@@ -461,6 +496,10 @@ pub fn worker_main() -> bool {
         );
         call(&c, dict, "__getitem__", vec![key.clone()]);
     }
-    println!("{}", began.elapsed().as_secs_f64());
+    println!(
+        "{} {}",
+        began.elapsed().as_secs_f64(),
+        crate::manager_cpu::cpu_ns(std::process::id())
+    );
     true
 }

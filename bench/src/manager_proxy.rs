@@ -286,5 +286,9 @@ pub(crate) fn worker(
         d.set(&key, &i).expect("set");
         let _: i64 = d.get_item(&key).expect("get");
     }
-    println!("{}", began.elapsed().as_secs_f64());
+    println!(
+        "{} {}",
+        began.elapsed().as_secs_f64(),
+        crate::manager_cpu::cpu_ns(std::process::id())
+    );
 }

@@ -153,7 +153,12 @@ impl Connection<'_> {
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         let mut inbuf: Vec<u8> = Vec::with_capacity(IDLE_BUFFER);
-        let mut stop = self.engine.shutdown.subscribe();
+        // One shutdown future for the whole connection: making one per
+        // request would register and unregister a waiter every time.
+        let engine = Arc::clone(self.engine);
+        let stopping = engine.shutdown.wait();
+        tokio::pin!(stopping);
+        let mut stopped = false;
         let max = self.ctx.limits.max_frame_bytes;
         loop {
             // Answer every complete frame already buffered.
@@ -194,10 +199,14 @@ impl Connection<'_> {
             if let Err(e) = self.flush(stream).await {
                 return e;
             }
-            if *stop.borrow() {
+            if stopped {
                 return self.stop(stream).await;
             }
+            // Biased: the order is fixed, which spares a random number per
+            // request; the stop comes first so a flood cannot starve it.
             tokio::select! {
+                biased;
+                () = &mut stopping, if !stopped => stopped = true,
                 read = stream.read_buf(&mut inbuf) => match read {
                     Ok(0) => return "closed by peer".into(),
                     Ok(_) => {}
@@ -206,7 +215,6 @@ impl Connection<'_> {
                 Some(done) = self.waiting.join_next_with_id(), if !self.waiting.is_empty() => {
                     self.finished(done);
                 }
-                _ = stop.changed() => {}
             }
         }
     }
