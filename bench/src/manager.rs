@@ -486,6 +486,7 @@ pub fn worker_main() -> bool {
     }
     call(&c, start, "wait", vec![]);
     let key = Value::from(format!("k{index}"));
+    let cpu0 = crate::manager_cpu::cpu_ns(std::process::id());
     let began = Instant::now();
     for i in 0..parse(pairs) {
         call(
@@ -499,7 +500,7 @@ pub fn worker_main() -> bool {
     println!(
         "{} {}",
         began.elapsed().as_secs_f64(),
-        crate::manager_cpu::cpu_ns(std::process::id())
+        crate::manager_cpu::cpu_ns(std::process::id()) - cpu0
     );
     true
 }

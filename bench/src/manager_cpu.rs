@@ -54,7 +54,50 @@ fn measure(server_pid: u32, mut step: impl FnMut()) -> (f64, f64) {
     )
 }
 
-fn raw_echo() -> (f64, f64) {
+/// How the echo side serves.
+#[derive(Clone, Copy)]
+enum Echo {
+    /// Blocking `read_exact` / `write_all`.
+    Blocking,
+    /// A tokio task on a runtime of `n` threads (1: current-thread),
+    /// reading what is there and writing it back, as mpserver's loop does.
+    Tokio(usize),
+}
+
+fn tokio_echo(listener: TcpListener, threads: usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+    .expect("runtime");
+    rt.block_on(async move {
+        listener.set_nonblocking(true).expect("nonblocking");
+        let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+        if let Ok((mut s, _)) = listener.accept().await {
+            let _ = s.set_nodelay(true);
+            let mut buf = Vec::with_capacity(2048);
+            loop {
+                buf.clear();
+                match s.read_buf(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                if s.write_all(&buf).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+}
+
+fn raw_echo(echo: Echo) -> (f64, f64) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     pin(Some(0));
@@ -63,14 +106,19 @@ fn raw_echo() -> (f64, f64) {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
-        if let Ok((mut s, _)) = listener.accept() {
-            let _ = s.set_nodelay(true);
-            let mut buf = [0u8; 8];
-            while s.read_exact(&mut buf).is_ok() {
-                if s.write_all(&buf).is_err() {
-                    break;
+        match echo {
+            Echo::Blocking => {
+                if let Ok((mut s, _)) = listener.accept() {
+                    let _ = s.set_nodelay(true);
+                    let mut buf = [0u8; 8];
+                    while s.read_exact(&mut buf).is_ok() {
+                        if s.write_all(&buf).is_err() {
+                            break;
+                        }
+                    }
                 }
             }
+            Echo::Tokio(threads) => tokio_echo(listener, threads),
         }
         // SAFETY: ends the child without running the parent's destructors.
         unsafe { libc::_exit(0) };
@@ -135,9 +183,32 @@ fn ours() -> (f64, f64) {
 
 /// The CPU-cost part.
 pub fn run() {
-    let (raw_server, raw_client) = raw_echo();
+    let (raw_server, raw_client) = raw_echo(Echo::Blocking);
+    let (tokio1, tokio1_client) = raw_echo(Echo::Tokio(1));
+    let (tokio2, _) = raw_echo(Echo::Tokio(2));
     let (server, client) = ours();
     let rows = vec![
+        Row {
+            name: "tokio_echo.current_thread.server_per_rt".into(),
+            ours: tokio1,
+            against: Some(("raw TCP echo, echo side".into(), raw_server)),
+            unit: "ns",
+            higher_is_better: false,
+        },
+        Row {
+            name: "tokio_echo.current_thread.client_per_rt".into(),
+            ours: tokio1_client,
+            against: Some(("raw TCP echo, caller side".into(), raw_client)),
+            unit: "ns",
+            higher_is_better: false,
+        },
+        Row {
+            name: "tokio_echo.multi_thread_2.server_per_rt".into(),
+            ours: tokio2,
+            against: Some(("raw TCP echo, echo side".into(), raw_server)),
+            unit: "ns",
+            higher_is_better: false,
+        },
         Row {
             name: "manager.cpu.server_per_call".into(),
             ours: server,

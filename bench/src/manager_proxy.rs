@@ -281,6 +281,7 @@ pub(crate) fn worker(
         BaseProxy::from_token(m.client().clone(), token("Event", start)).expect("attach event");
     event.call("wait", vec![]).expect("wait");
     let key = format!("k{index}");
+    let cpu0 = crate::manager_cpu::cpu_ns(std::process::id());
     let began = Instant::now();
     for i in 0..pairs as i64 {
         d.set(&key, &i).expect("set");
@@ -289,6 +290,6 @@ pub(crate) fn worker(
     println!(
         "{} {}",
         began.elapsed().as_secs_f64(),
-        crate::manager_cpu::cpu_ns(std::process::id())
+        crate::manager_cpu::cpu_ns(std::process::id()) - cpu0
     );
 }

@@ -55,13 +55,16 @@ pub(crate) fn eight_raw(clients: usize, trips: usize) -> f64 {
             let mut go = [0u8; 1];
             let _ = start_rx.read_exact(&mut go);
             let mut buf = [0u8; 8];
+            let cpu0 = crate::manager_cpu::cpu_ns(std::process::id());
             let began = Instant::now();
             for _ in 0..trips {
                 s.write_all(&buf).expect("write");
                 s.read_exact(&mut buf).expect("read");
             }
             let secs = began.elapsed().as_secs_f64();
+            let cpu = crate::manager_cpu::cpu_ns(std::process::id()) - cpu0;
             let _ = result_tx.write_all(&secs.to_le_bytes());
+            let _ = result_tx.write_all(&cpu.to_le_bytes());
             // SAFETY: ends the child without running the parent's destructors.
             unsafe { libc::_exit(0) };
         }
@@ -76,12 +79,25 @@ pub(crate) fn eight_raw(clients: usize, trips: usize) -> f64 {
     for s in &mut starts {
         let _ = s.write_all(&[1]);
     }
+    let server_cpu = crate::manager_cpu::cpu_ns(server as u32);
     let mut slowest: f64 = 0.0;
+    let mut clients_cpu = 0;
     for r in &mut results {
         let mut b = [0u8; 8];
         if r.read_exact(&mut b).is_ok() {
             slowest = slowest.max(f64::from_le_bytes(b));
         }
+        if r.read_exact(&mut b).is_ok() {
+            clients_cpu += u64::from_le_bytes(b);
+        }
+    }
+    if std::env::var_os("MP_BENCH_DEBUG").is_some() {
+        let ops = (clients * trips) as f64;
+        eprintln!(
+            "raw: echo cpu {:.0} ns/op, clients {:.0} ns/op",
+            (crate::manager_cpu::cpu_ns(server as u32) - server_cpu) as f64 / ops,
+            clients_cpu as f64 / ops
+        );
     }
     for pid in pids.into_iter().chain([server]) {
         let mut status = 0;

@@ -31,7 +31,7 @@ use mp_server::table::ObjectInfo;
 use serde::{Deserialize, Serialize};
 
 use super::error::ManagerError;
-use super::spin::{spin_until_readable, SpinPolicy};
+use super::spin::{spin_until_readable, SpinPolicy, Spun};
 use crate::connection::Address;
 
 /// What a method call gave back.
@@ -443,12 +443,17 @@ impl ManagerClient {
                 continue;
             };
             drop(state);
-            if reader.buffer().is_empty() {
-                spin_until_readable(reader.get_ref().fd(), spin);
-            }
+            let spun = if reader.buffer().is_empty() {
+                spin_until_readable(reader.get_ref().fd(), spin)
+            } else {
+                Spun::Skipped
+            };
             let frame = read_frame(&mut reader, inner.max_frame);
             state = lock(&inner.state);
             state.reader = Some(reader);
+            if spun == Spun::Contended {
+                state.spin.contended();
+            }
             let response = match frame {
                 Ok(Some(bytes)) => decode::<Response>(&bytes).map_err(|e| e.to_string()),
                 Ok(None) => Err("the server closed the connection".to_string()),

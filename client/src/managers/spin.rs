@@ -10,19 +10,35 @@
 //! polls only add system calls and take CPU time the server needs.
 //!
 //! So the choice is measured, not fixed: [`SpinPolicy`] keeps a moving
-//! average of the round-trip time with and without polling, uses the
-//! faster mode, and tries the other one every [`EXPLORE_EVERY`] calls so
-//! that it notices when the situation changes (a process moved to another
-//! CPU, the machine got busy).
+//! average of the round-trip time with and without polling and uses the
+//! faster mode. Once every [`EPOCH`] calls it runs [`PROBE`] calls in the
+//! other mode, so that it notices when the situation changes (a process
+//! moved to another CPU, the machine got busy). A probe is a run, not a
+//! single call, and its first [`SETTLE`] calls are not counted: which
+//! mode is faster depends on where the scheduler puts the two processes,
+//! and it only moves them after a few calls of the new pattern (a waiting
+//! client that sleeps draws the server to its CPU; one that polls keeps
+//! it away).
+//!
+//! Polling yields the CPU between polls; a yield that takes long means
+//! another process was waiting for this CPU — the machine has more
+//! runnable processes than CPUs, and polling only takes CPU time from them
+//! (the server among them). Then the policy stops polling for an epoch,
+//! whatever the round trips say.
 
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-/// One call in this many uses the mode that currently looks slower, to
-/// keep its estimate fresh.
-pub(crate) const EXPLORE_EVERY: u32 = 64;
+/// Calls between the starts of two probes of the other mode.
+pub(crate) const EPOCH: u32 = 1024;
+/// Calls in one probe.
+pub(crate) const PROBE: u32 = 32;
+/// Calls after a change of mode whose round trips are not counted.
+pub(crate) const SETTLE: u32 = 16;
 /// Weight of a new sample in the moving averages (1/8).
 const SHIFT: u32 = 3;
+/// A yield longer than this ran another process: the CPU is contended.
+const CONTENDED_YIELD: Duration = Duration::from_micros(5);
 /// Samples are capped here, so that a call that blocks on purpose (a
 /// lock held elsewhere, an empty queue) does not swamp the averages.
 const SAMPLE_CAP_NS: u64 = 1_000_000;
@@ -35,8 +51,10 @@ pub(crate) struct SpinPolicy {
     /// Moving average of a round trip in ns: `[without, with]` polling;
     /// zero until measured.
     average: [u64; 2],
-    /// Calls started, for the exploration schedule.
+    /// Calls started, for the probe schedule.
     calls: u32,
+    /// No polling until `calls` reaches this (a contended CPU was seen).
+    quiet_until: u32,
 }
 
 impl SpinPolicy {
@@ -46,7 +64,15 @@ impl SpinPolicy {
             max,
             average: [0, 0],
             calls: 0,
+            quiet_until: 0,
         }
+    }
+
+    /// Whether polling looks faster now (an unmeasured mode looks
+    /// fastest, so each is tried early).
+    fn best_is_spin(&self) -> bool {
+        let [without, with] = self.average;
+        with <= without
     }
 
     /// How long the next call should poll (zero: sleep at once).
@@ -55,22 +81,32 @@ impl SpinPolicy {
             return Duration::ZERO;
         }
         self.calls = self.calls.wrapping_add(1);
-        let [without, with] = self.average;
-        // An unmeasured mode (0) looks fastest, so each is tried at once.
-        let mut spin = with <= without;
-        if self.calls % EXPLORE_EVERY == 0 {
-            spin = !spin;
+        // Wrapping-safe "calls < quiet_until".
+        if self.quiet_until.wrapping_sub(self.calls) as i32 > 0 {
+            return Duration::ZERO;
         }
-        if spin {
+        let probing = self.calls % EPOCH < PROBE;
+        if self.best_is_spin() != probing {
             self.max
         } else {
             Duration::ZERO
         }
     }
 
+    /// Records that polling found the CPU contended: no polling for the
+    /// next [`EPOCH`] calls.
+    pub(crate) fn contended(&mut self) {
+        self.quiet_until = self.calls.wrapping_add(EPOCH);
+    }
+
     /// Records that a call which polled for up to `spin` took `elapsed`.
     pub(crate) fn record(&mut self, spin: Duration, elapsed: Duration) {
         if self.max.is_zero() {
+            return;
+        }
+        // Calls just after a change of mode measure the transition.
+        let pos = self.calls % EPOCH;
+        if pos < SETTLE || (PROBE..PROBE + SETTLE).contains(&pos) {
             return;
         }
         let sample = u64::try_from(elapsed.as_nanos())
@@ -91,12 +127,24 @@ impl SpinPolicy {
     }
 }
 
+/// How a poll before sleeping ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Spun {
+    /// No polling was asked for.
+    Skipped,
+    /// There is data (or the peer closed, or an error is pending).
+    Ready,
+    /// The time ran out first.
+    TimedOut,
+    /// A yield ran another process: polling takes CPU from others.
+    Contended,
+}
+
 /// Polls `fd` for readable data for up to `spin`, yielding the CPU between
-/// polls; returns `true` once there is some (or the peer closed, or an
-/// error is pending), `false` when `spin` has passed first.
-pub(crate) fn spin_until_readable(fd: RawFd, spin: Duration) -> bool {
+/// polls.
+pub(crate) fn spin_until_readable(fd: RawFd, spin: Duration) -> Spun {
     if spin.is_zero() {
-        return false;
+        return Spun::Skipped;
     }
     let start = Instant::now();
     let mut fds = libc::pollfd {
@@ -108,12 +156,16 @@ pub(crate) fn spin_until_readable(fd: RawFd, spin: Duration) -> bool {
         // SAFETY: poll(2) on one valid pollfd we own, zero timeout.
         let ready = unsafe { libc::poll(&mut fds, 1, 0) };
         if ready != 0 {
-            return true;
+            return Spun::Ready;
         }
-        if start.elapsed() >= spin {
-            return false;
+        let before = Instant::now();
+        if before - start >= spin {
+            return Spun::TimedOut;
         }
         std::thread::yield_now();
+        if before.elapsed() > CONTENDED_YIELD {
+            return Spun::Contended;
+        }
     }
 }
 
@@ -124,14 +176,14 @@ mod tests {
     const MAX: Duration = Duration::from_micros(50);
 
     /// Feeds `calls` calls whose round trip is `with`/`without` µs and
-    /// returns how many of the last `EXPLORE_EVERY` polled.
+    /// returns how many of the last `EPOCH` polled.
     fn settle(policy: &mut SpinPolicy, with: u64, without: u64, calls: u32) -> u32 {
         let mut polled = 0;
         for i in 0..calls {
             let spin = policy.next();
             let rt = if spin.is_zero() { without } else { with };
             policy.record(spin, Duration::from_micros(rt));
-            if i >= calls - EXPLORE_EVERY && !spin.is_zero() {
+            if i >= calls - EPOCH && !spin.is_zero() {
                 polled += 1;
             }
         }
@@ -141,33 +193,59 @@ mod tests {
     #[test]
     fn polls_when_polling_is_faster() {
         let mut p = SpinPolicy::new(MAX);
-        let polled = settle(&mut p, 20, 60, 1000);
-        assert_eq!(polled, EXPLORE_EVERY - 1);
+        assert_eq!(settle(&mut p, 20, 60, 5 * EPOCH), EPOCH - PROBE);
     }
 
     #[test]
     fn sleeps_when_polling_is_slower() {
         let mut p = SpinPolicy::new(MAX);
-        let polled = settle(&mut p, 25, 15, 1000);
-        assert_eq!(polled, 1);
+        assert_eq!(settle(&mut p, 25, 15, 5 * EPOCH), PROBE);
     }
 
     #[test]
     fn follows_a_change() {
         let mut p = SpinPolicy::new(MAX);
-        settle(&mut p, 20, 60, 1000);
+        settle(&mut p, 20, 60, 5 * EPOCH);
         // The server moved to the caller's CPU: polling now costs more.
-        let polled = settle(&mut p, 25, 15, 3000);
-        assert_eq!(polled, 1);
+        assert_eq!(settle(&mut p, 25, 15, 5 * EPOCH), PROBE);
         let [without, with] = p.averages();
         assert!(without < with, "{without} < {with}");
     }
 
     #[test]
+    fn transitions_are_not_counted() {
+        let mut p = SpinPolicy::new(MAX);
+        settle(&mut p, 20, 60, 5 * EPOCH);
+        let before = p.averages();
+        // Calls right after a switch of mode leave the averages alone.
+        p.calls = EPOCH - 1;
+        for _ in 0..SETTLE {
+            let spin = p.next();
+            p.record(spin, Duration::from_millis(1));
+        }
+        assert_eq!(p.averages(), before);
+    }
+
+    #[test]
+    fn contention_stops_polling_for_an_epoch() {
+        let mut p = SpinPolicy::new(MAX);
+        settle(&mut p, 20, 60, 5 * EPOCH);
+        // Past the probe, so the next call would poll.
+        p.calls += PROBE;
+        assert!(!p.next().is_zero());
+        p.contended();
+        let polled = (0..EPOCH - 1).filter(|_| !p.next().is_zero()).count();
+        assert_eq!(polled, 0);
+        // Then the round trips decide again.
+        assert_eq!(settle(&mut p, 20, 60, 2 * EPOCH), EPOCH - PROBE);
+    }
+
+    #[test]
     fn zero_never_polls_and_long_waits_are_capped() {
         let mut p = SpinPolicy::new(Duration::ZERO);
-        assert_eq!(settle(&mut p, 1, 100, 200), 0);
+        assert_eq!(settle(&mut p, 1, 100, 2 * EPOCH), 0);
         let mut p = SpinPolicy::new(MAX);
+        p.calls = SETTLE;
         p.record(MAX, Duration::from_secs(5));
         assert_eq!(p.averages()[1], SAMPLE_CAP_NS);
     }
@@ -177,12 +255,17 @@ mod tests {
         use std::io::Write;
         use std::os::fd::AsRawFd;
         let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        assert!(!spin_until_readable(
-            b.as_raw_fd(),
-            Duration::from_micros(200)
-        ));
-        assert!(!spin_until_readable(b.as_raw_fd(), Duration::ZERO));
+        let idle = spin_until_readable(b.as_raw_fd(), Duration::from_micros(200));
+        // Another process may take the CPU during a yield on a busy machine.
+        assert!(matches!(idle, Spun::TimedOut | Spun::Contended), "{idle:?}");
+        assert_eq!(
+            spin_until_readable(b.as_raw_fd(), Duration::ZERO),
+            Spun::Skipped
+        );
         a.write_all(b"x").unwrap();
-        assert!(spin_until_readable(b.as_raw_fd(), Duration::from_secs(30)));
+        assert_eq!(
+            spin_until_readable(b.as_raw_fd(), Duration::from_secs(30)),
+            Spun::Ready
+        );
     }
 }
