@@ -250,6 +250,7 @@ pub fn run() {
     run_single();
     crate::manager_proxy::run();
     run_clients();
+    crate::manager_cpu::run();
     run_memory();
 }
 
