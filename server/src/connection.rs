@@ -67,6 +67,7 @@ pub(crate) async fn serve_connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    let mut session = None;
     let greeted = tokio::time::timeout(ctx.limits.handshake_timeout, async {
         server_handshake_async(&mut stream, &ctx.authkey, &ctx.auth)
             .await
@@ -93,12 +94,23 @@ pub(crate) async fn serve_connection<S>(
         };
         let mut bytes = Vec::new();
         encode_into(&reply, &mut bytes).map_err(|e| e.to_string())?;
+        let welcome = matches!(reply, HelloReply::Welcome { .. });
+        // The session opens before the peer hears it is welcome, so that
+        // what it asks next (`status`, say) already counts it.
+        if welcome {
+            session = Some(engine.open_session(peer.clone()));
+        }
         write_frame_async(&mut stream, &bytes)
             .await
             .map_err(|e| e.to_string())?;
-        Ok::<bool, String>(matches!(reply, HelloReply::Welcome { .. }))
+        Ok::<bool, String>(welcome)
     })
     .await;
+    if !matches!(greeted, Ok(Ok(true))) {
+        if let Some(session) = session.take() {
+            engine.end_session(&session);
+        }
+    }
     match greeted {
         Ok(Ok(true)) => {}
         Ok(Ok(false)) => {
@@ -114,7 +126,9 @@ pub(crate) async fn serve_connection<S>(
             return;
         }
     }
-    let session = engine.open_session(peer);
+    let Some(session) = session else {
+        return;
+    };
     tracing::debug!(peer = session.peer(), session = session.id().0, "connected");
     let mut conn = Connection {
         engine: &engine,
