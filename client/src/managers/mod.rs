@@ -51,15 +51,18 @@
 //!   `--tls-cert`.
 
 pub mod base_manager;
+pub mod batch;
 pub mod client;
 pub mod error;
 pub mod proxies;
 pub mod proxy;
+mod spin;
 pub mod sync_manager;
 pub mod tls;
 pub mod transfer;
 
 pub use base_manager::{BaseManager, Manager};
+pub use batch::Call;
 pub use client::{ConnectOptions, ManagerClient, Returned, ServerStatus, TypeInfo};
 pub use error::ManagerError;
 pub use mp_server::slice::Slice;
