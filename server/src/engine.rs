@@ -58,6 +58,8 @@ pub struct Engine {
     pub(crate) stats: Stats,
     next_session: AtomicU64,
     pub(crate) shutdown: Shutdown,
+    /// References in transit between processes.
+    pub(crate) transit: crate::transit::Transit,
 }
 
 impl Engine {
@@ -71,6 +73,7 @@ impl Engine {
             stats: Stats::default(),
             next_session: AtomicU64::new(1),
             shutdown: Shutdown::new(),
+            transit: Default::default(),
         })
     }
 

@@ -52,6 +52,7 @@ pub mod session;
 pub mod shutdown;
 pub mod slice;
 pub mod table;
+pub mod transit;
 pub mod wait;
 
 pub use args::Args;

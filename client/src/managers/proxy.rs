@@ -63,7 +63,7 @@ impl BaseProxy {
         Ok(Self::from_owned(client.clone(), info))
     }
 
-    fn held(client: ManagerClient, token: Token) -> Self {
+    pub(super) fn held(client: ManagerClient, token: Token) -> Self {
         BaseProxy {
             client,
             token,
@@ -241,9 +241,12 @@ pub(crate) fn release_later(client: ManagerClient, id: mp_proto::ObjectId) {
     }
 }
 
-/// Converts a Rust value to its wire form.
+/// Converts a Rust value to its wire form, to send to a manager server:
+/// proxies inside become plain tokens (the server takes its own
+/// references to what it stores).
 pub fn to_wire<T: Serialize + ?Sized>(value: &T) -> Result<Value, ManagerError> {
-    to_value(value).map_err(|e| ManagerError::Conversion(e.to_string()))
+    super::transfer::for_server(|| to_value(value))
+        .map_err(|e| ManagerError::Conversion(e.to_string()))
 }
 
 /// Converts a wire value to a Rust value.

@@ -1,18 +1,45 @@
-//! Proxies as serde values: a proxy serializes as its [`Token`], so it
-//! can be stored inside another shared object (`list.append(dict)`) or
-//! sent through a `Connection`; deserializing one takes a new reference
-//! on a connection of this process (Python's `RebuildProxy`).
+//! Proxies as serde values (Python's `BaseProxy.__reduce__` and
+//! `RebuildProxy`): a proxy can be stored inside another shared object
+//! (`list.append(dict)`) or sent to another process through a
+//! `Connection`, a queue, or a spawned child's arguments.
 //!
-//! Which connection: while a proxy converts a server's answer, the
-//! proxy's own connection (the answer's references are then given back,
-//! see [`convert_answer`]); otherwise the process's connection to the
-//! token's server, opened on first use with the current process's
-//! authkey, as Python's `RebuildProxy` does. A forked child never reuses
-//! its parent's socket: connections are keyed by pid.
+//! # Two forms
+//!
+//! * **To a server** (inside [`to_wire`](super::proxy::to_wire), i.e. as a
+//!   method's argument): the bare [`Token`]. The server takes its own
+//!   reference to whatever it stores, and the call is synchronous, so the
+//!   referent cannot die in between.
+//! * **To another process** (any other serializer): the token plus a
+//!   *transit ticket*. Serializing asks the server to hold one extra
+//!   reference that belongs to no connection (`transit`, see
+//!   `mp_server::transit`); the receiver's deserialization moves exactly
+//!   that reference into its own connection (`receive`) instead of taking
+//!   a new one. So the referent stays alive while the proxy is in flight
+//!   even if the sender drops its copy at once, or exits. A ticket nobody
+//!   receives (the message was lost, the receiver died) is dropped by the
+//!   server when its lease ends — [`set_transit_lease`], five minutes by
+//!   default — so an undelivered proxy keeps its referent alive for at
+//!   most that long. Deserializing the same bytes twice, or after the
+//!   lease, falls back to a fresh `incref`, which fails with the server's
+//!   `KeyError` if the referent is gone by then.
+//!
+//! Serializing a proxy for another process therefore costs one round trip
+//! to its server (CPython pays one too, for its incref).
+//!
+//! # Which connection
+//!
+//! While a proxy converts a server's answer, the proxy's own connection
+//! (the answer's references are then given back, see [`convert_answer`]);
+//! otherwise the process's connection to the token's server, opened on
+//! first use with the current process's authkey, as Python's
+//! `RebuildProxy` does. A forked child never reuses its parent's socket:
+//! connections are keyed by pid.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use mp_proto::{ObjectId, Token, Value};
 use serde::de::DeserializeOwned;
@@ -26,6 +53,40 @@ use crate::connection::Address;
 thread_local! {
     /// The connection answers are being converted for.
     static ANSWER_CLIENT: RefCell<Option<ManagerClient>> = const { RefCell::new(None) };
+    /// Whether values are being converted for a server call.
+    static FOR_SERVER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The transit lease in milliseconds.
+static LEASE_MS: AtomicU64 = AtomicU64::new(300_000);
+
+/// How long a proxy serialized for another process keeps its referent
+/// alive on the server if nobody receives it (five minutes unless set).
+/// Applies to proxies serialized afterwards, by this process.
+pub fn set_transit_lease(lease: Duration) {
+    let ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+    LEASE_MS.store(ms, Ordering::Relaxed);
+}
+
+/// The current transit lease.
+pub fn transit_lease() -> Duration {
+    Duration::from_millis(LEASE_MS.load(Ordering::Relaxed))
+}
+
+/// Runs `f` with proxies serializing as bare tokens, for a server call.
+pub(crate) fn for_server<R>(f: impl FnOnce() -> R) -> R {
+    let previous = FOR_SERVER.with(|c| c.replace(true));
+    let result = f();
+    FOR_SERVER.with(|c| c.set(previous));
+    result
+}
+
+/// A proxy on its way to another process.
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "ProxyInTransit")]
+struct InTransit {
+    token: Token,
+    ticket: u64,
 }
 
 /// This process's connections by server address.
@@ -90,18 +151,49 @@ pub fn convert_answer<T: DeserializeOwned>(
 
 impl Serialize for BaseProxy {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.token().serialize(serializer)
+        if FOR_SERVER.with(Cell::get) {
+            return self.token().serialize(serializer);
+        }
+        let client = self.client().map_err(serde::ser::Error::custom)?;
+        let ticket = client
+            .transit(self.token().id, transit_lease())
+            .map_err(serde::ser::Error::custom)?;
+        InTransit {
+            token: self.token().clone(),
+            ticket,
+        }
+        .serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for BaseProxy {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let token = Token::deserialize(deserializer)?;
-        let client = ANSWER_CLIENT.with(|c| c.borrow().clone());
-        let client = match client {
-            Some(c) => c,
-            None => connection_for(&token.address).map_err(serde::de::Error::custom)?,
-        };
-        BaseProxy::from_token(client, token).map_err(serde::de::Error::custom)
+        if let Some(client) = ANSWER_CLIENT.with(|c| c.borrow().clone()) {
+            let token = Token::deserialize(deserializer)?;
+            return BaseProxy::from_token(client, token).map_err(serde::de::Error::custom);
+        }
+        let InTransit { token, ticket } = InTransit::deserialize(deserializer)?;
+        let client = connection_for(&token.address).map_err(serde::de::Error::custom)?;
+        receive(client, token, ticket).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Takes over the reference in transit under `ticket`, or a new one if
+/// it is gone (received already, or its lease over).
+fn receive(client: ManagerClient, token: Token, ticket: u64) -> Result<BaseProxy, ManagerError> {
+    match client.receive(ticket) {
+        Ok(id) if id == token.id => Ok(BaseProxy::held(client, token)),
+        Ok(other) => {
+            // Another server's ticket with the same number: not ours.
+            release_later(client, other);
+            Err(ManagerError::Protocol(format!(
+                "transit ticket {ticket} names object {other}, not {}",
+                token.id
+            )))
+        }
+        Err(ManagerError::Remote(e)) if e.kind == mp_proto::ErrorKind::KeyError => {
+            BaseProxy::from_token(client, token)
+        }
+        Err(e) => Err(e),
     }
 }
