@@ -574,6 +574,15 @@ impl ManagerClient {
     }
 }
 
+// --- Connection reuse (managers::transfer) ---
+impl ManagerClient {
+    /// Whether the connection is known to be dead (every call on it fails
+    /// with [`ManagerError::ConnectionLost`]).
+    pub fn is_closed(&self) -> bool {
+        lock(&self.inner.state).dead.is_some()
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         lock(&self.writer).shutdown();

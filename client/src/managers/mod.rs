@@ -44,7 +44,10 @@
 //! * [`proxies`]: the typed proxies ([`DictProxy`], [`LockProxy`], …).
 //! * [`base_manager`]: [`BaseManager`] (start a server in a child,
 //!   shut it down), [`Manager`] and [`Manager()`].
-//! * [`transfer`]: proxies as serde values (nesting, sending).
+//! * [`server`]: [`ManagerServer`] (`get_server().serve_forever()`),
+//!   [`register_shared`] (a typeid handing out one object).
+//! * [`transfer`]: proxies as serde values (nesting, sending, references
+//!   in transit).
 //! * [`sync_manager`]: [`SyncManager`], typed constructors on one
 //!   connection.
 
@@ -53,14 +56,16 @@ pub mod client;
 pub mod error;
 pub mod proxies;
 pub mod proxy;
+pub mod server;
 pub mod sync_manager;
 pub mod transfer;
 
-pub use base_manager::{BaseManager, Manager};
+pub use base_manager::{BaseManager, ClientRegistration, Manager};
 pub use client::{ConnectOptions, ManagerClient, Returned, ServerStatus, TypeInfo};
 pub use error::ManagerError;
 pub use mp_server::slice::Slice;
 pub use mp_server::table::ObjectInfo;
 pub use proxies::*;
-pub use proxy::BaseProxy;
+pub use proxy::{BaseProxy, ProxyType};
+pub use server::{register_shared, ManagerServer, Shared};
 pub use sync_manager::SyncManager;

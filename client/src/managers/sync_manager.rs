@@ -29,9 +29,13 @@ pub struct SyncManager {
 
 impl SyncManager {
     /// Connects to the manager at `address` with `authkey` (Python's
-    /// `SyncManager(address, authkey).connect()`).
+    /// `SyncManager(address, authkey).connect()`), reusing this process's
+    /// live connection to that server if it has one: one multiplexed
+    /// connection per process per server.
     pub fn connect(address: &Address, authkey: &[u8]) -> Result<Self, ManagerError> {
-        Ok(Self::from_client(ManagerClient::connect(address, authkey)?))
+        Ok(SyncManager {
+            client: super::transfer::shared_connection(address, authkey)?,
+        })
     }
 
     /// Wraps an existing connection.

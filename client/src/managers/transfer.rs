@@ -89,42 +89,78 @@ struct InTransit {
     ticket: u64,
 }
 
-/// This process's connections by server address.
-static CONNECTIONS: Mutex<Option<(u32, HashMap<String, ManagerClient>)>> = Mutex::new(None);
+/// This process's connection to one server, and the authkey it was made
+/// with (`None`: made elsewhere, key unknown).
+struct Shared {
+    client: ManagerClient,
+    authkey: Option<Vec<u8>>,
+}
 
-/// Records `client` as this process's connection to its server, so
-/// proxies received later reuse it.
-pub fn register_connection(client: &ManagerClient) {
+/// This process's connections by server address.
+static CONNECTIONS: Mutex<Option<(u32, HashMap<String, Shared>)>> = Mutex::new(None);
+
+/// Runs `f` on this process's connection table (a forked child starts
+/// with an empty one: it must not use its parent's sockets).
+fn with_connections<R>(f: impl FnOnce(&mut HashMap<String, Shared>) -> R) -> R {
     let mut all = CONNECTIONS.lock().unwrap_or_else(PoisonError::into_inner);
     let pid = std::process::id();
     let map = match &mut *all {
         Some((p, map)) if *p == pid => map,
         slot => &mut slot.insert((pid, HashMap::new())).1,
     };
-    map.entry(client.address().to_string())
-        .or_insert_with(|| client.clone());
+    f(map)
+}
+
+/// Records `client` as this process's connection to its server, so
+/// proxies received later reuse it (unless there is a live one already).
+pub fn register_connection(client: &ManagerClient) {
+    register_keyed(client, None);
+}
+
+/// [`register_connection`], remembering the authkey it was made with.
+pub(crate) fn register_keyed(client: &ManagerClient, authkey: Option<&[u8]>) {
+    with_connections(|map| {
+        let key = client.address().to_string();
+        if map.get(&key).is_some_and(|s| !s.client.is_closed()) {
+            return;
+        }
+        map.insert(
+            key,
+            Shared {
+                client: client.clone(),
+                authkey: authkey.map(<[u8]>::to_vec),
+            },
+        );
+    })
+}
+
+/// This process's one connection to the server at `address` (Python's
+/// per-process connection, without CPython's one per thread): a live one
+/// made with the same `authkey` (or registered without one) is reused,
+/// otherwise a new one is opened and recorded.
+pub fn shared_connection(address: &Address, authkey: &[u8]) -> Result<ManagerClient, ManagerError> {
+    let found = with_connections(|map| {
+        map.get(&address.to_string())
+            .filter(|s| !s.client.is_closed())
+            .filter(|s| s.authkey.as_deref().map_or(true, |k| k == authkey))
+            .map(|s| s.client.clone())
+    });
+    if let Some(client) = found {
+        return Ok(client);
+    }
+    let client = ManagerClient::connect(address, authkey)?;
+    register_keyed(&client, Some(authkey));
+    Ok(client)
 }
 
 /// This process's connection to the server at `address`, opened with the
 /// current process's authkey if there is none yet.
 pub fn connection_for(address: &str) -> Result<ManagerClient, ManagerError> {
-    {
-        let all = CONNECTIONS.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((pid, map)) = &*all {
-            if *pid == std::process::id() {
-                if let Some(c) = map.get(address) {
-                    return Ok(c.clone());
-                }
-            }
-        }
-    }
     let parsed: Address = address
         .parse()
         .map_err(|e: crate::connection::ConnectionError| ManagerError::Protocol(e.to_string()))?;
     let key = crate::process::current_process().authkey();
-    let client = ManagerClient::connect(&parsed, key.as_bytes())?;
-    register_connection(&client);
-    Ok(client)
+    shared_connection(&parsed, key.as_bytes())
 }
 
 /// Converts an answer of `client`'s server to `T`. Proxies inside it

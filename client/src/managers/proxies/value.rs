@@ -60,6 +60,25 @@ impl Clone for NamespaceProxy {
     }
 }
 
+impl crate::managers::proxy::ProxyType for NamespaceProxy {
+    fn from_parts(base: BaseProxy, _exposed: Vec<String>) -> Self {
+        NamespaceProxy::from_base(base)
+    }
+}
+
+impl serde::Serialize for NamespaceProxy {
+    /// The reference only: local `_` names stay with this proxy.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.base.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NamespaceProxy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BaseProxy::deserialize(d).map(NamespaceProxy::from_base)
+    }
+}
+
 impl NamespaceProxy {
     /// Wraps a reference to a `Namespace`.
     pub fn from_base(base: BaseProxy) -> Self {
