@@ -61,7 +61,7 @@ pub mod sync_manager;
 pub mod transfer;
 
 pub use base_manager::{BaseManager, ClientRegistration, Manager};
-pub use client::{ConnectOptions, ManagerClient, Returned, ServerStatus, TypeInfo};
+pub use client::{ConnectOptions, ManagerClient, Returned, ServerStatus, TypeInfo, WeakClient};
 pub use error::ManagerError;
 pub use mp_server::slice::Slice;
 pub use mp_server::table::ObjectInfo;

@@ -45,7 +45,7 @@ use mp_proto::{ObjectId, Token, Value};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::client::ManagerClient;
+use super::client::{ManagerClient, WeakClient};
 use super::error::ManagerError;
 use super::proxy::{from_wire, release_later, BaseProxy};
 use crate::connection::Address;
@@ -90,10 +90,19 @@ struct InTransit {
 }
 
 /// This process's connection to one server, and the authkey it was made
-/// with (`None`: made elsewhere, key unknown).
+/// with (`None`: made elsewhere, key unknown). Weak: the table never keeps
+/// a connection open by itself (the server must see it close when the
+/// last proxy and manager using it are gone).
 struct Shared {
-    client: ManagerClient,
+    client: WeakClient,
     authkey: Option<Vec<u8>>,
+}
+
+impl Shared {
+    /// The connection, if it is still held and not known to be dead.
+    fn live(&self) -> Option<ManagerClient> {
+        self.client.upgrade().filter(|c| !c.is_closed())
+    }
 }
 
 /// This process's connections by server address.
@@ -121,13 +130,13 @@ pub fn register_connection(client: &ManagerClient) {
 pub(crate) fn register_keyed(client: &ManagerClient, authkey: Option<&[u8]>) {
     with_connections(|map| {
         let key = client.address().to_string();
-        if map.get(&key).is_some_and(|s| !s.client.is_closed()) {
+        if map.get(&key).and_then(Shared::live).is_some() {
             return;
         }
         map.insert(
             key,
             Shared {
-                client: client.clone(),
+                client: client.downgrade(),
                 authkey: authkey.map(<[u8]>::to_vec),
             },
         );
@@ -141,9 +150,8 @@ pub(crate) fn register_keyed(client: &ManagerClient, authkey: Option<&[u8]>) {
 pub fn shared_connection(address: &Address, authkey: &[u8]) -> Result<ManagerClient, ManagerError> {
     let found = with_connections(|map| {
         map.get(&address.to_string())
-            .filter(|s| !s.client.is_closed())
             .filter(|s| s.authkey.as_deref().map_or(true, |k| k == authkey))
-            .map(|s| s.client.clone())
+            .and_then(Shared::live)
     });
     if let Some(client) = found {
         return Ok(client);
