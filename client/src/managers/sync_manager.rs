@@ -15,8 +15,9 @@ use serde::Serialize;
 use super::client::ManagerClient;
 use super::error::ManagerError;
 use super::proxies::{
-    ArrayProxy, AutoProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy,
-    LockProxy, NamespaceProxy, QueueProxy, RLockProxy, SemaphoreProxy, ValueProxy,
+    ArrayProxy, AutoProxy, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, DictProxy,
+    EventProxy, JoinableQueueProxy, ListProxy, LockProxy, NamespaceProxy, QueueProxy, RLockProxy,
+    SemaphoreProxy, ValueProxy,
 };
 use super::proxy::{to_wire, BaseProxy};
 use crate::connection::Address;
@@ -110,7 +111,7 @@ impl SyncManager {
     /// A new unbounded shared `JoinableQueue` (`task_done`, `join`).
     pub fn joinable_queue<T: Serialize + DeserializeOwned>(
         &self,
-    ) -> Result<QueueProxy<T>, ManagerError> {
+    ) -> Result<JoinableQueueProxy<T>, ManagerError> {
         self.create("JoinableQueue", vec![])
             .map(QueueProxy::from_base)
     }
@@ -133,7 +134,7 @@ impl SyncManager {
 
     /// A new shared `BoundedSemaphore(value)`: releasing past `value` is a
     /// `ValueError`.
-    pub fn bounded_semaphore(&self, value: u32) -> Result<SemaphoreProxy, ManagerError> {
+    pub fn bounded_semaphore(&self, value: u32) -> Result<BoundedSemaphoreProxy, ManagerError> {
         self.create("BoundedSemaphore", vec![Value::Int(value.into())])
             .map(SemaphoreProxy::from_base)
     }

@@ -80,6 +80,13 @@ impl<'de> serde::Deserialize<'de> for NamespaceProxy {
 }
 
 impl NamespaceProxy {
+    /// A copy of the referent (Python's `_getvalue()`). The server raises
+    /// `TypeError` for a referent with no copyable value, as pickling one
+    /// does in CPython.
+    pub fn get_value(&self) -> Result<mp_proto::Value, ManagerError> {
+        self.base.get_value_raw()
+    }
+
     /// Wraps a reference to a `Namespace`.
     pub fn from_base(base: BaseProxy) -> Self {
         NamespaceProxy {
