@@ -115,6 +115,37 @@ fn start_in(method: StartMethod) -> Outcome {
     check(!INITIALIZED.load(Ordering::SeqCst), "initializer ran here")
 }
 
+/// The child of [`proxy_as_an_argument`].
+fn fill(d: multiprocessing::managers::DictProxy<String, i64>) -> Outcome {
+    d.set(&"from the child".into(), &7).map_err(e)
+}
+
+/// A proxy as a child's argument under `method` (serialized for `spawn`
+/// and `forkserver`: the child takes over the reference in transit). A
+/// forked child reconnects with the manager's own key; a re-executed one
+/// knows only the process's, which `Manager()` uses.
+fn proxy_as_an_argument(method: StartMethod) -> Outcome {
+    let m = if method == StartMethod::Fork {
+        Manager::start("127.0.0.1:0", KEY).map_err(e)?
+    } else {
+        multiprocessing::managers::Manager().map_err(e)?
+    };
+    let d = m.dict::<String, i64>().map_err(e)?;
+    let p = get_context(method).process(fill, (d.clone(),));
+    p.start().map_err(e)?;
+    check(p.join_timeout(LONG).map_err(e)?, "child hung")?;
+    check(p.exitcode().map_err(e)? == Some(0), "child failed")?;
+    check(
+        d.get(&"from the child".into()).map_err(e)? == Some(7),
+        "the child's write is missing",
+    )?;
+    drop(d);
+    check(
+        m.wait_for_object_count(0, LONG).map_err(e)?,
+        "a reference leaked",
+    )
+}
+
 /// `Manager` (a SyncManager) under `method`.
 fn sync_manager_in(method: StartMethod) -> Outcome {
     let m = Manager::start_in("127.0.0.1:0", KEY, method).map_err(e)?;
@@ -265,6 +296,10 @@ fn main() {
         tests.push((
             format!("{m}::sync_manager_in"),
             Box::new(move || sync_manager_in(m)),
+        ));
+        tests.push((
+            format!("{m}::proxy_as_an_argument"),
+            Box::new(move || proxy_as_an_argument(m)),
         ));
     }
     let mut failed = 0;

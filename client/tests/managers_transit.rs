@@ -76,3 +76,31 @@ fn a_proxy_nobody_receives_is_released_when_its_lease_ends() {
     let late = reader.recv::<DictProxy<i64, i64>>();
     assert!(late.is_err(), "a proxy received after its lease must fail");
 }
+
+#[test]
+fn a_proxy_through_a_local_queue_to_a_child() {
+    let m = Manager().unwrap();
+    let queue = multiprocessing::Queue::<DictProxy<String, i64>>::new(0).unwrap();
+    let done = multiprocessing::Queue::<DictProxy<String, i64>>::new(0).unwrap();
+    {
+        let d = m.dict::<String, i64>().unwrap();
+        d.set(&"a".into(), &1).unwrap();
+        queue.put(&d).unwrap();
+        // `d` is dropped here: the queue's copy is the only reference.
+    }
+    let (q, back) = (queue.clone(), done.clone());
+    let child = get_context(StartMethod::Fork).process_fn(move || -> Result<(), String> {
+        let d = q.get().map_err(|e| e.to_string())?;
+        let a = d.get(&"a".into()).map_err(|e| e.to_string())?;
+        d.set(&"b".into(), &(a.unwrap_or(0) + 1))
+            .map_err(|e| e.to_string())?;
+        back.put(&d).map_err(|e| e.to_string())
+    });
+    child.start().unwrap();
+    let d = done.get().unwrap();
+    assert!(child.join_timeout(LONG).unwrap());
+    assert_eq!(child.exitcode().unwrap(), Some(0));
+    assert_eq!(d.get(&"b".into()).unwrap(), Some(2));
+    drop(d);
+    assert!(m.wait_for_object_count(0, LONG).unwrap());
+}

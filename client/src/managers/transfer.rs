@@ -31,9 +31,18 @@
 //! While a proxy converts a server's answer, the proxy's own connection
 //! (the answer's references are then given back, see [`convert_answer`]);
 //! otherwise the process's connection to the token's server, opened on
-//! first use with the current process's authkey, as Python's
-//! `RebuildProxy` does. A forked child never reuses its parent's socket:
-//! connections are keyed by pid.
+//! first use with the authkey this process (or the parent it was forked
+//! from) used for that server, else the current process's authkey, as
+//! Python's `RebuildProxy` does. A forked child never reuses its parent's
+//! socket: connections are keyed by pid.
+//!
+//! A `spawn` or `forkserver` child knows only its own authkey (the
+//! parent's, inherited): a proxy of a manager started with another key
+//! cannot be rebuilt there. CPython sends the key along while spawning;
+//! here, start such managers with the process's authkey ([`Manager()`])
+//! or pass the address and key and connect in the child.
+//!
+//! [`Manager()`]: super::Manager()
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -120,6 +129,28 @@ fn with_connections<R>(f: impl FnOnce(&mut HashMap<String, Shared>) -> R) -> R {
     f(map)
 }
 
+/// The authkey each known server was connected with. Kept across fork (a
+/// forked child knows what its parent knew, as a CPython proxy keeps its
+/// `_authkey`), so a proxy a forked child inherits reconnects with the
+/// manager's key rather than the process's.
+static KEYS: Mutex<Option<HashMap<String, Vec<u8>>>> = Mutex::new(None);
+
+/// The authkey to connect to `address` with: the one it was connected
+/// with before in this process or its parent, else the process's.
+fn authkey_for(address: &str) -> Vec<u8> {
+    let known = KEYS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .and_then(|keys| keys.get(address).cloned());
+    known.unwrap_or_else(|| {
+        crate::process::current_process()
+            .authkey()
+            .as_bytes()
+            .to_vec()
+    })
+}
+
 /// Records `client` as this process's connection to its server, so
 /// proxies received later reuse it (unless there is a live one already).
 pub fn register_connection(client: &ManagerClient) {
@@ -128,6 +159,12 @@ pub fn register_connection(client: &ManagerClient) {
 
 /// [`register_connection`], remembering the authkey it was made with.
 pub(crate) fn register_keyed(client: &ManagerClient, authkey: Option<&[u8]>) {
+    if let Some(key) = authkey {
+        KEYS.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(HashMap::new)
+            .insert(client.address().to_string(), key.to_vec());
+    }
     with_connections(|map| {
         let key = client.address().to_string();
         if map.get(&key).and_then(Shared::live).is_some() {
@@ -161,14 +198,15 @@ pub fn shared_connection(address: &Address, authkey: &[u8]) -> Result<ManagerCli
     Ok(client)
 }
 
-/// This process's connection to the server at `address`, opened with the
-/// current process's authkey if there is none yet.
+/// This process's connection to the server at `address`, opened if there
+/// is none yet with the authkey this process (or the parent it was forked
+/// from) connected to it with, else the current process's authkey, as
+/// Python's `RebuildProxy` does.
 pub fn connection_for(address: &str) -> Result<ManagerClient, ManagerError> {
     let parsed: Address = address
         .parse()
         .map_err(|e: crate::connection::ConnectionError| ManagerError::Protocol(e.to_string()))?;
-    let key = crate::process::current_process().authkey();
-    shared_connection(&parsed, key.as_bytes())
+    shared_connection(&parsed, &authkey_for(address))
 }
 
 /// Converts an answer of `client`'s server to `T`. Proxies inside it
