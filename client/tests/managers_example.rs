@@ -70,3 +70,23 @@ fn the_custom_managers_demo_prints_the_reference_output() {
         )
     );
 }
+
+#[allow(dead_code)]
+#[path = "../examples/manager_nesting.rs"]
+mod nesting_example;
+
+#[test]
+fn the_nesting_examples_print_the_reference_output() {
+    let mut out = Vec::new();
+    nesting_example::run(&mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    let (first, rest) = out.split_once('\n').unwrap();
+    assert!(
+        first.starts_with("[<ListProxy object, typeid 'list' at 0x") && first.ends_with(">] []"),
+        "{first}"
+    );
+    assert_eq!(
+        rest,
+        "['hello'] ['hello']\n{'a': 1, 'b': 2}\n{'c': 3, 'z': 26}\n[{'a': 1, 'b': 2}]\n"
+    );
+}
