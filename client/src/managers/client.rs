@@ -553,27 +553,6 @@ impl ManagerClient {
     }
 }
 
-// --- References in transit (managers::transfer), see mp_server::transit ---
-impl ManagerClient {
-    /// Puts one reference to `id` in transit for at most `lease`: the
-    /// server holds it under the returned ticket until some connection
-    /// [`receive`](Self::receive)s it or the lease ends.
-    pub fn transit(&self, id: ObjectId, lease: Duration) -> Result<u64, ManagerError> {
-        let ticket = self.server(
-            "transit",
-            vec![id_value(id), Value::Float(lease.as_secs_f64())],
-        )?;
-        convert(ticket)
-    }
-
-    /// Takes over the reference in transit under `ticket`; this connection
-    /// then owns it. Returns the object's id.
-    pub fn receive(&self, ticket: u64) -> Result<ObjectId, ManagerError> {
-        let id: u64 = convert(self.server("receive", vec![Value::Int(ticket as i64)])?)?;
-        Ok(ObjectId(id))
-    }
-}
-
 // --- Connection reuse (managers::transfer) ---
 
 /// A handle on a [`ManagerClient`] that does not keep it open.
