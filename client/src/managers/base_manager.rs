@@ -1,6 +1,6 @@
 //! [`BaseManager`]: starts a manager server in a child process, or
 //! connects to one, and shuts down what it started (Python's
-//! `multiprocessing.managers.BaseManager`); [`Manager`] and [`Manager()`]
+//! `multiprocessing.managers.BaseManager`); [`Manager`](struct@Manager) and [`Manager()`]
 //! give a started [`SyncManager`].
 //!
 //! The server runs the `mp-server` engine in a child process: the child

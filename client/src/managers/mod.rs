@@ -36,6 +36,19 @@
 //! process is killed — is released by the server, with every lock its
 //! threads held.
 //!
+//! A proxy serialized for another process (a `Pipe`, a `Queue`, a spawned
+//! child's arguments) carries a reference *in transit*, held by the server
+//! itself until the receiver takes it over or a lease ends (see
+//! [`transfer`]): the sender may drop its copy, or exit, at once.
+//!
+//! # One connection per process
+//!
+//! Every proxy, manager and thread of a process shares one connection per
+//! server: [`SyncManager::connect`], [`BaseManager::connect`] and the
+//! rebuilding of received proxies reuse a live one made with the same
+//! authkey. A forked child never uses its parent's socket: it opens its
+//! own on first use.
+//!
 //! # Layout
 //!
 //! * [`client`]: [`ManagerClient`] and what its calls return.
@@ -43,7 +56,7 @@
 //! * [`proxy`]: [`BaseProxy`], one counted reference to a shared object.
 //! * [`proxies`]: the typed proxies ([`DictProxy`], [`LockProxy`], …).
 //! * [`base_manager`]: [`BaseManager`] (start a server in a child,
-//!   shut it down), [`Manager`] and [`Manager()`].
+//!   shut it down), [`Manager`](struct@Manager) and [`Manager()`].
 //! * [`server`]: [`ManagerServer`] (`get_server().serve_forever()`),
 //!   [`register_shared`] (a typeid handing out one object).
 //! * [`transfer`]: proxies as serde values (nesting, sending, references
