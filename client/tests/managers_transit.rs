@@ -104,3 +104,20 @@ fn a_proxy_through_a_local_queue_to_a_child() {
     drop(d);
     assert!(m.wait_for_object_count(0, LONG).unwrap());
 }
+
+#[test]
+fn the_same_bytes_received_twice_take_a_second_reference() {
+    let m = Manager().unwrap();
+    let d = m.dict::<String, i64>().unwrap();
+    let mut bytes = Vec::new();
+    ciborium::into_writer(&d, &mut bytes).unwrap();
+    let first: DictProxy<String, i64> = ciborium::from_reader(bytes.as_slice()).unwrap();
+    // The ticket is used up: the second copy takes a reference of its own.
+    let second: DictProxy<String, i64> = ciborium::from_reader(bytes.as_slice()).unwrap();
+    drop(d);
+    first.set(&"a".into(), &1).unwrap();
+    drop(first);
+    assert_eq!(second.get(&"a".into()).unwrap(), Some(1));
+    drop(second);
+    assert!(m.wait_for_object_count(0, LONG).unwrap());
+}
