@@ -94,6 +94,18 @@ impl ProbeProxy {
 /// `start_in` under `method`: a custom registry, an initializer, a user
 /// proxy type, and a SyncManager type on the same server.
 fn start_in(method: StartMethod) -> Outcome {
+    let mut filled = BaseManager::new("127.0.0.1:0", KEY);
+    filled
+        .registry()
+        .map_err(e)?
+        .register("Probe", |_, _| Ok(Probe));
+    check(
+        matches!(
+            filled.start_in(method, probe_registry, initializer),
+            Err(ManagerError::State(_))
+        ),
+        "start_in ignored a filled registry",
+    )?;
     let mut m = BaseManager::new("127.0.0.1:0", KEY);
     m.start_in(method, probe_registry, initializer).map_err(e)?;
     let probe: ProbeProxy = m.create_as("Probe", vec![]).map_err(e)?;

@@ -183,7 +183,9 @@ impl BaseManager {
     /// Starts the server in a child made with `method` — `spawn` and
     /// `forkserver` included. The child builds its registry with
     /// `registry` (the one from [`registry`](Self::registry) is not used),
-    /// then runs `initializer`, then serves. Both must be `fn` items or
+    /// then runs `initializer`, then serves; a manager whose
+    /// [`registry`](Self::registry) was filled in is refused. Both must be
+    /// `fn` items or
     /// non-capturing closures, so a re-executed child can call them; the
     /// program must call [`crate::init`] first in `main`.
     ///
@@ -206,6 +208,18 @@ impl BaseManager {
         B: Fn() -> Registry + Copy + Send + 'static,
         I: Fn() + Copy + Send + 'static,
     {
+        if self
+            .registry
+            .as_ref()
+            .is_some_and(|r| r.typeids().next().is_some())
+        {
+            // Silently serving another registry than the one filled in
+            // would be a trap.
+            return Err(ManagerError::State(
+                "start_in builds the registry in the child: register there, not with registry()"
+                    .into(),
+            ));
+        }
         self.take_registry()?;
         let (reader, writer) = Pipe(false).map_err(|e| start_error(&e))?;
         let listen = listen_text(&self.listen);
