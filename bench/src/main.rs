@@ -10,6 +10,7 @@ mod proto;
 mod queue;
 mod report;
 mod sync;
+mod tls;
 mod wire;
 mod wire_conn;
 
@@ -27,6 +28,7 @@ const SUITES: &[(&str, fn())] = &[
     ("process", process::run),
     ("sync", sync::run),
     ("queue", queue::run),
+    ("tls", tls::run),
 ];
 
 fn main() {

@@ -63,6 +63,8 @@
 //!   in transit).
 //! * [`sync_manager`]: [`SyncManager`], typed constructors on one
 //!   connection.
+//! * [`tls`]: [`TlsConnector`], TLS to a server started with
+//!   `--tls-cert`.
 
 pub mod base_manager;
 pub mod client;
@@ -71,6 +73,7 @@ pub mod proxies;
 pub mod proxy;
 pub mod server;
 pub mod sync_manager;
+pub mod tls;
 pub mod transfer;
 
 pub use base_manager::{BaseManager, ClientRegistration, Manager};
@@ -82,3 +85,4 @@ pub use proxies::*;
 pub use proxy::{BaseProxy, ProxyType};
 pub use server::{register_shared, ManagerServer, Shared};
 pub use sync_manager::SyncManager;
+pub use tls::{use_tls_for, TlsConnector};
