@@ -642,6 +642,32 @@ impl ManagerClient {
     }
 }
 
+// --- Connection reuse (managers::transfer) ---
+
+/// A handle on a [`ManagerClient`] that does not keep it open.
+#[derive(Clone)]
+pub struct WeakClient(std::sync::Weak<Inner>);
+
+impl WeakClient {
+    /// The connection, if something still holds it open.
+    pub fn upgrade(&self) -> Option<ManagerClient> {
+        self.0.upgrade().map(|inner| ManagerClient { inner })
+    }
+}
+
+impl ManagerClient {
+    /// A handle that does not keep the connection open.
+    pub fn downgrade(&self) -> WeakClient {
+        WeakClient(Arc::downgrade(&self.inner))
+    }
+
+    /// Whether the connection is known to be dead (every call on it fails
+    /// with [`ManagerError::ConnectionLost`]).
+    pub fn is_closed(&self) -> bool {
+        lock(&self.inner.state).dead.is_some()
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         lock(&self.writer).shutdown();
