@@ -57,6 +57,7 @@ pub mod slice;
 pub mod table;
 pub mod throttle;
 pub mod tls;
+pub mod transit;
 pub mod wait;
 
 pub use args::Args;
