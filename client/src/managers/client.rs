@@ -117,8 +117,8 @@ pub struct ConnectOptions {
     /// (yielding the CPU between polls) before it sleeps in `read`. An
     /// answer that arrives within it saves the sleep and wake-up, which
     /// dominate a round trip between CPUs. Whether to poll at all is
-    /// learned per connection from measured round trips (see
-    /// [`spin`](super::spin)); zero never polls.
+    /// learned per connection from measured round trips; zero never
+    /// polls.
     pub spin: Duration,
     /// Speak TLS to the server (`mpserver serve --tls-cert …`); `None`,
     /// the default, is plain TCP. TCP addresses only. A successful TLS
