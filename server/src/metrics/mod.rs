@@ -49,12 +49,14 @@ pub use render::render;
 const ALWAYS: [&str; 3] = ["__repr__", "__str__", "#GETVALUE"];
 
 /// The server-level methods (see [`crate::control`]), for their counters.
-const SERVER_METHODS: [&str; 12] = [
+const SERVER_METHODS: [&str; 14] = [
     "ping",
     "dummy",
     "create",
     "incref",
     "decref",
+    "transit",
+    "receive",
     "get_methods",
     "exposed",
     "number_of_objects",
@@ -349,6 +351,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::object::SessionId;
     use crate::registry::Registry;
 
     fn metrics() -> Metrics {
@@ -389,6 +392,18 @@ mod tests {
             m.server_calls[SERVER_METHODS.len()].load(Ordering::Relaxed),
             1
         );
+    }
+
+    #[test]
+    fn every_counted_server_method_is_one_the_server_has() {
+        let engine = crate::Engine::new(crate::Registry::sync_manager());
+        let session = std::sync::Arc::new(crate::session::Session::new(SessionId(1), "t"));
+        for method in SERVER_METHODS.iter().filter(|m| **m != "shutdown") {
+            let args = crate::Args::new(vec![], Default::default());
+            if let Outcome::Error(e) = engine.server_call(&session, method, args) {
+                assert!(!e.message.contains("has no method"), "{method}: {e}");
+            }
+        }
     }
 
     #[test]
