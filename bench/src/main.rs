@@ -13,6 +13,7 @@ mod proto;
 mod queue;
 mod report;
 mod sync;
+mod tls;
 mod wire;
 mod wire_conn;
 
@@ -34,6 +35,7 @@ const SUITES: &[(&str, fn())] = &[
     ("process", process::run),
     ("sync", sync::run),
     ("queue", queue::run),
+    ("tls", tls::run),
 ];
 
 fn main() {

@@ -77,7 +77,7 @@ fn modified(path: &Path) -> Option<std::time::SystemTime> {
 }
 
 /// The newest modification time among the sources `mpserver` is built
-/// from (the proto, server and cli crates).
+/// from (the proto, server, client and cli crates).
 fn newest_source() -> std::time::SystemTime {
     fn walk(dir: &Path, newest: &mut std::time::SystemTime) {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -94,7 +94,7 @@ fn newest_source() -> std::time::SystemTime {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut newest = std::time::SystemTime::UNIX_EPOCH;
-    for krate in ["proto", "server", "cli"] {
+    for krate in ["proto", "server", "client", "cli"] {
         walk(&root.join(krate).join("src"), &mut newest);
         if let Some(t) = modified(&root.join(krate).join("Cargo.toml")) {
             newest = newest.max(t);
@@ -213,6 +213,17 @@ impl ServerProcess {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Its resident memory (`VmRSS` in /proc/PID/status), in KiB.
+    pub fn vm_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a VmRSS line")
     }
 
     /// The key file's path.

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ManagerError;
 use super::spin::{spin_until_readable, SpinPolicy, Spun};
+use super::tls::{TlsConnector, TlsStream};
 use crate::connection::Address;
 
 /// What a method call gave back.
@@ -119,6 +120,12 @@ pub struct ConnectOptions {
     /// learned per connection from measured round trips (see
     /// [`spin`](super::spin)); zero never polls.
     pub spin: Duration,
+    /// Speak TLS to the server (`mpserver serve --tls-cert …`); `None`,
+    /// the default, is plain TCP. TCP addresses only. A successful TLS
+    /// connection also registers the connector for its address, so later
+    /// plain `connect`s there use it (see
+    /// [`use_tls_for`](super::tls::use_tls_for)).
+    pub tls: Option<TlsConnector>,
 }
 
 impl Default for ConnectOptions {
@@ -128,14 +135,16 @@ impl Default for ConnectOptions {
             auth: AuthOptions::default(),
             max_frame_bytes: mp_proto::frame::DEFAULT_MAX_FRAME,
             spin: Duration::from_micros(50),
+            tls: None,
         }
     }
 }
 
-/// A TCP or Unix stream.
+/// A TCP or Unix stream, or TLS over TCP.
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(TlsStream),
 }
 
 impl Stream {
@@ -143,6 +152,7 @@ impl Stream {
         Ok(match self {
             Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
             Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+            Stream::Tls(s) => Stream::Tls(s.try_clone()?),
         })
     }
 
@@ -156,6 +166,10 @@ impl Stream {
                 s.set_read_timeout(t)?;
                 s.set_write_timeout(t)
             }
+            Stream::Tls(s) => {
+                s.socket().set_read_timeout(t)?;
+                s.socket().set_write_timeout(t)
+            }
         }
     }
 
@@ -164,6 +178,16 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.as_raw_fd(),
             Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tls(s) => s.socket().as_raw_fd(),
+        }
+    }
+
+    /// Whether decrypted bytes wait inside the TLS session while the
+    /// socket may have none (polling the socket would miss them).
+    fn has_buffered(&self) -> bool {
+        match self {
+            Stream::Tls(s) => s.has_buffered(),
+            _ => false,
         }
     }
 
@@ -171,6 +195,10 @@ impl Stream {
         let _ = match self {
             Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
             Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+            Stream::Tls(s) => {
+                s.shutdown();
+                Ok(())
+            }
         };
     }
 }
@@ -180,6 +208,7 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
         }
     }
 }
@@ -189,6 +218,7 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -265,9 +295,14 @@ pub fn current_thread_no() -> u64 {
 
 impl ManagerClient {
     /// Connects to the manager at `address` and authenticates with
-    /// `authkey`.
+    /// `authkey` (over TLS if [`use_tls_for`](super::tls::use_tls_for)
+    /// registered `address`).
     pub fn connect(address: &Address, authkey: &[u8]) -> Result<Self, ManagerError> {
-        Self::connect_with(address, authkey, &ConnectOptions::default())
+        let options = ConnectOptions {
+            tls: super::tls::registered(address),
+            ..ConnectOptions::default()
+        };
+        Self::connect_with(address, authkey, &options)
     }
 
     /// [`connect`](Self::connect) with options.
@@ -300,14 +335,31 @@ impl ManagerClient {
                     connect_error(last.unwrap_or_else(|| io::Error::other("no address")))
                 })?;
                 s.set_nodelay(true).map_err(connect_error)?;
-                Stream::Tcp(s)
+                match (&options.tls, address) {
+                    (Some(tls), Address::Tcp { host, .. }) => {
+                        Stream::Tls(tls.connect(s, host, options.timeout).map_err(|source| {
+                            ManagerError::Tls {
+                                address: address.to_string(),
+                                source,
+                            }
+                        })?)
+                    }
+                    _ => Stream::Tcp(s),
+                }
+            }
+            Address::Unix(_) if options.tls.is_some() => {
+                return Err(connect_error(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "TLS needs a TCP address",
+                )))
             }
             Address::Unix(path) => Stream::Unix(UnixStream::connect(path).map_err(connect_error)?),
         };
         stream
             .set_timeouts(Some(options.timeout))
             .map_err(connect_error)?;
-        client_handshake(&mut stream, authkey, &options.auth)?;
+        client_handshake(&mut stream, authkey, &options.auth)
+            .map_err(|e| super::tls::handshake_error(e, address))?;
         let hello = Hello::current(format!("multiprocessing-rs/{}", env!("CARGO_PKG_VERSION")));
         let mut bytes = Vec::new();
         encode_into(&hello, &mut bytes).map_err(|e| ManagerError::Protocol(e.to_string()))?;
@@ -322,6 +374,9 @@ impl ManagerClient {
         }
         // Calls may block as long as the server's method does.
         stream.set_timeouts(None).map_err(connect_error)?;
+        if let Some(tls) = &options.tls {
+            super::tls::use_tls_for(address, tls.clone());
+        }
         let writer = stream.try_clone().map_err(connect_error)?;
         Ok(ManagerClient {
             inner: Arc::new(Inner {
@@ -443,7 +498,7 @@ impl ManagerClient {
                 continue;
             };
             drop(state);
-            let spun = if reader.buffer().is_empty() {
+            let spun = if reader.buffer().is_empty() && !reader.get_ref().has_buffered() {
                 spin_until_readable(reader.get_ref().fd(), spin)
             } else {
                 Spun::Skipped
