@@ -394,6 +394,11 @@ impl ManagerClient {
         })
     }
 
+    /// Whether `other` shares this one's connection (is a clone of it).
+    pub fn same_connection(&self, other: &ManagerClient) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// The server's address.
     pub fn address(&self) -> &Address {
         &self.inner.address

@@ -222,10 +222,22 @@ pub(crate) fn release_later(client: ManagerClient, id: mp_proto::ObjectId) {
         let spawned = std::thread::Builder::new()
             .name("mp-proxy-release".into())
             .spawn(move || {
-                for (client, id) in rx {
-                    // A failure means the connection is gone, and with it
-                    // every reference it held.
-                    let _ = client.decref(id);
+                while let Ok(first) = rx.recv() {
+                    // Whatever else is queued goes out in the same write,
+                    // connection by connection.
+                    let mut queued: Vec<Release> = vec![first];
+                    queued.extend(rx.try_iter().take(1023));
+                    while let Some((client, _)) = queued.first() {
+                        let client = client.clone();
+                        let (mine, rest): (Vec<Release>, Vec<Release>) = queued
+                            .into_iter()
+                            .partition(|(c, _)| c.same_connection(&client));
+                        let ids: Vec<_> = mine.into_iter().map(|(_, id)| id).collect();
+                        // A failure means the connection is gone, and with
+                        // it every reference it held.
+                        let _ = client.decref_many(&ids);
+                        queued = rest;
+                    }
                 }
             });
         if spawned.is_err() {
