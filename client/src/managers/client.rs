@@ -117,8 +117,8 @@ pub struct ConnectOptions {
     /// (yielding the CPU between polls) before it sleeps in `read`. An
     /// answer that arrives within it saves the sleep and wake-up, which
     /// dominate a round trip between CPUs. Whether to poll at all is
-    /// learned per connection from measured round trips (see
-    /// [`spin`](super::spin)); zero never polls.
+    /// learned per connection from measured round trips; zero never
+    /// polls.
     pub spin: Duration,
     /// Speak TLS to the server (`mpserver serve --tls-cert …`); `None`,
     /// the default, is plain TCP. TCP addresses only. A successful TLS
@@ -182,13 +182,16 @@ impl Stream {
         }
     }
 
-    /// Whether decrypted bytes wait inside the TLS session while the
-    /// socket may have none (polling the socket would miss them).
-    fn has_buffered(&self) -> bool {
-        match self {
-            Stream::Tls(s) => s.has_buffered(),
-            _ => false,
+    /// Polls for readable data for up to `spin` (see
+    /// [`spin_until_readable`]); skipped when decrypted bytes already wait
+    /// inside the TLS session while the socket has none.
+    fn spin_until_readable(&self, spin: Duration) -> Spun {
+        if let Stream::Tls(s) = self {
+            if s.has_buffered() {
+                return Spun::Skipped;
+            }
         }
+        spin_until_readable(self.fd(), spin)
     }
 
     fn shutdown(&self) {
@@ -503,8 +506,8 @@ impl ManagerClient {
                 continue;
             };
             drop(state);
-            let spun = if reader.buffer().is_empty() && !reader.get_ref().has_buffered() {
-                spin_until_readable(reader.get_ref().fd(), spin)
+            let spun = if reader.buffer().is_empty() {
+                reader.get_ref().spin_until_readable(spin)
             } else {
                 Spun::Skipped
             };
@@ -641,6 +644,32 @@ impl ManagerClient {
     /// Asks the server to stop gracefully.
     pub fn shutdown(&self) -> Result<(), ManagerError> {
         self.server("shutdown", vec![]).map(drop)
+    }
+}
+
+// --- Connection reuse (managers::transfer) ---
+
+/// A handle on a [`ManagerClient`] that does not keep it open.
+#[derive(Clone)]
+pub struct WeakClient(std::sync::Weak<Inner>);
+
+impl WeakClient {
+    /// The connection, if something still holds it open.
+    pub fn upgrade(&self) -> Option<ManagerClient> {
+        self.0.upgrade().map(|inner| ManagerClient { inner })
+    }
+}
+
+impl ManagerClient {
+    /// A handle that does not keep the connection open.
+    pub fn downgrade(&self) -> WeakClient {
+        WeakClient(Arc::downgrade(&self.inner))
+    }
+
+    /// Whether the connection is known to be dead (every call on it fails
+    /// with [`ManagerError::ConnectionLost`]).
+    pub fn is_closed(&self) -> bool {
+        lock(&self.inner.state).dead.is_some()
     }
 }
 
