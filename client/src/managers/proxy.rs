@@ -80,7 +80,8 @@ impl BaseProxy {
     /// The connection the reference is held by in this process (in a
     /// forked child, the child's own, taking a reference on first use).
     pub fn client(&self) -> Result<ManagerClient, ManagerError> {
-        let pid = std::process::id();
+        // Cached (refreshed in a forked child): no getpid per call.
+        let pid = crate::synchronize::engine::identity::pid();
         if pid == self.pid {
             return Ok(self.client.clone());
         }
@@ -98,7 +99,7 @@ impl BaseProxy {
 
     /// The connection to release with: this process's, if it holds one.
     fn releasing_client(&self) -> Option<ManagerClient> {
-        let pid = std::process::id();
+        let pid = crate::synchronize::engine::identity::pid();
         if pid == self.pid {
             return Some(self.client.clone());
         }
