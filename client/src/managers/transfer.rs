@@ -133,7 +133,8 @@ fn id_int(id: ObjectId) -> Result<i64, ManagerError> {
 #[serde(rename = "ProxyInTransit")]
 struct InTransit {
     token: Token,
-    ticket: u64,
+    /// `None` when the server has no transit tickets.
+    ticket: Option<u64>,
 }
 
 /// This process's connection to one server, and the authkey it was made
@@ -275,9 +276,13 @@ impl Serialize for BaseProxy {
             return self.token().serialize(serializer);
         }
         let client = self.client().map_err(serde::ser::Error::custom)?;
-        let ticket = client
-            .transit(self.token().id, transit_lease())
-            .map_err(serde::ser::Error::custom)?;
+        let ticket = match client.transit(self.token().id, transit_lease()) {
+            Ok(t) => Some(t),
+            // A server without transit tickets (an older mpserver): the
+            // receiver takes a new reference, as CPython's does.
+            Err(ManagerError::Remote(e)) if e.kind == mp_proto::ErrorKind::AttributeError => None,
+            Err(e) => return Err(serde::ser::Error::custom(e)),
+        };
         InTransit {
             token: self.token().clone(),
             ticket,
@@ -294,7 +299,11 @@ impl<'de> Deserialize<'de> for BaseProxy {
         }
         let InTransit { token, ticket } = InTransit::deserialize(deserializer)?;
         let client = connection_for(&token.address).map_err(serde::de::Error::custom)?;
-        receive(client, token, ticket).map_err(serde::de::Error::custom)
+        match ticket {
+            Some(ticket) => receive(client, token, ticket),
+            None => BaseProxy::from_token(client, token),
+        }
+        .map_err(serde::de::Error::custom)
     }
 }
 
