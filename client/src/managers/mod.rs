@@ -69,6 +69,7 @@
 pub mod base_manager;
 pub mod client;
 pub mod error;
+mod fork;
 pub mod proxies;
 pub mod proxy;
 pub mod server;

@@ -208,13 +208,14 @@ impl fmt::Debug for BaseProxy {
 
 /// The releaser thread's inbox, with the pid that started it (a forked
 /// child has no such thread and starts its own).
-static RELEASER: Mutex<Option<(u32, Sender<Release>)>> = Mutex::new(None);
+pub(super) static RELEASER: Mutex<Option<(u32, Sender<Release>)>> = Mutex::new(None);
 
 /// A reference waiting to be given back.
-type Release = (ManagerClient, mp_proto::ObjectId);
+pub(super) type Release = (ManagerClient, mp_proto::ObjectId);
 
 /// Queues a `decref` for the releaser thread.
 pub(crate) fn release_later(client: ManagerClient, id: mp_proto::ObjectId) {
+    super::fork::protect_tables();
     let mut slot = RELEASER.lock().unwrap_or_else(PoisonError::into_inner);
     let pid = std::process::id();
     if !matches!(&*slot, Some((p, _)) if *p == pid) {
