@@ -1,0 +1,35 @@
+//! Pools of workers (Python's `multiprocessing.pool`): [`Pool`] runs
+//! tasks in worker processes, [`ThreadPool`] in threads, with the same
+//! API: `apply`/`apply_async`, `map`/`map_async`, `imap`,
+//! `imap_unordered`, `starmap`/`starmap_async`, `close`, `terminate`,
+//! `join`, and [`AsyncResult`]/[`IMapIterator`] for results.
+//!
+//! Python's keyword arguments become methods: `chunksize` is the
+//! `*_chunked` variants (or an `Option` in the `*_async_with` ones),
+//! `callback`/`error_callback` the `*_async_with` variants, and the pool's
+//! own settings a [`PoolBuilder`].
+//!
+//! # Layout
+//!
+//! * `process_pool`: [`Pool`], [`PoolBuilder`]; `core`: its queues,
+//!   threads and worker replacement; `worker`: the worker process;
+//!   `record`: task and result records and finding a task's function.
+//! * `thread_pool`: [`ThreadPool`].
+//! * `func`: [`PoolFn`], [`TaskResult`], the chunksize rule.
+//! * `job`: the parent's per-call bookkeeping; `async_result`:
+//!   [`AsyncResult`], [`IMapIterator`].
+//! * `error`: [`PoolError`].
+
+mod async_result;
+mod core;
+mod error;
+mod func;
+mod job;
+mod process_pool;
+mod record;
+mod worker;
+
+pub use async_result::{AsyncResult, IMapIterator, MapResult};
+pub use error::PoolError;
+pub use func::{PoolFn, TaskResult};
+pub use process_pool::{ApplyOutput, Pool, PoolBuilder};

@@ -1,0 +1,708 @@
+//! [`Pool`]: a pool of worker processes (Python's
+//! `multiprocessing.pool.Pool`).
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::async_result::{AsyncResult, IMapIterator, MapResult};
+use super::core::{lock, Chunk, Chunks, Core, Threads, CLOSE, RUN, TERMINATE};
+use super::func::{check_chunksize, default_chunksize, PoolFn, TaskResult};
+use super::job::{ApplyJob, Callback, Completion, ErrorCallback, IMapJob, MapJob};
+use super::record::{
+    init_entry, map_entry, star_entry, task_record, Decoding, EntryRef, InitEntry, TaskEntry,
+    TaskHeader,
+};
+use super::worker::Initializer;
+use super::PoolError;
+use crate::context::{default_context, Context, StartMethod};
+
+/// What `apply(f, args)` gives for a function `F` called with `Args`.
+pub type ApplyOutput<F, Args> = <<F as PoolFn<Args>>::Output as TaskResult>::Ok;
+
+/// A pool of worker processes that run tasks (Python's
+/// `multiprocessing.Pool`).
+///
+/// ```no_run
+/// use multiprocessing::Pool;
+///
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     multiprocessing::init(); // first: workers are re-executed children
+///     let pool = Pool::new(4)?;
+///     assert_eq!(pool.map(square, 0..10u64)?, (0..10u64).map(|x| x * x).collect::<Vec<_>>());
+///     let r = pool.apply_async(square, (7u64,))?;
+///     assert_eq!(r.get()?, 49);
+///     Ok(())
+/// }
+/// ```
+///
+/// # Functions and values
+///
+/// Workers are separate processes started with the pool's start method,
+/// so the functions follow [`Process::new`](crate::Process::new)'s rule:
+/// a `fn` item or a closure that captures nothing (checked at compile
+/// time). Arguments and results are serde values (CBOR); file
+/// descriptors cannot travel in them. A function returning
+/// `Result<T, E>` gives `T`, and `Err(e)` fails the task like a panic
+/// does (see [`TaskResult`]).
+///
+/// # Failures
+///
+/// A task that panics or returns `Err` fails with [`PoolError::Task`] at
+/// its own position and the pool goes on. A worker that dies (killed, out
+/// of memory) is replaced, and the tasks of the chunk it was running fail
+/// with [`PoolError::WorkerLost`] instead of hanging.
+///
+/// Dropping the pool terminates it (Python's pool does on garbage
+/// collection); call [`close`](Pool::close) then [`join`](Pool::join) to
+/// let queued work finish first.
+pub struct Pool {
+    core: Arc<Core>,
+    threads: Mutex<Threads>,
+}
+
+/// Settings of a [`Pool`] beyond its size (Python's `Pool(processes,
+/// initializer, initargs, maxtasksperchild, context)`).
+pub struct PoolBuilder {
+    processes: Option<usize>,
+    maxtasksperchild: Option<u64>,
+    context: Option<Context>,
+    initializer: Option<MakeInitializer>,
+}
+
+/// Encodes the initializer once the start method is known.
+type MakeInitializer = Box<dyn FnOnce(StartMethod) -> Result<Initializer, PoolError>>;
+
+impl PoolBuilder {
+    /// The number of workers (default: [`cpu_count`](crate::cpu_count)).
+    pub fn processes(mut self, n: usize) -> Self {
+        self.processes = Some(n);
+        self
+    }
+
+    /// Each worker exits after this many tasks (chunks) and is replaced
+    /// with a fresh one (Python's `maxtasksperchild`).
+    pub fn maxtasksperchild(mut self, n: u64) -> Self {
+        self.maxtasksperchild = Some(n);
+        self
+    }
+
+    /// The context whose start method starts the workers (default: the
+    /// default context).
+    pub fn context(mut self, ctx: Context) -> Self {
+        self.context = Some(ctx);
+        self
+    }
+
+    /// Each worker calls `f(args…)` when it starts (Python's
+    /// `initializer`/`initargs`). A failing initializer makes the worker
+    /// exit, and the pool starts another, as in Python.
+    pub fn initializer<F, Args>(mut self, f: F, args: Args) -> Self
+    where
+        F: PoolFn<Args> + Copy,
+        Args: Serialize + DeserializeOwned + 'static,
+    {
+        const { assert_zero_sized::<F>() };
+        let _ = f;
+        self.initializer = Some(Box::new(move |method| {
+            let entry: InitEntry = init_entry::<F, Args>;
+            let entry = EntryRef::new::<F, Args>(entry as usize, method)?;
+            let mut bytes = Vec::new();
+            ciborium::into_writer(&args, &mut bytes).map_err(|e| PoolError::Transfer {
+                index: 0,
+                message: format!("cannot encode the initializer's arguments: {e}"),
+            })?;
+            Ok(Initializer { entry, args: bytes })
+        }));
+        self
+    }
+
+    /// Starts the workers.
+    pub fn build(self) -> Result<Pool, PoolError> {
+        let ctx = self.context.unwrap_or_else(default_context);
+        let processes = match self.processes {
+            Some(n) => n,
+            None => crate::cpu_count().unwrap_or(1),
+        };
+        let initializer = match self.initializer {
+            Some(make) => Some(make(ctx.start_method())?),
+            None => None,
+        };
+        let (core, threads) = Core::start(ctx, processes, self.maxtasksperchild, initializer)?;
+        Ok(Pool {
+            core,
+            threads: Mutex::new(threads),
+        })
+    }
+}
+
+/// Compile-time guard: a function a worker must rebuild from nothing has
+/// to be zero-sized.
+const fn assert_zero_sized<F>() {
+    assert!(
+        std::mem::size_of::<F>() == 0,
+        "a process pool needs a fn item or a non-capturing closure (a zero-sized type); \
+         use a ThreadPool for capturing closures"
+    );
+}
+
+/// Splits `items` into chunks of `chunksize` records for job `job`.
+fn chunks<A>(job: u64, entry: EntryRef, items: Vec<A>, chunksize: usize) -> Chunks
+where
+    A: Serialize + Send + 'static,
+{
+    let mut items = items.into_iter();
+    let mut start = 0u64;
+    Box::new(std::iter::from_fn(move || {
+        let chunk: Vec<A> = items.by_ref().take(chunksize).collect();
+        if chunk.is_empty() {
+            return None;
+        }
+        let count = chunk.len() as u32;
+        let h = TaskHeader {
+            job,
+            start,
+            count,
+            entry,
+        };
+        let c = Chunk {
+            job,
+            start,
+            count,
+            record: task_record(&h, &chunk),
+        };
+        start += u64::from(count);
+        Some(c)
+    }))
+}
+
+impl Pool {
+    /// A pool of `processes` workers started with the default start
+    /// method (Python's `Pool(processes)`).
+    pub fn new(processes: usize) -> Result<Pool, PoolError> {
+        Pool::builder().processes(processes).build()
+    }
+
+    /// A builder for the other settings.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder {
+            processes: None,
+            maxtasksperchild: None,
+            context: None,
+            initializer: None,
+        }
+    }
+
+    /// The number of workers.
+    pub fn processes(&self) -> usize {
+        self.core.processes
+    }
+
+    /// The start method of the workers.
+    pub fn start_method(&self) -> StartMethod {
+        self.core.method
+    }
+
+    /// The pids of the live workers (Python keeps them in `pool._pool`).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.core.worker_pids()
+    }
+
+    fn submit<A>(
+        &self,
+        entry: EntryRef,
+        items: Vec<A>,
+        chunksize: usize,
+        sink: Arc<dyn super::record::RawSink>,
+    ) -> Result<(), PoolError>
+    where
+        A: Serialize + Send + 'static,
+    {
+        if items.is_empty() {
+            // Nothing will ever complete the job's entry in the cache.
+            return match self.core.state.load(Ordering::SeqCst) {
+                RUN => Ok(()),
+                _ => Err(PoolError::NotRunning),
+            };
+        }
+        let job = self.core.register(sink)?;
+        self.core.submit(chunks(job, entry, items, chunksize));
+        Ok(())
+    }
+
+    fn map_entry<F, A, R>(&self) -> Result<EntryRef, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: DeserializeOwned,
+        R: TaskResult,
+        R::Ok: Serialize,
+    {
+        const { assert_zero_sized::<F>() };
+        let entry: TaskEntry = map_entry::<F, A, R>;
+        EntryRef::new::<F, (A,)>(entry as usize, self.core.method)
+    }
+
+    fn star_entry<F, Args>(&self) -> Result<EntryRef, PoolError>
+    where
+        F: PoolFn<Args> + Copy,
+        Args: DeserializeOwned,
+        ApplyOutput<F, Args>: Serialize,
+    {
+        const { assert_zero_sized::<F>() };
+        let entry: TaskEntry = star_entry::<F, Args>;
+        EntryRef::new::<F, Args>(entry as usize, self.core.method)
+    }
+
+    fn chunksize_for(&self, len: usize, chunksize: Option<usize>) -> Result<usize, PoolError> {
+        match chunksize {
+            Some(c) => check_chunksize(c),
+            None => Ok(default_chunksize(len, self.core.processes).max(1)),
+        }
+    }
+
+    /// Calls `f(args…)` in a worker and waits for the result (Python's
+    /// `apply`).
+    pub fn apply<F, Args>(&self, f: F, args: Args) -> Result<ApplyOutput<F, Args>, PoolError>
+    where
+        F: PoolFn<Args> + Copy,
+        Args: Serialize + DeserializeOwned + Send + 'static,
+        ApplyOutput<F, Args>: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.apply_inner(f, args, None, None)?.take()
+    }
+
+    /// Calls `f(args…)` in a worker; the result comes later (Python's
+    /// `apply_async`).
+    pub fn apply_async<F, Args>(
+        &self,
+        f: F,
+        args: Args,
+    ) -> Result<AsyncResult<ApplyOutput<F, Args>>, PoolError>
+    where
+        F: PoolFn<Args> + Copy,
+        Args: Serialize + DeserializeOwned + Send + 'static,
+        ApplyOutput<F, Args>: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.apply_inner(f, args, None, None)
+    }
+
+    /// [`apply_async`](Pool::apply_async) with Python's `callback` (called
+    /// with the value) and `error_callback` (called with the error), run
+    /// on the pool's result thread before the result is marked ready.
+    pub fn apply_async_with<F, Args, C, E>(
+        &self,
+        f: F,
+        args: Args,
+        callback: C,
+        error_callback: E,
+    ) -> Result<AsyncResult<ApplyOutput<F, Args>>, PoolError>
+    where
+        F: PoolFn<Args> + Copy,
+        Args: Serialize + DeserializeOwned + Send + 'static,
+        ApplyOutput<F, Args>: Serialize + DeserializeOwned + Send + 'static,
+        C: FnOnce(&ApplyOutput<F, Args>) + Send + 'static,
+        E: FnOnce(&PoolError) + Send + 'static,
+    {
+        self.apply_inner(
+            f,
+            args,
+            Some(Box::new(callback)),
+            Some(Box::new(error_callback)),
+        )
+    }
+
+    fn apply_inner<F, Args>(
+        &self,
+        _f: F,
+        args: Args,
+        callback: Option<Callback<ApplyOutput<F, Args>>>,
+        error_callback: Option<ErrorCallback>,
+    ) -> Result<AsyncResult<ApplyOutput<F, Args>>, PoolError>
+    where
+        F: PoolFn<Args> + Copy,
+        Args: Serialize + DeserializeOwned + Send + 'static,
+        ApplyOutput<F, Args>: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let entry = self.star_entry::<F, Args>()?;
+        let done = Arc::new(Completion::new(callback, error_callback));
+        let sink = Arc::new(Decoding::new(ApplyJob { done: done.clone() }));
+        self.submit(entry, vec![args], 1, sink)?;
+        Ok(AsyncResult::new(done))
+    }
+
+    /// Calls `f(item)` for every item in workers; the results in input
+    /// order, or the first error (Python's `map`). The input is split into
+    /// chunks of about `len / (4 × processes)` items.
+    pub fn map<F, A, R, I>(&self, f: F, iterable: I) -> Result<Vec<R::Ok>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: TaskResult + 'static,
+        R::Ok: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map_inner(f, iterable.into_iter().collect(), None, None, None)?
+            .take()
+    }
+
+    /// [`map`](Pool::map) with chunks of `chunksize` items.
+    pub fn map_chunked<F, A, R, I>(
+        &self,
+        f: F,
+        iterable: I,
+        chunksize: usize,
+    ) -> Result<Vec<R::Ok>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: TaskResult + 'static,
+        R::Ok: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map_inner(
+            f,
+            iterable.into_iter().collect(),
+            Some(chunksize),
+            None,
+            None,
+        )?
+        .take()
+    }
+
+    /// [`map`](Pool::map) without waiting (Python's `map_async`).
+    pub fn map_async<F, A, R, I>(&self, f: F, iterable: I) -> Result<MapResult<R::Ok>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: TaskResult + 'static,
+        R::Ok: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map_inner(f, iterable.into_iter().collect(), None, None, None)
+    }
+
+    /// [`map_async`](Pool::map_async) with Python's `chunksize`,
+    /// `callback` (called with the list) and `error_callback`.
+    pub fn map_async_with<F, A, R, I, C, E>(
+        &self,
+        f: F,
+        iterable: I,
+        chunksize: Option<usize>,
+        callback: C,
+        error_callback: E,
+    ) -> Result<MapResult<R::Ok>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: TaskResult + 'static,
+        R::Ok: Serialize + DeserializeOwned + Send + 'static,
+        C: FnOnce(&Vec<R::Ok>) + Send + 'static,
+        E: FnOnce(&PoolError) + Send + 'static,
+    {
+        self.map_inner(
+            f,
+            iterable.into_iter().collect(),
+            chunksize,
+            Some(Box::new(callback)),
+            Some(Box::new(error_callback)),
+        )
+    }
+
+    fn map_inner<F, A, R>(
+        &self,
+        _f: F,
+        items: Vec<A>,
+        chunksize: Option<usize>,
+        callback: Option<Callback<Vec<R::Ok>>>,
+        error_callback: Option<ErrorCallback>,
+    ) -> Result<MapResult<R::Ok>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: TaskResult + 'static,
+        R::Ok: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let entry = self.map_entry::<F, A, R>()?;
+        let chunksize = self.chunksize_for(items.len(), chunksize)?;
+        let job = MapJob::new(items.len(), callback, error_callback);
+        let done = job.done.clone();
+        self.submit(entry, items, chunksize, Arc::new(Decoding::new(job)))?;
+        Ok(AsyncResult::new(done))
+    }
+
+    /// Calls `f(a1, …, an)` for every argument tuple; the results in input
+    /// order, or the first error (Python's `starmap`).
+    pub fn starmap<F, Args, I>(
+        &self,
+        f: F,
+        iterable: I,
+    ) -> Result<Vec<ApplyOutput<F, Args>>, PoolError>
+    where
+        F: PoolFn<Args> + Copy,
+        I: IntoIterator<Item = Args>,
+        Args: Serialize + DeserializeOwned + Send + 'static,
+        ApplyOutput<F, Args>: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.starmap_inner(f, iterable.into_iter().collect(), None, None, None)?
+            .take()
+    }
+
+    /// [`starmap`](Pool::starmap) with chunks of `chunksize` tuples.
+    pub fn starmap_chunked<F, Args, I>(
+        &self,
+        f: F,
+        iterable: I,
+        chunksize: usize,
+    ) -> Result<Vec<ApplyOutput<F, Args>>, PoolError>
+    where
+        F: PoolFn<Args> + Copy,
+        I: IntoIterator<Item = Args>,
+        Args: Serialize + DeserializeOwned + Send + 'static,
+        ApplyOutput<F, Args>: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.starmap_inner(
+            f,
+            iterable.into_iter().collect(),
+            Some(chunksize),
+            None,
+            None,
+        )?
+        .take()
+    }
+
+    /// [`starmap`](Pool::starmap) without waiting (Python's
+    /// `starmap_async`).
+    pub fn starmap_async<F, Args, I>(
+        &self,
+        f: F,
+        iterable: I,
+    ) -> Result<MapResult<ApplyOutput<F, Args>>, PoolError>
+    where
+        F: PoolFn<Args> + Copy,
+        I: IntoIterator<Item = Args>,
+        Args: Serialize + DeserializeOwned + Send + 'static,
+        ApplyOutput<F, Args>: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.starmap_inner(f, iterable.into_iter().collect(), None, None, None)
+    }
+
+    /// [`starmap_async`](Pool::starmap_async) with `chunksize`, `callback`
+    /// and `error_callback`.
+    pub fn starmap_async_with<F, Args, I, C, E>(
+        &self,
+        f: F,
+        iterable: I,
+        chunksize: Option<usize>,
+        callback: C,
+        error_callback: E,
+    ) -> Result<MapResult<ApplyOutput<F, Args>>, PoolError>
+    where
+        F: PoolFn<Args> + Copy,
+        I: IntoIterator<Item = Args>,
+        Args: Serialize + DeserializeOwned + Send + 'static,
+        ApplyOutput<F, Args>: Serialize + DeserializeOwned + Send + 'static,
+        C: FnOnce(&Vec<ApplyOutput<F, Args>>) + Send + 'static,
+        E: FnOnce(&PoolError) + Send + 'static,
+    {
+        self.starmap_inner(
+            f,
+            iterable.into_iter().collect(),
+            chunksize,
+            Some(Box::new(callback)),
+            Some(Box::new(error_callback)),
+        )
+    }
+
+    fn starmap_inner<F, Args>(
+        &self,
+        _f: F,
+        items: Vec<Args>,
+        chunksize: Option<usize>,
+        callback: Option<Callback<Vec<ApplyOutput<F, Args>>>>,
+        error_callback: Option<ErrorCallback>,
+    ) -> Result<MapResult<ApplyOutput<F, Args>>, PoolError>
+    where
+        F: PoolFn<Args> + Copy,
+        Args: Serialize + DeserializeOwned + Send + 'static,
+        ApplyOutput<F, Args>: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let entry = self.star_entry::<F, Args>()?;
+        let chunksize = self.chunksize_for(items.len(), chunksize)?;
+        let job = MapJob::new(items.len(), callback, error_callback);
+        let done = job.done.clone();
+        self.submit(entry, items, chunksize, Arc::new(Decoding::new(job)))?;
+        Ok(AsyncResult::new(done))
+    }
+
+    /// Calls `f(item)` for every item; an iterator over the results in
+    /// input order, each a value or that task's error (Python's `imap`,
+    /// chunksize 1). The input is collected first.
+    pub fn imap<F, A, R, I>(&self, f: F, iterable: I) -> Result<IMapIterator<R::Ok>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: TaskResult + 'static,
+        R::Ok: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.imap_inner(f, iterable.into_iter().collect(), 1, true)
+    }
+
+    /// [`imap`](Pool::imap) with chunks of `chunksize` items.
+    pub fn imap_chunked<F, A, R, I>(
+        &self,
+        f: F,
+        iterable: I,
+        chunksize: usize,
+    ) -> Result<IMapIterator<R::Ok>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: TaskResult + 'static,
+        R::Ok: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.imap_inner(
+            f,
+            iterable.into_iter().collect(),
+            check_chunksize(chunksize)?,
+            true,
+        )
+    }
+
+    /// Like [`imap`](Pool::imap), the results in the order they finish
+    /// (Python's `imap_unordered`).
+    pub fn imap_unordered<F, A, R, I>(
+        &self,
+        f: F,
+        iterable: I,
+    ) -> Result<IMapIterator<R::Ok>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: TaskResult + 'static,
+        R::Ok: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.imap_inner(f, iterable.into_iter().collect(), 1, false)
+    }
+
+    /// [`imap_unordered`](Pool::imap_unordered) with chunks of `chunksize`
+    /// items.
+    pub fn imap_unordered_chunked<F, A, R, I>(
+        &self,
+        f: F,
+        iterable: I,
+        chunksize: usize,
+    ) -> Result<IMapIterator<R::Ok>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: TaskResult + 'static,
+        R::Ok: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.imap_inner(
+            f,
+            iterable.into_iter().collect(),
+            check_chunksize(chunksize)?,
+            false,
+        )
+    }
+
+    fn imap_inner<F, A, R>(
+        &self,
+        _f: F,
+        items: Vec<A>,
+        chunksize: usize,
+        ordered: bool,
+    ) -> Result<IMapIterator<R::Ok>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: TaskResult + 'static,
+        R::Ok: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let entry = self.map_entry::<F, A, R>()?;
+        let job = Arc::new(IMapJob::new(items.len(), ordered));
+        self.submit(
+            entry,
+            items,
+            chunksize,
+            Arc::new(Decoding::new(job.clone())),
+        )?;
+        Ok(IMapIterator::new(job))
+    }
+
+    /// No more tasks may be submitted; workers exit once the queued work is
+    /// done (Python's `close`).
+    pub fn close(&self) {
+        self.core.close();
+    }
+
+    /// Stops the workers at once (Python's `terminate`): tasks not finished
+    /// fail with [`PoolError::Terminated`] rather than hanging.
+    pub fn terminate(&self) {
+        self.core.terminate();
+        lock(&self.threads).join(&self.core);
+    }
+
+    /// Waits for the workers to exit; only after [`close`](Pool::close)
+    /// (then queued work finishes first) or [`terminate`](Pool::terminate)
+    /// (Python's `join`).
+    pub fn join(&self) -> Result<(), PoolError> {
+        match self.core.state.load(Ordering::SeqCst) {
+            RUN => Err(PoolError::StillRunning),
+            CLOSE => {
+                self.core.join_closed();
+                lock(&self.threads).join(&self.core);
+                Ok(())
+            }
+            _ => {
+                lock(&self.threads).join(&self.core);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if self.core.state.load(Ordering::SeqCst) != TERMINATE {
+            self.core.terminate();
+        }
+        lock(&self.threads).join(&self.core);
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.core.state.load(Ordering::SeqCst) {
+            RUN => "RUN",
+            CLOSE => "CLOSE",
+            _ => "TERMINATE",
+        };
+        write!(
+            f,
+            "<multiprocessing.pool.Pool state={state} pool_size={}>",
+            self.core.processes
+        )
+    }
+}
+
+/// Pools from a context (Python's `ctx.Pool(...)`).
+impl Context {
+    /// A [`Pool`] of `processes` workers started with this context's
+    /// method.
+    pub fn pool(&self, processes: usize) -> Result<Pool, PoolError> {
+        Pool::builder().processes(processes).context(*self).build()
+    }
+}
