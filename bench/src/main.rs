@@ -5,6 +5,7 @@
 
 mod manager;
 mod manager_mem;
+mod pool;
 mod process;
 mod proto;
 mod queue;
@@ -27,6 +28,7 @@ const SUITES: &[(&str, fn())] = &[
     ("process", process::run),
     ("sync", sync::run),
     ("queue", queue::run),
+    ("pool", pool::run),
 ];
 
 fn main() {

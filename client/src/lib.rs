@@ -43,7 +43,7 @@ pub use context::{
     Context, StartMethod,
 };
 pub use log::{get_logger, log_to_stderr};
-pub use pool::Pool;
+pub use pool::{Pool, ThreadPool};
 pub use process::{
     active_children, cpu_count, current_process, parent_process, AuthKey, Process, ProcessError,
 };

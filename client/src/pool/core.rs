@@ -184,7 +184,7 @@ impl Core {
         let kind = match self.method {
             StartMethod::Fork => "Fork",
             StartMethod::Spawn => "Spawn",
-            StartMethod::Forkserver => "Forkserver",
+            StartMethod::Forkserver => "ForkServer",
         };
         let process = crate::context::get_context(self.method)
             .process(worker_main, (args,))

@@ -27,9 +27,11 @@ mod func;
 mod job;
 mod process_pool;
 mod record;
+mod thread_pool;
 mod worker;
 
 pub use async_result::{AsyncResult, IMapIterator, MapResult};
 pub use error::PoolError;
 pub use func::{PoolFn, TaskResult};
 pub use process_pool::{ApplyOutput, Pool, PoolBuilder};
+pub use thread_pool::{ThreadPool, ThreadPoolBuilder};
