@@ -13,6 +13,7 @@
 //!   ([`current_process`], [`active_children`], …).
 //! * [`context`]: start methods and contexts ([`get_context`],
 //!   [`set_start_method`], …).
+//! * [`dummy`]: the same API on threads.
 //! * [`log`]: [`log_to_stderr`] and [`get_logger`] on `tracing`.
 //! * [`managers`]: clients of `mpserver` and of a local manager process.
 //! * [`pool`]: [`Pool`] and [`ThreadPool`].
@@ -26,6 +27,7 @@
 
 pub mod connection;
 pub mod context;
+pub mod dummy;
 pub mod log;
 pub mod managers;
 pub mod pool;
