@@ -11,6 +11,7 @@ mod proto;
 mod queue;
 mod report;
 mod sync;
+mod tls;
 mod wire;
 mod wire_conn;
 
@@ -28,7 +29,11 @@ const SUITES: &[(&str, fn())] = &[
     ("process", process::run),
     ("sync", sync::run),
     ("queue", queue::run),
+<<<<<<< HEAD
     ("pool", pool::run),
+=======
+    ("tls", tls::run),
+>>>>>>> main
 ];
 
 fn main() {

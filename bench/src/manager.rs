@@ -62,6 +62,11 @@ pub(crate) struct ServerProc {
 impl ServerProc {
     /// Starts the server pinned to `cpu` (all its threads).
     pub(crate) fn start(cpu: Option<usize>) -> ServerProc {
+        Self::start_with(cpu, &[])
+    }
+
+    /// [`start`](Self::start) with extra `serve` flags.
+    pub(crate) fn start_with(cpu: Option<usize>, extra: &[String]) -> ServerProc {
         let key_file = std::env::temp_dir().join(format!("mp-bench-{}.key", std::process::id()));
         std::fs::write(&key_file, KEY).expect("write the key file");
         use std::os::unix::fs::PermissionsExt;
@@ -79,6 +84,7 @@ impl ServerProc {
         ])
         .arg("--authkey-file")
         .arg(&key_file)
+        .args(extra)
         .stdout(Stdio::piped());
         // SAFETY: between fork and exec the child only calls
         // sched_setaffinity, which is async-signal-safe.

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use mp_proto::auth::AuthenticationError;
 use multiprocessing::connection::Address;
-use multiprocessing::managers::{ConnectOptions, ManagerClient};
+use multiprocessing::managers::{ConnectOptions, ManagerClient, ManagerError, TlsConnector};
 
-use crate::cli::AdminArgs;
+use crate::cli::{AdminArgs, TlsClientArgs};
 use crate::{authkey, BoxError};
 
 fn connect(args: &AdminArgs) -> Result<ManagerClient, BoxError> {
@@ -17,9 +18,36 @@ fn connect(args: &AdminArgs) -> Result<ManagerClient, BoxError> {
     }
     let options = ConnectOptions {
         timeout: Duration::from_secs_f64(args.timeout),
+        tls: tls_connector(&args.tls)?,
         ..ConnectOptions::default()
     };
-    Ok(ManagerClient::connect_with(&address, &key, &options)?)
+    ManagerClient::connect_with(&address, &key, &options).map_err(|e| match e {
+        // A TLS server waits for a ClientHello while a plain client waits
+        // for the challenge: say what is most likely going on.
+        ManagerError::Authentication(
+            AuthenticationError::Closed | AuthenticationError::Timeout,
+        ) if args.tls.tls_ca.is_none() => {
+            format!("{e} (if the server uses TLS, pass --tls-ca)").into()
+        }
+        e => e.into(),
+    })
+}
+
+fn tls_connector(args: &TlsClientArgs) -> Result<Option<TlsConnector>, BoxError> {
+    let Some(ca) = &args.tls_ca else {
+        if args.tls_cert.is_some() || args.tls_server_name.is_some() {
+            return Err("--tls-cert, --tls-key and --tls-server-name need --tls-ca".into());
+        }
+        return Ok(None);
+    };
+    let mut connector = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => TlsConnector::with_client_cert(ca, cert, key)?,
+        _ => TlsConnector::from_ca_file(ca)?,
+    };
+    if let Some(name) = &args.tls_server_name {
+        connector = connector.server_name(name)?;
+    }
+    Ok(Some(connector))
 }
 
 fn print_json(value: &serde_json::Value) -> Result<(), BoxError> {

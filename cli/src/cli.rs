@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
 
 /// The manager server of the Rust `multiprocessing`.
 #[derive(Parser, Debug)]
@@ -21,8 +22,11 @@ releases every lock it held.",
 mpserver serve                                   # 127.0.0.1, free port, generated key\n    \
 mpserver serve --listen 0.0.0.0:50000 --authkey-file /etc/mpserver/key\n    \
 mpserver serve --unix /run/mpserver.sock --authkey-env MPSERVER_AUTHKEY\n    \
+mpserver serve --config /etc/mpserver/mpserver.toml --print-config\n    \
+mpserver serve --listen 0.0.0.0:50000 --tls-cert cert.pem --tls-key key.pem --authkey-file key\n    \
 mpserver status --address 127.0.0.1:50000 --authkey-file key\n    \
-mpserver objects --address /run/mpserver.sock --authkey-env MPSERVER_AUTHKEY --json\n\n\
+mpserver objects --address /run/mpserver.sock --authkey-env MPSERVER_AUTHKEY --json\n    \
+mpserver ping --address db1:50000 --authkey-file key --tls-ca ca.pem\n\n\
 EXIT STATUS:\n    0 on success (serve: after SIGINT, SIGTERM or a shutdown call); 1 on any error."
 )]
 pub struct Cli {
@@ -36,11 +40,18 @@ pub struct Cli {
 pub enum Command {
     /// Run the server until SIGINT, SIGTERM or a `shutdown` call.
     #[command(
+        // A wrapper's flags can be overridden by appending: the last wins.
+        args_override_self = true,
         long_about = "Run the server. Prints one line, `serving at ADDR`, on standard \
 output once it accepts connections (with the real port when --listen asks for port 0). Logs go \
 to standard error. Without --authkey-file or --authkey-env, a random key is written to a new file \
 readable only by you, and its path (never the key) is logged. On SIGINT or SIGTERM the server \
-stops accepting, answers the calls in flight (waiting calls get ShuttingDown), and exits 0."
+stops accepting, answers the calls in flight (waiting calls get ShuttingDown), and exits 0.\n\n\
+Every setting comes from a flag, else an MPSERVER_* environment variable, else the TOML file \
+given by --config (or MPSERVER_CONFIG), else its default; --print-config shows the result and \
+where each value came from. With --tls-cert and --tls-key every connection is TLS (and with \
+--tls-client-ca, mutual TLS); the authkey handshake runs inside it. Listening beyond loopback \
+without TLS logs a warning."
     )]
     Serve(ServeArgs),
     /// Check that a server answers.
@@ -66,7 +77,8 @@ pub struct KeyArgs {
 }
 
 /// Log output format.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
     Text,
@@ -77,45 +89,131 @@ pub enum LogFormat {
 /// `serve`'s flags.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Listen on TCP HOST:PORT (port 0 picks a free port) [default: 127.0.0.1:0].
-    #[arg(long, value_name = "HOST:PORT", conflicts_with = "unix")]
-    pub listen: Option<String>,
-    /// Listen on a Unix socket at PATH instead of TCP.
-    #[arg(long, value_name = "PATH")]
-    pub unix: Option<PathBuf>,
-    /// The authkey.
+    /// Read settings from this TOML file (keys: the flags' names without
+    /// `--`); flags and MPSERVER_* variables override it.
+    #[arg(long, value_name = "FILE", env = "MPSERVER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print the effective configuration as TOML, each value with where it
+    /// came from (flag, environment, file, default), and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// The settings.
     #[command(flatten)]
-    pub key: KeyArgs,
+    pub settings: ServeSettings,
+}
+
+/// Everything `serve` can be told, from a flag, an `MPSERVER_…` variable
+/// or the config file (the same names, in kebab-case). Values a layer did
+/// not set come from the next one: flag > environment > file > default.
+#[derive(Args, Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ServeSettings {
+    /// Listen on TCP HOST:PORT (port 0 picks a free port).
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        env = "MPSERVER_LISTEN",
+        default_value = "127.0.0.1:0"
+    )]
+    pub listen: String,
+    /// Listen on a Unix socket at PATH instead of TCP.
+    #[arg(long, value_name = "PATH", env = "MPSERVER_UNIX")]
+    pub unix: Option<PathBuf>,
+    /// Read the authkey from FILE (its bytes, one trailing newline ignored).
+    #[arg(long, value_name = "FILE", env = "MPSERVER_AUTHKEY_FILE")]
+    pub authkey_file: Option<PathBuf>,
+    /// Read the authkey from environment variable VAR.
+    #[arg(long, value_name = "VAR", env = "MPSERVER_AUTHKEY_ENV")]
+    pub authkey_env: Option<String>,
+    /// Serve TLS with this certificate chain (PEM, leaf first); needs
+    /// --tls-key.
+    #[arg(long, value_name = "PEM", env = "MPSERVER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", env = "MPSERVER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Demand a client certificate signed by a CA in this PEM file.
+    #[arg(long, value_name = "PEM", env = "MPSERVER_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Refuse connections beyond N at once.
-    #[arg(long, value_name = "N", default_value_t = 16_384)]
+    #[arg(
+        long,
+        value_name = "N",
+        env = "MPSERVER_MAX_CONNECTIONS",
+        default_value_t = 16_384
+    )]
     pub max_connections: usize,
     /// Close connections that send a frame larger than N bytes.
-    #[arg(long, value_name = "N", default_value_t = 64 * 1024 * 1024)]
+    #[arg(long, value_name = "N", env = "MPSERVER_MAX_FRAME_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_frame_bytes: u64,
     /// Answer LimitExceeded beyond N blocking calls waiting per connection.
-    #[arg(long, value_name = "N", default_value_t = 1024)]
+    #[arg(
+        long,
+        value_name = "N",
+        env = "MPSERVER_MAX_IN_FLIGHT",
+        default_value_t = 1024
+    )]
     pub max_in_flight: usize,
-    /// Drop peers that have not authenticated within SECS seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    /// Drop peers that have not authenticated within SECS seconds (with
+    /// TLS: the TLS handshake, then the authkey handshake, each).
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "MPSERVER_HANDSHAKE_TIMEOUT",
+        default_value_t = 10.0
+    )]
     pub handshake_timeout: f64,
     /// Worker threads serving connections (0: one per CPU; 1: a single
     /// thread, no cross-thread hand-offs).
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", env = "MPSERVER_THREADS", default_value_t = 0)]
     pub threads: usize,
     /// Probe idle TCP peers after SECS seconds, so a vanished host's session
     /// (and the locks it holds) ends within about half a minute more; 0
     /// turns keepalive off.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "MPSERVER_KEEPALIVE",
+        default_value_t = 30
+    )]
     pub keepalive: u64,
+    /// Serve Prometheus metrics on HTTP GET http://HOST:PORT/metrics (no
+    /// authentication: bind loopback or a monitoring network).
+    #[arg(long, value_name = "HOST:PORT", env = "MPSERVER_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// Accept CPython <= 3.11 clients (HMAC-MD5 handshake).
-    #[arg(long)]
+    #[arg(long, env = "MPSERVER_LEGACY_AUTH", value_parser = clap::builder::BoolishValueParser::new())]
     pub legacy_auth: bool,
     /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, value_enum, env = "MPSERVER_LOG_FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
-    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    #[arg(
+        long,
+        value_name = "LEVEL",
+        env = "MPSERVER_LOG_LEVEL",
+        default_value = "info"
+    )]
     pub log_level: String,
+}
+
+/// How the admin verbs reach a TLS server.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TlsClientArgs {
+    /// Connect with TLS, trusting the CA certificates in this PEM file.
+    #[arg(long, value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
+    /// Show this client certificate (PEM; for servers with
+    /// --tls-client-ca); needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Check the server's certificate against NAME instead of the host in
+    /// --address.
+    #[arg(long, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
 }
 
 /// The admin verbs' flags.
@@ -133,4 +231,7 @@ pub struct AdminArgs {
     /// Give up connecting after SECS seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub timeout: f64,
+    /// TLS.
+    #[command(flatten)]
+    pub tls: TlsClientArgs,
 }

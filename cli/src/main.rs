@@ -9,22 +9,40 @@
 //!
 //! * `cli`: the command line (clap), with the manual-page help text.
 //! * `authkey`: reading the key from a file or variable, or generating one.
-//! * `serve`: the `serve` verb: logging, signals, the server.
+//! * `config`: `serve`'s settings from flags, variables, a TOML file and
+//!   defaults; `--print-config`.
+//! * `serve`: the `serve` verb: logging, TLS, signals, the server.
 //! * `admin`: the admin verbs and their text and JSON output.
 
 mod admin;
 mod authkey;
 mod cli;
+mod config;
 mod serve;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let matches = match cli::Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(e) => {
+            if let Some(origin) = config::env_origin(&e) {
+                eprintln!("mpserver: {origin}");
+            }
+            e.exit()
+        }
+    };
+    let cli = match cli::Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
-        cli::Command::Serve(args) => serve::run(args),
+        cli::Command::Serve(args) => match matches.subcommand_matches("serve") {
+            Some(serve) => serve::run(args, serve),
+            None => Err("internal error: no matches for serve".into()),
+        },
         cli::Command::Ping(args) => admin::ping(args),
         cli::Command::Status(args) => admin::status(args),
         cli::Command::Objects(args) => admin::objects(args),

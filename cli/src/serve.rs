@@ -1,14 +1,17 @@
-//! `mpserver serve`: logging, the key, the listener, signals, the server.
+//! `mpserver serve`: the configuration, logging, the key, TLS, the
+//! listener, signals, the server.
 
 use std::io::Write;
 use std::time::Duration;
 
+use clap::ArgMatches;
 use mp_proto::auth::AuthOptions;
+use mp_server::metrics::MetricsEndpoint;
 use mp_server::{Limits, Listen, Registry, Server};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::cli::{LogFormat, ServeArgs};
-use crate::{authkey, BoxError};
+use crate::cli::{KeyArgs, LogFormat, ServeArgs, ServeSettings};
+use crate::{authkey, config, BoxError};
 
 /// Standard error that never fails: when whoever reads the log goes away
 /// (a closed pipe), log lines are dropped and the server keeps serving,
@@ -57,11 +60,45 @@ fn raise_fd_limit() {
     }
 }
 
-/// Runs the server until a signal or a `shutdown` call.
-pub fn run(args: ServeArgs) -> Result<(), BoxError> {
+/// The TLS configuration the settings ask for, if any.
+fn tls_config(
+    args: &ServeSettings,
+) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, BoxError> {
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let config = mp_server::tls::server_config(cert, key, args.tls_client_ca.as_deref())?;
+            tracing::info!(
+                cert = %cert.display(),
+                client_certificates = args.tls_client_ca.is_some(),
+                "TLS on"
+            );
+            Ok(Some(config))
+        }
+        (None, None) if args.tls_client_ca.is_some() => {
+            Err("--tls-client-ca needs --tls-cert and --tls-key".into())
+        }
+        (None, None) => Ok(None),
+        _ => Err("--tls-cert and --tls-key go together".into()),
+    }
+}
+
+/// Runs the server until a signal or a `shutdown` call (or, with
+/// `--print-config`, prints the effective configuration).
+pub fn run(args: ServeArgs, matches: &ArgMatches) -> Result<(), BoxError> {
+    let resolved = config::resolve(&args, matches)?;
+    if args.print_config {
+        print!("{}", config::render(&resolved));
+        return Ok(());
+    }
+    let args = resolved.settings;
     init_logging(args.log_format, &args.log_level)?;
     raise_fd_limit();
-    let (key, generated) = match authkey::from_args(&args.key)? {
+    let key_args = KeyArgs {
+        authkey_file: args.authkey_file.clone(),
+        authkey_env: args.authkey_env.clone(),
+    };
+    let tls = tls_config(&args)?;
+    let (key, generated) = match authkey::from_args(&key_args)? {
         Some(key) => (key, None),
         None => {
             let g = authkey::generate()?;
@@ -80,10 +117,10 @@ pub fn run(args: ServeArgs) -> Result<(), BoxError> {
         keepalive: (args.keepalive > 0).then(|| Duration::from_secs(args.keepalive)),
         ..Limits::default()
     };
-    let listen = match (&args.unix, &args.listen) {
-        (Some(path), _) => Listen::Unix(path.clone()),
-        (None, Some(addr)) => Listen::Tcp(addr.clone()),
-        (None, None) => Listen::Tcp("127.0.0.1:0".into()),
+    // `unix` is only set when it won over `listen` (see `config`).
+    let listen = match &args.unix {
+        Some(path) => Listen::Unix(path.clone()),
+        None => Listen::Tcp(args.listen.clone()),
     };
     let auth = if args.legacy_auth {
         AuthOptions::legacy()
@@ -103,14 +140,21 @@ pub fn run(args: ServeArgs) -> Result<(), BoxError> {
             .build(),
     }
     .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let metrics_listen = args.metrics_listen.clone();
     let result = runtime.block_on(async move {
-        let server = Server::new(Registry::sync_manager(), key)
+        let mut server = Server::new(Registry::sync_manager(), key)
             .limits(limits)
-            .auth_options(auth)
-            .bind(&listen)
-            .await?;
+            .auth_options(auth);
+        if let Some(tls) = tls {
+            server = server.tls(tls);
+        }
+        let server = server.bind(&listen).await?;
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut terminate = signal(SignalKind::terminate())?;
+        if let Some(address) = metrics_listen {
+            let endpoint = MetricsEndpoint::bind(&address, server.engine().clone()).await?;
+            tokio::spawn(endpoint.run());
+        }
         let engine = server.engine().clone();
         tokio::spawn(async move {
             tokio::select! {

@@ -9,12 +9,12 @@
 //! a resource writes `REGISTER:<name>:shared_memory\n` to the pipe;
 //! unlinking it writes `UNREGISTER:...`. Forked children inherit the write
 //! end and so share the tracker, as in CPython. The descriptor is
-//! close-on-exec: a start method that re-executes the program should hand
-//! the child [`tracker_fd`] (a [`SharedFd`], serializable beside its other
-//! arguments) and have it call [`adopt`], as CPython's spawn does, so that
-//! what the child leaves is cleaned up when the whole program ends rather
-//! than when the child does. A child that adopts nothing starts its own
-//! tracker when it first needs one.
+//! close-on-exec, so the `spawn` and `forkserver` start methods hand the
+//! child [`tracker_fd`] with its arguments and the child calls [`adopt`]
+//! before running, as CPython's spawn does: what the child leaves is
+//! cleaned up when the whole program ends rather than when the child does.
+//! A process started some other way starts its own tracker when it first
+//! needs one.
 //!
 //! When every process holding the write end has exited, by any means
 //! including `SIGKILL`, the tracker reads end-of-file, unlinks every name

@@ -40,6 +40,7 @@ use tokio::task::JoinSet;
 use crate::engine::{Dispatch, Engine};
 use crate::errors::shutting_down;
 use crate::limits::Limits;
+use crate::metrics::HandshakeFailure;
 use crate::session::Session;
 
 /// What every connection task shares.
@@ -47,6 +48,7 @@ pub(crate) struct ConnContext {
     pub(crate) authkey: Vec<u8>,
     pub(crate) auth: AuthOptions,
     pub(crate) limits: Limits,
+    pub(crate) throttle: crate::throttle::AuthThrottle,
 }
 
 /// The most a hello may weigh.
@@ -67,15 +69,28 @@ pub(crate) async fn serve_connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    let _open = engine.metrics.connection();
+    if !ctx
+        .throttle
+        .wait(&peer, &engine.metrics, &engine.shutdown)
+        .await
+    {
+        return;
+    }
     let greeted = tokio::time::timeout(ctx.limits.handshake_timeout, async {
-        server_handshake_async(&mut stream, &ctx.authkey, &ctx.auth)
-            .await
-            .map_err(|e| e.to_string())?;
+        let authed = server_handshake_async(&mut stream, &ctx.authkey, &ctx.auth).await;
+        ctx.throttle.record(&peer, &authed, &engine.metrics);
+        authed.map_err(|e| e.to_string())?;
         let hello = read_frame_async(&mut stream, MAX_HELLO)
             .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "closed before hello".to_string())?;
-        let hello: Hello = decode(&hello).map_err(|e| e.to_string())?;
+            .map_err(|e| engine.metrics.bad_hello(HandshakeFailure::of_frame(&e), e))?
+            .ok_or_else(|| {
+                engine
+                    .metrics
+                    .bad_hello(HandshakeFailure::Closed, "closed before hello")
+            })?;
+        let hello: Hello =
+            decode(&hello).map_err(|e| engine.metrics.bad_hello(HandshakeFailure::Protocol, e))?;
         let reply = match (&slot, negotiate(&hello.versions, SUPPORTED_VERSIONS)) {
             (None, _) => HelloReply::Refused {
                 message: format!(
@@ -102,6 +117,7 @@ pub(crate) async fn serve_connection<S>(
     match greeted {
         Ok(Ok(true)) => {}
         Ok(Ok(false)) => {
+            engine.metrics.refused();
             tracing::info!(%peer, "refused a connection");
             return;
         }
@@ -110,6 +126,7 @@ pub(crate) async fn serve_connection<S>(
             return;
         }
         Err(_) => {
+            engine.metrics.handshake_failed(HandshakeFailure::Timeout);
             tracing::info!(%peer, "handshake timed out");
             return;
         }
@@ -176,7 +193,7 @@ impl Connection<'_> {
                         break;
                     }
                     Ok(None) => break,
-                    Err(e) => return format!("bad frame: {e}"),
+                    Err(e) => return self.protocol_error(format!("bad frame: {e}")),
                 }
             }
             if start > 0 {
@@ -200,7 +217,7 @@ impl Connection<'_> {
             tokio::select! {
                 read = stream.read_buf(&mut inbuf) => match read {
                     Ok(0) => return "closed by peer".into(),
-                    Ok(_) => {}
+                    Ok(n) => self.engine.metrics.received(n),
                     Err(e) => return format!("read failed: {e}"),
                 },
                 Some(done) = self.waiting.join_next_with_id(), if !self.waiting.is_empty() => {
@@ -217,7 +234,7 @@ impl Connection<'_> {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(peer = self.session.peer(), error = %e, "malformed request");
-                return Err(format!("malformed request: {e}"));
+                return Err(self.protocol_error(format!("malformed request: {e}")));
             }
         };
         let id = request.id;
@@ -227,6 +244,7 @@ impl Connection<'_> {
                 if self.waiting.len() >= self.ctx.limits.max_in_flight {
                     // Dropping the future cancels the wait it registered.
                     drop(future);
+                    self.engine.metrics.error(&ErrorKind::LimitExceeded);
                     let error = RemoteError::new(
                         ErrorKind::LimitExceeded,
                         format!(
@@ -278,6 +296,12 @@ impl Connection<'_> {
         }
     }
 
+    /// Counts a frame or request that ends the connection; returns `why`.
+    fn protocol_error(&self, why: String) -> String {
+        self.engine.metrics.error(&ErrorKind::ProtocolError);
+        why
+    }
+
     /// Appends one response frame to the output buffer.
     fn respond(&mut self, id: u64, outcome: Outcome) -> Result<(), String> {
         let at = self.out.len();
@@ -305,6 +329,7 @@ impl Connection<'_> {
         if self.out.is_empty() {
             return Ok(());
         }
+        self.engine.metrics.sent(self.out.len());
         let result = stream.write_all(&self.out).await;
         self.out.clear();
         if self.out.capacity() > SHRINK_ABOVE {

@@ -64,6 +64,7 @@ impl Engine {
         method: &str,
         args: Args,
     ) -> Outcome {
+        self.metrics.server_call(method);
         match self.control(session, method, args) {
             Ok(outcome) => outcome,
             Err(e) => Outcome::Error(e),

@@ -58,13 +58,16 @@ pub struct Engine {
     pub(crate) stats: Stats,
     next_session: AtomicU64,
     pub(crate) shutdown: Shutdown,
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 impl Engine {
     /// An engine serving `registry`'s types.
     pub fn new(registry: Registry) -> Arc<Engine> {
+        let types = registry.freeze();
         Arc::new(Engine {
-            types: registry.freeze(),
+            metrics: crate::metrics::Metrics::new(&types),
+            types,
             table: Table::new(),
             started: Instant::now(),
             address: RwLock::new(String::new()),
@@ -130,6 +133,7 @@ impl Engine {
 
     /// Answers one request for `session`.
     pub fn call(self: &Arc<Self>, session: &Arc<Session>, request: Request) -> Dispatch {
+        let started = Instant::now();
         self.stats.requests_total.fetch_add(1, Ordering::Relaxed);
         let Request {
             target,
@@ -140,10 +144,11 @@ impl Engine {
             ..
         } = request;
         let args = Args::new(args, kwargs);
-        match target {
+        let dispatch = match target {
             Target::Server => Dispatch::Ready(self.server_call(session, &method, args)),
             Target::Object(id) => self.object_call(session, id, method, args, thread),
-        }
+        };
+        self.timed(started, dispatch)
     }
 
     fn object_call(
@@ -211,6 +216,7 @@ impl Engine {
         method: &str,
         result: Result<Return, RemoteError>,
     ) -> Outcome {
+        self.metrics.object_call(&spec.typeid, method);
         match result {
             Ok(Return::Value(held)) => Outcome::Return(self.adopt(session, held)),
             Ok(Return::Object(object)) => {

@@ -32,7 +32,9 @@
 //! * [`engine`]: answers a decoded request (codec-independent).
 //! * [`control`]: the server-level calls (`create`, `incref`, `status`, …).
 //! * [`server`] and [`connection`]: the tokio serve loop over TCP and Unix
-//!   sockets; [`limits`]; [`shutdown`].
+//!   sockets; [`tls`] for TLS on TCP; [`limits`]; [`shutdown`].
+//! * [`metrics`]: counters and the Prometheus endpoint; [`throttle`]:
+//!   slowing down peers that fail authentication.
 //! * [`slice`], [`compare`], [`errors`]: Python's slices, ordering and
 //!   exceptions.
 
@@ -44,6 +46,7 @@ pub mod engine;
 pub mod errors;
 pub mod held;
 pub mod limits;
+pub mod metrics;
 pub mod object;
 pub mod objects;
 pub mod registry;
@@ -52,6 +55,8 @@ pub mod session;
 pub mod shutdown;
 pub mod slice;
 pub mod table;
+pub mod throttle;
+pub mod tls;
 pub mod wait;
 
 pub use args::Args;

@@ -6,6 +6,10 @@
 //! until its engine's [`Shutdown`](crate::shutdown::Shutdown) fires: it
 //! then stops accepting, lets every connection answer what it has read and
 //! cancel its waits, and disposes of every object.
+//!
+//! With [`Server::tls`] every TCP connection is served inside TLS
+//! ([`crate::tls`]); a plain TCP listener on a non-loopback address logs a
+//! warning, since its traffic can be read by anyone on the path.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,11 +19,13 @@ use mp_proto::auth::AuthOptions;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use crate::connection::{serve_connection, ConnContext};
 use crate::engine::Engine;
 use crate::limits::Limits;
 use crate::registry::Registry;
+use crate::tls::serve_tls_connection;
 
 /// Where to listen.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +50,12 @@ pub enum ServeError {
     /// Another server is already listening on this Unix socket path.
     #[error("{0} is in use by a running server")]
     InUse(String),
+    /// TLS was asked for on a Unix socket, which its file permissions
+    /// protect instead.
+    #[error(
+        "TLS applies to TCP listeners; a Unix socket ({0}) is protected by its file permissions"
+    )]
+    TlsNeedsTcp(String),
 }
 
 /// A server not yet listening.
@@ -52,6 +64,7 @@ pub struct Server {
     authkey: Vec<u8>,
     limits: Limits,
     auth: AuthOptions,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -62,7 +75,16 @@ impl Server {
             authkey,
             limits: Limits::default(),
             auth: AuthOptions::default(),
+            tls: None,
         }
+    }
+
+    /// Serves every connection inside TLS with `config` (see
+    /// [`crate::tls::server_config`]); the authkey handshake then runs
+    /// inside the encrypted stream.
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
     }
 
     /// Replaces the default limits.
@@ -91,9 +113,19 @@ impl Server {
             Listen::Tcp(addr) => {
                 let l = TcpListener::bind(addr.as_str()).await.map_err(bind_error)?;
                 let local = l.local_addr().map_err(bind_error)?;
+                if self.tls.is_none() && !local.ip().is_loopback() {
+                    tracing::warn!(
+                        address = %local,
+                        "listening beyond this host without TLS: the authkey guards access, \
+                         but anyone on the path can read the traffic; use --tls-cert and --tls-key"
+                    );
+                }
                 (Acceptor::Tcp(l), local.to_string())
             }
             Listen::Unix(path) => {
+                if self.tls.is_some() {
+                    return Err(ServeError::TlsNeedsTcp(path.display().to_string()));
+                }
                 if path.exists() {
                     // A socket file with a live server behind it is in
                     // use; one left by a dead server is removed.
@@ -114,10 +146,12 @@ impl Server {
             engine,
             listener,
             address,
+            tls: self.tls.map(TlsAcceptor::from),
             ctx: Arc::new(ConnContext {
                 authkey: self.authkey,
                 auth,
                 limits: self.limits,
+                throttle: crate::throttle::AuthThrottle::default(),
             }),
         })
     }
@@ -133,6 +167,7 @@ pub struct BoundServer {
     engine: Arc<Engine>,
     listener: Acceptor,
     address: String,
+    tls: Option<TlsAcceptor>,
     ctx: Arc<ConnContext>,
 }
 
@@ -153,6 +188,7 @@ impl BoundServer {
             engine,
             listener,
             address,
+            tls,
             ctx,
         } = self;
         let slots = Arc::new(Semaphore::new(ctx.limits.max_connections));
@@ -168,11 +204,17 @@ impl BoundServer {
                         let permit = Arc::clone(&slots).try_acquire_owned().ok();
                         let engine = Arc::clone(&engine);
                         let ctx = Arc::clone(&ctx);
-                        match stream {
-                            Stream::Tcp(s) => {
+                        match (stream, &tls) {
+                            (Stream::Tcp(s), Some(acceptor)) => {
+                                let acceptor = acceptor.clone();
+                                connections.spawn(serve_tls_connection(
+                                    engine, ctx, acceptor, s, peer, permit,
+                                ));
+                            }
+                            (Stream::Tcp(s), None) => {
                                 connections.spawn(serve_connection(engine, ctx, s, peer, permit));
                             }
-                            Stream::Unix(s) => {
+                            (Stream::Unix(s), _) => {
                                 connections.spawn(serve_connection(engine, ctx, s, peer, permit));
                             }
                         }

@@ -1,4 +1,9 @@
-//! Helpers shared by the end-to-end tests: locating the `mpserver` binary,
-//! CPython, and temporary resources.
+//! Helpers shared by the end-to-end tests: locating and running the
+//! `mpserver` binary ([`mpserver`]), a by-hand wire peer for bad input
+//! ([`raw`]), scraping its metrics ([`scrape`]), and a well-behaved client
+//! kept busy in the background ([`steady`]).
 
 pub mod mpserver;
+pub mod raw;
+pub mod scrape;
+pub mod steady;

@@ -2,9 +2,10 @@
 //!
 //! [`binary`] finds `target/<profile>/mpserver` next to the test
 //! executable (`cargo test --workspace` builds it, because the `mpserver`
-//! package has integration tests of its own); if it is missing — `cargo
-//! test -p mp-tests` alone — it is built once with cargo into a separate
-//! target directory, so the outer cargo's lock is not waited on.
+//! package has integration tests of its own); if it is missing or older
+//! than the server's sources — `cargo test -p mp-tests` alone — it is
+//! built once with cargo into a separate target directory, so the outer
+//! cargo's lock is not waited on.
 //! [`ServerProcess`] starts it on `127.0.0.1:0` (or a Unix socket) with a
 //! fresh key, reads the `serving at ADDR` line, and kills it when dropped.
 
@@ -37,7 +38,7 @@ pub fn binary() -> PathBuf {
     PATH.get_or_init(|| {
         let dir = profile_dir();
         let beside = dir.join("mpserver");
-        if beside.exists() {
+        if modified(&beside).is_some_and(|built| built >= newest_source()) {
             return beside;
         }
         let profile = dir
@@ -69,6 +70,37 @@ pub fn binary() -> PathBuf {
         target.join(&profile).join("mpserver")
     })
     .clone()
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The newest modification time among the sources `mpserver` is built
+/// from (the proto, server, client and cli crates).
+fn newest_source() -> std::time::SystemTime {
+    fn walk(dir: &Path, newest: &mut std::time::SystemTime) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, newest);
+            } else if let Some(t) = modified(&path) {
+                *newest = (*newest).max(t);
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    for krate in ["proto", "server", "client", "cli"] {
+        walk(&root.join(krate).join("src"), &mut newest);
+        if let Some(t) = modified(&root.join(krate).join("Cargo.toml")) {
+            newest = newest.max(t);
+        }
+    }
+    newest
 }
 
 /// A running `mpserver serve`.
@@ -181,6 +213,17 @@ impl ServerProcess {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Its resident memory (`VmRSS` in /proc/PID/status), in KiB.
+    pub fn vm_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a VmRSS line")
     }
 
     /// The key file's path.

@@ -7,10 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use mp_proto::auth::{client_handshake, AuthOptions};
-use mp_proto::codec::{decode, encode};
 use mp_proto::frame::{read_frame, write_frame};
-use mp_proto::message::{Hello, HelloReply, Kwargs};
+use mp_proto::message::Kwargs;
 use mp_proto::ErrorKind;
 use mp_tests::mpserver::{binary, eventually, Options, ServerProcess};
 use multiprocessing::managers::{ManagerClient, ManagerError};
@@ -232,17 +230,7 @@ fn the_connection_limit_refuses_with_a_reason() {
 
 /// Connects and completes the handshake and hello by hand.
 fn raw(server: &ServerProcess) -> TcpStream {
-    let mut s = TcpStream::connect(&server.address).unwrap();
-    s.set_nodelay(true).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    client_handshake(&mut s, &server.key, &AuthOptions::default()).unwrap();
-    write_frame(&mut s, &encode(&Hello::current("fuzz")).unwrap()).unwrap();
-    let reply = read_frame(&mut s, 1 << 16).unwrap().unwrap();
-    assert!(matches!(
-        decode::<HelloReply>(&reply).unwrap(),
-        HelloReply::Welcome { .. }
-    ));
-    s
+    mp_tests::raw::RawPeer::welcomed(&server.address, &server.key).stream
 }
 
 #[test]

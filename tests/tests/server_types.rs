@@ -235,6 +235,14 @@ fn locks_and_semaphores() {
         // A negative timeout means zero.
         let r = other.call_method(l, "acquire", vec![true.into(), (-1).into()], Kwargs::new());
         assert_eq!(r.unwrap().into_value().unwrap(), Value::Bool(false));
+        // Nor release it: the owner is the acquiring client thread.
+        let e = other
+            .call_method(l, "release", vec![], Kwargs::new())
+            .unwrap_err();
+        assert_eq!(
+            e.remote().unwrap().message,
+            "cannot release un-acquired lock"
+        );
         t.call(l, "release", vec![]);
         let e = t.err(l, "release", vec![]);
         assert_eq!(e.kind, ErrorKind::RuntimeError);

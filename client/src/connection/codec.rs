@@ -8,6 +8,11 @@
 //! instead and write a CBOR byte string: a head of 1–9 bytes and the bytes
 //! themselves, untouched, so `send(&vec)` costs what `send_bytes` does.
 //! Byte buffers nested inside other values should use `serde_bytes`.
+//!
+//! A value holding file descriptors ([`SharedFd`](crate::reduction::SharedFd)s,
+//! e.g. a `Connection`) goes out wrapped as `tag(FD_TAG, [count, value])`,
+//! the descriptors attached to its first bytes; the receiver takes `count`
+//! descriptors from those that arrived, oldest first.
 
 use std::mem::ManuallyDrop;
 
@@ -120,6 +125,42 @@ pub(crate) fn bytes_as<T>(data: Vec<u8>) -> Option<T> {
     Some(unsafe { std::mem::transmute_copy::<Vec<u8>, T>(&data) })
 }
 
+/// CBOR tag (unassigned, "mpfd") wrapping a value sent with descriptors.
+const FD_TAG: [u8; 4] = *b"mpfd";
+/// A tag head with a 4-byte tag number.
+const TAG32: u8 = (6 << 5) | 26;
+/// A definite array of two items.
+const ARRAY2: u8 = (4 << 5) | 2;
+
+/// The bytes before the value of a message carrying `count` descriptors.
+pub(crate) fn envelope_head(count: usize) -> Vec<u8> {
+    let mut head = vec![TAG32];
+    head.extend_from_slice(&FD_TAG);
+    head.push(ARRAY2);
+    match u8::try_from(count) {
+        Ok(n) if n < 24 => head.push(n),
+        Ok(n) => head.extend_from_slice(&[24, n]),
+        // Callers send at most `MAX_FDS` (253) descriptors.
+        Err(_) => head.extend_from_slice(&[25, (count >> 8) as u8, count as u8]),
+    }
+    head
+}
+
+/// For a message from [`envelope_head`]: the head's length and how many
+/// descriptors the message carries. `None` for any other message.
+pub(crate) fn parse_envelope(payload: &[u8]) -> Option<(usize, usize)> {
+    let (head, rest) = payload.split_at_checked(6)?;
+    if head[0] != TAG32 || head[1..5] != FD_TAG || head[5] != ARRAY2 {
+        return None;
+    }
+    match *rest {
+        [n @ 0..=23, ..] => Some((7, usize::from(n))),
+        [24, n, ..] => Some((8, usize::from(n))),
+        [25, hi, lo, ..] => Some((9, usize::from(u16::from_be_bytes([hi, lo])))),
+        _ => None,
+    }
+}
+
 /// Encodes any other value as CBOR.
 #[cfg(test)]
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, ConnectionError> {
@@ -170,6 +211,20 @@ pub(crate) fn decode_with<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn envelopes_round_trip() {
+        for count in [0, 1, 23, 24, 253, 300] {
+            let mut message = envelope_head(count);
+            let head = message.len();
+            message.extend_from_slice(&encode(&"x").unwrap());
+            assert_eq!(parse_envelope(&message), Some((head, count)));
+            let whole: ciborium::Value = ciborium::from_reader(&message[..]).unwrap();
+            assert!(whole.is_tag(), "{whole:?}");
+        }
+        assert_eq!(parse_envelope(&encode(&("mpfd", 1)).unwrap()), None);
+        assert_eq!(parse_envelope(&envelope_head(300)[..7]), None);
+    }
 
     #[test]
     fn heads_match_ciborium() {

@@ -12,7 +12,21 @@ use serde::{Deserialize, Serialize};
 use super::codec;
 use super::fdio::{poll_readable, FdIo, RecvBuf};
 use super::ConnectionError;
-use crate::reduction::SharedFd;
+use crate::process::sys;
+use crate::reduction::{FdSink, FdSource, SharedFd};
+
+/// Runs `decode` with the message's descriptors available to the
+/// [`SharedFd`]s in it (or fails with the reason they are missing).
+fn with_fds<T>(
+    fds: Result<Vec<OwnedFd>, ConnectionError>,
+    decode: impl FnOnce() -> Result<T, ConnectionError>,
+) -> Result<T, ConnectionError> {
+    let fds = fds?;
+    if fds.is_empty() {
+        return decode();
+    }
+    FdSource::provide(fds, decode)
+}
 
 /// One end of a [`Pipe`](super::Pipe) or of a socket from
 /// [`Listener::accept`](super::Listener::accept) / [`Client`](super::Client).
@@ -110,6 +124,13 @@ impl Connection {
     /// Sends a value, encoded as CBOR (see the `codec` notes in the module
     /// docs: `Vec<u8>` and `[u8]` go out as raw bytes, as fast as
     /// [`send_bytes`](Connection::send_bytes)).
+    ///
+    /// A value may hold file descriptors — a [`SharedFd`], another
+    /// `Connection`, a lock or a shared-memory block — when this is a Unix
+    /// socket: they travel beside the bytes (`SCM_RIGHTS`, at most 253 per
+    /// message) and the receiver's [`recv`](Connection::recv) gets its own
+    /// copies, as with CPython's `reduction`. Over a pipe or TCP that is an
+    /// [`Encode`](ConnectionError::Encode) error.
     pub fn send<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConnectionError> {
         if let Some(bytes) = codec::as_bytes(value) {
             let head = codec::bytes_head(bytes.len());
@@ -120,7 +141,11 @@ impl Connection {
         let mut buf = std::mem::take(&mut self.wbuf);
         buf.clear();
         buf.extend_from_slice(&[0; 4]);
-        let result = codec::encode_into(value, &mut buf).and_then(|()| {
+        let (result, fds) = FdSink::collect(|| codec::encode_into(value, &mut buf));
+        let result = result.and_then(|()| {
+            if !fds.is_empty() {
+                return self.send_with_fds(&buf[4..], &fds);
+            }
             let len = buf.len() - 4;
             let header = frame::encode_header(len as u64);
             if header.as_bytes().len() == 4 {
@@ -145,7 +170,11 @@ impl Connection {
         let len = self.read_header(self.max_message)?;
         if !codec::wants_bytes::<T>() && self.buf.pending().len() >= len {
             // The whole message came with the header: decode it in place.
-            let result = codec::decode_with(&self.buf.pending()[..len], &mut self.scratch);
+            let envelope = codec::parse_envelope(&self.buf.pending()[..len]);
+            let (skip, fds) = self.claim_enveloped(envelope);
+            let result = with_fds(fds, || {
+                codec::decode_with(&self.buf.pending()[skip..len], &mut self.scratch)
+            });
             self.buf.consume(len);
             return result;
         }
@@ -171,7 +200,59 @@ impl Connection {
         } else {
             io.append_exact(&mut payload, len)?;
         }
-        codec::decode_with(&payload, &mut self.scratch)
+        let (skip, fds) = self.claim_fds(&payload);
+        with_fds(fds, || {
+            codec::decode_with(&payload[skip..], &mut self.scratch)
+        })
+    }
+
+    /// For a received message: where its value starts, and the
+    /// descriptors it carries — `Err` if they did not all arrive. Called
+    /// for every message, even one read as bytes, so that each message's
+    /// descriptors leave the queue with it.
+    fn claim_fds(&mut self, payload: &[u8]) -> (usize, Result<Vec<OwnedFd>, ConnectionError>) {
+        self.claim_enveloped(codec::parse_envelope(payload))
+    }
+
+    /// [`claim_fds`](Self::claim_fds) for an already parsed envelope.
+    fn claim_enveloped(
+        &mut self,
+        envelope: Option<(usize, usize)>,
+    ) -> (usize, Result<Vec<OwnedFd>, ConnectionError>) {
+        match envelope {
+            None => (0, Ok(Vec::new())),
+            Some((skip, count)) => (
+                skip,
+                self.buf.take_fds(count).ok_or_else(|| {
+                    ConnectionError::Decode(format!(
+                        "the message's {count} file descriptors did not arrive"
+                    ))
+                }),
+            ),
+        }
+    }
+
+    /// Sends `body` (an encoded value) with `fds` attached.
+    fn send_with_fds(&mut self, body: &[u8], fds: &[OwnedFd]) -> Result<(), ConnectionError> {
+        let fd = self.fd()?;
+        if !self.writable {
+            return Err(ConnectionError::NotWritable);
+        }
+        if !self.socket {
+            return Err(ConnectionError::Encode(
+                "file descriptors can only be sent over a Unix socket connection, not a pipe"
+                    .into(),
+            ));
+        }
+        let envelope = codec::envelope_head(fds.len());
+        let header = frame::encode_header((envelope.len() + body.len()) as u64);
+        let message = [header.as_bytes(), &envelope, body].concat();
+        let fds: Vec<BorrowedFd<'_>> = fds.iter().map(|fd| fd.as_fd()).collect();
+        sys::send_all_with_fds(fd.as_fd(), &message, &fds).map_err(|e| {
+            ConnectionError::Encode(format!(
+                "cannot send file descriptors on this connection: {e}"
+            ))
+        })
     }
 
     /// Sends `buf` as one message (Python's `send_bytes(buf)`).
@@ -215,6 +296,8 @@ impl Connection {
         let len = self.read_header(max)?;
         let mut payload = Vec::new();
         self.io()?.append_exact(&mut payload, len)?;
+        // Descriptors sent with a value read as bytes are closed.
+        let _ = self.claim_fds(&payload);
         Ok(payload)
     }
 
@@ -239,9 +322,11 @@ impl Connection {
         if len > room {
             let mut message = Vec::new();
             io.append_exact(&mut message, len)?;
+            let _ = self.claim_fds(&message);
             return Err(ConnectionError::BufferTooShort { message });
         }
         io.fill_exact(&mut buf[offset..offset + len])?;
+        let _ = self.claim_fds(&buf[offset..offset + len]);
         Ok(len)
     }
 
@@ -357,6 +442,9 @@ struct Repr<F> {
     max_message: u64,
     #[serde(with = "serde_bytes")]
     pending: Vec<u8>,
+    /// Descriptors received for messages not yet read.
+    #[serde(default)]
+    pending_fds: Vec<SharedFd>,
 }
 
 impl Serialize for Connection {
@@ -372,6 +460,13 @@ impl Serialize for Connection {
             socket: self.socket,
             max_message: self.max_message,
             pending: self.buf.pending().to_vec(),
+            pending_fds: self
+                .buf
+                .pending_fds()
+                .iter()
+                .map(|fd| fd.try_clone().map(SharedFd::new))
+                .collect::<Result<_, _>>()
+                .map_err(serde::ser::Error::custom)?,
         }
         .serialize(serializer)
     }
@@ -385,7 +480,13 @@ impl<'de> Deserialize<'de> for Connection {
             readable: repr.readable,
             writable: repr.writable,
             socket: repr.socket,
-            buf: RecvBuf::with_pending(repr.pending),
+            buf: RecvBuf::with_pending(
+                repr.pending,
+                repr.pending_fds
+                    .into_iter()
+                    .map(SharedFd::into_inner)
+                    .collect(),
+            ),
             max_message: repr.max_message,
             wbuf: Vec::new(),
             scratch: Vec::new(),

@@ -1,12 +1,19 @@
 //! Reading and writing a connection's file descriptor: a small receive
 //! buffer so a small frame costs one `read`, large payloads read straight
 //! into uninitialised memory, and writes that cannot raise `SIGPIPE`.
+//!
+//! Sockets are read with `recvmsg`, so descriptors a peer attaches
+//! (`SCM_RIGHTS`, see [`Connection::send`](super::Connection::send)) are
+//! kept, in arrival order, until the message that carries them is decoded.
 
+use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use mp_proto::frame::{FrameError, EAGER_ALLOC};
+
+use crate::process::sys::recv_with_fds;
 
 /// Size of the receive buffer; also the request size from which a read
 /// bypasses it (as `std::io::BufReader` does).
@@ -22,17 +29,34 @@ pub(crate) struct RecvBuf {
     buf: Vec<u8>,
     pos: usize,
     end: usize,
+    /// Descriptors received and not yet claimed by a message, oldest first.
+    fds: VecDeque<OwnedFd>,
 }
 
 impl RecvBuf {
-    /// A buffer pre-loaded with bytes received elsewhere.
-    pub(crate) fn with_pending(pending: Vec<u8>) -> Self {
+    /// A buffer pre-loaded with bytes and descriptors received elsewhere.
+    pub(crate) fn with_pending(pending: Vec<u8>, fds: Vec<OwnedFd>) -> Self {
         let end = pending.len();
         RecvBuf {
             buf: pending,
             pos: 0,
             end,
+            fds: fds.into(),
         }
+    }
+
+    /// Descriptors received but not yet claimed, oldest first.
+    pub(crate) fn pending_fds(&self) -> &VecDeque<OwnedFd> {
+        &self.fds
+    }
+
+    /// Takes the `count` oldest received descriptors: those of the message
+    /// being decoded. `None` (taking nothing) if fewer arrived.
+    pub(crate) fn take_fds(&mut self, count: usize) -> Option<Vec<OwnedFd>> {
+        if self.fds.len() < count {
+            return None;
+        }
+        Some(self.fds.drain(..count).collect())
     }
 
     /// The unread bytes.
@@ -74,11 +98,9 @@ impl FdIo<'_> {
             let want = (goal - out.len()).min(out.len().max(EAGER_ALLOC));
             out.reserve(want);
             let spare = &mut out.spare_capacity_mut()[..want];
-            let n = retry(|| {
-                // SAFETY: `spare` is writable memory of `want` bytes owned by
-                // `out`; read(2) writes at most that many.
-                unsafe { libc::read(self.fd.as_raw_fd(), spare.as_mut_ptr().cast(), want) }
-            })?;
+            // SAFETY: `spare` is writable memory of `want` bytes owned by
+            // `out`; the read writes at most that many.
+            let n = unsafe { self.read_raw(spare.as_mut_ptr().cast(), want) }?;
             if n == 0 {
                 return Err(FrameError::Truncated {
                     expected: count as u64,
@@ -109,23 +131,37 @@ impl FdIo<'_> {
     }
 }
 
-fn raw_read(fd: BorrowedFd<'_>, dest: &mut [u8]) -> io::Result<usize> {
-    retry(|| {
-        // SAFETY: dest is valid writable memory of dest.len() bytes.
-        unsafe { libc::read(fd.as_raw_fd(), dest.as_mut_ptr().cast(), dest.len()) }
-    })
+impl FdIo<'_> {
+    /// One read of up to `len` bytes into `dest`, straight from the
+    /// descriptor; a socket's attached descriptors join the queue.
+    ///
+    /// # Safety
+    ///
+    /// `dest` must be valid for writes of `len` bytes.
+    unsafe fn read_raw(&mut self, dest: *mut u8, len: usize) -> io::Result<usize> {
+        if self.socket {
+            // SAFETY: the caller's contract.
+            return unsafe { recv_with_fds(self.fd, dest, len, &mut self.buf.fds) };
+        }
+        // SAFETY: the caller's contract.
+        retry(|| unsafe { libc::read(self.fd.as_raw_fd(), dest.cast(), len) })
+    }
 }
 
 impl Read for FdIo<'_> {
     fn read(&mut self, dest: &mut [u8]) -> io::Result<usize> {
         if self.buf.pending().is_empty() {
             if dest.len() >= RECV_BUF {
-                return raw_read(self.fd, dest);
+                // SAFETY: dest is writable memory of its length.
+                return unsafe { self.read_raw(dest.as_mut_ptr(), dest.len()) };
             }
             if self.buf.buf.len() < RECV_BUF {
                 self.buf.buf = vec![0; RECV_BUF];
             }
-            let n = raw_read(self.fd, &mut self.buf.buf);
+            let (ptr, len) = (self.buf.buf.as_mut_ptr(), self.buf.buf.len());
+            // SAFETY: the receive buffer is writable memory of `len` bytes,
+            // not otherwise borrowed during the call.
+            let n = unsafe { self.read_raw(ptr, len) };
             self.buf.pos = 0;
             self.buf.end = *n.as_ref().unwrap_or(&0);
             n?;

@@ -31,6 +31,7 @@ use mp_server::table::ObjectInfo;
 use serde::{Deserialize, Serialize};
 
 use super::error::ManagerError;
+use super::tls::{TlsConnector, TlsStream};
 use crate::connection::Address;
 
 /// What a method call gave back.
@@ -116,6 +117,12 @@ pub struct ConnectOptions {
     /// arrives within it saves the sleep and wake-up, which dominate a
     /// round trip between CPUs; zero never polls.
     pub spin: Duration,
+    /// Speak TLS to the server (`mpserver serve --tls-cert …`); `None`,
+    /// the default, is plain TCP. TCP addresses only. A successful TLS
+    /// connection also registers the connector for its address, so later
+    /// plain `connect`s there use it (see
+    /// [`use_tls_for`](super::tls::use_tls_for)).
+    pub tls: Option<TlsConnector>,
 }
 
 impl Default for ConnectOptions {
@@ -125,14 +132,16 @@ impl Default for ConnectOptions {
             auth: AuthOptions::default(),
             max_frame_bytes: mp_proto::frame::DEFAULT_MAX_FRAME,
             spin: Duration::from_micros(50),
+            tls: None,
         }
     }
 }
 
-/// A TCP or Unix stream.
+/// A TCP or Unix stream, or TLS over TCP.
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(TlsStream),
 }
 
 impl Stream {
@@ -140,6 +149,7 @@ impl Stream {
         Ok(match self {
             Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
             Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+            Stream::Tls(s) => Stream::Tls(s.try_clone()?),
         })
     }
 
@@ -153,6 +163,10 @@ impl Stream {
                 s.set_read_timeout(t)?;
                 s.set_write_timeout(t)
             }
+            Stream::Tls(s) => {
+                s.socket().set_read_timeout(t)?;
+                s.socket().set_write_timeout(t)
+            }
         }
     }
 
@@ -161,6 +175,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.as_raw_fd(),
             Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tls(s) => s.socket().as_raw_fd(),
         }
     }
 
@@ -169,6 +184,13 @@ impl Stream {
     fn spin_until_readable(&self, spin: Duration) {
         if spin.is_zero() {
             return;
+        }
+        // Decrypted bytes may wait inside the TLS session while the
+        // socket has none.
+        if let Stream::Tls(s) = self {
+            if s.has_buffered() {
+                return;
+            }
         }
         let start = std::time::Instant::now();
         let mut fds = libc::pollfd {
@@ -190,6 +212,10 @@ impl Stream {
         let _ = match self {
             Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
             Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+            Stream::Tls(s) => {
+                s.shutdown();
+                Ok(())
+            }
         };
     }
 }
@@ -199,6 +225,7 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
         }
     }
 }
@@ -208,6 +235,7 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -275,9 +303,14 @@ pub fn current_thread_no() -> u64 {
 
 impl ManagerClient {
     /// Connects to the manager at `address` and authenticates with
-    /// `authkey`.
+    /// `authkey` (over TLS if [`use_tls_for`](super::tls::use_tls_for)
+    /// registered `address`).
     pub fn connect(address: &Address, authkey: &[u8]) -> Result<Self, ManagerError> {
-        Self::connect_with(address, authkey, &ConnectOptions::default())
+        let options = ConnectOptions {
+            tls: super::tls::registered(address),
+            ..ConnectOptions::default()
+        };
+        Self::connect_with(address, authkey, &options)
     }
 
     /// [`connect`](Self::connect) with options.
@@ -310,14 +343,31 @@ impl ManagerClient {
                     connect_error(last.unwrap_or_else(|| io::Error::other("no address")))
                 })?;
                 s.set_nodelay(true).map_err(connect_error)?;
-                Stream::Tcp(s)
+                match (&options.tls, address) {
+                    (Some(tls), Address::Tcp { host, .. }) => {
+                        Stream::Tls(tls.connect(s, host, options.timeout).map_err(|source| {
+                            ManagerError::Tls {
+                                address: address.to_string(),
+                                source,
+                            }
+                        })?)
+                    }
+                    _ => Stream::Tcp(s),
+                }
+            }
+            Address::Unix(_) if options.tls.is_some() => {
+                return Err(connect_error(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "TLS needs a TCP address",
+                )))
             }
             Address::Unix(path) => Stream::Unix(UnixStream::connect(path).map_err(connect_error)?),
         };
         stream
             .set_timeouts(Some(options.timeout))
             .map_err(connect_error)?;
-        client_handshake(&mut stream, authkey, &options.auth)?;
+        client_handshake(&mut stream, authkey, &options.auth)
+            .map_err(|e| super::tls::handshake_error(e, address))?;
         let hello = Hello::current(format!("multiprocessing-rs/{}", env!("CARGO_PKG_VERSION")));
         let mut bytes = Vec::new();
         encode_into(&hello, &mut bytes).map_err(|e| ManagerError::Protocol(e.to_string()))?;
@@ -332,6 +382,9 @@ impl ManagerClient {
         }
         // Calls may block as long as the server's method does.
         stream.set_timeouts(None).map_err(connect_error)?;
+        if let Some(tls) = &options.tls {
+            super::tls::use_tls_for(address, tls.clone());
+        }
         let writer = stream.try_clone().map_err(connect_error)?;
         Ok(ManagerClient {
             inner: Arc::new(Inner {

@@ -29,6 +29,16 @@ pub enum ManagerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The TLS layer failed: the server's certificate is not trusted or
+    /// does not name the host, the server demands a client certificate,
+    /// or the peer does not speak TLS.
+    #[error("TLS with the manager at {address} failed: {source}")]
+    Tls {
+        /// Where.
+        address: String,
+        /// Why (the rustls error inside).
+        source: std::io::Error,
+    },
     /// The server sent something this client cannot read, or an answer of
     /// the wrong shape.
     #[error("manager protocol error: {0}")]

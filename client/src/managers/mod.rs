@@ -47,6 +47,8 @@
 //! * [`transfer`]: proxies as serde values (nesting, sending).
 //! * [`sync_manager`]: [`SyncManager`], typed constructors on one
 //!   connection.
+//! * [`tls`]: [`TlsConnector`], TLS to a server started with
+//!   `--tls-cert`.
 
 pub mod base_manager;
 pub mod client;
@@ -54,6 +56,7 @@ pub mod error;
 pub mod proxies;
 pub mod proxy;
 pub mod sync_manager;
+pub mod tls;
 pub mod transfer;
 
 pub use base_manager::{BaseManager, Manager};
@@ -64,3 +67,4 @@ pub use mp_server::table::ObjectInfo;
 pub use proxies::*;
 pub use proxy::BaseProxy;
 pub use sync_manager::SyncManager;
+pub use tls::{use_tls_for, TlsConnector};

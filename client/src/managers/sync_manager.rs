@@ -34,6 +34,17 @@ impl SyncManager {
         Ok(Self::from_client(ManagerClient::connect(address, authkey)?))
     }
 
+    /// [`connect`](Self::connect) with options (TLS, timeouts).
+    pub fn connect_with(
+        address: &Address,
+        authkey: &[u8],
+        options: &super::ConnectOptions,
+    ) -> Result<Self, ManagerError> {
+        Ok(Self::from_client(ManagerClient::connect_with(
+            address, authkey, options,
+        )?))
+    }
+
     /// Wraps an existing connection.
     /// Proxies received later for this server reuse it.
     pub fn from_client(client: ManagerClient) -> Self {

@@ -59,7 +59,7 @@ mod popen;
 mod repr;
 mod sentinel;
 mod start;
-mod sys;
+pub(crate) mod sys;
 pub(crate) mod target;
 
 use std::os::fd::{AsFd, OwnedFd};

@@ -3,12 +3,12 @@
 //! descriptors (`SCM_RIGHTS`). CPython keeps the same pieces in
 //! `multiprocessing.util`, `popen_*` and `reduction`.
 
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
 /// The most descriptors one message may carry (Linux's `SCM_MAX_FD`).
 pub(crate) const MAX_FDS: usize = 253;
@@ -124,32 +124,10 @@ pub(crate) fn recv_exact_with_fds(
 ) -> io::Result<Option<Vec<OwnedFd>>> {
     let mut fds = Vec::new();
     let mut got = 0;
-    let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
     while got < buf.len() {
-        let mut iov = [IoSliceMut::new(&mut buf[got..])];
-        let msg = match recvmsg::<()>(
-            sock.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Ok(msg) => msg,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let n = msg.bytes;
-        for cmsg in msg.cmsgs()? {
-            if let ControlMessageOwned::ScmRights(raw) = cmsg {
-                for fd in raw {
-                    // SAFETY: SCM_RIGHTS just installed this descriptor in
-                    // our table; nothing else owns it.
-                    fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
-                }
-            }
-        }
-        if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
-            return Err(io::Error::other("descriptors were truncated in transit"));
-        }
+        let rest = &mut buf[got..];
+        // SAFETY: `rest` is initialised writable memory of its length.
+        let n = unsafe { recv_with_fds(sock, rest.as_mut_ptr(), rest.len(), &mut fds)? };
         if n == 0 {
             if got == 0 {
                 return Ok(None);
@@ -159,6 +137,76 @@ pub(crate) fn recv_exact_with_fds(
         got += n;
     }
     Ok(Some(fds))
+}
+
+/// Room for the control message of the most descriptors one message can
+/// carry: `CMSG_SPACE(MAX_FDS * 4)` = 1,032 bytes, kept u64-aligned as
+/// `cmsghdr` requires.
+const CONTROL_WORDS: usize = 130;
+
+/// One `recvmsg` on a stream socket into `len` bytes at `dest` (which may
+/// be uninitialised), retried on `EINTR`; the descriptors that came with
+/// the bytes (close-on-exec) are appended to `fds`. Returns the byte count,
+/// 0 at end of file.
+///
+/// Costs what `read` does when no descriptor comes: the control buffer is
+/// on the stack.
+///
+/// # Safety
+///
+/// `dest` must be valid for writes of `len` bytes.
+pub(crate) unsafe fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    dest: *mut u8,
+    len: usize,
+    fds: &mut impl Extend<OwnedFd>,
+) -> io::Result<usize> {
+    let mut control = [0u64; CONTROL_WORDS];
+    let mut iov = libc::iovec {
+        iov_base: dest.cast(),
+        iov_len: len,
+    };
+    // SAFETY: msghdr is plain data, valid all-zero.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    let n = loop {
+        // SAFETY: msg points at `iov` (valid for `len` bytes by the
+        // caller's contract) and at `control`, both live for the call.
+        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    };
+    if msg.msg_controllen > 0 {
+        // SAFETY: the kernel filled `control` with well-formed cmsghdrs up
+        // to msg_controllen; the CMSG_* macros stay within it.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                    let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                    let bytes = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                    for i in 0..bytes / std::mem::size_of::<RawFd>() {
+                        // SCM_RIGHTS just installed this descriptor in our
+                        // table; nothing else owns it.
+                        fds.extend(Some(OwnedFd::from_raw_fd(data.add(i).read_unaligned())));
+                    }
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+        }
+    }
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(io::Error::other("descriptors were truncated in transit"));
+    }
+    Ok(n)
 }
 
 /// Reads a native-endian `i32` from a socket without blocking; `Ok(None)`

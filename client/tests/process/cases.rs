@@ -350,3 +350,19 @@ pub(crate) fn connection_to_child(m: StartMethod) {
         Err(multiprocessing::connection::ConnectionError::Eof)
     ));
 }
+
+/// A child of every start method shares its parent's resource tracker, so
+/// a segment it leaves is cleaned up when the program ends, not when the
+/// child does.
+pub(crate) fn child_shares_resource_tracker(m: StartMethod) {
+    multiprocessing::resource_tracker::ensure_running().unwrap();
+    let ours = multiprocessing::resource_tracker::tracker_fd()
+        .unwrap()
+        .expect("the tracker runs");
+    let (mut r, child_end) = channel();
+    assert_eq!(
+        run(&get_context(m).process(report_tracker, (child_end,))),
+        0
+    );
+    assert_eq!(line(&mut r), pipe_identity(&ours));
+}

@@ -95,3 +95,14 @@ pub(crate) fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// `device:inode` of the file behind `fd`: the same for every descriptor of
+/// one pipe, in any process.
+pub(crate) fn pipe_identity(fd: &impl AsFd) -> String {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an all-zero `stat` is valid, and fstat fills it for a live fd.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: the descriptor is borrowed for the call; st is a live buffer.
+    assert_eq!(unsafe { libc::fstat(fd.as_fd().as_raw_fd(), &mut st) }, 0);
+    format!("{}:{}", st.st_dev, st.st_ino)
+}

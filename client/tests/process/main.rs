@@ -33,6 +33,10 @@ type Test = fn(StartMethod);
 const TESTS: &[(&str, Test)] = &[
     ("args_round_trip", args_round_trip),
     ("connection_to_child", connection_to_child),
+    (
+        "child_shares_resource_tracker",
+        child_shares_resource_tracker,
+    ),
     ("exit_codes", exit_codes),
     ("identity_and_parent", identity_and_parent),
     ("nested_processes", nested_processes),

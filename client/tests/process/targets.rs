@@ -178,3 +178,13 @@ pub(crate) fn pipe_echo(conn: multiprocessing::Connection) -> Result<(), String>
     conn.send_bytes(&bytes.iter().rev().copied().collect::<Vec<u8>>())
         .map_err(|e| e.to_string())
 }
+
+/// Writes the identity (device, inode) of this process's resource tracker
+/// pipe, or `none` if it has none.
+pub(crate) fn report_tracker(out: SharedFd) {
+    let mut w = writer(out);
+    match multiprocessing::resource_tracker::tracker_fd().unwrap() {
+        Some(fd) => writeln!(w, "{}", pipe_identity(&fd)).unwrap(),
+        None => writeln!(w, "none").unwrap(),
+    }
+}

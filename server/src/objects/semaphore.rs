@@ -7,10 +7,13 @@
 //!   `ValueError`, as in `threading`. Waiters are served in arrival order:
 //!   a release hands the unit straight to the longest waiter.
 //! * The owner of an acquisition is the calling client thread
-//!   ([`Owner`]). An `RLock` may be re-acquired by its owner and released
-//!   only by it (`RuntimeError: cannot release un-acquired lock`). A
-//!   `Lock`, as in Python, may be released by any thread once locked
-//!   (`RuntimeError: release unlocked lock` otherwise).
+//!   ([`Owner`]). An `RLock` may be re-acquired by its owner; a `Lock` or
+//!   an `RLock` may be released only by its owner (`RuntimeError: cannot
+//!   release un-acquired lock`; `release unlocked lock` when nobody holds
+//!   a `Lock`). This is stricter than `threading.Lock`, which any thread
+//!   may release: on a server shared by many clients, a client that
+//!   releases a lock another holds is a bug to report, not a hand-off to
+//!   allow (use an `Event`, a `Semaphore` or a `Queue` to signal).
 //! * `release(n=1)` on a semaphore; a `BoundedSemaphore` refuses to go
 //!   above its initial value (`ValueError: Semaphore released too many
 //!   times`).
@@ -139,6 +142,9 @@ impl SemState {
             SemKind::Lock => {
                 if self.value > 0 {
                     return Err(runtime_error("release unlocked lock"));
+                }
+                if !self.is_owned_by(owner) {
+                    return Err(runtime_error("cannot release un-acquired lock"));
                 }
                 self.holders.clear();
                 self.value = 1;
@@ -478,8 +484,15 @@ mod tests {
             .unwrap(),
             Value::Bool(false)
         );
-        // Python's Lock may be released by another thread.
-        settle(call(&h, &plain, 2, "release", vec![]))
+        // Only the owner may release it, unlike threading.Lock.
+        let e = settle(call(&h, &plain, 2, "release", vec![]))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::RuntimeError, "cannot release un-acquired lock")
+        );
+        settle(call(&h, &plain, 1, "release", vec![]))
             .await
             .unwrap();
         let e = settle(call(&h, &plain, 2, "release", vec![]))

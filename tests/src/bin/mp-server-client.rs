@@ -6,7 +6,13 @@
 //! mp-server-client ADDRESS KEYFILE hold LOCK_ID     create objects, take the lock, print "ready", sleep
 //! mp-server-client ADDRESS KEYFILE produce QUEUE_ID P N   put (P, 0..N)
 //! mp-server-client ADDRESS KEYFILE consume QUEUE_ID       get until None, print "P I" per item
+//! mp-server-client ADDRESS KEYFILE busy LOCK SEM QUEUE     see below; runs until killed
 //! ```
+//!
+//! `busy` makes objects, takes a semaphore unit and the lock (waiting
+//! for it if another process holds it), prints "ready", then keeps calls
+//! in flight until it is killed: one thread waits in `QUEUE.get()`, two
+//! others make calls back to back.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -94,6 +100,49 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
             out.flush()?;
+        }
+        "busy" => {
+            let [lock, sem, queue] = [0, 1, 2].map(|i| id(rest.get(i)));
+            let (lock, sem, queue) = (lock?, sem?, queue?);
+            let d = client.create("dict", vec![], none())?.token.id;
+            let l = client.create("list", vec![], none())?.token.id;
+            client.call_method(
+                l,
+                "append",
+                vec![client.create("dict", vec![], none())?.token.into()],
+                none(),
+            )?;
+            client.call_method(sem, "acquire", vec![], none())?;
+            client.call_method(lock, "acquire", vec![], none())?;
+            println!("ready");
+            std::io::stdout().flush()?;
+            let waiter = client.clone();
+            std::thread::spawn(move || {
+                waiter.call_method(queue, "get", vec![], Default::default())
+            });
+            let workers: Vec<_> = (0..2i64)
+                .map(|t| {
+                    let c = client.clone();
+                    std::thread::spawn(
+                        move || -> Result<(), multiprocessing::managers::ManagerError> {
+                            for i in 0i64.. {
+                                c.call_method(
+                                    d,
+                                    "__setitem__",
+                                    vec![t.into(), i.into()],
+                                    Default::default(),
+                                )?;
+                                c.call_method(l, "__len__", vec![], Default::default())?;
+                            }
+                            Ok(())
+                        },
+                    )
+                })
+                .collect();
+            for w in workers {
+                let _ = w.join();
+            }
+            return Err("the connection ended before the process was killed".into());
         }
         other => return Err(format!("unknown job {other:?}").into()),
     }

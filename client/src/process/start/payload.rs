@@ -12,7 +12,10 @@
 //! ```
 //!
 //! The descriptors are the arguments' [`SharedFd`](crate::reduction::SharedFd)s
-//! in index order, then the parent's pidfd.
+//! in index order, then the parent's resource tracker pipe if it runs one
+//! (the child adopts it, as CPython's spawn does, so that what the child
+//! leaves behind is cleaned up when the whole program ends), then the
+//! parent's pidfd.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -23,6 +26,8 @@ use super::super::current;
 use super::super::error::ProcessError;
 use super::super::sys;
 use super::super::target::{self, ChildCall, EntryPoint, PortableTarget};
+use crate::reduction::SharedFd;
+use crate::resource_tracker;
 
 /// Refuse bodies larger than this (64 GiB) before allocating: a corrupt
 /// header must give an error, not an abort.
@@ -35,8 +40,12 @@ struct Payload {
     #[serde(with = "serde_bytes")]
     args: Vec<u8>,
     /// How many of the descriptors belong to the arguments; the next one
-    /// is the parent's pidfd.
+    /// is the tracker's if `tracker` is set, and the last the parent's pidfd.
     arg_fds: u32,
+    /// Whether the parent's resource tracker descriptor follows the
+    /// arguments' descriptors.
+    #[serde(default)]
+    tracker: bool,
 }
 
 /// Sends the payload for `target` on `sock`.
@@ -46,12 +55,15 @@ pub(crate) fn send(
     target: &PortableTarget,
     parent_pidfd: BorrowedFd<'_>,
 ) -> Result<(), ProcessError> {
+    let tracker = resource_tracker::tracker_fd()
+        .map_err(|e| ProcessError::os("sharing the resource tracker", e))?;
     let payload = Payload {
         spec: spec.clone(),
         entry: target.entry.clone(),
         args: target.args.clone(),
         arg_fds: u32::try_from(target.fds.len())
             .map_err(|_| ProcessError::Serialize("too many file descriptors".into()))?,
+        tracker: tracker.is_some(),
     };
     let mut body = Vec::with_capacity(12 + target.args.len() + 256);
     body.extend_from_slice(&[0; 12]);
@@ -59,6 +71,7 @@ pub(crate) fn send(
         .map_err(|e| ProcessError::Serialize(e.to_string()))?;
     let len = (body.len() - 12) as u64;
     let mut fds: Vec<BorrowedFd<'_>> = target.fds.iter().map(|fd| fd.as_fd()).collect();
+    fds.extend(tracker.as_ref().map(|fd| fd.as_fd()));
     fds.push(parent_pidfd);
     body[..8].copy_from_slice(&len.to_le_bytes());
     body[8..12].copy_from_slice(&(fds.len() as u32).to_le_bytes());
@@ -118,6 +131,11 @@ fn run_payload(payload: Payload, mut fds: Vec<OwnedFd>, os_parent: Option<libc::
     let split = (payload.arg_fds as usize).min(fds.len());
     let mut rest = fds.split_off(split);
     let parent_pidfd = rest.pop();
+    if let Some(tracker) = rest.pop().filter(|_| payload.tracker) {
+        // A child that already has a tracker keeps it; failing to adopt
+        // only means the child's leftovers are cleaned up when it ends.
+        let _ = resource_tracker::adopt(SharedFd::new(tracker));
+    }
     {
         let mut table = current::table();
         bootstrap::become_child(&mut table, &payload.spec, os_parent, parent_pidfd);

@@ -1,0 +1,408 @@
+//! Server metrics: what an operator watches on a long-running `mpserver`.
+//!
+//! CPython's `multiprocessing.managers.Server` has no metrics (its
+//! `debug_info` and `number_of_objects` are the nearest thing); this module
+//! counts what a manager does so that `mpserver serve --metrics-listen ADDR`
+//! can serve it in the Prometheus text format ([`endpoint`]).
+//!
+//! # Cost on the call path
+//!
+//! Every counter is an `AtomicU64` bumped with a relaxed `fetch_add`; no
+//! lock is taken on the call path. Calls are counted per typeid and method
+//! in a map built once from the registry when the engine starts, so a call
+//! looks its counter up by two string hashes and never inserts: the label
+//! set is bounded by the registry (an unexposed method name counts as
+//! `(other)`, so a client cannot grow it). Object counts by typeid are read
+//! from the object table at scrape time only.
+//!
+//! # Layout
+//!
+//! * this file: the counters and the one-line hooks the serve loop calls;
+//! * [`histogram`]: the call-latency histogram;
+//! * [`render`]: the scrape, encoded with `prometheus-client`;
+//! * [`endpoint`]: the tiny HTTP responder for `GET /metrics`.
+
+pub mod endpoint;
+pub mod histogram;
+pub mod render;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use indexmap::IndexMap;
+use mp_proto::auth::AuthenticationError;
+use mp_proto::frame::FrameError;
+use mp_proto::message::Outcome;
+use mp_proto::ErrorKind;
+
+use crate::engine::{Dispatch, Engine};
+use crate::registry::TypeSpec;
+use histogram::Histogram;
+
+pub use endpoint::MetricsEndpoint;
+pub use render::render;
+
+/// Methods answered for every object even when not exposed.
+const ALWAYS: [&str; 3] = ["__repr__", "__str__", "#GETVALUE"];
+
+/// The server-level methods (see [`crate::control`]), for their counters.
+const SERVER_METHODS: [&str; 12] = [
+    "ping",
+    "dummy",
+    "create",
+    "incref",
+    "decref",
+    "get_methods",
+    "exposed",
+    "number_of_objects",
+    "debug_info",
+    "status",
+    "typeids",
+    "shutdown",
+];
+
+/// Error kinds with a counter of their own; any other name counts as
+/// `other`, so an embedder's exception names cannot grow the label set.
+const ERROR_KINDS: [&str; 16] = [
+    "KeyError",
+    "IndexError",
+    "ValueError",
+    "TypeError",
+    "AttributeError",
+    "RuntimeError",
+    "Empty",
+    "Full",
+    "BrokenBarrierError",
+    "TimeoutError",
+    "StopIteration",
+    "ZeroDivisionError",
+    "OverflowError",
+    "ProtocolError",
+    "LimitExceeded",
+    "ShuttingDown",
+];
+
+/// The label for a method or error kind outside the known set.
+const OTHER: &str = "(other)";
+
+/// Why a handshake (or the hello after it) ended without a session, for
+/// `mpserver_handshake_failures_total{reason}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HandshakeFailure {
+    /// The peer did not finish in time.
+    Timeout = 0,
+    /// The peer closed the connection or the socket failed.
+    Closed = 1,
+    /// The peer sent something that is not the handshake or the hello.
+    Protocol = 2,
+}
+
+const HANDSHAKE_REASONS: [&str; 3] = ["timeout", "closed", "protocol"];
+
+impl HandshakeFailure {
+    /// Why reading a handshake frame failed: the peer went away, or sent
+    /// something that is no frame.
+    pub(crate) fn of_frame(e: &FrameError) -> HandshakeFailure {
+        match e {
+            FrameError::Truncated { .. } | FrameError::Io(_) => HandshakeFailure::Closed,
+            _ => HandshakeFailure::Protocol,
+        }
+    }
+}
+
+/// FNV-1a: the counter maps are built once from the registry and only
+/// looked up afterwards, with keys of a few bytes, where SipHash's
+/// flooding resistance buys nothing and costs most of a lookup.
+#[derive(Clone, Copy)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map from names to counters, fixed after construction.
+type Names<V> = HashMap<String, V, BuildHasherDefault<Fnv>>;
+
+/// Per-method call counters of one typeid.
+struct TypeCalls {
+    methods: Names<AtomicU64>,
+    other: AtomicU64,
+}
+
+/// Every counter of one server.
+pub struct Metrics {
+    calls: Names<TypeCalls>,
+    server_calls: [AtomicU64; SERVER_METHODS.len() + 1],
+    errors: [AtomicU64; ERROR_KINDS.len() + 1],
+    latency: Histogram,
+    connections_open: AtomicU64,
+    connections_accepted: AtomicU64,
+    connections_refused: AtomicU64,
+    auth_failures: AtomicU64,
+    handshake_failures: [AtomicU64; HANDSHAKE_REASONS.len()],
+    auth_throttled: AtomicU64,
+    bytes_received: AtomicU64,
+    bytes_sent: AtomicU64,
+}
+
+/// Bumps a counter: relaxed, since each is read on its own.
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Metrics {
+    /// Counters for the typeids of a frozen registry.
+    pub(crate) fn new(types: &IndexMap<String, Arc<TypeSpec>>) -> Metrics {
+        let calls = types
+            .iter()
+            .map(|(typeid, spec)| {
+                let methods = spec
+                    .exposed
+                    .iter()
+                    .map(String::as_str)
+                    .chain(ALWAYS)
+                    .map(|m| (m.to_owned(), AtomicU64::new(0)))
+                    .collect();
+                let calls = TypeCalls {
+                    methods,
+                    other: AtomicU64::new(0),
+                };
+                (typeid.clone(), calls)
+            })
+            .collect();
+        Metrics {
+            calls,
+            server_calls: Default::default(),
+            errors: Default::default(),
+            latency: Histogram::default(),
+            connections_open: AtomicU64::new(0),
+            connections_accepted: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
+            auth_failures: AtomicU64::new(0),
+            handshake_failures: Default::default(),
+            auth_throttled: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a call of `method` on an object of `typeid`.
+    pub(crate) fn object_call(&self, typeid: &str, method: &str) {
+        if let Some(calls) = self.calls.get(typeid) {
+            bump(calls.methods.get(method).unwrap_or(&calls.other), 1);
+        }
+    }
+
+    /// Counts a server-level call.
+    pub(crate) fn server_call(&self, method: &str) {
+        let i = SERVER_METHODS
+            .iter()
+            .position(|m| *m == method)
+            .unwrap_or(SERVER_METHODS.len());
+        bump(&self.server_calls[i], 1);
+    }
+
+    /// Counts an error answered or met, by kind.
+    pub(crate) fn error(&self, kind: &ErrorKind) {
+        let name = kind.as_str();
+        let i = ERROR_KINDS
+            .iter()
+            .position(|k| *k == name)
+            .unwrap_or(ERROR_KINDS.len());
+        bump(&self.errors[i], 1);
+    }
+
+    /// Records a call answered `outcome`, `started` when it was read.
+    fn answered(&self, started: Instant, outcome: &Outcome) {
+        self.latency.observe(started.elapsed());
+        if let Outcome::Error(e) = outcome {
+            self.error(&e.kind);
+        }
+    }
+
+    /// A socket was accepted; the guard counts it open until dropped.
+    pub(crate) fn connection(&self) -> OpenConnection<'_> {
+        bump(&self.connections_accepted, 1);
+        bump(&self.connections_open, 1);
+        OpenConnection(self)
+    }
+
+    /// A peer was refused after the handshake (connection limit, version).
+    pub(crate) fn refused(&self) {
+        bump(&self.connections_refused, 1);
+    }
+
+    /// Records how the authentication handshake of a connection ended.
+    pub(crate) fn handshake(&self, result: &Result<(), AuthenticationError>) {
+        match result {
+            Ok(()) => {}
+            Err(e) if is_auth_failure(e) => bump(&self.auth_failures, 1),
+            Err(AuthenticationError::Timeout) => self.handshake_failed(HandshakeFailure::Timeout),
+            Err(AuthenticationError::Closed | AuthenticationError::Frame(_)) => {
+                self.handshake_failed(HandshakeFailure::Closed)
+            }
+            Err(_) => self.handshake_failed(HandshakeFailure::Protocol),
+        }
+    }
+
+    /// Counts a handshake (or hello) that ended without a session.
+    pub(crate) fn handshake_failed(&self, reason: HandshakeFailure) {
+        bump(&self.handshake_failures[reason as usize], 1);
+    }
+
+    /// Counts a hello that could not be read; returns `error` as text.
+    pub(crate) fn bad_hello(
+        &self,
+        reason: HandshakeFailure,
+        error: impl std::fmt::Display,
+    ) -> String {
+        self.handshake_failed(reason);
+        error.to_string()
+    }
+
+    /// A peer was made to wait before its challenge.
+    pub(crate) fn throttled(&self) {
+        bump(&self.auth_throttled, 1);
+    }
+
+    /// `n` bytes read from a client after its handshake.
+    pub(crate) fn received(&self, n: usize) {
+        bump(&self.bytes_received, n as u64);
+    }
+
+    /// `n` bytes written to a client after its handshake.
+    pub(crate) fn sent(&self, n: usize) {
+        bump(&self.bytes_sent, n as u64);
+    }
+}
+
+/// Whether a failed handshake means the peer does not hold the key (as
+/// opposed to a stall, a cut or a stray protocol).
+pub(crate) fn is_auth_failure(e: &AuthenticationError) -> bool {
+    matches!(
+        e,
+        AuthenticationError::WrongDigest
+            | AuthenticationError::Rejected
+            | AuthenticationError::LegacyDisabled
+            | AuthenticationError::UnsupportedDigest(_)
+    )
+}
+
+/// Counts a connection open while it lives.
+pub(crate) struct OpenConnection<'a>(&'a Metrics);
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Engine {
+    /// Times a dispatched call from `started` to its answer and counts its
+    /// error, if any; a blocking call is timed when its future yields.
+    pub(crate) fn timed(self: &Arc<Self>, started: Instant, dispatch: Dispatch) -> Dispatch {
+        match dispatch {
+            Dispatch::Ready(outcome) => {
+                self.metrics.answered(started, &outcome);
+                Dispatch::Ready(outcome)
+            }
+            Dispatch::Pending(future) => {
+                let engine = Arc::clone(self);
+                Dispatch::Pending(Box::pin(async move {
+                    let outcome = future.await;
+                    engine.metrics.answered(started, &outcome);
+                    outcome
+                }))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+
+    fn metrics() -> Metrics {
+        Metrics::new(&Registry::sync_manager().freeze())
+    }
+
+    #[test]
+    fn calls_count_by_typeid_and_method_with_a_bounded_label_set() {
+        let m = metrics();
+        m.object_call("dict", "__getitem__");
+        m.object_call("dict", "__getitem__");
+        m.object_call("dict", "__repr__");
+        m.object_call("dict", "no such method");
+        m.object_call("no such type", "get");
+        let dict = &m.calls["dict"];
+        let get = |name: &str| dict.methods[name].load(Ordering::Relaxed);
+        assert_eq!(get("__getitem__"), 2);
+        assert_eq!(get("__repr__"), 1);
+        assert_eq!(dict.other.load(Ordering::Relaxed), 1);
+        assert!(!dict.methods.contains_key("no such method"));
+        assert!(!m.calls.contains_key("no such type"));
+    }
+
+    #[test]
+    fn errors_and_server_calls_fall_back_to_other() {
+        let m = metrics();
+        m.error(&ErrorKind::KeyError);
+        m.error(&ErrorKind::Other("OverflowError".into()));
+        m.error(&ErrorKind::Other("MyError".into()));
+        m.server_call("create");
+        m.server_call("frobnicate");
+        let at = |name: &str| ERROR_KINDS.iter().position(|k| *k == name).unwrap();
+        assert_eq!(m.errors[at("KeyError")].load(Ordering::Relaxed), 1);
+        assert_eq!(m.errors[at("OverflowError")].load(Ordering::Relaxed), 1);
+        assert_eq!(m.errors[ERROR_KINDS.len()].load(Ordering::Relaxed), 1);
+        assert_eq!(m.server_calls[2].load(Ordering::Relaxed), 1);
+        assert_eq!(
+            m.server_calls[SERVER_METHODS.len()].load(Ordering::Relaxed),
+            1
+        );
+    }
+
+    #[test]
+    fn handshake_results_are_classified() {
+        let m = metrics();
+        m.handshake(&Ok(()));
+        m.handshake(&Err(AuthenticationError::WrongDigest));
+        m.handshake(&Err(AuthenticationError::Timeout));
+        m.handshake(&Err(AuthenticationError::Closed));
+        m.handshake(&Err(AuthenticationError::Protocol("x".into())));
+        assert_eq!(m.auth_failures.load(Ordering::Relaxed), 1);
+        for reason in &m.handshake_failures {
+            assert_eq!(reason.load(Ordering::Relaxed), 1);
+        }
+    }
+
+    #[test]
+    fn the_open_connection_guard_counts_down() {
+        let m = metrics();
+        let a = m.connection();
+        let b = m.connection();
+        drop(a);
+        assert_eq!(m.connections_open.load(Ordering::Relaxed), 1);
+        drop(b);
+        assert_eq!(m.connections_open.load(Ordering::Relaxed), 0);
+        assert_eq!(m.connections_accepted.load(Ordering::Relaxed), 2);
+    }
+}

@@ -1,0 +1,280 @@
+//! TLS for links that leave the host: PEM loading, the rustls server
+//! configuration, and serving a connection inside TLS.
+//!
+//! Python's `multiprocessing.managers` has no TLS (its `Listener` takes
+//! raw sockets); this is `mpserver`'s own layer under the same protocol:
+//! the TLS handshake comes first, then CPython's authkey handshake runs
+//! inside the encrypted stream, unchanged. With a client CA the server
+//! also demands a certificate from every peer (mutual TLS).
+//!
+//! Cryptography is rustls with the *ring* provider, named explicitly so
+//! that no other provider linked into the program can make the choice
+//! ambiguous. The PEM loaders here are shared with the SDK's client side.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_rustls::TlsAcceptor;
+
+use crate::connection::{serve_connection, ConnContext};
+use crate::engine::Engine;
+
+/// Why a TLS certificate, key or configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsConfigError {
+    /// The file could not be read or is not valid PEM.
+    #[error("cannot read {what} from {path}: {source}")]
+    Pem {
+        /// What was looked for (`certificates`, `private key`).
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: rustls_pki_types::pem::Error,
+    },
+    /// The file is PEM but holds nothing of the kind looked for.
+    #[error("{path} holds no {what}")]
+    Empty {
+        /// What was looked for.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+    },
+    /// A CA certificate was refused as a trust anchor.
+    #[error("{path}: not a usable CA certificate: {source}")]
+    BadCa {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: rustls::Error,
+    },
+    /// rustls refused the combination (a key that does not match the
+    /// certificate, no usable protocol version).
+    #[error("invalid TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The client-certificate verifier could not be built.
+    #[error("invalid client CA: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+}
+
+/// The cryptography every TLS configuration here uses: rustls' *ring*
+/// provider.
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Every certificate in the PEM file `path`, in order (a chain: the leaf
+/// first).
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
+    let what = "certificates";
+    let pem_error = |source| TlsConfigError::Pem {
+        what,
+        path: path.to_owned(),
+        source,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(pem_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(pem_error)?;
+    if certs.is_empty() {
+        return Err(TlsConfigError::Empty {
+            what,
+            path: path.to_owned(),
+        });
+    }
+    Ok(certs)
+}
+
+/// The first private key (PKCS#8, PKCS#1 or SEC1) in the PEM file `path`.
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsConfigError> {
+    let what = "private key";
+    PrivateKeyDer::from_pem_file(path).map_err(|source| match source {
+        rustls_pki_types::pem::Error::NoItemsFound => TlsConfigError::Empty {
+            what,
+            path: path.to_owned(),
+        },
+        source => TlsConfigError::Pem {
+            what,
+            path: path.to_owned(),
+            source,
+        },
+    })
+}
+
+/// The CA certificates in the PEM file `path`, as trust anchors.
+pub fn load_roots(path: &Path) -> Result<RootCertStore, TlsConfigError> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(path)? {
+        roots.add(cert).map_err(|source| TlsConfigError::BadCa {
+            path: path.to_owned(),
+            source,
+        })?;
+    }
+    Ok(roots)
+}
+
+/// The server's TLS configuration from PEM files: its certificate chain
+/// and key, and, with `client_ca`, the CA every client's certificate must
+/// chain to (clients without one are refused during the TLS handshake).
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>, TlsConfigError> {
+    let provider = crypto_provider();
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()?;
+    let builder = match client_ca {
+        Some(ca) => {
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(load_roots(ca)?), provider)
+                    .build()?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(
+        builder.with_single_cert(load_certs(cert)?, load_key(key)?)?,
+    ))
+}
+
+/// Runs the TLS handshake (bounded by the handshake timeout) on an
+/// accepted socket, then serves the connection inside it. A peer that
+/// fails the TLS handshake — plain TCP, an untrusted certificate, no
+/// client certificate when one is required — is logged and dropped.
+pub(crate) async fn serve_tls_connection(
+    engine: Arc<Engine>,
+    ctx: Arc<ConnContext>,
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    peer: String,
+    slot: Option<OwnedSemaphorePermit>,
+) {
+    match tokio::time::timeout(ctx.limits.handshake_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => {
+            let stream = Flushing {
+                inner: tls,
+                unflushed: false,
+            };
+            serve_connection(engine, ctx, stream, peer, slot).await;
+        }
+        // Info, as for failed authkey handshakes: scanners must not flood
+        // the log at warning level.
+        Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+    }
+}
+
+/// A TLS stream that never leaves encrypted output behind.
+///
+/// rustls encrypts into its own buffer and tokio-rustls writes that buffer
+/// to the socket as far as it can; what a full socket left over is only
+/// sent by a later write or an explicit flush. The connection loop writes
+/// an answer and then waits to read, so a leftover would sit until the
+/// peer, who waits for that answer, sends something. Here a write flushes
+/// what it can, and reads keep flushing the rest (the task is woken when
+/// the socket turns writable).
+struct Flushing<S> {
+    inner: S,
+    unflushed: bool,
+}
+
+impl<S: AsyncWrite + Unpin> Flushing<S> {
+    fn push(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        match Pin::new(&mut self.inner).poll_flush(cx) {
+            Poll::Ready(Ok(())) => self.unflushed = false,
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => self.unflushed = true,
+        }
+        Ok(())
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Flushing<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.unflushed {
+            this.push(cx)?;
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Flushing<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let written = std::task::ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
+        this.push(cx)?;
+        Poll::Ready(Ok(written))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let flushed = std::task::ready!(Pin::new(&mut this.inner).poll_flush(cx));
+        this.unflushed = false;
+        Poll::Ready(flushed)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn pem_files_load_and_bad_ones_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let cert = write(dir.path(), "cert.pem", &ca.cert.pem());
+        let key = write(dir.path(), "key.pem", &ca.key_pair.serialize_pem());
+        assert_eq!(load_certs(&cert).unwrap().len(), 1);
+        load_key(&key).unwrap();
+        assert_eq!(load_roots(&cert).unwrap().len(), 1);
+        server_config(&cert, &key, None).unwrap();
+        server_config(&cert, &key, Some(&cert)).unwrap();
+
+        // A key where a certificate belongs, and the other way round.
+        let e = load_certs(&key).unwrap_err();
+        assert!(matches!(e, TlsConfigError::Empty { .. }), "{e}");
+        assert!(e.to_string().contains("no certificates"), "{e}");
+        let e = load_key(&cert).unwrap_err();
+        assert!(e.to_string().contains("holds no private key"), "{e}");
+        let missing = dir.path().join("missing.pem");
+        let e = load_certs(&missing).unwrap_err();
+        assert!(matches!(e, TlsConfigError::Pem { .. }), "{e}");
+
+        // A key that does not match the certificate.
+        let other = rcgen::KeyPair::generate().unwrap();
+        let wrong = write(dir.path(), "wrong.pem", &other.serialize_pem());
+        let e = server_config(&cert, &wrong, None).unwrap_err();
+        assert!(matches!(e, TlsConfigError::Rustls(_)), "{e}");
+    }
+}
