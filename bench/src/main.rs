@@ -29,11 +29,8 @@ const SUITES: &[(&str, fn())] = &[
     ("process", process::run),
     ("sync", sync::run),
     ("queue", queue::run),
-<<<<<<< HEAD
-    ("pool", pool::run),
-=======
     ("tls", tls::run),
->>>>>>> main
+    ("pool", pool::run),
 ];
 
 fn main() {
