@@ -31,6 +31,8 @@ const SUITES: &[(&str, fn())] = &[
     ("queue", queue::run),
     ("tls", tls::run),
     ("pool", pool::run),
+    ("pool.throughput", pool::run_throughput),
+    ("pool.apply", pool::run_apply),
 ];
 
 fn main() {

@@ -150,6 +150,43 @@ fn procspawn_apply_rate() -> Option<f64> {
     None
 }
 
+/// Only the 20k-task `map` and `imap_unordered` rows (no CPython).
+pub fn run_throughput() {
+    let pool = Pool::new(2).expect("Pool(2)");
+    pool.map(trivial, 0..100u64).expect("warm-up");
+    let rows = vec![
+        Row {
+            name: "pool.map 20k trivial, chunksize 1".into(),
+            ours: report::median(5, || map_rate(&pool)),
+            against: None,
+            unit: "tasks/s",
+            higher_is_better: true,
+        },
+        Row {
+            name: "pool.imap_unordered 20k trivial, chunk 1".into(),
+            ours: report::median(5, || imap_rate(&pool)),
+            against: None,
+            unit: "tasks/s",
+            higher_is_better: true,
+        },
+    ];
+    report::print("pool.throughput (ours only)", &rows);
+}
+
+/// Only the `apply_async` round trip (and procspawn's with `peers`).
+pub fn run_apply() {
+    let pool = Pool::new(2).expect("Pool(2)");
+    pool.map(trivial, 0..100u64).expect("warm-up");
+    let rows = vec![Row {
+        name: "pool.apply_async round trip".into(),
+        ours: report::median(5, || apply_rate(&pool)),
+        against: procspawn_apply_rate().map(|p| ("procspawn Pool(2) spawn+join".to_string(), p)),
+        unit: "trips/s",
+        higher_is_better: true,
+    }];
+    report::print("pool.apply (ours, procspawn with --features peers)", &rows);
+}
+
 /// Runs the suite and prints its table.
 pub fn run() {
     let pool = Pool::new(2).expect("Pool(2)");

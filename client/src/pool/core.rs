@@ -11,11 +11,12 @@
 //!   run on it, as in Python.
 //! * The worker handler waits on the workers' pidfds. A worker that exits
 //!   (`maxtasksperchild`, or killed) is reaped and replaced; if it died
-//!   while running a chunk (its slot in a shared array says which), every
-//!   task of that chunk fails with [`PoolError::WorkerLost`] instead of
-//!   hanging. A kill in the instant between taking a record and marking
-//!   its slot loses that chunk silently; the slot is written right after
-//!   the copy out of the queue, so the window is a few instructions.
+//!   holding chunks (running one, or with results not yet sent — its slot
+//!   in a shared array lists them), every task of those chunks fails with
+//!   [`PoolError::WorkerLost`] instead of hanging. A kill in the instant
+//!   between taking a record out of the queue and listing it in the slot
+//!   loses that chunk silently; the slot is written right after the copy,
+//!   so the window is a few instructions.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -26,7 +27,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::record::{parse_result, stop_record, RawSink, STOP};
-use super::worker::{worker_main, Initializer, WorkerArgs, SLOT_WORDS};
+use super::worker::{
+    spin_get, split_batch, worker_main, Initializer, WorkerArgs, SLOT_WORDS, SPIN,
+};
 use super::PoolError;
 use crate::context::{Context, StartMethod};
 use crate::process::{Process, Sentinel};
@@ -309,33 +312,40 @@ impl Core {
         }
     }
 
-    /// The result handler thread.
+    /// The result handler thread: takes batches of result records and
+    /// hands each to its job; polls a little before sleeping, as workers
+    /// do, since results tend to come in runs.
     fn handle_results(&self) {
         loop {
-            let rec = match self.results.get_timeout(TICK) {
-                Ok(rec) => rec,
-                Err(QueueError::Empty) => {
-                    if self.state.load(Ordering::SeqCst) == TERMINATE {
-                        return;
+            let batch = match spin_get(&self.results, SPIN) {
+                Some(batch) => batch,
+                None => match self.results.get_timeout(TICK) {
+                    Ok(batch) => batch,
+                    Err(QueueError::Empty) => {
+                        if self.state.load(Ordering::SeqCst) == TERMINATE {
+                            return;
+                        }
+                        continue;
                     }
-                    continue;
-                }
-                Err(e) => {
-                    tracing::error!(target: "multiprocessing", "pool result queue: {e}");
-                    std::thread::sleep(TICK);
-                    continue;
-                }
+                    Err(e) => {
+                        tracing::error!(target: "multiprocessing", "pool result queue: {e}");
+                        std::thread::sleep(TICK);
+                        continue;
+                    }
+                },
             };
-            let Some(r) = parse_result(&rec) else {
-                continue;
-            };
-            if r.job == STOP {
+            if parse_result(&batch).is_some_and(|r| r.job == STOP) {
                 return;
             }
-            let sink = lock(&self.jobs).map.get(&r.job).cloned();
-            if let Some(sink) = sink {
-                if sink.deliver_raw(r.start, r.count, r.body) {
-                    self.finish_job(r.job);
+            for rec in split_batch(&batch) {
+                let Some(r) = parse_result(rec) else {
+                    continue;
+                };
+                let sink = lock(&self.jobs).map.get(&r.job).cloned();
+                if let Some(sink) = sink {
+                    if sink.deliver_raw(r.start, r.count, r.body) {
+                        self.finish_job(r.job);
+                    }
                 }
             }
         }
@@ -395,29 +405,34 @@ impl Core {
         }
     }
 
-    /// Fails the chunk a dead worker was running, if any.
+    /// Fails the chunks a dead worker held (running, or done with their
+    /// results not sent yet).
     fn fail_held_chunk(&self, slot: usize, pid: u32, exitcode: i32) {
         let base = slot * SLOT_WORDS;
-        let count = self.slots.get(base + 2).unwrap_or(0);
-        if count == 0 {
+        let held = (self.slots.get(base).unwrap_or(0) as usize).min((SLOT_WORDS - 1) / 3);
+        let _ = self.slots.set(base, 0);
+        if held == 0 {
             return;
         }
-        let job = self.slots.get(base).unwrap_or(u64::MAX);
-        let start = self.slots.get(base + 1).unwrap_or(0);
-        let _ = self.slots.set(base + 2, 0);
         tracing::warn!(
             target: "multiprocessing",
-            "pool worker pid {pid} died with exit code {exitcode} while running a task; replacing it"
+            "pool worker pid {pid} died with exit code {exitcode} holding {held} task chunk(s); replacing it"
         );
-        let sink = lock(&self.jobs).map.get(&job).cloned();
-        if let Some(sink) = sink {
-            let e = PoolError::WorkerLost {
-                index: start as usize,
-                pid,
-                exitcode,
-            };
-            if sink.fail(start, count as u32, &e) {
-                self.finish_job(job);
+        for i in 0..held {
+            let at = base + 1 + 3 * i;
+            let job = self.slots.get(at).unwrap_or(u64::MAX);
+            let start = self.slots.get(at + 1).unwrap_or(0);
+            let count = self.slots.get(at + 2).unwrap_or(0) as u32;
+            let sink = lock(&self.jobs).map.get(&job).cloned();
+            if let Some(sink) = sink {
+                let e = PoolError::WorkerLost {
+                    index: start as usize,
+                    pid,
+                    exitcode,
+                };
+                if sink.fail(start, count, &e) {
+                    self.finish_job(job);
+                }
             }
         }
     }

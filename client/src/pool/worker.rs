@@ -2,17 +2,46 @@
 //! `multiprocessing.pool.worker`): runs the initializer, then takes task
 //! records from the task queue, runs them and puts result records, until
 //! it is told to stop or has done `maxtasksperchild` tasks.
+//!
+//! # Batching and spinning
+//!
+//! Waking a sleeping process costs tens of microseconds on a loaded
+//! machine, far more than a trivial task. So a worker that finds more
+//! tasks waiting keeps its results in a batch (one queue record, at most
+//! [`MAX_BATCH`] chunks) and sends the batch when the task queue runs
+//! dry, when it is full, when a task took longer than [`SLOW_TASK`], or
+//! when its oldest result has waited [`MAX_HOLD`]; and before sleeping on
+//! an empty task queue it polls it for [`SPIN`]. A result can thus wait
+//! behind at most one following task while tasks stream in.
+//!
+//! Every chunk in the unsent batch is listed in the worker's slot of a
+//! shared array, so if the worker dies the parent fails exactly those
+//! chunks (see `core`).
+
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::func::install_quiet_panic_hook;
 use super::record::{parse_task, result_record, EntryRef, InitEntry, TaskEntry, STOP};
-use crate::queues::Queue;
+use crate::queues::{Queue, QueueError};
 use crate::sharedctypes::RawArray;
 
-/// Words per worker in the pool's slot array: the job, first position and
-/// size of the chunk the worker is running (size 0: none).
-pub(crate) const SLOT_WORDS: usize = 3;
+/// Most chunks in one batch of results.
+pub(crate) const MAX_BATCH: usize = 64;
+/// Words per worker in the pool's slot array: the number of chunks held
+/// (run or waiting in the unsent batch), then job, first position and
+/// size of each.
+pub(crate) const SLOT_WORDS: usize = 1 + 3 * MAX_BATCH;
+/// A batch is sent once it holds this many bytes.
+const MAX_BATCH_BYTES: usize = 64 * 1024;
+/// A task slower than this sends its result (and the batch) at once.
+const SLOW_TASK: Duration = Duration::from_micros(200);
+/// The oldest result in a batch waits at most this long for the batch to
+/// fill (checked between tasks).
+const MAX_HOLD: Duration = Duration::from_millis(1);
+/// How long an idle worker polls the task queue before sleeping.
+pub(crate) const SPIN: Duration = Duration::from_micros(50);
 
 /// A pool's initializer as a worker receives it.
 #[derive(Clone, Serialize, Deserialize)]
@@ -27,12 +56,78 @@ pub(crate) struct Initializer {
 pub(crate) struct WorkerArgs {
     pub(crate) tasks: Queue<Vec<u8>>,
     pub(crate) results: Queue<Vec<u8>>,
-    /// Where each worker says which chunk it is running, so the parent
-    /// can fail exactly that chunk if the worker dies.
+    /// Where each worker lists the chunks it holds, so the parent can
+    /// fail exactly those if the worker dies.
     pub(crate) slots: RawArray<u64>,
     pub(crate) slot: usize,
     pub(crate) maxtasks: Option<u64>,
     pub(crate) initializer: Option<Initializer>,
+}
+
+/// Polls `queue` for up to `spin`, yielding the CPU between looks;
+/// `None` if nothing came.
+pub(crate) fn spin_get(queue: &Queue<Vec<u8>>, spin: Duration) -> Option<Vec<u8>> {
+    let start = Instant::now();
+    loop {
+        if !queue.empty() {
+            if let Ok(rec) = queue.get_nowait() {
+                return Some(rec);
+            }
+        }
+        if start.elapsed() >= spin {
+            return None;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// The unsent results of one worker.
+struct Batch<'a> {
+    args: &'a WorkerArgs,
+    base: usize,
+    bytes: Vec<u8>,
+    chunks: usize,
+    oldest: Option<Instant>,
+}
+
+impl Batch<'_> {
+    /// Lists a chunk in the slot before it runs. The count goes last: it
+    /// publishes the entry.
+    fn hold(&self, job: u64, start: u64, count: u32) {
+        let at = self.base + 1 + 3 * self.chunks;
+        // Index errors cannot happen: the parent sized the array for
+        // every slot and chunks < MAX_BATCH here.
+        let _ = self.args.slots.set(at, job);
+        let _ = self.args.slots.set(at + 1, start);
+        let _ = self.args.slots.set(at + 2, u64::from(count));
+        let _ = self.args.slots.set(self.base, self.chunks as u64 + 1);
+    }
+
+    fn push(&mut self, record: &[u8]) {
+        self.bytes
+            .extend_from_slice(&(record.len() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(record);
+        self.chunks += 1;
+        self.oldest.get_or_insert_with(Instant::now);
+    }
+
+    fn due(&self) -> bool {
+        self.chunks >= MAX_BATCH
+            || self.bytes.len() >= MAX_BATCH_BYTES
+            || self.oldest.is_some_and(|t| t.elapsed() >= MAX_HOLD)
+    }
+
+    fn flush(&mut self) -> Result<(), QueueError> {
+        if self.chunks == 0 {
+            return Ok(());
+        }
+        self.args.results.put(&self.bytes)?;
+        let _ = self.args.slots.set(self.base, 0);
+        self.bytes.clear();
+        self.chunks = 0;
+        self.oldest = None;
+        Ok(())
+    }
 }
 
 /// The worker's main loop; its exit code is 0 when it stopped as asked or
@@ -48,15 +143,36 @@ pub(crate) fn worker_main(args: WorkerArgs) -> i32 {
             return 1;
         }
     }
-    let base = args.slot * SLOT_WORDS;
+    match run(&args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("pool worker: {e}");
+            1
+        }
+    }
+}
+
+fn run(args: &WorkerArgs) -> Result<(), QueueError> {
+    let mut batch = Batch {
+        args,
+        base: args.slot * SLOT_WORDS,
+        bytes: Vec::new(),
+        chunks: 0,
+        oldest: None,
+    };
     let mut completed = 0u64;
     while !matches!(args.maxtasks, Some(m) if completed >= m) {
-        let rec = match args.tasks.get() {
+        let rec = match args.tasks.get_nowait() {
             Ok(rec) => rec,
-            Err(e) => {
-                eprintln!("pool worker: cannot take a task: {e}");
-                return 1;
+            Err(QueueError::Empty) => {
+                // Results go out before this worker may sleep.
+                batch.flush()?;
+                match spin_get(&args.tasks, SPIN) {
+                    Some(rec) => rec,
+                    None => args.tasks.get()?,
+                }
             }
+            Err(e) => return Err(e),
         };
         let Some((h, payload)) = parse_task(&rec) else {
             continue;
@@ -64,21 +180,51 @@ pub(crate) fn worker_main(args: WorkerArgs) -> i32 {
         if h.job == STOP {
             break;
         }
-        // The size goes last: it marks the slot busy. An index error
-        // cannot happen (the parent sized the array for every slot).
-        let _ = args.slots.set(base, h.job);
-        let _ = args.slots.set(base + 1, h.start);
-        let _ = args.slots.set(base + 2, u64::from(h.count));
+        batch.hold(h.job, h.start, h.count);
+        let started = Instant::now();
         // SAFETY: the parent made this EntryRef from a TaskEntry, and this
         // worker runs the parent's executable (checked when it started).
         let f: TaskEntry = unsafe { h.entry.resolve() };
         let out = f(payload, h.entry.fingerprint);
-        if let Err(e) = args.results.put(&result_record(&h, &out)) {
-            eprintln!("pool worker: cannot send a result: {e}");
-            return 1;
-        }
-        let _ = args.slots.set(base + 2, 0);
+        batch.push(&result_record(&h, &out));
         completed += 1;
+        if started.elapsed() >= SLOW_TASK || batch.due() {
+            batch.flush()?;
+        }
     }
-    0
+    batch.flush()
+}
+
+/// Splits a batch of result records.
+pub(crate) fn split_batch(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = batch;
+    std::iter::from_fn(move || {
+        if rest.len() < 4 {
+            return None;
+        }
+        let mut len = [0u8; 4];
+        len.copy_from_slice(&rest[..4]);
+        let len = u32::from_le_bytes(len) as usize;
+        let rec = rest.get(4..4 + len)?;
+        rest = &rest[4 + len..];
+        Some(rec)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_split_back_into_records() {
+        let mut bytes = Vec::new();
+        for rec in [&b"abc"[..], b"", b"de"] {
+            bytes.extend_from_slice(&(rec.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(rec);
+        }
+        let recs: Vec<&[u8]> = split_batch(&bytes).collect();
+        assert_eq!(recs, vec![&b"abc"[..], b"", b"de"]);
+        // A truncated tail is dropped, never read past.
+        assert_eq!(split_batch(&bytes[..bytes.len() - 1]).count(), 2);
+    }
 }
