@@ -10,13 +10,14 @@
 //! * The result handler decodes result records into their jobs; callbacks
 //!   run on it, as in Python.
 //! * The worker handler waits on the workers' pidfds. A worker that exits
-//!   (`maxtasksperchild`, or killed) is reaped and replaced; if it died
-//!   holding chunks (running one, or with results not yet sent — its slot
-//!   in a shared array lists them), every task of those chunks fails with
-//!   [`PoolError::WorkerLost`] instead of hanging. A kill in the instant
-//!   between taking a record out of the queue and listing it in the slot
-//!   loses that chunk silently; the slot is written right after the copy,
-//!   so the window is a few instructions.
+//!   (`maxtasksperchild`, or killed) is reaped and replaced. Results it
+//!   had finished but not sent (workers batch them, see `worker`) are
+//!   taken from its part of a shared buffer and delivered; the tasks of
+//!   the chunk it was running (its slot in a shared array names it) fail
+//!   with [`PoolError::WorkerLost`] instead of hanging. A kill in the
+//!   instant between taking a record out of the queue and naming it in
+//!   the slot loses that chunk silently; the slot is written right after
+//!   the copy, so the window is a few instructions.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -28,7 +29,7 @@ use std::time::Duration;
 
 use super::record::{parse_result, stop_record, RawSink, STOP};
 use super::worker::{
-    spin_get, split_batch, worker_main, Initializer, WorkerArgs, SLOT_WORDS, SPIN,
+    spin_get, split_batch, worker_main, Initializer, WorkerArgs, BUF_BYTES, SLOT_WORDS, SPIN,
 };
 use super::PoolError;
 use crate::context::{Context, StartMethod};
@@ -79,6 +80,7 @@ pub(crate) struct Core {
     tasks: Queue<Vec<u8>>,
     results: Queue<Vec<u8>>,
     slots: RawArray<u64>,
+    buffers: RawArray<u8>,
     jobs: Mutex<Jobs>,
     jobs_empty: Condvar,
     pub(crate) state: AtomicU8,
@@ -131,6 +133,8 @@ impl Core {
             results: Queue::new(0).map_err(q)?,
             slots: RawArray::new(processes * SLOT_WORDS)
                 .map_err(|e| PoolError::Start(e.to_string()))?,
+            buffers: RawArray::new(processes * BUF_BYTES)
+                .map_err(|e| PoolError::Start(e.to_string()))?,
             jobs: Mutex::new(Jobs {
                 map: HashMap::new(),
                 next: 0,
@@ -179,6 +183,7 @@ impl Core {
             tasks: self.tasks.clone(),
             results: self.results.clone(),
             slots: self.slots.clone(),
+            buffers: self.buffers.clone(),
             slot,
             maxtasks: self.maxtasks,
             initializer: self.initializer.clone(),
@@ -337,15 +342,19 @@ impl Core {
             if parse_result(&batch).is_some_and(|r| r.job == STOP) {
                 return;
             }
-            for rec in split_batch(&batch) {
-                let Some(r) = parse_result(rec) else {
-                    continue;
-                };
-                let sink = lock(&self.jobs).map.get(&r.job).cloned();
-                if let Some(sink) = sink {
-                    if sink.deliver_raw(r.start, r.count, r.body) {
-                        self.finish_job(r.job);
-                    }
+            self.deliver_batch(&batch);
+        }
+    }
+
+    fn deliver_batch(&self, batch: &[u8]) {
+        for rec in split_batch(batch) {
+            let Some(r) = parse_result(rec) else {
+                continue;
+            };
+            let sink = lock(&self.jobs).map.get(&r.job).cloned();
+            if let Some(sink) = sink {
+                if sink.deliver_raw(r.start, r.count, r.body) {
+                    self.finish_job(r.job);
                 }
             }
         }
@@ -405,34 +414,42 @@ impl Core {
         }
     }
 
-    /// Fails the chunks a dead worker held (running, or done with their
-    /// results not sent yet).
+    /// Settles what a dead worker held: delivers the results it had not
+    /// sent yet (from its part of the shared buffer), then fails the chunk
+    /// it was running, if any. A result delivered twice (the worker died
+    /// after sending but before clearing) is ignored by the job.
     fn fail_held_chunk(&self, slot: usize, pid: u32, exitcode: i32) {
+        let buf = slot * BUF_BYTES;
+        let mut used = [0u8; 8];
+        let _ = self.buffers.read(buf, &mut used);
+        let used = (u64::from_le_bytes(used) as usize).min(BUF_BYTES - 8);
+        if used > 0 {
+            let mut bytes = vec![0u8; used];
+            let _ = self.buffers.read(buf + 8, &mut bytes);
+            let _ = self.buffers.write(buf, &0u64.to_le_bytes());
+            self.deliver_batch(&bytes);
+        }
         let base = slot * SLOT_WORDS;
-        let held = (self.slots.get(base).unwrap_or(0) as usize).min((SLOT_WORDS - 1) / 3);
-        let _ = self.slots.set(base, 0);
-        if held == 0 {
+        let count = self.slots.get(base + 2).unwrap_or(0) as u32;
+        if count == 0 {
             return;
         }
+        let job = self.slots.get(base).unwrap_or(u64::MAX);
+        let start = self.slots.get(base + 1).unwrap_or(0);
+        let _ = self.slots.set(base + 2, 0);
         tracing::warn!(
             target: "multiprocessing",
-            "pool worker pid {pid} died with exit code {exitcode} holding {held} task chunk(s); replacing it"
+            "pool worker pid {pid} died with exit code {exitcode} while running a task; replacing it"
         );
-        for i in 0..held {
-            let at = base + 1 + 3 * i;
-            let job = self.slots.get(at).unwrap_or(u64::MAX);
-            let start = self.slots.get(at + 1).unwrap_or(0);
-            let count = self.slots.get(at + 2).unwrap_or(0) as u32;
-            let sink = lock(&self.jobs).map.get(&job).cloned();
-            if let Some(sink) = sink {
-                let e = PoolError::WorkerLost {
-                    index: start as usize,
-                    pid,
-                    exitcode,
-                };
-                if sink.fail(start, count, &e) {
-                    self.finish_job(job);
-                }
+        let sink = lock(&self.jobs).map.get(&job).cloned();
+        if let Some(sink) = sink {
+            let e = PoolError::WorkerLost {
+                index: start as usize,
+                pid,
+                exitcode,
+            };
+            if sink.fail(start, count, &e) {
+                self.finish_job(job);
             }
         }
     }

@@ -14,9 +14,10 @@
 //! an empty task queue it polls it for [`SPIN`]. A result can thus wait
 //! behind at most one following task while tasks stream in.
 //!
-//! Every chunk in the unsent batch is listed in the worker's slot of a
-//! shared array, so if the worker dies the parent fails exactly those
-//! chunks (see `core`).
+//! The batch lives in the worker's own part of a shared buffer, and the
+//! chunk it is running is named in its slot of a shared array: if the
+//! worker dies, the parent delivers the finished results from the buffer
+//! and fails only the running chunk (see `core`).
 
 use std::time::{Duration, Instant};
 
@@ -28,13 +29,13 @@ use crate::queues::{Queue, QueueError};
 use crate::sharedctypes::RawArray;
 
 /// Most chunks in one batch of results.
-pub(crate) const MAX_BATCH: usize = 64;
-/// Words per worker in the pool's slot array: the number of chunks held
-/// (run or waiting in the unsent batch), then job, first position and
-/// size of each.
-pub(crate) const SLOT_WORDS: usize = 1 + 3 * MAX_BATCH;
-/// A batch is sent once it holds this many bytes.
-const MAX_BATCH_BYTES: usize = 64 * 1024;
+const MAX_BATCH: usize = 64;
+/// Words per worker in the pool's slot array: the job, first position and
+/// size of the chunk it is running (size 0: none).
+pub(crate) const SLOT_WORDS: usize = 3;
+/// Bytes per worker in the pool's batch buffer: the number of bytes used
+/// (a little-endian u64), then length-prefixed result records.
+pub(crate) const BUF_BYTES: usize = 8 + 64 * 1024;
 /// A task slower than this sends its result (and the batch) at once.
 const SLOW_TASK: Duration = Duration::from_micros(200);
 /// The oldest result in a batch waits at most this long for the batch to
@@ -56,9 +57,12 @@ pub(crate) struct Initializer {
 pub(crate) struct WorkerArgs {
     pub(crate) tasks: Queue<Vec<u8>>,
     pub(crate) results: Queue<Vec<u8>>,
-    /// Where each worker lists the chunks it holds, so the parent can
-    /// fail exactly those if the worker dies.
+    /// Where each worker names the chunk it runs, so the parent can fail
+    /// exactly that one if the worker dies.
     pub(crate) slots: RawArray<u64>,
+    /// Where each worker keeps its unsent results, so the parent can
+    /// deliver them if the worker dies.
+    pub(crate) buffers: RawArray<u8>,
     pub(crate) slot: usize,
     pub(crate) maxtasks: Option<u64>,
     pub(crate) initializer: Option<Initializer>,
@@ -81,49 +85,77 @@ pub(crate) fn spin_get(queue: &Queue<Vec<u8>>, spin: Duration) -> Option<Vec<u8>
     }
 }
 
-/// The unsent results of one worker.
+/// The unsent results of one worker, in its part of the shared buffer.
 struct Batch<'a> {
     args: &'a WorkerArgs,
-    base: usize,
-    bytes: Vec<u8>,
+    slot: usize,
+    buf: usize,
+    used: usize,
     chunks: usize,
     oldest: Option<Instant>,
 }
 
 impl Batch<'_> {
-    /// Lists a chunk in the slot before it runs. The count goes last: it
-    /// publishes the entry.
-    fn hold(&self, job: u64, start: u64, count: u32) {
-        let at = self.base + 1 + 3 * self.chunks;
-        // Index errors cannot happen: the parent sized the array for
-        // every slot and chunks < MAX_BATCH here.
-        let _ = self.args.slots.set(at, job);
-        let _ = self.args.slots.set(at + 1, start);
-        let _ = self.args.slots.set(at + 2, u64::from(count));
-        let _ = self.args.slots.set(self.base, self.chunks as u64 + 1);
+    /// Names the chunk about to run; the size goes last (it marks the
+    /// slot busy). Index errors cannot happen here and below: the parent
+    /// sized both arrays for every worker.
+    fn running(&self, job: u64, start: u64, count: u32) {
+        let _ = self.args.slots.set(self.slot, job);
+        let _ = self.args.slots.set(self.slot + 1, start);
+        let _ = self.args.slots.set(self.slot + 2, u64::from(count));
     }
 
-    fn push(&mut self, record: &[u8]) {
-        self.bytes
-            .extend_from_slice(&(record.len() as u32).to_le_bytes());
-        self.bytes.extend_from_slice(record);
+    fn idle(&self) {
+        let _ = self.args.slots.set(self.slot + 2, 0);
+    }
+
+    fn set_used(&mut self, used: usize) {
+        self.used = used;
+        let _ = self
+            .args
+            .buffers
+            .write(self.buf, &(used as u64).to_le_bytes());
+    }
+
+    /// Adds a result record; the used count is stored after the bytes, so
+    /// the parent never reads a torn record.
+    fn push(&mut self, record: &[u8]) -> Result<(), QueueError> {
+        let need = 4 + record.len();
+        if need > BUF_BYTES - 8 {
+            // Too big for the buffer: on its own, straight to the queue.
+            self.flush()?;
+            let mut alone = Vec::with_capacity(need);
+            alone.extend_from_slice(&(record.len() as u32).to_le_bytes());
+            alone.extend_from_slice(record);
+            return self.args.results.put(&alone);
+        }
+        if self.used + need > BUF_BYTES - 8 {
+            self.flush()?;
+        }
+        let at = self.buf + 8 + self.used;
+        let _ = self
+            .args
+            .buffers
+            .write(at, &(record.len() as u32).to_le_bytes());
+        let _ = self.args.buffers.write(at + 4, record);
+        self.set_used(self.used + need);
         self.chunks += 1;
         self.oldest.get_or_insert_with(Instant::now);
+        Ok(())
     }
 
     fn due(&self) -> bool {
-        self.chunks >= MAX_BATCH
-            || self.bytes.len() >= MAX_BATCH_BYTES
-            || self.oldest.is_some_and(|t| t.elapsed() >= MAX_HOLD)
+        self.chunks >= MAX_BATCH || self.oldest.is_some_and(|t| t.elapsed() >= MAX_HOLD)
     }
 
     fn flush(&mut self) -> Result<(), QueueError> {
-        if self.chunks == 0 {
+        if self.used == 0 {
             return Ok(());
         }
-        self.args.results.put(&self.bytes)?;
-        let _ = self.args.slots.set(self.base, 0);
-        self.bytes.clear();
+        let mut bytes = vec![0u8; self.used];
+        let _ = self.args.buffers.read(self.buf + 8, &mut bytes);
+        self.args.results.put(&bytes)?;
+        self.set_used(0);
         self.chunks = 0;
         self.oldest = None;
         Ok(())
@@ -155,8 +187,9 @@ pub(crate) fn worker_main(args: WorkerArgs) -> i32 {
 fn run(args: &WorkerArgs) -> Result<(), QueueError> {
     let mut batch = Batch {
         args,
-        base: args.slot * SLOT_WORDS,
-        bytes: Vec::new(),
+        slot: args.slot * SLOT_WORDS,
+        buf: args.slot * BUF_BYTES,
+        used: 0,
         chunks: 0,
         oldest: None,
     };
@@ -180,13 +213,14 @@ fn run(args: &WorkerArgs) -> Result<(), QueueError> {
         if h.job == STOP {
             break;
         }
-        batch.hold(h.job, h.start, h.count);
+        batch.running(h.job, h.start, h.count);
         let started = Instant::now();
         // SAFETY: the parent made this EntryRef from a TaskEntry, and this
         // worker runs the parent's executable (checked when it started).
         let f: TaskEntry = unsafe { h.entry.resolve() };
         let out = f(payload, h.entry.fingerprint);
-        batch.push(&result_record(&h, &out));
+        batch.push(&result_record(&h, &out))?;
+        batch.idle();
         completed += 1;
         if started.elapsed() >= SLOW_TASK || batch.due() {
             batch.flush()?;
