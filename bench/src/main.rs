@@ -33,6 +33,7 @@ const SUITES: &[(&str, fn())] = &[
     ("pool", pool::run),
     ("pool.throughput", pool::run_throughput),
     ("pool.apply", pool::run_apply),
+    ("pool.cpu", pool::run_cpu),
 ];
 
 fn main() {

@@ -187,6 +187,25 @@ pub fn run_apply() {
     report::print("pool.apply (ours, procspawn with --features peers)", &rows);
 }
 
+/// Only the CPU-bound efficiency row (no CPython).
+pub fn run_cpu() {
+    let t1 = report::median(5, || cpu_time(1));
+    let t2 = report::median(5, || cpu_time(2));
+    let rows = vec![Row {
+        name: "pool.cpu_map efficiency T1/(2*T2)".into(),
+        ours: 100.0 * t1 / (2.0 * t2),
+        against: None,
+        unit: "%",
+        higher_is_better: true,
+    }];
+    report::print("pool.cpu (ours only)", &rows);
+    println!(
+        "cpu map: 1 worker {:.1} ms, 2 workers {:.1} ms",
+        t1 * 1e3,
+        t2 * 1e3
+    );
+}
+
 /// Runs the suite and prints its table.
 pub fn run() {
     let pool = Pool::new(2).expect("Pool(2)");

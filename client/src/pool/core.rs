@@ -220,10 +220,12 @@ impl Core {
 
     /// Registers a job; its id.
     pub(crate) fn register(&self, sink: Arc<dyn RawSink>) -> Result<u64, PoolError> {
+        // Checked under the cache's lock, which `terminate` takes after
+        // changing the state: a job is either refused or aborted by it.
+        let mut jobs = lock(&self.jobs);
         if self.state.load(Ordering::SeqCst) != RUN {
             return Err(PoolError::NotRunning);
         }
-        let mut jobs = lock(&self.jobs);
         let id = jobs.next;
         jobs.next += 1;
         jobs.map.insert(id, sink);

@@ -208,14 +208,22 @@ impl ThreadPool {
         C: Fn(A) -> Result<T, String> + Send + Sync + 'static,
     {
         let s = &self.shared;
-        if s.state.load(Ordering::SeqCst) != RUN {
-            return Err(PoolError::NotRunning);
-        }
         if items.is_empty() {
-            return Ok(());
+            return match s.state.load(Ordering::SeqCst) {
+                RUN => Ok(()),
+                _ => Err(PoolError::NotRunning),
+            };
         }
         let id = s.next_job.fetch_add(1, Ordering::Relaxed) as u64;
-        lock(&s.jobs).insert(id, sink.clone());
+        {
+            // Checked under the cache's lock, which `terminate` takes after
+            // changing the state: a job is either refused or aborted by it.
+            let mut jobs = lock(&s.jobs);
+            if s.state.load(Ordering::SeqCst) != RUN {
+                return Err(PoolError::NotRunning);
+            }
+            jobs.insert(id, sink.clone());
+        }
         let mut q = lock(&s.queue);
         let mut items = items.into_iter();
         let mut start = 0usize;
