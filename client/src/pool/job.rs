@@ -88,6 +88,9 @@ pub(crate) struct Completion<V> {
 const SPIN: Duration = Duration::from_micros(30);
 
 struct CompletionState<V> {
+    /// Set by the first `complete`: later ones (a duplicate outcome) are
+    /// ignored even while the first is still running its callback.
+    claimed: bool,
     value: Option<Result<V, PoolError>>,
     callback: Option<Callback<V>>,
     error_callback: Option<ErrorCallback>,
@@ -100,6 +103,7 @@ impl<V> Completion<V> {
     ) -> Self {
         Completion {
             state: Mutex::new(CompletionState {
+                claimed: false,
                 value: None,
                 callback,
                 error_callback,
@@ -124,9 +128,10 @@ impl<V> Completion<V> {
     pub(crate) fn complete(&self, value: Result<V, PoolError>) {
         let (cb, ecb) = {
             let mut st = lock(&self.state);
-            if st.value.is_some() {
+            if st.claimed {
                 return;
             }
+            st.claimed = true;
             (st.callback.take(), st.error_callback.take())
         };
         match &value {
@@ -142,9 +147,7 @@ impl<V> Completion<V> {
             }
         }
         let mut st = lock(&self.state);
-        if st.value.is_none() {
-            st.value = Some(value);
-        }
+        st.value = Some(value);
         self.ready.store(true, Ordering::Release);
         drop(st);
         self.cv.notify_all();

@@ -35,3 +35,18 @@ pub use error::PoolError;
 pub use func::{PoolFn, TaskResult};
 pub use process_pool::{ApplyOutput, Pool, PoolBuilder};
 pub use thread_pool::{ThreadPool, ThreadPoolBuilder};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_can_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Pool>();
+        send_sync::<ThreadPool>();
+        send_sync::<AsyncResult<Vec<String>>>();
+        send::<IMapIterator<String>>();
+    }
+}
