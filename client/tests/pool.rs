@@ -89,6 +89,8 @@ fn map_apply_starmap(m: StartMethod) -> Result<(), String> {
         p.apply(add, (2, 3)).map_err(|e| e.to_string())? == 5,
         "apply",
     )?;
+    let closure = p.map(|x: u64| x + 1, 0..3u64).map_err(|e| e.to_string())?;
+    check(closure == vec![1, 2, 3], "a non-capturing closure")?;
     let r = p
         .starmap(add, vec![(1, 2), (3, 4), (5, 6)])
         .map_err(|e| e.to_string())?;

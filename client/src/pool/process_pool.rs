@@ -48,7 +48,16 @@ pub type ApplyOutput<F, Args> = <<F as PoolFn<Args>>::Output as TaskResult>::Ok;
 /// Workers are separate processes started with the pool's start method,
 /// so the functions follow [`Process::new`](crate::Process::new)'s rule:
 /// a `fn` item or a closure that captures nothing (checked at compile
-/// time). Arguments and results are serde values (CBOR); file
+/// time; this capturing closure is refused):
+///
+/// ```compile_fail,E0080
+/// let pool = multiprocessing::Pool::new(1).unwrap();
+/// let k = 2u64;
+/// let _ = pool.map(move |x: u64| x * k, 0..4u64);
+/// ```
+///
+/// Use a [`ThreadPool`](super::ThreadPool) for those. Arguments and
+/// results are serde values (CBOR); file
 /// descriptors cannot travel in them. A function returning
 /// `Result<T, E>` gives `T`, and `Err(e)` fails the task like a panic
 /// does (see [`TaskResult`]).
