@@ -60,6 +60,10 @@ fn sleep_ms(ms: u64) -> u64 {
     ms
 }
 
+fn reverse(v: Vec<u8>) -> Vec<u8> {
+    v.into_iter().rev().collect()
+}
+
 fn pool(m: StartMethod, n: usize) -> Result<Pool, String> {
     get_context(m).pool(n).map_err(|e| e.to_string())
 }
@@ -318,6 +322,21 @@ fn many_queued_tasks(m: StartMethod) -> Result<(), String> {
     )
 }
 
+fn large_values_travel(m: StartMethod) -> Result<(), String> {
+    let p = pool(m, 2)?;
+    // 100 KiB: larger than a worker's result batch; 9 MiB: larger than the
+    // queues' ring (a side segment).
+    for len in [100 * 1024, 9 << 20] {
+        let input: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let want: Vec<u8> = input.iter().rev().copied().collect();
+        let got = p
+            .map(reverse, vec![input.clone(), input])
+            .map_err(|e| e.to_string())?;
+        check(got == vec![want.clone(), want], &format!("{len} bytes"))?;
+    }
+    Ok(())
+}
+
 type Test = fn(StartMethod) -> Result<(), String>;
 
 const TESTS: &[(&str, Test)] = &[
@@ -341,6 +360,7 @@ const TESTS: &[(&str, Test)] = &[
     ),
     ("terminate_fails_pending_work", terminate_fails_pending_work),
     ("many_queued_tasks", many_queued_tasks),
+    ("large_values_travel", large_values_travel),
 ];
 
 fn main() {
