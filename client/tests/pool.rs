@@ -60,8 +60,12 @@ fn sleep_ms(ms: u64) -> u64 {
     ms
 }
 
-fn reverse(v: Vec<u8>) -> Vec<u8> {
-    v.into_iter().rev().collect()
+/// `ByteBuf` so the bytes travel as one CBOR byte string; a type that is
+/// not a plain value to `TaskResult` comes back in a `Result`.
+fn reverse(v: serde_bytes::ByteBuf) -> Result<serde_bytes::ByteBuf, String> {
+    Ok(serde_bytes::ByteBuf::from(
+        v.into_iter().rev().collect::<Vec<u8>>(),
+    ))
 }
 
 fn pool(m: StartMethod, n: usize) -> Result<Pool, String> {
@@ -327,8 +331,9 @@ fn large_values_travel(m: StartMethod) -> Result<(), String> {
     // 100 KiB: larger than a worker's result batch; 9 MiB: larger than the
     // queues' ring (a side segment).
     for len in [100 * 1024, 9 << 20] {
-        let input: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-        let want: Vec<u8> = input.iter().rev().copied().collect();
+        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let want = serde_bytes::ByteBuf::from(bytes.iter().rev().copied().collect::<Vec<u8>>());
+        let input = serde_bytes::ByteBuf::from(bytes);
         let got = p
             .map(reverse, vec![input.clone(), input])
             .map_err(|e| e.to_string())?;
