@@ -11,16 +11,18 @@
 //!
 //! # Layout
 //!
-//! * `process_pool`: [`Pool`], [`PoolBuilder`]; `core`: its queues,
+//! * `process_pool`: [`Pool`]; `builder`: [`PoolBuilder`]; `core`: its queues,
 //!   threads and worker replacement; `worker`: the worker process;
 //!   `record`: task and result records and finding a task's function.
-//! * `thread_pool`: [`ThreadPool`].
+//! * `thread_pool`: [`ThreadPool`]; `thread_worker`: its threads and
+//!   [`ThreadPoolBuilder`].
 //! * `func`: [`PoolFn`], [`TaskResult`], the chunksize rule.
 //! * `job`: the parent's per-call bookkeeping; `async_result`:
 //!   [`AsyncResult`], [`IMapIterator`].
 //! * `error`: [`PoolError`].
 
 mod async_result;
+mod builder;
 mod core;
 mod error;
 mod func;
@@ -28,13 +30,16 @@ mod job;
 mod process_pool;
 mod record;
 mod thread_pool;
+mod thread_worker;
 mod worker;
 
 pub use async_result::{AsyncResult, IMapIterator, MapResult};
+pub use builder::PoolBuilder;
 pub use error::PoolError;
 pub use func::{PoolFn, TaskResult};
-pub use process_pool::{ApplyOutput, Pool, PoolBuilder};
-pub use thread_pool::{ThreadPool, ThreadPoolBuilder};
+pub use process_pool::{ApplyOutput, Pool};
+pub use thread_pool::ThreadPool;
+pub use thread_worker::ThreadPoolBuilder;
 
 #[cfg(test)]
 mod tests {

@@ -9,16 +9,15 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::async_result::{AsyncResult, IMapIterator, MapResult};
+use super::builder::{assert_zero_sized, PoolBuilder};
 use super::core::{lock, Chunk, Chunks, Core, Threads, CLOSE, RUN, TERMINATE};
 use super::func::{check_chunksize, default_chunksize, PoolFn, TaskResult};
 use super::job::{ApplyJob, Callback, Completion, ErrorCallback, IMapJob, MapJob};
 use super::record::{
-    init_entry, map_entry, star_entry, task_record, Decoding, EntryRef, InitEntry, TaskEntry,
-    TaskHeader,
+    map_entry, star_entry, task_record, Decoding, EntryRef, TaskEntry, TaskHeader,
 };
-use super::worker::Initializer;
 use super::PoolError;
-use crate::context::{default_context, Context, StartMethod};
+use crate::context::{Context, StartMethod};
 
 /// What `apply(f, args)` gives for a function `F` called with `Args`.
 pub type ApplyOutput<F, Args> = <<F as PoolFn<Args>>::Output as TaskResult>::Ok;
@@ -77,91 +76,6 @@ pub struct Pool {
     threads: Mutex<Threads>,
 }
 
-/// Settings of a [`Pool`] beyond its size (Python's `Pool(processes,
-/// initializer, initargs, maxtasksperchild, context)`).
-pub struct PoolBuilder {
-    processes: Option<usize>,
-    maxtasksperchild: Option<u64>,
-    context: Option<Context>,
-    initializer: Option<MakeInitializer>,
-}
-
-/// Encodes the initializer once the start method is known.
-type MakeInitializer = Box<dyn FnOnce(StartMethod) -> Result<Initializer, PoolError>>;
-
-impl PoolBuilder {
-    /// The number of workers (default: [`cpu_count`](crate::cpu_count)).
-    pub fn processes(mut self, n: usize) -> Self {
-        self.processes = Some(n);
-        self
-    }
-
-    /// Each worker exits after this many tasks (chunks) and is replaced
-    /// with a fresh one (Python's `maxtasksperchild`).
-    pub fn maxtasksperchild(mut self, n: u64) -> Self {
-        self.maxtasksperchild = Some(n);
-        self
-    }
-
-    /// The context whose start method starts the workers (default: the
-    /// default context).
-    pub fn context(mut self, ctx: Context) -> Self {
-        self.context = Some(ctx);
-        self
-    }
-
-    /// Each worker calls `f(args…)` when it starts (Python's
-    /// `initializer`/`initargs`). A failing initializer makes the worker
-    /// exit, and the pool starts another, as in Python.
-    pub fn initializer<F, Args>(mut self, f: F, args: Args) -> Self
-    where
-        F: PoolFn<Args> + Copy,
-        Args: Serialize + DeserializeOwned + 'static,
-    {
-        const { assert_zero_sized::<F>() };
-        let _ = f;
-        self.initializer = Some(Box::new(move |method| {
-            let entry: InitEntry = init_entry::<F, Args>;
-            let entry = EntryRef::new::<F, Args>(entry as usize, method)?;
-            let mut bytes = Vec::new();
-            ciborium::into_writer(&args, &mut bytes).map_err(|e| PoolError::Transfer {
-                index: 0,
-                message: format!("cannot encode the initializer's arguments: {e}"),
-            })?;
-            Ok(Initializer { entry, args: bytes })
-        }));
-        self
-    }
-
-    /// Starts the workers.
-    pub fn build(self) -> Result<Pool, PoolError> {
-        let ctx = self.context.unwrap_or_else(default_context);
-        let processes = match self.processes {
-            Some(n) => n,
-            None => crate::cpu_count().unwrap_or(1),
-        };
-        let initializer = match self.initializer {
-            Some(make) => Some(make(ctx.start_method())?),
-            None => None,
-        };
-        let (core, threads) = Core::start(ctx, processes, self.maxtasksperchild, initializer)?;
-        Ok(Pool {
-            core,
-            threads: Mutex::new(threads),
-        })
-    }
-}
-
-/// Compile-time guard: a function a worker must rebuild from nothing has
-/// to be zero-sized.
-const fn assert_zero_sized<F>() {
-    assert!(
-        std::mem::size_of::<F>() == 0,
-        "a process pool needs a fn item or a non-capturing closure (a zero-sized type); \
-         use a ThreadPool for capturing closures"
-    );
-}
-
 /// Splits `items` into chunks of `chunksize` records for job `job`.
 fn chunks<A>(job: u64, entry: EntryRef, items: Vec<A>, chunksize: usize) -> Chunks
 where
@@ -193,6 +107,14 @@ where
 }
 
 impl Pool {
+    /// The handle on a started pool.
+    pub(crate) fn started(core: Arc<Core>, threads: Threads) -> Pool {
+        Pool {
+            core,
+            threads: Mutex::new(threads),
+        }
+    }
+
     /// A pool of `processes` workers started with the default start
     /// method (Python's `Pool(processes)`).
     pub fn new(processes: usize) -> Result<Pool, PoolError> {

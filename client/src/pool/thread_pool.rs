@@ -8,35 +8,17 @@
 //! finished with [`PoolError::Terminated`] and lets the threads exit after
 //! their current task.
 
-use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use super::async_result::{AsyncResult, IMapIterator, MapResult};
 use super::core::{lock, CLOSE, RUN, TERMINATE};
 use super::func::{check_chunksize, default_chunksize, run_task, PoolFn, TaskResult};
 use super::job::{ApplyJob, Callback, Completion, ErrorCallback, IMapJob, Job, MapJob, Sink};
 use super::process_pool::ApplyOutput;
+use super::thread_worker::{Shared, ThreadPoolBuilder};
 use super::PoolError;
-
-type Task = Box<dyn FnOnce() + Send>;
-type Init = Arc<dyn Fn() + Send + Sync>;
-
-struct Shared {
-    state: AtomicU8,
-    queue: Mutex<VecDeque<Task>>,
-    queue_cv: Condvar,
-    jobs: Mutex<HashMap<u64, Arc<dyn Job>>>,
-    jobs_cv: Condvar,
-    next_job: AtomicUsize,
-    maxtasks: Option<u64>,
-    initializer: Option<Init>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-    counter: AtomicUsize,
-}
 
 /// A pool of worker threads with [`Pool`](super::Pool)'s API (Python's
 /// `ThreadPool`).
@@ -50,129 +32,15 @@ struct Shared {
 /// assert_eq!(r, vec![10, 11, 12, 13]);
 /// ```
 pub struct ThreadPool {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     processes: usize,
 }
 
-/// Settings of a [`ThreadPool`].
-pub struct ThreadPoolBuilder {
-    processes: Option<usize>,
-    maxtasks: Option<u64>,
-    initializer: Option<Init>,
-}
-
-impl ThreadPoolBuilder {
-    /// The number of threads (default: [`cpu_count`](crate::cpu_count)).
-    pub fn processes(mut self, n: usize) -> Self {
-        self.processes = Some(n);
-        self
-    }
-
-    /// Each thread exits after this many tasks and is replaced.
-    pub fn maxtasksperchild(mut self, n: u64) -> Self {
-        self.maxtasks = Some(n);
-        self
-    }
-
-    /// Each thread calls `f` when it starts.
-    pub fn initializer(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
-        self.initializer = Some(Arc::new(f));
-        self
-    }
-
-    /// Starts the threads.
-    pub fn build(self) -> Result<ThreadPool, PoolError> {
-        let processes = match self.processes {
-            Some(n) => n,
-            None => crate::cpu_count().unwrap_or(1),
-        };
-        if processes == 0 {
-            return Err(PoolError::ValueError(
-                "Number of processes must be at least 1".into(),
-            ));
-        }
-        if self.maxtasks == Some(0) {
-            return Err(PoolError::ValueError(
-                "maxtasksperchild must be a positive int or None".into(),
-            ));
-        }
-        let shared = Arc::new(Shared {
-            state: AtomicU8::new(RUN),
-            queue: Mutex::new(VecDeque::new()),
-            queue_cv: Condvar::new(),
-            jobs: Mutex::new(HashMap::new()),
-            jobs_cv: Condvar::new(),
-            next_job: AtomicUsize::new(0),
-            maxtasks: self.maxtasks,
-            initializer: self.initializer,
-            threads: Mutex::new(Vec::new()),
-            counter: AtomicUsize::new(0),
-        });
-        let pool = ThreadPool { shared, processes };
-        for _ in 0..processes {
-            if let Err(e) = spawn_thread(&pool.shared) {
-                pool.terminate();
-                return Err(e);
-            }
-        }
-        Ok(pool)
-    }
-}
-
-fn spawn_thread(shared: &Arc<Shared>) -> Result<(), PoolError> {
-    let n = shared.counter.fetch_add(1, Ordering::Relaxed) + 1;
-    let s = shared.clone();
-    let h = std::thread::Builder::new()
-        .name(format!("Thread-{n}"))
-        .spawn(move || worker(s))
-        .map_err(|e| PoolError::Start(format!("cannot start a pool thread: {e}")))?;
-    lock(&shared.threads).push(h);
-    Ok(())
-}
-
-fn worker(shared: Arc<Shared>) {
-    if let Some(init) = &shared.initializer {
-        if run_task(|| init()).is_err() {
-            // Python's pool replaces a worker whose initializer failed.
-            if shared.state.load(Ordering::SeqCst) == RUN {
-                let _ = spawn_thread(&shared);
-            }
-            return;
-        }
-    }
-    let mut done = 0u64;
-    loop {
-        if matches!(shared.maxtasks, Some(m) if done >= m) {
-            if shared.state.load(Ordering::SeqCst) != TERMINATE {
-                let _ = spawn_thread(&shared);
-            }
-            return;
-        }
-        let task = {
-            let mut q = lock(&shared.queue);
-            loop {
-                if shared.state.load(Ordering::SeqCst) == TERMINATE {
-                    return;
-                }
-                if let Some(t) = q.pop_front() {
-                    break t;
-                }
-                if shared.state.load(Ordering::SeqCst) == CLOSE && lock(&shared.jobs).is_empty() {
-                    return;
-                }
-                q = shared
-                    .queue_cv
-                    .wait_timeout(q, Duration::from_millis(100))
-                    .map(|(g, _)| g)
-                    .unwrap_or_else(|e| e.into_inner().0);
-            }
-        };
-        task();
-        done += 1;
-    }
-}
-
 impl ThreadPool {
+    pub(crate) fn started(shared: Arc<Shared>, processes: usize) -> ThreadPool {
+        ThreadPool { shared, processes }
+    }
+
     /// A pool of `processes` threads.
     pub fn new(processes: usize) -> Result<ThreadPool, PoolError> {
         ThreadPool::builder().processes(processes).build()
@@ -676,6 +544,7 @@ impl fmt::Debug for ThreadPool {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU32;
+    use std::time::Duration;
 
     #[test]
     fn the_whole_api_on_threads() {
