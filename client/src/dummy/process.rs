@@ -6,8 +6,9 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::ThreadId;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::pool::wait_until;
 use crate::process::ProcessError;
 
 type Target = Box<dyn FnOnce() + Send>;
@@ -150,38 +151,14 @@ impl Process {
     }
 
     fn wait(&self, timeout: Option<Duration>) -> Result<bool, ProcessError> {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let mut st = self.state();
+        let st = self.state();
         if !st.started {
             return Err(ProcessError::NotStarted);
         }
         if st.thread == Some(std::thread::current().id()) {
             return Err(ProcessError::JoinSelf);
         }
-        while !st.finished {
-            match deadline {
-                None => {
-                    st = self
-                        .inner
-                        .done
-                        .wait(st)
-                        .unwrap_or_else(PoisonError::into_inner)
-                }
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(false);
-                    }
-                    st = self
-                        .inner
-                        .done
-                        .wait_timeout(st, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
-                }
-            }
-        }
-        Ok(true)
+        Ok(wait_until(&self.inner.done, st, timeout, |s| s.finished).1)
     }
 
     /// Waits until the thread finishes.

@@ -5,8 +5,9 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::pool::wait_until;
 use crate::queues::QueueError;
 
 struct State<T> {
@@ -40,36 +41,6 @@ impl<T> Clone for Queue<T> {
     }
 }
 
-/// Waits on `cv` until `ready`; `false` if `deadline` passed first.
-fn wait_for<'a, S>(
-    cv: &Condvar,
-    mut g: MutexGuard<'a, S>,
-    deadline: Option<Instant>,
-    ready: impl Fn(&S) -> bool,
-) -> (MutexGuard<'a, S>, bool) {
-    while !ready(&g) {
-        match deadline {
-            None => g = cv.wait(g).unwrap_or_else(PoisonError::into_inner),
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return (g, false);
-                }
-                g = cv
-                    .wait_timeout(g, left)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-            }
-        }
-    }
-    (g, true)
-}
-
-/// `None` (no deadline) for `None`; an overflowing timeout waits forever.
-fn deadline(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.and_then(|t| Instant::now().checked_add(t))
-}
-
 impl<T> Queue<T> {
     /// A queue of at most `maxsize` items (`0`: no limit).
     pub fn new(maxsize: usize) -> Queue<T> {
@@ -94,7 +65,12 @@ impl<T> Queue<T> {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn put_until(&self, item: T, nowait: bool, until: Option<Instant>) -> Result<(), QueueError> {
+    fn put_until(
+        &self,
+        item: T,
+        nowait: bool,
+        timeout: Option<Duration>,
+    ) -> Result<(), QueueError> {
         let max = self.shared.maxsize;
         let has_room = |s: &State<T>| max == 0 || s.items.len() < max;
         let g = self.lock();
@@ -102,7 +78,7 @@ impl<T> Queue<T> {
             let ok = has_room(&g);
             (g, ok)
         } else {
-            wait_for(&self.shared.not_full, g, until, has_room)
+            wait_until(&self.shared.not_full, g, timeout, has_room)
         };
         if !ok {
             return Err(QueueError::Full);
@@ -114,13 +90,13 @@ impl<T> Queue<T> {
         Ok(())
     }
 
-    fn get_until(&self, nowait: bool, until: Option<Instant>) -> Result<T, QueueError> {
+    fn get_until(&self, nowait: bool, timeout: Option<Duration>) -> Result<T, QueueError> {
         let g = self.lock();
         let (mut g, ok) = if nowait {
             let ok = !g.items.is_empty();
             (g, ok)
         } else {
-            wait_for(&self.shared.not_empty, g, until, |s| !s.items.is_empty())
+            wait_until(&self.shared.not_empty, g, timeout, |s| !s.items.is_empty())
         };
         let item = match g.items.pop_front() {
             Some(item) if ok => item,
@@ -138,7 +114,7 @@ impl<T> Queue<T> {
 
     /// Puts an item, waiting at most `timeout` for room ([`QueueError::Full`]).
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), QueueError> {
-        self.put_until(item, false, deadline(Some(timeout)))
+        self.put_until(item, false, Some(timeout))
     }
 
     /// Puts an item if there is room now ([`QueueError::Full`] otherwise).
@@ -154,7 +130,7 @@ impl<T> Queue<T> {
     /// Takes the oldest item, waiting at most `timeout`
     /// ([`QueueError::Empty`]).
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, QueueError> {
-        self.get_until(false, deadline(Some(timeout)))
+        self.get_until(false, Some(timeout))
     }
 
     /// Takes the oldest item if there is one ([`QueueError::Empty`]
@@ -195,19 +171,16 @@ impl<T> Queue<T> {
 
     /// Waits until every item put has been marked done.
     pub fn join(&self) {
-        let _ = wait_for(&self.shared.all_done, self.lock(), None, |s| {
+        let _ = wait_until(&self.shared.all_done, self.lock(), None, |s| {
             s.unfinished == 0
         });
     }
 
     /// [`join`](Queue::join) for at most `timeout`; whether all were done.
     pub fn join_timeout(&self, timeout: Duration) -> bool {
-        wait_for(
-            &self.shared.all_done,
-            self.lock(),
-            deadline(Some(timeout)),
-            |s| s.unfinished == 0,
-        )
+        wait_until(&self.shared.all_done, self.lock(), Some(timeout), |s| {
+            s.unfinished == 0
+        })
         .1
     }
 }

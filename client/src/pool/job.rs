@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::core::lock;
 use super::PoolError;
 
 /// A job as the pool's cache sees it.
@@ -37,13 +38,9 @@ impl<T, S: Sink<T> + ?Sized> Sink<T> for Arc<S> {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// Waits on `cv` until `ready` holds or `timeout` passes; returns the
-/// guard and whether `ready` holds.
-fn wait_until<'a, S>(
+/// guard and whether `ready` holds. Shared with [`crate::dummy`].
+pub(crate) fn wait_until<'a, S>(
     cv: &Condvar,
     mut g: MutexGuard<'a, S>,
     timeout: Option<Duration>,

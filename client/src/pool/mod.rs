@@ -33,6 +33,8 @@ mod thread_pool;
 mod thread_worker;
 mod worker;
 
+pub(crate) use job::wait_until;
+
 pub use async_result::{AsyncResult, IMapIterator, MapResult};
 pub use builder::PoolBuilder;
 pub use error::PoolError;
