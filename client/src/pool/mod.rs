@@ -16,11 +16,13 @@
 //!   `record`: task and result records and finding a task's function.
 //! * `thread_pool`: [`ThreadPool`]; `thread_worker`: its threads and
 //!   [`ThreadPoolBuilder`].
+//! * `api`: the call API both pools share (one macro).
 //! * `func`: [`PoolFn`], [`TaskResult`], the chunksize rule.
 //! * `job`: the parent's per-call bookkeeping; `async_result`:
 //!   [`AsyncResult`], [`IMapIterator`].
 //! * `error`: [`PoolError`].
 
+mod api;
 mod async_result;
 mod builder;
 mod core;

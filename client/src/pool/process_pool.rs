@@ -198,57 +198,6 @@ impl Pool {
         }
     }
 
-    /// Calls `f(args…)` in a worker and waits for the result (Python's
-    /// `apply`).
-    pub fn apply<F, Args>(&self, f: F, args: Args) -> Result<ApplyOutput<F, Args>, PoolError>
-    where
-        F: PoolFn<Args> + Copy,
-        Args: Serialize + DeserializeOwned + Send + 'static,
-        ApplyOutput<F, Args>: Serialize + DeserializeOwned + Send + 'static,
-    {
-        self.apply_inner(f, args, None, None)?.take()
-    }
-
-    /// Calls `f(args…)` in a worker; the result comes later (Python's
-    /// `apply_async`).
-    pub fn apply_async<F, Args>(
-        &self,
-        f: F,
-        args: Args,
-    ) -> Result<AsyncResult<ApplyOutput<F, Args>>, PoolError>
-    where
-        F: PoolFn<Args> + Copy,
-        Args: Serialize + DeserializeOwned + Send + 'static,
-        ApplyOutput<F, Args>: Serialize + DeserializeOwned + Send + 'static,
-    {
-        self.apply_inner(f, args, None, None)
-    }
-
-    /// [`apply_async`](Pool::apply_async) with Python's `callback` (called
-    /// with the value) and `error_callback` (called with the error), run
-    /// on the pool's result thread before the result is marked ready.
-    pub fn apply_async_with<F, Args, C, E>(
-        &self,
-        f: F,
-        args: Args,
-        callback: C,
-        error_callback: E,
-    ) -> Result<AsyncResult<ApplyOutput<F, Args>>, PoolError>
-    where
-        F: PoolFn<Args> + Copy,
-        Args: Serialize + DeserializeOwned + Send + 'static,
-        ApplyOutput<F, Args>: Serialize + DeserializeOwned + Send + 'static,
-        C: FnOnce(&ApplyOutput<F, Args>) + Send + 'static,
-        E: FnOnce(&PoolError) + Send + 'static,
-    {
-        self.apply_inner(
-            f,
-            args,
-            Some(Box::new(callback)),
-            Some(Box::new(error_callback)),
-        )
-    }
-
     fn apply_inner<F, Args>(
         &self,
         _f: F,
@@ -266,85 +215,6 @@ impl Pool {
         let sink = Arc::new(Decoding::new(ApplyJob { done: done.clone() }));
         self.submit(entry, vec![args], 1, sink)?;
         Ok(AsyncResult::new(done))
-    }
-
-    /// Calls `f(item)` for every item in workers; the results in input
-    /// order, or the first error (Python's `map`). The input is split into
-    /// chunks of about `len / (4 × processes)` items.
-    pub fn map<F, A, R, I>(&self, f: F, iterable: I) -> Result<Vec<R::Ok>, PoolError>
-    where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        I: IntoIterator<Item = A>,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: TaskResult + 'static,
-        R::Ok: Serialize + DeserializeOwned + Send + 'static,
-    {
-        self.map_inner(f, iterable.into_iter().collect(), None, None, None)?
-            .take()
-    }
-
-    /// [`map`](Pool::map) with chunks of `chunksize` items.
-    pub fn map_chunked<F, A, R, I>(
-        &self,
-        f: F,
-        iterable: I,
-        chunksize: usize,
-    ) -> Result<Vec<R::Ok>, PoolError>
-    where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        I: IntoIterator<Item = A>,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: TaskResult + 'static,
-        R::Ok: Serialize + DeserializeOwned + Send + 'static,
-    {
-        self.map_inner(
-            f,
-            iterable.into_iter().collect(),
-            Some(chunksize),
-            None,
-            None,
-        )?
-        .take()
-    }
-
-    /// [`map`](Pool::map) without waiting (Python's `map_async`).
-    pub fn map_async<F, A, R, I>(&self, f: F, iterable: I) -> Result<MapResult<R::Ok>, PoolError>
-    where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        I: IntoIterator<Item = A>,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: TaskResult + 'static,
-        R::Ok: Serialize + DeserializeOwned + Send + 'static,
-    {
-        self.map_inner(f, iterable.into_iter().collect(), None, None, None)
-    }
-
-    /// [`map_async`](Pool::map_async) with Python's `chunksize`,
-    /// `callback` (called with the list) and `error_callback`.
-    pub fn map_async_with<F, A, R, I, C, E>(
-        &self,
-        f: F,
-        iterable: I,
-        chunksize: Option<usize>,
-        callback: C,
-        error_callback: E,
-    ) -> Result<MapResult<R::Ok>, PoolError>
-    where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        I: IntoIterator<Item = A>,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: TaskResult + 'static,
-        R::Ok: Serialize + DeserializeOwned + Send + 'static,
-        C: FnOnce(&Vec<R::Ok>) + Send + 'static,
-        E: FnOnce(&PoolError) + Send + 'static,
-    {
-        self.map_inner(
-            f,
-            iterable.into_iter().collect(),
-            chunksize,
-            Some(Box::new(callback)),
-            Some(Box::new(error_callback)),
-        )
     }
 
     fn map_inner<F, A, R>(
@@ -369,89 +239,6 @@ impl Pool {
         Ok(AsyncResult::new(done))
     }
 
-    /// Calls `f(a1, …, an)` for every argument tuple; the results in input
-    /// order, or the first error (Python's `starmap`).
-    pub fn starmap<F, Args, I>(
-        &self,
-        f: F,
-        iterable: I,
-    ) -> Result<Vec<ApplyOutput<F, Args>>, PoolError>
-    where
-        F: PoolFn<Args> + Copy,
-        I: IntoIterator<Item = Args>,
-        Args: Serialize + DeserializeOwned + Send + 'static,
-        ApplyOutput<F, Args>: Serialize + DeserializeOwned + Send + 'static,
-    {
-        self.starmap_inner(f, iterable.into_iter().collect(), None, None, None)?
-            .take()
-    }
-
-    /// [`starmap`](Pool::starmap) with chunks of `chunksize` tuples.
-    pub fn starmap_chunked<F, Args, I>(
-        &self,
-        f: F,
-        iterable: I,
-        chunksize: usize,
-    ) -> Result<Vec<ApplyOutput<F, Args>>, PoolError>
-    where
-        F: PoolFn<Args> + Copy,
-        I: IntoIterator<Item = Args>,
-        Args: Serialize + DeserializeOwned + Send + 'static,
-        ApplyOutput<F, Args>: Serialize + DeserializeOwned + Send + 'static,
-    {
-        self.starmap_inner(
-            f,
-            iterable.into_iter().collect(),
-            Some(chunksize),
-            None,
-            None,
-        )?
-        .take()
-    }
-
-    /// [`starmap`](Pool::starmap) without waiting (Python's
-    /// `starmap_async`).
-    pub fn starmap_async<F, Args, I>(
-        &self,
-        f: F,
-        iterable: I,
-    ) -> Result<MapResult<ApplyOutput<F, Args>>, PoolError>
-    where
-        F: PoolFn<Args> + Copy,
-        I: IntoIterator<Item = Args>,
-        Args: Serialize + DeserializeOwned + Send + 'static,
-        ApplyOutput<F, Args>: Serialize + DeserializeOwned + Send + 'static,
-    {
-        self.starmap_inner(f, iterable.into_iter().collect(), None, None, None)
-    }
-
-    /// [`starmap_async`](Pool::starmap_async) with `chunksize`, `callback`
-    /// and `error_callback`.
-    pub fn starmap_async_with<F, Args, I, C, E>(
-        &self,
-        f: F,
-        iterable: I,
-        chunksize: Option<usize>,
-        callback: C,
-        error_callback: E,
-    ) -> Result<MapResult<ApplyOutput<F, Args>>, PoolError>
-    where
-        F: PoolFn<Args> + Copy,
-        I: IntoIterator<Item = Args>,
-        Args: Serialize + DeserializeOwned + Send + 'static,
-        ApplyOutput<F, Args>: Serialize + DeserializeOwned + Send + 'static,
-        C: FnOnce(&Vec<ApplyOutput<F, Args>>) + Send + 'static,
-        E: FnOnce(&PoolError) + Send + 'static,
-    {
-        self.starmap_inner(
-            f,
-            iterable.into_iter().collect(),
-            chunksize,
-            Some(Box::new(callback)),
-            Some(Box::new(error_callback)),
-        )
-    }
-
     fn starmap_inner<F, Args>(
         &self,
         _f: F,
@@ -471,82 +258,6 @@ impl Pool {
         let done = job.done.clone();
         self.submit(entry, items, chunksize, Arc::new(Decoding::new(job)))?;
         Ok(AsyncResult::new(done))
-    }
-
-    /// Calls `f(item)` for every item; an iterator over the results in
-    /// input order, each a value or that task's error (Python's `imap`,
-    /// chunksize 1). The input is collected first.
-    pub fn imap<F, A, R, I>(&self, f: F, iterable: I) -> Result<IMapIterator<R::Ok>, PoolError>
-    where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        I: IntoIterator<Item = A>,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: TaskResult + 'static,
-        R::Ok: Serialize + DeserializeOwned + Send + 'static,
-    {
-        self.imap_inner(f, iterable.into_iter().collect(), 1, true)
-    }
-
-    /// [`imap`](Pool::imap) with chunks of `chunksize` items.
-    pub fn imap_chunked<F, A, R, I>(
-        &self,
-        f: F,
-        iterable: I,
-        chunksize: usize,
-    ) -> Result<IMapIterator<R::Ok>, PoolError>
-    where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        I: IntoIterator<Item = A>,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: TaskResult + 'static,
-        R::Ok: Serialize + DeserializeOwned + Send + 'static,
-    {
-        self.imap_inner(
-            f,
-            iterable.into_iter().collect(),
-            check_chunksize(chunksize)?,
-            true,
-        )
-    }
-
-    /// Like [`imap`](Pool::imap), the results in the order they finish
-    /// (Python's `imap_unordered`).
-    pub fn imap_unordered<F, A, R, I>(
-        &self,
-        f: F,
-        iterable: I,
-    ) -> Result<IMapIterator<R::Ok>, PoolError>
-    where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        I: IntoIterator<Item = A>,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: TaskResult + 'static,
-        R::Ok: Serialize + DeserializeOwned + Send + 'static,
-    {
-        self.imap_inner(f, iterable.into_iter().collect(), 1, false)
-    }
-
-    /// [`imap_unordered`](Pool::imap_unordered) with chunks of `chunksize`
-    /// items.
-    pub fn imap_unordered_chunked<F, A, R, I>(
-        &self,
-        f: F,
-        iterable: I,
-        chunksize: usize,
-    ) -> Result<IMapIterator<R::Ok>, PoolError>
-    where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        I: IntoIterator<Item = A>,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: TaskResult + 'static,
-        R::Ok: Serialize + DeserializeOwned + Send + 'static,
-    {
-        self.imap_inner(
-            f,
-            iterable.into_iter().collect(),
-            check_chunksize(chunksize)?,
-            false,
-        )
     }
 
     fn imap_inner<F, A, R>(
@@ -637,3 +348,5 @@ impl Context {
         Pool::builder().processes(processes).context(*self).build()
     }
 }
+
+super::api::pool_api!(Pool, [+ Copy], [Serialize + DeserializeOwned + Send + 'static]);

@@ -150,54 +150,6 @@ impl ThreadPool {
         Ok(AsyncResult::new(done))
     }
 
-    /// Calls `f(args…)` on a pool thread and waits (Python's `apply`).
-    pub fn apply<F, Args>(&self, f: F, args: Args) -> Result<ApplyOutput<F, Args>, PoolError>
-    where
-        F: PoolFn<Args>,
-        Args: Send + 'static,
-        ApplyOutput<F, Args>: Send + 'static,
-    {
-        self.apply_inner(f, args, None, None)?.take()
-    }
-
-    /// Calls `f(args…)` on a pool thread (Python's `apply_async`).
-    pub fn apply_async<F, Args>(
-        &self,
-        f: F,
-        args: Args,
-    ) -> Result<AsyncResult<ApplyOutput<F, Args>>, PoolError>
-    where
-        F: PoolFn<Args>,
-        Args: Send + 'static,
-        ApplyOutput<F, Args>: Send + 'static,
-    {
-        self.apply_inner(f, args, None, None)
-    }
-
-    /// [`apply_async`](ThreadPool::apply_async) with `callback` and
-    /// `error_callback`.
-    pub fn apply_async_with<F, Args, C, E>(
-        &self,
-        f: F,
-        args: Args,
-        callback: C,
-        error_callback: E,
-    ) -> Result<AsyncResult<ApplyOutput<F, Args>>, PoolError>
-    where
-        F: PoolFn<Args>,
-        Args: Send + 'static,
-        ApplyOutput<F, Args>: Send + 'static,
-        C: FnOnce(&ApplyOutput<F, Args>) + Send + 'static,
-        E: FnOnce(&PoolError) + Send + 'static,
-    {
-        self.apply_inner(
-            f,
-            args,
-            Some(Box::new(callback)),
-            Some(Box::new(error_callback)),
-        )
-    }
-
     fn map_inner<F, A, R>(
         &self,
         f: F,
@@ -217,84 +169,6 @@ impl ThreadPool {
         let done = job.done.clone();
         self.submit(job, items, chunksize, Arc::new(move |a| run_task(|| f(a))))?;
         Ok(AsyncResult::new(done))
-    }
-
-    /// Calls `f(item)` for every item; the results in order, or the first
-    /// error (Python's `map`).
-    pub fn map<F, A, R, I>(&self, f: F, iterable: I) -> Result<Vec<R::Ok>, PoolError>
-    where
-        F: Fn(A) -> R + Send + Sync + 'static,
-        I: IntoIterator<Item = A>,
-        A: Send + 'static,
-        R: TaskResult + 'static,
-        R::Ok: Send + 'static,
-    {
-        self.map_inner(f, iterable.into_iter().collect(), None, None, None)?
-            .take()
-    }
-
-    /// [`map`](ThreadPool::map) with chunks of `chunksize` items.
-    pub fn map_chunked<F, A, R, I>(
-        &self,
-        f: F,
-        iterable: I,
-        chunksize: usize,
-    ) -> Result<Vec<R::Ok>, PoolError>
-    where
-        F: Fn(A) -> R + Send + Sync + 'static,
-        I: IntoIterator<Item = A>,
-        A: Send + 'static,
-        R: TaskResult + 'static,
-        R::Ok: Send + 'static,
-    {
-        self.map_inner(
-            f,
-            iterable.into_iter().collect(),
-            Some(chunksize),
-            None,
-            None,
-        )?
-        .take()
-    }
-
-    /// [`map`](ThreadPool::map) without waiting (Python's `map_async`).
-    pub fn map_async<F, A, R, I>(&self, f: F, iterable: I) -> Result<MapResult<R::Ok>, PoolError>
-    where
-        F: Fn(A) -> R + Send + Sync + 'static,
-        I: IntoIterator<Item = A>,
-        A: Send + 'static,
-        R: TaskResult + 'static,
-        R::Ok: Send + 'static,
-    {
-        self.map_inner(f, iterable.into_iter().collect(), None, None, None)
-    }
-
-    /// [`map_async`](ThreadPool::map_async) with `chunksize`, `callback`
-    /// and `error_callback`.
-    pub fn map_async_with<F, A, R, I, C, E>(
-        &self,
-        f: F,
-        iterable: I,
-        chunksize: Option<usize>,
-        callback: C,
-        error_callback: E,
-    ) -> Result<MapResult<R::Ok>, PoolError>
-    where
-        F: Fn(A) -> R + Send + Sync + 'static,
-        I: IntoIterator<Item = A>,
-        A: Send + 'static,
-        R: TaskResult + 'static,
-        R::Ok: Send + 'static,
-        C: FnOnce(&Vec<R::Ok>) + Send + 'static,
-        E: FnOnce(&PoolError) + Send + 'static,
-    {
-        self.map_inner(
-            f,
-            iterable.into_iter().collect(),
-            chunksize,
-            Some(Box::new(callback)),
-            Some(Box::new(error_callback)),
-        )
     }
 
     fn starmap_inner<F, Args>(
@@ -318,65 +192,6 @@ impl ThreadPool {
         Ok(AsyncResult::new(done))
     }
 
-    /// Calls `f(a1, …, an)` for every tuple (Python's `starmap`).
-    pub fn starmap<F, Args, I>(
-        &self,
-        f: F,
-        iterable: I,
-    ) -> Result<Vec<ApplyOutput<F, Args>>, PoolError>
-    where
-        F: PoolFn<Args>,
-        I: IntoIterator<Item = Args>,
-        Args: Send + 'static,
-        ApplyOutput<F, Args>: Send + 'static,
-    {
-        self.starmap_inner(f, iterable.into_iter().collect(), None, None, None)?
-            .take()
-    }
-
-    /// [`starmap`](ThreadPool::starmap) without waiting (Python's
-    /// `starmap_async`).
-    pub fn starmap_async<F, Args, I>(
-        &self,
-        f: F,
-        iterable: I,
-    ) -> Result<MapResult<ApplyOutput<F, Args>>, PoolError>
-    where
-        F: PoolFn<Args>,
-        I: IntoIterator<Item = Args>,
-        Args: Send + 'static,
-        ApplyOutput<F, Args>: Send + 'static,
-    {
-        self.starmap_inner(f, iterable.into_iter().collect(), None, None, None)
-    }
-
-    /// [`starmap_async`](ThreadPool::starmap_async) with `chunksize`,
-    /// `callback` and `error_callback`.
-    pub fn starmap_async_with<F, Args, I, C, E>(
-        &self,
-        f: F,
-        iterable: I,
-        chunksize: Option<usize>,
-        callback: C,
-        error_callback: E,
-    ) -> Result<MapResult<ApplyOutput<F, Args>>, PoolError>
-    where
-        F: PoolFn<Args>,
-        I: IntoIterator<Item = Args>,
-        Args: Send + 'static,
-        ApplyOutput<F, Args>: Send + 'static,
-        C: FnOnce(&Vec<ApplyOutput<F, Args>>) + Send + 'static,
-        E: FnOnce(&PoolError) + Send + 'static,
-    {
-        self.starmap_inner(
-            f,
-            iterable.into_iter().collect(),
-            chunksize,
-            Some(Box::new(callback)),
-            Some(Box::new(error_callback)),
-        )
-    }
-
     fn imap_inner<F, A, R>(
         &self,
         f: F,
@@ -398,80 +213,6 @@ impl ThreadPool {
             Arc::new(move |a| run_task(|| f(a))),
         )?;
         Ok(IMapIterator::new(job))
-    }
-
-    /// The results in input order, each a value or its task's error
-    /// (Python's `imap`, chunksize 1).
-    pub fn imap<F, A, R, I>(&self, f: F, iterable: I) -> Result<IMapIterator<R::Ok>, PoolError>
-    where
-        F: Fn(A) -> R + Send + Sync + 'static,
-        I: IntoIterator<Item = A>,
-        A: Send + 'static,
-        R: TaskResult + 'static,
-        R::Ok: Send + 'static,
-    {
-        self.imap_inner(f, iterable.into_iter().collect(), 1, true)
-    }
-
-    /// [`imap`](ThreadPool::imap) with chunks of `chunksize` items.
-    pub fn imap_chunked<F, A, R, I>(
-        &self,
-        f: F,
-        iterable: I,
-        chunksize: usize,
-    ) -> Result<IMapIterator<R::Ok>, PoolError>
-    where
-        F: Fn(A) -> R + Send + Sync + 'static,
-        I: IntoIterator<Item = A>,
-        A: Send + 'static,
-        R: TaskResult + 'static,
-        R::Ok: Send + 'static,
-    {
-        self.imap_inner(
-            f,
-            iterable.into_iter().collect(),
-            check_chunksize(chunksize)?,
-            true,
-        )
-    }
-
-    /// The results as they finish (Python's `imap_unordered`).
-    pub fn imap_unordered<F, A, R, I>(
-        &self,
-        f: F,
-        iterable: I,
-    ) -> Result<IMapIterator<R::Ok>, PoolError>
-    where
-        F: Fn(A) -> R + Send + Sync + 'static,
-        I: IntoIterator<Item = A>,
-        A: Send + 'static,
-        R: TaskResult + 'static,
-        R::Ok: Send + 'static,
-    {
-        self.imap_inner(f, iterable.into_iter().collect(), 1, false)
-    }
-
-    /// [`imap_unordered`](ThreadPool::imap_unordered) with chunks of
-    /// `chunksize` items.
-    pub fn imap_unordered_chunked<F, A, R, I>(
-        &self,
-        f: F,
-        iterable: I,
-        chunksize: usize,
-    ) -> Result<IMapIterator<R::Ok>, PoolError>
-    where
-        F: Fn(A) -> R + Send + Sync + 'static,
-        I: IntoIterator<Item = A>,
-        A: Send + 'static,
-        R: TaskResult + 'static,
-        R::Ok: Send + 'static,
-    {
-        self.imap_inner(
-            f,
-            iterable.into_iter().collect(),
-            check_chunksize(chunksize)?,
-            false,
-        )
     }
 
     /// No more tasks may be submitted (Python's `close`).
@@ -539,6 +280,8 @@ impl fmt::Debug for ThreadPool {
         )
     }
 }
+
+super::api::pool_api!(ThreadPool, [], [Send + 'static]);
 
 #[cfg(test)]
 mod tests {
