@@ -342,6 +342,26 @@ fn large_values_travel(m: StartMethod) -> Result<(), String> {
     Ok(())
 }
 
+fn a_forked_copy_leaves_the_pool_alone(m: StartMethod) -> Result<(), String> {
+    let shared = Arc::new(Mutex::new(Some(pool(m, 2)?)));
+    let copy = shared.clone();
+    // The child takes its copy of the pool out and drops it: that must
+    // not stop the parent's workers nor its result thread.
+    let child = get_context(StartMethod::Fork).process_fn(move || {
+        let taken = copy.lock().map(|mut g| g.take());
+        drop(taken);
+    });
+    child.start().map_err(|e| e.to_string())?;
+    child.join().map_err(|e| e.to_string())?;
+    let guard = shared.lock().map_err(|e| e.to_string())?;
+    let p = guard.as_ref().ok_or("the parent's pool is gone")?;
+    let r = p.map_async(square, 0..10u64).map_err(|e| e.to_string())?;
+    check(
+        r.get_timeout(PATIENCE).map(|v| v.len()) == Ok(10),
+        "the pool still works",
+    )
+}
+
 type Test = fn(StartMethod) -> Result<(), String>;
 
 const TESTS: &[(&str, Test)] = &[
@@ -366,6 +386,10 @@ const TESTS: &[(&str, Test)] = &[
     ("terminate_fails_pending_work", terminate_fails_pending_work),
     ("many_queued_tasks", many_queued_tasks),
     ("large_values_travel", large_values_travel),
+    (
+        "a_forked_copy_leaves_the_pool_alone",
+        a_forked_copy_leaves_the_pool_alone,
+    ),
 ];
 
 fn main() {

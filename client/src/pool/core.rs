@@ -96,6 +96,9 @@ pub(crate) struct Core {
     wake_tx: OwnedFd,
     wake_rx: OwnedFd,
     worker_counter: AtomicUsize,
+    /// The process that made the pool: only it may stop it (a forked
+    /// child holding a copy must not kill the parent's workers).
+    pub(crate) owner: u32,
 }
 
 /// The pool's threads, joined by `join`/`terminate`.
@@ -148,6 +151,7 @@ impl Core {
             wake_tx,
             wake_rx,
             worker_counter: AtomicUsize::new(0),
+            owner: std::process::id(),
         });
         {
             let mut workers = lock(&core.workers);

@@ -70,7 +70,8 @@ pub type ApplyOutput<F, Args> = <<F as PoolFn<Args>>::Output as TaskResult>::Ok;
 ///
 /// Dropping the pool terminates it (Python's pool does on garbage
 /// collection); call [`close`](Pool::close) then [`join`](Pool::join) to
-/// let queued work finish first.
+/// let queued work finish first. A pool belongs to the process that made
+/// it: a copy dropped in a forked child leaves the parent's pool alone.
 pub struct Pool {
     core: Arc<Core>,
     threads: Mutex<Threads>,
@@ -318,6 +319,11 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
+        if self.core.owner != std::process::id() {
+            // A copy in a forked child: the workers and threads are the
+            // parent's.
+            return;
+        }
         if self.core.state.load(Ordering::SeqCst) != TERMINATE {
             self.core.terminate();
         }

@@ -266,6 +266,10 @@ impl ThreadPool {
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
+        if self.shared.owner != std::process::id() {
+            // A copy in a forked child: its threads were not copied.
+            return;
+        }
         self.terminate();
         let _ = self.join();
     }

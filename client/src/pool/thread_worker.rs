@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     pub(crate) initializer: Option<Init>,
     pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) counter: AtomicUsize,
+    /// The process that made the pool (a forked copy has no threads).
+    pub(crate) owner: u32,
 }
 
 /// Settings of a [`ThreadPool`].
@@ -84,6 +86,7 @@ impl ThreadPoolBuilder {
             initializer: self.initializer,
             threads: Mutex::new(Vec::new()),
             counter: AtomicUsize::new(0),
+            owner: std::process::id(),
         });
         let pool = ThreadPool::started(shared, processes);
         for _ in 0..processes {
