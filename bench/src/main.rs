@@ -4,7 +4,10 @@
 //! `cargo run --release -p mp-bench -- <suite>...`; no suite runs them all.
 
 mod manager;
+mod manager_cpu;
 mod manager_mem;
+mod manager_proxy;
+mod manager_raw;
 mod pool;
 mod process;
 mod proto;
@@ -21,6 +24,10 @@ const SUITES: &[(&str, fn())] = &[
     ("manager.single", manager::run_single),
     ("manager.clients", manager::run_clients),
     ("manager.memory", manager::run_memory),
+    ("manager.cpu", manager_cpu::run),
+    ("manager.proxy", manager_proxy::run),
+    ("manager.proxy.single", manager_proxy::run_single),
+    ("manager.proxy.throughput", manager_proxy::run_throughput),
     ("proto", proto::run),
     ("wire", wire::run),
     ("wire.frame", wire::run_frame),

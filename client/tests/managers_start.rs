@@ -230,3 +230,54 @@ fn nested_proxies_and_a_proxy_sent_through_a_pipe() {
     drop((outer, inner, again));
     assert!(m.wait_for_object_count(0, Duration::from_secs(20)).unwrap());
 }
+
+#[test]
+fn a_killed_server_fails_blocked_and_later_calls_with_connection_lost() {
+    let m = Manager::start("127.0.0.1:0", KEY).unwrap();
+    let q = m.queue::<i64>().unwrap();
+    let lock = m.lock().unwrap();
+    let blocked = {
+        let q = q.clone();
+        std::thread::spawn(move || q.get())
+    };
+    // The getter is queued on the server before the kill.
+    while !q.base().referent_str().unwrap().contains("getters=1") {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    m.base().process().unwrap().kill().unwrap();
+    assert!(matches!(
+        blocked.join().unwrap(),
+        Err(ManagerError::ConnectionLost(_))
+    ));
+    assert!(matches!(
+        lock.acquire(),
+        Err(ManagerError::ConnectionLost(_))
+    ));
+    // A new connection to the dead address is refused.
+    assert!(SyncManager::connect(m.address(), KEY).is_err());
+}
+
+#[test]
+fn get_value_on_every_proxy() {
+    use mp_proto::ErrorKind;
+    let m = Manager::start("127.0.0.1:0", KEY).unwrap();
+    let ns = m.namespace().unwrap();
+    ns.set("x", &1i64).unwrap();
+    assert_eq!(ns.get_value().unwrap().to_string(), "{'x': 1}");
+    let lock_copy = m.lock().unwrap().get_value().unwrap_err();
+    assert_eq!(lock_copy.remote().unwrap().kind, ErrorKind::TypeError);
+    for e in [
+        m.queue::<i64>().unwrap().get_value().unwrap_err(),
+        m.event().unwrap().get_value().unwrap_err(),
+        m.condition().unwrap().get_value().unwrap_err(),
+        m.barrier(2).unwrap().get_value().unwrap_err(),
+        m.bounded_semaphore(1).unwrap().get_value().unwrap_err(),
+    ] {
+        assert_eq!(e.remote().unwrap().kind, ErrorKind::TypeError);
+    }
+    let jq: multiprocessing::managers::JoinableQueueProxy<i64> = m.joinable_queue().unwrap();
+    jq.put(&1).unwrap();
+    jq.get().unwrap();
+    jq.task_done().unwrap();
+    jq.join().unwrap();
+}

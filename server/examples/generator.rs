@@ -16,72 +16,17 @@
 //!
 //! Run with `cargo run -p mp-server --example generator`.
 
-use std::sync::Mutex;
-
 use mp_server::prelude::*;
 use mp_server::{Listen, Server};
 use multiprocessing::managers::{ManagerClient, ManagerError};
 
-/// Methods `f`, `g`, and the private `_h`.
-struct Foo;
-
-impl SharedObject for Foo {
-    fn methods() -> &'static [&'static str] {
-        &["f", "g", "_h"]
-    }
-
-    fn call(&self, _ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {
-        let said = match method {
-            "f" => "you called Foo.f()",
-            "g" => "you called Foo.g()",
-            "_h" => "you called Foo._h()",
-            _ => return Reply::no_such_method("Foo", method),
-        };
-        args.none(method).map(|()| Value::from(said)).into()
-    }
-}
-
-/// `baz()`: yields the squares of 0..10, then raises `StopIteration`.
-struct Squares {
-    next: Mutex<i64>,
-}
-
-impl SharedObject for Squares {
-    fn methods() -> &'static [&'static str] {
-        &["__next__"]
-    }
-
-    fn call(&self, _ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {
-        if method != "__next__" {
-            return Reply::no_such_method("generator", method);
-        }
-        if let Err(e) = args.none(method) {
-            return Reply::err(e);
-        }
-        let mut i = self.next.lock().unwrap_or_else(|e| e.into_inner());
-        if *i >= 10 {
-            return Reply::err(RemoteError::new(ErrorKind::StopIteration, ""));
-        }
-        let square = *i * *i;
-        *i += 1;
-        Reply::ok(square)
-    }
-}
+#[allow(dead_code)]
+#[path = "shared/custom.rs"]
+mod custom;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut registry = Registry::new();
-    registry.register("Foo1", |_ctx, _args| Ok(Foo));
-    registry
-        .register("Foo2", |_ctx, _args| Ok(Foo))
-        .exposed(["g", "_h"]);
-    // Dunder names are hidden by default: list `__next__` explicitly.
-    registry
-        .register("baz", |_ctx, _args| {
-            Ok(Squares {
-                next: Mutex::new(0),
-            })
-        })
-        .exposed(["__next__"]);
+    custom::register_demo(&mut registry);
 
     let runtime = tokio::runtime::Runtime::new()?;
     let server = runtime.block_on(

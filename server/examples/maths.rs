@@ -15,35 +15,12 @@ use mp_server::prelude::*;
 use mp_server::{Listen, Server};
 use multiprocessing::managers::ManagerClient;
 
-/// A type with two public methods.
-struct MathsClass;
-
-impl SharedObject for MathsClass {
-    fn methods() -> &'static [&'static str] {
-        &["add", "mul"]
-    }
-
-    fn call(&self, _ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {
-        match method {
-            "add" => args
-                .parse::<(f64, f64)>(method)
-                .map(|(x, y)| Value::from(x + y))
-                .into(),
-            "mul" => args
-                .parse::<(f64, f64)>(method)
-                .map(|(x, y)| Value::from(x * y))
-                .into(),
-            _ => Reply::no_such_method("MathsClass", method),
-        }
-    }
-}
+#[path = "shared/maths.rs"]
+mod maths;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut registry = Registry::sync_manager();
-    registry.register("Maths", |_ctx, args| {
-        args.none("Maths")?;
-        Ok(MathsClass)
-    });
+    maths::register_maths(&mut registry);
 
     let runtime = tokio::runtime::Runtime::new()?;
     let server = runtime.block_on(

@@ -11,6 +11,8 @@
 //! | `typeids` | — | list of `{typeid, exposed, method_to_typeid, create_method}` |
 //! | `ping` / `dummy` | — | `None` |
 //! | `shutdown` | — | `None`, then the server stops gracefully |
+//! | `transit` | object id, lease seconds | a ticket: one reference held by the server for the lease ([`crate::transit`]) |
+//! | `receive` | ticket | the object id; the ticket's reference moves into the caller's session |
 //!
 //! Python's `Server.public` has the same names (its `debug_info` returns a
 //! string; ours is structured so `mpserver objects --json` can print it).
@@ -113,6 +115,7 @@ impl Engine {
                 self.table.decref(id)?;
                 Value::None
             }
+            "transit" | "receive" => return self.transit_call(session, method, args),
             "get_methods" | "exposed" => {
                 let id = Self::one_id(args, method)?;
                 let (_, spec) = self.table.get(id).ok_or_else(|| no_such_object(id))?;
@@ -176,6 +179,45 @@ impl Engine {
             }
         };
         Ok(Outcome::Return(value))
+    }
+
+    /// `transit` and `receive` (see [`crate::transit`]).
+    fn transit_call(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        method: &str,
+        args: Args,
+    ) -> Result<Outcome, RemoteError> {
+        if method == "receive" {
+            let [ticket] = args.bind(method, ["ticket"], 1)?;
+            let ticket = object_id(&ticket.unwrap_or_default())?.0;
+            let id = self.transit.receive(&self.table, ticket)?;
+            session.add_ref(id);
+            return Ok(Outcome::Return(Value::Int(id.0 as i64)));
+        }
+        let [id, lease] = args.bind(method, ["id", "lease"], 2)?;
+        let id = object_id(&id.unwrap_or_default())?;
+        let lease = match lease.unwrap_or_default() {
+            Value::Int(i) if i >= 0 => std::time::Duration::from_secs(i as u64),
+            Value::Float(f) if f.is_finite() && f >= 0.0 => {
+                std::time::Duration::from_secs_f64(f.min(crate::transit::MAX_LEASE.as_secs_f64()))
+            }
+            other => {
+                return Err(type_error(format!(
+                    "a lease is a non-negative number of seconds, not {}",
+                    other.repr()
+                )))
+            }
+        };
+        let ticket = self.transit.send(&self.table, id, lease)?;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let engine = Arc::clone(self);
+            runtime.spawn(async move {
+                tokio::time::sleep(lease.min(crate::transit::MAX_LEASE)).await;
+                engine.transit.expire(&engine.table, ticket);
+            });
+        }
+        Ok(Outcome::Return(Value::Int(ticket as i64)))
     }
 
     /// Makes a new object of `typeid`; the session owns its one reference.

@@ -59,6 +59,8 @@ pub struct Engine {
     next_session: AtomicU64,
     pub(crate) shutdown: Shutdown,
     pub(crate) metrics: crate::metrics::Metrics,
+    /// References in transit between processes.
+    pub(crate) transit: crate::transit::Transit,
 }
 
 impl Engine {
@@ -74,6 +76,7 @@ impl Engine {
             stats: Stats::default(),
             next_session: AtomicU64::new(1),
             shutdown: Shutdown::new(),
+            transit: Default::default(),
         })
     }
 

@@ -35,7 +35,7 @@
 //!   sockets; [`tls`] for TLS on TCP; [`limits`]; [`shutdown`].
 //! * [`metrics`]: counters and the Prometheus endpoint; [`throttle`]:
 //!   slowing down peers that fail authentication.
-//! * [`slice`], [`compare`], [`errors`]: Python's slices, ordering and
+//! * [`slice`](mod@slice), [`compare`], [`errors`]: Python's slices, ordering and
 //!   exceptions.
 
 pub mod args;
@@ -57,6 +57,7 @@ pub mod slice;
 pub mod table;
 pub mod throttle;
 pub mod tls;
+pub mod transit;
 pub mod wait;
 
 pub use args::Args;

@@ -1,24 +1,53 @@
 //! [`BaseManager`]: starts a manager server in a child process, or
 //! connects to one, and shuts down what it started (Python's
-//! `multiprocessing.managers.BaseManager`); [`Manager`] and [`Manager()`]
+//! `multiprocessing.managers.BaseManager`); [`Manager`](struct@Manager) and [`Manager()`]
 //! give a started [`SyncManager`].
 //!
-//! The server runs the `mp-server` engine in a child made with the `fork`
-//! start method: the child binds the address, reports the real one (port
-//! 0 picks a free port) through a pipe, and serves until told to shut
-//! down. Dropping a manager that started a server shuts it down — the
-//! scope form of Python's `with manager:`.
+//! The server runs the `mp-server` engine in a child process: the child
+//! binds the address, reports the real one (port 0 picks a free port)
+//! through a pipe, and serves until told to shut down. Dropping a manager
+//! that started a server shuts it down — the scope form of Python's
+//! `with manager:`. [`BaseManager::get_server`] serves in the calling
+//! process instead.
+//!
+//! # Start methods
+//!
+//! [`start`](BaseManager::start) forks: the child takes the registry as
+//! built with [`registry`](BaseManager::registry), constructors and all.
+//! A `spawn` or `forkserver` child re-executes the program, so it cannot
+//! be handed closures: [`start_in`](BaseManager::start_in) takes the
+//! registry as a function the child calls (as Python's `register` is a
+//! class-level table the child imports again), and an initializer that is
+//! a `fn` item or a non-capturing closure.
+//!
+//! # Registering typeids
+//!
+//! Python's `register(typeid, callable, proxytype, exposed,
+//! method_to_typeid, create_method)` does two things, split here:
+//!
+//! * the server side — `callable`, `exposed`, `method_to_typeid`,
+//!   `create_method` — is [`registry`](BaseManager::registry)`().register`
+//!   (or [`register_shared`](super::server::register_shared) for a
+//!   callable returning one fixed object);
+//! * the client side is [`register`](BaseManager::register): a narrower
+//!   `exposed`, `create_method(false)`, and the `method_to_typeid` a client
+//!   expects; `proxytype` is the type parameter of
+//!   [`create_as`](BaseManager::create_as) and
+//!   [`AutoProxy::call_method_as`].
 
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Deref;
 use std::time::Duration;
 
-use mp_server::{Listen, Registry, Server};
+use mp_server::{Listen, Registry};
 
 use super::client::ManagerClient;
 use super::error::ManagerError;
-use super::proxies::AutoProxy;
+use super::proxies::{AutoProxy, AutoReturn};
+use super::proxy::{BaseProxy, ProxyType};
+use super::server::ManagerServer;
 use super::sync_manager::SyncManager;
-use crate::connection::{Address, Pipe};
+use crate::connection::{Address, Connection, Pipe};
 use crate::context::{get_context, StartMethod};
 use crate::process::Process;
 
@@ -38,25 +67,68 @@ pub struct BaseManager {
     client: Option<ManagerClient>,
     /// The process that made this manager: only it may stop the server.
     owner: u32,
+    /// Client-side registrations.
+    client_types: HashMap<String, ClientType>,
+}
+
+/// A typeid as this client sees it (the client half of Python's
+/// `register`).
+#[derive(Clone, Debug, Default)]
+struct ClientType {
+    exposed: Option<Vec<String>>,
+    method_to_typeid: BTreeMap<String, String>,
+    no_create: bool,
+}
+
+/// A client-side registration in progress ([`BaseManager::register`]).
+pub struct ClientRegistration<'m> {
+    entry: &'m mut ClientType,
+}
+
+impl ClientRegistration<'_> {
+    /// Proxies of this typeid may call only `names` (and only those the
+    /// server exposes).
+    pub fn exposed<I, S>(self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.entry.exposed = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// `method` returns a new shared object of `typeid`: an
+    /// [`AutoProxy::call_method`] answer of another kind is a protocol
+    /// error.
+    pub fn method_to_typeid(self, method: &str, typeid: &str) -> Self {
+        self.entry
+            .method_to_typeid
+            .insert(method.to_owned(), typeid.to_owned());
+        self
+    }
+
+    /// Whether this manager creates the typeid (default `true`); `false`
+    /// for a typeid only methods return, as Python's
+    /// `create_method=False`.
+    pub fn create_method(self, yes: bool) -> Self {
+        self.entry.no_create = !yes;
+        self
+    }
 }
 
 impl BaseManager {
     /// A manager for `address` (`"127.0.0.1:0"`, a `host:port`, or a Unix
     /// socket path containing `/`) serving no typeids yet.
     pub fn new(address: &str, authkey: &[u8]) -> Self {
-        let listen = if address.contains('/') {
-            Listen::Unix(address.into())
-        } else {
-            Listen::Tcp(address.to_owned())
-        };
         BaseManager {
-            listen,
+            listen: parse_listen(address),
             authkey: authkey.to_vec(),
             registry: Some(Registry::new()),
             address: None,
             process: None,
             client: None,
             owner: std::process::id(),
+            client_types: HashMap::new(),
         }
     }
 
@@ -76,19 +148,101 @@ impl BaseManager {
             .ok_or_else(|| ManagerError::State("register after start".into()))
     }
 
-    /// Starts the server in a child process and connects to it.
+    /// Registers `typeid` on the client side (Python's `register` in a
+    /// client that only connects): see [`ClientRegistration`].
+    pub fn register(&mut self, typeid: &str) -> ClientRegistration<'_> {
+        ClientRegistration {
+            entry: self.client_types.entry(typeid.to_owned()).or_default(),
+        }
+    }
+
+    /// Starts the server in a child process (forked) and connects to it.
     pub fn start(&mut self) -> Result<(), ManagerError> {
-        let registry = self
-            .registry
-            .take()
-            .ok_or_else(|| ManagerError::State("the manager was already started".into()))?;
-        let start_error = |e: &dyn std::fmt::Display| ManagerError::Start(e.to_string());
-        let (mut reader, writer) = Pipe(false).map_err(|e| start_error(&e))?;
+        self.start_with(|| {})
+    }
+
+    /// [`start`](Self::start), running `initializer` in the server's
+    /// process before it serves (Python's `start(initializer)`).
+    pub fn start_with<I>(&mut self, initializer: I) -> Result<(), ManagerError>
+    where
+        I: FnOnce() + Send + 'static,
+    {
+        let registry = self.take_registry()?;
+        let (reader, writer) = Pipe(false).map_err(|e| start_error(&e))?;
         let listen = self.listen.clone();
         let authkey = self.authkey.clone();
         let process = get_context(StartMethod::Fork)
-            .process_fn(move || serve(registry, authkey, listen, writer))
+            .process_fn(move || {
+                initializer();
+                serve(registry, authkey, listen, writer)
+            })
             .with_name("SyncManager-server");
+        self.launch(process, reader)
+    }
+
+    /// Starts the server in a child made with `method` — `spawn` and
+    /// `forkserver` included. The child builds its registry with
+    /// `registry` (the one from [`registry`](Self::registry) is not used),
+    /// then runs `initializer`, then serves; a manager whose
+    /// [`registry`](Self::registry) was filled in is refused. Both must be
+    /// `fn` items or
+    /// non-capturing closures, so a re-executed child can call them; the
+    /// program must call [`crate::init`] first in `main`.
+    ///
+    /// ```no_run
+    /// use multiprocessing::managers::BaseManager;
+    /// use multiprocessing::StartMethod;
+    /// use mp_server::Registry;
+    ///
+    /// let mut m = BaseManager::new("127.0.0.1:0", b"key");
+    /// m.start_in(StartMethod::Spawn, Registry::sync_manager, || {})?;
+    /// # Ok::<(), multiprocessing::managers::ManagerError>(())
+    /// ```
+    pub fn start_in<B, I>(
+        &mut self,
+        method: StartMethod,
+        registry: B,
+        initializer: I,
+    ) -> Result<(), ManagerError>
+    where
+        B: Fn() -> Registry + Copy + Send + 'static,
+        I: Fn() + Copy + Send + 'static,
+    {
+        if self
+            .registry
+            .as_ref()
+            .is_some_and(|r| r.typeids().next().is_some())
+        {
+            // Silently serving another registry than the one filled in
+            // would be a trap.
+            return Err(ManagerError::State(
+                "start_in builds the registry in the child: register there, not with registry()"
+                    .into(),
+            ));
+        }
+        self.take_registry()?;
+        let (reader, writer) = Pipe(false).map_err(|e| start_error(&e))?;
+        let listen = listen_text(&self.listen);
+        // Captures only `registry` and `initializer`: zero-sized when they
+        // are, as `Process::new` requires.
+        let body = move |listen: String, authkey: Vec<u8>, report: Connection| {
+            initializer();
+            serve(registry(), authkey, parse_listen(&listen), report)
+        };
+        let process = get_context(method)
+            .process(body, (listen, self.authkey.clone(), writer))
+            .with_name("SyncManager-server");
+        self.launch(process, reader)
+    }
+
+    fn take_registry(&mut self) -> Result<Registry, ManagerError> {
+        self.registry
+            .take()
+            .ok_or_else(|| ManagerError::State("the manager was already started".into()))
+    }
+
+    /// Starts `process`, reads the address it reports, connects.
+    fn launch(&mut self, process: Process, mut reader: Connection) -> Result<(), ManagerError> {
         process.start().map_err(|e| start_error(&e))?;
         self.process = Some(process);
         let reported = match reader.poll(Some(START_TIMEOUT)) {
@@ -114,6 +268,7 @@ impl BaseManager {
         self.address = Some(address);
         match client {
             Ok(c) => {
+                super::transfer::register_keyed(&c, Some(&self.authkey));
                 self.client = Some(c);
                 Ok(())
             }
@@ -126,16 +281,21 @@ impl BaseManager {
 
     /// Connects to a server already running at the manager's address.
     pub fn connect(&mut self) -> Result<(), ManagerError> {
-        let text = match &self.listen {
-            Listen::Tcp(a) => a.clone(),
-            Listen::Unix(p) => p.display().to_string(),
-        };
-        let address: Address = text
+        let address: Address = listen_text(&self.listen)
             .parse()
             .map_err(|e: crate::connection::ConnectionError| ManagerError::State(e.to_string()))?;
-        self.client = Some(ManagerClient::connect(&address, &self.authkey)?);
+        self.client = Some(super::transfer::shared_connection(&address, &self.authkey)?);
         self.address = Some(address);
         Ok(())
+    }
+
+    /// Binds the manager's address to serve its registry in this process
+    /// (Python's `get_server()`); then call
+    /// [`serve_forever`](ManagerServer::serve_forever). Uses up the
+    /// registry, as `start` does.
+    pub fn get_server(&mut self) -> Result<ManagerServer, ManagerError> {
+        let registry = self.take_registry()?;
+        ManagerServer::bind(registry, &self.authkey, &self.listen)
     }
 
     /// The server's address, once started or connected.
@@ -149,18 +309,75 @@ impl BaseManager {
     }
 
     /// A new object of a registered `typeid` behind an [`AutoProxy`]
-    /// (Python's `manager.<typeid>(*args)`).
+    /// (Python's `manager.<typeid>(*args)`), limited to the client-side
+    /// `exposed` if one was registered.
     pub fn create(
         &self,
         typeid: &str,
         args: Vec<mp_proto::Value>,
     ) -> Result<AutoProxy, ManagerError> {
+        let proxy: AutoProxy = self.create_as(typeid, args)?;
+        match self
+            .client_types
+            .get(typeid)
+            .and_then(|t| t.exposed.as_ref())
+        {
+            Some(names) => Ok(proxy.restrict(names)),
+            None => Ok(proxy),
+        }
+    }
+
+    /// A new object of `typeid` behind the proxy type `P` (Python's
+    /// `register(typeid, proxytype=P)` then `manager.<typeid>(*args)`).
+    pub fn create_as<P: ProxyType>(
+        &self,
+        typeid: &str,
+        args: Vec<mp_proto::Value>,
+    ) -> Result<P, ManagerError> {
         let client = self
             .client
             .as_ref()
             .ok_or_else(|| ManagerError::State("neither started nor connected".into()))?;
+        if self.client_types.get(typeid).is_some_and(|t| t.no_create) {
+            return Err(ManagerError::Remote(mp_proto::RemoteError::new(
+                mp_proto::ErrorKind::AttributeError,
+                format!("typeid '{typeid}' was registered with create_method(false)"),
+            )));
+        }
         let info = client.create(typeid, args, Default::default())?;
-        Ok(AutoProxy::from_info(client.clone(), info))
+        let exposed = info.exposed.clone();
+        Ok(P::from_parts(
+            BaseProxy::from_owned(client.clone(), info),
+            exposed,
+        ))
+    }
+
+    /// Calls `method` on `proxy`, checking the answer against the
+    /// client-side `method_to_typeid` of its typeid: a method registered
+    /// as returning a typeid must return a new object of it.
+    pub fn call_checked(
+        &self,
+        proxy: &AutoProxy,
+        method: &str,
+        args: Vec<mp_proto::Value>,
+    ) -> Result<AutoReturn, ManagerError> {
+        let expected = self
+            .client_types
+            .get(&proxy.base().token().typeid)
+            .and_then(|t| t.method_to_typeid.get(method));
+        let answer = proxy.call_method(method, args)?;
+        match (expected, &answer) {
+            (Some(typeid), AutoReturn::Proxy(p)) if p.base().token().typeid != *typeid => {
+                Err(ManagerError::Protocol(format!(
+                    "'{method}' returned a '{}' object, registered as '{typeid}'",
+                    p.base().token().typeid
+                )))
+            }
+            (Some(typeid), AutoReturn::Value(_)) => Err(ManagerError::Protocol(format!(
+                "'{method}' returned a value, registered as returning '{typeid}'"
+            ))),
+            _ => Ok(answer),
+        }
     }
 
     /// The server process, if this manager started one.
@@ -214,40 +431,47 @@ impl std::fmt::Debug for BaseManager {
     }
 }
 
+fn start_error(e: &dyn std::fmt::Display) -> ManagerError {
+    ManagerError::Start(e.to_string())
+}
+
+/// An address to listen at, as text (what a spawned child is given).
+fn listen_text(listen: &Listen) -> String {
+    match listen {
+        Listen::Tcp(a) => a.clone(),
+        Listen::Unix(p) => p.display().to_string(),
+    }
+}
+
+/// The inverse of [`listen_text`]: a path contains `/`.
+fn parse_listen(text: &str) -> Listen {
+    if text.contains('/') {
+        Listen::Unix(text.into())
+    } else {
+        Listen::Tcp(text.to_owned())
+    }
+}
+
 /// The server child's body: bind, report the address, serve.
 fn serve(
     registry: Registry,
     authkey: Vec<u8>,
     listen: Listen,
-    mut report: crate::connection::Connection,
+    mut report: Connection,
 ) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string());
-    let runtime = match runtime {
-        Ok(r) => r,
-        Err(why) => {
-            let _ = report.send(&Err::<String, String>(why.clone()));
-            return Err(why);
+    match ManagerServer::bind(registry, &authkey, &listen) {
+        Ok(server) => {
+            report
+                .send(&Ok::<String, String>(server.address().to_owned()))
+                .map_err(|e| e.to_string())?;
+            drop(report);
+            server.serve_forever().map_err(|e| e.to_string())
         }
-    };
-    runtime.block_on(async move {
-        match Server::new(registry, authkey).bind(&listen).await {
-            Ok(bound) => {
-                report
-                    .send(&Ok::<String, String>(bound.address().to_owned()))
-                    .map_err(|e| e.to_string())?;
-                drop(report);
-                bound.run().await.map_err(|e| e.to_string())
-            }
-            Err(e) => {
-                let _ = report.send(&Err::<String, String>(e.to_string()));
-                Err(e.to_string())
-            }
+        Err(e) => {
+            let _ = report.send(&Err::<String, String>(e.to_string()));
+            Err(e.to_string())
         }
-    })
+    }
 }
 
 /// A started SyncManager: its proxies' constructors through `Deref`, its
@@ -263,6 +487,22 @@ impl Manager {
     pub fn start(address: &str, authkey: &[u8]) -> Result<Self, ManagerError> {
         let mut base = BaseManager::sync(address, authkey);
         base.start()?;
+        Self::wrap(base)
+    }
+
+    /// [`start`](Self::start) with a child made by `method` (`spawn` and
+    /// `forkserver` need [`crate::init`] called first in `main`).
+    pub fn start_in(
+        address: &str,
+        authkey: &[u8],
+        method: StartMethod,
+    ) -> Result<Self, ManagerError> {
+        let mut base = BaseManager::new(address, authkey);
+        base.start_in(method, Registry::sync_manager, || {})?;
+        Self::wrap(base)
+    }
+
+    fn wrap(base: BaseManager) -> Result<Self, ManagerError> {
         let client = base
             .client()
             .cloned()

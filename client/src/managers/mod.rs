@@ -36,35 +36,58 @@
 //! process is killed — is released by the server, with every lock its
 //! threads held.
 //!
+//! A proxy serialized for another process (a `Pipe`, a `Queue`, a spawned
+//! child's arguments) carries a reference *in transit*, held by the server
+//! itself until the receiver takes it over or a lease ends (see
+//! [`transfer`]): the sender may drop its copy, or exit, at once.
+//!
+//! # One connection per process
+//!
+//! Every proxy, manager and thread of a process shares one connection per
+//! server: [`SyncManager::connect`], [`BaseManager::connect`] and the
+//! rebuilding of received proxies reuse a live one made with the same
+//! authkey. A forked child never uses its parent's socket: it opens its
+//! own on first use.
+//!
 //! # Layout
 //!
-//! * [`client`]: [`ManagerClient`] and what its calls return.
+//! * [`client`]: [`ManagerClient`] and what its calls return; [`batch`]:
+//!   many calls in flight at once ([`Call`]); a private `spin` module
+//!   learns whether to poll before sleeping for an answer.
 //! * [`error`]: [`ManagerError`], why a call failed.
 //! * [`proxy`]: [`BaseProxy`], one counted reference to a shared object.
 //! * [`proxies`]: the typed proxies ([`DictProxy`], [`LockProxy`], …).
 //! * [`base_manager`]: [`BaseManager`] (start a server in a child,
-//!   shut it down), [`Manager`] and [`Manager()`].
-//! * [`transfer`]: proxies as serde values (nesting, sending).
+//!   shut it down), [`Manager`](struct@Manager) and [`Manager()`].
+//! * [`server`]: [`ManagerServer`] (`get_server().serve_forever()`),
+//!   [`register_shared`] (a typeid handing out one object).
+//! * [`transfer`]: proxies as serde values (nesting, sending, references
+//!   in transit).
 //! * [`sync_manager`]: [`SyncManager`], typed constructors on one
 //!   connection.
 //! * [`tls`]: [`TlsConnector`], TLS to a server started with
 //!   `--tls-cert`.
 
 pub mod base_manager;
+pub mod batch;
 pub mod client;
 pub mod error;
 pub mod proxies;
 pub mod proxy;
+pub mod server;
+mod spin;
 pub mod sync_manager;
 pub mod tls;
 pub mod transfer;
 
-pub use base_manager::{BaseManager, Manager};
-pub use client::{ConnectOptions, ManagerClient, Returned, ServerStatus, TypeInfo};
+pub use base_manager::{BaseManager, ClientRegistration, Manager};
+pub use batch::Call;
+pub use client::{ConnectOptions, ManagerClient, Returned, ServerStatus, TypeInfo, WeakClient};
 pub use error::ManagerError;
 pub use mp_server::slice::Slice;
 pub use mp_server::table::ObjectInfo;
 pub use proxies::*;
-pub use proxy::BaseProxy;
+pub use proxy::{BaseProxy, ProxyType};
+pub use server::{register_shared, ManagerServer, Shared};
 pub use sync_manager::SyncManager;
 pub use tls::{use_tls_for, TlsConnector};

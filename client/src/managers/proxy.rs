@@ -63,7 +63,7 @@ impl BaseProxy {
         Ok(Self::from_owned(client.clone(), info))
     }
 
-    fn held(client: ManagerClient, token: Token) -> Self {
+    pub(super) fn held(client: ManagerClient, token: Token) -> Self {
         BaseProxy {
             client,
             token,
@@ -241,9 +241,46 @@ pub(crate) fn release_later(client: ManagerClient, id: mp_proto::ObjectId) {
     }
 }
 
-/// Converts a Rust value to its wire form.
+/// A proxy type a manager can hand out for a typeid (Python's
+/// `register(…, proxytype=…)`): every typed proxy, [`AutoProxy`], and a
+/// user's own type over [`BaseProxy`] implementing it.
+///
+/// [`AutoProxy`]: super::proxies::AutoProxy
+pub trait ProxyType: Sized {
+    /// Wraps one owned reference; `exposed` is what the server lets
+    /// proxies of the typeid call.
+    fn from_parts(base: BaseProxy, exposed: Vec<String>) -> Self;
+}
+
+impl ProxyType for BaseProxy {
+    fn from_parts(base: BaseProxy, _exposed: Vec<String>) -> Self {
+        base
+    }
+}
+
+impl BaseProxy {
+    /// Calls `method`, which returns a new shared object (a method in the
+    /// type's `method_to_typeid`), and wraps it as `P`.
+    pub fn call_returning<P: ProxyType>(
+        &self,
+        method: &str,
+        args: Vec<Value>,
+    ) -> Result<P, ManagerError> {
+        let client = self.client()?;
+        let info = client
+            .call_method(self.token.id, method, args, Kwargs::new())?
+            .into_proxy()?;
+        let exposed = info.exposed.clone();
+        Ok(P::from_parts(BaseProxy::from_owned(client, info), exposed))
+    }
+}
+
+/// Converts a Rust value to its wire form, to send to a manager server:
+/// proxies inside become plain tokens (the server takes its own
+/// references to what it stores).
 pub fn to_wire<T: Serialize + ?Sized>(value: &T) -> Result<Value, ManagerError> {
-    to_value(value).map_err(|e| ManagerError::Conversion(e.to_string()))
+    super::transfer::for_server(|| to_value(value))
+        .map_err(|e| ManagerError::Conversion(e.to_string()))
 }
 
 /// Converts a wire value to a Rust value.
@@ -277,6 +314,11 @@ macro_rules! proxy_common {
                 Ok($name { base: $crate::managers::proxy::BaseProxy::deserialize(d)? })
             }
         }
+        impl $crate::managers::proxy::ProxyType for $name {
+            fn from_parts(base: $crate::managers::proxy::BaseProxy, _exposed: Vec<String>) -> Self {
+                $name { base }
+            }
+        }
     };
     ($name:ident <$($g:ident),*>) => {
         $crate::managers::proxy::proxy_common!(@fmt $name [$($g),*]);
@@ -296,6 +338,11 @@ macro_rules! proxy_common {
                     base: $crate::managers::proxy::BaseProxy::deserialize(d)?,
                     _marker: ::std::marker::PhantomData,
                 })
+            }
+        }
+        impl<$($g),*> $crate::managers::proxy::ProxyType for $name<$($g),*> {
+            fn from_parts(base: $crate::managers::proxy::BaseProxy, _exposed: Vec<String>) -> Self {
+                $name { base, _marker: ::std::marker::PhantomData }
             }
         }
     };

@@ -15,8 +15,9 @@ use serde::Serialize;
 use super::client::ManagerClient;
 use super::error::ManagerError;
 use super::proxies::{
-    ArrayProxy, AutoProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy,
-    LockProxy, NamespaceProxy, QueueProxy, RLockProxy, SemaphoreProxy, ValueProxy,
+    ArrayProxy, AutoProxy, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, DictProxy,
+    EventProxy, JoinableQueueProxy, ListProxy, LockProxy, NamespaceProxy, QueueProxy, RLockProxy,
+    SemaphoreProxy, ValueProxy,
 };
 use super::proxy::{to_wire, BaseProxy};
 use crate::connection::Address;
@@ -29,9 +30,13 @@ pub struct SyncManager {
 
 impl SyncManager {
     /// Connects to the manager at `address` with `authkey` (Python's
-    /// `SyncManager(address, authkey).connect()`).
+    /// `SyncManager(address, authkey).connect()`), reusing this process's
+    /// live connection to that server if it has one: one multiplexed
+    /// connection per process per server.
     pub fn connect(address: &Address, authkey: &[u8]) -> Result<Self, ManagerError> {
-        Ok(Self::from_client(ManagerClient::connect(address, authkey)?))
+        Ok(SyncManager {
+            client: super::transfer::shared_connection(address, authkey)?,
+        })
     }
 
     /// [`connect`](Self::connect) with options (TLS, timeouts).
@@ -117,7 +122,7 @@ impl SyncManager {
     /// A new unbounded shared `JoinableQueue` (`task_done`, `join`).
     pub fn joinable_queue<T: Serialize + DeserializeOwned>(
         &self,
-    ) -> Result<QueueProxy<T>, ManagerError> {
+    ) -> Result<JoinableQueueProxy<T>, ManagerError> {
         self.create("JoinableQueue", vec![])
             .map(QueueProxy::from_base)
     }
@@ -140,7 +145,7 @@ impl SyncManager {
 
     /// A new shared `BoundedSemaphore(value)`: releasing past `value` is a
     /// `ValueError`.
-    pub fn bounded_semaphore(&self, value: u32) -> Result<SemaphoreProxy, ManagerError> {
+    pub fn bounded_semaphore(&self, value: u32) -> Result<BoundedSemaphoreProxy, ManagerError> {
         self.create("BoundedSemaphore", vec![Value::Int(value.into())])
             .map(SemaphoreProxy::from_base)
     }

@@ -1,24 +1,62 @@
-//! Proxies as serde values: a proxy serializes as its [`Token`], so it
-//! can be stored inside another shared object (`list.append(dict)`) or
-//! sent through a `Connection`; deserializing one takes a new reference
-//! on a connection of this process (Python's `RebuildProxy`).
+//! Proxies as serde values (Python's `BaseProxy.__reduce__` and
+//! `RebuildProxy`): a proxy can be stored inside another shared object
+//! (`list.append(dict)`) or sent to another process through a
+//! `Connection`, a queue, or a spawned child's arguments.
 //!
-//! Which connection: while a proxy converts a server's answer, the
-//! proxy's own connection (the answer's references are then given back,
-//! see [`convert_answer`]); otherwise the process's connection to the
-//! token's server, opened on first use with the current process's
-//! authkey, as Python's `RebuildProxy` does. A forked child never reuses
-//! its parent's socket: connections are keyed by pid.
+//! # Two forms
+//!
+//! * **To a server** (inside [`to_wire`](super::proxy::to_wire), i.e. as a
+//!   method's argument): the bare [`Token`]. The server takes its own
+//!   reference to whatever it stores, and the call is synchronous, so the
+//!   referent cannot die in between.
+//! * **To another process** (any other serializer): the token plus a
+//!   *transit ticket*. Serializing asks the server to hold one extra
+//!   reference that belongs to no connection (`transit`, see
+//!   `mp_server::transit`); the receiver's deserialization moves exactly
+//!   that reference into its own connection (`receive`) instead of taking
+//!   a new one. So the referent stays alive while the proxy is in flight
+//!   even if the sender drops its copy at once, or exits. A ticket nobody
+//!   receives (the message was lost, the receiver died) is dropped by the
+//!   server when its lease ends — [`set_transit_lease`], five minutes by
+//!   default — so an undelivered proxy keeps its referent alive for at
+//!   most that long. Deserializing the same bytes twice, or after the
+//!   lease, falls back to a fresh `incref`, which fails with the server's
+//!   `KeyError` if the referent is gone by then.
+//!
+//! Serializing a proxy for another process therefore costs one round trip
+//! to its server (CPython pays one too, for its incref).
+//!
+//! # Which connection
+//!
+//! While a proxy converts a server's answer, the proxy's own connection
+//! (the answer's references are then given back, see [`convert_answer`]);
+//! otherwise the process's connection to the token's server, opened on
+//! first use with the authkey this process (or the parent it was forked
+//! from) used for that server, else the current process's authkey, as
+//! Python's `RebuildProxy` does. A forked child never reuses its parent's
+//! socket: connections are keyed by pid.
+//!
+//! A `spawn` or `forkserver` child knows only its own authkey (the
+//! parent's, inherited): a proxy of a manager started with another key
+//! cannot be rebuilt there. CPython sends the key along while spawning;
+//! here, start such managers with the process's authkey ([`Manager()`])
+//! or pass the address and key and connect in the child.
+//!
+//! [`Manager()`]: super::Manager()
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
+use mp_proto::message::{Kwargs, Target};
+use mp_proto::value::from_value;
 use mp_proto::{ObjectId, Token, Value};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::client::ManagerClient;
+use super::client::{ManagerClient, WeakClient};
 use super::error::ManagerError;
 use super::proxy::{from_wire, release_later, BaseProxy};
 use crate::connection::Address;
@@ -26,44 +64,187 @@ use crate::connection::Address;
 thread_local! {
     /// The connection answers are being converted for.
     static ANSWER_CLIENT: RefCell<Option<ManagerClient>> = const { RefCell::new(None) };
+    /// Whether values are being converted for a server call.
+    static FOR_SERVER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The transit lease in milliseconds.
+static LEASE_MS: AtomicU64 = AtomicU64::new(300_000);
+
+/// How long a proxy serialized for another process keeps its referent
+/// alive on the server if nobody receives it (five minutes unless set).
+/// Applies to proxies serialized afterwards, by this process.
+pub fn set_transit_lease(lease: Duration) {
+    let ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+    LEASE_MS.store(ms, Ordering::Relaxed);
+}
+
+/// The current transit lease.
+pub fn transit_lease() -> Duration {
+    Duration::from_millis(LEASE_MS.load(Ordering::Relaxed))
+}
+
+/// Runs `f` with proxies serializing as bare tokens, for a server call.
+pub(crate) fn for_server<R>(f: impl FnOnce() -> R) -> R {
+    let previous = FOR_SERVER.with(|c| c.replace(true));
+    let result = f();
+    FOR_SERVER.with(|c| c.set(previous));
+    result
+}
+
+/// The server calls behind references in transit (`mp_server::transit`).
+impl ManagerClient {
+    /// Puts one reference to `id` in transit for at most `lease`: the
+    /// server holds it under the returned ticket until some connection
+    /// [`receive`](Self::receive)s it or the lease ends.
+    pub fn transit(&self, id: ObjectId, lease: Duration) -> Result<u64, ManagerError> {
+        let args = vec![Value::Int(id_int(id)?), Value::Float(lease.as_secs_f64())];
+        let ticket = self
+            .call(Target::Server, "transit", args, Kwargs::new())?
+            .into_value()?;
+        from_value(ticket).map_err(|e| ManagerError::Protocol(format!("unexpected answer: {e}")))
+    }
+
+    /// Takes over the reference in transit under `ticket`; this connection
+    /// then owns it. Returns the object's id.
+    pub fn receive(&self, ticket: u64) -> Result<ObjectId, ManagerError> {
+        let ticket = i64::try_from(ticket)
+            .map_err(|_| ManagerError::Protocol(format!("ticket {ticket} out of range")))?;
+        let id = self
+            .call(
+                Target::Server,
+                "receive",
+                vec![Value::Int(ticket)],
+                Kwargs::new(),
+            )?
+            .into_value()?;
+        from_value(id)
+            .map(ObjectId)
+            .map_err(|e| ManagerError::Protocol(format!("unexpected answer: {e}")))
+    }
+}
+
+fn id_int(id: ObjectId) -> Result<i64, ManagerError> {
+    i64::try_from(id.0).map_err(|_| ManagerError::Protocol(format!("object id {id} out of range")))
+}
+
+/// A proxy on its way to another process.
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "ProxyInTransit")]
+struct InTransit {
+    token: Token,
+    ticket: u64,
+}
+
+/// This process's connection to one server, and the authkey it was made
+/// with (`None`: made elsewhere, key unknown). Weak: the table never keeps
+/// a connection open by itself (the server must see it close when the
+/// last proxy and manager using it are gone).
+struct Shared {
+    client: WeakClient,
+    authkey: Option<Vec<u8>>,
+}
+
+impl Shared {
+    /// The connection, if it is still held and not known to be dead.
+    fn live(&self) -> Option<ManagerClient> {
+        self.client.upgrade().filter(|c| !c.is_closed())
+    }
 }
 
 /// This process's connections by server address.
-static CONNECTIONS: Mutex<Option<(u32, HashMap<String, ManagerClient>)>> = Mutex::new(None);
+static CONNECTIONS: Mutex<Option<(u32, HashMap<String, Shared>)>> = Mutex::new(None);
 
-/// Records `client` as this process's connection to its server, so
-/// proxies received later reuse it.
-pub fn register_connection(client: &ManagerClient) {
+/// Runs `f` on this process's connection table (a forked child starts
+/// with an empty one: it must not use its parent's sockets).
+fn with_connections<R>(f: impl FnOnce(&mut HashMap<String, Shared>) -> R) -> R {
     let mut all = CONNECTIONS.lock().unwrap_or_else(PoisonError::into_inner);
     let pid = std::process::id();
     let map = match &mut *all {
         Some((p, map)) if *p == pid => map,
         slot => &mut slot.insert((pid, HashMap::new())).1,
     };
-    map.entry(client.address().to_string())
-        .or_insert_with(|| client.clone());
+    f(map)
 }
 
-/// This process's connection to the server at `address`, opened with the
-/// current process's authkey if there is none yet.
-pub fn connection_for(address: &str) -> Result<ManagerClient, ManagerError> {
-    {
-        let all = CONNECTIONS.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((pid, map)) = &*all {
-            if *pid == std::process::id() {
-                if let Some(c) = map.get(address) {
-                    return Ok(c.clone());
-                }
-            }
-        }
+/// The authkey each known server was connected with. Kept across fork (a
+/// forked child knows what its parent knew, as a CPython proxy keeps its
+/// `_authkey`), so a proxy a forked child inherits reconnects with the
+/// manager's key rather than the process's.
+static KEYS: Mutex<Option<HashMap<String, Vec<u8>>>> = Mutex::new(None);
+
+/// The authkey to connect to `address` with: the one it was connected
+/// with before in this process or its parent, else the process's.
+fn authkey_for(address: &str) -> Vec<u8> {
+    let known = KEYS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .and_then(|keys| keys.get(address).cloned());
+    known.unwrap_or_else(|| {
+        crate::process::current_process()
+            .authkey()
+            .as_bytes()
+            .to_vec()
+    })
+}
+
+/// Records `client` as this process's connection to its server, so
+/// proxies received later reuse it (unless there is a live one already).
+pub fn register_connection(client: &ManagerClient) {
+    register_keyed(client, None);
+}
+
+/// [`register_connection`], remembering the authkey it was made with.
+pub(crate) fn register_keyed(client: &ManagerClient, authkey: Option<&[u8]>) {
+    if let Some(key) = authkey {
+        KEYS.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(HashMap::new)
+            .insert(client.address().to_string(), key.to_vec());
     }
+    with_connections(|map| {
+        let key = client.address().to_string();
+        if map.get(&key).and_then(Shared::live).is_some() {
+            return;
+        }
+        map.insert(
+            key,
+            Shared {
+                client: client.downgrade(),
+                authkey: authkey.map(<[u8]>::to_vec),
+            },
+        );
+    })
+}
+
+/// This process's one connection to the server at `address` (Python's
+/// per-process connection, without CPython's one per thread): a live one
+/// made with the same `authkey` (or registered without one) is reused,
+/// otherwise a new one is opened and recorded.
+pub fn shared_connection(address: &Address, authkey: &[u8]) -> Result<ManagerClient, ManagerError> {
+    let found = with_connections(|map| {
+        map.get(&address.to_string())
+            .filter(|s| s.authkey.as_deref().map_or(true, |k| k == authkey))
+            .and_then(Shared::live)
+    });
+    if let Some(client) = found {
+        return Ok(client);
+    }
+    let client = ManagerClient::connect(address, authkey)?;
+    register_keyed(&client, Some(authkey));
+    Ok(client)
+}
+
+/// This process's connection to the server at `address`, opened if there
+/// is none yet with the authkey this process (or the parent it was forked
+/// from) connected to it with, else the current process's authkey, as
+/// Python's `RebuildProxy` does.
+pub fn connection_for(address: &str) -> Result<ManagerClient, ManagerError> {
     let parsed: Address = address
         .parse()
         .map_err(|e: crate::connection::ConnectionError| ManagerError::Protocol(e.to_string()))?;
-    let key = crate::process::current_process().authkey();
-    let client = ManagerClient::connect(&parsed, key.as_bytes())?;
-    register_connection(&client);
-    Ok(client)
+    shared_connection(&parsed, &authkey_for(address))
 }
 
 /// Converts an answer of `client`'s server to `T`. Proxies inside it
@@ -90,18 +271,49 @@ pub fn convert_answer<T: DeserializeOwned>(
 
 impl Serialize for BaseProxy {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.token().serialize(serializer)
+        if FOR_SERVER.with(Cell::get) {
+            return self.token().serialize(serializer);
+        }
+        let client = self.client().map_err(serde::ser::Error::custom)?;
+        let ticket = client
+            .transit(self.token().id, transit_lease())
+            .map_err(serde::ser::Error::custom)?;
+        InTransit {
+            token: self.token().clone(),
+            ticket,
+        }
+        .serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for BaseProxy {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let token = Token::deserialize(deserializer)?;
-        let client = ANSWER_CLIENT.with(|c| c.borrow().clone());
-        let client = match client {
-            Some(c) => c,
-            None => connection_for(&token.address).map_err(serde::de::Error::custom)?,
-        };
-        BaseProxy::from_token(client, token).map_err(serde::de::Error::custom)
+        if let Some(client) = ANSWER_CLIENT.with(|c| c.borrow().clone()) {
+            let token = Token::deserialize(deserializer)?;
+            return BaseProxy::from_token(client, token).map_err(serde::de::Error::custom);
+        }
+        let InTransit { token, ticket } = InTransit::deserialize(deserializer)?;
+        let client = connection_for(&token.address).map_err(serde::de::Error::custom)?;
+        receive(client, token, ticket).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Takes over the reference in transit under `ticket`, or a new one if
+/// it is gone (received already, or its lease over).
+fn receive(client: ManagerClient, token: Token, ticket: u64) -> Result<BaseProxy, ManagerError> {
+    match client.receive(ticket) {
+        Ok(id) if id == token.id => Ok(BaseProxy::held(client, token)),
+        Ok(other) => {
+            // Another server's ticket with the same number: not ours.
+            release_later(client, other);
+            Err(ManagerError::Protocol(format!(
+                "transit ticket {ticket} names object {other}, not {}",
+                token.id
+            )))
+        }
+        Err(ManagerError::Remote(e)) if e.kind == mp_proto::ErrorKind::KeyError => {
+            BaseProxy::from_token(client, token)
+        }
+        Err(e) => Err(e),
     }
 }

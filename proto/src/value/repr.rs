@@ -57,11 +57,32 @@ impl Value {
             Value::Proxy(token) => {
                 let _ = write!(
                     out,
-                    "<Proxy object, typeid '{}' at 0x{}>",
-                    token.typeid, token.id
+                    "<{} object, typeid '{}' at 0x{}>",
+                    proxy_class(&token.typeid),
+                    token.typeid,
+                    token.id
                 );
             }
         }
+    }
+}
+
+/// The class of CPython's SyncManager proxy for `typeid`, so a nested
+/// proxy prints as Python prints it (`<ListProxy object, typeid 'list'
+/// at 0x…>`); `Proxy` for a typeid SyncManager does not define.
+fn proxy_class(typeid: &str) -> &'static str {
+    match typeid {
+        "list" => "ListProxy",
+        "dict" => "DictProxy",
+        "Value" => "ValueProxy",
+        "Array" => "ArrayProxy",
+        "Namespace" => "NamespaceProxy",
+        "Lock" | "RLock" | "Semaphore" | "BoundedSemaphore" => "AcquirerProxy",
+        "Condition" => "ConditionProxy",
+        "Event" => "EventProxy",
+        "Barrier" => "BarrierProxy",
+        "Iterator" => "IteratorProxy",
+        _ => "Proxy",
     }
 }
 

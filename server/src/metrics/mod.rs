@@ -19,7 +19,7 @@
 //!
 //! * this file: the counters and the one-line hooks the serve loop calls;
 //! * [`histogram`]: the call-latency histogram;
-//! * [`render`]: the scrape, encoded with `prometheus-client`;
+//! * [`render`](mod@render): the scrape, encoded with `prometheus-client`;
 //! * [`endpoint`]: the tiny HTTP responder for `GET /metrics`.
 
 pub mod endpoint;

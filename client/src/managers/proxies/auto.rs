@@ -8,7 +8,7 @@ use mp_proto::{ErrorKind, RemoteError, Value};
 
 use crate::managers::client::{ManagerClient, Returned};
 use crate::managers::error::ManagerError;
-use crate::managers::proxy::{proxy_common, BaseProxy};
+use crate::managers::proxy::{proxy_common, BaseProxy, ProxyType};
 
 /// A proxy calling methods by name.
 pub struct AutoProxy {
@@ -23,6 +23,33 @@ impl Clone for AutoProxy {
             base: self.base.clone(),
             exposed: Arc::clone(&self.exposed),
         }
+    }
+}
+
+impl ProxyType for AutoProxy {
+    fn from_parts(base: BaseProxy, exposed: Vec<String>) -> Self {
+        AutoProxy {
+            base,
+            exposed: Arc::new(exposed),
+        }
+    }
+}
+
+impl serde::Serialize for AutoProxy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.base.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AutoProxy {
+    /// Asks the server what the typeid exposes (one round trip).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let base = BaseProxy::deserialize(d)?;
+        let exposed = base
+            .client()
+            .and_then(|c| c.get_methods(base.token().id))
+            .map_err(serde::de::Error::custom)?;
+        Ok(AutoProxy::from_parts(base, exposed))
     }
 }
 
@@ -74,6 +101,51 @@ impl AutoProxy {
         &self.exposed
     }
 
+    /// The same reference, allowed to call only those of `names` the
+    /// server exposes too (Python's client-side `register(…, exposed=…)`).
+    pub fn restrict(self, names: &[String]) -> AutoProxy {
+        let exposed = self
+            .exposed
+            .iter()
+            .filter(|m| names.contains(m))
+            .cloned()
+            .collect();
+        AutoProxy {
+            base: self.base,
+            exposed: Arc::new(exposed),
+        }
+    }
+
+    /// Gives up the method list, keeping the reference.
+    pub fn into_base(self) -> BaseProxy {
+        self.base
+    }
+
+    /// [`call_method`](Self::call_method) for a method returning a new
+    /// shared object, wrapped as `P` (Python's `method_to_typeid` with the
+    /// typeid's registered `proxytype`).
+    pub fn call_method_as<P: ProxyType>(
+        &self,
+        name: &str,
+        args: Vec<Value>,
+    ) -> Result<P, ManagerError> {
+        self.check_exposed(name)?;
+        self.base.call_returning(name, args)
+    }
+
+    fn check_exposed(&self, name: &str) -> Result<(), ManagerError> {
+        if self.exposed.iter().any(|m| m == name) {
+            return Ok(());
+        }
+        Err(ManagerError::Remote(RemoteError::new(
+            ErrorKind::AttributeError,
+            format!(
+                "'{}' proxy has no exposed method '{name}'",
+                self.base.token().typeid
+            ),
+        )))
+    }
+
     /// Calls `name` with positional `args`. A method the type does not
     /// expose is an `AttributeError` without a round trip.
     pub fn call_method(&self, name: &str, args: Vec<Value>) -> Result<AutoReturn, ManagerError> {
@@ -87,15 +159,7 @@ impl AutoProxy {
         args: Vec<Value>,
         kwargs: Kwargs,
     ) -> Result<AutoReturn, ManagerError> {
-        if !self.exposed.iter().any(|m| m == name) {
-            return Err(ManagerError::Remote(RemoteError::new(
-                ErrorKind::AttributeError,
-                format!(
-                    "'{}' proxy has no exposed method '{name}'",
-                    self.base.token().typeid
-                ),
-            )));
-        }
+        self.check_exposed(name)?;
         let client = self.base.client()?;
         match client.call_method(self.base.token().id, name, args, kwargs)? {
             Returned::Value(v) => Ok(AutoReturn::Value(v)),

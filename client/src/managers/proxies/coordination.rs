@@ -18,6 +18,13 @@ pub struct ConditionProxy {
 proxy_common!(ConditionProxy);
 
 impl ConditionProxy {
+    /// A copy of the referent (Python's `_getvalue()`). The server raises
+    /// `TypeError` for a referent with no copyable value, as pickling one
+    /// does in CPython.
+    pub fn get_value(&self) -> Result<mp_proto::Value, ManagerError> {
+        self.base.get_value_raw()
+    }
+
     /// Wraps a reference to a `Condition`.
     pub fn from_base(base: BaseProxy) -> Self {
         ConditionProxy { base }
@@ -101,6 +108,13 @@ pub struct BarrierProxy {
 proxy_common!(BarrierProxy);
 
 impl BarrierProxy {
+    /// A copy of the referent (Python's `_getvalue()`). The server raises
+    /// `TypeError` for a referent with no copyable value, as pickling one
+    /// does in CPython.
+    pub fn get_value(&self) -> Result<mp_proto::Value, ManagerError> {
+        self.base.get_value_raw()
+    }
+
     /// Wraps a reference to a `Barrier`.
     pub fn from_base(base: BaseProxy) -> Self {
         BarrierProxy { base }

@@ -19,6 +19,8 @@ pub mod value;
 pub use auto::{AutoProxy, AutoReturn};
 pub use collections::{DictProxy, ListProxy};
 pub use coordination::{BarrierProxy, ConditionProxy};
-pub use queue::QueueProxy;
-pub use sync::{AcquireGuard, EventProxy, LockProxy, RLockProxy, SemaphoreProxy};
+pub use queue::{JoinableQueueProxy, QueueProxy};
+pub use sync::{
+    AcquireGuard, BoundedSemaphoreProxy, EventProxy, LockProxy, RLockProxy, SemaphoreProxy,
+};
 pub use value::{ArrayProxy, NamespaceProxy, ValueProxy};

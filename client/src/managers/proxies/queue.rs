@@ -23,7 +23,19 @@ pub struct QueueProxy<T> {
 }
 proxy_common!(QueueProxy<T>);
 
+/// A shared `JoinableQueue`: the same proxy as [`QueueProxy`] (CPython's
+/// SyncManager serves `Queue` and `JoinableQueue` with one class, so both
+/// have `task_done` and `join`).
+pub type JoinableQueueProxy<T> = QueueProxy<T>;
+
 impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
+    /// A copy of the referent (Python's `_getvalue()`). The server raises
+    /// `TypeError` for a referent with no copyable value, as pickling one
+    /// does in CPython.
+    pub fn get_value(&self) -> Result<mp_proto::Value, ManagerError> {
+        self.base.get_value_raw()
+    }
+
     /// Wraps a reference to a `Queue` or `JoinableQueue`.
     pub fn from_base(base: BaseProxy) -> Self {
         QueueProxy {

@@ -65,6 +65,13 @@ macro_rules! acquirer {
         proxy_common!($name);
 
         impl $name {
+            /// A copy of the referent (Python's `_getvalue()`); a lock
+            /// has none, so the server raises `TypeError` as pickling one
+            /// does in CPython.
+            pub fn get_value(&self) -> Result<mp_proto::Value, ManagerError> {
+                self.base.get_value_raw()
+            }
+
             /// Wraps a reference to the object.
             pub fn from_base(base: BaseProxy) -> Self {
                 $name { base }
@@ -103,6 +110,11 @@ acquirer!(LockProxy, "threading.Lock");
 acquirer!(RLockProxy, "threading.RLock");
 acquirer!(SemaphoreProxy, "threading.Semaphore` or `BoundedSemaphore");
 
+/// A shared `threading.BoundedSemaphore`: the same proxy as a
+/// [`SemaphoreProxy`] (CPython's `AcquirerProxy` serves both); releasing
+/// past the initial value is the server's `ValueError`.
+pub type BoundedSemaphoreProxy = SemaphoreProxy;
+
 impl LockProxy {
     /// Whether some thread holds the lock.
     pub fn locked(&self) -> Result<bool, ManagerError> {
@@ -117,6 +129,13 @@ pub struct EventProxy {
 proxy_common!(EventProxy);
 
 impl EventProxy {
+    /// A copy of the referent (Python's `_getvalue()`). The server raises
+    /// `TypeError` for a referent with no copyable value, as pickling one
+    /// does in CPython.
+    pub fn get_value(&self) -> Result<mp_proto::Value, ManagerError> {
+        self.base.get_value_raw()
+    }
+
     /// Wraps a reference to an `Event`.
     pub fn from_base(base: BaseProxy) -> Self {
         EventProxy { base }

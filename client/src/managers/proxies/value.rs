@@ -60,7 +60,33 @@ impl Clone for NamespaceProxy {
     }
 }
 
+impl crate::managers::proxy::ProxyType for NamespaceProxy {
+    fn from_parts(base: BaseProxy, _exposed: Vec<String>) -> Self {
+        NamespaceProxy::from_base(base)
+    }
+}
+
+impl serde::Serialize for NamespaceProxy {
+    /// The reference only: local `_` names stay with this proxy.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.base.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NamespaceProxy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BaseProxy::deserialize(d).map(NamespaceProxy::from_base)
+    }
+}
+
 impl NamespaceProxy {
+    /// A copy of the referent (Python's `_getvalue()`). The server raises
+    /// `TypeError` for a referent with no copyable value, as pickling one
+    /// does in CPython.
+    pub fn get_value(&self) -> Result<mp_proto::Value, ManagerError> {
+        self.base.get_value_raw()
+    }
+
     /// Wraps a reference to a `Namespace`.
     pub fn from_base(base: BaseProxy) -> Self {
         NamespaceProxy {
