@@ -9,7 +9,7 @@
 //!   `multiprocessing.dummy.connection`).
 //! * [`Pool`] is [`ThreadPool`](crate::pool::ThreadPool).
 //! * The locks and events are the crate's own
-//!   ([`Lock`](crate::Lock), [`Event`](crate::Event), …): they work
+//!   ([`Lock`], [`Event`], …): they work
 //!   between threads as well as between processes.
 //! * [`Value`] and [`Array`] hold plain values behind a mutex (Python's
 //!   dummy `Value` is a plain object, its `Array` an `array.array`).
