@@ -51,6 +51,15 @@ impl<V> AsyncResult<V> {
         self.done.get_cloned(Some(timeout))
     }
 
+    /// The result if it is ready now, [`PoolError::Timeout`] otherwise
+    /// (the crate's `_nowait` form of `get`).
+    pub fn get_nowait(&self) -> Result<V, PoolError>
+    where
+        V: Clone,
+    {
+        self.done.get_cloned(Some(Duration::ZERO))
+    }
+
     /// Waits until the result is ready.
     pub fn wait(&self) {
         self.done.wait(None);

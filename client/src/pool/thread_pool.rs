@@ -349,6 +349,7 @@ mod tests {
             Err(PoolError::Timeout)
         );
         assert_eq!(r.successful(), Err(PoolError::NotReady));
+        assert_eq!(r.get_nowait(), Err(PoolError::Timeout));
         assert_eq!(r.get(), Ok(()));
         assert_eq!(pool.join(), Err(PoolError::StillRunning));
         pool.close();
