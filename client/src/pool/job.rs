@@ -110,12 +110,13 @@ impl<V> Completion<V> {
         }
     }
 
-    /// Polls the ready flag for up to [`SPIN`] (never past `timeout`).
+    /// Polls the ready flag for up to [`SPIN`] (never past `timeout`),
+    /// yielding the CPU: the thread that will set it may share this one.
     fn spin(&self, timeout: Option<Duration>) {
         let spin = timeout.map_or(SPIN, |t| t.min(SPIN));
         let start = Instant::now();
         while !self.ready.load(Ordering::Acquire) && start.elapsed() < spin {
-            std::hint::spin_loop();
+            std::thread::yield_now();
         }
     }
 
