@@ -362,6 +362,33 @@ fn a_forked_copy_leaves_the_pool_alone(m: StartMethod) -> Result<(), String> {
     )
 }
 
+fn terminate_from_a_callback(m: StartMethod) -> Result<(), String> {
+    let shared: Arc<Mutex<Option<Pool>>> = Arc::new(Mutex::new(Some(pool(m, 1)?)));
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let inside = shared.clone();
+    let guard = shared.lock().map_err(|e| e.to_string())?;
+    let p = guard.as_ref().ok_or("no pool")?;
+    p.apply_async_with(
+        add,
+        (1, 2),
+        move |_| {
+            // Runs on the pool's result thread: terminate and drop the
+            // pool from there.
+            if let Some(p) = inside.lock().ok().and_then(|mut g| g.take()) {
+                p.terminate();
+                drop(p);
+            }
+            let _ = done_tx.send(());
+        },
+        |_| {},
+    )
+    .map_err(|e| e.to_string())?;
+    drop(guard);
+    done_rx
+        .recv_timeout(PATIENCE)
+        .map_err(|_| "the callback never finished".to_string())
+}
+
 type Test = fn(StartMethod) -> Result<(), String>;
 
 const TESTS: &[(&str, Test)] = &[
@@ -390,6 +417,7 @@ const TESTS: &[(&str, Test)] = &[
         "a_forked_copy_leaves_the_pool_alone",
         a_forked_copy_leaves_the_pool_alone,
     ),
+    ("terminate_from_a_callback", terminate_from_a_callback),
 ];
 
 fn main() {

@@ -580,15 +580,22 @@ impl Threads {
     /// Joins the threads: the worker handler first (it ends once every
     /// worker has exited), then the result handler, then the feeder.
     pub(crate) fn join(&mut self, core: &Core) {
+        // A callback may stop the pool from the result thread itself:
+        // that thread is not joined (it ends once the callback returns).
+        let join = |h: JoinHandle<()>| {
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
+        };
         let mut handles = std::mem::take(&mut self.handles);
         if let Some(workers) = handles.pop() {
-            let _ = workers.join();
+            join(workers);
         }
         if core.state.load(Ordering::SeqCst) != TERMINATE {
             core.stop_result_handler();
         }
         for h in handles.into_iter().rev() {
-            let _ = h.join();
+            join(h);
         }
     }
 }
