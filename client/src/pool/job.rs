@@ -14,8 +14,9 @@ use super::PoolError;
 
 /// A job as the pool's cache sees it.
 pub(crate) trait Job: Send + Sync {
-    /// Fails every task still pending with [`PoolError::Terminated`].
-    fn abort(&self);
+    /// Fails every task still pending with `reason` (placed at each
+    /// task's index): [`PoolError::Terminated`] or [`PoolError::Broken`].
+    fn abort(&self, reason: &PoolError);
 }
 
 /// Where the outcomes of a job's tasks go, one per input position.
@@ -27,8 +28,8 @@ pub(crate) trait Sink<T>: Job {
 }
 
 impl<S: Job + ?Sized> Job for Arc<S> {
-    fn abort(&self) {
-        (**self).abort();
+    fn abort(&self, reason: &PoolError) {
+        (**self).abort(reason);
     }
 }
 
@@ -194,8 +195,8 @@ pub(crate) struct ApplyJob<T> {
 }
 
 impl<T: Send> Job for ApplyJob<T> {
-    fn abort(&self) {
-        self.done.complete(Err(PoolError::Terminated { index: 0 }));
+    fn abort(&self, reason: &PoolError) {
+        self.done.complete(Err(reason.at(0)));
     }
 }
 
@@ -241,7 +242,7 @@ impl<T> MapJob<T> {
 }
 
 impl<T: Send> Job for MapJob<T> {
-    fn abort(&self) {
+    fn abort(&self, reason: &PoolError) {
         let first = {
             let mut s = lock(&self.slots);
             if s.failed || s.remaining == 0 {
@@ -250,8 +251,7 @@ impl<T: Send> Job for MapJob<T> {
             s.failed = true;
             s.values.iter().position(Option::is_none).unwrap_or(0)
         };
-        self.done
-            .complete(Err(PoolError::Terminated { index: first }));
+        self.done.complete(Err(reason.at(first)));
     }
 }
 
@@ -367,13 +367,13 @@ impl<T> IMapJob<T> {
 }
 
 impl<T: Send> Job for IMapJob<T> {
-    fn abort(&self) {
+    fn abort(&self, reason: &PoolError) {
         let mut g = lock(&self.state);
         for index in 0..g.total {
             if !g.seen[index] {
                 g.seen[index] = true;
                 g.arrived += 1;
-                let e = Err(PoolError::Terminated { index });
+                let e = Err(reason.at(index));
                 if g.ordered {
                     g.pending.insert(index, e);
                 } else {
@@ -451,7 +451,7 @@ mod tests {
     fn abort_fails_what_is_pending() {
         let job = IMapJob::<u32>::new(2, false);
         job.deliver(0, Ok(0));
-        job.abort();
+        job.abort(&PoolError::Terminated { index: 0 });
         assert_eq!(job.next(None), Some(Ok(0)));
         assert_eq!(
             job.next(None),
@@ -460,7 +460,7 @@ mod tests {
         let apply = ApplyJob {
             done: Arc::new(Completion::<u8>::new(None, None)),
         };
-        apply.abort();
+        apply.abort(&PoolError::Terminated { index: 0 });
         assert_eq!(
             apply.done.get_cloned(None),
             Err(PoolError::Terminated { index: 0 })

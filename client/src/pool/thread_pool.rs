@@ -87,6 +87,9 @@ impl ThreadPool {
             // Checked under the cache's lock, which `terminate` takes after
             // changing the state: a job is either refused or aborted by it.
             let mut jobs = lock(&s.jobs);
+            if let Some(e) = lock(&s.broken).clone() {
+                return Err(e);
+            }
             if s.state.load(Ordering::SeqCst) != RUN {
                 return Err(PoolError::NotRunning);
             }
@@ -234,7 +237,7 @@ impl ThreadPool {
         let jobs: Vec<Arc<dyn Job>> = lock(&s.jobs).drain().map(|(_, j)| j).collect();
         s.jobs_cv.notify_all();
         for j in jobs {
-            j.abort();
+            j.abort(&PoolError::Terminated { index: 0 });
         }
     }
 
@@ -379,6 +382,21 @@ mod tests {
             .unwrap();
         pool.terminate();
         assert!(matches!(slow.get(), Err(PoolError::Terminated { .. })));
+        pool.join().unwrap();
+    }
+
+    #[test]
+    fn a_failing_initializer_breaks_the_pool_instead_of_hanging() {
+        let pool = ThreadPool::builder()
+            .processes(2)
+            .initializer(|| panic!("no"))
+            .build()
+            .unwrap();
+        // The pool may give up before or after the call is queued.
+        let got = pool.map_async(|x: u32| x, 0..4).and_then(|r| r.get());
+        assert!(matches!(got, Err(PoolError::Broken(_))), "{got:?}");
+        assert!(matches!(pool.apply(|| 1u8, ()), Err(PoolError::Broken(_))));
+        pool.close();
         pool.join().unwrap();
     }
 }
