@@ -61,7 +61,10 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// Each thread calls `f` when it starts.
+    /// Each thread calls `f` when it starts; a panicking initializer
+    /// makes the thread exit and be replaced, and after three rounds of
+    /// threads all failing it (none past it) calls fail with
+    /// [`PoolError::Broken`].
     pub fn initializer(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
         self.initializer = Some(Arc::new(f));
         self
