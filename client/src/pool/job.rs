@@ -133,7 +133,9 @@ impl<V> Completion<V> {
             st.claimed = true;
             (st.callback.take(), st.error_callback.take())
         };
-        match &value {
+        // A panicking callback must not take the pool's thread with it
+        // (nor leave the result unset): it is caught and logged.
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &value {
             Ok(v) => {
                 if let Some(cb) = cb {
                     cb(v);
@@ -144,6 +146,9 @@ impl<V> Completion<V> {
                     ecb(e);
                 }
             }
+        }));
+        if ran.is_err() {
+            tracing::error!(target: "multiprocessing", "a pool callback panicked");
         }
         let mut st = lock(&self.state);
         st.value = Some(value);
@@ -430,6 +435,13 @@ mod tests {
             })
         ));
         assert_eq!(job.done.successful(), Some(false));
+    }
+
+    #[test]
+    fn a_panicking_callback_still_sets_the_result() {
+        let done = Completion::<u8>::new(Some(Box::new(|_: &u8| panic!("callback"))), None);
+        done.complete(Ok(3));
+        assert_eq!(done.get_cloned(None), Ok(3));
     }
 
     #[test]
