@@ -163,7 +163,8 @@ pub struct ServeSettings {
         default_value_t = 10.0
     )]
     pub handshake_timeout: f64,
-    /// Worker threads serving connections (0: one per CPU; 1: a single
+    /// Worker threads serving connections (0: auto, a single thread on a
+    /// machine with one or two CPUs, one per CPU otherwise; 1: a single
     /// thread, no cross-thread hand-offs).
     #[arg(long, value_name = "N", env = "MPSERVER_THREADS", default_value_t = 0)]
     pub threads: usize,

@@ -13,6 +13,19 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::cli::{KeyArgs, LogFormat, ServeArgs, ServeSettings};
 use crate::{authkey, config, BoxError};
 
+/// The runtime's worker count for `--threads requested` on a machine with
+/// `cpus` CPUs. 0 is "auto": one per CPU, except that on one or two CPUs a
+/// single thread serves everything, because there the cross-thread
+/// wake-ups of a multi-threaded runtime cost a one-call-at-a-time client
+/// more than a second worker gains (measured: `bench/README.md`, `manager`).
+fn worker_threads(requested: usize, cpus: usize) -> usize {
+    match requested {
+        0 if cpus <= 2 => 1,
+        0 => cpus,
+        n => n,
+    }
+}
+
 /// Standard error that never fails: when whoever reads the log goes away
 /// (a closed pipe), log lines are dropped and the server keeps serving,
 /// instead of tracing-subscriber's fallback `eprintln!` panicking.
@@ -127,11 +140,9 @@ pub fn run(args: ServeArgs, matches: &ArgMatches) -> Result<(), BoxError> {
     } else {
         AuthOptions::default()
     };
-    let runtime = match args.threads {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let runtime = match worker_threads(args.threads, cpus) {
         1 => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        0 => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build(),
         n => tokio::runtime::Builder::new_multi_thread()
@@ -174,4 +185,24 @@ pub fn run(args: ServeArgs, matches: &ArgMatches) -> Result<(), BoxError> {
         let _ = std::fs::remove_file(path);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worker_threads;
+
+    #[test]
+    fn auto_threads_is_one_on_small_machines_and_one_per_cpu_otherwise() {
+        assert_eq!(worker_threads(0, 1), 1);
+        assert_eq!(worker_threads(0, 2), 1);
+        assert_eq!(worker_threads(0, 3), 3);
+        assert_eq!(worker_threads(0, 16), 16);
+    }
+
+    #[test]
+    fn an_explicit_count_is_kept() {
+        assert_eq!(worker_threads(1, 16), 1);
+        assert_eq!(worker_threads(2, 2), 2);
+        assert_eq!(worker_threads(5, 1), 5);
+    }
 }
