@@ -15,6 +15,7 @@ mod queue;
 mod report;
 mod sync;
 mod tls;
+mod transport;
 mod wire;
 mod wire_conn;
 

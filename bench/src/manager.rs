@@ -1,10 +1,11 @@
 //! `mp-bench manager`: `mpserver` against CPython's `SyncManager` doing the
-//! same work, and against a raw TCP loopback ping-pong, in one run.
+//! same work, and against a raw ping-pong, in one run; each over TCP
+//! loopback and over a Unix socket (CPython's default family on Linux).
 //!
-//! * Single client, one call at a time over TCP 127.0.0.1 with an authkey:
+//! * Single client, one call at a time with an authkey:
 //!   `d[k]=v`, `d[k]`, `l.append(x)`, `q.put(x)`+`q.get()`,
 //!   `lock.acquire()`+`release()`. Each figure is also compared, per
-//!   round trip, with an 8-byte TCP_NODELAY echo between two processes
+//!   round trip, with an 8-byte echo between two processes
 //!   (the goal: at least 0.9x of it). Unpinned, same CPU and cross CPU.
 //! * Eight client processes doing set+get on one dict (goal: 4x CPython).
 //! * Server memory: see [`crate::manager_mem`].
@@ -12,8 +13,7 @@
 //! The server is the release `mpserver` binary beside this one (built if
 //! missing), started per placement with its CPU affinity set before exec.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -24,7 +24,8 @@ use mp_proto::{ObjectId, Value};
 use multiprocessing::managers::{ConnectOptions, ManagerClient};
 
 use crate::report::{self, Row};
-use crate::wire::{forked, median, pin, rate, Placement};
+use crate::transport::{raw_echo, socket_path, Transport};
+use crate::wire::{median, pin, rate, Placement};
 
 /// Repeats per figure; the median is reported.
 pub(crate) const REPEATS: usize = 3;
@@ -52,11 +53,12 @@ pub(crate) fn mpserver_binary() -> PathBuf {
     bin
 }
 
-/// A running `mpserver serve` on a free loopback port.
+/// A running `mpserver serve` on a free loopback port or a Unix socket.
 pub(crate) struct ServerProc {
     pub(crate) child: Child,
     pub(crate) address: String,
     key_file: PathBuf,
+    socket: Option<PathBuf>,
 }
 
 impl ServerProc {
@@ -67,25 +69,31 @@ impl ServerProc {
 
     /// [`start`](Self::start) with extra `serve` flags.
     pub(crate) fn start_with(cpu: Option<usize>, extra: &[String]) -> ServerProc {
+        Self::start_on(cpu, Transport::Tcp, extra)
+    }
+
+    /// [`start_with`](Self::start_with) listening on `transport`.
+    pub(crate) fn start_on(
+        cpu: Option<usize>,
+        transport: Transport,
+        extra: &[String],
+    ) -> ServerProc {
         let key_file = std::env::temp_dir().join(format!("mp-bench-{}.key", std::process::id()));
         std::fs::write(&key_file, KEY).expect("write the key file");
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600));
         let mut cmd = Command::new(mpserver_binary());
         let threads = std::env::var("MP_BENCH_SERVER_THREADS").unwrap_or_else(|_| "0".into());
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-level",
-            "warn",
-            "--threads",
-            &threads,
-        ])
-        .arg("--authkey-file")
-        .arg(&key_file)
-        .args(extra)
-        .stdout(Stdio::piped());
+        let socket = (transport == Transport::Unix).then(|| socket_path("mpserver"));
+        match &socket {
+            Some(path) => cmd.arg("serve").arg("--unix").arg(path),
+            None => cmd.args(["serve", "--listen", "127.0.0.1:0"]),
+        };
+        cmd.args(["--log-level", "warn", "--threads", &threads])
+            .arg("--authkey-file")
+            .arg(&key_file)
+            .args(extra)
+            .stdout(Stdio::piped());
         // SAFETY: between fork and exec the child only calls
         // sched_setaffinity, which is async-signal-safe.
         unsafe {
@@ -104,6 +112,7 @@ impl ServerProc {
             child,
             address,
             key_file,
+            socket,
         }
     }
 
@@ -117,6 +126,9 @@ impl Drop for ServerProc {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.key_file);
+        if let Some(path) = &self.socket {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -134,13 +146,13 @@ pub(crate) const WORKLOADS: [(&str, f64); 5] = [
     ("lock_acquire_release", 2.0),
 ];
 
-fn ours(placement: Placement) -> Vec<f64> {
+fn ours(placement: Placement, transport: Transport) -> Vec<f64> {
     let (server_cpu, client_cpu) = match placement {
         Placement::Unpinned => (None, None),
         Placement::SameCpu => (Some(0), Some(0)),
         Placement::CrossCpu => (Some(1), Some(0)),
     };
-    let server = ServerProc::start(server_cpu);
+    let server = ServerProc::start_on(server_cpu, transport, &[]);
     pin(client_cpu);
     let c = server.client();
     let none = Kwargs::new;
@@ -179,40 +191,6 @@ fn ours(placement: Placement) -> Vec<f64> {
     }
     pin(None);
     samples.into_iter().map(median).collect()
-}
-
-/// An 8-byte TCP_NODELAY echo between this process and a forked one.
-pub(crate) fn raw_tcp(placement: Placement) -> f64 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let runs: Vec<f64> = (0..REPEATS)
-        .map(|_| {
-            forked(
-                placement,
-                || {
-                    if let Ok((mut s, _)) = listener.accept() {
-                        let _ = s.set_nodelay(true);
-                        let mut buf = [0u8; 8];
-                        while s.read_exact(&mut buf).is_ok() {
-                            if s.write_all(&buf).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                },
-                || {
-                    let mut s = TcpStream::connect(addr).expect("connect");
-                    s.set_nodelay(true).expect("nodelay");
-                    let mut buf = [0u8; 8];
-                    rate(|| {
-                        s.write_all(&buf).expect("write");
-                        s.read_exact(&mut buf).expect("read");
-                    })
-                },
-            )
-        })
-        .collect();
-    median(runs)
 }
 
 pub(crate) fn python(args: &[&str]) -> Vec<(String, f64)> {
@@ -274,58 +252,71 @@ pub fn run_memory() {
 /// The single-client part.
 pub fn run_single() {
     let mut rows = Vec::new();
-    for placement in Placement::ALL {
-        let raw = raw_tcp(placement);
-        let mine = ours(placement);
-        let secs = PY_REPEAT_SECS.to_string();
-        let repeats = REPEATS.to_string();
-        let py = python(&["single", placement_name(placement), &secs, &repeats]);
-        let sfx = placement.suffix();
-        rows.push(Row {
-            name: format!("raw.tcp_loopback.pingpong_8b{sfx}"),
-            ours: raw,
-            against: None,
-            unit: "RT/s",
-            higher_is_better: true,
-        });
-        for ((name, trips), figure) in WORKLOADS.iter().zip(&mine) {
-            let theirs = py.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
-            let unit = if *trips > 1.0 { "pairs/s" } else { "ops/s" };
-            rows.push(Row {
-                name: format!("manager.{name}{sfx}"),
-                ours: *figure,
-                against: theirs.map(|t| ("CPython SyncManager".into(), t)),
-                unit,
-                higher_is_better: true,
-            });
-            rows.push(Row {
-                name: format!("manager.{name}{sfx}.per_rt"),
-                ours: figure * trips,
-                against: Some(("raw TCP ping-pong".into(), raw)),
-                unit: "RT/s",
-                higher_is_better: true,
-            });
-            if *name == "dict_get" {
-                rows.push(Row {
-                    name: format!("manager.dict_get{sfx}.nospin.per_rt"),
-                    ours: mine[WORKLOADS.len()],
-                    against: Some(("raw TCP ping-pong".into(), raw)),
-                    unit: "RT/s",
-                    higher_is_better: true,
-                });
-            }
-            if let Some(t) = theirs {
-                rows.push(Row {
-                    name: format!("py.manager.{name}{sfx}.per_rt"),
-                    ours: t * trips,
-                    against: Some(("raw TCP ping-pong".into(), raw)),
-                    unit: "RT/s",
-                    higher_is_better: true,
-                });
-            }
+    for transport in Transport::ALL {
+        for placement in Placement::ALL {
+            single_rows(&mut rows, placement, transport);
         }
     }
     report::print("manager: single client, one call at a time", &rows);
+}
+
+fn single_rows(rows: &mut Vec<Row>, placement: Placement, transport: Transport) {
+    let raw = raw_echo(placement, transport);
+    let mine = ours(placement, transport);
+    let secs = PY_REPEAT_SECS.to_string();
+    let repeats = REPEATS.to_string();
+    let py = python(&[
+        "single",
+        placement_name(placement),
+        &secs,
+        &repeats,
+        transport.py_arg(),
+    ]);
+    let (sfx, t) = (placement.suffix(), transport.infix());
+    let raw_label = format!("{} ping-pong", transport.label());
+    rows.push(Row {
+        name: format!("{}.pingpong_8b{sfx}", transport.raw_name()),
+        ours: raw,
+        against: None,
+        unit: "RT/s",
+        higher_is_better: true,
+    });
+    for ((name, trips), figure) in WORKLOADS.iter().zip(&mine) {
+        let theirs = py.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+        let unit = if *trips > 1.0 { "pairs/s" } else { "ops/s" };
+        rows.push(Row {
+            name: format!("manager{t}.{name}{sfx}"),
+            ours: *figure,
+            against: theirs.map(|t| ("CPython SyncManager".into(), t)),
+            unit,
+            higher_is_better: true,
+        });
+        rows.push(Row {
+            name: format!("manager{t}.{name}{sfx}.per_rt"),
+            ours: figure * trips,
+            against: Some((raw_label.clone(), raw)),
+            unit: "RT/s",
+            higher_is_better: true,
+        });
+        if *name == "dict_get" {
+            rows.push(Row {
+                name: format!("manager{t}.dict_get{sfx}.nospin.per_rt"),
+                ours: mine[WORKLOADS.len()],
+                against: Some((raw_label.clone(), raw)),
+                unit: "RT/s",
+                higher_is_better: true,
+            });
+        }
+        if let Some(theirs) = theirs {
+            rows.push(Row {
+                name: format!("py.manager{t}.{name}{sfx}.per_rt"),
+                ours: theirs * trips,
+                against: Some((raw_label.clone(), raw)),
+                unit: "RT/s",
+                higher_is_better: true,
+            });
+        }
+    }
 }
 
 pub(crate) const CLIENTS: usize = 8;
@@ -336,45 +327,66 @@ pub(crate) const PAIRS: usize = 5000;
 const CLIENT_REPEATS: usize = 3;
 
 fn eight_clients() -> Vec<Row> {
+    let mut rows = Vec::new();
+    for transport in Transport::ALL {
+        rows.extend(eight_clients_on(transport));
+    }
+    rows
+}
+
+fn eight_clients_on(transport: Transport) -> Vec<Row> {
     let mut ours = Vec::new();
     let mut proxies = Vec::new();
     let mut theirs = Vec::new();
     let mut raw = Vec::new();
     for _ in 0..CLIENT_REPEATS {
-        raw.push(crate::manager_raw::eight_raw(CLIENTS, PAIRS * 2));
-        ours.push(eight_clients_once(Worker::Client));
-        proxies.push(eight_clients_once(Worker::Proxy));
-        let py = python(&["clients", &CLIENTS.to_string(), &(PAIRS / 5).to_string()]);
+        raw.push(crate::manager_raw::eight_raw(CLIENTS, PAIRS * 2, transport));
+        ours.push(eight_clients_once(Worker::Client, transport));
+        proxies.push(eight_clients_once(Worker::Proxy, transport));
+        let py = python(&[
+            "clients",
+            &CLIENTS.to_string(),
+            &(PAIRS / 5).to_string(),
+            transport.py_arg(),
+        ]);
         if let Some((_, v)) = py.first() {
             theirs.push(*v);
         }
     }
     let theirs = (!theirs.is_empty()).then(|| median(theirs));
     let raw = median(raw);
+    let t = transport.infix();
     vec![
         Row {
-            name: "raw.tcp_loopback.8clients_pingpong_8b".into(),
+            name: format!("{}.8clients_pingpong_8b", transport.raw_name()),
             ours: raw,
             against: theirs.map(|t| ("CPython SyncManager".into(), t)),
             unit: "RT/s",
             higher_is_better: true,
         },
         Row {
-            name: "manager.dict_setget_8clients.vs_raw".into(),
+            name: format!("manager{t}.dict_setget_8clients.vs_raw"),
             ours: median(ours.clone()),
-            against: Some(("raw TCP, 8 clients".into(), raw)),
+            against: Some((format!("{}, 8 clients", transport.label()), raw)),
             unit: "ops/s",
             higher_is_better: true,
         },
         Row {
-            name: "manager.dict_setget_8clients".into(),
+            name: format!("manager{t}.dict_setget_8clients"),
             ours: median(ours),
             against: theirs.map(|t| ("CPython SyncManager".into(), t)),
             unit: "ops/s",
             higher_is_better: true,
         },
         Row {
-            name: "manager.proxy.dict_setget_8procs".into(),
+            name: format!("manager{t}.proxy.dict_setget_8procs.vs_raw"),
+            ours: median(proxies.clone()),
+            against: Some((format!("{}, 8 clients", transport.label()), raw)),
+            unit: "ops/s",
+            higher_is_better: true,
+        },
+        Row {
+            name: format!("manager{t}.proxy.dict_setget_8procs"),
             ours: median(proxies),
             against: theirs.map(|t| ("CPython SyncManager".into(), t)),
             unit: "ops/s",
@@ -392,8 +404,8 @@ enum Worker {
     Proxy,
 }
 
-fn eight_clients_once(worker: Worker) -> f64 {
-    let server = ServerProc::start(None);
+fn eight_clients_once(worker: Worker, transport: Transport) -> f64 {
+    let server = ServerProc::start_on(None, transport, &[]);
     let c = server.client();
     let d = c
         .create("dict", vec![], Kwargs::new())

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use mp_proto::{ObjectId, Token};
 use multiprocessing::managers::{BaseProxy, Call, DictProxy, ManagerClient, SyncManager};
 
-use crate::manager::{placement_name, python, raw_tcp, ServerProc, REPEATS, WORKLOADS};
+use crate::manager::{placement_name, python, ServerProc, REPEATS, WORKLOADS};
 use crate::report::{self, Row};
+use crate::transport::{raw_echo, Transport};
 use crate::wire::{median, pin, rate, Placement};
 
 /// Threads sharing one connection in the concurrent mode.
@@ -80,7 +81,7 @@ fn single(placement: Placement) -> Vec<f64> {
 pub fn run_single() {
     let mut rows = Vec::new();
     for placement in Placement::ALL {
-        let raw = raw_tcp(placement);
+        let raw = raw_echo(placement, Transport::Tcp);
         let mine = single(placement);
         let secs = crate::manager::PY_REPEAT_SECS.to_string();
         let repeats = REPEATS.to_string();

@@ -1,9 +1,9 @@
 # CPython's SyncManager doing the same work as `mp-bench manager`.
-# Usage: python3 -c SCRIPT single PLACEMENT REPEAT_SECS REPEATS
-#        python3 -c SCRIPT clients N_CLIENTS N_PAIRS
+# Usage: python3 -c SCRIPT single PLACEMENT REPEAT_SECS REPEATS [tcp|unix]
+#        python3 -c SCRIPT clients N_CLIENTS N_PAIRS [tcp|unix]
 #        python3 -c SCRIPT create N_PROXIES
 # Prints "name value" lines.
-import os, sys, time
+import os, sys, tempfile, time
 from multiprocessing.managers import SyncManager
 import multiprocessing as mp
 
@@ -12,6 +12,13 @@ def pin(cpu):
         os.sched_setaffinity(0, range(os.cpu_count()))
     else:
         os.sched_setaffinity(0, {cpu})
+
+def address(family):
+    # An explicit path: the AF_UNIX listener `Manager()` picks by default
+    # on Linux; TCP loopback otherwise.
+    if family == "unix":
+        return os.path.join(tempfile.gettempdir(), "mp-bench-py-%d.sock" % os.getpid())
+    return ("127.0.0.1", 0)
 
 def rate(step, secs):
     for _ in range(200):
@@ -26,10 +33,10 @@ def rate(step, secs):
         if el >= secs:
             return n / el
 
-def single(placement, secs, repeats):
+def single(placement, secs, repeats, family):
     server_cpu, client_cpu = {"unpinned": (None, None), "samecpu": (0, 0), "crosscpu": (1, 0)}[placement]
     pin(server_cpu)
-    m = SyncManager(address=("127.0.0.1", 0), authkey=b"bench")
+    m = SyncManager(address=address(family), authkey=b"bench")
     m.start()
     pin(client_cpu)
     d = m.dict(); l = m.list(); q = m.Queue(); lk = m.Lock()
@@ -63,8 +70,8 @@ def client(d, key, pairs, barrier, out):
         d[key]
     out.put(time.perf_counter() - start)
 
-def clients(n, pairs):
-    m = SyncManager(address=("127.0.0.1", 0), authkey=b"bench")
+def clients(n, pairs, family):
+    m = SyncManager(address=address(family), authkey=b"bench")
     m.start()
     d = m.dict()
     barrier = mp.Barrier(n)
@@ -90,8 +97,8 @@ def create(n):
 
 if __name__ == "__main__":
     if sys.argv[1] == "single":
-        single(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]))
+        single(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), (sys.argv[5:] or ["tcp"])[0])
     elif sys.argv[1] == "create":
         create(int(sys.argv[2]))
     else:
-        clients(int(sys.argv[2]), int(sys.argv[3]))
+        clients(int(sys.argv[2]), int(sys.argv[3]), (sys.argv[4:] or ["tcp"])[0])

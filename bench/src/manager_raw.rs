@@ -1,36 +1,27 @@
 //! The raw limit of the 8-client manager workload: eight client processes
-//! each doing one 8-byte TCP_NODELAY round trip at a time against an echo
+//! each doing one 8-byte round trip at a time (TCP_NODELAY loopback, or a
+//! Unix socket) against an echo
 //! process with one blocking thread per connection — no protocol, no
 //! encoding, no event loop. Whatever a manager does per call comes on top
 //! of this, so it bounds what `manager.dict_setget_8clients` can reach.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
+use crate::transport::{echo, EchoListener, Transport};
+
 /// Round trips per second over all `clients`, each doing `trips`, timed
 /// as the manager figure is: by the slowest client, from a common start.
-pub(crate) fn eight_raw(clients: usize, trips: usize) -> f64 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
+pub(crate) fn eight_raw(clients: usize, trips: usize, transport: Transport) -> f64 {
+    let listener = EchoListener::bind(transport);
     // SAFETY: the child only runs the echo threads and leaves by _exit.
     let server = unsafe { libc::fork() };
     assert!(server >= 0, "fork failed");
     if server == 0 {
         let threads: Vec<_> = (0..clients)
             .filter_map(|_| listener.accept().ok())
-            .map(|(mut s, _)| {
-                std::thread::spawn(move || {
-                    let _ = s.set_nodelay(true);
-                    let mut buf = [0u8; 8];
-                    while s.read_exact(&mut buf).is_ok() {
-                        if s.write_all(&buf).is_err() {
-                            break;
-                        }
-                    }
-                })
-            })
+            .map(|s| std::thread::spawn(move || echo(s)))
             .collect();
         for t in threads {
             let _ = t.join();
@@ -38,7 +29,6 @@ pub(crate) fn eight_raw(clients: usize, trips: usize) -> f64 {
         // SAFETY: ends the child without running the parent's destructors.
         unsafe { libc::_exit(0) };
     }
-    drop(listener);
     let mut pids = Vec::new();
     let mut starts = Vec::new();
     let mut results = Vec::new();
@@ -50,8 +40,7 @@ pub(crate) fn eight_raw(clients: usize, trips: usize) -> f64 {
         assert!(pid >= 0, "fork failed");
         if pid == 0 {
             drop(start_tx);
-            let mut s = TcpStream::connect(addr).expect("connect");
-            s.set_nodelay(true).expect("nodelay");
+            let mut s = listener.connect();
             let mut go = [0u8; 1];
             let _ = start_rx.read_exact(&mut go);
             let mut buf = [0u8; 8];
@@ -99,6 +88,7 @@ pub(crate) fn eight_raw(clients: usize, trips: usize) -> f64 {
             clients_cpu as f64 / ops
         );
     }
+    drop(listener);
     for pid in pids.into_iter().chain([server]) {
         let mut status = 0;
         // SAFETY: reaps a child we forked; status is a valid out-pointer.
