@@ -72,6 +72,7 @@ pub mod error;
 mod fork;
 pub mod proxies;
 pub mod proxy;
+mod release;
 pub mod server;
 pub mod sync_manager;
 pub mod tls;

@@ -10,7 +10,6 @@
 //! the connection held.
 
 use std::fmt;
-use std::sync::mpsc::{channel, Sender};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -22,18 +21,18 @@ use serde::Serialize;
 
 use super::client::ManagerClient;
 use super::error::ManagerError;
+pub(crate) use super::release::release_later;
 
 /// One reference to a shared object, with the connection it is held by.
 ///
 /// After a fork the child never touches the parent's socket: the first
 /// call in the child takes a reference of its own on the child's
 /// connection to the server (Python's `BaseProxy._after_fork`). Until
-/// then the child relies on the parent's reference: a parent that drops
-/// its last copy right after starting a forked child (a proxy moved into
-/// `Process` arguments, which are dropped once the child has started)
-/// races the child's first call, as in CPython. Keep a clone until the
-/// child has used it, or send it (a `Pipe`, a `Queue`, `spawn`
-/// arguments), which holds a reference in transit.
+/// then the child relies on the parent's reference, so the parent gives
+/// back a reference that was alive at a fork only once its live children
+/// have exited (manager servers aside): a proxy moved into a forked
+/// `Process`'s arguments — which the parent drops once the child has
+/// started — stays valid for the child, where CPython races.
 pub struct BaseProxy {
     client: ManagerClient,
     token: Token,
@@ -41,6 +40,8 @@ pub struct BaseProxy {
     pid: u32,
     /// In a forked child: the child's own connection, once taken.
     forked: Mutex<Option<(u32, ManagerClient)>>,
+    /// How many forks this process had made when the proxy was made.
+    born: u64,
 }
 
 impl BaseProxy {
@@ -75,6 +76,7 @@ impl BaseProxy {
             token,
             pid: std::process::id(),
             forked: Mutex::new(None),
+            born: super::fork::forks(),
         }
     }
 
@@ -200,7 +202,14 @@ impl Clone for BaseProxy {
 impl Drop for BaseProxy {
     fn drop(&mut self) {
         // A forked child that never used the proxy holds no reference.
-        if let Some(client) = self.releasing_client() {
+        let Some(client) = self.releasing_client() else {
+            return;
+        };
+        if self.pid == std::process::id() && self.born != super::fork::forks() {
+            // A child forked while this proxy was alive may still rely on
+            // this reference (its first call takes its own).
+            super::release::release_after_children(client, self.token.id);
+        } else {
             release_later(client, self.token.id);
         }
     }
@@ -209,42 +218,6 @@ impl Drop for BaseProxy {
 impl fmt::Debug for BaseProxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.fmt_debug("BaseProxy", f)
-    }
-}
-
-/// The releaser thread's inbox, with the pid that started it (a forked
-/// child has no such thread and starts its own).
-pub(super) static RELEASER: Mutex<Option<(u32, Sender<Release>)>> = Mutex::new(None);
-
-/// A reference waiting to be given back.
-pub(super) type Release = (ManagerClient, mp_proto::ObjectId);
-
-/// Queues a `decref` for the releaser thread.
-pub(crate) fn release_later(client: ManagerClient, id: mp_proto::ObjectId) {
-    super::fork::protect_tables();
-    let mut slot = RELEASER.lock().unwrap_or_else(PoisonError::into_inner);
-    let pid = std::process::id();
-    if !matches!(&*slot, Some((p, _)) if *p == pid) {
-        let (tx, rx) = channel::<Release>();
-        let spawned = std::thread::Builder::new()
-            .name("mp-proxy-release".into())
-            .spawn(move || {
-                for (client, id) in rx {
-                    // A failure means the connection is gone, and with it
-                    // every reference it held.
-                    let _ = client.decref(id);
-                }
-            });
-        if spawned.is_err() {
-            // No thread: release inline rather than leak.
-            drop(slot);
-            let _ = client.decref(id);
-            return;
-        }
-        *slot = Some((pid, tx));
-    }
-    if let Some((_, tx)) = &*slot {
-        let _ = tx.send((client, id));
     }
 }
 
