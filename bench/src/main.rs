@@ -4,7 +4,11 @@
 //! `cargo run --release -p mp-bench -- <suite>...`; no suite runs them all.
 
 mod manager;
+mod manager_cpu;
 mod manager_mem;
+mod manager_proxy;
+mod manager_raw;
+mod pool;
 mod process;
 mod proto;
 mod queue;
@@ -20,6 +24,10 @@ const SUITES: &[(&str, fn())] = &[
     ("manager.single", manager::run_single),
     ("manager.clients", manager::run_clients),
     ("manager.memory", manager::run_memory),
+    ("manager.cpu", manager_cpu::run),
+    ("manager.proxy", manager_proxy::run),
+    ("manager.proxy.single", manager_proxy::run_single),
+    ("manager.proxy.throughput", manager_proxy::run_throughput),
     ("proto", proto::run),
     ("wire", wire::run),
     ("wire.frame", wire::run_frame),
@@ -29,6 +37,10 @@ const SUITES: &[(&str, fn())] = &[
     ("sync", sync::run),
     ("queue", queue::run),
     ("tls", tls::run),
+    ("pool", pool::run),
+    ("pool.throughput", pool::run_throughput),
+    ("pool.apply", pool::run_apply),
+    ("pool.cpu", pool::run_cpu),
 ];
 
 fn main() {

@@ -27,9 +27,9 @@ use crate::report::{self, Row};
 use crate::wire::{forked, median, pin, rate, Placement};
 
 /// Repeats per figure; the median is reported.
-const REPEATS: usize = 3;
+pub(crate) const REPEATS: usize = 3;
 /// How long CPython measures each figure, as `wire::rate` does.
-const PY_REPEAT_SECS: f64 = 0.3;
+pub(crate) const PY_REPEAT_SECS: f64 = 0.3;
 /// The CPython script.
 const SCRIPT: &str = include_str!("manager_py.py");
 /// The environment variable that turns this binary into a client worker.
@@ -126,7 +126,7 @@ fn call(c: &ManagerClient, id: ObjectId, method: &str, args: Vec<Value>) {
 }
 
 /// The five single-client workloads: name, round trips per step.
-const WORKLOADS: [(&str, f64); 5] = [
+pub(crate) const WORKLOADS: [(&str, f64); 5] = [
     ("dict_set", 1.0),
     ("dict_get", 1.0),
     ("list_append", 1.0),
@@ -182,7 +182,7 @@ fn ours(placement: Placement) -> Vec<f64> {
 }
 
 /// An 8-byte TCP_NODELAY echo between this process and a forked one.
-fn raw_tcp(placement: Placement) -> f64 {
+pub(crate) fn raw_tcp(placement: Placement) -> f64 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let runs: Vec<f64> = (0..REPEATS)
@@ -215,7 +215,7 @@ fn raw_tcp(placement: Placement) -> f64 {
     median(runs)
 }
 
-fn python(args: &[&str]) -> Vec<(String, f64)> {
+pub(crate) fn python(args: &[&str]) -> Vec<(String, f64)> {
     let out = Command::new("python3")
         .arg("-c")
         .arg(SCRIPT)
@@ -243,7 +243,7 @@ fn python(args: &[&str]) -> Vec<(String, f64)> {
     }
 }
 
-fn placement_name(p: Placement) -> &'static str {
+pub(crate) fn placement_name(p: Placement) -> &'static str {
     match p {
         Placement::Unpinned => "unpinned",
         Placement::SameCpu => "samecpu",
@@ -254,7 +254,9 @@ fn placement_name(p: Placement) -> &'static str {
 /// Runs the suite: every part below.
 pub fn run() {
     run_single();
+    crate::manager_proxy::run();
     run_clients();
+    crate::manager_cpu::run();
     run_memory();
 }
 
@@ -326,8 +328,8 @@ pub fn run_single() {
     report::print("manager: single client, one call at a time", &rows);
 }
 
-const CLIENTS: usize = 8;
-const PAIRS: usize = 5000;
+pub(crate) const CLIENTS: usize = 8;
+pub(crate) const PAIRS: usize = 5000;
 
 /// Repeats of the 8-client run, each side; the median is reported (the
 /// CPython figure moves 2x between runs on this machine type).
@@ -335,25 +337,62 @@ const CLIENT_REPEATS: usize = 3;
 
 fn eight_clients() -> Vec<Row> {
     let mut ours = Vec::new();
+    let mut proxies = Vec::new();
     let mut theirs = Vec::new();
+    let mut raw = Vec::new();
     for _ in 0..CLIENT_REPEATS {
-        ours.push(eight_clients_once());
+        raw.push(crate::manager_raw::eight_raw(CLIENTS, PAIRS * 2));
+        ours.push(eight_clients_once(Worker::Client));
+        proxies.push(eight_clients_once(Worker::Proxy));
         let py = python(&["clients", &CLIENTS.to_string(), &(PAIRS / 5).to_string()]);
         if let Some((_, v)) = py.first() {
             theirs.push(*v);
         }
     }
     let theirs = (!theirs.is_empty()).then(|| median(theirs));
-    vec![Row {
-        name: "manager.dict_setget_8clients".into(),
-        ours: median(ours),
-        against: theirs.map(|t| ("CPython SyncManager".into(), t)),
-        unit: "ops/s",
-        higher_is_better: true,
-    }]
+    let raw = median(raw);
+    vec![
+        Row {
+            name: "raw.tcp_loopback.8clients_pingpong_8b".into(),
+            ours: raw,
+            against: theirs.map(|t| ("CPython SyncManager".into(), t)),
+            unit: "RT/s",
+            higher_is_better: true,
+        },
+        Row {
+            name: "manager.dict_setget_8clients.vs_raw".into(),
+            ours: median(ours.clone()),
+            against: Some(("raw TCP, 8 clients".into(), raw)),
+            unit: "ops/s",
+            higher_is_better: true,
+        },
+        Row {
+            name: "manager.dict_setget_8clients".into(),
+            ours: median(ours),
+            against: theirs.map(|t| ("CPython SyncManager".into(), t)),
+            unit: "ops/s",
+            higher_is_better: true,
+        },
+        Row {
+            name: "manager.proxy.dict_setget_8procs".into(),
+            ours: median(proxies),
+            against: theirs.map(|t| ("CPython SyncManager".into(), t)),
+            unit: "ops/s",
+            higher_is_better: true,
+        },
+    ]
 }
 
-fn eight_clients_once() -> f64 {
+/// What a worker process uses to reach the dict.
+#[derive(Clone, Copy)]
+enum Worker {
+    /// `ManagerClient::call_method`.
+    Client,
+    /// A `SyncManager` and a `DictProxy<String, i64>`.
+    Proxy,
+}
+
+fn eight_clients_once(worker: Worker) -> f64 {
     let server = ServerProc::start(None);
     let c = server.client();
     let d = c
@@ -372,7 +411,15 @@ fn eight_clients_once() -> f64 {
             Command::new(&exe)
                 .env(
                     WORKER_ENV,
-                    format!("{}|{}|{}|{}|{}", server.address, d.0, start.0, i, PAIRS),
+                    format!(
+                        "{}|{}|{}|{}|{}|{}",
+                        server.address,
+                        d.0,
+                        start.0,
+                        i,
+                        PAIRS,
+                        matches!(worker, Worker::Proxy)
+                    ),
                 )
                 .stdout(Stdio::piped())
                 .spawn()
@@ -386,15 +433,33 @@ fn eight_clients_once() -> f64 {
     }
     // Give the workers time to block in Event.wait.
     std::thread::sleep(Duration::from_millis(100));
+    let server_cpu = crate::manager_cpu::cpu_ns(server.child.id());
+    let t0 = Instant::now();
     call(&c, start, "set", vec![]);
     let mut slowest: f64 = 0.0;
+    let mut clients_cpu = 0u64;
     for w in workers {
         let out = w.wait_with_output().expect("worker output");
-        let secs: f64 = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
+        let out = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut fields = out.split_whitespace();
+        let secs: f64 = fields
+            .next()
+            .and_then(|s| s.parse().ok())
             .unwrap_or(f64::NAN);
+        let cpu: u64 = fields.next().and_then(|s| s.parse().ok()).unwrap_or(0);
         slowest = slowest.max(secs);
+        clients_cpu += cpu;
+    }
+    if std::env::var_os("MP_BENCH_DEBUG").is_some() {
+        let used = crate::manager_cpu::cpu_ns(server.child.id()) - server_cpu;
+        let ops = (CLIENTS * PAIRS * 2) as f64;
+        eprintln!(
+            "server cpu {:.2} s over {:.2} s wall, {:.0} ns/op; clients {:.0} ns/op",
+            used as f64 / 1e9,
+            t0.elapsed().as_secs_f64(),
+            used as f64 / ops,
+            clients_cpu as f64 / ops
+        );
     }
     (CLIENTS * PAIRS * 2) as f64 / slowest
 }
@@ -406,7 +471,7 @@ pub fn worker_main() -> bool {
         return false;
     };
     let parts: Vec<&str> = spec.split('|').collect();
-    let [address, dict, start, index, pairs] = parts[..] else {
+    let [address, dict, start, index, pairs, proxy] = parts[..] else {
         eprintln!("bad {WORKER_ENV}");
         return true;
     };
@@ -422,8 +487,13 @@ pub fn worker_main() -> bool {
     let c = ManagerClient::connect_with(&address.parse().expect("address"), KEY, &options)
         .expect("connect");
     let (dict, start) = (ObjectId(parse(dict)), ObjectId(parse(start)));
+    if proxy == "true" {
+        crate::manager_proxy::worker(c, address, dict, start, parse(index), parse(pairs));
+        return true;
+    }
     call(&c, start, "wait", vec![]);
     let key = Value::from(format!("k{index}"));
+    let cpu0 = crate::manager_cpu::cpu_ns(std::process::id());
     let began = Instant::now();
     for i in 0..parse(pairs) {
         call(
@@ -434,6 +504,10 @@ pub fn worker_main() -> bool {
         );
         call(&c, dict, "__getitem__", vec![key.clone()]);
     }
-    println!("{}", began.elapsed().as_secs_f64());
+    println!(
+        "{} {}",
+        began.elapsed().as_secs_f64(),
+        crate::manager_cpu::cpu_ns(std::process::id()) - cpu0
+    );
     true
 }

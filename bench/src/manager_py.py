@@ -1,6 +1,7 @@
 # CPython's SyncManager doing the same work as `mp-bench manager`.
 # Usage: python3 -c SCRIPT single PLACEMENT REPEAT_SECS REPEATS
 #        python3 -c SCRIPT clients N_CLIENTS N_PAIRS
+#        python3 -c SCRIPT create N_PROXIES
 # Prints "name value" lines.
 import os, sys, time
 from multiprocessing.managers import SyncManager
@@ -77,8 +78,20 @@ def clients(n, pairs):
     print("dict_setget_clients", n * pairs * 2 / max(times))
     m.shutdown()
 
+def create(n):
+    m = SyncManager(address=("127.0.0.1", 0), authkey=b"bench")
+    m.start()
+    x = m.list(); del x  # warm-up
+    start = time.perf_counter()
+    for _ in range(n):
+        x = m.list(); del x
+    print("proxy_create_destroy", n / (time.perf_counter() - start))
+    m.shutdown()
+
 if __name__ == "__main__":
     if sys.argv[1] == "single":
         single(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]))
+    elif sys.argv[1] == "create":
+        create(int(sys.argv[2]))
     else:
         clients(int(sys.argv[2]), int(sys.argv[3]))

@@ -77,6 +77,7 @@ pub(crate) async fn serve_connection<S>(
     {
         return;
     }
+    let mut session = None;
     let greeted = tokio::time::timeout(ctx.limits.handshake_timeout, async {
         let authed = server_handshake_async(&mut stream, &ctx.authkey, &ctx.auth).await;
         ctx.throttle.record(&peer, &authed, &engine.metrics);
@@ -108,12 +109,23 @@ pub(crate) async fn serve_connection<S>(
         };
         let mut bytes = Vec::new();
         encode_into(&reply, &mut bytes).map_err(|e| e.to_string())?;
+        let welcome = matches!(reply, HelloReply::Welcome { .. });
+        // The session opens before the peer hears it is welcome, so that
+        // what it asks next (`status`, say) already counts it.
+        if welcome {
+            session = Some(engine.open_session(peer.clone()));
+        }
         write_frame_async(&mut stream, &bytes)
             .await
             .map_err(|e| e.to_string())?;
-        Ok::<bool, String>(matches!(reply, HelloReply::Welcome { .. }))
+        Ok::<bool, String>(welcome)
     })
     .await;
+    if !matches!(greeted, Ok(Ok(true))) {
+        if let Some(session) = session.take() {
+            engine.end_session(&session);
+        }
+    }
     match greeted {
         Ok(Ok(true)) => {}
         Ok(Ok(false)) => {
@@ -131,7 +143,9 @@ pub(crate) async fn serve_connection<S>(
             return;
         }
     }
-    let session = engine.open_session(peer);
+    let Some(session) = session else {
+        return;
+    };
     tracing::debug!(peer = session.peer(), session = session.id().0, "connected");
     let mut conn = Connection {
         engine: &engine,
@@ -170,7 +184,12 @@ impl Connection<'_> {
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         let mut inbuf: Vec<u8> = Vec::with_capacity(IDLE_BUFFER);
-        let mut stop = self.engine.shutdown.subscribe();
+        // One shutdown future for the whole connection: making one per
+        // request would register and unregister a waiter every time.
+        let engine = Arc::clone(self.engine);
+        let stopping = engine.shutdown.wait();
+        tokio::pin!(stopping);
+        let mut stopped = false;
         let max = self.ctx.limits.max_frame_bytes;
         loop {
             // Answer every complete frame already buffered.
@@ -211,10 +230,14 @@ impl Connection<'_> {
             if let Err(e) = self.flush(stream).await {
                 return e;
             }
-            if *stop.borrow() {
+            if stopped {
                 return self.stop(stream).await;
             }
+            // Biased: the order is fixed, which spares a random number per
+            // request; the stop comes first so a flood cannot starve it.
             tokio::select! {
+                biased;
+                () = &mut stopping, if !stopped => stopped = true,
                 read = stream.read_buf(&mut inbuf) => match read {
                     Ok(0) => return "closed by peer".into(),
                     Ok(n) => self.engine.metrics.received(n),
@@ -223,7 +246,6 @@ impl Connection<'_> {
                 Some(done) = self.waiting.join_next_with_id(), if !self.waiting.is_empty() => {
                     self.finished(done);
                 }
-                _ = stop.changed() => {}
             }
         }
     }

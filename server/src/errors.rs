@@ -2,7 +2,7 @@
 //! exceptions (`KeyError`, `IndexError`, …) with Python's messages.
 //!
 //! Every method of every object reports failure as a
-//! [`RemoteError`](mp_proto::RemoteError) whose [`ErrorKind`] is the
+//! [`RemoteError`] whose [`ErrorKind`] is the
 //! exception a CPython manager would raise for the same call, so a client
 //! (ours or, through a later codec, CPython's) re-raises the right thing.
 

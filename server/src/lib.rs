@@ -35,7 +35,7 @@
 //!   sockets; [`tls`] for TLS on TCP; [`limits`]; [`shutdown`].
 //! * [`metrics`]: counters and the Prometheus endpoint; [`throttle`]:
 //!   slowing down peers that fail authentication.
-//! * [`slice`], [`compare`], [`errors`]: Python's slices, ordering and
+//! * [`slice`](mod@slice), [`compare`], [`errors`]: Python's slices, ordering and
 //!   exceptions.
 
 pub mod args;

@@ -29,6 +29,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::connection::{serve_connection, ConnContext};
 use crate::engine::Engine;
+use crate::metrics::HandshakeFailure;
 
 /// Why a TLS certificate, key or configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -171,8 +172,14 @@ pub(crate) async fn serve_tls_connection(
         }
         // Info, as for failed authkey handshakes: scanners must not flood
         // the log at warning level.
-        Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
-        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+        Ok(Err(e)) => {
+            engine.metrics.tls_failed(HandshakeFailure::Tls);
+            tracing::info!(%peer, error = %e, "TLS handshake failed");
+        }
+        Err(_) => {
+            engine.metrics.tls_failed(HandshakeFailure::Timeout);
+            tracing::info!(%peer, "TLS handshake timed out");
+        }
     }
 }
 

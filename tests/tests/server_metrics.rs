@@ -141,3 +141,54 @@ fn metrics_count_what_clients_did() {
         Value::Int(3)
     );
 }
+
+#[test]
+fn failed_tls_handshakes_are_counted() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_file, key_file) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let server = ServerProcess::start_with(Options {
+        args: vec![
+            "--metrics-listen".into(),
+            "127.0.0.1:0".into(),
+            "--handshake-timeout".into(),
+            "1".into(),
+            "--tls-cert".into(),
+            cert_file.display().to_string(),
+            "--tls-key".into(),
+            key_file.display().to_string(),
+        ],
+        ..Options::default()
+    });
+    let metrics = metrics_address(&server);
+    // Bytes that are no ClientHello, and a peer that says nothing.
+    let mut http = TcpStream::connect(&server.address).unwrap();
+    http.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    http.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let _ = http.read_to_end(&mut Vec::new());
+    let mut silent = TcpStream::connect(&server.address).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let _ = silent.read_to_end(&mut Vec::new());
+    let s = scrape(&metrics);
+    assert_eq!(
+        s.int("mpserver_handshake_failures_total{reason=\"tls\"}"),
+        1
+    );
+    assert_eq!(
+        s.int("mpserver_handshake_failures_total{reason=\"timeout\"}"),
+        1
+    );
+    assert_eq!(s.int("mpserver_connections_total"), 2);
+    assert_eq!(s.int("mpserver_connections_open"), 0);
+    assert_eq!(s.int("mpserver_auth_failures_total"), 0);
+}

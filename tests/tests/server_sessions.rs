@@ -38,9 +38,11 @@ fn a_killed_client_frees_its_objects_and_its_lock() {
     // Another client waits for the lock with no timeout...
     let waiter = {
         let c2 = server.client();
+        // It releases what it got itself: only the owner may.
         std::thread::spawn(move || {
-            c2.call_method(lock, "acquire", vec![], Kwargs::new())
-                .map(|r| (c2, r))
+            let got = c2.call_method(lock, "acquire", vec![], Kwargs::new())?;
+            c2.call_method(lock, "release", vec![], Kwargs::new())?;
+            Ok::<_, multiprocessing::managers::ManagerError>(got)
         })
     };
     assert!(eventually(Duration::from_secs(30), || {
@@ -52,14 +54,12 @@ fn a_killed_client_frees_its_objects_and_its_lock() {
     // ...and gets it when the holder is killed.
     child.kill().unwrap();
     child.wait().unwrap();
-    let (c2, got) = waiter.join().unwrap().unwrap();
+    let got = waiter.join().unwrap().unwrap();
     assert_eq!(got.into_value().unwrap(), Value::Bool(true));
     assert!(eventually(Duration::from_secs(10), || c
         .number_of_objects()
         .unwrap()
         == baseline));
-    c2.call_method(lock, "release", vec![], Kwargs::new())
-        .unwrap();
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! Load: 2,000 client connections open at once on one server, each making
 //! a fixed mix of calls (a lock-protected counter, a dict, a shared list, a
-//! queue, an object of its own), with no update lost; the server's
-//! resident memory comes back near its baseline once they are gone.
+//! queue, an object of its own), with no update lost and no object left;
+//! once they are gone the server's resident memory is back near its
+//! baseline (taken after a first wave, since the allocator keeps what it
+//! freed for reuse), wave after wave.
 //!
 //! Sizes: `MP_SUITE_CONNECTIONS` (default 2,000) and `MP_SUITE_ROUNDS`
 //! (default 2) scale it up for a soak run, e.g.
@@ -38,8 +40,15 @@ fn call(cl: &ManagerClient, id: ObjectId, m: &str, a: Vec<Value>) -> Value {
 }
 
 /// Opens `n` connections, runs `rounds` of the mix on each from
-/// `threads` threads, checks the totals, and closes them.
-fn wave(server: &ServerProcess, c: &ManagerClient, s: &Arc<Shared>, n: usize, rounds: usize) {
+/// `threads` threads, checks the totals, and closes them. Returns the
+/// server's VmRSS (KiB) while they were open.
+fn wave(
+    server: &ServerProcess,
+    c: &ManagerClient,
+    s: &Arc<Shared>,
+    n: usize,
+    rounds: usize,
+) -> u64 {
     const THREADS: usize = 32;
     let clients: Vec<ManagerClient> = (0..n).map(|_| server.client()).collect();
     // The server counts a session just after its welcome is sent.
@@ -82,12 +91,14 @@ fn wave(server: &ServerProcess, c: &ManagerClient, s: &Arc<Shared>, n: usize, ro
     assert_eq!(after - before, (n * rounds) as i64, "lost updates");
     assert_eq!(call(c, s.dict, "__len__", vec![]), (n as i64).into());
     assert_eq!(call(c, s.queue, "qsize", vec![]), 0.into());
+    let open = server.vm_rss_kib();
     drop(clients);
     assert!(
         eventually(Duration::from_secs(60), || c.status().unwrap().connections
             == 1),
         "sessions did not end"
     );
+    open
 }
 
 #[test]
@@ -105,24 +116,31 @@ fn two_thousand_connections_lose_nothing_and_memory_returns() {
         queue: make("Queue", vec![]),
     });
     let objects = c.number_of_objects().unwrap();
-    // A first wave grows the allocator's pools to their working size; the
-    // baseline is taken after it, with only the first client connected.
-    wave(&server, &c, &s, n, 1);
+    // A first wave grows the allocator's pools to their working size (it
+    // keeps freed memory for reuse rather than returning it to the
+    // system); the baseline is taken after it, with only the first client
+    // connected, and later waves must not grow it.
+    let cold = server.vm_rss_kib();
+    let first = wave(&server, &c, &s, n, 1);
     let baseline = server.vm_rss_kib();
-    wave(&server, &c, &s, n, rounds);
-    wave(&server, &c, &s, n, rounds);
+    let peak = wave(&server, &c, &s, n, rounds).max(wave(&server, &c, &s, n, rounds));
     let after = server.vm_rss_kib();
-    eprintln!("VmRSS: baseline {baseline} KiB, after two more waves {after} KiB");
+    eprintln!(
+        "VmRSS: {cold} KiB cold, {first} KiB with {n} connections open, {baseline} KiB \
+         after they closed (baseline), {peak} KiB at most in two more waves, {after} KiB after"
+    );
     assert_eq!(c.number_of_objects().unwrap(), objects, "objects leaked");
     assert_eq!(
         call(&c, s.list, "__len__", vec![]),
         ((n + 2 * n * rounds) as i64).into()
     );
-    // Two more waves of n connections may not keep more than a quarter of
-    // the baseline plus 8 MiB of allocator slack: a leak of 4 KiB per
-    // connection (16 MiB over the 4,000 of the default size) exceeds it.
+    // Two more waves of n connections may grow it by an eighth plus 4 MiB
+    // of allocator slack at most: a leak of 2 KiB per connection (8 MiB
+    // over the 4,000 of the default size) exceeds that. (Observed: 2,000
+    // open connections cost about 11 MiB; the two later waves add under
+    // 1 MiB.)
     assert!(
-        after <= baseline + baseline / 4 + 8 * 1024,
+        after <= baseline + baseline / 8 + 4 * 1024,
         "VmRSS grew from {baseline} KiB to {after} KiB"
     );
 }

@@ -245,7 +245,7 @@ impl BaseManager {
     fn launch(&mut self, process: Process, mut reader: Connection) -> Result<(), ManagerError> {
         process.start().map_err(|e| start_error(&e))?;
         if let Ok(Some(pid)) = process.pid() {
-            super::release::note_server(pid);
+            super::after_fork::note_server(pid);
         }
         self.process = Some(process);
         let reported = match reader.poll(Some(START_TIMEOUT)) {

@@ -19,7 +19,7 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mp_proto::auth::{client_handshake, AuthOptions};
 use mp_proto::codec::{decode, encode_into};
@@ -31,6 +31,8 @@ use mp_server::table::ObjectInfo;
 use serde::{Deserialize, Serialize};
 
 use super::error::ManagerError;
+use super::release::Releases;
+use super::spin::{spin_until_readable, SpinPolicy, Spun};
 use super::tls::{TlsConnector, TlsStream};
 use crate::connection::Address;
 
@@ -112,10 +114,12 @@ pub struct ConnectOptions {
     pub auth: AuthOptions,
     /// The largest answer accepted.
     pub max_frame_bytes: u64,
-    /// How long a thread waiting for an answer polls the socket (yielding
-    /// the CPU between polls) before it sleeps in `read`. An answer that
-    /// arrives within it saves the sleep and wake-up, which dominate a
-    /// round trip between CPUs; zero never polls.
+    /// The longest a thread waiting for an answer polls the socket
+    /// (yielding the CPU between polls) before it sleeps in `read`. An
+    /// answer that arrives within it saves the sleep and wake-up, which
+    /// dominate a round trip between CPUs. Whether to poll at all is
+    /// learned per connection from measured round trips; zero never
+    /// polls.
     pub spin: Duration,
     /// Speak TLS to the server (`mpserver serve --tls-cert …`); `None`,
     /// the default, is plain TCP. TCP addresses only. A successful TLS
@@ -179,33 +183,16 @@ impl Stream {
         }
     }
 
-    /// Polls for readable data for up to `spin`, yielding between polls;
-    /// returns early once there is some (or the peer closed).
-    fn spin_until_readable(&self, spin: Duration) {
-        if spin.is_zero() {
-            return;
-        }
-        // Decrypted bytes may wait inside the TLS session while the
-        // socket has none.
+    /// Polls for readable data for up to `spin` (see
+    /// [`spin_until_readable`]); skipped when decrypted bytes already wait
+    /// inside the TLS session while the socket has none.
+    fn spin_until_readable(&self, spin: Duration) -> Spun {
         if let Stream::Tls(s) = self {
             if s.has_buffered() {
-                return;
+                return Spun::Skipped;
             }
         }
-        let start = std::time::Instant::now();
-        let mut fds = libc::pollfd {
-            fd: self.fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        loop {
-            // SAFETY: poll(2) on one valid pollfd we own, zero timeout.
-            let ready = unsafe { libc::poll(&mut fds, 1, 0) };
-            if ready != 0 || start.elapsed() >= spin {
-                return;
-            }
-            std::thread::yield_now();
-        }
+        spin_until_readable(self.fd(), spin)
     }
 
     fn shutdown(&self) {
@@ -251,6 +238,9 @@ struct Slot {
     answer: Option<Outcome>,
     /// The waiting thread's condition variable.
     wake: Arc<Condvar>,
+    /// Whether that thread sleeps on it now: a wake-up is a system call,
+    /// so only a sleeping thread gets one.
+    waiting: bool,
 }
 
 struct State {
@@ -260,6 +250,8 @@ struct State {
     slots: HashMap<u64, Slot>,
     /// Why the connection is dead, once it is.
     dead: Option<String>,
+    /// Whether waiting threads poll before they sleep.
+    spin: SpinPolicy,
 }
 
 struct Inner {
@@ -268,7 +260,8 @@ struct Inner {
     state: Mutex<State>,
     next_id: AtomicU64,
     max_frame: u64,
-    spin: Duration,
+    /// `decref`s of dropped proxies waiting to go out.
+    releases: Releases,
 }
 
 /// A connection to a manager server. Cheap to clone; clones share the
@@ -290,6 +283,11 @@ thread_local! {
 }
 
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
+
+/// The calling thread's condition variable for waiting on answers.
+pub(super) fn thread_wake() -> Arc<Condvar> {
+    WAKE.with(Arc::clone)
+}
 
 /// The calling thread's number, assigned on first use.
 pub fn current_thread_no() -> u64 {
@@ -394,12 +392,18 @@ impl ManagerClient {
                     reader: Some(BufReader::with_capacity(READ_BUFFER, stream)),
                     slots: HashMap::new(),
                     dead: None,
+                    spin: SpinPolicy::new(options.spin),
                 }),
                 next_id: AtomicU64::new(1),
                 max_frame: options.max_frame_bytes,
-                spin: options.spin,
+                releases: Releases::default(),
             }),
         })
+    }
+
+    /// Whether `other` shares this one's connection (is a clone of it).
+    pub fn same_connection(&self, other: &ManagerClient) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// The server's address.
@@ -415,52 +419,96 @@ impl ManagerClient {
         args: Vec<Value>,
         kwargs: Kwargs,
     ) -> Result<Returned, ManagerError> {
-        let inner = &*self.inner;
-        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let request = Request {
-            id,
-            target,
-            method: method.to_owned(),
-            args,
-            kwargs,
-            thread: current_thread_no(),
-        };
-        let mut frame = vec![0u8; 4];
-        encode_into(&request, &mut frame).map_err(|e| ManagerError::Protocol(e.to_string()))?;
-        let len = i32::try_from(frame.len() - 4)
-            .map_err(|_| ManagerError::Protocol("request larger than 2 GiB".into()))?;
-        frame[..4].copy_from_slice(&len.to_be_bytes());
-        let wake = WAKE.with(Arc::clone);
-        {
-            let mut state = lock(&inner.state);
-            if let Some(why) = &state.dead {
-                return Err(ManagerError::ConnectionLost(why.clone()));
-            }
+        let released = self.inner.releases.take();
+        if !released.is_empty() {
+            return self.call_with_releases(released, target, method, args, kwargs);
+        }
+        let id = self.next_id();
+        let mut frame = Vec::with_capacity(64);
+        encode_request(&mut frame, id, target, method, args, kwargs)?;
+        let wake = thread_wake();
+        let spin = self.register(&[id], &wake)?;
+        let sent = Instant::now();
+        self.send(&frame, &[id])?;
+        self.wait(id, &wake, spin, Some(sent))
+    }
+
+    /// The `decref`s waiting to go out on this connection.
+    pub(super) fn releases(&self) -> &Releases {
+        &self.inner.releases
+    }
+
+    /// Forgets the registered calls `ids`: their answers, if any come, are
+    /// dropped.
+    pub(super) fn forget(&self, ids: &[u64]) {
+        let mut state = lock(&self.inner.state);
+        for id in ids {
+            state.slots.remove(id);
+        }
+    }
+
+    /// A fresh request id.
+    pub(super) fn next_id(&self) -> u64 {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Registers the calls `ids` of this thread before their requests go
+    /// out; returns how long to poll while waiting for their answers.
+    pub(super) fn register(
+        &self,
+        ids: &[u64],
+        wake: &Arc<Condvar>,
+    ) -> Result<Duration, ManagerError> {
+        let mut state = lock(&self.inner.state);
+        if let Some(why) = &state.dead {
+            return Err(ManagerError::ConnectionLost(why.clone()));
+        }
+        for &id in ids {
             state.slots.insert(
                 id,
                 Slot {
                     answer: None,
-                    wake: Arc::clone(&wake),
+                    wake: Arc::clone(wake),
+                    waiting: false,
                 },
             );
         }
-        let written = lock(&inner.writer).write_all(&frame);
+        Ok(state.spin.next())
+    }
+
+    /// Writes encoded request frames for the registered calls `ids`; on
+    /// failure the connection is dead and the calls are forgotten.
+    pub(super) fn send(&self, frames: &[u8], ids: &[u64]) -> Result<(), ManagerError> {
+        let written = lock(&self.inner.writer).write_all(frames);
         if let Err(e) = written {
-            let mut state = lock(&inner.state);
-            state.slots.remove(&id);
+            let mut state = lock(&self.inner.state);
+            for id in ids {
+                state.slots.remove(id);
+            }
             Self::kill(&mut state, format!("write failed: {e}"));
             return Err(ManagerError::ConnectionLost(format!("write failed: {e}")));
         }
-        self.wait(id, &wake)
+        Ok(())
     }
 
-    /// Waits for the answer to `id`, reading the socket when nobody else is.
-    fn wait(&self, id: u64, wake: &Condvar) -> Result<Returned, ManagerError> {
+    /// Waits for the answer to `id`, reading the socket when nobody else is
+    /// (polling it for up to `spin` first). With `sent`, the round trip
+    /// teaches the connection whether polling pays.
+    pub(super) fn wait(
+        &self,
+        id: u64,
+        wake: &Condvar,
+        spin: Duration,
+        sent: Option<Instant>,
+    ) -> Result<Returned, ManagerError> {
         let inner = &*self.inner;
         let mut state = lock(&inner.state);
         loop {
             if let Some(answer) = state.slots.get_mut(&id).and_then(|s| s.answer.take()) {
                 state.slots.remove(&id);
+                if let Some(sent) = sent {
+                    state.spin.record(spin, sent.elapsed());
+                }
                 Self::pass_reading(&state);
                 return Self::outcome(answer);
             }
@@ -470,16 +518,27 @@ impl ManagerClient {
                 return Err(ManagerError::ConnectionLost(why));
             }
             let Some(mut reader) = state.reader.take() else {
+                if let Some(slot) = state.slots.get_mut(&id) {
+                    slot.waiting = true;
+                }
                 state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+                if let Some(slot) = state.slots.get_mut(&id) {
+                    slot.waiting = false;
+                }
                 continue;
             };
             drop(state);
-            if reader.buffer().is_empty() {
-                reader.get_ref().spin_until_readable(inner.spin);
-            }
+            let spun = if reader.buffer().is_empty() {
+                reader.get_ref().spin_until_readable(spin)
+            } else {
+                Spun::Skipped
+            };
             let frame = read_frame(&mut reader, inner.max_frame);
             state = lock(&inner.state);
             state.reader = Some(reader);
+            if spun == Spun::Contended {
+                state.spin.contended();
+            }
             let response = match frame {
                 Ok(Some(bytes)) => decode::<Response>(&bytes).map_err(|e| e.to_string()),
                 Ok(None) => Err("the server closed the connection".to_string()),
@@ -489,7 +548,7 @@ impl ManagerClient {
                 Ok(Response { id: rid, outcome }) => {
                     if let Some(slot) = state.slots.get_mut(&rid) {
                         slot.answer = Some(outcome);
-                        if rid != id {
+                        if slot.waiting {
                             slot.wake.notify_one();
                         }
                     }
@@ -503,7 +562,11 @@ impl ManagerClient {
     /// reading.
     fn pass_reading(state: &State) {
         if state.reader.is_some() {
-            if let Some(slot) = state.slots.values().find(|s| s.answer.is_none()) {
+            if let Some(slot) = state
+                .slots
+                .values()
+                .find(|s| s.waiting && s.answer.is_none())
+            {
                 slot.wake.notify_one();
             }
         }
@@ -636,6 +699,37 @@ impl Drop for Inner {
     fn drop(&mut self) {
         lock(&self.writer).shutdown();
     }
+}
+
+/// Appends the frame of one request to `out`.
+pub(super) fn encode_request(
+    out: &mut Vec<u8>,
+    id: u64,
+    target: Target,
+    method: &str,
+    args: Vec<Value>,
+    kwargs: Kwargs,
+) -> Result<(), ManagerError> {
+    let request = Request {
+        id,
+        target,
+        method: method.to_owned(),
+        args,
+        kwargs,
+        thread: current_thread_no(),
+    };
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    if let Err(e) = encode_into(&request, out) {
+        out.truncate(at);
+        return Err(ManagerError::Protocol(e.to_string()));
+    }
+    let Ok(len) = i32::try_from(out.len() - at - 4) else {
+        out.truncate(at);
+        return Err(ManagerError::Protocol("request larger than 2 GiB".into()));
+    };
+    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    Ok(())
 }
 
 fn id_value(id: ObjectId) -> Value {

@@ -49,7 +49,12 @@ extern "C" fn prepare() {
                 .unwrap_or_else(PoisonError::into_inner),
         ),
         Box::new(
-            super::release::SERVERS
+            super::after_fork::SERVERS
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        ),
+        Box::new(
+            super::after_fork::WAITER
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         ),

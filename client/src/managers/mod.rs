@@ -51,7 +51,9 @@
 //!
 //! # Layout
 //!
-//! * [`client`]: [`ManagerClient`] and what its calls return.
+//! * [`client`]: [`ManagerClient`] and what its calls return; [`batch`]:
+//!   many calls in flight at once ([`Call`]); a private `spin` module
+//!   learns whether to poll before sleeping for an answer.
 //! * [`error`]: [`ManagerError`], why a call failed.
 //! * [`proxy`]: [`BaseProxy`], one counted reference to a shared object.
 //! * [`proxies`]: the typed proxies ([`DictProxy`], [`LockProxy`], …).
@@ -66,7 +68,9 @@
 //! * [`tls`]: [`TlsConnector`], TLS to a server started with
 //!   `--tls-cert`.
 
+mod after_fork;
 pub mod base_manager;
+pub mod batch;
 pub mod client;
 pub mod error;
 mod fork;
@@ -74,11 +78,13 @@ pub mod proxies;
 pub mod proxy;
 mod release;
 pub mod server;
+mod spin;
 pub mod sync_manager;
 pub mod tls;
 pub mod transfer;
 
 pub use base_manager::{BaseManager, ClientRegistration, Manager};
+pub use batch::Call;
 pub use client::{ConnectOptions, ManagerClient, Returned, ServerStatus, TypeInfo, WeakClient};
 pub use error::ManagerError;
 pub use mp_server::slice::Slice;

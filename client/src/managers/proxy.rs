@@ -4,9 +4,10 @@
 //!
 //! A `BaseProxy` owns exactly one reference on the server, held by the
 //! process's connection: cloning takes another (`incref`), dropping gives
-//! it back (`decref`). The `decref` of a drop runs on a background
-//! releaser thread so a dropping thread never waits on the network; if
-//! the connection is gone by then, the server already released everything
+//! it back (`decref`). The `decref` of a drop is queued on the connection
+//! (it rides in front of the next call, or a background releaser thread
+//! sends it), so a dropping thread never waits on the network; if the
+//! connection is gone by then, the server already released everything
 //! the connection held.
 
 use std::fmt;
@@ -21,7 +22,6 @@ use serde::Serialize;
 
 use super::client::ManagerClient;
 use super::error::ManagerError;
-pub(crate) use super::release::release_later;
 
 /// One reference to a shared object, with the connection it is held by.
 ///
@@ -208,7 +208,7 @@ impl Drop for BaseProxy {
         if self.pid == std::process::id() && self.born != super::fork::forks() {
             // A child forked while this proxy was alive may still rely on
             // this reference (its first call takes its own).
-            super::release::release_after_children(client, self.token.id);
+            super::after_fork::release_after_children(client, self.token.id);
         } else {
             release_later(client, self.token.id);
         }
@@ -219,6 +219,12 @@ impl fmt::Debug for BaseProxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.fmt_debug("BaseProxy", f)
     }
+}
+
+/// Queues a `decref` of `id` on `client`'s connection (see
+/// [`ManagerClient::decref_later`]).
+pub(crate) fn release_later(client: ManagerClient, id: mp_proto::ObjectId) {
+    client.decref_later(id);
 }
 
 /// A proxy type a manager can hand out for a typeid (Python's

@@ -1,130 +1,233 @@
-//! Giving references back in the background: the `decref` of a dropped
-//! proxy runs on a releaser thread, so a dropping thread never waits on
-//! the network (CPython runs it from its finalizer, on the dropping
-//! thread).
+//! Deferred `decref`s: the references dropped proxies give back (Python's
+//! `BaseProxy._decref`, which CPython runs from a finalizer on a fresh
+//! connection each time).
 //!
-//! A reference that was alive when this process forked is given back
-//! only once this process's live children (manager servers aside) have
-//! exited: a forked child shares the proxy's memory and takes its own
-//! reference only on its first call, so until then the parent's must
-//! stand. The releaser checks those children every few milliseconds
-//! while such references wait.
+//! Dropping a proxy never waits on the network. Its `decref` is queued on
+//! its connection and goes out either in front of the next call made on
+//! that connection — in the same write, so it costs no system call of its
+//! own — or, if no call comes within [`WINDOW`], from a background
+//! releaser thread, together with everything else queued by then. The
+//! server answers calls of one connection in order, so a piggybacked
+//! `decref` is answered before the call behind it; its answer is simply
+//! dropped. If the connection is gone by then, the server has already
+//! released everything the connection held.
 
-use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Sender};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use mp_proto::ObjectId;
+use mp_proto::message::{Kwargs, Target};
+use mp_proto::{ObjectId, Value};
 
-use super::client::ManagerClient;
-use crate::process::Process;
+use super::batch::Call;
+use super::client::{encode_request, thread_wake, ManagerClient, Returned};
+use super::error::ManagerError;
 
-/// A reference waiting to be given back, and whether it must wait for
-/// this process's children.
-pub(super) struct Release {
-    client: ManagerClient,
-    id: ObjectId,
-    after_children: bool,
+/// How long a queued `decref` waits for a call to ride on before the
+/// releaser thread sends it.
+const WINDOW: Duration = Duration::from_micros(200);
+
+/// One connection's queued `decref`s.
+#[derive(Default)]
+pub(crate) struct Releases {
+    pending: Mutex<Vec<ObjectId>>,
+    /// Whether `pending` may be non-empty: a call checks this one load.
+    any: AtomicBool,
+    /// Whether the releaser thread has been told about this connection
+    /// and has not flushed it yet.
+    queued: AtomicBool,
+}
+
+impl Releases {
+    /// Queues `id`; `true` if the releaser thread must be told.
+    fn push(&self, id: ObjectId) -> bool {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(id);
+        self.any.store(true, Ordering::Release);
+        !self.queued.swap(true, Ordering::AcqRel)
+    }
+
+    /// Takes everything queued (nothing, cheaply, when nothing is).
+    pub(crate) fn take(&self) -> Vec<ObjectId> {
+        if !self.any.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        self.any.store(false, Ordering::Release);
+        std::mem::take(&mut *pending)
+    }
 }
 
 /// The releaser thread's inbox, with the pid that started it (a forked
 /// child has no such thread and starts its own).
-pub(super) static RELEASER: Mutex<Option<(u32, Sender<Release>)>> = Mutex::new(None);
+pub(super) static RELEASER: Mutex<Option<(u32, Sender<ManagerClient>)>> = Mutex::new(None);
 
-/// The pids of manager servers this process started: they never use a
-/// proxy they inherit, so no release waits for them.
-pub(super) static SERVERS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-
-/// How often waiting references look at the children again.
-const CHILD_POLL: Duration = Duration::from_millis(10);
-
-/// Records `pid` as a manager server of this process.
-pub(crate) fn note_server(pid: u32) {
-    super::fork::protect_tables();
-    SERVERS
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(pid);
-}
-
-/// Queues a `decref` for the releaser thread.
-pub(crate) fn release_later(client: ManagerClient, id: ObjectId) {
-    send(Release {
-        client,
-        id,
-        after_children: false,
-    });
-}
-
-/// Queues a `decref` to run once this process's live children (manager
-/// servers aside) have exited.
-pub(crate) fn release_after_children(client: ManagerClient, id: ObjectId) {
-    send(Release {
-        client,
-        id,
-        after_children: true,
-    });
-}
-
-fn send(release: Release) {
-    super::fork::protect_tables();
-    let mut slot = RELEASER.lock().unwrap_or_else(PoisonError::into_inner);
-    let pid = std::process::id();
-    if !matches!(&*slot, Some((p, _)) if *p == pid) {
-        let (tx, rx) = channel::<Release>();
-        let spawned = std::thread::Builder::new()
-            .name("mp-proxy-release".into())
-            .spawn(move || releaser(rx));
-        if spawned.is_err() {
-            // No thread: release inline rather than leak.
-            drop(slot);
-            let _ = release.client.decref(release.id);
-            return;
+impl ManagerClient {
+    /// Gives back a reference to `id` this connection owns, later and
+    /// without waiting: in front of the next call on this connection, or
+    /// from a background thread shortly after.
+    pub fn decref_later(&self, id: ObjectId) {
+        if self.releases().push(id) {
+            self.wake_releaser();
         }
-        *slot = Some((pid, tx));
     }
-    if let Some((_, tx)) = &*slot {
-        let _ = tx.send(release);
-    }
-}
 
-/// The children a waiting reference must outlive.
-fn children() -> Vec<Process> {
-    let servers = SERVERS
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    crate::process::active_children()
-        .into_iter()
-        .filter(|p| match p.pid() {
-            Ok(Some(pid)) => !servers.contains(&pid),
-            _ => false,
-        })
-        .collect()
-}
-
-/// The releaser thread's loop.
-fn releaser(rx: std::sync::mpsc::Receiver<Release>) {
-    let mut waiting: Vec<Release> = Vec::new();
-    loop {
-        let next = if waiting.is_empty() {
-            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
-        } else {
-            rx.recv_timeout(CHILD_POLL)
-        };
-        match next {
-            Ok(r) if r.after_children => waiting.push(r),
+    /// Sends every queued `decref` now and waits for the answers.
+    fn flush_releases(&self) {
+        self.releases().queued.store(false, Ordering::Release);
+        let ids = self.releases().take();
+        if !ids.is_empty() {
             // A failure means the connection is gone, and with it every
             // reference it held.
-            Ok(r) => drop(r.client.decref(r.id)),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) if waiting.is_empty() => return,
-            Err(RecvTimeoutError::Disconnected) => std::thread::sleep(CHILD_POLL),
+            let _ = self.decref_many(&ids);
         }
-        if !waiting.is_empty() && children().is_empty() {
-            for r in waiting.drain(..) {
-                let _ = r.client.decref(r.id);
+    }
+
+    fn wake_releaser(&self) {
+        super::fork::protect_tables();
+        let mut slot = RELEASER.lock().unwrap_or_else(PoisonError::into_inner);
+        let pid = std::process::id();
+        if !matches!(&*slot, Some((p, _)) if *p == pid) {
+            let (tx, rx) = channel::<ManagerClient>();
+            let spawned = std::thread::Builder::new()
+                .name("mp-proxy-release".into())
+                .spawn(move || {
+                    while let Ok(first) = rx.recv() {
+                        // Give a call the chance to carry them first.
+                        std::thread::sleep(WINDOW);
+                        first.flush_releases();
+                        for client in rx.try_iter() {
+                            client.flush_releases();
+                        }
+                    }
+                });
+            if spawned.is_err() {
+                // No thread: release inline rather than leak.
+                drop(slot);
+                self.flush_releases();
+                return;
             }
+            *slot = Some((pid, tx));
+        }
+        if let Some((_, tx)) = &*slot {
+            let _ = tx.send(self.clone());
+        }
+    }
+
+    /// [`call`](Self::call) with the queued `decref`s `released` written
+    /// in front of the request, in the same write.
+    pub(super) fn call_with_releases(
+        &self,
+        released: Vec<ObjectId>,
+        target: Target,
+        method: &str,
+        args: Vec<Value>,
+        kwargs: Kwargs,
+    ) -> Result<Returned, ManagerError> {
+        let mut frames = Vec::with_capacity(64 + 32 * released.len());
+        let mut ids = Vec::with_capacity(released.len() + 1);
+        for r in released {
+            let id = self.next_id();
+            let Call {
+                target,
+                method,
+                args,
+                kwargs,
+            } = Call::server("decref", vec![Value::Int(r.0 as i64)]);
+            // Encoding an int cannot fail short of memory; if it does,
+            // the reference stays until the connection closes.
+            if encode_request(&mut frames, id, target, &method, args, kwargs).is_ok() {
+                ids.push(id);
+            }
+        }
+        let id = self.next_id();
+        encode_request(&mut frames, id, target, method, args, kwargs)?;
+        ids.push(id);
+        let wake = thread_wake();
+        let spin = self.register(&ids, &wake)?;
+        let sent = Instant::now();
+        self.send(&frames, &ids)?;
+        let result = self.wait(id, &wake, spin, Some(sent));
+        // Answered before ours (or the connection is dead): drop them.
+        self.forget(&ids[..ids.len() - 1]);
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mp_server::{Listen, Registry, Server};
+
+    const KEY: &[u8] = b"release-test";
+
+    fn client() -> ManagerClient {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let bound = Server::new(Registry::sync_manager(), KEY.to_vec())
+                    .bind(&Listen::Tcp("127.0.0.1:0".into()))
+                    .await
+                    .unwrap();
+                tx.send(bound.address().to_owned()).unwrap();
+                bound.run().await.unwrap();
+            });
+        });
+        let address: String = rx.recv().unwrap();
+        ManagerClient::connect(&address.parse().unwrap(), KEY).unwrap()
+    }
+
+    fn lists(c: &ManagerClient, n: usize) -> Vec<ObjectId> {
+        (0..n)
+            .map(|_| c.create("list", vec![], Kwargs::new()).unwrap().token.id)
+            .collect()
+    }
+
+    #[test]
+    fn piggybacked_decrefs_are_answered_before_the_call_behind_them() {
+        let c = client();
+        let ids = lists(&c, 50);
+        let count = c
+            .call_with_releases(
+                ids,
+                Target::Server,
+                "number_of_objects",
+                vec![],
+                Kwargs::new(),
+            )
+            .unwrap()
+            .into_value()
+            .unwrap();
+        assert_eq!(count, Value::Int(0));
+        // The connection goes on as usual.
+        assert_eq!(c.number_of_objects().unwrap(), 0);
+    }
+
+    #[test]
+    fn queued_decrefs_go_out_with_the_next_call_or_from_the_releaser() {
+        let c = client();
+        let ids = lists(&c, 20);
+        for id in &ids[..10] {
+            c.decref_later(*id);
+        }
+        // This call carries what the releaser has not taken yet, and those
+        // are answered before it.
+        let left = c.number_of_objects().unwrap();
+        assert!((10..=20).contains(&left), "{left}");
+        for id in &ids[10..] {
+            c.decref_later(*id);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while c.number_of_objects().unwrap() > 0 {
+            assert!(Instant::now() < deadline, "queued decrefs never went out");
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }

@@ -19,7 +19,7 @@
 //!
 //! * this file: the counters and the one-line hooks the serve loop calls;
 //! * [`histogram`]: the call-latency histogram;
-//! * [`render`]: the scrape, encoded with `prometheus-client`;
+//! * [`render`](mod@render): the scrape, encoded with `prometheus-client`;
 //! * [`endpoint`]: the tiny HTTP responder for `GET /metrics`.
 
 pub mod endpoint;
@@ -49,12 +49,14 @@ pub use render::render;
 const ALWAYS: [&str; 3] = ["__repr__", "__str__", "#GETVALUE"];
 
 /// The server-level methods (see [`crate::control`]), for their counters.
-const SERVER_METHODS: [&str; 12] = [
+const SERVER_METHODS: [&str; 14] = [
     "ping",
     "dummy",
     "create",
     "incref",
     "decref",
+    "transit",
+    "receive",
     "get_methods",
     "exposed",
     "number_of_objects",
@@ -98,9 +100,12 @@ pub(crate) enum HandshakeFailure {
     Closed = 1,
     /// The peer sent something that is not the handshake or the hello.
     Protocol = 2,
+    /// The TLS handshake failed (no ClientHello, no common version, a
+    /// refused client certificate).
+    Tls = 3,
 }
 
-const HANDSHAKE_REASONS: [&str; 3] = ["timeout", "closed", "protocol"];
+const HANDSHAKE_REASONS: [&str; 4] = ["timeout", "closed", "protocol", "tls"];
 
 impl HandshakeFailure {
     /// Why reading a handshake frame failed: the peer went away, or sent
@@ -244,6 +249,14 @@ impl Metrics {
         OpenConnection(self)
     }
 
+    /// A TLS connection that ended before its authkey handshake (where
+    /// [`Metrics::connection`] counts the others): counted as accepted,
+    /// and as a failed handshake for `reason`.
+    pub(crate) fn tls_failed(&self, reason: HandshakeFailure) {
+        drop(self.connection());
+        self.handshake_failed(reason);
+    }
+
     /// A peer was refused after the handshake (connection limit, version).
     pub(crate) fn refused(&self) {
         bump(&self.connections_refused, 1);
@@ -338,6 +351,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::object::SessionId;
     use crate::registry::Registry;
 
     fn metrics() -> Metrics {
@@ -381,6 +395,18 @@ mod tests {
     }
 
     #[test]
+    fn every_counted_server_method_is_one_the_server_has() {
+        let engine = crate::Engine::new(crate::Registry::sync_manager());
+        let session = std::sync::Arc::new(crate::session::Session::new(SessionId(1), "t"));
+        for method in SERVER_METHODS.iter().filter(|m| **m != "shutdown") {
+            let args = crate::Args::new(vec![], Default::default());
+            if let Outcome::Error(e) = engine.server_call(&session, method, args) {
+                assert!(!e.message.contains("has no method"), "{method}: {e}");
+            }
+        }
+    }
+
+    #[test]
     fn handshake_results_are_classified() {
         let m = metrics();
         m.handshake(&Ok(()));
@@ -388,10 +414,14 @@ mod tests {
         m.handshake(&Err(AuthenticationError::Timeout));
         m.handshake(&Err(AuthenticationError::Closed));
         m.handshake(&Err(AuthenticationError::Protocol("x".into())));
+        m.tls_failed(HandshakeFailure::Tls);
         assert_eq!(m.auth_failures.load(Ordering::Relaxed), 1);
         for reason in &m.handshake_failures {
             assert_eq!(reason.load(Ordering::Relaxed), 1);
         }
+        // The TLS failure is an accepted connection, closed again.
+        assert_eq!(m.connections_accepted.load(Ordering::Relaxed), 1);
+        assert_eq!(m.connections_open.load(Ordering::Relaxed), 0);
     }
 
     #[test]

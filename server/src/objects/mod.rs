@@ -12,7 +12,7 @@
 //! | `Barrier` | [`barrier`] | `threading.Barrier` |
 //! | `Namespace` | [`namespace`] | `managers.Namespace` |
 //! | `Value` | [`value`] | `managers.Value` |
-//! | `Array` | [`array`] | `array.array` |
+//! | `Array` | [`array`](mod@array) | `array.array` |
 //!
 //! The blocking ones (queue, the semaphore family, condition, event,
 //! barrier) sit on the one waiting engine in [`crate::wait`]. Method names,
