@@ -47,6 +47,10 @@ fn my_pid(_: u32) -> u32 {
     std::process::id()
 }
 
+fn failing_init() -> Result<(), String> {
+    Err("this initializer always fails".into())
+}
+
 fn init(value: u32) {
     INITIALIZED.store(value, Ordering::SeqCst);
 }
@@ -389,6 +393,29 @@ fn terminate_from_a_callback(m: StartMethod) -> Result<(), String> {
         .map_err(|_| "the callback never finished".to_string())
 }
 
+fn a_failing_initializer_breaks_the_pool_instead_of_hanging(m: StartMethod) -> Result<(), String> {
+    let p = Pool::builder()
+        .processes(2)
+        .context(get_context(m))
+        .initializer(failing_init, ())
+        .build()
+        .map_err(|e| e.to_string())?;
+    // The pool may give up before or after the call is queued.
+    match p
+        .map_async(square, 0..4u64)
+        .and_then(|r| r.get_timeout(PATIENCE))
+    {
+        Err(PoolError::Broken(why)) if why.contains("initializer") => {}
+        other => return Err(format!("map with a failing initializer: {other:?}")),
+    }
+    match p.apply(add, (1, 1)) {
+        Err(PoolError::Broken(_)) => {}
+        other => return Err(format!("apply on a broken pool: {other:?}")),
+    }
+    p.close();
+    p.join().map_err(|e| e.to_string())
+}
+
 type Test = fn(StartMethod) -> Result<(), String>;
 
 const TESTS: &[(&str, Test)] = &[
@@ -418,6 +445,10 @@ const TESTS: &[(&str, Test)] = &[
         a_forked_copy_leaves_the_pool_alone,
     ),
     ("terminate_from_a_callback", terminate_from_a_callback),
+    (
+        "a_failing_initializer_breaks_the_pool_instead_of_hanging",
+        a_failing_initializer_breaks_the_pool_instead_of_hanging,
+    ),
 ];
 
 fn main() {

@@ -38,7 +38,9 @@ macro_rules! pool_api {
 
     /// [`apply_async`](Self::apply_async) with Python's `callback` (called
     /// with the value) and `error_callback` (called with the error), run
-    /// on the pool's result thread before the result is marked ready.
+    /// on a thread of the pool (a process pool's result thread, the
+    /// thread that ran the task in a thread pool) before the result is
+    /// marked ready. They must not block on the pool's other results.
     pub fn apply_async_with<F, Args, C, E>(
         &self,
         f: F,

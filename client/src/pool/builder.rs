@@ -45,8 +45,11 @@ impl PoolBuilder {
     }
 
     /// Each worker calls `f(args…)` when it starts (Python's
-    /// `initializer`/`initargs`). A failing initializer makes the worker
-    /// exit, and the pool starts another, as in Python.
+    /// `initializer`/`initargs`). A failing initializer (panic or `Err`)
+    /// makes the worker exit, and the pool starts another, as in Python;
+    /// when three rounds of new workers all fail it and no live worker got
+    /// past it, the pool gives up: calls fail with
+    /// [`PoolError::Broken`] instead of hanging.
     pub fn initializer<F, Args>(mut self, f: F, args: Args) -> Self
     where
         F: PoolFn<Args> + Copy,

@@ -29,7 +29,8 @@ use std::time::Duration;
 
 use super::record::{parse_result, stop_record, RawSink, STOP};
 use super::worker::{
-    spin_get, split_batch, worker_main, Initializer, WorkerArgs, BUF_BYTES, SLOT_WORDS, SPIN,
+    spin_get, split_batch, worker_main, Initializer, WorkerArgs, BUF_BYTES, INIT_FAILED,
+    SLOT_WORDS, SPIN,
 };
 use super::PoolError;
 use crate::context::{Context, StartMethod};
@@ -96,6 +97,10 @@ pub(crate) struct Core {
     wake_tx: OwnedFd,
     wake_rx: OwnedFd,
     worker_counter: AtomicUsize,
+    /// Workers in a row whose initializer failed.
+    init_failures: AtomicUsize,
+    /// Why the pool gave up, if it did.
+    broken: Mutex<Option<PoolError>>,
     /// The process that made the pool: only it may stop it (a forked
     /// child holding a copy must not kill the parent's workers).
     pub(crate) owner: u32,
@@ -151,6 +156,8 @@ impl Core {
             wake_tx,
             wake_rx,
             worker_counter: AtomicUsize::new(0),
+            init_failures: AtomicUsize::new(0),
+            broken: Mutex::new(None),
             owner: std::process::id(),
         });
         {
@@ -227,6 +234,9 @@ impl Core {
         // Checked under the cache's lock, which `terminate` takes after
         // changing the state: a job is either refused or aborted by it.
         let mut jobs = lock(&self.jobs);
+        if let Some(e) = lock(&self.broken).clone() {
+            return Err(e);
+        }
         if self.state.load(Ordering::SeqCst) != RUN {
             return Err(PoolError::NotRunning);
         }
@@ -392,6 +402,13 @@ impl Core {
                     let _ = w.process.join();
                     workers[slot] = None;
                     self.fail_held_chunk(slot, pid, code);
+                    let initialized = self.slots.get(slot * SLOT_WORDS + 3).unwrap_or(0) == 1;
+                    let _ = self.slots.set(slot * SLOT_WORDS + 3, 0);
+                    if code == INIT_FAILED && !initialized {
+                        self.init_failures.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        self.init_failures.store(0, Ordering::SeqCst);
+                    }
                     if self.should_replace() {
                         match self.spawn_worker(slot) {
                             Ok(w) => {
@@ -404,6 +421,7 @@ impl Core {
                         }
                     }
                 }
+                self.check_broken(&workers);
             }
             if self.stopping.load(Ordering::SeqCst) && !any_alive {
                 return;
@@ -412,7 +430,43 @@ impl Core {
         }
     }
 
+    /// Gives up, failing every job, when no task can ever run: the
+    /// initializer failed in three rounds of new workers with none of the
+    /// live ones past it, or no worker could be started at all.
+    fn check_broken(&self, workers: &[Option<Worker>]) {
+        if !self.should_replace() {
+            return;
+        }
+        let live = workers.iter().flatten().count();
+        let initialized = (0..workers.len())
+            .filter(|&s| workers[s].is_some())
+            .any(|s| self.slots.get(s * SLOT_WORDS + 3).unwrap_or(0) == 1);
+        let failures = self.init_failures.load(Ordering::SeqCst);
+        let reason = if live == 0 {
+            "no worker process could be started".to_string()
+        } else if failures >= 3 * self.processes && !initialized {
+            format!("the initializer failed in {failures} workers in a row (their stderr says why)")
+        } else {
+            return;
+        };
+        tracing::error!(target: "multiprocessing", "pool: {reason}; failing its tasks");
+        let error = PoolError::Broken(reason);
+        *lock(&self.broken) = Some(error.clone());
+        let jobs: Vec<Arc<dyn RawSink>> = {
+            let mut jobs = lock(&self.jobs);
+            let all = jobs.map.drain().map(|(_, s)| s).collect();
+            self.jobs_empty.notify_all();
+            all
+        };
+        for job in jobs {
+            job.abort(&error);
+        }
+    }
+
     fn should_replace(&self) -> bool {
+        if lock(&self.broken).is_some() {
+            return false;
+        }
         match self.state.load(Ordering::SeqCst) {
             RUN => true,
             CLOSE => !self.stopping.load(Ordering::SeqCst),
@@ -519,7 +573,7 @@ impl Core {
             all
         };
         for job in jobs {
-            job.abort();
+            job.abort(&PoolError::Terminated { index: 0 });
         }
         self.kill_workers();
         self.wake_worker_handler();

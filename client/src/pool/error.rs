@@ -67,6 +67,11 @@ pub enum PoolError {
         /// What went wrong.
         message: String,
     },
+    /// The pool gave up: its initializer failed in every new worker, or
+    /// no worker could be started; pending and new tasks fail with this
+    /// instead of hanging (CPython retries forever).
+    #[error("the pool cannot run tasks: {0}")]
+    Broken(String),
     /// A worker process could not be started.
     #[error("cannot start a pool worker: {0}")]
     Start(String),

@@ -130,6 +130,19 @@ pub(crate) fn default_chunksize(len: usize, workers: usize) -> usize {
     len.div_ceil(per)
 }
 
+/// The chunksize to use: the one given (checked), or Python's default
+/// for `len` items over `workers` (at least 1).
+pub(crate) fn chunksize_or_default(
+    len: usize,
+    chunksize: Option<usize>,
+    workers: usize,
+) -> Result<usize, super::PoolError> {
+    match chunksize {
+        Some(c) => check_chunksize(c),
+        None => Ok(default_chunksize(len, workers).max(1)),
+    }
+}
+
 /// Checks an explicit `chunksize` (Python: `ValueError` below 1).
 pub(crate) fn check_chunksize(chunksize: usize) -> Result<usize, super::PoolError> {
     if chunksize == 0 {

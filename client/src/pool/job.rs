@@ -14,8 +14,9 @@ use super::PoolError;
 
 /// A job as the pool's cache sees it.
 pub(crate) trait Job: Send + Sync {
-    /// Fails every task still pending with [`PoolError::Terminated`].
-    fn abort(&self);
+    /// Fails every task still pending with `reason` (placed at each
+    /// task's index): [`PoolError::Terminated`] or [`PoolError::Broken`].
+    fn abort(&self, reason: &PoolError);
 }
 
 /// Where the outcomes of a job's tasks go, one per input position.
@@ -27,8 +28,8 @@ pub(crate) trait Sink<T>: Job {
 }
 
 impl<S: Job + ?Sized> Job for Arc<S> {
-    fn abort(&self) {
-        (**self).abort();
+    fn abort(&self, reason: &PoolError) {
+        (**self).abort(reason);
     }
 }
 
@@ -132,7 +133,9 @@ impl<V> Completion<V> {
             st.claimed = true;
             (st.callback.take(), st.error_callback.take())
         };
-        match &value {
+        // A panicking callback must not take the pool's thread with it
+        // (nor leave the result unset): it is caught and logged.
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &value {
             Ok(v) => {
                 if let Some(cb) = cb {
                     cb(v);
@@ -143,6 +146,9 @@ impl<V> Completion<V> {
                     ecb(e);
                 }
             }
+        }));
+        if ran.is_err() {
+            tracing::error!(target: "multiprocessing", "a pool callback panicked");
         }
         let mut st = lock(&self.state);
         st.value = Some(value);
@@ -194,8 +200,8 @@ pub(crate) struct ApplyJob<T> {
 }
 
 impl<T: Send> Job for ApplyJob<T> {
-    fn abort(&self) {
-        self.done.complete(Err(PoolError::Terminated { index: 0 }));
+    fn abort(&self, reason: &PoolError) {
+        self.done.complete(Err(reason.at(0)));
     }
 }
 
@@ -241,7 +247,7 @@ impl<T> MapJob<T> {
 }
 
 impl<T: Send> Job for MapJob<T> {
-    fn abort(&self) {
+    fn abort(&self, reason: &PoolError) {
         let first = {
             let mut s = lock(&self.slots);
             if s.failed || s.remaining == 0 {
@@ -250,8 +256,7 @@ impl<T: Send> Job for MapJob<T> {
             s.failed = true;
             s.values.iter().position(Option::is_none).unwrap_or(0)
         };
-        self.done
-            .complete(Err(PoolError::Terminated { index: first }));
+        self.done.complete(Err(reason.at(first)));
     }
 }
 
@@ -367,13 +372,13 @@ impl<T> IMapJob<T> {
 }
 
 impl<T: Send> Job for IMapJob<T> {
-    fn abort(&self) {
+    fn abort(&self, reason: &PoolError) {
         let mut g = lock(&self.state);
         for index in 0..g.total {
             if !g.seen[index] {
                 g.seen[index] = true;
                 g.arrived += 1;
-                let e = Err(PoolError::Terminated { index });
+                let e = Err(reason.at(index));
                 if g.ordered {
                     g.pending.insert(index, e);
                 } else {
@@ -433,6 +438,13 @@ mod tests {
     }
 
     #[test]
+    fn a_panicking_callback_still_sets_the_result() {
+        let done = Completion::<u8>::new(Some(Box::new(|_: &u8| panic!("callback"))), None);
+        done.complete(Ok(3));
+        assert_eq!(done.get_cloned(None), Ok(3));
+    }
+
+    #[test]
     fn imap_orders_ignores_duplicates_and_times_out() {
         let job = IMapJob::<u32>::new(2, true);
         job.deliver(1, Ok(1));
@@ -451,7 +463,7 @@ mod tests {
     fn abort_fails_what_is_pending() {
         let job = IMapJob::<u32>::new(2, false);
         job.deliver(0, Ok(0));
-        job.abort();
+        job.abort(&PoolError::Terminated { index: 0 });
         assert_eq!(job.next(None), Some(Ok(0)));
         assert_eq!(
             job.next(None),
@@ -460,7 +472,7 @@ mod tests {
         let apply = ApplyJob {
             done: Arc::new(Completion::<u8>::new(None, None)),
         };
-        apply.abort();
+        apply.abort(&PoolError::Terminated { index: 0 });
         assert_eq!(
             apply.done.get_cloned(None),
             Err(PoolError::Terminated { index: 0 })

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::async_result::{AsyncResult, IMapIterator, MapResult};
 use super::builder::{assert_zero_sized, PoolBuilder};
 use super::core::{lock, Chunk, Chunks, Core, Threads, CLOSE, RUN, TERMINATE};
-use super::func::{check_chunksize, default_chunksize, PoolFn, TaskResult};
+use super::func::{check_chunksize, chunksize_or_default, PoolFn, TaskResult};
 use super::job::{ApplyJob, Callback, Completion, ErrorCallback, IMapJob, MapJob};
 use super::record::{
     map_entry, star_entry, task_record, Decoding, EntryRef, TaskEntry, TaskHeader,
@@ -192,13 +192,6 @@ impl Pool {
         EntryRef::new::<F, Args>(entry as usize, self.core.method)
     }
 
-    fn chunksize_for(&self, len: usize, chunksize: Option<usize>) -> Result<usize, PoolError> {
-        match chunksize {
-            Some(c) => check_chunksize(c),
-            None => Ok(default_chunksize(len, self.core.processes).max(1)),
-        }
-    }
-
     fn apply_inner<F, Args>(
         &self,
         _f: F,
@@ -233,7 +226,23 @@ impl Pool {
         R::Ok: Serialize + DeserializeOwned + Send + 'static,
     {
         let entry = self.map_entry::<F, A, R>()?;
-        let chunksize = self.chunksize_for(items.len(), chunksize)?;
+        self.submit_map(entry, items, chunksize, callback, error_callback)
+    }
+
+    /// A `map`/`starmap` job over `items` for the task entry `entry`.
+    fn submit_map<A, T>(
+        &self,
+        entry: EntryRef,
+        items: Vec<A>,
+        chunksize: Option<usize>,
+        callback: Option<Callback<Vec<T>>>,
+        error_callback: Option<ErrorCallback>,
+    ) -> Result<MapResult<T>, PoolError>
+    where
+        A: Serialize + Send + 'static,
+        T: DeserializeOwned + Send + 'static,
+    {
+        let chunksize = chunksize_or_default(items.len(), chunksize, self.core.processes)?;
         let job = MapJob::new(items.len(), callback, error_callback);
         let done = job.done.clone();
         self.submit(entry, items, chunksize, Arc::new(Decoding::new(job)))?;
@@ -254,11 +263,7 @@ impl Pool {
         ApplyOutput<F, Args>: Serialize + DeserializeOwned + Send + 'static,
     {
         let entry = self.star_entry::<F, Args>()?;
-        let chunksize = self.chunksize_for(items.len(), chunksize)?;
-        let job = MapJob::new(items.len(), callback, error_callback);
-        let done = job.done.clone();
-        self.submit(entry, items, chunksize, Arc::new(Decoding::new(job)))?;
-        Ok(AsyncResult::new(done))
+        self.submit_map(entry, items, chunksize, callback, error_callback)
     }
 
     fn imap_inner<F, A, R>(

@@ -293,8 +293,8 @@ impl<S, T> Decoding<S, T> {
 }
 
 impl<S: Sink<T>, T: Send> super::job::Job for Decoding<S, T> {
-    fn abort(&self) {
-        self.sink.abort();
+    fn abort(&self, reason: &PoolError) {
+        self.sink.abort(reason);
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::async_result::{AsyncResult, IMapIterator, MapResult};
 use super::core::{lock, CLOSE, RUN, TERMINATE};
-use super::func::{check_chunksize, default_chunksize, run_task, PoolFn, TaskResult};
+use super::func::{check_chunksize, chunksize_or_default, run_task, PoolFn, TaskResult};
 use super::job::{ApplyJob, Callback, Completion, ErrorCallback, IMapJob, Job, MapJob, Sink};
 use super::process_pool::ApplyOutput;
 use super::thread_worker::{Shared, ThreadPoolBuilder};
@@ -87,6 +87,9 @@ impl ThreadPool {
             // Checked under the cache's lock, which `terminate` takes after
             // changing the state: a job is either refused or aborted by it.
             let mut jobs = lock(&s.jobs);
+            if let Some(e) = lock(&s.broken).clone() {
+                return Err(e);
+            }
             if s.state.load(Ordering::SeqCst) != RUN {
                 return Err(PoolError::NotRunning);
             }
@@ -124,13 +127,6 @@ impl ThreadPool {
         Ok(())
     }
 
-    fn chunksize_for(&self, len: usize, chunksize: Option<usize>) -> Result<usize, PoolError> {
-        match chunksize {
-            Some(c) => check_chunksize(c),
-            None => Ok(default_chunksize(len, self.processes).max(1)),
-        }
-    }
-
     fn apply_inner<F, Args>(
         &self,
         f: F,
@@ -164,10 +160,28 @@ impl ThreadPool {
         R: TaskResult + 'static,
         R::Ok: Send + 'static,
     {
-        let chunksize = self.chunksize_for(items.len(), chunksize)?;
+        let call = Arc::new(move |a: A| run_task(|| f(a)));
+        self.submit_map(items, chunksize, callback, error_callback, call)
+    }
+
+    /// A `map`/`starmap` job: `call` on each of `items`.
+    fn submit_map<A, T, C>(
+        &self,
+        items: Vec<A>,
+        chunksize: Option<usize>,
+        callback: Option<Callback<Vec<T>>>,
+        error_callback: Option<ErrorCallback>,
+        call: Arc<C>,
+    ) -> Result<MapResult<T>, PoolError>
+    where
+        A: Send + 'static,
+        T: Send + 'static,
+        C: Fn(A) -> Result<T, String> + Send + Sync + 'static,
+    {
+        let chunksize = chunksize_or_default(items.len(), chunksize, self.processes)?;
         let job = Arc::new(MapJob::new(items.len(), callback, error_callback));
         let done = job.done.clone();
-        self.submit(job, items, chunksize, Arc::new(move |a| run_task(|| f(a))))?;
+        self.submit(job, items, chunksize, call)?;
         Ok(AsyncResult::new(done))
     }
 
@@ -184,12 +198,8 @@ impl ThreadPool {
         Args: Send + 'static,
         ApplyOutput<F, Args>: Send + 'static,
     {
-        let chunksize = self.chunksize_for(items.len(), chunksize)?;
-        let job = Arc::new(MapJob::new(items.len(), callback, error_callback));
-        let done = job.done.clone();
         let call = Arc::new(move |a: Args| run_task(|| f.call(a)));
-        self.submit(job, items, chunksize, call)?;
-        Ok(AsyncResult::new(done))
+        self.submit_map(items, chunksize, callback, error_callback, call)
     }
 
     fn imap_inner<F, A, R>(
@@ -234,7 +244,7 @@ impl ThreadPool {
         let jobs: Vec<Arc<dyn Job>> = lock(&s.jobs).drain().map(|(_, j)| j).collect();
         s.jobs_cv.notify_all();
         for j in jobs {
-            j.abort();
+            j.abort(&PoolError::Terminated { index: 0 });
         }
     }
 
@@ -379,6 +389,21 @@ mod tests {
             .unwrap();
         pool.terminate();
         assert!(matches!(slow.get(), Err(PoolError::Terminated { .. })));
+        pool.join().unwrap();
+    }
+
+    #[test]
+    fn a_failing_initializer_breaks_the_pool_instead_of_hanging() {
+        let pool = ThreadPool::builder()
+            .processes(2)
+            .initializer(|| panic!("no"))
+            .build()
+            .unwrap();
+        // The pool may give up before or after the call is queued.
+        let got = pool.map_async(|x: u32| x, 0..4).and_then(|r| r.get());
+        assert!(matches!(got, Err(PoolError::Broken(_))), "{got:?}");
+        assert!(matches!(pool.apply(|| 1u8, ()), Err(PoolError::Broken(_))));
+        pool.close();
         pool.join().unwrap();
     }
 }

@@ -2,7 +2,7 @@
 //! and [`ThreadPoolBuilder`].
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -31,6 +31,14 @@ pub(crate) struct Shared {
     pub(crate) counter: AtomicUsize,
     /// The process that made the pool (a forked copy has no threads).
     pub(crate) owner: u32,
+    /// The number of threads.
+    pub(crate) processes: usize,
+    /// Threads in a row whose initializer failed, and whether any thread
+    /// ever got past it.
+    pub(crate) init_failures: AtomicUsize,
+    pub(crate) initialized: AtomicBool,
+    /// Why the pool gave up, if it did.
+    pub(crate) broken: Mutex<Option<PoolError>>,
 }
 
 /// Settings of a [`ThreadPool`].
@@ -53,7 +61,10 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// Each thread calls `f` when it starts.
+    /// Each thread calls `f` when it starts; a panicking initializer
+    /// makes the thread exit and be replaced, and after three rounds of
+    /// threads all failing it (none past it) calls fail with
+    /// [`PoolError::Broken`].
     pub fn initializer(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
         self.initializer = Some(Arc::new(f));
         self
@@ -87,6 +98,10 @@ impl ThreadPoolBuilder {
             threads: Mutex::new(Vec::new()),
             counter: AtomicUsize::new(0),
             owner: std::process::id(),
+            processes,
+            init_failures: AtomicUsize::new(0),
+            initialized: AtomicBool::new(false),
+            broken: Mutex::new(None),
         });
         let pool = ThreadPool::started(shared, processes);
         for _ in 0..processes {
@@ -110,15 +125,39 @@ pub(crate) fn spawn_thread(shared: &Arc<Shared>) -> Result<(), PoolError> {
     Ok(())
 }
 
+/// Fails every job, and every later call, when the initializer keeps
+/// failing and no thread ever got past it (CPython retries forever).
+fn give_up(shared: &Shared, failures: usize) {
+    let error = PoolError::Broken(format!(
+        "the initializer failed in {failures} threads in a row"
+    ));
+    let jobs: Vec<Arc<dyn Job>> = {
+        let mut jobs = lock(&shared.jobs);
+        *lock(&shared.broken) = Some(error.clone());
+        let all = jobs.drain().map(|(_, j)| j).collect();
+        shared.jobs_cv.notify_all();
+        all
+    };
+    lock(&shared.queue).clear();
+    for job in jobs {
+        job.abort(&error);
+    }
+}
+
 fn worker(shared: Arc<Shared>) {
     if let Some(init) = &shared.initializer {
         if run_task(|| init()).is_err() {
-            // Python's pool replaces a worker whose initializer failed.
-            if shared.state.load(Ordering::SeqCst) == RUN {
+            let failures = shared.init_failures.fetch_add(1, Ordering::SeqCst) + 1;
+            if failures >= 3 * shared.processes && !shared.initialized.load(Ordering::SeqCst) {
+                give_up(&shared, failures);
+            } else if shared.state.load(Ordering::SeqCst) == RUN {
+                // Python's pool replaces a worker whose initializer failed.
                 let _ = spawn_thread(&shared);
             }
             return;
         }
+        shared.init_failures.store(0, Ordering::SeqCst);
+        shared.initialized.store(true, Ordering::SeqCst);
     }
     let mut done = 0u64;
     loop {

@@ -31,8 +31,11 @@ use crate::sharedctypes::RawArray;
 /// Most chunks in one batch of results.
 const MAX_BATCH: usize = 64;
 /// Words per worker in the pool's slot array: the job, first position and
-/// size of the chunk it is running (size 0: none).
-pub(crate) const SLOT_WORDS: usize = 3;
+/// size of the chunk it is running (size 0: none), then 1 once its
+/// initializer has run.
+pub(crate) const SLOT_WORDS: usize = 4;
+/// The exit code of a worker whose initializer failed.
+pub(crate) const INIT_FAILED: i32 = 3;
 /// Bytes per worker in the pool's batch buffer: the number of bytes used
 /// (a little-endian u64), then length-prefixed result records.
 pub(crate) const BUF_BYTES: usize = 8 + 64 * 1024;
@@ -172,9 +175,10 @@ pub(crate) fn worker_main(args: WorkerArgs) -> i32 {
         let f: InitEntry = unsafe { init.entry.resolve() };
         if let Err(e) = f(&init.args, init.entry.fingerprint) {
             eprintln!("pool worker: the initializer failed: {e}");
-            return 1;
+            return INIT_FAILED;
         }
     }
+    let _ = args.slots.set(args.slot * SLOT_WORDS + 3, 1);
     match run(&args) {
         Ok(()) => 0,
         Err(e) => {
