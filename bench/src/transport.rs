@@ -162,3 +162,34 @@ pub(crate) fn raw_echo(placement: Placement, transport: Transport) -> f64 {
         .collect();
     median(runs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_round_trips_over_both_families_and_the_unix_path_goes_away() {
+        for transport in Transport::ALL {
+            let listener = EchoListener::bind(transport);
+            let path = match &listener {
+                EchoListener::Unix(_, path, _) => Some(path.clone()),
+                EchoListener::Tcp(_) => None,
+            };
+            let mut client = listener.connect();
+            let server = listener.accept().unwrap();
+            let echoer = std::thread::spawn(move || echo(server));
+            for i in 0..3u64 {
+                client.write_all(&i.to_le_bytes()).unwrap();
+                let mut buf = [0u8; 8];
+                client.read_exact(&mut buf).unwrap();
+                assert_eq!(u64::from_le_bytes(buf), i, "{transport:?}");
+            }
+            drop(client);
+            echoer.join().unwrap();
+            drop(listener);
+            if let Some(path) = path {
+                assert!(!path.exists(), "{} left behind", path.display());
+            }
+        }
+    }
+}
