@@ -11,6 +11,7 @@ use std::time::Duration;
 use mp_proto::message::Kwargs;
 use mp_proto::Value;
 use mp_tests::mpserver::{binary, eventually, Options, ServerProcess};
+use mp_tests::scrape::{metrics_address, scrape};
 use multiprocessing::connection::Address;
 use multiprocessing::managers::{ConnectOptions, ManagerClient, ManagerError, TlsConnector};
 use rcgen::{
@@ -95,6 +96,8 @@ impl Pki {
             // waits for a ClientHello: cut that short.
             "--handshake-timeout".into(),
             "1".into(),
+            "--metrics-listen".into(),
+            "127.0.0.1:0".into(),
         ];
         if let Some(ca) = client_ca {
             args.extend(["--tls-client-ca".into(), self.path_str(ca)]);
@@ -253,6 +256,7 @@ fn the_right_ca_connects_and_everything_else_fails_clearly() {
 fn client_certificates_are_demanded_with_a_client_ca() {
     let pki = Pki::new();
     let server = pki.server("server.crt", "server.key", Some("ca.crt"));
+    let metrics = metrics_address(&server);
     let with_cert = |cert: &str, key: &str| {
         TlsConnector::with_client_cert(pki.path("ca.crt"), pki.path(cert), pki.path(key)).unwrap()
     };
@@ -292,6 +296,12 @@ fn client_certificates_are_demanded_with_a_client_ca() {
     );
     assert!(!out.status.success());
     works(&connect(&server, Some(with_cert("client.crt", "client.key"))).unwrap());
+
+    // The three refused peers count as failed handshakes, reason "tls".
+    let tls_failures = "mpserver_handshake_failures_total{reason=\"tls\"}";
+    assert!(eventually(Duration::from_secs(20), || scrape(&metrics)
+        .int(tls_failures)
+        == 3));
 }
 
 #[test]
