@@ -113,6 +113,9 @@ pub fn run() -> Vec<Row> {
 /// One authenticated, greeted, then idle connection.
 fn open(address: &str) -> Result<TcpStream, String> {
     let mut s = TcpStream::connect(address).map_err(|e| e.to_string())?;
+    // As ManagerClient does: the handshake ends with two small writes,
+    // which Nagle would hold back for the server's delayed ACK.
+    s.set_nodelay(true).map_err(|e| e.to_string())?;
     client_handshake(&mut s, KEY, &AuthOptions::default()).map_err(|e| e.to_string())?;
     let hello = encode(&Hello::current("mp-bench")).map_err(|e| e.to_string())?;
     write_frame(&mut s, &hello).map_err(|e| e.to_string())?;

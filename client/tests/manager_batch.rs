@@ -148,3 +148,42 @@ fn a_lost_connection_fails_every_call_of_a_batch() {
     }
     assert!(c.call_many(Vec::new()).is_empty());
 }
+
+#[test]
+fn decref_many_releases_every_reference_and_reports_each() {
+    let c = ManagerClient::connect(&server(), KEY).unwrap();
+    let other = ManagerClient::connect(c.address(), KEY).unwrap();
+    assert!(c.same_connection(&c.clone()));
+    assert!(!c.same_connection(&other));
+    let ids: Vec<_> = (0..300)
+        .map(|_| {
+            c.create("list", vec![], Default::default())
+                .unwrap()
+                .token
+                .id
+        })
+        .collect();
+    assert_eq!(c.number_of_objects().unwrap(), 300);
+    for r in c.decref_many(&ids) {
+        r.unwrap();
+    }
+    assert_eq!(c.number_of_objects().unwrap(), 0);
+    // A second time there is nothing left to give back.
+    let again = c.decref_many(&ids[..2]);
+    assert_eq!(again.len(), 2);
+    assert!(again.iter().all(|r| r.is_err()));
+}
+
+#[test]
+fn dropped_proxies_are_all_released() {
+    let m = multiprocessing::managers::SyncManager::connect(&server(), KEY).unwrap();
+    for _ in 0..500 {
+        drop(m.dict::<String, i64>().unwrap());
+    }
+    // The releaser thread gives them back in batches; wait for the last.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while m.client().number_of_objects().unwrap() > 0 {
+        assert!(std::time::Instant::now() < deadline, "proxies leaked");
+        thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

@@ -162,27 +162,25 @@ pub(crate) async fn serve_tls_connection(
     peer: String,
     slot: Option<OwnedSemaphorePermit>,
 ) {
-    let failure =
-        match tokio::time::timeout(ctx.limits.handshake_timeout, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => {
-                let stream = Flushing {
-                    inner: tls,
-                    unflushed: false,
-                };
-                // Counts the connection (accepted, open) from here on.
-                serve_connection(engine, ctx, stream, peer, slot).await;
-                return;
-            }
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "timed out".to_owned(),
-        };
-    // A connection that never got past TLS still counts as accepted, and
-    // as a failed handshake.
-    let _open = engine.metrics.connection();
-    engine.metrics.handshake_failed(HandshakeFailure::Tls);
-    // Info, as for failed authkey handshakes: scanners must not flood the
-    // log at warning level.
-    tracing::info!(%peer, error = %failure, "TLS handshake failed");
+    match tokio::time::timeout(ctx.limits.handshake_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => {
+            let stream = Flushing {
+                inner: tls,
+                unflushed: false,
+            };
+            serve_connection(engine, ctx, stream, peer, slot).await;
+        }
+        // Info, as for failed authkey handshakes: scanners must not flood
+        // the log at warning level.
+        Ok(Err(e)) => {
+            engine.metrics.tls_failed(HandshakeFailure::Tls);
+            tracing::info!(%peer, error = %e, "TLS handshake failed");
+        }
+        Err(_) => {
+            engine.metrics.tls_failed(HandshakeFailure::Timeout);
+            tracing::info!(%peer, "TLS handshake timed out");
+        }
+    }
 }
 
 /// A TLS stream that never leaves encrypted output behind.

@@ -126,4 +126,17 @@ impl ManagerClient {
         }
         results
     }
+
+    /// Gives back references to `ids` this connection owns, pipelined
+    /// (one [`decref`](Self::decref) each); results in the same order.
+    pub fn decref_many(&self, ids: &[ObjectId]) -> Vec<Result<(), ManagerError>> {
+        // Server ids stay below 2^52, so they fit an int.
+        let calls = ids
+            .iter()
+            .map(|id| Call::server("decref", vec![Value::Int(id.0 as i64)]));
+        self.call_many(calls)
+            .into_iter()
+            .map(|r| r.map(drop))
+            .collect()
+    }
 }

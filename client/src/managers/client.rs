@@ -31,6 +31,7 @@ use mp_server::table::ObjectInfo;
 use serde::{Deserialize, Serialize};
 
 use super::error::ManagerError;
+use super::release::Releases;
 use super::spin::{spin_until_readable, SpinPolicy, Spun};
 use super::tls::{TlsConnector, TlsStream};
 use crate::connection::Address;
@@ -259,6 +260,8 @@ struct Inner {
     state: Mutex<State>,
     next_id: AtomicU64,
     max_frame: u64,
+    /// `decref`s of dropped proxies waiting to go out.
+    releases: Releases,
 }
 
 /// A connection to a manager server. Cheap to clone; clones share the
@@ -393,8 +396,14 @@ impl ManagerClient {
                 }),
                 next_id: AtomicU64::new(1),
                 max_frame: options.max_frame_bytes,
+                releases: Releases::default(),
             }),
         })
+    }
+
+    /// Whether `other` shares this one's connection (is a clone of it).
+    pub fn same_connection(&self, other: &ManagerClient) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// The server's address.
@@ -410,6 +419,10 @@ impl ManagerClient {
         args: Vec<Value>,
         kwargs: Kwargs,
     ) -> Result<Returned, ManagerError> {
+        let released = self.inner.releases.take();
+        if !released.is_empty() {
+            return self.call_with_releases(released, target, method, args, kwargs);
+        }
         let id = self.next_id();
         let mut frame = Vec::with_capacity(64);
         encode_request(&mut frame, id, target, method, args, kwargs)?;
@@ -418,6 +431,20 @@ impl ManagerClient {
         let sent = Instant::now();
         self.send(&frame, &[id])?;
         self.wait(id, &wake, spin, Some(sent))
+    }
+
+    /// The `decref`s waiting to go out on this connection.
+    pub(super) fn releases(&self) -> &Releases {
+        &self.inner.releases
+    }
+
+    /// Forgets the registered calls `ids`: their answers, if any come, are
+    /// dropped.
+    pub(super) fn forget(&self, ids: &[u64]) {
+        let mut state = lock(&self.inner.state);
+        for id in ids {
+            state.slots.remove(id);
+        }
     }
 
     /// A fresh request id.

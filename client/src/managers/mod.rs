@@ -74,6 +74,7 @@ pub mod client;
 pub mod error;
 pub mod proxies;
 pub mod proxy;
+mod release;
 pub mod server;
 mod spin;
 pub mod sync_manager;

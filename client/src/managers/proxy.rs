@@ -4,13 +4,13 @@
 //!
 //! A `BaseProxy` owns exactly one reference on the server, held by the
 //! process's connection: cloning takes another (`incref`), dropping gives
-//! it back (`decref`). The `decref` of a drop runs on a background
-//! releaser thread so a dropping thread never waits on the network; if
-//! the connection is gone by then, the server already released everything
+//! it back (`decref`). The `decref` of a drop is queued on the connection
+//! (it rides in front of the next call, or a background releaser thread
+//! sends it), so a dropping thread never waits on the network; if the
+//! connection is gone by then, the server already released everything
 //! the connection held.
 
 use std::fmt;
-use std::sync::mpsc::{channel, Sender};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -206,39 +206,10 @@ impl fmt::Debug for BaseProxy {
     }
 }
 
-/// The releaser thread's inbox, with the pid that started it (a forked
-/// child has no such thread and starts its own).
-static RELEASER: Mutex<Option<(u32, Sender<Release>)>> = Mutex::new(None);
-
-/// A reference waiting to be given back.
-type Release = (ManagerClient, mp_proto::ObjectId);
-
-/// Queues a `decref` for the releaser thread.
+/// Queues a `decref` of `id` on `client`'s connection (see
+/// [`ManagerClient::decref_later`]).
 pub(crate) fn release_later(client: ManagerClient, id: mp_proto::ObjectId) {
-    let mut slot = RELEASER.lock().unwrap_or_else(PoisonError::into_inner);
-    let pid = std::process::id();
-    if !matches!(&*slot, Some((p, _)) if *p == pid) {
-        let (tx, rx) = channel::<Release>();
-        let spawned = std::thread::Builder::new()
-            .name("mp-proxy-release".into())
-            .spawn(move || {
-                for (client, id) in rx {
-                    // A failure means the connection is gone, and with it
-                    // every reference it held.
-                    let _ = client.decref(id);
-                }
-            });
-        if spawned.is_err() {
-            // No thread: release inline rather than leak.
-            drop(slot);
-            let _ = client.decref(id);
-            return;
-        }
-        *slot = Some((pid, tx));
-    }
-    if let Some((_, tx)) = &*slot {
-        let _ = tx.send((client, id));
-    }
+    client.decref_later(id);
 }
 
 /// A proxy type a manager can hand out for a typeid (Python's

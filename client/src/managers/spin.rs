@@ -53,8 +53,8 @@ pub(crate) struct SpinPolicy {
     average: [u64; 2],
     /// Calls started, for the probe schedule.
     calls: u32,
-    /// No polling until `calls` reaches this (a contended CPU was seen).
-    quiet_until: u32,
+    /// Calls left without polling (a contended CPU was seen).
+    quiet_left: u32,
 }
 
 impl SpinPolicy {
@@ -64,7 +64,7 @@ impl SpinPolicy {
             max,
             average: [0, 0],
             calls: 0,
-            quiet_until: 0,
+            quiet_left: 0,
         }
     }
 
@@ -81,8 +81,8 @@ impl SpinPolicy {
             return Duration::ZERO;
         }
         self.calls = self.calls.wrapping_add(1);
-        // Wrapping-safe "calls < quiet_until".
-        if self.quiet_until.wrapping_sub(self.calls) as i32 > 0 {
+        if self.quiet_left > 0 {
+            self.quiet_left -= 1;
             return Duration::ZERO;
         }
         let probing = self.calls % EPOCH < PROBE;
@@ -96,7 +96,7 @@ impl SpinPolicy {
     /// Records that polling found the CPU contended: no polling for the
     /// next [`EPOCH`] calls.
     pub(crate) fn contended(&mut self) {
-        self.quiet_until = self.calls.wrapping_add(EPOCH);
+        self.quiet_left = EPOCH;
     }
 
     /// Records that a call which polled for up to `spin` took `elapsed`.

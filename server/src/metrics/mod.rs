@@ -100,8 +100,8 @@ pub(crate) enum HandshakeFailure {
     Closed = 1,
     /// The peer sent something that is not the handshake or the hello.
     Protocol = 2,
-    /// The TLS handshake failed or timed out (plain TCP to a TLS server,
-    /// an untrusted or missing client certificate).
+    /// The TLS handshake failed (no ClientHello, no common version, a
+    /// refused client certificate).
     Tls = 3,
 }
 
@@ -247,6 +247,14 @@ impl Metrics {
         bump(&self.connections_accepted, 1);
         bump(&self.connections_open, 1);
         OpenConnection(self)
+    }
+
+    /// A TLS connection that ended before its authkey handshake (where
+    /// [`Metrics::connection`] counts the others): counted as accepted,
+    /// and as a failed handshake for `reason`.
+    pub(crate) fn tls_failed(&self, reason: HandshakeFailure) {
+        drop(self.connection());
+        self.handshake_failed(reason);
     }
 
     /// A peer was refused after the handshake (connection limit, version).
@@ -406,11 +414,14 @@ mod tests {
         m.handshake(&Err(AuthenticationError::Timeout));
         m.handshake(&Err(AuthenticationError::Closed));
         m.handshake(&Err(AuthenticationError::Protocol("x".into())));
-        m.handshake_failed(HandshakeFailure::Tls);
+        m.tls_failed(HandshakeFailure::Tls);
         assert_eq!(m.auth_failures.load(Ordering::Relaxed), 1);
         for reason in &m.handshake_failures {
             assert_eq!(reason.load(Ordering::Relaxed), 1);
         }
+        // The TLS failure is an accepted connection, closed again.
+        assert_eq!(m.connections_accepted.load(Ordering::Relaxed), 1);
+        assert_eq!(m.connections_open.load(Ordering::Relaxed), 0);
     }
 
     #[test]
