@@ -8,6 +8,7 @@ mod manager_cpu;
 mod manager_mem;
 mod manager_proxy;
 mod manager_raw;
+mod pool;
 mod process;
 mod proto;
 mod queue;
@@ -36,6 +37,10 @@ const SUITES: &[(&str, fn())] = &[
     ("sync", sync::run),
     ("queue", queue::run),
     ("tls", tls::run),
+    ("pool", pool::run),
+    ("pool.throughput", pool::run_throughput),
+    ("pool.apply", pool::run_apply),
+    ("pool.cpu", pool::run_cpu),
 ];
 
 fn main() {

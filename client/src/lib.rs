@@ -13,8 +13,10 @@
 //!   ([`current_process`], [`active_children`], …).
 //! * [`context`]: start methods and contexts ([`get_context`],
 //!   [`set_start_method`], …).
+//! * [`dummy`]: the same API on threads.
 //! * [`log`]: [`log_to_stderr`] and [`get_logger`] on `tracing`.
 //! * [`managers`]: clients of `mpserver` and of a local manager process.
+//! * [`pool`]: [`Pool`] and [`ThreadPool`].
 //! * [`queues`]: [`Queue`], [`JoinableQueue`], [`SimpleQueue`].
 //! * [`reduction`]: file descriptors inside serialized values, for children
 //!   and Unix-socket connections.
@@ -25,8 +27,10 @@
 
 pub mod connection;
 pub mod context;
+pub mod dummy;
 pub mod log;
 pub mod managers;
+pub mod pool;
 pub mod process;
 pub mod queues;
 pub mod reduction;
@@ -41,6 +45,7 @@ pub use context::{
     Context, StartMethod,
 };
 pub use log::{get_logger, log_to_stderr};
+pub use pool::{Pool, ThreadPool};
 pub use process::{
     active_children, cpu_count, current_process, parent_process, AuthKey, Process, ProcessError,
 };

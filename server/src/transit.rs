@@ -75,17 +75,11 @@ impl Transit {
         }
     }
 
-    /// Drops the reference of `ticket` if it is still unclaimed and its
-    /// lease is over.
+    /// Drops the reference of `ticket` if it is still unclaimed: its
+    /// lease is over (its timer fired; the timer's millisecond rounding
+    /// does not hold it back).
     pub fn expire(&self, table: &Table, ticket: u64) {
-        let now = Instant::now();
-        let gone = {
-            let mut tickets = lock(&self.tickets);
-            match tickets.get(&ticket) {
-                Some((_, deadline)) if *deadline <= now => tickets.remove(&ticket),
-                _ => None,
-            }
-        };
+        let gone = lock(&self.tickets).remove(&ticket);
         if let Some((id, _)) = gone {
             // Already disposed of (server shutting down) is fine.
             let _ = table.decref(id);

@@ -72,6 +72,7 @@ pub mod base_manager;
 pub mod batch;
 pub mod client;
 pub mod error;
+mod fork;
 pub mod proxies;
 pub mod proxy;
 mod release;

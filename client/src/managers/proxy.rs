@@ -27,7 +27,13 @@ use super::error::ManagerError;
 ///
 /// After a fork the child never touches the parent's socket: the first
 /// call in the child takes a reference of its own on the child's
-/// connection to the server (Python's `BaseProxy._after_fork`).
+/// connection to the server (Python's `BaseProxy._after_fork`). Until
+/// then the child relies on the parent's reference: a parent that drops
+/// its last copy right after starting a forked child (a proxy moved into
+/// `Process` arguments, which are dropped once the child has started)
+/// races the child's first call, as in CPython. Keep a clone until the
+/// child has used it, or send it (a `Pipe`, a `Queue`, `spawn`
+/// arguments), which holds a reference in transit.
 pub struct BaseProxy {
     client: ManagerClient,
     token: Token,

@@ -63,7 +63,7 @@ impl Releases {
 
 /// The releaser thread's inbox, with the pid that started it (a forked
 /// child has no such thread and starts its own).
-static RELEASER: Mutex<Option<(u32, Sender<ManagerClient>)>> = Mutex::new(None);
+pub(super) static RELEASER: Mutex<Option<(u32, Sender<ManagerClient>)>> = Mutex::new(None);
 
 impl ManagerClient {
     /// Gives back a reference to `id` this connection owns, later and
@@ -87,6 +87,7 @@ impl ManagerClient {
     }
 
     fn wake_releaser(&self) {
+        super::fork::protect_tables();
         let mut slot = RELEASER.lock().unwrap_or_else(PoisonError::into_inner);
         let pid = std::process::id();
         if !matches!(&*slot, Some((p, _)) if *p == pid) {

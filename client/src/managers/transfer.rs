@@ -133,14 +133,15 @@ fn id_int(id: ObjectId) -> Result<i64, ManagerError> {
 #[serde(rename = "ProxyInTransit")]
 struct InTransit {
     token: Token,
-    ticket: u64,
+    /// `None` when the server has no transit tickets.
+    ticket: Option<u64>,
 }
 
 /// This process's connection to one server, and the authkey it was made
 /// with (`None`: made elsewhere, key unknown). Weak: the table never keeps
 /// a connection open by itself (the server must see it close when the
 /// last proxy and manager using it are gone).
-struct Shared {
+pub(super) struct Shared {
     client: WeakClient,
     authkey: Option<Vec<u8>>,
 }
@@ -153,11 +154,12 @@ impl Shared {
 }
 
 /// This process's connections by server address.
-static CONNECTIONS: Mutex<Option<(u32, HashMap<String, Shared>)>> = Mutex::new(None);
+pub(super) static CONNECTIONS: Mutex<Option<(u32, HashMap<String, Shared>)>> = Mutex::new(None);
 
 /// Runs `f` on this process's connection table (a forked child starts
 /// with an empty one: it must not use its parent's sockets).
 fn with_connections<R>(f: impl FnOnce(&mut HashMap<String, Shared>) -> R) -> R {
+    super::fork::protect_tables();
     let mut all = CONNECTIONS.lock().unwrap_or_else(PoisonError::into_inner);
     let pid = std::process::id();
     let map = match &mut *all {
@@ -171,11 +173,12 @@ fn with_connections<R>(f: impl FnOnce(&mut HashMap<String, Shared>) -> R) -> R {
 /// forked child knows what its parent knew, as a CPython proxy keeps its
 /// `_authkey`), so a proxy a forked child inherits reconnects with the
 /// manager's key rather than the process's.
-static KEYS: Mutex<Option<HashMap<String, Vec<u8>>>> = Mutex::new(None);
+pub(super) static KEYS: Mutex<Option<HashMap<String, Vec<u8>>>> = Mutex::new(None);
 
 /// The authkey to connect to `address` with: the one it was connected
 /// with before in this process or its parent, else the process's.
 fn authkey_for(address: &str) -> Vec<u8> {
+    super::fork::protect_tables();
     let known = KEYS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -197,6 +200,7 @@ pub fn register_connection(client: &ManagerClient) {
 
 /// [`register_connection`], remembering the authkey it was made with.
 pub(crate) fn register_keyed(client: &ManagerClient, authkey: Option<&[u8]>) {
+    super::fork::protect_tables();
     if let Some(key) = authkey {
         KEYS.lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -275,9 +279,13 @@ impl Serialize for BaseProxy {
             return self.token().serialize(serializer);
         }
         let client = self.client().map_err(serde::ser::Error::custom)?;
-        let ticket = client
-            .transit(self.token().id, transit_lease())
-            .map_err(serde::ser::Error::custom)?;
+        let ticket = match client.transit(self.token().id, transit_lease()) {
+            Ok(t) => Some(t),
+            // A server without transit tickets (an older mpserver): the
+            // receiver takes a new reference, as CPython's does.
+            Err(ManagerError::Remote(e)) if e.kind == mp_proto::ErrorKind::AttributeError => None,
+            Err(e) => return Err(serde::ser::Error::custom(e)),
+        };
         InTransit {
             token: self.token().clone(),
             ticket,
@@ -294,7 +302,11 @@ impl<'de> Deserialize<'de> for BaseProxy {
         }
         let InTransit { token, ticket } = InTransit::deserialize(deserializer)?;
         let client = connection_for(&token.address).map_err(serde::de::Error::custom)?;
-        receive(client, token, ticket).map_err(serde::de::Error::custom)
+        match ticket {
+            Some(ticket) => receive(client, token, ticket),
+            None => BaseProxy::from_token(client, token),
+        }
+        .map_err(serde::de::Error::custom)
     }
 }
 

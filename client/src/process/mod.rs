@@ -60,7 +60,7 @@ mod repr;
 mod sentinel;
 mod start;
 pub(crate) mod sys;
-mod target;
+pub(crate) mod target;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

@@ -207,11 +207,11 @@ fn anchor(_: ChildCall) -> i32 {
     0x6d70_616e
 }
 
-fn anchor_addr() -> usize {
+pub(crate) fn anchor_addr() -> usize {
     anchor as EntryFn as usize
 }
 
-fn fingerprint<F, Args>() -> u64 {
+pub(crate) fn fingerprint<F, Args>() -> u64 {
     // SipHash with fixed keys: the same in every process of one build.
     #[allow(deprecated)]
     let mut h = std::hash::SipHasher::new();
@@ -359,7 +359,7 @@ where
 
 /// Checks that `addr` and [`anchor`] are in the main executable, where a
 /// re-executed child will find them at the same distance.
-fn check_same_object(addr: usize, method: StartMethod) -> Result<(), ProcessError> {
+pub(crate) fn check_same_object(addr: usize, method: StartMethod) -> Result<(), ProcessError> {
     let base = |a: usize| -> Option<usize> {
         let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
         // SAFETY: dladdr only reads the address and fills `info`.

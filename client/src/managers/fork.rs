@@ -1,0 +1,67 @@
+//! Keeps the managers' process-wide tables usable in a forked child
+//! (what CPython's `util.register_after_fork` and its `ForkAwareLocal`
+//! do for its managers).
+//!
+//! A child forked while another thread holds one of these mutexes would
+//! inherit it locked by a thread that does not exist there, and hang on
+//! first use. So the forking thread takes every one of them just before
+//! `fork` (`pthread_atfork`'s prepare handler) and gives them back on both
+//! sides just after: the child gets them unlocked, with consistent
+//! contents. The tables are keyed by pid, so the child then starts afresh.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::sync::{Once, PoisonError};
+
+thread_local! {
+    /// The guards taken by the prepare handler, in lock order.
+    static HELD: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Takes every table's lock, always in this order (no code path holds
+/// one of them while taking another, so the order cannot deadlock).
+extern "C" fn prepare() {
+    let guards: Vec<Box<dyn Any>> = vec![
+        Box::new(
+            super::transfer::CONNECTIONS
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        ),
+        Box::new(
+            super::transfer::KEYS
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        ),
+        Box::new(
+            super::release::RELEASER
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        ),
+    ];
+    HELD.with(|held| *held.borrow_mut() = guards);
+}
+
+/// Gives the locks back (in the parent, and in the child's one thread).
+extern "C" fn release() {
+    HELD.with(|held| {
+        let mut guards = std::mem::take(&mut *held.borrow_mut());
+        while guards.pop().is_some() {}
+    });
+}
+
+/// Installs the fork handlers, once per process (a child inherits them).
+pub(crate) fn protect_tables() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: the handlers are plain functions that only lock and
+        // unlock static mutexes through a thread-local of the forking
+        // thread; registering them has no other precondition.
+        let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(release), Some(release)) };
+        if rc != 0 {
+            tracing::warn!(
+                rc,
+                "pthread_atfork failed: a fork may inherit a locked manager table"
+            );
+        }
+    });
+}

@@ -1,0 +1,481 @@
+//! The parent's record of one submitted call (Python's `ApplyResult`,
+//! `MapResult` and `IMapIterator` internals, which live in the pool's
+//! `_cache`): where each task's outcome goes, who waits for it, and what a
+//! terminated pool tells the waiters. Shared by [`Pool`](super::Pool) and
+//! [`ThreadPool`](super::ThreadPool).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::core::lock;
+use super::PoolError;
+
+/// A job as the pool's cache sees it.
+pub(crate) trait Job: Send + Sync {
+    /// Fails every task still pending with `reason` (placed at each
+    /// task's index): [`PoolError::Terminated`] or [`PoolError::Broken`].
+    fn abort(&self, reason: &PoolError);
+}
+
+/// Where the outcomes of a job's tasks go, one per input position.
+pub(crate) trait Sink<T>: Job {
+    /// Records the outcome of the task at `index`; a second outcome for a
+    /// position is ignored (a worker killed after sending its result can
+    /// be reported lost too). Returns whether the job needs nothing more.
+    fn deliver(&self, index: usize, outcome: Result<T, PoolError>) -> bool;
+}
+
+impl<S: Job + ?Sized> Job for Arc<S> {
+    fn abort(&self, reason: &PoolError) {
+        (**self).abort(reason);
+    }
+}
+
+impl<T, S: Sink<T> + ?Sized> Sink<T> for Arc<S> {
+    fn deliver(&self, index: usize, outcome: Result<T, PoolError>) -> bool {
+        (**self).deliver(index, outcome)
+    }
+}
+
+/// Waits on `cv` until `ready` holds or `timeout` passes; returns the
+/// guard and whether `ready` holds. Shared with [`crate::dummy`].
+pub(crate) fn wait_until<'a, S>(
+    cv: &Condvar,
+    mut g: MutexGuard<'a, S>,
+    timeout: Option<Duration>,
+    ready: impl Fn(&S) -> bool,
+) -> (MutexGuard<'a, S>, bool) {
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    while !ready(&g) {
+        match (timeout, deadline) {
+            (None, _) | (Some(_), None) => {
+                g = cv.wait(g).unwrap_or_else(PoisonError::into_inner);
+            }
+            (Some(_), Some(d)) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return (g, false);
+                }
+                g = cv
+                    .wait_timeout(g, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+        }
+    }
+    (g, true)
+}
+
+/// Callbacks run on completion (Python's `callback`/`error_callback`).
+pub(crate) type Callback<V> = Box<dyn FnOnce(&V) + Send>;
+/// The error callback.
+pub(crate) type ErrorCallback = Box<dyn FnOnce(&PoolError) + Send>;
+
+/// A value that becomes ready once, with waiters and callbacks.
+pub(crate) struct Completion<V> {
+    state: Mutex<CompletionState<V>>,
+    cv: Condvar,
+    /// Set with the value, so a waiter can poll briefly without the lock.
+    ready: AtomicBool,
+}
+
+/// How long a waiter polls before sleeping: a result that is about to
+/// arrive then costs no wake-up (tens of microseconds on a busy machine).
+const SPIN: Duration = Duration::from_micros(30);
+
+struct CompletionState<V> {
+    /// Set by the first `complete`: later ones (a duplicate outcome) are
+    /// ignored even while the first is still running its callback.
+    claimed: bool,
+    value: Option<Result<V, PoolError>>,
+    callback: Option<Callback<V>>,
+    error_callback: Option<ErrorCallback>,
+}
+
+impl<V> Completion<V> {
+    pub(crate) fn new(
+        callback: Option<Callback<V>>,
+        error_callback: Option<ErrorCallback>,
+    ) -> Self {
+        Completion {
+            state: Mutex::new(CompletionState {
+                claimed: false,
+                value: None,
+                callback,
+                error_callback,
+            }),
+            cv: Condvar::new(),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Polls the ready flag for up to [`SPIN`] (never past `timeout`),
+    /// yielding the CPU: the thread that will set it may share this one.
+    fn spin(&self, timeout: Option<Duration>) {
+        let spin = timeout.map_or(SPIN, |t| t.min(SPIN));
+        let start = Instant::now();
+        while !self.ready.load(Ordering::Acquire) && start.elapsed() < spin {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Sets the value once (later calls are ignored). The callback runs
+    /// before waiters are released, as in Python, so `get` returning means
+    /// the callback has run.
+    pub(crate) fn complete(&self, value: Result<V, PoolError>) {
+        let (cb, ecb) = {
+            let mut st = lock(&self.state);
+            if st.claimed {
+                return;
+            }
+            st.claimed = true;
+            (st.callback.take(), st.error_callback.take())
+        };
+        // A panicking callback must not take the pool's thread with it
+        // (nor leave the result unset): it is caught and logged.
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &value {
+            Ok(v) => {
+                if let Some(cb) = cb {
+                    cb(v);
+                }
+            }
+            Err(e) => {
+                if let Some(ecb) = ecb {
+                    ecb(e);
+                }
+            }
+        }));
+        if ran.is_err() {
+            tracing::error!(target: "multiprocessing", "a pool callback panicked");
+        }
+        let mut st = lock(&self.state);
+        st.value = Some(value);
+        self.ready.store(true, Ordering::Release);
+        drop(st);
+        self.cv.notify_all();
+    }
+
+    pub(crate) fn ready(&self) -> bool {
+        lock(&self.state).value.is_some()
+    }
+
+    /// Waits; returns whether the value is there.
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> bool {
+        self.spin(timeout);
+        wait_until(&self.cv, lock(&self.state), timeout, |s| s.value.is_some()).1
+    }
+
+    /// Whether it succeeded: `None` while not ready.
+    pub(crate) fn successful(&self) -> Option<bool> {
+        lock(&self.state).value.as_ref().map(Result::is_ok)
+    }
+
+    /// A copy of the value once there, [`PoolError::Timeout`] otherwise.
+    pub(crate) fn get_cloned(&self, timeout: Option<Duration>) -> Result<V, PoolError>
+    where
+        V: Clone,
+    {
+        self.spin(timeout);
+        let (g, ok) = wait_until(&self.cv, lock(&self.state), timeout, |s| s.value.is_some());
+        match (&g.value, ok) {
+            (Some(v), true) => v.clone(),
+            _ => Err(PoolError::Timeout),
+        }
+    }
+
+    /// Takes the value out once there (the pool's blocking `map`/`apply`,
+    /// which own the only handle).
+    pub(crate) fn take(&self) -> Result<V, PoolError> {
+        self.spin(None);
+        let (mut g, _) = wait_until(&self.cv, lock(&self.state), None, |s| s.value.is_some());
+        g.value.take().unwrap_or(Err(PoolError::Timeout))
+    }
+}
+
+/// An `apply_async` job: one task, one value.
+pub(crate) struct ApplyJob<T> {
+    pub(crate) done: Arc<Completion<T>>,
+}
+
+impl<T: Send> Job for ApplyJob<T> {
+    fn abort(&self, reason: &PoolError) {
+        self.done.complete(Err(reason.at(0)));
+    }
+}
+
+impl<T: Send> Sink<T> for ApplyJob<T> {
+    fn deliver(&self, _index: usize, outcome: Result<T, PoolError>) -> bool {
+        self.done.complete(outcome);
+        true
+    }
+}
+
+/// A `map_async`/`starmap_async` job: the list of results in input order,
+/// or the first failure to arrive (Python's `MapResult`).
+pub(crate) struct MapJob<T> {
+    slots: Mutex<MapSlots<T>>,
+    pub(crate) done: Arc<Completion<Vec<T>>>,
+}
+
+struct MapSlots<T> {
+    values: Vec<Option<T>>,
+    remaining: usize,
+    failed: bool,
+}
+
+impl<T> MapJob<T> {
+    pub(crate) fn new(
+        len: usize,
+        callback: Option<Callback<Vec<T>>>,
+        error_callback: Option<ErrorCallback>,
+    ) -> Self {
+        let job = MapJob {
+            slots: Mutex::new(MapSlots {
+                values: (0..len).map(|_| None).collect(),
+                remaining: len,
+                failed: false,
+            }),
+            done: Arc::new(Completion::new(callback, error_callback)),
+        };
+        if len == 0 {
+            job.done.complete(Ok(Vec::new()));
+        }
+        job
+    }
+}
+
+impl<T: Send> Job for MapJob<T> {
+    fn abort(&self, reason: &PoolError) {
+        let first = {
+            let mut s = lock(&self.slots);
+            if s.failed || s.remaining == 0 {
+                return;
+            }
+            s.failed = true;
+            s.values.iter().position(Option::is_none).unwrap_or(0)
+        };
+        self.done.complete(Err(reason.at(first)));
+    }
+}
+
+impl<T: Send> Sink<T> for MapJob<T> {
+    fn deliver(&self, index: usize, outcome: Result<T, PoolError>) -> bool {
+        let mut s = lock(&self.slots);
+        if s.failed {
+            return true;
+        }
+        let Some(slot) = s.values.get_mut(index) else {
+            return false;
+        };
+        if slot.is_some() {
+            return s.remaining == 0;
+        }
+        match outcome {
+            Ok(v) => {
+                *slot = Some(v);
+                s.remaining -= 1;
+                if s.remaining > 0 {
+                    return false;
+                }
+                let values: Vec<T> = std::mem::take(&mut s.values)
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                drop(s);
+                self.done.complete(Ok(values));
+                true
+            }
+            Err(e) => {
+                // Python's MapResult is ready at the first failure.
+                s.failed = true;
+                s.values = Vec::new();
+                drop(s);
+                self.done.complete(Err(e));
+                true
+            }
+        }
+    }
+}
+
+/// An `imap`/`imap_unordered` job: outcomes handed out one at a time, in
+/// input order or as they come (Python's `IMapIterator`).
+pub(crate) struct IMapJob<T> {
+    state: Mutex<IMapState<T>>,
+    cv: Condvar,
+}
+
+struct IMapState<T> {
+    ordered: bool,
+    total: usize,
+    /// Positions whose outcome has arrived.
+    seen: Vec<bool>,
+    arrived: usize,
+    /// Ordered: outcomes waiting for their turn, by position.
+    pending: HashMap<usize, Result<T, PoolError>>,
+    /// Unordered: outcomes in arrival order.
+    queue: VecDeque<Result<T, PoolError>>,
+    /// How many were handed out.
+    yielded: usize,
+}
+
+impl<T> IMapJob<T> {
+    pub(crate) fn new(total: usize, ordered: bool) -> Self {
+        IMapJob {
+            state: Mutex::new(IMapState {
+                ordered,
+                total,
+                seen: vec![false; total],
+                arrived: 0,
+                pending: HashMap::new(),
+                queue: VecDeque::new(),
+                yielded: 0,
+            }),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// The next outcome: `None` at the end, `Some(Err(Timeout))` if none
+    /// came within `timeout`.
+    pub(crate) fn next(&self, timeout: Option<Duration>) -> Option<Result<T, PoolError>> {
+        let available = |s: &IMapState<T>| {
+            s.yielded >= s.total
+                || if s.ordered {
+                    s.pending.contains_key(&s.yielded)
+                } else {
+                    !s.queue.is_empty()
+                }
+        };
+        let (mut g, ok) = wait_until(&self.cv, lock(&self.state), timeout, available);
+        if !ok {
+            return Some(Err(PoolError::Timeout));
+        }
+        if g.yielded >= g.total {
+            return None;
+        }
+        let next = if g.ordered {
+            let at = g.yielded;
+            g.pending.remove(&at)
+        } else {
+            g.queue.pop_front()
+        };
+        g.yielded += 1;
+        next
+    }
+
+    /// Items not yet handed out.
+    pub(crate) fn remaining(&self) -> usize {
+        let g = lock(&self.state);
+        g.total - g.yielded
+    }
+}
+
+impl<T: Send> Job for IMapJob<T> {
+    fn abort(&self, reason: &PoolError) {
+        let mut g = lock(&self.state);
+        for index in 0..g.total {
+            if !g.seen[index] {
+                g.seen[index] = true;
+                g.arrived += 1;
+                let e = Err(reason.at(index));
+                if g.ordered {
+                    g.pending.insert(index, e);
+                } else {
+                    g.queue.push_back(e);
+                }
+            }
+        }
+        drop(g);
+        self.cv.notify_all();
+    }
+}
+
+impl<T: Send> Sink<T> for IMapJob<T> {
+    fn deliver(&self, index: usize, outcome: Result<T, PoolError>) -> bool {
+        let mut g = lock(&self.state);
+        match g.seen.get(index) {
+            Some(false) => {}
+            _ => return g.arrived == g.total,
+        }
+        g.seen[index] = true;
+        g.arrived += 1;
+        if g.ordered {
+            g.pending.insert(index, outcome);
+        } else {
+            g.queue.push_back(outcome);
+        }
+        let done = g.arrived == g.total;
+        drop(g);
+        self.cv.notify_all();
+        done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_map_collects_in_order_and_fails_at_the_first_error() {
+        let job = MapJob::<u32>::new(3, None, None);
+        assert!(!job.deliver(2, Ok(20)));
+        assert!(!job.deliver(0, Ok(0)));
+        assert!(!job.done.ready());
+        assert!(job.deliver(1, Ok(10)));
+        assert_eq!(job.done.take(), Ok(vec![0, 10, 20]));
+
+        let job = MapJob::<u32>::new(3, None, None);
+        job.deliver(0, Ok(0));
+        assert!(job.deliver(
+            1,
+            Err(PoolError::Task {
+                index: 1,
+                message: "x".into()
+            })
+        ));
+        assert_eq!(job.done.successful(), Some(false));
+    }
+
+    #[test]
+    fn a_panicking_callback_still_sets_the_result() {
+        let done = Completion::<u8>::new(Some(Box::new(|_: &u8| panic!("callback"))), None);
+        done.complete(Ok(3));
+        assert_eq!(done.get_cloned(None), Ok(3));
+    }
+
+    #[test]
+    fn imap_orders_ignores_duplicates_and_times_out() {
+        let job = IMapJob::<u32>::new(2, true);
+        job.deliver(1, Ok(1));
+        assert_eq!(
+            job.next(Some(Duration::from_millis(1))),
+            Some(Err(PoolError::Timeout))
+        );
+        job.deliver(1, Ok(99));
+        assert!(job.deliver(0, Ok(0)));
+        assert_eq!(job.next(None), Some(Ok(0)));
+        assert_eq!(job.next(None), Some(Ok(1)));
+        assert_eq!(job.next(None), None);
+    }
+
+    #[test]
+    fn abort_fails_what_is_pending() {
+        let job = IMapJob::<u32>::new(2, false);
+        job.deliver(0, Ok(0));
+        job.abort(&PoolError::Terminated { index: 0 });
+        assert_eq!(job.next(None), Some(Ok(0)));
+        assert_eq!(
+            job.next(None),
+            Some(Err(PoolError::Terminated { index: 1 }))
+        );
+        let apply = ApplyJob {
+            done: Arc::new(Completion::<u8>::new(None, None)),
+        };
+        apply.abort(&PoolError::Terminated { index: 0 });
+        assert_eq!(
+            apply.done.get_cloned(None),
+            Err(PoolError::Terminated { index: 0 })
+        );
+    }
+}

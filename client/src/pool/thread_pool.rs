@@ -1,0 +1,409 @@
+//! [`ThreadPool`]: the [`Pool`](super::Pool) API on threads (Python's
+//! `multiprocessing.pool.ThreadPool`, which is also
+//! `multiprocessing.dummy.Pool`).
+//!
+//! Threads share the caller's memory, so functions may be any
+//! `Fn + Send + Sync` closure and values need no serde. `terminate` cannot
+//! stop a running task (nor can Python's): it fails every task not yet
+//! finished with [`PoolError::Terminated`] and lets the threads exit after
+//! their current task.
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::async_result::{AsyncResult, IMapIterator, MapResult};
+use super::core::{lock, CLOSE, RUN, TERMINATE};
+use super::func::{check_chunksize, chunksize_or_default, run_task, PoolFn, TaskResult};
+use super::job::{ApplyJob, Callback, Completion, ErrorCallback, IMapJob, Job, MapJob, Sink};
+use super::process_pool::ApplyOutput;
+use super::thread_worker::{Shared, ThreadPoolBuilder};
+use super::PoolError;
+
+/// A pool of worker threads with [`Pool`](super::Pool)'s API (Python's
+/// `ThreadPool`).
+///
+/// ```
+/// use multiprocessing::pool::ThreadPool;
+///
+/// let offset = 10;
+/// let pool = ThreadPool::new(4).unwrap();
+/// let r = pool.map(move |x: i32| x + offset, 0..4).unwrap();
+/// assert_eq!(r, vec![10, 11, 12, 13]);
+/// ```
+pub struct ThreadPool {
+    pub(crate) shared: Arc<Shared>,
+    processes: usize,
+}
+
+impl ThreadPool {
+    pub(crate) fn started(shared: Arc<Shared>, processes: usize) -> ThreadPool {
+        ThreadPool { shared, processes }
+    }
+
+    /// A pool of `processes` threads.
+    pub fn new(processes: usize) -> Result<ThreadPool, PoolError> {
+        ThreadPool::builder().processes(processes).build()
+    }
+
+    /// A builder for the other settings.
+    pub fn builder() -> ThreadPoolBuilder {
+        ThreadPoolBuilder {
+            processes: None,
+            maxtasks: None,
+            initializer: None,
+        }
+    }
+
+    /// The number of threads.
+    pub fn processes(&self) -> usize {
+        self.processes
+    }
+
+    /// Registers a job and queues one task per chunk; each task runs
+    /// `call` on its items and delivers the outcomes.
+    fn submit<A, T, S, C>(
+        &self,
+        sink: Arc<S>,
+        items: Vec<A>,
+        chunksize: usize,
+        call: Arc<C>,
+    ) -> Result<(), PoolError>
+    where
+        A: Send + 'static,
+        T: Send + 'static,
+        S: Sink<T> + 'static,
+        C: Fn(A) -> Result<T, String> + Send + Sync + 'static,
+    {
+        let s = &self.shared;
+        if items.is_empty() {
+            return match s.state.load(Ordering::SeqCst) {
+                RUN => Ok(()),
+                _ => Err(PoolError::NotRunning),
+            };
+        }
+        let id = s.next_job.fetch_add(1, Ordering::Relaxed) as u64;
+        {
+            // Checked under the cache's lock, which `terminate` takes after
+            // changing the state: a job is either refused or aborted by it.
+            let mut jobs = lock(&s.jobs);
+            if let Some(e) = lock(&s.broken).clone() {
+                return Err(e);
+            }
+            if s.state.load(Ordering::SeqCst) != RUN {
+                return Err(PoolError::NotRunning);
+            }
+            jobs.insert(id, sink.clone());
+        }
+        let mut q = lock(&s.queue);
+        let mut items = items.into_iter();
+        let mut start = 0usize;
+        loop {
+            let chunk: Vec<A> = items.by_ref().take(chunksize).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let (sink, call, shared) = (sink.clone(), call.clone(), s.clone());
+            let first = start;
+            start += chunk.len();
+            q.push_back(Box::new(move || {
+                for (i, a) in chunk.into_iter().enumerate() {
+                    let index = first + i;
+                    let out = call(a).map_err(|message| PoolError::Task { index, message });
+                    if sink.deliver(index, out) {
+                        let mut jobs = lock(&shared.jobs);
+                        jobs.remove(&id);
+                        if jobs.is_empty() {
+                            shared.jobs_cv.notify_all();
+                            // Idle threads of a closed pool may exit now.
+                            shared.queue_cv.notify_all();
+                        }
+                    }
+                }
+            }));
+        }
+        drop(q);
+        s.queue_cv.notify_all();
+        Ok(())
+    }
+
+    fn apply_inner<F, Args>(
+        &self,
+        f: F,
+        args: Args,
+        callback: Option<Callback<ApplyOutput<F, Args>>>,
+        error_callback: Option<ErrorCallback>,
+    ) -> Result<AsyncResult<ApplyOutput<F, Args>>, PoolError>
+    where
+        F: PoolFn<Args>,
+        Args: Send + 'static,
+        ApplyOutput<F, Args>: Send + 'static,
+    {
+        let done = Arc::new(Completion::new(callback, error_callback));
+        let job = Arc::new(ApplyJob { done: done.clone() });
+        let call = Arc::new(move |a: Args| run_task(|| f.call(a)));
+        self.submit(job, vec![args], 1, call)?;
+        Ok(AsyncResult::new(done))
+    }
+
+    fn map_inner<F, A, R>(
+        &self,
+        f: F,
+        items: Vec<A>,
+        chunksize: Option<usize>,
+        callback: Option<Callback<Vec<R::Ok>>>,
+        error_callback: Option<ErrorCallback>,
+    ) -> Result<MapResult<R::Ok>, PoolError>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: TaskResult + 'static,
+        R::Ok: Send + 'static,
+    {
+        let call = Arc::new(move |a: A| run_task(|| f(a)));
+        self.submit_map(items, chunksize, callback, error_callback, call)
+    }
+
+    /// A `map`/`starmap` job: `call` on each of `items`.
+    fn submit_map<A, T, C>(
+        &self,
+        items: Vec<A>,
+        chunksize: Option<usize>,
+        callback: Option<Callback<Vec<T>>>,
+        error_callback: Option<ErrorCallback>,
+        call: Arc<C>,
+    ) -> Result<MapResult<T>, PoolError>
+    where
+        A: Send + 'static,
+        T: Send + 'static,
+        C: Fn(A) -> Result<T, String> + Send + Sync + 'static,
+    {
+        let chunksize = chunksize_or_default(items.len(), chunksize, self.processes)?;
+        let job = Arc::new(MapJob::new(items.len(), callback, error_callback));
+        let done = job.done.clone();
+        self.submit(job, items, chunksize, call)?;
+        Ok(AsyncResult::new(done))
+    }
+
+    fn starmap_inner<F, Args>(
+        &self,
+        f: F,
+        items: Vec<Args>,
+        chunksize: Option<usize>,
+        callback: Option<Callback<Vec<ApplyOutput<F, Args>>>>,
+        error_callback: Option<ErrorCallback>,
+    ) -> Result<MapResult<ApplyOutput<F, Args>>, PoolError>
+    where
+        F: PoolFn<Args>,
+        Args: Send + 'static,
+        ApplyOutput<F, Args>: Send + 'static,
+    {
+        let call = Arc::new(move |a: Args| run_task(|| f.call(a)));
+        self.submit_map(items, chunksize, callback, error_callback, call)
+    }
+
+    fn imap_inner<F, A, R>(
+        &self,
+        f: F,
+        items: Vec<A>,
+        chunksize: usize,
+        ordered: bool,
+    ) -> Result<IMapIterator<R::Ok>, PoolError>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: TaskResult + 'static,
+        R::Ok: Send + 'static,
+    {
+        let job = Arc::new(IMapJob::new(items.len(), ordered));
+        self.submit(
+            job.clone(),
+            items,
+            chunksize,
+            Arc::new(move |a| run_task(|| f(a))),
+        )?;
+        Ok(IMapIterator::new(job))
+    }
+
+    /// No more tasks may be submitted (Python's `close`).
+    pub fn close(&self) {
+        let _ = self
+            .shared
+            .state
+            .compare_exchange(RUN, CLOSE, Ordering::SeqCst, Ordering::SeqCst);
+        self.shared.queue_cv.notify_all();
+    }
+
+    /// Fails every task not finished with [`PoolError::Terminated`]; the
+    /// threads exit after their current task (Python's `terminate`).
+    pub fn terminate(&self) {
+        let s = &self.shared;
+        s.state.store(TERMINATE, Ordering::SeqCst);
+        lock(&s.queue).clear();
+        s.queue_cv.notify_all();
+        let jobs: Vec<Arc<dyn Job>> = lock(&s.jobs).drain().map(|(_, j)| j).collect();
+        s.jobs_cv.notify_all();
+        for j in jobs {
+            j.abort(&PoolError::Terminated { index: 0 });
+        }
+    }
+
+    /// Waits for the threads to exit; only after `close` (queued work
+    /// finishes first) or `terminate` (Python's `join`).
+    pub fn join(&self) -> Result<(), PoolError> {
+        let s = &self.shared;
+        if s.state.load(Ordering::SeqCst) == RUN {
+            return Err(PoolError::StillRunning);
+        }
+        {
+            let mut jobs = lock(&s.jobs);
+            while !jobs.is_empty() && s.state.load(Ordering::SeqCst) == CLOSE {
+                jobs = s.jobs_cv.wait(jobs).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        s.queue_cv.notify_all();
+        // Threads replacing themselves push new handles while we join.
+        loop {
+            let Some(h) = lock(&s.threads).pop() else {
+                return Ok(());
+            };
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        if self.shared.owner != std::process::id() {
+            // A copy in a forked child: its threads were not copied.
+            return;
+        }
+        self.terminate();
+        let _ = self.join();
+    }
+}
+
+impl fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "<multiprocessing.pool.ThreadPool pool_size={}>",
+            self.processes
+        )
+    }
+}
+
+super::api::pool_api!(ThreadPool, [], [Send + 'static]);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+    use std::time::Duration;
+
+    #[test]
+    fn the_whole_api_on_threads() {
+        let pool = ThreadPool::new(3).unwrap();
+        let k = 3;
+        assert_eq!(
+            pool.map(move |x: u32| x * k, 0..5).unwrap(),
+            vec![0, 3, 6, 9, 12]
+        );
+        assert_eq!(pool.apply(|a: u32, b: u32| a + b, (2, 5)).unwrap(), 7);
+        assert_eq!(
+            pool.starmap(|a: u32, b: u32| a * b, vec![(2, 3), (4, 5)])
+                .unwrap(),
+            vec![6, 20]
+        );
+        let fails = |x: u32| {
+            if x == 5 {
+                Err(format!("bad {x}"))
+            } else {
+                Ok(x)
+            }
+        };
+        let got: Vec<_> = pool.imap(fails, 0..8).unwrap().collect();
+        assert_eq!(
+            got[5],
+            Err(PoolError::Task {
+                index: 5,
+                message: "bad 5".into()
+            })
+        );
+        assert_eq!(got[7], Ok(7));
+        let mut un: Vec<u32> = pool
+            .imap_unordered_chunked(|x: u32| x, 0..20, 3)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        un.sort_unstable();
+        assert_eq!(un, (0..20).collect::<Vec<_>>());
+        match pool.map_chunked(
+            |x: u32| -> u32 {
+                assert!(x != 2, "no two");
+                x
+            },
+            0..4,
+            1,
+        ) {
+            Err(PoolError::Task { index: 2, message }) => assert!(message.contains("no two")),
+            other => panic!("{other:?}"),
+        }
+        let r = pool
+            .apply_async(|| std::thread::sleep(Duration::from_millis(300)), ())
+            .unwrap();
+        assert_eq!(
+            r.get_timeout(Duration::from_millis(1)),
+            Err(PoolError::Timeout)
+        );
+        assert_eq!(r.successful(), Err(PoolError::NotReady));
+        assert_eq!(r.get_nowait(), Err(PoolError::Timeout));
+        assert_eq!(r.get(), Ok(()));
+        assert_eq!(pool.join(), Err(PoolError::StillRunning));
+        pool.close();
+        pool.join().unwrap();
+        assert_eq!(pool.map(|x: u32| x, [1]), Err(PoolError::NotRunning));
+    }
+
+    #[test]
+    fn initializer_maxtasks_and_terminate() {
+        static INITS: AtomicU32 = AtomicU32::new(0);
+        let pool = ThreadPool::builder()
+            .processes(2)
+            .maxtasksperchild(2)
+            .initializer(|| {
+                INITS.fetch_add(1, Ordering::SeqCst);
+            })
+            .build()
+            .unwrap();
+        pool.map_chunked(|x: u32| x, 0..10, 1).unwrap();
+        // 10 tasks, 2 per thread: at least 5 threads were started.
+        assert!(INITS.load(Ordering::SeqCst) >= 5);
+        let slow = pool
+            .map_async(
+                |_: u32| std::thread::sleep(Duration::from_millis(50)),
+                0..100,
+            )
+            .unwrap();
+        pool.terminate();
+        assert!(matches!(slow.get(), Err(PoolError::Terminated { .. })));
+        pool.join().unwrap();
+    }
+
+    #[test]
+    fn a_failing_initializer_breaks_the_pool_instead_of_hanging() {
+        let pool = ThreadPool::builder()
+            .processes(2)
+            .initializer(|| panic!("no"))
+            .build()
+            .unwrap();
+        // The pool may give up before or after the call is queued.
+        let got = pool.map_async(|x: u32| x, 0..4).and_then(|r| r.get());
+        assert!(matches!(got, Err(PoolError::Broken(_))), "{got:?}");
+        assert!(matches!(pool.apply(|| 1u8, ()), Err(PoolError::Broken(_))));
+        pool.close();
+        pool.join().unwrap();
+    }
+}
