@@ -158,6 +158,51 @@ fn proxy_as_an_argument(method: StartMethod) -> Outcome {
     )
 }
 
+/// The child of [`a_proxy_moved_into_a_forked_child`]: uses the proxy
+/// only when told to.
+fn late_user(
+    d: multiprocessing::managers::DictProxy<String, i64>,
+    mut go: multiprocessing::Connection,
+) -> Outcome {
+    let _: bool = go.recv().map_err(e)?;
+    d.set(&"late".into(), &1).map_err(e)
+}
+
+/// A proxy moved into a forked child's arguments, which the parent drops
+/// at once: the parent's reference stands until the child has exited.
+fn a_proxy_moved_into_a_forked_child() -> Outcome {
+    let m = Manager::start("127.0.0.1:0", KEY).map_err(e)?;
+    let d = m.dict::<String, i64>().map_err(e)?;
+    let id = d.base().token().id;
+    let (go_rx, mut go_tx) = Pipe(false).map_err(e)?;
+    let p = get_context(StartMethod::Fork).process(late_user, (d, go_rx));
+    p.start().map_err(e)?; // drops the parent's only copy of `d`
+                           // A later proxy's release is processed after `d`'s would be.
+    let marker = m.list::<i64>().map_err(e)?;
+    let marker_id = marker.base().token().id;
+    drop(marker);
+    let gone = |target| -> Result<bool, ManagerError> {
+        Ok(!m.client().debug_info()?.iter().any(|o| o.id == target))
+    };
+    let deadline = std::time::Instant::now() + LONG;
+    while !gone(marker_id).map_err(e)? {
+        check(
+            std::time::Instant::now() < deadline,
+            "marker never released",
+        )?;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    check(!gone(id).map_err(e)?, "the child's dict was freed under it")?;
+    go_tx.send(&true).map_err(e)?;
+    check(p.join_timeout(LONG).map_err(e)?, "child hung")?;
+    check(p.exitcode().map_err(e)? == Some(0), "child failed")?;
+    // The child has exited: the parent's reference goes now.
+    check(
+        m.wait_for_object_count(0, LONG).map_err(e)?,
+        "the deferred reference was never released",
+    )
+}
+
 /// `Manager` (a SyncManager) under `method`.
 fn sync_manager_in(method: StartMethod) -> Outcome {
     let m = Manager::start_in("127.0.0.1:0", KEY, method).map_err(e)?;
@@ -297,6 +342,10 @@ fn main() {
         (
             "one_connection_per_process".into(),
             Box::new(one_connection_per_process),
+        ),
+        (
+            "a_proxy_moved_into_a_forked_child".into(),
+            Box::new(a_proxy_moved_into_a_forked_child),
         ),
     ];
     for m in [

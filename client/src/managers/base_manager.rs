@@ -244,6 +244,9 @@ impl BaseManager {
     /// Starts `process`, reads the address it reports, connects.
     fn launch(&mut self, process: Process, mut reader: Connection) -> Result<(), ManagerError> {
         process.start().map_err(|e| start_error(&e))?;
+        if let Ok(Some(pid)) = process.pid() {
+            super::after_fork::note_server(pid);
+        }
         self.process = Some(process);
         let reported = match reader.poll(Some(START_TIMEOUT)) {
             Ok(true) => reader

@@ -11,7 +11,18 @@
 
 use std::any::Any;
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Once, PoisonError};
+
+/// Forks this process has made since the handlers were installed.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+/// How many forks this process has made (that the tables saw): a proxy
+/// made before the latest one may be shared with a child.
+pub(crate) fn forks() -> u64 {
+    protect_tables();
+    FORKS.load(Ordering::SeqCst)
+}
 
 thread_local! {
     /// The guards taken by the prepare handler, in lock order.
@@ -37,7 +48,18 @@ extern "C" fn prepare() {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         ),
+        Box::new(
+            super::after_fork::SERVERS
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        ),
+        Box::new(
+            super::after_fork::WAITER
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        ),
     ];
+    FORKS.fetch_add(1, Ordering::SeqCst);
     HELD.with(|held| *held.borrow_mut() = guards);
 }
 

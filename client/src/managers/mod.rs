@@ -68,6 +68,7 @@
 //! * [`tls`]: [`TlsConnector`], TLS to a server started with
 //!   `--tls-cert`.
 
+mod after_fork;
 pub mod base_manager;
 pub mod batch;
 pub mod client;

@@ -28,12 +28,11 @@ use super::error::ManagerError;
 /// After a fork the child never touches the parent's socket: the first
 /// call in the child takes a reference of its own on the child's
 /// connection to the server (Python's `BaseProxy._after_fork`). Until
-/// then the child relies on the parent's reference: a parent that drops
-/// its last copy right after starting a forked child (a proxy moved into
-/// `Process` arguments, which are dropped once the child has started)
-/// races the child's first call, as in CPython. Keep a clone until the
-/// child has used it, or send it (a `Pipe`, a `Queue`, `spawn`
-/// arguments), which holds a reference in transit.
+/// then the child relies on the parent's reference, so the parent gives
+/// back a reference that was alive at a fork only once its live children
+/// have exited (manager servers aside): a proxy moved into a forked
+/// `Process`'s arguments — which the parent drops once the child has
+/// started — stays valid for the child, where CPython races.
 pub struct BaseProxy {
     client: ManagerClient,
     token: Token,
@@ -41,6 +40,8 @@ pub struct BaseProxy {
     pid: u32,
     /// In a forked child: the child's own connection, once taken.
     forked: Mutex<Option<(u32, ManagerClient)>>,
+    /// How many forks this process had made when the proxy was made.
+    born: u64,
 }
 
 impl BaseProxy {
@@ -75,6 +76,7 @@ impl BaseProxy {
             token,
             pid: std::process::id(),
             forked: Mutex::new(None),
+            born: super::fork::forks(),
         }
     }
 
@@ -200,7 +202,14 @@ impl Clone for BaseProxy {
 impl Drop for BaseProxy {
     fn drop(&mut self) {
         // A forked child that never used the proxy holds no reference.
-        if let Some(client) = self.releasing_client() {
+        let Some(client) = self.releasing_client() else {
+            return;
+        };
+        if self.pid == std::process::id() && self.born != super::fork::forks() {
+            // A child forked while this proxy was alive may still rely on
+            // this reference (its first call takes its own).
+            super::after_fork::release_after_children(client, self.token.id);
+        } else {
             release_later(client, self.token.id);
         }
     }
