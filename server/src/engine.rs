@@ -127,7 +127,11 @@ impl Engine {
                 object.release_session(session.id());
             }
         }
-        for (id, n) in refs {
+        // While the server stops, other connections are still answering
+        // calls they read before the stop: the objects stay until the table
+        // is cleared once every connection is done, so those calls do not
+        // meet a KeyError for an object freed under them.
+        for (id, n) in refs.into_iter().filter(|_| !self.shutdown.is_triggered()) {
             // An object can only be gone already if the table was cleared.
             let _ = self.table.decref_n(id, n);
         }

@@ -13,8 +13,8 @@
 //! fails every call waiting on it with [`ManagerError::ConnectionLost`].
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, HashMap};
-use std::io::{self, BufReader, Read, Write};
+use std::collections::HashMap;
+use std::io::{self, BufReader, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,82 +28,14 @@ use mp_proto::message::{Hello, HelloReply, Kwargs, Outcome, ProxyInfo, Request, 
 use mp_proto::value::from_value;
 use mp_proto::{ObjectId, Value};
 use mp_server::table::ObjectInfo;
-use serde::{Deserialize, Serialize};
 
+pub use super::answers::{Returned, ServerStatus, TypeInfo};
 use super::error::ManagerError;
 use super::release::Releases;
-use super::spin::{spin_until_readable, SpinPolicy, Spun};
-use super::tls::{TlsConnector, TlsStream};
+use super::spin::{SpinPolicy, Spun};
+use super::stream::Stream;
+use super::tls::TlsConnector;
 use crate::connection::Address;
-
-/// What a method call gave back.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Returned {
-    /// A value. Every proxy token inside it comes with one reference owned
-    /// by this connection.
-    Value(Value),
-    /// A new shared object (a method in its type's `method_to_typeid`);
-    /// this connection owns one reference to it.
-    Proxy(ProxyInfo),
-}
-
-impl Returned {
-    /// The value, or a protocol error if a proxy came back instead.
-    pub fn into_value(self) -> Result<Value, ManagerError> {
-        match self {
-            Returned::Value(v) => Ok(v),
-            Returned::Proxy(p) => Err(ManagerError::Protocol(format!(
-                "expected a value, got a new '{}' object",
-                p.token.typeid
-            ))),
-        }
-    }
-
-    /// The new object, or a protocol error if a value came back instead.
-    pub fn into_proxy(self) -> Result<ProxyInfo, ManagerError> {
-        match self {
-            Returned::Proxy(p) => Ok(p),
-            Returned::Value(v) => Err(ManagerError::Protocol(format!(
-                "expected a new shared object, got {}",
-                v.repr()
-            ))),
-        }
-    }
-}
-
-/// What the `status` server call reports.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ServerStatus {
-    /// The server's name and version (`mpserver/0.1.0`).
-    pub server: String,
-    /// The address it serves at.
-    pub address: String,
-    /// Seconds since it started.
-    pub uptime_secs: f64,
-    /// Connections open now.
-    pub connections: u64,
-    /// Connections accepted since start.
-    pub connections_total: u64,
-    /// Requests answered since start.
-    pub requests_total: u64,
-    /// Live shared objects.
-    pub number_of_objects: u64,
-    /// Live shared objects by typeid.
-    pub objects_by_typeid: BTreeMap<String, u64>,
-}
-
-/// A registered typeid, as the `typeids` server call describes it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TypeInfo {
-    /// Its name.
-    pub typeid: String,
-    /// Methods a proxy may call.
-    pub exposed: Vec<String>,
-    /// Methods returning new shared objects, and their typeid.
-    pub method_to_typeid: BTreeMap<String, String>,
-    /// Whether clients create it directly.
-    pub create_method: bool,
-}
 
 /// How to connect.
 #[derive(Clone, Debug)]
@@ -138,95 +70,6 @@ impl Default for ConnectOptions {
             spin: Duration::from_micros(50),
             tls: None,
         }
-    }
-}
-
-/// A TCP or Unix stream, or TLS over TCP.
-enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-    Tls(TlsStream),
-}
-
-impl Stream {
-    fn try_clone(&self) -> io::Result<Stream> {
-        Ok(match self {
-            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
-            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
-            Stream::Tls(s) => Stream::Tls(s.try_clone()?),
-        })
-    }
-
-    fn set_timeouts(&self, t: Option<Duration>) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => {
-                s.set_read_timeout(t)?;
-                s.set_write_timeout(t)
-            }
-            Stream::Unix(s) => {
-                s.set_read_timeout(t)?;
-                s.set_write_timeout(t)
-            }
-            Stream::Tls(s) => {
-                s.socket().set_read_timeout(t)?;
-                s.socket().set_write_timeout(t)
-            }
-        }
-    }
-
-    fn fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        match self {
-            Stream::Tcp(s) => s.as_raw_fd(),
-            Stream::Unix(s) => s.as_raw_fd(),
-            Stream::Tls(s) => s.socket().as_raw_fd(),
-        }
-    }
-
-    /// Polls for readable data for up to `spin` (see
-    /// [`spin_until_readable`]); skipped when decrypted bytes already wait
-    /// inside the TLS session while the socket has none.
-    fn spin_until_readable(&self, spin: Duration) -> Spun {
-        if let Stream::Tls(s) = self {
-            if s.has_buffered() {
-                return Spun::Skipped;
-            }
-        }
-        spin_until_readable(self.fd(), spin)
-    }
-
-    fn shutdown(&self) {
-        let _ = match self {
-            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
-            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
-            Stream::Tls(s) => {
-                s.shutdown();
-                Ok(())
-            }
-        };
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 

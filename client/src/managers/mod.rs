@@ -51,9 +51,11 @@
 //!
 //! # Layout
 //!
-//! * [`client`]: [`ManagerClient`] and what its calls return; [`batch`]:
-//!   many calls in flight at once ([`Call`]); a private `spin` module
-//!   learns whether to poll before sleeping for an answer.
+//! * [`client`]: [`ManagerClient`], with what its calls return (private
+//!   `answers`) over a TCP, Unix or TLS stream (private `stream`);
+//!   [`batch`]: many calls in flight at once ([`Call`]); `release`: drops'
+//!   decrefs riding on later calls; a private `spin` module learns whether
+//!   to poll before sleeping for an answer.
 //! * [`error`]: [`ManagerError`], why a call failed.
 //! * [`proxy`]: [`BaseProxy`], one counted reference to a shared object.
 //! * [`proxies`]: the typed proxies ([`DictProxy`], [`LockProxy`], …).
@@ -69,6 +71,7 @@
 //!   `--tls-cert`.
 
 mod after_fork;
+mod answers;
 pub mod base_manager;
 pub mod batch;
 pub mod client;
@@ -79,6 +82,7 @@ pub mod proxy;
 mod release;
 pub mod server;
 mod spin;
+mod stream;
 pub mod sync_manager;
 pub mod tls;
 pub mod transfer;

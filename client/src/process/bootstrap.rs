@@ -85,7 +85,10 @@ pub(crate) fn become_child(
     if let Some(level) = spec.log_level {
         log::inherit_level(level);
     }
-    super::target::install_panic_header(&spec.name);
+    // A forked child has the hook from its parent (installed before the
+    // fork); a re-executed one installs it here, still single-threaded.
+    super::target::install_panic_hook();
+    super::target::set_panic_name(&spec.name);
     tracing::info!(target: "multiprocessing", "child process calling self.run()");
 }
 

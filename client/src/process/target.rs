@@ -28,7 +28,8 @@ use std::hash::{Hash, Hasher};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Once, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -285,16 +286,42 @@ pub(crate) fn run_guarded<R: TargetResult>(process_name: &str, f: impl FnOnce() 
     }
 }
 
-/// Prefixes panic reports with `Process <name>:` as Python prefixes a
-/// child's traceback, keeping whatever hook was installed. Called once in
-/// each child before its target runs.
-pub(crate) fn install_panic_header(process_name: &str) {
-    let name = process_name.to_owned();
-    let previous = panic::take_hook();
-    panic::set_hook(Box::new(move |info| {
-        eprintln!("Process {name}:");
-        previous(info);
-    }));
+/// The name a child's panic reports start with; null in a process that
+/// is not a child of ours.
+static PANIC_NAME: AtomicPtr<String> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Installs, once per program, a panic hook that prefixes reports with
+/// `Process <name>:` in a child, as Python prefixes a child's traceback,
+/// keeping whatever hook was there before.
+///
+/// Called by the forking thread before `fork`, never in a forked child:
+/// the standard library guards the hook with a lock that another thread
+/// may hold (while panicking) at the moment of the fork, and a child that
+/// inherited it taken would wait forever. A re-executed child calls it
+/// before it starts any thread.
+pub(crate) fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            let name = PANIC_NAME.load(Ordering::Acquire);
+            if !name.is_null() {
+                // SAFETY: a non-null PANIC_NAME comes from Box::into_raw in
+                // set_panic_name and is never freed.
+                eprintln!("Process {}:", unsafe { &*name });
+            }
+            previous(info);
+        }));
+    });
+}
+
+/// Names this child in its panic reports; lock-free, so a forked child may
+/// call it at once.
+pub(crate) fn set_panic_name(process_name: &str) {
+    let name = Box::into_raw(Box::new(process_name.to_owned()));
+    // The old name is leaked, not freed: a panicking thread may be reading
+    // it. It is one short string per process.
+    PANIC_NAME.swap(name, Ordering::AcqRel);
 }
 
 /// A `fn` item or non-capturing closure with serializable arguments: runs

@@ -366,3 +366,35 @@ pub(crate) fn child_shares_resource_tracker(m: StartMethod) {
     );
     assert_eq!(line(&mut r), pipe_identity(&ours));
 }
+
+/// A child forked while another thread of the parent is inside a panic
+/// hook starts and runs: it never takes the hook's lock, which it inherits
+/// held.
+pub(crate) fn fork_while_another_thread_panics(m: StartMethod) {
+    use std::sync::mpsc;
+    // Installs the crate's hook (on the first start) before ours wraps it.
+    assert_eq!(run(&get_context(m).process(no_args, ())), 0);
+    let parent = std::process::id();
+    let (entered_tx, entered_rx) = mpsc::channel::<()>();
+    let (leave_tx, leave_rx) = mpsc::channel::<()>();
+    let leave_rx = std::sync::Mutex::new(leave_rx);
+    let entered_tx = std::sync::Mutex::new(entered_tx);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |_| {
+        // Only the parent's panicking thread blocks, holding the hook lock.
+        if std::process::id() == parent {
+            let _ = entered_tx.lock().unwrap().send(());
+            let _ = leave_rx.lock().unwrap().recv_timeout(LONG);
+        }
+    }));
+    let panicking = std::thread::spawn(|| panic!("held inside the hook"));
+    entered_rx.recv_timeout(LONG).unwrap();
+    let p = get_context(m).process(panics, ());
+    p.start().unwrap();
+    let finished = p.join_timeout(LONG).unwrap();
+    leave_tx.send(()).unwrap();
+    assert!(panicking.join().is_err());
+    std::panic::set_hook(previous);
+    assert!(finished, "the child hung: {p}");
+    assert_eq!(p.exitcode().unwrap(), Some(1));
+}

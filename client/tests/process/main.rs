@@ -37,6 +37,10 @@ const TESTS: &[(&str, Test)] = &[
         "child_shares_resource_tracker",
         child_shares_resource_tracker,
     ),
+    (
+        "fork_while_another_thread_panics",
+        fork_while_another_thread_panics,
+    ),
     ("exit_codes", exit_codes),
     ("identity_and_parent", identity_and_parent),
     ("nested_processes", nested_processes),

@@ -162,11 +162,17 @@ pub(crate) fn logging_scenario() {
         p.start().unwrap();
         p.join().unwrap();
     }
-    // Left running: joined by the exit hook, which logs it.
+    // Left running: joined by the exit hook, which logs it. It naps so it
+    // is still running when the hook looks (a finished child is reaped
+    // silently, as in Python).
     get_context(StartMethod::Fork)
-        .process(no_args, ())
+        .process(naps, (2000u64,))
         .start()
         .unwrap();
+}
+
+pub(crate) fn naps(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
 }
 
 pub(crate) fn pipe_echo(conn: multiprocessing::Connection) -> Result<(), String> {

@@ -34,6 +34,8 @@ pub(crate) fn start(
     // Unflushed output would be written twice, once by each process.
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
+    // The child must not take the panic hook's lock (see there).
+    super::super::target::install_panic_hook();
     let name_guard = current::lock_current_name();
     // SAFETY: fork has no memory-safety preconditions of its own; the child
     // below only touches state this thread owns or holds the lock of
