@@ -76,7 +76,7 @@ pub mod base_manager;
 pub mod batch;
 pub mod client;
 pub mod error;
-mod fork;
+pub(crate) mod fork;
 pub mod proxies;
 pub mod proxy;
 mod release;

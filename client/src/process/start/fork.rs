@@ -34,8 +34,7 @@ pub(crate) fn start(
     // Unflushed output would be written twice, once by each process.
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    // The child must not take the panic hook's lock (see there).
-    super::super::target::install_panic_hook();
+    finish_one_time_setup();
     let name_guard = current::lock_current_name();
     // SAFETY: fork has no memory-safety preconditions of its own; the child
     // below only touches state this thread owns or holds the lock of
@@ -87,4 +86,16 @@ fn open_parent_pidfd(parent: libc::pid_t) -> Option<std::os::fd::OwnedFd> {
     let fd = sys::pidfd_open(parent).ok()?;
     // SAFETY: getppid cannot fail.
     (unsafe { libc::getppid() } == parent).then_some(fd)
+}
+
+/// Completes, in the forking thread, every one-time registration a child
+/// may reach. A `Once` that another thread is running at the moment of
+/// the fork is inherited half-done, and the child would wait on it
+/// forever; the panic hook's lock likewise (see
+/// [`install_panic_hook`](super::super::target::install_panic_hook)).
+fn finish_one_time_setup() {
+    super::super::target::install_panic_hook();
+    super::super::bootstrap::register_exit_hook();
+    let _ = crate::synchronize::engine::identity::pid();
+    crate::managers::fork::protect_tables();
 }
