@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod harness;
+
 use multiprocessing::pool::PoolError;
 use multiprocessing::{get_context, Pool, StartMethod};
 
@@ -416,7 +418,7 @@ fn a_failing_initializer_breaks_the_pool_instead_of_hanging(m: StartMethod) -> R
     p.join().map_err(|e| e.to_string())
 }
 
-type Test = fn(StartMethod) -> Result<(), String>;
+use harness::Test;
 
 const TESTS: &[(&str, Test)] = &[
     ("map_apply_starmap", map_apply_starmap),
@@ -453,35 +455,5 @@ const TESTS: &[(&str, Test)] = &[
 
 fn main() {
     multiprocessing::init();
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let (mut passed, mut failed) = (0, 0);
-    for m in [
-        StartMethod::Fork,
-        StartMethod::Spawn,
-        StartMethod::Forkserver,
-    ] {
-        for (name, test) in TESTS {
-            let full = format!("{m}::{name}");
-            if !filters.is_empty() && !filters.iter().any(|f| full.contains(f.as_str())) {
-                continue;
-            }
-            match test(m) {
-                Ok(()) => {
-                    passed += 1;
-                    println!("test {full} ... ok");
-                }
-                Err(e) => {
-                    failed += 1;
-                    println!("test {full} ... FAILED: {e}");
-                }
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    harness::run(TESTS);
 }

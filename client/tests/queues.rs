@@ -5,6 +5,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+mod harness;
+
 use multiprocessing::queues::QueueError;
 use multiprocessing::{get_context, JoinableQueue, Queue, SimpleQueue, StartMethod};
 
@@ -275,7 +277,7 @@ fn killed_producer_corrupts_nothing(m: StartMethod) -> Result<(), String> {
     Ok(())
 }
 
-type Test = fn(StartMethod) -> Result<(), String>;
+use harness::Test;
 
 const TESTS: &[(&str, Test)] = &[
     ("order_from_one_producer", order_from_one_producer),
@@ -298,35 +300,5 @@ const TESTS: &[(&str, Test)] = &[
 
 fn main() {
     multiprocessing::init();
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let (mut passed, mut failed) = (0, 0);
-    for m in [
-        StartMethod::Fork,
-        StartMethod::Spawn,
-        StartMethod::Forkserver,
-    ] {
-        for (name, test) in TESTS {
-            let full = format!("{m}::{name}");
-            if !filters.is_empty() && !filters.iter().any(|f| full.contains(f.as_str())) {
-                continue;
-            }
-            match test(m) {
-                Ok(()) => {
-                    passed += 1;
-                    println!("test {full} ... ok");
-                }
-                Err(e) => {
-                    failed += 1;
-                    println!("test {full} ... FAILED: {e}");
-                }
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    harness::run(TESTS);
 }
