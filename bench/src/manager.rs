@@ -274,44 +274,80 @@ fn single_rows(rows: &mut Vec<Row>, placement: Placement, transport: Transport) 
     ]);
     let (sfx, t) = (placement.suffix(), transport.infix());
     let raw_label = format!("{} ping-pong", transport.label());
+    let raw_row = format!("{}.pingpong_8b{sfx}", transport.raw_name());
+    let ours_rows = Workloads {
+        prefix: &format!("manager{t}"),
+        sfx,
+        python_label: "CPython SyncManager",
+        raw_name: &raw_row,
+        raw_label: &raw_label,
+        raw,
+    };
+    ours_rows.push(rows, &mine, &py);
     rows.push(Row {
-        name: format!("{}.pingpong_8b{sfx}", transport.raw_name()),
-        ours: raw,
-        against: None,
+        name: format!("manager{t}.dict_get{sfx}.nospin.per_rt"),
+        ours: mine[WORKLOADS.len()],
+        against: Some((raw_label.clone(), raw)),
         unit: "RT/s",
         higher_is_better: true,
     });
-    for ((name, trips), figure) in WORKLOADS.iter().zip(&mine) {
-        let theirs = py.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
-        let unit = if *trips > 1.0 { "pairs/s" } else { "ops/s" };
-        rows.push(Row {
-            name: format!("manager{t}.{name}{sfx}"),
-            ours: *figure,
-            against: theirs.map(|t| ("CPython SyncManager".into(), t)),
-            unit,
-            higher_is_better: true,
-        });
-        rows.push(Row {
-            name: format!("manager{t}.{name}{sfx}.per_rt"),
-            ours: figure * trips,
-            against: Some((raw_label.clone(), raw)),
-            unit: "RT/s",
-            higher_is_better: true,
-        });
-        if *name == "dict_get" {
+    for (name, trips) in WORKLOADS {
+        if let Some(theirs) = py.iter().find(|(n, _)| n == name).map(|(_, v)| *v) {
             rows.push(Row {
-                name: format!("manager{t}.dict_get{sfx}.nospin.per_rt"),
-                ours: mine[WORKLOADS.len()],
+                name: format!("py.manager{t}.{name}{sfx}.per_rt"),
+                ours: theirs * trips,
                 against: Some((raw_label.clone(), raw)),
                 unit: "RT/s",
                 higher_is_better: true,
             });
         }
-        if let Some(theirs) = theirs {
+    }
+}
+
+/// How one placement's single-client figures are reported: the raw echo,
+/// then per workload our figure against CPython's and, per round trip,
+/// against the raw echo.
+pub(crate) struct Workloads<'a> {
+    /// Row names start with this (`manager`, `manager.unix`, `manager.proxy`).
+    pub(crate) prefix: &'a str,
+    /// The placement's suffix (`.samecpu`, …).
+    pub(crate) sfx: &'a str,
+    /// What CPython's figure is called.
+    pub(crate) python_label: &'a str,
+    /// The raw echo's row name.
+    pub(crate) raw_name: &'a str,
+    /// What the raw echo is called as a comparison.
+    pub(crate) raw_label: &'a str,
+    /// The raw echo's round trips per second.
+    pub(crate) raw: f64,
+}
+
+impl Workloads<'_> {
+    /// Pushes the rows for `mine` (one figure per [`WORKLOADS`] entry)
+    /// and CPython's `py`.
+    pub(crate) fn push(&self, rows: &mut Vec<Row>, mine: &[f64], py: &[(String, f64)]) {
+        let (prefix, sfx) = (self.prefix, self.sfx);
+        rows.push(Row {
+            name: self.raw_name.to_owned(),
+            ours: self.raw,
+            against: None,
+            unit: "RT/s",
+            higher_is_better: true,
+        });
+        for ((name, trips), figure) in WORKLOADS.iter().zip(mine) {
+            let theirs = py.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+            let unit = if *trips > 1.0 { "pairs/s" } else { "ops/s" };
             rows.push(Row {
-                name: format!("py.manager{t}.{name}{sfx}.per_rt"),
-                ours: theirs * trips,
-                against: Some((raw_label.clone(), raw)),
+                name: format!("{prefix}.{name}{sfx}"),
+                ours: *figure,
+                against: theirs.map(|t| (self.python_label.into(), t)),
+                unit,
+                higher_is_better: true,
+            });
+            rows.push(Row {
+                name: format!("{prefix}.{name}{sfx}.per_rt"),
+                ours: figure * trips,
+                against: Some((self.raw_label.into(), self.raw)),
                 unit: "RT/s",
                 higher_is_better: true,
             });

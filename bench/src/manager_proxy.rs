@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use mp_proto::{ObjectId, Token};
 use multiprocessing::managers::{BaseProxy, Call, DictProxy, ManagerClient, SyncManager};
 
-use crate::manager::{placement_name, python, ServerProc, REPEATS, WORKLOADS};
+use crate::manager::{placement_name, python, ServerProc, Workloads, REPEATS, WORKLOADS};
 use crate::report::{self, Row};
 use crate::transport::{raw_echo, Transport};
 use crate::wire::{median, pin, rate, Placement};
@@ -87,31 +87,15 @@ pub fn run_single() {
         let repeats = REPEATS.to_string();
         let py = python(&["single", placement_name(placement), &secs, &repeats]);
         let sfx = placement.suffix();
-        rows.push(Row {
-            name: format!("raw.tcp_loopback.pingpong_8b{sfx}"),
-            ours: raw,
-            against: None,
-            unit: "RT/s",
-            higher_is_better: true,
-        });
-        for ((name, trips), figure) in WORKLOADS.iter().zip(&mine) {
-            let theirs = py.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
-            let unit = if *trips > 1.0 { "pairs/s" } else { "ops/s" };
-            rows.push(Row {
-                name: format!("manager.proxy.{name}{sfx}"),
-                ours: *figure,
-                against: theirs.map(|t| ("CPython proxy".into(), t)),
-                unit,
-                higher_is_better: true,
-            });
-            rows.push(Row {
-                name: format!("manager.proxy.{name}{sfx}.per_rt"),
-                ours: figure * trips,
-                against: Some(("raw TCP ping-pong".into(), raw)),
-                unit: "RT/s",
-                higher_is_better: true,
-            });
+        Workloads {
+            prefix: "manager.proxy",
+            sfx,
+            python_label: "CPython proxy",
+            raw_name: &format!("raw.tcp_loopback.pingpong_8b{sfx}"),
+            raw_label: "raw TCP ping-pong",
+            raw,
         }
+        .push(&mut rows, &mine, &py);
     }
     report::print("manager.proxy: single client, typed proxies", &rows);
 }
