@@ -168,6 +168,17 @@ pub struct ServeSettings {
     /// thread, no cross-thread hand-offs).
     #[arg(long, value_name = "N", env = "MPSERVER_THREADS", default_value_t = 0)]
     pub threads: usize,
+    /// Serve up to N connections that send requests back to back on a
+    /// thread each (a blocking read per request, no event-loop wake-up);
+    /// a connection goes back to the event loop when it idles or makes a
+    /// blocking call. 0 serves every connection on the event loop.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "MPSERVER_DEDICATED_READERS",
+        default_value_t = 64
+    )]
+    pub dedicated_readers: usize,
     /// Probe idle TCP peers after SECS seconds, so a vanished host's session
     /// (and the locks it holds) ends within about half a minute more; 0
     /// turns keepalive off.

@@ -128,6 +128,7 @@ pub fn run(args: ServeArgs, matches: &ArgMatches) -> Result<(), BoxError> {
         max_in_flight: args.max_in_flight.max(1),
         handshake_timeout: Duration::from_secs_f64(args.handshake_timeout),
         keepalive: (args.keepalive > 0).then(|| Duration::from_secs(args.keepalive)),
+        dedicated_readers: args.dedicated_readers,
         ..Limits::default()
     };
     // `unix` is only set when it won over `listen` (see `config`).

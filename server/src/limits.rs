@@ -27,6 +27,12 @@ pub struct Limits {
     /// declared dead about half a minute later, ending its session and
     /// releasing its locks. `None` leaves keepalive off.
     pub keepalive: Option<Duration>,
+    /// Connections that may each be served by a thread of their own while
+    /// they send requests back to back (a thread answers a request without
+    /// the event loop's `epoll_wait`); the others wait their turn on the
+    /// event loop, as does every connection while it is idle or has a
+    /// blocking call waiting. 0 serves every connection on the event loop.
+    pub dedicated_readers: usize,
     /// How long a graceful stop waits for connections to flush their
     /// answers before cutting them.
     pub drain_timeout: Duration,
@@ -40,6 +46,7 @@ impl Default for Limits {
             max_in_flight: 1024,
             handshake_timeout: Duration::from_secs(10),
             keepalive: Some(Duration::from_secs(30)),
+            dedicated_readers: 64,
             drain_timeout: Duration::from_secs(10),
         }
     }

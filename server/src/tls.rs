@@ -197,6 +197,24 @@ struct Flushing<S> {
     unflushed: bool,
 }
 
+/// A TLS session's state lives in user space, so its socket stays on the
+/// event loop.
+impl crate::connection::Socket for Flushing<tokio_rustls::server::TlsStream<TcpStream>> {
+    const DEDICATED: bool = false;
+
+    fn into_blocking(self) -> io::Result<crate::connection::BlockingSocket> {
+        Err(io::Error::other(
+            "TLS connections are not served by a dedicated thread",
+        ))
+    }
+
+    fn from_blocking(_: crate::connection::BlockingSocket) -> io::Result<Self> {
+        Err(io::Error::other(
+            "TLS connections are not served by a dedicated thread",
+        ))
+    }
+}
+
 impl<S: AsyncWrite + Unpin> Flushing<S> {
     fn push(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         match Pin::new(&mut self.inner).poll_flush(cx) {

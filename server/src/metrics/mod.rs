@@ -158,6 +158,7 @@ pub struct Metrics {
     errors: [AtomicU64; ERROR_KINDS.len() + 1],
     latency: Histogram,
     connections_open: AtomicU64,
+    dedicated_readers: AtomicU64,
     connections_accepted: AtomicU64,
     connections_refused: AtomicU64,
     auth_failures: AtomicU64,
@@ -198,6 +199,7 @@ impl Metrics {
             errors: Default::default(),
             latency: Histogram::default(),
             connections_open: AtomicU64::new(0),
+            dedicated_readers: AtomicU64::new(0),
             connections_accepted: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
             auth_failures: AtomicU64::new(0),
@@ -247,6 +249,18 @@ impl Metrics {
         bump(&self.connections_accepted, 1);
         bump(&self.connections_open, 1);
         OpenConnection(self)
+    }
+
+    /// A place for a dedicated reader thread, if fewer than `max` run
+    /// now; the guard frees it. The limit and the gauge read one counter.
+    pub(crate) fn dedicated_reader(&self, max: usize) -> Option<DedicatedReader<'_>> {
+        let max = max as u64;
+        self.dedicated_readers
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| DedicatedReader(self))
     }
 
     /// A TLS connection that ended before its authkey handshake (where
@@ -324,6 +338,15 @@ pub(crate) struct OpenConnection<'a>(&'a Metrics);
 impl Drop for OpenConnection<'_> {
     fn drop(&mut self) {
         self.0.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Holds a dedicated reader's place while it lives.
+pub(crate) struct DedicatedReader<'a>(&'a Metrics);
+
+impl Drop for DedicatedReader<'_> {
+    fn drop(&mut self) {
+        self.0.dedicated_readers.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -422,6 +445,18 @@ mod tests {
         // The TLS failure is an accepted connection, closed again.
         assert_eq!(m.connections_accepted.load(Ordering::Relaxed), 1);
         assert_eq!(m.connections_open.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn dedicated_reader_places_are_bounded_and_freed_on_drop() {
+        let m = Metrics::new(&IndexMap::new());
+        let a = m.dedicated_reader(2).unwrap();
+        let _b = m.dedicated_reader(2).unwrap();
+        assert!(m.dedicated_reader(2).is_none());
+        assert_eq!(m.dedicated_readers.load(Ordering::Relaxed), 2);
+        drop(a);
+        assert!(m.dedicated_reader(2).is_some());
+        assert!(m.dedicated_reader(0).is_none());
     }
 
     #[test]

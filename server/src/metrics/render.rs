@@ -95,6 +95,13 @@ impl Collector for EngineCollector {
         )?;
         single(
             e,
+            "mpserver_dedicated_readers",
+            "Connections served by a thread of their own now (see --dedicated-readers).",
+            Gauge,
+            load(&m.dedicated_readers),
+        )?;
+        single(
+            e,
             "mpserver_connections",
             "Client sockets accepted.",
             Counter,

@@ -7,6 +7,8 @@
 //! mp-server-client ADDRESS KEYFILE produce QUEUE_ID P N   put (P, 0..N)
 //! mp-server-client ADDRESS KEYFILE consume QUEUE_ID       get until None, print "P I" per item
 //! mp-server-client ADDRESS KEYFILE busy LOCK SEM QUEUE     see below; runs until killed
+//! mp-server-client ADDRESS KEYFILE hammer LOCK     make objects, take the lock, print "ready",
+//!                                                   then call back to back until killed
 //! ```
 //!
 //! `busy` makes objects, takes a semaphore unit and the lock (waiting
@@ -141,6 +143,26 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
                 .collect();
             for w in workers {
                 let _ = w.join();
+            }
+            return Err("the connection ended before the process was killed".into());
+        }
+        "hammer" => {
+            // One thread calling back to back: the connection a server
+            // hands to a dedicated reader thread.
+            let lock = id(rest.first())?;
+            let d = client.create("dict", vec![], none())?.token.id;
+            let l = client.create("list", vec![], none())?.token.id;
+            client.call_method(
+                l,
+                "append",
+                vec![client.create("dict", vec![], none())?.token.into()],
+                none(),
+            )?;
+            client.call_method(lock, "acquire", vec![], none())?;
+            println!("ready");
+            std::io::stdout().flush()?;
+            for i in 0i64.. {
+                client.call_method(d, "__setitem__", vec!["k".into(), i.into()], none())?;
             }
             return Err("the connection ended before the process was killed".into());
         }

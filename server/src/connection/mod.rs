@@ -1,0 +1,151 @@
+//! One client connection: handshake, hello, then many calls in flight.
+//!
+//! # Conversation
+//!
+//! CPython's mutual HMAC handshake ([`mp_proto::auth`]), the hello exchange
+//! ([`mp_proto::message`]), then frames of requests and responses, each a
+//! CBOR message, matched by request id.
+//!
+//! # How a connection is served
+//!
+//! * [`evented`]: one task per connection on the event loop, blocking
+//!   calls as tasks — every connection starts here.
+//! * [`dedicated`]: a connection sending requests back to back is served
+//!   by a thread of its own for as long as it keeps doing so.
+//! * [`requests`]: the buffers both share, and a request's answer.
+//!
+//! Each frame's header is checked before it is trusted
+//! ([`mp_proto::frame::decode_header`]). A frame that is too large or a
+//! message that does not decode closes this connection only. When the connection ends, its waiting calls are
+//! cancelled and awaited first, then its session is ended (locks released,
+//! references dropped). On server shutdown the loop answers what it has
+//! read, answers its waiting calls with `ShuttingDown`, flushes and closes.
+
+mod dedicated;
+mod evented;
+mod requests;
+
+use std::sync::Arc;
+
+use mp_proto::auth::{server_handshake_async, AuthOptions};
+use mp_proto::codec::{decode, encode_into};
+use mp_proto::frame::{read_frame_async, write_frame_async};
+use mp_proto::message::{negotiate, Hello, HelloReply, SUPPORTED_VERSIONS};
+use tokio::sync::OwnedSemaphorePermit;
+
+pub(crate) use dedicated::{BlockingSocket, Socket};
+use evented::Connection;
+
+use crate::engine::Engine;
+use crate::limits::Limits;
+use crate::metrics::HandshakeFailure;
+
+/// What every connection task shares.
+pub(crate) struct ConnContext {
+    pub(crate) authkey: Vec<u8>,
+    pub(crate) auth: AuthOptions,
+    pub(crate) limits: Limits,
+    pub(crate) throttle: crate::throttle::AuthThrottle,
+}
+
+/// The most a hello may weigh.
+const MAX_HELLO: u64 = 64 * 1024;
+
+/// Serves one accepted connection to its end. `slot` is `None` when the
+/// server is at its connection limit: the peer is told so and dropped.
+pub(crate) async fn serve_connection<S>(
+    engine: Arc<Engine>,
+    ctx: Arc<ConnContext>,
+    mut stream: S,
+    peer: String,
+    slot: Option<OwnedSemaphorePermit>,
+) where
+    S: Socket,
+{
+    let _open = engine.metrics.connection();
+    if !ctx
+        .throttle
+        .wait(&peer, &engine.metrics, &engine.shutdown)
+        .await
+    {
+        return;
+    }
+    let mut session = None;
+    let greeted = tokio::time::timeout(ctx.limits.handshake_timeout, async {
+        let authed = server_handshake_async(&mut stream, &ctx.authkey, &ctx.auth).await;
+        ctx.throttle.record(&peer, &authed, &engine.metrics);
+        authed.map_err(|e| e.to_string())?;
+        let hello = read_frame_async(&mut stream, MAX_HELLO)
+            .await
+            .map_err(|e| engine.metrics.bad_hello(HandshakeFailure::of_frame(&e), e))?
+            .ok_or_else(|| {
+                engine
+                    .metrics
+                    .bad_hello(HandshakeFailure::Closed, "closed before hello")
+            })?;
+        let hello: Hello =
+            decode(&hello).map_err(|e| engine.metrics.bad_hello(HandshakeFailure::Protocol, e))?;
+        let reply = match (&slot, negotiate(&hello.versions, SUPPORTED_VERSIONS)) {
+            (None, _) => HelloReply::Refused {
+                message: format!(
+                    "too many connections: the server's limit is {}",
+                    ctx.limits.max_connections
+                ),
+            },
+            (Some(_), Err(e)) => HelloReply::Refused {
+                message: e.to_string(),
+            },
+            (Some(_), Ok(version)) => HelloReply::Welcome {
+                version,
+                server: format!("mpserver/{}", env!("CARGO_PKG_VERSION")),
+            },
+        };
+        let mut bytes = Vec::new();
+        encode_into(&reply, &mut bytes).map_err(|e| e.to_string())?;
+        let welcome = matches!(reply, HelloReply::Welcome { .. });
+        // The session opens before the peer hears it is welcome, so that
+        // what it asks next (`status`, say) already counts it.
+        if welcome {
+            session = Some(engine.open_session(peer.clone()));
+        }
+        write_frame_async(&mut stream, &bytes)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<bool, String>(welcome)
+    })
+    .await;
+    if !matches!(greeted, Ok(Ok(true))) {
+        if let Some(session) = session.take() {
+            engine.end_session(&session);
+        }
+    }
+    match greeted {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => {
+            engine.metrics.refused();
+            tracing::info!(%peer, "refused a connection");
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::info!(%peer, error = %e, "handshake failed");
+            return;
+        }
+        Err(_) => {
+            engine.metrics.handshake_failed(HandshakeFailure::Timeout);
+            tracing::info!(%peer, "handshake timed out");
+            return;
+        }
+    }
+    let Some(session) = session else {
+        return;
+    };
+    tracing::debug!(peer = session.peer(), session = session.id().0, "connected");
+    let mut conn = Connection::new(&engine, &ctx, &session);
+    let end = conn.run(stream).await;
+    // Cancel the waiting calls and wait until they are gone, so nothing
+    // can be granted to this session after it is torn down.
+    conn.waiting.shutdown().await;
+    engine.end_session(&session);
+    drop(slot);
+    tracing::debug!(peer = session.peer(), session = session.id().0, reason = %end, "disconnected");
+}
