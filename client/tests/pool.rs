@@ -45,6 +45,11 @@ fn dies_at_two(x: u32) -> u32 {
     x
 }
 
+fn pause_then_echo(x: u32) -> u32 {
+    std::thread::sleep(Duration::from_micros(300));
+    x
+}
+
 fn my_pid(_: u32) -> u32 {
     std::process::id()
 }
@@ -267,6 +272,52 @@ fn killed_worker_with(m: StartMethod, workers: usize) -> Result<(), String> {
     )
 }
 
+/// Workers killed at random instants, while they take, run and answer
+/// tasks: every task still gets exactly one outcome, its value or
+/// `WorkerLost`, and nothing hangs (a task taken from the queue by a
+/// worker killed before it could say so would never complete).
+fn workers_killed_at_random_lose_no_task(m: StartMethod) -> Result<(), String> {
+    const TASKS: u32 = 300;
+    let p = Arc::new(pool(m, 2)?);
+    let results = p
+        .imap_unordered(pause_then_echo, 0..TASKS)
+        .map_err(|e| e.to_string())?;
+    let killer = {
+        let p = Arc::clone(&p);
+        std::thread::spawn(move || {
+            for round in 0..25u64 {
+                std::thread::sleep(Duration::from_micros(1500 + round * 137 % 1000));
+                let pids = p.worker_pids();
+                if let Some(pid) = pids.get(round as usize % pids.len().max(1)) {
+                    // SAFETY: kill(2) on a worker of this pool.
+                    unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
+                }
+            }
+        })
+    };
+    let mut results = results;
+    let (mut ok, mut lost) = (HashSet::new(), 0);
+    for _ in 0..TASKS {
+        match results.next_timeout(PATIENCE) {
+            Some(Ok(x)) => check(ok.insert(x), &format!("{x} came twice"))?,
+            Some(Err(PoolError::WorkerLost { .. })) => lost += 1,
+            other => {
+                let _ = killer.join();
+                return Err(format!("after {} results: {other:?}", ok.len() + lost));
+            }
+        }
+    }
+    let _ = killer.join();
+    check(
+        results.next_timeout(PATIENCE).is_none(),
+        "more results than tasks",
+    )?;
+    check(
+        p.map(square, 0..10u64).is_ok(),
+        &format!("map after the kills ({lost} lost)"),
+    )
+}
+
 fn maxtasksperchild_and_initializer(m: StartMethod) -> Result<(), String> {
     let p = Pool::builder()
         .processes(2)
@@ -438,6 +489,10 @@ const TESTS: &[(&str, Test)] = &[
     (
         "maxtasksperchild_and_initializer",
         maxtasksperchild_and_initializer,
+    ),
+    (
+        "workers_killed_at_random_lose_no_task",
+        workers_killed_at_random_lose_no_task,
     ),
     ("terminate_fails_pending_work", terminate_fails_pending_work),
     ("many_queued_tasks", many_queued_tasks),

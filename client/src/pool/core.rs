@@ -14,10 +14,12 @@
 //!   had finished but not sent (workers batch them, see `worker`) are
 //!   taken from its part of a shared buffer and delivered; the tasks of
 //!   the chunk it was running (its slot in a shared array names it) fail
-//!   with [`PoolError::WorkerLost`] instead of hanging. A kill in the
-//!   instant between taking a record out of the queue and naming it in
-//!   the slot loses that chunk silently; the slot is written right after
-//!   the copy, so the window is a few instructions.
+//!   with [`PoolError::WorkerLost`] instead of hanging. A worker names a
+//!   chunk in its slot while the chunk's record is still in the task
+//!   queue, under the queue's lock, so a kill at any instant either leaves
+//!   the record queued for another worker or lets it fail here: no chunk
+//!   is ever lost. (A kill between the two leaves both: the chunk fails,
+//!   and the result of its second run is ignored.)
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -338,7 +340,7 @@ impl Core {
     /// do, since results tend to come in runs.
     fn handle_results(&self) {
         loop {
-            let batch = match spin_get(&self.results, SPIN) {
+            let batch = match spin_get(&self.results, SPIN, |_| {}) {
                 Some(batch) => batch,
                 None => match self.results.get_timeout(TICK) {
                     Ok(batch) => batch,

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::func::install_quiet_panic_hook;
-use super::record::{parse_task, result_record, EntryRef, InitEntry, TaskEntry, STOP};
-use crate::queues::{Queue, QueueError};
+use super::record::{parse_task, result_record, EntryRef, InitEntry, TaskEntry, TaskHeader, STOP};
+use crate::queues::{Block, Queue, QueueError};
 use crate::sharedctypes::RawArray;
 
 /// Most chunks in one batch of results.
@@ -72,12 +72,17 @@ pub(crate) struct WorkerArgs {
 }
 
 /// Polls `queue` for up to `spin`, yielding the CPU between looks;
-/// `None` if nothing came.
-pub(crate) fn spin_get(queue: &Queue<Vec<u8>>, spin: Duration) -> Option<Vec<u8>> {
+/// `None` if nothing came. `claim` sees a record before it leaves the
+/// queue (see [`Queue::get_claiming`]).
+pub(crate) fn spin_get(
+    queue: &Queue<Vec<u8>>,
+    spin: Duration,
+    mut claim: impl FnMut(&[u8]),
+) -> Option<Vec<u8>> {
     let start = Instant::now();
     loop {
         if !queue.empty() {
-            if let Ok(rec) = queue.get_nowait() {
+            if let Ok(rec) = queue.get_claiming(Block::No, &mut claim) {
                 return Some(rec);
             }
         }
@@ -86,6 +91,16 @@ pub(crate) fn spin_get(queue: &Queue<Vec<u8>>, spin: Duration) -> Option<Vec<u8>
         }
         std::thread::yield_now();
     }
+}
+
+/// Names the chunk about to run in the worker's slot (its first word at
+/// `slot`); the size goes last (it marks the slot busy). Index errors
+/// cannot happen here and in [`Batch`]: the parent sized both arrays for
+/// every worker.
+fn name_running_chunk(args: &WorkerArgs, slot: usize, h: &TaskHeader) {
+    let _ = args.slots.set(slot, h.job);
+    let _ = args.slots.set(slot + 1, h.start);
+    let _ = args.slots.set(slot + 2, u64::from(h.count));
 }
 
 /// The unsent results of one worker, in its part of the shared buffer.
@@ -99,15 +114,6 @@ struct Batch<'a> {
 }
 
 impl Batch<'_> {
-    /// Names the chunk about to run; the size goes last (it marks the
-    /// slot busy). Index errors cannot happen here and below: the parent
-    /// sized both arrays for every worker.
-    fn running(&self, job: u64, start: u64, count: u32) {
-        let _ = self.args.slots.set(self.slot, job);
-        let _ = self.args.slots.set(self.slot + 1, start);
-        let _ = self.args.slots.set(self.slot + 2, u64::from(count));
-    }
-
     fn idle(&self) {
         let _ = self.args.slots.set(self.slot + 2, 0);
     }
@@ -198,15 +204,25 @@ fn run(args: &WorkerArgs) -> Result<(), QueueError> {
         oldest: None,
     };
     let mut completed = 0u64;
+    // A task is named in this worker's slot while it is still in the
+    // queue, so a kill at any instant either leaves it queued for another
+    // worker or lets the parent fail it (`WorkerLost`): never lost.
+    let claim = |rec: &[u8]| {
+        if let Some((h, _)) = parse_task(rec) {
+            if h.job != STOP {
+                name_running_chunk(args, args.slot * SLOT_WORDS, &h);
+            }
+        }
+    };
     while !matches!(args.maxtasks, Some(m) if completed >= m) {
-        let rec = match args.tasks.get_nowait() {
+        let rec = match args.tasks.get_claiming(Block::No, claim) {
             Ok(rec) => rec,
             Err(QueueError::Empty) => {
                 // Results go out before this worker may sleep.
                 batch.flush()?;
-                match spin_get(&args.tasks, SPIN) {
+                match spin_get(&args.tasks, SPIN, claim) {
                     Some(rec) => rec,
-                    None => args.tasks.get()?,
+                    None => args.tasks.get_claiming(Block::after(None), claim)?,
                 }
             }
             Err(e) => return Err(e),
@@ -217,7 +233,6 @@ fn run(args: &WorkerArgs) -> Result<(), QueueError> {
         if h.job == STOP {
             break;
         }
-        batch.running(h.job, h.start, h.count);
         let started = Instant::now();
         // SAFETY: the parent made this EntryRef from a TaskEntry, and this
         // worker runs the parent's executable (checked when it started).

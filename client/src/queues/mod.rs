@@ -46,3 +46,4 @@ mod ring;
 
 pub use error::QueueError;
 pub use queue::{JoinableQueue, Queue, SimpleQueue, DEFAULT_CAPACITY};
+pub(crate) use ring::Block;

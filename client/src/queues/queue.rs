@@ -128,6 +128,37 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     fn get_with(&self, block: Block) -> Result<T, QueueError> {
         self.check_open()?;
         let (bytes, side) = self.ring.get(block)?;
+        self.item(bytes, side)
+    }
+
+    /// Takes the oldest item, calling `claim` with its encoded bytes
+    /// (for a large item, its side segment's) while the item is still in
+    /// the queue, just before it is taken out (see
+    /// [`Ring::get_claiming`]). `claim` runs under the queue's lock: it
+    /// must be quick and must not touch this queue.
+    pub(crate) fn get_claiming(
+        &self,
+        block: Block,
+        mut claim: impl FnMut(&[u8]),
+    ) -> Result<T, QueueError> {
+        self.check_open()?;
+        let (bytes, side) = self.ring.get_claiming(block, &mut |bytes, side| {
+            if !side {
+                return claim(bytes);
+            }
+            // The item's bytes are in the segment this record names.
+            let segment = std::str::from_utf8(bytes)
+                .ok()
+                .and_then(|name| SharedMemory::attach(name).ok());
+            if let Some(shm) = segment {
+                claim(shm.buf());
+            }
+        })?;
+        self.item(bytes, side)
+    }
+
+    /// The item a record taken out of the ring stands for.
+    fn item(&self, bytes: Vec<u8>, side: bool) -> Result<T, QueueError> {
         if !side {
             return codec::decode(bytes);
         }
@@ -465,6 +496,24 @@ mod tests {
         assert!(Queue::<u8>::with_capacity(0, 8).is_err());
         assert!(Queue::<u8>::with_capacity(0, usize::MAX).is_err());
         assert!(Queue::<u8>::with_capacity(0, usize::MAX).is_err());
+    }
+
+    #[test]
+    fn a_claim_sees_the_item_bytes_even_from_a_side_segment() {
+        let q: Queue<Vec<u8>> = Queue::with_capacity(0, 1024).unwrap();
+        let big: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        q.put(&vec![1, 2, 3]).unwrap();
+        q.put(&big).unwrap();
+        let mut seen = Vec::new();
+        let got = q.get_claiming(Block::No, |b| seen = b.to_vec()).unwrap();
+        assert_eq!((got, &seen), (vec![1, 2, 3], &vec![1, 2, 3]));
+        let got = q.get_claiming(Block::No, |b| seen = b.to_vec()).unwrap();
+        assert_eq!(got, big);
+        assert_eq!(seen, big);
+        assert!(matches!(
+            q.get_claiming(Block::No, |_| panic!("nothing to claim")),
+            Err(QueueError::Empty)
+        ));
     }
 
     #[test]

@@ -335,6 +335,20 @@ impl Ring {
 
     /// Takes the oldest record out; `true` if it names a side segment.
     pub(crate) fn get(&self, block: Block) -> Result<(Vec<u8>, bool), QueueError> {
+        self.get_claiming(block, &mut |_, _| {})
+    }
+
+    /// [`get`](Self::get), calling `claim` with the record (and whether it
+    /// names a side segment) while it is still in the ring, under the
+    /// lock, just before it is taken out. A process killed at any point
+    /// has then either left the record in the ring or made its claim: a
+    /// pool worker names the task it takes in shared memory this way, so
+    /// no task can vanish with a worker.
+    pub(crate) fn get_claiming(
+        &self,
+        block: Block,
+        claim: &mut dyn FnMut(&[u8], bool),
+    ) -> Result<(Vec<u8>, bool), QueueError> {
         let s = self.s();
         loop {
             let guard = self.lock();
@@ -351,6 +365,7 @@ impl Ring {
                 }
                 let mut out = vec![0u8; len];
                 self.read_at(head + PREFIX as u64, &mut out)?;
+                claim(&out, raw & SIDE != 0);
                 // The publishing store; see the module docs.
                 s.head.store(head + rec, Ordering::Release);
                 s.count.fetch_sub(1, Ordering::Release);
@@ -509,5 +524,32 @@ mod tests {
         assert!(matches!(ring.get(Block::No), Err(QueueError::Empty)));
         ring.put(b"third", Block::No, false, false).unwrap();
         assert_eq!(ring.get(Block::No).unwrap(), (b"third".to_vec(), false));
+    }
+
+    /// A getter killed while claiming a record (holding the lock, the
+    /// record not yet taken out) leaves it in the ring for the next one.
+    #[test]
+    fn a_getter_killed_in_its_claim_leaves_the_record() {
+        let ring = Ring::new(4096, u64::MAX).unwrap();
+        ring.put(b"task", Block::No, false, false).unwrap();
+        let child = ring.clone();
+        let p = get_context(StartMethod::Fork).process_fn(move || {
+            let _ = child.get_claiming(Block::No, &mut |_, _| {
+                // SAFETY: ends this child at once, as SIGKILL would.
+                unsafe { libc::_exit(7) }
+            });
+            0
+        });
+        p.start().unwrap();
+        p.join().unwrap();
+        assert_eq!(p.exitcode().unwrap(), Some(7));
+        let mut claimed = Vec::new();
+        let got = ring.get_claiming(Block::No, &mut |rec, side| {
+            assert!(!side);
+            claimed = rec.to_vec();
+        });
+        assert_eq!(got.unwrap(), (b"task".to_vec(), false));
+        assert_eq!(claimed, b"task");
+        assert!(matches!(ring.get(Block::No), Err(QueueError::Empty)));
     }
 }
