@@ -32,7 +32,9 @@
 //! * [`engine`]: answers a decoded request (codec-independent).
 //! * [`control`]: the server-level calls (`create`, `incref`, `status`, …).
 //! * [`server`] and [`connection`]: the tokio serve loop over TCP and Unix
-//!   sockets; [`tls`] for TLS on TCP; [`limits`]; [`shutdown`].
+//!   sockets, and a thread of its own for a connection that sends
+//!   requests back to back; [`tls`] for TLS on TCP; [`limits`];
+//!   [`shutdown`].
 //! * [`metrics`]: counters and the Prometheus endpoint; [`throttle`]:
 //!   slowing down peers that fail authentication.
 //! * [`slice`](mod@slice), [`compare`], [`errors`]: Python's slices, ordering and
