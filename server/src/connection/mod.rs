@@ -8,11 +8,11 @@
 //!
 //! # How a connection is served
 //!
-//! * [`evented`]: one task per connection on the event loop, blocking
+//! * `evented`: one task per connection on the event loop, blocking
 //!   calls as tasks — every connection starts here.
-//! * [`dedicated`]: a connection sending requests back to back is served
+//! * `dedicated`: a connection sending requests back to back is served
 //!   by a thread of its own for as long as it keeps doing so.
-//! * [`requests`]: the buffers both share, and a request's answer.
+//! * `requests`: the buffers both share, and a request's answer.
 //!
 //! Each frame's header is checked before it is trusted
 //! ([`mp_proto::frame::decode_header`]). A frame that is too large or a
