@@ -318,6 +318,62 @@ fn workers_killed_at_random_lose_no_task(m: StartMethod) -> Result<(), String> {
     )
 }
 
+/// `imap` takes its input lazily, as Python's does: an endless input
+/// gives results as they come, a finite one ends, and an input that
+/// panics fails the position it would have filled.
+fn imap_takes_its_input_lazily(m: StartMethod) -> Result<(), String> {
+    let p = pool(m, 2)?;
+    let mut endless = p
+        .imap_chunked(square, 0u64.., 3)
+        .map_err(|e| e.to_string())?;
+    for i in 0..50u64 {
+        let got = endless.next_timeout(PATIENCE);
+        check(
+            got == Some(Ok(i * i)),
+            &format!("endless item {i}: {got:?}"),
+        )?;
+    }
+    check(
+        endless.size_hint().1.is_none(),
+        "an endless input has no known length",
+    )?;
+    drop(endless);
+    // The endless input holds up later submissions until terminate (as in
+    // Python): a fresh pool for the rest.
+    p.terminate();
+
+    let p = pool(m, 2)?;
+    let unordered: HashSet<u64> = p
+        .imap_unordered(square, (0..20u64).filter(|x| x % 2 == 0))
+        .map_err(|e| e.to_string())?
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let want: HashSet<u64> = (0..20u64).filter(|x| x % 2 == 0).map(|x| x * x).collect();
+    check(unordered == want, &format!("unordered: {unordered:?}"))?;
+    let empty: Vec<_> = p
+        .imap(square, Vec::<u64>::new())
+        .map_err(|e| e.to_string())?
+        .collect();
+    check(empty.is_empty(), "an empty input")?;
+
+    let faulty = (0..10u64).inspect(|&x| assert!(x != 4, "no item four"));
+    let got: Vec<_> = p.imap(square, faulty).map_err(|e| e.to_string())?.collect();
+    check(
+        got.len() == 5,
+        &format!("four values and the failure: {got:?}"),
+    )?;
+    check(
+        got[..4] == [Ok(0), Ok(1), Ok(4), Ok(9)],
+        &format!("values before the failure: {got:?}"),
+    )?;
+    check(
+        matches!(&got[4], Err(PoolError::Task { index: 4, message }) if message.contains("no item four")),
+        &format!("the failure: {:?}", got[4]),
+    )?;
+    p.close();
+    p.join().map_err(|e| e.to_string())
+}
+
 fn maxtasksperchild_and_initializer(m: StartMethod) -> Result<(), String> {
     let p = Pool::builder()
         .processes(2)
@@ -494,6 +550,7 @@ const TESTS: &[(&str, Test)] = &[
         "workers_killed_at_random_lose_no_task",
         workers_killed_at_random_lose_no_task,
     ),
+    ("imap_takes_its_input_lazily", imap_takes_its_input_lazily),
     ("terminate_fails_pending_work", terminate_fails_pending_work),
     ("many_queued_tasks", many_queued_tasks),
     ("large_values_travel", large_values_travel),

@@ -227,16 +227,23 @@ macro_rules! pool_api {
 
     /// Calls `f(item)` for every item; an iterator over the results in
     /// input order, each a value or that task's error (Python's `imap`,
-    /// chunksize 1). The input is collected first.
+    /// chunksize 1).
+    ///
+    /// The input is consumed lazily, as in Python: a pool thread takes
+    /// items as workers get free, so a long, slow or endless iterator
+    /// works (hence `Send + 'static`: pass owned items, a `Vec` rather
+    /// than `vec.iter()`). Submissions are served in order, so later ones
+    /// wait until this input runs out.
     pub fn imap<F, A, R, I>(&self, f: F, iterable: I) -> Result<IMapIterator<R::Ok>, PoolError>
     where
         F: Fn(A) -> R + Send + Sync + 'static $($copy)*,
         I: IntoIterator<Item = A>,
+        I::IntoIter: Send + 'static,
         A: $($val)*,
         R: TaskResult + 'static,
         R::Ok: $($val)*,
     {
-        self.imap_inner(f, iterable.into_iter().collect(), 1, true)
+        self.imap_inner(f, Box::new(iterable.into_iter()), 1, true)
     }
 
     /// [`imap`](Self::imap) with chunks of `chunksize` items.
@@ -249,13 +256,14 @@ macro_rules! pool_api {
     where
         F: Fn(A) -> R + Send + Sync + 'static $($copy)*,
         I: IntoIterator<Item = A>,
+        I::IntoIter: Send + 'static,
         A: $($val)*,
         R: TaskResult + 'static,
         R::Ok: $($val)*,
     {
         self.imap_inner(
             f,
-            iterable.into_iter().collect(),
+            Box::new(iterable.into_iter()),
             check_chunksize(chunksize)?,
             true,
         )
@@ -271,11 +279,12 @@ macro_rules! pool_api {
     where
         F: Fn(A) -> R + Send + Sync + 'static $($copy)*,
         I: IntoIterator<Item = A>,
+        I::IntoIter: Send + 'static,
         A: $($val)*,
         R: TaskResult + 'static,
         R::Ok: $($val)*,
     {
-        self.imap_inner(f, iterable.into_iter().collect(), 1, false)
+        self.imap_inner(f, Box::new(iterable.into_iter()), 1, false)
     }
 
     /// [`imap_unordered`](Self::imap_unordered) with chunks of `chunksize`
@@ -289,13 +298,14 @@ macro_rules! pool_api {
     where
         F: Fn(A) -> R + Send + Sync + 'static $($copy)*,
         I: IntoIterator<Item = A>,
+        I::IntoIter: Send + 'static,
         A: $($val)*,
         R: TaskResult + 'static,
         R::Ok: $($val)*,
     {
         self.imap_inner(
             f,
-            iterable.into_iter().collect(),
+            Box::new(iterable.into_iter()),
             check_chunksize(chunksize)?,
             false,
         )

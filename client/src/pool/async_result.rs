@@ -126,15 +126,14 @@ impl<T> Iterator for IMapIterator<T> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.job.remaining();
-        (n, Some(n))
+        self.job.remaining()
     }
 }
 
 impl<T> fmt::Debug for IMapIterator<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IMapIterator")
-            .field("remaining", &self.job.remaining())
+            .field("remaining", &self.job.remaining().0)
             .finish()
     }
 }

@@ -277,6 +277,19 @@ impl Core {
                 }
             }
         }
+        self.hand_to_feeder(tx, chunks);
+    }
+
+    /// Queues a job's chunks on the feeder thread only: for a lazy input,
+    /// which the submitting thread must not wait on.
+    pub(crate) fn submit_in_background(&self, chunks: Chunks) {
+        let feeder = lock(&self.feeder);
+        if let Some(tx) = feeder.as_ref() {
+            self.hand_to_feeder(tx, chunks);
+        }
+    }
+
+    fn hand_to_feeder(&self, tx: &mpsc::Sender<Chunks>, chunks: Chunks) {
         self.feeding.fetch_add(1, Ordering::SeqCst);
         if tx.send(chunks).is_err() {
             self.feeding.fetch_sub(1, Ordering::SeqCst);
@@ -296,7 +309,7 @@ impl Core {
         }
     }
 
-    fn finish_job(&self, job: u64) {
+    pub(crate) fn finish_job(&self, job: u64) {
         let mut jobs = lock(&self.jobs);
         jobs.map.remove(&job);
         if jobs.map.is_empty() {

@@ -177,14 +177,19 @@ pub(crate) fn run_task<R: TaskResult>(f: impl FnOnce() -> R) -> Result<R::Ok, St
             if let Some(report) = LAST_PANIC.with(|p| p.borrow_mut().take()) {
                 return Err(report);
             }
-            Err(if let Some(s) = payload.downcast_ref::<&str>() {
-                format!("panicked: {s}")
-            } else if let Some(s) = payload.downcast_ref::<String>() {
-                format!("panicked: {s}")
-            } else {
-                "panicked".to_string()
-            })
+            Err(panic_message(payload.as_ref()))
         }
+    }
+}
+
+/// `panicked: ` and a panic's message, when it has one.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        format!("panicked: {s}")
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        format!("panicked: {s}")
+    } else {
+        "panicked".to_string()
     }
 }
 

@@ -301,6 +301,11 @@ impl<T: Send> Sink<T> for MapJob<T> {
 
 /// An `imap`/`imap_unordered` job: outcomes handed out one at a time, in
 /// input order or as they come (Python's `IMapIterator`).
+///
+/// The input is consumed lazily, as in Python, so the job learns its
+/// length only when the input runs out ([`set_length`](Self::set_length));
+/// positions are announced ([`submitted`](Self::submitted)) before their
+/// tasks are queued.
 pub(crate) struct IMapJob<T> {
     state: Mutex<IMapState<T>>,
     cv: Condvar,
@@ -308,8 +313,10 @@ pub(crate) struct IMapJob<T> {
 
 struct IMapState<T> {
     ordered: bool,
-    total: usize,
-    /// Positions whose outcome has arrived.
+    /// The number of items, once the input has run out (or the job was
+    /// aborted: then no more are taken).
+    total: Option<usize>,
+    /// For each position queued so far, whether its outcome has arrived.
     seen: Vec<bool>,
     arrived: usize,
     /// Ordered: outcomes waiting for their turn, by position.
@@ -320,13 +327,29 @@ struct IMapState<T> {
     yielded: usize,
 }
 
+impl<T> IMapState<T> {
+    fn complete(&self) -> bool {
+        self.total == Some(self.arrived)
+    }
+
+    fn push(&mut self, index: usize, outcome: Result<T, PoolError>) {
+        self.seen[index] = true;
+        self.arrived += 1;
+        if self.ordered {
+            self.pending.insert(index, outcome);
+        } else {
+            self.queue.push_back(outcome);
+        }
+    }
+}
+
 impl<T> IMapJob<T> {
-    pub(crate) fn new(total: usize, ordered: bool) -> Self {
+    pub(crate) fn new(ordered: bool) -> Self {
         IMapJob {
             state: Mutex::new(IMapState {
                 ordered,
-                total,
-                seen: vec![false; total],
+                total: None,
+                seen: Vec::new(),
                 arrived: 0,
                 pending: HashMap::new(),
                 queue: VecDeque::new(),
@@ -336,11 +359,55 @@ impl<T> IMapJob<T> {
         }
     }
 
+    /// `n` more positions are about to be queued; `false` once the job is
+    /// over (aborted), when no more input should be taken.
+    pub(crate) fn submitted(&self, n: usize) -> bool {
+        let mut g = lock(&self.state);
+        if g.total.is_some() {
+            return false;
+        }
+        let len = g.seen.len() + n;
+        g.seen.resize(len, false);
+        true
+    }
+
+    /// The input ran out: the job has as many items as were submitted.
+    /// `true` if every outcome is already in (the job is done).
+    pub(crate) fn set_length(&self) -> bool {
+        let mut g = lock(&self.state);
+        if g.total.is_none() {
+            g.total = Some(g.seen.len());
+        }
+        let done = g.complete();
+        drop(g);
+        self.cv.notify_all();
+        done
+    }
+
+    /// Taking the next input item failed (the iterator panicked): that
+    /// position fails with `message` and the job ends there, as Python's
+    /// does when its iterable raises. `true` if the job is done.
+    pub(crate) fn input_failed(&self, message: String) -> bool {
+        let mut g = lock(&self.state);
+        if g.total.is_none() {
+            let index = g.seen.len();
+            g.seen.push(false);
+            let message = format!("the input iterator {message}");
+            g.push(index, Err(PoolError::Task { index, message }));
+            g.total = Some(g.seen.len());
+        }
+        let done = g.complete();
+        drop(g);
+        self.cv.notify_all();
+        done
+    }
+
     /// The next outcome: `None` at the end, `Some(Err(Timeout))` if none
     /// came within `timeout`.
     pub(crate) fn next(&self, timeout: Option<Duration>) -> Option<Result<T, PoolError>> {
+        let over = |s: &IMapState<T>| s.total.is_some_and(|t| s.yielded >= t);
         let available = |s: &IMapState<T>| {
-            s.yielded >= s.total
+            over(s)
                 || if s.ordered {
                     s.pending.contains_key(&s.yielded)
                 } else {
@@ -351,7 +418,7 @@ impl<T> IMapJob<T> {
         if !ok {
             return Some(Err(PoolError::Timeout));
         }
-        if g.yielded >= g.total {
+        if over(&g) {
             return None;
         }
         let next = if g.ordered {
@@ -364,26 +431,23 @@ impl<T> IMapJob<T> {
         next
     }
 
-    /// Items not yet handed out.
-    pub(crate) fn remaining(&self) -> usize {
+    /// Items not yet handed out: at least those queued, at most all of
+    /// them once the input has run out.
+    pub(crate) fn remaining(&self) -> (usize, Option<usize>) {
         let g = lock(&self.state);
-        g.total - g.yielded
+        let queued = g.seen.len() - g.yielded;
+        (queued, g.total.map(|_| queued))
     }
 }
 
 impl<T: Send> Job for IMapJob<T> {
     fn abort(&self, reason: &PoolError) {
         let mut g = lock(&self.state);
-        for index in 0..g.total {
+        // No more input is taken: the job ends with what was queued.
+        g.total = Some(g.seen.len());
+        for index in 0..g.seen.len() {
             if !g.seen[index] {
-                g.seen[index] = true;
-                g.arrived += 1;
-                let e = Err(reason.at(index));
-                if g.ordered {
-                    g.pending.insert(index, e);
-                } else {
-                    g.queue.push_back(e);
-                }
+                g.push(index, Err(reason.at(index)));
             }
         }
         drop(g);
@@ -396,16 +460,10 @@ impl<T: Send> Sink<T> for IMapJob<T> {
         let mut g = lock(&self.state);
         match g.seen.get(index) {
             Some(false) => {}
-            _ => return g.arrived == g.total,
+            _ => return g.complete(),
         }
-        g.seen[index] = true;
-        g.arrived += 1;
-        if g.ordered {
-            g.pending.insert(index, outcome);
-        } else {
-            g.queue.push_back(outcome);
-        }
-        let done = g.arrived == g.total;
+        g.push(index, outcome);
+        let done = g.complete();
         drop(g);
         self.cv.notify_all();
         done
@@ -446,7 +504,9 @@ mod tests {
 
     #[test]
     fn imap_orders_ignores_duplicates_and_times_out() {
-        let job = IMapJob::<u32>::new(2, true);
+        let job = IMapJob::<u32>::new(true);
+        assert!(job.submitted(2));
+        assert!(!job.set_length());
         job.deliver(1, Ok(1));
         assert_eq!(
             job.next(Some(Duration::from_millis(1))),
@@ -460,10 +520,36 @@ mod tests {
     }
 
     #[test]
+    fn imap_learns_its_length_when_the_input_runs_out() {
+        let job = IMapJob::<u32>::new(true);
+        assert!(job.submitted(1));
+        assert!(!job.deliver(0, Ok(7)));
+        assert_eq!(job.remaining(), (1, None));
+        assert_eq!(job.next(None), Some(Ok(7)));
+        // Not over yet: more input may come.
+        assert_eq!(
+            job.next(Some(Duration::from_millis(1))),
+            Some(Err(PoolError::Timeout))
+        );
+        assert!(job.submitted(1));
+        assert!(!job.deliver(1, Ok(8)));
+        assert!(job.set_length(), "every outcome was in");
+        assert_eq!(job.remaining(), (1, Some(1)));
+        assert_eq!(job.next(None), Some(Ok(8)));
+        assert_eq!(job.next(None), None);
+        // An empty input: over at once.
+        let empty = IMapJob::<u32>::new(false);
+        assert!(empty.set_length());
+        assert_eq!(empty.next(None), None);
+    }
+
+    #[test]
     fn abort_fails_what_is_pending() {
-        let job = IMapJob::<u32>::new(2, false);
+        let job = IMapJob::<u32>::new(false);
+        assert!(job.submitted(2));
         job.deliver(0, Ok(0));
         job.abort(&PoolError::Terminated { index: 0 });
+        assert!(!job.submitted(1), "an aborted job takes no more input");
         assert_eq!(job.next(None), Some(Ok(0)));
         assert_eq!(
             job.next(None),

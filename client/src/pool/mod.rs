@@ -29,6 +29,7 @@ mod core;
 mod error;
 mod func;
 mod job;
+mod lazy;
 mod process_pool;
 mod record;
 mod thread_pool;

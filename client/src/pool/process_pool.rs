@@ -13,6 +13,7 @@ use super::builder::{assert_zero_sized, PoolBuilder};
 use super::core::{lock, Chunk, Chunks, Core, Threads, CLOSE, RUN, TERMINATE};
 use super::func::{check_chunksize, chunksize_or_default, PoolFn, TaskResult};
 use super::job::{ApplyJob, Callback, Completion, ErrorCallback, IMapJob, MapJob};
+use super::lazy::LazyInput;
 use super::record::{
     map_entry, star_entry, task_record, Decoding, EntryRef, TaskEntry, TaskHeader,
 };
@@ -77,10 +78,13 @@ pub struct Pool {
     threads: Mutex<Threads>,
 }
 
-/// Splits `items` into chunks of `chunksize` records for job `job`.
-fn chunks<A>(job: u64, entry: EntryRef, items: Vec<A>, chunksize: usize) -> Chunks
+/// Splits `items` into chunks of `chunksize` records for job `job`, as
+/// they are taken.
+fn chunks<A, I>(job: u64, entry: EntryRef, items: I, chunksize: usize) -> Chunks
 where
     A: Serialize + Send + 'static,
+    I: IntoIterator<Item = A>,
+    I::IntoIter: Send + 'static,
 {
     let mut items = items.into_iter();
     let mut start = 0u64;
@@ -269,7 +273,7 @@ impl Pool {
     fn imap_inner<F, A, R>(
         &self,
         _f: F,
-        items: Vec<A>,
+        items: Box<dyn Iterator<Item = A> + Send>,
         chunksize: usize,
         ordered: bool,
     ) -> Result<IMapIterator<R::Ok>, PoolError>
@@ -280,13 +284,14 @@ impl Pool {
         R::Ok: Serialize + DeserializeOwned + Send + 'static,
     {
         let entry = self.map_entry::<F, A, R>()?;
-        let job = Arc::new(IMapJob::new(items.len(), ordered));
-        self.submit(
-            entry,
-            items,
-            chunksize,
-            Arc::new(Decoding::new(job.clone())),
-        )?;
+        let job = Arc::new(IMapJob::new(ordered));
+        let id = self.core.register(Arc::new(Decoding::new(job.clone())))?;
+        let core = Arc::clone(&self.core);
+        let input = LazyInput::new(items, job.clone(), move || core.finish_job(id));
+        // The feeder thread takes the input, as Python's task handler does:
+        // `imap` returns at once however slow the input is.
+        self.core
+            .submit_in_background(chunks(id, entry, input, chunksize));
         Ok(IMapIterator::new(job))
     }
 

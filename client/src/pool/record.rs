@@ -412,7 +412,9 @@ mod tests {
     fn decoding_spreads_a_chunk_over_positions() {
         use super::super::job::IMapJob;
         use std::sync::Arc;
-        let job = Arc::new(IMapJob::<u32>::new(3, true));
+        let job = Arc::new(IMapJob::<u32>::new(true));
+        assert!(job.submitted(3));
+        assert!(!job.set_length());
         let d = Decoding::new(job.clone());
         let mut body = Vec::new();
         ciborium::into_writer(&vec![Ok::<u32, String>(1), Err("no".into())], &mut body).unwrap();

@@ -10,14 +10,15 @@
 
 use std::fmt;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::async_result::{AsyncResult, IMapIterator, MapResult};
 use super::core::{lock, CLOSE, RUN, TERMINATE};
 use super::func::{check_chunksize, chunksize_or_default, run_task, PoolFn, TaskResult};
 use super::job::{ApplyJob, Callback, Completion, ErrorCallback, IMapJob, Job, MapJob, Sink};
+use super::lazy::LazyInput;
 use super::process_pool::ApplyOutput;
-use super::thread_worker::{Shared, ThreadPoolBuilder};
+use super::thread_worker::{Shared, Task, ThreadPoolBuilder};
 use super::PoolError;
 
 /// A pool of worker threads with [`Pool`](super::Pool)'s API (Python's
@@ -82,19 +83,7 @@ impl ThreadPool {
                 _ => Err(PoolError::NotRunning),
             };
         }
-        let id = s.next_job.fetch_add(1, Ordering::Relaxed) as u64;
-        {
-            // Checked under the cache's lock, which `terminate` takes after
-            // changing the state: a job is either refused or aborted by it.
-            let mut jobs = lock(&s.jobs);
-            if let Some(e) = lock(&s.broken).clone() {
-                return Err(e);
-            }
-            if s.state.load(Ordering::SeqCst) != RUN {
-                return Err(PoolError::NotRunning);
-            }
-            jobs.insert(id, sink.clone());
-        }
+        let id = self.register(sink.clone())?;
         let mut q = lock(&s.queue);
         let mut items = items.into_iter();
         let mut start = 0usize;
@@ -103,28 +92,30 @@ impl ThreadPool {
             if chunk.is_empty() {
                 break;
             }
-            let (sink, call, shared) = (sink.clone(), call.clone(), s.clone());
             let first = start;
             start += chunk.len();
-            q.push_back(Box::new(move || {
-                for (i, a) in chunk.into_iter().enumerate() {
-                    let index = first + i;
-                    let out = call(a).map_err(|message| PoolError::Task { index, message });
-                    if sink.deliver(index, out) {
-                        let mut jobs = lock(&shared.jobs);
-                        jobs.remove(&id);
-                        if jobs.is_empty() {
-                            shared.jobs_cv.notify_all();
-                            // Idle threads of a closed pool may exit now.
-                            shared.queue_cv.notify_all();
-                        }
-                    }
-                }
-            }));
+            q.push_back(chunk_task(s, id, &sink, &call, first, chunk));
         }
         drop(q);
         s.queue_cv.notify_all();
         Ok(())
+    }
+
+    /// Puts `job` in the cache under a new id.
+    fn register(&self, job: Arc<dyn Job>) -> Result<u64, PoolError> {
+        let s = &self.shared;
+        let id = s.next_job.fetch_add(1, Ordering::Relaxed) as u64;
+        // Checked under the cache's lock, which `terminate` takes after
+        // changing the state: a job is either refused or aborted by it.
+        let mut jobs = lock(&s.jobs);
+        if let Some(e) = lock(&s.broken).clone() {
+            return Err(e);
+        }
+        if s.state.load(Ordering::SeqCst) != RUN {
+            return Err(PoolError::NotRunning);
+        }
+        jobs.insert(id, job);
+        Ok(id)
     }
 
     fn apply_inner<F, Args>(
@@ -205,7 +196,7 @@ impl ThreadPool {
     fn imap_inner<F, A, R>(
         &self,
         f: F,
-        items: Vec<A>,
+        items: Box<dyn Iterator<Item = A> + Send>,
         chunksize: usize,
         ordered: bool,
     ) -> Result<IMapIterator<R::Ok>, PoolError>
@@ -215,13 +206,21 @@ impl ThreadPool {
         R: TaskResult + 'static,
         R::Ok: Send + 'static,
     {
-        let job = Arc::new(IMapJob::new(items.len(), ordered));
-        self.submit(
-            job.clone(),
-            items,
+        let job = Arc::new(IMapJob::new(ordered));
+        let id = self.register(job.clone())?;
+        let shared = Arc::clone(&self.shared);
+        let input = LazyInput::new(items, job.clone(), move || finish_job(&shared, id));
+        let feed = Arc::new(Feed {
+            shared: Arc::clone(&self.shared),
+            id,
+            job: job.clone(),
+            call: Arc::new(move |a| run_task(|| f(a))),
+            input: Mutex::new((input, 0)),
             chunksize,
-            Arc::new(move |a| run_task(|| f(a))),
-        )?;
+        });
+        let s = &self.shared;
+        lock(&s.queue).push_back(Feed::task(feed));
+        s.queue_cv.notify_all();
         Ok(IMapIterator::new(job))
     }
 
@@ -295,6 +294,89 @@ impl fmt::Debug for ThreadPool {
     }
 }
 
+/// The task running `call` on one chunk of job `id`, items `first..`,
+/// delivering each outcome to `sink`.
+fn chunk_task<A, T, S, C>(
+    shared: &Arc<Shared>,
+    id: u64,
+    sink: &Arc<S>,
+    call: &Arc<C>,
+    first: usize,
+    chunk: Vec<A>,
+) -> Task
+where
+    A: Send + 'static,
+    T: Send + 'static,
+    S: Sink<T> + 'static,
+    C: Fn(A) -> Result<T, String> + Send + Sync + 'static,
+{
+    let (sink, call, shared) = (sink.clone(), call.clone(), shared.clone());
+    Box::new(move || {
+        for (i, a) in chunk.into_iter().enumerate() {
+            let index = first + i;
+            let out = call(a).map_err(|message| PoolError::Task { index, message });
+            if sink.deliver(index, out) {
+                finish_job(&shared, id);
+            }
+        }
+    })
+}
+
+/// Drops a done job from the cache.
+fn finish_job(shared: &Shared, id: u64) {
+    let mut jobs = lock(&shared.jobs);
+    jobs.remove(&id);
+    if jobs.is_empty() {
+        shared.jobs_cv.notify_all();
+        // Idle threads of a closed pool may exit now.
+        shared.queue_cv.notify_all();
+    }
+}
+
+/// A lazy `imap` input, fed by the pool's own threads: the task in the
+/// queue takes one chunk, queues itself again behind whatever is waiting
+/// (so the input is taken only as threads get free, and later
+/// submissions are not held up behind an endless one), then runs the
+/// chunk.
+struct Feed<A, T, C> {
+    shared: Arc<Shared>,
+    id: u64,
+    job: Arc<IMapJob<T>>,
+    call: Arc<C>,
+    /// The input and the position of its next item.
+    input: Mutex<(LazyInput<A, T>, usize)>,
+    chunksize: usize,
+}
+
+impl<A, T, C> Feed<A, T, C>
+where
+    A: Send + 'static,
+    T: Send + 'static,
+    C: Fn(A) -> Result<T, String> + Send + Sync + 'static,
+{
+    fn task(feed: Arc<Self>) -> Task {
+        Box::new(move || {
+            let (chunk, first) = {
+                let mut g = lock(&feed.input);
+                let (input, next) = &mut *g;
+                let chunk: Vec<A> = input.by_ref().take(feed.chunksize).collect();
+                let first = *next;
+                *next += chunk.len();
+                (chunk, first)
+            };
+            if chunk.is_empty() {
+                return;
+            }
+            let s = &feed.shared;
+            if s.state.load(Ordering::SeqCst) == RUN || s.state.load(Ordering::SeqCst) == CLOSE {
+                lock(&s.queue).push_back(Feed::task(Arc::clone(&feed)));
+                s.queue_cv.notify_one();
+            }
+            chunk_task(s, feed.id, &feed.job, &feed.call, first, chunk)();
+        })
+    }
+}
+
 super::api::pool_api!(ThreadPool, [], [Send + 'static]);
 
 #[cfg(test)]
@@ -302,6 +384,46 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicU32;
     use std::time::Duration;
+
+    #[test]
+    fn imap_on_threads_takes_its_input_lazily_and_holds_nothing_up() {
+        let pool = ThreadPool::new(2).unwrap();
+        let mut endless = pool.imap_chunked(|x: u64| x * 2, 0u64.., 4).unwrap();
+        for i in 0..100u64 {
+            assert_eq!(endless.next(), Some(Ok(i * 2)));
+        }
+        // A later submission runs beside the endless input.
+        let later = pool.apply_async(|x: u32| x + 1, (41,)).unwrap();
+        assert_eq!(
+            later.get_timeout(std::time::Duration::from_secs(60)),
+            Ok(42)
+        );
+        drop(endless);
+        pool.terminate();
+
+        let pool = ThreadPool::new(3).unwrap();
+        let got: Vec<_> = pool
+            .imap(
+                |x: u32| x + 1,
+                (0..10u32).inspect(|&x| assert!(x != 7, "seven")),
+            )
+            .unwrap()
+            .collect();
+        assert_eq!(got.len(), 8);
+        assert!(got[..7]
+            .iter()
+            .enumerate()
+            .all(|(i, r)| *r == Ok(i as u32 + 1)));
+        assert!(
+            matches!(&got[7], Err(PoolError::Task { index: 7, message }) if message.contains("seven")),
+            "{:?}",
+            got[7]
+        );
+        let empty: Vec<_> = pool.imap_unordered(|x: u32| x, vec![]).unwrap().collect();
+        assert!(empty.is_empty());
+        pool.close();
+        pool.join().unwrap();
+    }
 
     #[test]
     fn the_whole_api_on_threads() {
