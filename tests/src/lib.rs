@@ -1,8 +1,10 @@
 //! Helpers shared by the end-to-end tests: locating and running the
 //! `mpserver` binary ([`mpserver`]), a by-hand wire peer for bad input
 //! ([`raw`]), scraping its metrics ([`scrape`]), and a well-behaved client
-//! kept busy in the background ([`steady`]).
+//! kept busy in the background ([`steady`]), and client processes
+//! ([`client_process`]).
 
+pub mod client_process;
 pub mod mpserver;
 pub mod raw;
 pub mod scrape;

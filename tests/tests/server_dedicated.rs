@@ -5,12 +5,11 @@
 //! session ends (objects freed, its lock passed to a waiter), garbage
 //! closes only that connection, and a graceful stop answers and exits.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mp_proto::message::{Kwargs, Outcome, Target};
 use mp_proto::{ObjectId, Value};
+use mp_tests::client_process::{lock_waiter, spawn_ready};
 use mp_tests::mpserver::{eventually, Options, ServerProcess};
 use mp_tests::raw::RawPeer;
 use mp_tests::scrape::{metrics_address, scrape};
@@ -89,29 +88,12 @@ fn a_killed_dedicated_client_frees_its_objects_and_its_lock() {
     let c = server.client();
     let lock = c.create("Lock", vec![], Kwargs::new()).unwrap().token.id;
     let baseline = c.number_of_objects().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mp-server-client"))
-        .arg(&server.address)
-        .arg(server.key_path())
-        .args(["hammer", &lock.0.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
+    let hammer = ["hammer".to_string(), lock.0.to_string()];
+    let mut child = spawn_ready(env!("CARGO_BIN_EXE_mp-server-client"), &server, &hammer);
     assert!(eventually(LIMIT, || dedicated(&metrics) == 1));
     assert_eq!(c.number_of_objects().unwrap(), baseline + 3);
 
-    let waiter = {
-        let c2 = server.client();
-        std::thread::spawn(move || {
-            let got = c2.call_method(lock, "acquire", vec![], Kwargs::new())?;
-            c2.call_method(lock, "release", vec![], Kwargs::new())?;
-            Ok::<_, multiprocessing::managers::ManagerError>(got)
-        })
-    };
+    let waiter = lock_waiter(&server, lock);
     child.kill().unwrap();
     child.wait().unwrap();
     let got = waiter.join().unwrap().unwrap();

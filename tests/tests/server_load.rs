@@ -2,11 +2,12 @@
 //! producer processes feeding eight consumers through one queue.
 
 use std::collections::HashSet;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 
 use mp_proto::message::Kwargs;
 use mp_proto::{ObjectId, Value};
+use mp_tests::client_process;
 use mp_tests::mpserver::ServerProcess;
 use multiprocessing::managers::ManagerClient;
 
@@ -70,13 +71,12 @@ fn eight_producers_and_eight_consumers_lose_and_duplicate_nothing() {
         .token
         .id;
     let spawn = |args: Vec<String>| {
-        Command::new(env!("CARGO_BIN_EXE_mp-server-client"))
-            .arg(&server.address)
-            .arg(server.key_path())
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap()
+        client_process::spawn(
+            env!("CARGO_BIN_EXE_mp-server-client"),
+            &server,
+            &args,
+            Stdio::piped(),
+        )
     };
     let consumers: Vec<_> = (0..PROCS)
         .map(|_| spawn(vec!["consume".into(), q.0.to_string()]))

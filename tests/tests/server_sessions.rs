@@ -1,13 +1,15 @@
 //! Sessions end cleanly however the client goes: references dropped,
 //! locks released to the next waiter, waits cancelled.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use mp_proto::message::Kwargs;
 use mp_proto::Value;
+use mp_tests::client_process::{lock_waiter, spawn, spawn_ready};
 use mp_tests::mpserver::{eventually, ServerProcess};
+
+const CLIENT: &str = env!("CARGO_BIN_EXE_mp-server-client");
 
 #[test]
 fn a_killed_client_frees_its_objects_and_its_lock() {
@@ -16,18 +18,8 @@ fn a_killed_client_frees_its_objects_and_its_lock() {
     let lock = c.create("Lock", vec![], Kwargs::new()).unwrap().token.id;
     let baseline = c.number_of_objects().unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mp-server-client"))
-        .arg(&server.address)
-        .arg(server.key_path())
-        .args(["hold", &lock.0.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
+    let hold = ["hold".to_string(), lock.0.to_string()];
+    let mut child = spawn_ready(CLIENT, &server, &hold);
     // The child made 7 objects and holds the lock.
     assert_eq!(c.number_of_objects().unwrap(), baseline + 7);
     let r = c
@@ -36,15 +28,7 @@ fn a_killed_client_frees_its_objects_and_its_lock() {
     assert_eq!(r.into_value().unwrap(), Value::Bool(false));
 
     // Another client waits for the lock with no timeout...
-    let waiter = {
-        let c2 = server.client();
-        // It releases what it got itself: only the owner may.
-        std::thread::spawn(move || {
-            let got = c2.call_method(lock, "acquire", vec![], Kwargs::new())?;
-            c2.call_method(lock, "release", vec![], Kwargs::new())?;
-            Ok::<_, multiprocessing::managers::ManagerError>(got)
-        })
-    };
+    let waiter = lock_waiter(&server, lock);
     assert!(eventually(Duration::from_secs(30), || {
         let repr = c
             .call_method(lock, "__repr__", vec![], Kwargs::new())
@@ -99,13 +83,8 @@ fn a_killed_waiter_does_not_swallow_an_item() {
     let c = server.client();
     let q = c.create("Queue", vec![], Kwargs::new()).unwrap().token.id;
     // A consumer process blocks in get, and is killed while waiting.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mp-server-client"))
-        .arg(&server.address)
-        .arg(server.key_path())
-        .args(["consume", &q.0.to_string()])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let consume = ["consume".to_string(), q.0.to_string()];
+    let mut child = spawn(CLIENT, &server, &consume, Stdio::null());
     // Wait until its get is queued on the server.
     assert!(eventually(Duration::from_secs(30), || {
         let repr = c.call_method(q, "__repr__", vec![], Kwargs::new()).unwrap();

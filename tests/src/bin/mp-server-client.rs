@@ -37,6 +37,19 @@ fn id(arg: Option<&String>) -> Result<ObjectId, Box<dyn std::error::Error>> {
     Ok(ObjectId(arg.ok_or("missing object id")?.parse()?))
 }
 
+/// A dict and a list holding another dict: three objects, one of them
+/// referenced from inside another, for the session to free.
+fn dict_and_list(
+    client: &ManagerClient,
+) -> Result<(ObjectId, ObjectId), multiprocessing::managers::ManagerError> {
+    let none = Default::default;
+    let d = client.create("dict", vec![], none())?.token.id;
+    let l = client.create("list", vec![], none())?.token.id;
+    let inner = client.create("dict", vec![], none())?.token;
+    client.call_method(l, "append", vec![inner.into()], none())?;
+    Ok((d, l))
+}
+
 fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let [address, key_file, job, rest @ ..] = args else {
         return Err("usage: mp-server-client ADDRESS KEYFILE JOB ARGS...".into());
@@ -106,14 +119,7 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         "busy" => {
             let [lock, sem, queue] = [0, 1, 2].map(|i| id(rest.get(i)));
             let (lock, sem, queue) = (lock?, sem?, queue?);
-            let d = client.create("dict", vec![], none())?.token.id;
-            let l = client.create("list", vec![], none())?.token.id;
-            client.call_method(
-                l,
-                "append",
-                vec![client.create("dict", vec![], none())?.token.into()],
-                none(),
-            )?;
+            let (d, l) = dict_and_list(&client)?;
             client.call_method(sem, "acquire", vec![], none())?;
             client.call_method(lock, "acquire", vec![], none())?;
             println!("ready");
@@ -150,14 +156,7 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
             // One thread calling back to back: the connection a server
             // hands to a dedicated reader thread.
             let lock = id(rest.first())?;
-            let d = client.create("dict", vec![], none())?.token.id;
-            let l = client.create("list", vec![], none())?.token.id;
-            client.call_method(
-                l,
-                "append",
-                vec![client.create("dict", vec![], none())?.token.into()],
-                none(),
-            )?;
+            let (d, _) = dict_and_list(&client)?;
             client.call_method(lock, "acquire", vec![], none())?;
             println!("ready");
             std::io::stdout().flush()?;
