@@ -39,6 +39,8 @@
 //!   slowing down peers that fail authentication.
 //! * [`slice`](mod@slice), [`compare`], [`errors`]: Python's slices, ordering and
 //!   exceptions.
+//! * [`spin`]: polling a socket before sleeping on it, shared with the
+//!   client.
 
 pub mod args;
 pub mod compare;
@@ -56,6 +58,7 @@ pub mod server;
 pub mod session;
 pub mod shutdown;
 pub mod slice;
+pub mod spin;
 pub mod table;
 pub mod throttle;
 pub mod tls;

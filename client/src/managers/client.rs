@@ -32,10 +32,10 @@ use mp_server::table::ObjectInfo;
 pub use super::answers::{Returned, ServerStatus, TypeInfo};
 use super::error::ManagerError;
 use super::release::Releases;
-use super::spin::{SpinPolicy, Spun};
 use super::stream::Stream;
 use super::tls::TlsConnector;
 use crate::connection::Address;
+use mp_server::spin::{SpinPolicy, Spun};
 
 /// How to connect.
 #[derive(Clone, Debug)]
@@ -316,7 +316,7 @@ impl ManagerClient {
                 },
             );
         }
-        Ok(state.spin.next())
+        Ok(state.spin.next_spin())
     }
 
     /// Writes encoded request frames for the registered calls `ids`; on

@@ -81,7 +81,6 @@ pub mod proxies;
 pub mod proxy;
 mod release;
 pub mod server;
-mod spin;
 mod stream;
 pub mod sync_manager;
 pub mod tls;

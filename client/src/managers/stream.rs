@@ -7,8 +7,8 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use super::spin::{spin_until_readable, Spun};
 use super::tls::TlsStream;
+use mp_server::spin::{spin_until_readable, Spun};
 
 /// A TCP or Unix stream, or TLS over TCP.
 pub(super) enum Stream {

@@ -9,6 +9,12 @@
 //! blocking, to a thread of tokio's blocking pool, which reads, answers and
 //! writes exactly as a thread-per-connection server would.
 //!
+//! Between requests the thread polls for the next one for up to [`SPIN`]
+//! before it sleeps, while that catches them ([`ReaderSpin`]; a client on
+//! another CPU calling back to back): a request caught by polling costs neither the sleep nor the wake-up,
+//! which on a virtual machine take longer than the call. The client does
+//! the same for its answers ([`crate::spin`]).
+//!
 //! The thread hands the connection back to the event loop as soon as it
 //! would wait for anything but the peer's next request: a blocking call
 //! (whose wait belongs in a task, so that ten thousand waiters cost tasks,
@@ -21,6 +27,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +37,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::requests::{answer, Answer, Buffers, Flow, Waiting};
 use crate::engine::Engine;
 use crate::session::Session;
+use crate::spin::{spin_until_readable, Spun};
 
 /// How often a dedicated reader looks up from a quiet socket to check
 /// whether the server is stopping.
@@ -44,6 +52,10 @@ const PROMPT: Duration = Duration::from_millis(1);
 const READ_CHUNK: usize = 64 * 1024;
 /// Back-to-back reads before a connection gets a thread.
 const PROMOTE_AFTER: u32 = 16;
+/// The longest a dedicated reader polls for the next request.
+const SPIN: Duration = Duration::from_micros(50);
+/// Requests a dedicated reader sleeps for at once after a poll missed.
+const QUIET_AFTER_MISS: u32 = 64;
 
 /// A socket a dedicated thread can serve: plain TCP or Unix, not TLS.
 pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + Send + Sized {
@@ -81,6 +93,15 @@ impl BlockingSocket {
                 s.set_read_timeout(Some(TICK))?;
                 s.set_write_timeout(Some(TICK))
             }
+        }
+    }
+}
+
+impl AsRawFd for BlockingSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            BlockingSocket::Tcp(s) => s.as_raw_fd(),
+            BlockingSocket::Unix(s) => s.as_raw_fd(),
         }
     }
 }
@@ -181,6 +202,43 @@ impl Promotion {
     }
 }
 
+/// Whether a dedicated reader polls for the next request before it
+/// sleeps. It polls while polling catches requests: a client on another
+/// CPU calling back to back. A poll that runs out (the client pauses
+/// between calls), finds the request already there (the client runs on
+/// this CPU and answered before the poll), or whose yield ran another
+/// thread (the client on this CPU, or more runnable threads than CPUs,
+/// where polling takes CPU time others need) makes it sleep at once for
+/// the next [`QUIET_AFTER_MISS`] requests. No averages: the client's poll (see [`crate::spin`]) learns
+/// from its round trips, and a second learner here, chasing the same
+/// round trips, made the two swing.
+#[derive(Debug, Default)]
+pub(super) struct ReaderSpin {
+    /// Requests left to sleep for at once.
+    quiet_left: u32,
+}
+
+impl ReaderSpin {
+    /// How long to poll before sleeping for the next request.
+    fn next(&mut self) -> Duration {
+        if self.quiet_left > 0 {
+            self.quiet_left -= 1;
+            Duration::ZERO
+        } else {
+            SPIN
+        }
+    }
+
+    /// How the poll went. A request already there at the first look was
+    /// not caught by polling: the poll only cost a system call (the
+    /// client, on this CPU, ran as soon as it was answered).
+    fn polled(&mut self, spun: Spun) {
+        if matches!(spun, Spun::TimedOut | Spun::Contended | Spun::Immediate) {
+            self.quiet_left = QUIET_AFTER_MISS;
+        }
+    }
+}
+
 /// Why a dedicated reader gave the connection back.
 pub(super) enum Handback {
     /// Go on serving it on the event loop, first waiting on this blocking
@@ -198,6 +256,7 @@ pub(super) fn serve(
     max_frame: u64,
     mut socket: BlockingSocket,
     buffers: &mut Buffers,
+    spin: &mut ReaderSpin,
 ) -> Handback {
     let mut quiet_since: Option<Instant> = None;
     loop {
@@ -224,6 +283,8 @@ pub(super) fn serve(
         if waits.is_some() || engine.shutdown.is_triggered() {
             return Handback::Resume(socket, waits);
         }
+        let poll = spin.next();
+        spin.polled(spin_until_readable(socket.as_raw_fd(), poll));
         match read_in(&mut socket, buffers) {
             Ok(0) => return Handback::Ended("closed by peer".into()),
             Ok(n) => {
@@ -312,6 +373,25 @@ mod tests {
         std::thread::sleep(PROMPT * 3);
         p.read();
         assert!(!p.due());
+    }
+
+    #[test]
+    fn a_reader_polls_while_polling_catches_requests() {
+        let mut s = ReaderSpin::default();
+        assert_eq!(s.next(), SPIN);
+        s.polled(Spun::Ready);
+        assert_eq!(s.next(), SPIN);
+        for miss in [Spun::TimedOut, Spun::Contended, Spun::Immediate] {
+            s.polled(miss);
+            assert!((0..QUIET_AFTER_MISS).all(|_| s.next().is_zero()));
+            assert_eq!(s.next(), SPIN, "polls again after {miss:?}");
+        }
+        // While quiet, a skipped poll changes nothing.
+        s.polled(Spun::Contended);
+        s.next();
+        s.polled(Spun::Skipped);
+        assert!((1..QUIET_AFTER_MISS).all(|_| s.next().is_zero()));
+        assert_eq!(s.next(), SPIN);
     }
 
     #[test]

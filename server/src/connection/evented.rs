@@ -19,7 +19,7 @@ use mp_proto::{ErrorKind, RemoteError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
 
-use super::dedicated::{self, Handback, Promotion, Socket};
+use super::dedicated::{self, Handback, Promotion, ReaderSpin, Socket};
 use super::requests::{answer, respond, Answer, Buffers, Flow, Waiting};
 use super::ConnContext;
 use crate::engine::Engine;
@@ -63,6 +63,8 @@ impl<'a> Connection<'a> {
         tokio::pin!(stopping);
         let mut stopped = false;
         let mut promotion = Promotion::default();
+        // Learned across this connection's turns on a dedicated thread.
+        let mut spin = ReaderSpin::default();
         let max = self.ctx.limits.max_frame_bytes;
         loop {
             // Answer every complete frame already buffered.
@@ -98,7 +100,7 @@ impl<'a> Connection<'a> {
                     .metrics
                     .dedicated_reader(self.ctx.limits.dedicated_readers);
                 if let Some(_place) = place {
-                    match self.dedicate(stream).await {
+                    match self.dedicate(stream, &mut spin).await {
                         Ok(back) => stream = back,
                         Err(end) => return end,
                     }
@@ -132,7 +134,7 @@ impl<'a> Connection<'a> {
 
     /// Hands the connection to a dedicated thread until it gives it back;
     /// `Err` is why the connection ended meanwhile.
-    async fn dedicate<S: Socket>(&mut self, stream: S) -> Result<S, String> {
+    async fn dedicate<S: Socket>(&mut self, stream: S, spin: &mut ReaderSpin) -> Result<S, String> {
         let socket = stream
             .into_blocking()
             .map_err(|e| format!("cannot hand the socket to a thread: {e}"))?;
@@ -140,13 +142,23 @@ impl<'a> Connection<'a> {
         let session = Arc::clone(self.session);
         let max = self.ctx.limits.max_frame_bytes;
         let mut buffers = std::mem::take(&mut self.buffers);
+        let mut reader_spin = std::mem::take(spin);
         let served = tokio::task::spawn_blocking(move || {
-            let handback = dedicated::serve(&engine, &session, max, socket, &mut buffers);
-            (handback, buffers)
+            let handback = dedicated::serve(
+                &engine,
+                &session,
+                max,
+                socket,
+                &mut buffers,
+                &mut reader_spin,
+            );
+            (handback, buffers, reader_spin)
         })
         .await;
-        let (handback, buffers) = served.map_err(|e| format!("dedicated reader failed: {e}"))?;
+        let (handback, buffers, reader_spin) =
+            served.map_err(|e| format!("dedicated reader failed: {e}"))?;
         self.buffers = buffers;
+        *spin = reader_spin;
         match handback {
             Handback::Ended(why) => Err(why),
             Handback::Resume(socket, waits) => {

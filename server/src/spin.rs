@@ -1,5 +1,7 @@
-//! Poll-before-sleep for a thread waiting on a manager's answer, and the
-//! rule that learns, per connection, whether polling pays.
+//! Poll-before-sleep for a thread waiting on a socket — a client waiting
+//! for a manager's answer, or a server's dedicated reader waiting for the
+//! next request — and the rule that learns, per connection, whether
+//! polling pays for a client.
 //!
 //! No Python counterpart: CPython's `Connection.recv` always sleeps. Here a
 //! waiting thread may poll its socket for a short while (yielding the CPU
@@ -9,9 +11,9 @@
 //! the caller's CPU, or more runnable processes than CPUs compete, the
 //! polls only add system calls and take CPU time the server needs.
 //!
-//! So the choice is measured, not fixed: [`SpinPolicy`] keeps a moving
-//! average of the round-trip time with and without polling and uses the
-//! faster mode. Once every [`EPOCH`] calls it runs [`PROBE`] calls in the
+//! So for a client the choice is measured, not fixed: [`SpinPolicy`]
+//! keeps a moving average of the round-trip time with and without polling
+//! and uses the faster mode. Once every [`EPOCH`] calls it runs [`PROBE`] calls in the
 //! other mode, so that it notices when the situation changes (a process
 //! moved to another CPU, the machine got busy). A probe is a run, not a
 //! single call, and its first [`SETTLE`] calls are not counted: which
@@ -30,22 +32,22 @@ use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 /// Calls between the starts of two probes of the other mode.
-pub(crate) const EPOCH: u32 = 1024;
+pub const EPOCH: u32 = 1024;
 /// Calls in one probe.
-pub(crate) const PROBE: u32 = 32;
+pub const PROBE: u32 = 32;
 /// Calls after a change of mode whose round trips are not counted.
-pub(crate) const SETTLE: u32 = 16;
+pub const SETTLE: u32 = 16;
 /// Weight of a new sample in the moving averages (1/8).
 const SHIFT: u32 = 3;
 /// A yield longer than this ran another process: the CPU is contended.
-const CONTENDED_YIELD: Duration = Duration::from_micros(5);
+pub const CONTENDED_YIELD: Duration = Duration::from_micros(5);
 /// Samples are capped here, so that a call that blocks on purpose (a
 /// lock held elsewhere, an empty queue) does not swamp the averages.
 const SAMPLE_CAP_NS: u64 = 1_000_000;
 
 /// Learns whether polling before sleeping shortens round trips.
 #[derive(Debug)]
-pub(crate) struct SpinPolicy {
+pub struct SpinPolicy {
     /// The longest poll; zero disables polling altogether.
     max: Duration,
     /// Moving average of a round trip in ns: `[without, with]` polling;
@@ -59,7 +61,7 @@ pub(crate) struct SpinPolicy {
 
 impl SpinPolicy {
     /// A policy polling for at most `max`.
-    pub(crate) fn new(max: Duration) -> Self {
+    pub fn new(max: Duration) -> Self {
         SpinPolicy {
             max,
             average: [0, 0],
@@ -76,7 +78,7 @@ impl SpinPolicy {
     }
 
     /// How long the next call should poll (zero: sleep at once).
-    pub(crate) fn next(&mut self) -> Duration {
+    pub fn next_spin(&mut self) -> Duration {
         if self.max.is_zero() {
             return Duration::ZERO;
         }
@@ -95,12 +97,12 @@ impl SpinPolicy {
 
     /// Records that polling found the CPU contended: no polling for the
     /// next [`EPOCH`] calls.
-    pub(crate) fn contended(&mut self) {
+    pub fn contended(&mut self) {
         self.quiet_left = EPOCH;
     }
 
     /// Records that a call which polled for up to `spin` took `elapsed`.
-    pub(crate) fn record(&mut self, spin: Duration, elapsed: Duration) {
+    pub fn record(&mut self, spin: Duration, elapsed: Duration) {
         if self.max.is_zero() {
             return;
         }
@@ -122,17 +124,20 @@ impl SpinPolicy {
 
     /// The current averages, `[without, with]` polling, in ns.
     #[cfg(test)]
-    pub(crate) fn averages(&self) -> [u64; 2] {
+    fn averages(&self) -> [u64; 2] {
         self.average
     }
 }
 
 /// How a poll before sleeping ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Spun {
+pub enum Spun {
     /// No polling was asked for.
     Skipped,
-    /// There is data (or the peer closed, or an error is pending).
+    /// There was data (or the peer closed, or an error was pending) at
+    /// the first look: polling was not needed.
+    Immediate,
+    /// Data (or a close, or an error) came while polling.
     Ready,
     /// The time ran out first.
     TimedOut,
@@ -142,7 +147,7 @@ pub(crate) enum Spun {
 
 /// Polls `fd` for readable data for up to `spin`, yielding the CPU between
 /// polls.
-pub(crate) fn spin_until_readable(fd: RawFd, spin: Duration) -> Spun {
+pub fn spin_until_readable(fd: RawFd, spin: Duration) -> Spun {
     if spin.is_zero() {
         return Spun::Skipped;
     }
@@ -152,12 +157,14 @@ pub(crate) fn spin_until_readable(fd: RawFd, spin: Duration) -> Spun {
         events: libc::POLLIN,
         revents: 0,
     };
+    let mut first = true;
     loop {
         // SAFETY: poll(2) on one valid pollfd we own, zero timeout.
         let ready = unsafe { libc::poll(&mut fds, 1, 0) };
         if ready != 0 {
-            return Spun::Ready;
+            return if first { Spun::Immediate } else { Spun::Ready };
         }
+        first = false;
         let before = Instant::now();
         if before - start >= spin {
             return Spun::TimedOut;
@@ -180,7 +187,7 @@ mod tests {
     fn settle(policy: &mut SpinPolicy, with: u64, without: u64, calls: u32) -> u32 {
         let mut polled = 0;
         for i in 0..calls {
-            let spin = policy.next();
+            let spin = policy.next_spin();
             let rt = if spin.is_zero() { without } else { with };
             policy.record(spin, Duration::from_micros(rt));
             if i >= calls - EPOCH && !spin.is_zero() {
@@ -220,7 +227,7 @@ mod tests {
         // Calls right after a switch of mode leave the averages alone.
         p.calls = EPOCH - 1;
         for _ in 0..SETTLE {
-            let spin = p.next();
+            let spin = p.next_spin();
             p.record(spin, Duration::from_millis(1));
         }
         assert_eq!(p.averages(), before);
@@ -232,9 +239,9 @@ mod tests {
         settle(&mut p, 20, 60, 5 * EPOCH);
         // Past the probe, so the next call would poll.
         p.calls += PROBE;
-        assert!(!p.next().is_zero());
+        assert!(!p.next_spin().is_zero());
         p.contended();
-        let polled = (0..EPOCH - 1).filter(|_| !p.next().is_zero()).count();
+        let polled = (0..EPOCH - 1).filter(|_| !p.next_spin().is_zero()).count();
         assert_eq!(polled, 0);
         // Then the round trips decide again.
         assert_eq!(settle(&mut p, 20, 60, 2 * EPOCH), EPOCH - PROBE);
@@ -265,7 +272,17 @@ mod tests {
         a.write_all(b"x").unwrap();
         assert_eq!(
             spin_until_readable(b.as_raw_fd(), Duration::from_secs(30)),
-            Spun::Ready
+            Spun::Immediate
         );
+        // Data that comes while polling.
+        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            a.write_all(b"x").unwrap();
+        });
+        let spun = spin_until_readable(b.as_raw_fd(), Duration::from_secs(30));
+        // A busy machine may run another process during a yield.
+        assert!(matches!(spun, Spun::Ready | Spun::Contended), "{spun:?}");
+        writer.join().unwrap();
     }
 }
