@@ -11,9 +11,10 @@
 //!
 //! Between requests the thread polls for the next one for up to [`SPIN`]
 //! before it sleeps, while that catches them ([`ReaderSpin`]; a client on
-//! another CPU calling back to back): a request caught by polling costs neither the sleep nor the wake-up,
-//! which on a virtual machine take longer than the call. The client does
-//! the same for its answers ([`crate::spin`]).
+//! another CPU calling back to back): a request caught by polling costs
+//! neither the sleep nor the wake-up, which on a virtual machine take
+//! longer than the call. The client does the same for its answers
+//! ([`crate::spin`]).
 //!
 //! The thread hands the connection back to the event loop as soon as it
 //! would wait for anything but the peer's next request: a blocking call
