@@ -368,7 +368,8 @@ where
                 return;
             }
             let s = &feed.shared;
-            if s.state.load(Ordering::SeqCst) == RUN || s.state.load(Ordering::SeqCst) == CLOSE {
+            // A closed pool still finishes its inputs, as Python's does.
+            if s.state.load(Ordering::SeqCst) != TERMINATE {
                 lock(&s.queue).push_back(Feed::task(Arc::clone(&feed)));
                 s.queue_cv.notify_one();
             }
