@@ -4,30 +4,23 @@
 use std::thread;
 
 use mp_proto::{ErrorKind, Value};
-use mp_server::{Listen, Registry, Server};
+use mp_server::{Listen, Registry};
 use multiprocessing::connection::Address;
-use multiprocessing::managers::{Call, ManagerClient, ManagerError};
+use multiprocessing::managers::{Call, ManagerClient, ManagerError, ManagerServer};
 
 const KEY: &[u8] = b"batch-test";
 
 /// Starts a SyncManager server on a thread of its own; returns its address.
 fn server() -> Address {
-    let (tx, rx) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let bound = Server::new(Registry::sync_manager(), KEY.to_vec())
-                .bind(&Listen::Tcp("127.0.0.1:0".into()))
-                .await
-                .unwrap();
-            tx.send(bound.address().to_owned()).unwrap();
-            bound.run().await.unwrap();
-        });
-    });
-    rx.recv().unwrap().parse().unwrap()
+    let server = ManagerServer::bind(
+        Registry::sync_manager(),
+        KEY,
+        &Listen::Tcp("127.0.0.1:0".into()),
+    )
+    .unwrap();
+    let address = server.address().parse().unwrap();
+    thread::spawn(move || server.serve_forever());
+    address
 }
 
 fn value(r: Result<multiprocessing::managers::Returned, ManagerError>) -> Value {

@@ -160,28 +160,21 @@ impl ManagerClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mp_server::{Listen, Registry, Server};
+    use crate::managers::ManagerServer;
+    use mp_server::{Listen, Registry};
 
     const KEY: &[u8] = b"release-test";
 
     fn client() -> ManagerClient {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let bound = Server::new(Registry::sync_manager(), KEY.to_vec())
-                    .bind(&Listen::Tcp("127.0.0.1:0".into()))
-                    .await
-                    .unwrap();
-                tx.send(bound.address().to_owned()).unwrap();
-                bound.run().await.unwrap();
-            });
-        });
-        let address: String = rx.recv().unwrap();
-        ManagerClient::connect(&address.parse().unwrap(), KEY).unwrap()
+        let server = ManagerServer::bind(
+            Registry::sync_manager(),
+            KEY,
+            &Listen::Tcp("127.0.0.1:0".into()),
+        )
+        .unwrap();
+        let address = server.address().parse().unwrap();
+        std::thread::spawn(move || server.serve_forever());
+        ManagerClient::connect(&address, KEY).unwrap()
     }
 
     fn lists(c: &ManagerClient, n: usize) -> Vec<ObjectId> {

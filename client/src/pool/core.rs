@@ -260,12 +260,8 @@ impl Core {
                 let Some(chunk) = chunks.next() else {
                     return;
                 };
-                let rec = match &chunk.record {
-                    Ok(rec) => rec,
-                    Err(message) => {
-                        self.fail_chunk(&chunk, message);
-                        continue;
-                    }
+                let Some(rec) = self.encoded(&chunk) else {
+                    continue;
                 };
                 match self.tasks.put_nowait(rec) {
                     Ok(()) => {}
@@ -293,6 +289,18 @@ impl Core {
         self.feeding.fetch_add(1, Ordering::SeqCst);
         if tx.send(chunks).is_err() {
             self.feeding.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A chunk's record, or `None` after failing the chunk whose
+    /// arguments could not be encoded.
+    fn encoded<'c>(&self, chunk: &'c Chunk) -> Option<&'c Vec<u8>> {
+        match &chunk.record {
+            Ok(rec) => Some(rec),
+            Err(message) => {
+                self.fail_chunk(chunk, message);
+                None
+            }
         }
     }
 
@@ -324,12 +332,8 @@ impl Core {
                 if self.state.load(Ordering::SeqCst) == TERMINATE {
                     break;
                 }
-                let rec = match &chunk.record {
-                    Ok(rec) => rec,
-                    Err(message) => {
-                        self.fail_chunk(&chunk, message);
-                        continue;
-                    }
+                let Some(rec) = self.encoded(&chunk) else {
+                    continue;
                 };
                 loop {
                     match self.tasks.put_timeout(rec, TICK) {
