@@ -179,6 +179,17 @@ pub struct ServeSettings {
         default_value_t = 64
     )]
     pub dedicated_readers: usize,
+    /// Let up to N clients on this machine send their calls through
+    /// shared memory (two 128 KiB rings each, a futex to wake the other
+    /// side) instead of their TCP or Unix socket, which stays open beside
+    /// it. Clients ask for it; 0 turns it off.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "MPSERVER_SHARED_MEMORY_CHANNELS",
+        default_value_t = 64
+    )]
+    pub shared_memory_channels: usize,
     /// Probe idle TCP peers after SECS seconds, so a vanished host's session
     /// (and the locks it holds) ends within about half a minute more; 0
     /// turns keepalive off.

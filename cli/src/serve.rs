@@ -129,6 +129,7 @@ pub fn run(args: ServeArgs, matches: &ArgMatches) -> Result<(), BoxError> {
         handshake_timeout: Duration::from_secs_f64(args.handshake_timeout),
         keepalive: (args.keepalive > 0).then(|| Duration::from_secs(args.keepalive)),
         dedicated_readers: args.dedicated_readers,
+        shared_memory_channels: args.shared_memory_channels,
         ..Limits::default()
     };
     // `unix` is only set when it won over `listen` (see `config`).

@@ -6,6 +6,7 @@
 //! client                                  server
 //!   | -- Hello { versions, client } -------> |
 //!   | <------ HelloReply::Welcome { version } |   (or Refused, then close)
+//!   | -- ChannelAnswer { attached } -------> |   only if Welcome offered a channel
 //!   | -- Request { id: 1, .. } ------------> |
 //!   | -- Request { id: 2, .. } ------------> |   many in flight at once
 //!   | <------------ Response { id: 2, .. } -- |   answers in any order
@@ -42,6 +43,9 @@ pub struct Hello {
     pub versions: Vec<u32>,
     /// Who is connecting (`"multiprocessing-rs/0.1.0"`), for logs only.
     pub client: String,
+    /// Whether the client would take a shared-memory channel (it runs on
+    /// the server's machine, it believes). Sent only when `true`.
+    pub channel: bool,
 }
 
 impl Hello {
@@ -50,6 +54,7 @@ impl Hello {
         Hello {
             versions: SUPPORTED_VERSIONS.to_vec(),
             client: client.into(),
+            channel: false,
         }
     }
 }
@@ -63,12 +68,37 @@ pub enum HelloReply {
         version: u32,
         /// Who is serving (`"mpserver/0.1.0"`), for logs only.
         server: String,
+        /// A shared-memory channel, when the hello asked for one and the
+        /// server could make it; the client then sends [`ChannelAnswer`].
+        channel: Option<ChannelOffer>,
     },
     /// No shared version: the server closes after this.
     Refused {
         /// Why, in words a person can act on.
         message: String,
     },
+}
+
+/// Where a client finds the shared-memory channel the server made for it
+/// (see `mp_server::channel`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelOffer {
+    /// The server's process id.
+    pub pid: u32,
+    /// The server's descriptor of the region's `memfd`.
+    pub fd: i32,
+    /// The size of each ring, in bytes.
+    pub ring: u32,
+    /// Written in the region, to prove the client mapped the right one.
+    pub nonce: u64,
+}
+
+/// The client's answer to a [`ChannelOffer`]: whether it mapped the
+/// region and will send its requests through it from now on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelAnswer {
+    /// `true`: the channel carries the frames; `false`: the socket does.
+    pub attached: bool,
 }
 
 /// No protocol version is shared by the two peers.
@@ -265,15 +295,25 @@ impl fmt::Display for ErrorKind {
 
 impl Wire for Hello {
     fn write(&self, w: &mut Writer) -> Result<(), WriteError> {
-        write_array_header(w, 2)?;
+        write_array_header(w, if self.channel { 3 } else { 2 })?;
         self.versions.write(w)?;
-        self.client.write(w)
+        self.client.write(w)?;
+        if self.channel {
+            true.write(w)?;
+        }
+        Ok(())
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
-        read_array_header(r, 2, "a hello")?;
+        let len = cbor4ii::core::types::Array::len(r)?;
+        if !matches!(len, Some(2 | 3)) {
+            return Err(CodecError::malformed(format!(
+                "a hello with {len:?} fields"
+            )));
+        }
         Ok(Hello {
             versions: Vec::read(r)?,
             client: String::read(r)?,
+            channel: len == Some(3) && bool::read(r)?,
         })
     }
 }
@@ -281,11 +321,23 @@ impl Wire for Hello {
 impl Wire for HelloReply {
     fn write(&self, w: &mut Writer) -> Result<(), WriteError> {
         match self {
-            HelloReply::Welcome { version, server } => {
-                write_array_header(w, 3)?;
+            HelloReply::Welcome {
+                version,
+                server,
+                channel,
+            } => {
+                write_array_header(w, if channel.is_some() { 4 } else { 3 })?;
                 0u32.write(w)?;
                 version.write(w)?;
-                server.write(w)
+                server.write(w)?;
+                if let Some(offer) = channel {
+                    write_array_header(w, 4)?;
+                    offer.pid.write(w)?;
+                    i64::from(offer.fd).write(w)?;
+                    offer.ring.write(w)?;
+                    offer.nonce.write(w)?;
+                }
+                Ok(())
             }
             HelloReply::Refused { message } => {
                 write_array_header(w, 2)?;
@@ -297,9 +349,21 @@ impl Wire for HelloReply {
     fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
         let len = cbor4ii::core::types::Array::len(r)?;
         match (len, u32::read(r)?) {
-            (Some(3), 0) => Ok(HelloReply::Welcome {
+            (Some(n @ (3 | 4)), 0) => Ok(HelloReply::Welcome {
                 version: u32::read(r)?,
                 server: String::read(r)?,
+                channel: if n == 4 {
+                    read_array_header(r, 4, "a channel offer")?;
+                    Some(ChannelOffer {
+                        pid: u32::read(r)?,
+                        fd: i32::try_from(i64::read(r)?)
+                            .map_err(|_| CodecError::malformed("a descriptor out of range"))?,
+                        ring: u32::read(r)?,
+                        nonce: u64::read(r)?,
+                    })
+                } else {
+                    None
+                },
             }),
             (Some(2), 1) => Ok(HelloReply::Refused {
                 message: String::read(r)?,
@@ -308,6 +372,19 @@ impl Wire for HelloReply {
                 "a hello reply of kind {kind} with {len:?} fields"
             ))),
         }
+    }
+}
+
+impl Wire for ChannelAnswer {
+    fn write(&self, w: &mut Writer) -> Result<(), WriteError> {
+        write_array_header(w, 1)?;
+        self.attached.write(w)
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        read_array_header(r, 1, "a channel answer")?;
+        Ok(ChannelAnswer {
+            attached: bool::read(r)?,
+        })
     }
 }
 

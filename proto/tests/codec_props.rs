@@ -2,8 +2,8 @@
 //! and arbitrary or corrupted bytes decode to an error, never a panic.
 
 use mp_proto::message::{
-    decode, encode, ErrorKind, Hello, HelloReply, Kwargs, Outcome, ProxyInfo, RemoteError, Request,
-    Response, Target,
+    decode, encode, ChannelAnswer, ChannelOffer, ErrorKind, Hello, HelloReply, Kwargs, Outcome,
+    ProxyInfo, RemoteError, Request, Response, Target,
 };
 use mp_proto::value::{Map, ObjectId, Token, Value};
 use proptest::prelude::*;
@@ -97,6 +97,7 @@ fn decode_everything(bytes: &[u8]) {
     let _ = decode::<Response>(bytes);
     let _ = decode::<Hello>(bytes);
     let _ = decode::<HelloReply>(bytes);
+    let _ = decode::<ChannelAnswer>(bytes);
 }
 
 proptest! {
@@ -121,10 +122,33 @@ proptest! {
     }
 
     #[test]
-    fn hellos_round_trip(versions in prop::collection::vec(any::<u32>(), 0..4), client in ".{0,10}") {
-        let hello = Hello { versions, client };
+    fn hellos_round_trip(
+        versions in prop::collection::vec(any::<u32>(), 0..4),
+        client in ".{0,10}",
+        channel: bool,
+    ) {
+        let hello = Hello { versions, client, channel };
         let back: Hello = decode(&encode(&hello).unwrap()).unwrap();
         prop_assert_eq!(back, hello);
+    }
+
+    #[test]
+    fn welcomes_round_trip(
+        version: u32,
+        server in ".{0,10}",
+        offer in prop::option::of((any::<u32>(), any::<i32>(), any::<u32>(), any::<u64>())),
+    ) {
+        let reply = HelloReply::Welcome {
+            version,
+            server,
+            channel: offer.map(|(pid, fd, ring, nonce)| ChannelOffer { pid, fd, ring, nonce }),
+        };
+        let back: HelloReply = decode(&encode(&reply).unwrap()).unwrap();
+        prop_assert_eq!(back, reply);
+        for attached in [true, false] {
+            let answer = ChannelAnswer { attached };
+            prop_assert_eq!(decode::<ChannelAnswer>(&encode(&answer).unwrap()).unwrap(), answer);
+        }
     }
 
     #[test]

@@ -40,9 +40,11 @@
 //! * [`slice`](mod@slice), [`compare`], [`errors`]: Python's slices, ordering and
 //!   exceptions.
 //! * [`spin`]: polling a socket before sleeping on it, shared with the
-//!   client.
+//!   client; [`channel`]: shared-memory channels for clients on the
+//!   server's machine, also shared with the client.
 
 pub mod args;
+pub mod channel;
 pub mod compare;
 pub mod connection;
 pub mod control;

@@ -33,10 +33,19 @@ pub struct Limits {
     /// event loop, as does every connection while it is idle or has a
     /// blocking call waiting. 0 serves every connection on the event loop.
     pub dedicated_readers: usize,
+    /// Clients on this machine that may each talk through a shared-memory
+    /// channel instead of their socket ([`crate::channel`]); each holds
+    /// two rings of [`CHANNEL_RING`] bytes. Clients past the limit, and
+    /// those that do not ask, use their socket. 0 turns channels off.
+    pub shared_memory_channels: usize,
     /// How long a graceful stop waits for connections to flush their
     /// answers before cutting them.
     pub drain_timeout: Duration,
 }
+
+/// The size of each ring of a shared-memory channel: a frame larger than
+/// this still passes, in pieces.
+pub const CHANNEL_RING: u32 = 128 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -47,6 +56,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             keepalive: Some(Duration::from_secs(30)),
             dedicated_readers: 64,
+            shared_memory_channels: 64,
             drain_timeout: Duration::from_secs(10),
         }
     }

@@ -148,20 +148,28 @@ pub enum Spun {
 /// Polls `fd` for readable data for up to `spin`, yielding the CPU between
 /// polls.
 pub fn spin_until_readable(fd: RawFd, spin: Duration) -> Spun {
-    if spin.is_zero() {
-        return Spun::Skipped;
-    }
-    let start = Instant::now();
     let mut fds = libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
     };
+    spin_until(spin, || {
+        // SAFETY: poll(2) on one valid pollfd we own, zero timeout.
+        unsafe { libc::poll(&mut fds, 1, 0) != 0 }
+    })
+}
+
+/// Polls `ready` for up to `spin`, yielding the CPU between polls: the
+/// rule of [`spin_until_readable`] for any source (a shared-memory
+/// channel's ring, say).
+pub fn spin_until(spin: Duration, mut ready: impl FnMut() -> bool) -> Spun {
+    if spin.is_zero() {
+        return Spun::Skipped;
+    }
+    let start = Instant::now();
     let mut first = true;
     loop {
-        // SAFETY: poll(2) on one valid pollfd we own, zero timeout.
-        let ready = unsafe { libc::poll(&mut fds, 1, 0) };
-        if ready != 0 {
+        if ready() {
             return if first { Spun::Immediate } else { Spun::Ready };
         }
         first = false;

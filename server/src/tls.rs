@@ -202,6 +202,10 @@ struct Flushing<S> {
 impl crate::connection::Socket for Flushing<tokio_rustls::server::TlsStream<TcpStream>> {
     const DEDICATED: bool = false;
 
+    fn channel_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+
     fn into_blocking(self) -> io::Result<crate::connection::BlockingSocket> {
         Err(io::Error::other(
             "TLS connections are not served by a dedicated thread",

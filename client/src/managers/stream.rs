@@ -1,28 +1,79 @@
 //! The byte stream under a [`ManagerClient`](super::ManagerClient): TCP,
-//! a Unix socket, or TLS over TCP (Python's manager connections are the
-//! first two; TLS is `mpserver`'s own).
+//! a Unix socket, TLS over TCP (Python's manager connections are the
+//! first two; TLS is `mpserver`'s own), or a shared-memory channel beside
+//! a TCP or Unix socket ([`mp_server::channel`], `mpserver`'s own too).
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::tls::TlsStream;
+use mp_server::channel::{Duplex, Region, Side};
 use mp_server::spin::{spin_until_readable, Spun};
 
-/// A TCP or Unix stream, or TLS over TCP.
+/// How often a thread waiting on a channel looks at the socket beside it
+/// (a server that died without closing the channel shows there).
+const CHANNEL_TICK: Duration = Duration::from_millis(50);
+
+/// A TCP or Unix stream, TLS over TCP, or a channel.
 pub(super) enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
     Tls(TlsStream),
+    Channel(ChannelStream),
+}
+
+/// A shared-memory channel and the socket it was set up on.
+pub(super) struct ChannelStream {
+    duplex: Duplex,
+    /// The lifeline: open as long as the session lasts.
+    socket: Box<Stream>,
+    /// The process that attached: a forked child holding a copy must not
+    /// close its parent's channel.
+    owner: u32,
 }
 
 impl Stream {
+    /// This socket with the channel in `region` beside it.
+    pub(super) fn with_channel(self, region: Region) -> Stream {
+        let duplex = Duplex::new(Arc::new(region), Side::Client, self.fd());
+        Stream::Channel(ChannelStream {
+            duplex,
+            socket: Box::new(self),
+            owner: std::process::id(),
+        })
+    }
+
+    /// Whether the peer runs on this machine, as far as the address
+    /// tells: a Unix socket, or TCP to a loopback address.
+    pub(super) fn is_local(&self) -> bool {
+        match self {
+            Stream::Unix(_) => true,
+            Stream::Tcp(s) => s.peer_addr().is_ok_and(|a| a.ip().is_loopback()),
+            Stream::Tls(_) | Stream::Channel(_) => false,
+        }
+    }
+
+    /// Whether calls go through a shared-memory channel.
+    pub(super) fn is_channel(&self) -> bool {
+        matches!(self, Stream::Channel(_))
+    }
+
     pub(super) fn try_clone(&self) -> io::Result<Stream> {
         Ok(match self {
             Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
             Stream::Unix(s) => Stream::Unix(s.try_clone()?),
             Stream::Tls(s) => Stream::Tls(s.try_clone()?),
+            Stream::Channel(c) => {
+                let socket = c.socket.try_clone()?;
+                Stream::Channel(ChannelStream {
+                    duplex: c.duplex.with_socket(socket.fd()),
+                    socket: Box::new(socket),
+                    owner: c.owner,
+                })
+            }
         })
     }
 
@@ -40,6 +91,7 @@ impl Stream {
                 s.socket().set_read_timeout(t)?;
                 s.socket().set_write_timeout(t)
             }
+            Stream::Channel(c) => c.socket.set_timeouts(t),
         }
     }
 
@@ -49,6 +101,7 @@ impl Stream {
             Stream::Tcp(s) => s.as_raw_fd(),
             Stream::Unix(s) => s.as_raw_fd(),
             Stream::Tls(s) => s.socket().as_raw_fd(),
+            Stream::Channel(c) => c.socket.fd(),
         }
     }
 
@@ -56,12 +109,11 @@ impl Stream {
     /// [`spin_until_readable`]); skipped when decrypted bytes already wait
     /// inside the TLS session while the socket has none.
     pub(super) fn spin_until_readable(&self, spin: Duration) -> Spun {
-        if let Stream::Tls(s) = self {
-            if s.has_buffered() {
-                return Spun::Skipped;
-            }
+        match self {
+            Stream::Tls(s) if s.has_buffered() => Spun::Skipped,
+            Stream::Channel(c) => c.duplex.spin_until_readable(spin),
+            s => spin_until_readable(s.fd(), spin),
         }
-        spin_until_readable(self.fd(), spin)
     }
 
     pub(super) fn shutdown(&self) {
@@ -70,6 +122,13 @@ impl Stream {
             Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
             Stream::Tls(s) => {
                 s.shutdown();
+                Ok(())
+            }
+            Stream::Channel(c) => {
+                if c.owner == std::process::id() {
+                    c.duplex.close();
+                }
+                c.socket.shutdown();
                 Ok(())
             }
         };
@@ -82,6 +141,12 @@ impl Read for Stream {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
             Stream::Tls(s) => s.read(buf),
+            Stream::Channel(c) => loop {
+                match c.duplex.read_blocking(buf, CHANNEL_TICK) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    r => break r,
+                }
+            },
         }
     }
 }
@@ -92,6 +157,12 @@ impl Write for Stream {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
             Stream::Tls(s) => s.write(buf),
+            Stream::Channel(c) => loop {
+                match c.duplex.write_blocking(buf, CHANNEL_TICK) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    r => break r,
+                }
+            },
         }
     }
     fn flush(&mut self) -> io::Result<()> {

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::requests::{answer, Answer, Buffers, Flow, Waiting};
+use crate::channel::Duplex;
 use crate::engine::Engine;
 use crate::session::Session;
 use crate::spin::{spin_until_readable, Spun};
@@ -63,6 +64,10 @@ pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + Send + Sized {
     /// Whether this kind of socket may be handed to a thread.
     const DEDICATED: bool;
 
+    /// The descriptor a shared-memory channel may use as its lifeline, if
+    /// this kind of socket can have one beside it (plain TCP and Unix).
+    fn channel_fd(&self) -> Option<RawFd>;
+
     /// Takes the socket off the event loop and makes it blocking.
     fn into_blocking(self) -> io::Result<BlockingSocket>;
 
@@ -77,6 +82,13 @@ pub(crate) enum BlockingSocket {
     Tcp(TcpStream),
     /// A Unix stream socket.
     Unix(UnixStream),
+    /// A shared-memory channel beside its lifeline socket.
+    Channel {
+        /// The rings.
+        duplex: Duplex,
+        /// The connection's socket, blocking too.
+        lifeline: Box<BlockingSocket>,
+    },
 }
 
 impl BlockingSocket {
@@ -94,6 +106,16 @@ impl BlockingSocket {
                 s.set_read_timeout(Some(TICK))?;
                 s.set_write_timeout(Some(TICK))
             }
+            BlockingSocket::Channel { lifeline, .. } => lifeline.prepare(),
+        }
+    }
+
+    /// Polls for the next request for up to `spin` (see
+    /// [`spin_until_readable`]).
+    fn spin_until_readable(&self, spin: Duration) -> Spun {
+        match self {
+            BlockingSocket::Channel { duplex, .. } => duplex.spin_until_readable(spin),
+            s => spin_until_readable(s.as_raw_fd(), spin),
         }
     }
 }
@@ -103,6 +125,7 @@ impl AsRawFd for BlockingSocket {
         match self {
             BlockingSocket::Tcp(s) => s.as_raw_fd(),
             BlockingSocket::Unix(s) => s.as_raw_fd(),
+            BlockingSocket::Channel { lifeline, .. } => lifeline.as_raw_fd(),
         }
     }
 }
@@ -112,6 +135,7 @@ impl Read for BlockingSocket {
         match self {
             BlockingSocket::Tcp(s) => s.read(buf),
             BlockingSocket::Unix(s) => s.read(buf),
+            BlockingSocket::Channel { duplex, .. } => duplex.read_blocking(buf, TICK),
         }
     }
 }
@@ -121,6 +145,7 @@ impl Write for BlockingSocket {
         match self {
             BlockingSocket::Tcp(s) => s.write(buf),
             BlockingSocket::Unix(s) => s.write(buf),
+            BlockingSocket::Channel { duplex, .. } => duplex.write_blocking(buf, TICK),
         }
     }
 
@@ -131,6 +156,10 @@ impl Write for BlockingSocket {
 
 impl Socket for tokio::net::TcpStream {
     const DEDICATED: bool = true;
+
+    fn channel_fd(&self) -> Option<RawFd> {
+        Some(self.as_raw_fd())
+    }
 
     fn into_blocking(self) -> io::Result<BlockingSocket> {
         let s = self.into_std()?;
@@ -145,13 +174,17 @@ impl Socket for tokio::net::TcpStream {
                 s.set_nonblocking(true)?;
                 tokio::net::TcpStream::from_std(s)
             }
-            BlockingSocket::Unix(_) => Err(io::Error::other("not a TCP socket")),
+            _ => Err(io::Error::other("not a TCP socket")),
         }
     }
 }
 
 impl Socket for tokio::net::UnixStream {
     const DEDICATED: bool = true;
+
+    fn channel_fd(&self) -> Option<RawFd> {
+        Some(self.as_raw_fd())
+    }
 
     fn into_blocking(self) -> io::Result<BlockingSocket> {
         let s = self.into_std()?;
@@ -166,7 +199,7 @@ impl Socket for tokio::net::UnixStream {
                 s.set_nonblocking(true)?;
                 tokio::net::UnixStream::from_std(s)
             }
-            BlockingSocket::Tcp(_) => Err(io::Error::other("not a Unix socket")),
+            _ => Err(io::Error::other("not a Unix socket")),
         }
     }
 }
@@ -285,7 +318,7 @@ pub(super) fn serve(
             return Handback::Resume(socket, waits);
         }
         let poll = spin.next();
-        spin.polled(spin_until_readable(socket.as_raw_fd(), poll));
+        spin.polled(socket.spin_until_readable(poll));
         match read_in(&mut socket, buffers) {
             Ok(0) => return Handback::Ended("closed by peer".into()),
             Ok(n) => {

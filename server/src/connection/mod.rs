@@ -21,6 +21,7 @@
 //! references dropped). On server shutdown the loop answers what it has
 //! read, answers its waiting calls with `ShuttingDown`, flushes and closes.
 
+mod channel;
 mod dedicated;
 mod evented;
 mod requests;
@@ -30,9 +31,10 @@ use std::sync::Arc;
 use mp_proto::auth::{server_handshake_async, AuthOptions};
 use mp_proto::codec::{decode, encode_into};
 use mp_proto::frame::{read_frame_async, write_frame_async};
-use mp_proto::message::{negotiate, Hello, HelloReply, SUPPORTED_VERSIONS};
+use mp_proto::message::{negotiate, ChannelAnswer, Hello, HelloReply, SUPPORTED_VERSIONS};
 use tokio::sync::OwnedSemaphorePermit;
 
+use channel::Offered;
 pub(crate) use dedicated::{BlockingSocket, Socket};
 use evented::Connection;
 
@@ -71,6 +73,10 @@ pub(crate) async fn serve_connection<S>(
         return;
     }
     let mut session = None;
+    // A shared-memory channel the client asked for, and its place under
+    // the limit, once it has mapped it.
+    let mut offered = None;
+    let mut channel_place = None;
     let greeted = tokio::time::timeout(ctx.limits.handshake_timeout, async {
         let authed = server_handshake_async(&mut stream, &ctx.authkey, &ctx.auth).await;
         ctx.throttle.record(&peer, &authed, &engine.metrics);
@@ -98,8 +104,28 @@ pub(crate) async fn serve_connection<S>(
             (Some(_), Ok(version)) => HelloReply::Welcome {
                 version,
                 server: format!("mpserver/{}", env!("CARGO_PKG_VERSION")),
+                channel: None,
             },
         };
+        let mut reply = reply;
+        if let HelloReply::Welcome { channel, .. } = &mut reply {
+            let max = ctx.limits.shared_memory_channels;
+            let place = (hello.channel && stream.channel_fd().is_some())
+                .then(|| engine.metrics.channel(max))
+                .flatten();
+            if let Some(place) = place {
+                match Offered::new() {
+                    Ok(o) => {
+                        *channel = Some(o.offer());
+                        offered = Some(o);
+                        channel_place = Some(place);
+                    }
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "cannot make a shared-memory channel")
+                    }
+                }
+            }
+        }
         let mut bytes = Vec::new();
         encode_into(&reply, &mut bytes).map_err(|e| e.to_string())?;
         let welcome = matches!(reply, HelloReply::Welcome { .. });
@@ -111,6 +137,17 @@ pub(crate) async fn serve_connection<S>(
         write_frame_async(&mut stream, &bytes)
             .await
             .map_err(|e| e.to_string())?;
+        if offered.is_some() {
+            let answer = read_frame_async(&mut stream, MAX_HELLO)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("closed before answering the channel offer")?;
+            let answer: ChannelAnswer = decode(&answer).map_err(|e| e.to_string())?;
+            if !answer.attached {
+                offered = None;
+                channel_place = None;
+            }
+        }
         Ok::<bool, String>(welcome)
     })
     .await;
@@ -141,7 +178,16 @@ pub(crate) async fn serve_connection<S>(
     };
     tracing::debug!(peer = session.peer(), session = session.id().0, "connected");
     let mut conn = Connection::new(&engine, &ctx, &session);
-    let end = conn.run(stream).await;
+    let end = match (offered, stream.channel_fd()) {
+        (Some(offered), Some(fd)) => {
+            let (socket, closer) = offered.attach(stream, fd);
+            let end = conn.run(socket).await;
+            drop(closer);
+            end
+        }
+        _ => conn.run(stream).await,
+    };
+    drop(channel_place);
     // Cancel the waiting calls and wait until they are gone, so nothing
     // can be granted to this session after it is torn down.
     conn.waiting.shutdown().await;

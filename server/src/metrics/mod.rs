@@ -159,6 +159,7 @@ pub struct Metrics {
     latency: Histogram,
     connections_open: AtomicU64,
     dedicated_readers: AtomicU64,
+    channels: AtomicU64,
     connections_accepted: AtomicU64,
     connections_refused: AtomicU64,
     auth_failures: AtomicU64,
@@ -200,6 +201,7 @@ impl Metrics {
             latency: Histogram::default(),
             connections_open: AtomicU64::new(0),
             dedicated_readers: AtomicU64::new(0),
+            channels: AtomicU64::new(0),
             connections_accepted: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
             auth_failures: AtomicU64::new(0),
@@ -253,14 +255,14 @@ impl Metrics {
 
     /// A place for a dedicated reader thread, if fewer than `max` run
     /// now; the guard frees it. The limit and the gauge read one counter.
-    pub(crate) fn dedicated_reader(&self, max: usize) -> Option<DedicatedReader<'_>> {
-        let max = max as u64;
-        self.dedicated_readers
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| DedicatedReader(self))
+    pub(crate) fn dedicated_reader(&self, max: usize) -> Option<Place<'_>> {
+        Place::take(&self.dedicated_readers, max)
+    }
+
+    /// A place for a shared-memory channel, if fewer than `max` are open
+    /// now; the guard frees it.
+    pub(crate) fn channel(&self, max: usize) -> Option<Place<'_>> {
+        Place::take(&self.channels, max)
     }
 
     /// A TLS connection that ended before its authkey handshake (where
@@ -341,12 +343,25 @@ impl Drop for OpenConnection<'_> {
     }
 }
 
-/// Holds a dedicated reader's place while it lives.
-pub(crate) struct DedicatedReader<'a>(&'a Metrics);
+/// Holds one of a bounded number of places (a dedicated reader, a
+/// channel) while it lives; the count is also the gauge.
+pub(crate) struct Place<'a>(&'a AtomicU64);
 
-impl Drop for DedicatedReader<'_> {
+impl<'a> Place<'a> {
+    fn take(count: &'a AtomicU64, max: usize) -> Option<Place<'a>> {
+        let max = max as u64;
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Place(count))
+    }
+}
+
+impl Drop for Place<'_> {
     fn drop(&mut self) {
-        self.0.dedicated_readers.fetch_sub(1, Ordering::AcqRel);
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -448,7 +463,7 @@ mod tests {
     }
 
     #[test]
-    fn dedicated_reader_places_are_bounded_and_freed_on_drop() {
+    fn places_are_bounded_and_freed_on_drop() {
         let m = Metrics::new(&IndexMap::new());
         let a = m.dedicated_reader(2).unwrap();
         let _b = m.dedicated_reader(2).unwrap();
@@ -457,6 +472,11 @@ mod tests {
         drop(a);
         assert!(m.dedicated_reader(2).is_some());
         assert!(m.dedicated_reader(0).is_none());
+        let c = m.channel(1).unwrap();
+        assert!(m.channel(1).is_none());
+        assert_eq!(m.channels.load(Ordering::Relaxed), 1);
+        drop(c);
+        assert!(m.channel(1).is_some());
     }
 
     #[test]

@@ -102,6 +102,13 @@ impl Collector for EngineCollector {
         )?;
         single(
             e,
+            "mpserver_shared_memory_channels",
+            "Connections whose calls go through a shared-memory channel now (see --shared-memory-channels).",
+            Gauge,
+            load(&m.channels),
+        )?;
+        single(
+            e,
             "mpserver_connections",
             "Client sockets accepted.",
             Counter,

@@ -1,0 +1,211 @@
+//! The shared memory of one channel: a `memfd` the server creates and the
+//! client opens through `/proc/<server pid>/fd/<fd>`, mapped by both.
+//!
+//! # Layout
+//!
+//! | offset | what |
+//! |---|---|
+//! | 0 | magic (`u64`), nonce (`u64`), ring size (`u32`) |
+//! | 64 | `closed`: set by the side that leaves |
+//! | 128 | control words of the client → server ring |
+//! | 384 | control words of the server → client ring |
+//! | 4096 | client → server bytes, then server → client bytes |
+//!
+//! Opening another process's `memfd` through `/proc` needs the right to
+//! inspect that process (the same user, in practice), which is also what
+//! reading the authkey out of its memory would take: the channel exposes
+//! nothing a peer could not already reach. The nonce, sent over the
+//! authenticated socket, proves the client mapped the server's region and
+//! not some other process's file that happens to have the same pid and fd
+//! (another host, another pid namespace).
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU32;
+
+use super::ring::Control;
+use super::ChannelError;
+
+/// Identifies the layout above.
+const MAGIC: u64 = 0x4d50_4348_414e_0001;
+/// Where the ring bytes start.
+const DATA: usize = 4096;
+/// Where each ring's control words are.
+const CONTROL: [usize; 2] = [128, 384];
+/// Where `closed` is.
+const CLOSED: usize = 64;
+/// Smallest and largest ring sizes.
+pub const MIN_RING: u32 = 4096;
+/// See [`MIN_RING`].
+pub const MAX_RING: u32 = 1 << 30;
+
+/// Which way a ring carries bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Requests.
+    ToServer = 0,
+    /// Answers.
+    ToClient = 1,
+}
+
+/// A mapped channel region; unmapped when the last user drops it.
+#[derive(Debug)]
+pub struct Region {
+    base: NonNull<u8>,
+    len: usize,
+    ring: u32,
+}
+
+// SAFETY: the region is plain shared memory; every field either side
+// writes concurrently is an atomic, and ring bytes are only copied in and
+// out under the ring protocol (see `ring`), so sharing the mapping between
+// threads is as sound as sharing it between processes.
+unsafe impl Send for Region {}
+// SAFETY: as above.
+unsafe impl Sync for Region {}
+
+impl Region {
+    /// The size of a region with rings of `ring` bytes.
+    pub fn size(ring: u32) -> usize {
+        DATA + 2 * ring as usize
+    }
+
+    /// Creates a region with rings of `ring` bytes (a power of two between
+    /// [`MIN_RING`] and [`MAX_RING`]) stamped with `nonce`; returns it and
+    /// the `memfd` to offer.
+    pub fn create(ring: u32, nonce: u64) -> Result<(Region, OwnedFd), ChannelError> {
+        if !ring.is_power_of_two() || !(MIN_RING..=MAX_RING).contains(&ring) {
+            return Err(ChannelError::Layout(format!("a ring of {ring} bytes")));
+        }
+        let len = Self::size(ring);
+        // SAFETY: memfd_create with a NUL-terminated name; the result is
+        // checked before use and owned right away.
+        let fd = unsafe { libc::memfd_create(c"mpserver-channel".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(ChannelError::Io(io::Error::last_os_error()));
+        }
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        File::from(fd.try_clone()?).set_len(len as u64)?;
+        let region = Self::map(fd.as_raw_fd(), len, ring)?;
+        let header = region.base.as_ptr();
+        // SAFETY: the fresh mapping is at least DATA bytes long and nobody
+        // else has it yet; the header fields are within its first page.
+        unsafe {
+            header.cast::<u64>().write(MAGIC);
+            header.add(8).cast::<u64>().write(nonce);
+            header.add(16).cast::<u32>().write(ring);
+        }
+        Ok((region, fd))
+    }
+
+    /// Maps the region the server at `pid` offered as its descriptor `fd`,
+    /// checking its size, layout and `nonce`.
+    pub fn open(pid: u32, fd: i32, ring: u32, nonce: u64) -> Result<Region, ChannelError> {
+        if !ring.is_power_of_two() || !(MIN_RING..=MAX_RING).contains(&ring) {
+            return Err(ChannelError::Layout(format!("a ring of {ring} bytes")));
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/proc/{pid}/fd/{fd}"))?;
+        let len = Self::size(ring);
+        if file.metadata()?.len() != len as u64 {
+            return Err(ChannelError::Layout("a region of another size".into()));
+        }
+        let region = Self::map(file.as_raw_fd(), len, ring)?;
+        let header = region.base.as_ptr();
+        // SAFETY: the mapping is `len` >= DATA bytes long; the server wrote
+        // the header before offering the region.
+        let (magic, stamp, size) = unsafe {
+            (
+                header.cast::<u64>().read(),
+                header.add(8).cast::<u64>().read(),
+                header.add(16).cast::<u32>().read(),
+            )
+        };
+        if magic != MAGIC || size != ring {
+            return Err(ChannelError::Layout("not a channel region".into()));
+        }
+        if stamp != nonce {
+            return Err(ChannelError::NotOurs);
+        }
+        Ok(region)
+    }
+
+    fn map(fd: RawFd, len: usize, ring: u32) -> Result<Region, ChannelError> {
+        // SAFETY: a fresh shared mapping of `len` bytes of a file at least
+        // that long; the result is checked against MAP_FAILED.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(ChannelError::Io(io::Error::last_os_error()));
+        }
+        let base =
+            NonNull::new(p.cast::<u8>()).ok_or(ChannelError::Layout("a null mapping".into()))?;
+        Ok(Region { base, len, ring })
+    }
+
+    /// The size of each ring.
+    pub fn ring_size(&self) -> u32 {
+        self.ring
+    }
+
+    /// The `closed` word: non-zero once either side left.
+    pub fn closed(&self) -> &AtomicU32 {
+        // SAFETY: CLOSED is within the header page, 4-aligned, and only
+        // ever accessed atomically by both sides.
+        unsafe { &*self.base.as_ptr().add(CLOSED).cast::<AtomicU32>() }
+    }
+
+    /// Marks the channel closed and wakes every side sleeping on it.
+    pub fn close(&self) {
+        self.closed().store(1, std::sync::atomic::Ordering::SeqCst);
+        for direction in [Direction::ToServer, Direction::ToClient] {
+            self.control(direction).wake_all();
+        }
+    }
+
+    /// The control words of the ring carrying bytes `direction`.
+    pub(crate) fn control(&self, direction: Direction) -> &Control {
+        // SAFETY: each control block lies within the header page, is
+        // 64-aligned, and consists of atomics only.
+        unsafe {
+            &*self
+                .base
+                .as_ptr()
+                .add(CONTROL[direction as usize])
+                .cast::<Control>()
+        }
+    }
+
+    /// Where the bytes of the ring carrying `direction` start.
+    pub(crate) fn data(&self, direction: Direction) -> *mut u8 {
+        // SAFETY: DATA + 2 rings is exactly the mapping's length.
+        unsafe {
+            self.base
+                .as_ptr()
+                .add(DATA + direction as usize * self.ring as usize)
+        }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping `map` made; nothing refers to
+        // it any more (every user holds the region alive through an Arc).
+        unsafe {
+            libc::munmap(self.base.as_ptr().cast(), self.len);
+        }
+    }
+}
