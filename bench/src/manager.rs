@@ -367,17 +367,46 @@ fn eight_clients() -> Vec<Row> {
     for transport in Transport::ALL {
         rows.extend(eight_clients_on(transport));
     }
+    // The ceiling of a shared-memory channel, against which the channel
+    // rows (the default on one machine) are measured too.
+    let raw = median(
+        (0..CLIENT_REPEATS)
+            .map(|_| crate::manager_raw::eight_raw_shm(CLIENTS, (PAIRS * 2) as u32))
+            .collect(),
+    );
+    let ours = rows
+        .iter()
+        .find(|r| r.name == "manager.dict_setget_8clients")
+        .map(|r| r.ours);
+    rows.push(Row {
+        name: "raw.shm_futex.8clients_pingpong".into(),
+        ours: raw,
+        against: None,
+        unit: "RT/s",
+        higher_is_better: true,
+    });
+    if let Some(ours) = ours {
+        rows.push(Row {
+            name: "manager.dict_setget_8clients.vs_raw_shm".into(),
+            ours,
+            against: Some(("raw shared-memory futex, 8 clients".into(), raw)),
+            unit: "ops/s",
+            higher_is_better: true,
+        });
+    }
     rows
 }
 
 fn eight_clients_on(transport: Transport) -> Vec<Row> {
     let mut ours = Vec::new();
+    let mut sockets = Vec::new();
     let mut proxies = Vec::new();
     let mut theirs = Vec::new();
     let mut raw = Vec::new();
     for _ in 0..CLIENT_REPEATS {
         raw.push(crate::manager_raw::eight_raw(CLIENTS, PAIRS * 2, transport));
         ours.push(eight_clients_once(Worker::Client, transport));
+        sockets.push(eight_clients_once(Worker::Socket, transport));
         proxies.push(eight_clients_once(Worker::Proxy, transport));
         let py = python(&[
             "clients",
@@ -415,6 +444,13 @@ fn eight_clients_on(transport: Transport) -> Vec<Row> {
             higher_is_better: true,
         },
         Row {
+            name: format!("manager{t}.socket.dict_setget_8clients"),
+            ours: median(sockets),
+            against: theirs.map(|t| ("CPython SyncManager".into(), t)),
+            unit: "ops/s",
+            higher_is_better: true,
+        },
+        Row {
             name: format!("manager{t}.proxy.dict_setget_8procs.vs_raw"),
             ours: median(proxies.clone()),
             against: Some((format!("{}, 8 clients", transport.label()), raw)),
@@ -434,8 +470,11 @@ fn eight_clients_on(transport: Transport) -> Vec<Row> {
 /// What a worker process uses to reach the dict.
 #[derive(Clone, Copy)]
 enum Worker {
-    /// `ManagerClient::call_method`.
+    /// `ManagerClient::call_method`, through a shared-memory channel
+    /// (the default on one machine).
     Client,
+    /// The same with channels off: every call through the socket.
+    Socket,
     /// A `SyncManager` and a `DictProxy<String, i64>`.
     Proxy,
 }
@@ -468,6 +507,14 @@ fn eight_clients_once(worker: Worker, transport: Transport) -> f64 {
                         PAIRS,
                         matches!(worker, Worker::Proxy)
                     ),
+                )
+                .env(
+                    multiprocessing::managers::SHARED_MEMORY_ENV,
+                    if matches!(worker, Worker::Socket) {
+                        "0"
+                    } else {
+                        "1"
+                    },
                 )
                 .stdout(Stdio::piped())
                 .spawn()

@@ -96,3 +96,140 @@ pub(crate) fn eight_raw(clients: usize, trips: usize, transport: Transport) -> f
     }
     (clients * trips) as f64 / slowest
 }
+
+/// The raw limit of a shared-memory channel: the same eight clients, each
+/// with a request and an answer word in memory shared with an echo
+/// process that has a thread per client; a side with nothing to do
+/// sleeps on a futex and the other wakes it (what `mp_server::channel`
+/// does per call, without the rings, the frames or the manager).
+pub(crate) fn eight_raw_shm(clients: usize, trips: u32) -> f64 {
+    use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+
+    /// One client's words, on a cache line of their own.
+    #[repr(C, align(128))]
+    struct Slot {
+        request: AtomicU32,
+        answer: AtomicU32,
+        /// Bit 0: the echo thread sleeps; bit 1: the client sleeps.
+        sleeping: AtomicU32,
+    }
+    fn wait(word: &AtomicU32, expected: u32) {
+        // SAFETY: FUTEX_WAIT on a live, aligned u32 in shared memory; any
+        // error means "look again", which the callers do.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAIT,
+                expected,
+                std::ptr::null::<libc::timespec>(),
+            )
+        };
+    }
+    fn wake(word: &AtomicU32) {
+        // SAFETY: FUTEX_WAKE on a live, aligned u32.
+        unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1) };
+    }
+
+    let len = std::mem::size_of::<Slot>() * clients;
+    // SAFETY: a fresh shared anonymous mapping, checked below; it is
+    // zeroed, which is a valid `Slot` (three zero atomics).
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert!(base != libc::MAP_FAILED, "mmap failed");
+    // SAFETY: the mapping holds `clients` slots and lives until the
+    // munmap at the end, after every process using it has exited.
+    let slots: &'static [Slot] =
+        unsafe { std::slice::from_raw_parts(base.cast::<Slot>(), clients) };
+    // SAFETY: the child only runs the echo threads and leaves by _exit.
+    let server = unsafe { libc::fork() };
+    assert!(server >= 0, "fork failed");
+    if server == 0 {
+        let threads: Vec<_> = slots
+            .iter()
+            .map(|s| {
+                std::thread::spawn(move || {
+                    for k in 1..=trips {
+                        while s.request.load(SeqCst) != k {
+                            s.sleeping.fetch_or(1, SeqCst);
+                            if s.request.load(SeqCst) != k {
+                                wait(&s.request, k - 1);
+                            }
+                            s.sleeping.fetch_and(!1, SeqCst);
+                        }
+                        s.answer.store(k, SeqCst);
+                        if s.sleeping.load(SeqCst) & 2 != 0 {
+                            wake(&s.answer);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            let _ = t.join();
+        }
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    let mut pids = Vec::new();
+    let mut starts = Vec::new();
+    let mut results = Vec::new();
+    for s in slots {
+        let (start_tx, mut start_rx) = UnixStream::pair().expect("socketpair");
+        let (mut result_tx, result_rx) = UnixStream::pair().expect("socketpair");
+        // SAFETY: the child only runs the client loop and leaves by _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let mut go = [0u8; 1];
+            let _ = start_rx.read_exact(&mut go);
+            let began = Instant::now();
+            for k in 1..=trips {
+                s.request.store(k, SeqCst);
+                if s.sleeping.load(SeqCst) & 1 != 0 {
+                    wake(&s.request);
+                }
+                while s.answer.load(SeqCst) != k {
+                    s.sleeping.fetch_or(2, SeqCst);
+                    if s.answer.load(SeqCst) != k {
+                        wait(&s.answer, k - 1);
+                    }
+                    s.sleeping.fetch_and(!2, SeqCst);
+                }
+            }
+            let _ = result_tx.write_all(&began.elapsed().as_secs_f64().to_le_bytes());
+            // SAFETY: ends the child without running the parent's destructors.
+            unsafe { libc::_exit(0) };
+        }
+        pids.push(pid);
+        starts.push(start_tx);
+        results.push(result_rx);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    for s in &mut starts {
+        let _ = s.write_all(&[1]);
+    }
+    let mut slowest: f64 = 0.0;
+    for r in &mut results {
+        let mut b = [0u8; 8];
+        if r.read_exact(&mut b).is_ok() {
+            slowest = slowest.max(f64::from_le_bytes(b));
+        }
+    }
+    for pid in pids.into_iter().chain([server]) {
+        let mut status = 0;
+        // SAFETY: reaps a child we forked; status is a valid out-pointer.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+    }
+    // SAFETY: every process that used the mapping has been reaped.
+    unsafe { libc::munmap(base, len) };
+    (clients as f64 * f64::from(trips)) / slowest
+}

@@ -4,6 +4,8 @@
 //! call hands the connection back and is answered, a killed client's
 //! session ends (objects freed, its lock passed to a waiter), garbage
 //! closes only that connection, and a graceful stop answers and exits.
+//! These run with shared-memory channels off, so the thread serves the
+//! socket itself (`server_channel` covers a thread serving a channel).
 
 use std::time::Duration;
 
@@ -19,9 +21,14 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 fn server() -> (ServerProcess, String) {
     let server = ServerProcess::start_with(Options {
-        args: ["--metrics-listen", "127.0.0.1:0"]
-            .map(String::from)
-            .to_vec(),
+        args: [
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--shared-memory-channels",
+            "0",
+        ]
+        .map(String::from)
+        .to_vec(),
         ..Options::default()
     });
     let metrics = metrics_address(&server);

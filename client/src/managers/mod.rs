@@ -88,7 +88,9 @@ pub mod transfer;
 
 pub use base_manager::{BaseManager, ClientRegistration, Manager};
 pub use batch::Call;
-pub use client::{ConnectOptions, ManagerClient, Returned, ServerStatus, TypeInfo, WeakClient};
+pub use client::{
+    ConnectOptions, ManagerClient, Returned, ServerStatus, TypeInfo, WeakClient, SHARED_MEMORY_ENV,
+};
 pub use error::ManagerError;
 pub use mp_server::slice::Slice;
 pub use mp_server::table::ObjectInfo;

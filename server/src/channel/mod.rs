@@ -144,11 +144,14 @@ impl Duplex {
             return Ok(n);
         }
         self.reader.sleep(tick);
+        // Whether the peer left is known before the last look at the
+        // ring, so bytes it wrote just before leaving are still read.
+        let gone = self.is_closed() || !socket_open(self.socket)?;
         let n = self.reader.read(buf)?;
         if n > 0 {
             return Ok(n);
         }
-        if self.is_closed() || !socket_open(self.socket)? {
+        if gone {
             return Ok(0);
         }
         Err(io::ErrorKind::WouldBlock.into())

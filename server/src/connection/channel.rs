@@ -95,7 +95,11 @@ impl<S: Socket> AsyncRead for ChannelSocket<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let mut socket_ended = false;
         loop {
+            // Whether the peer left is known before the look at the ring,
+            // so bytes it wrote just before leaving are still read.
+            let gone = socket_ended || this.duplex.is_closed();
             let waiting = this.duplex.reader.available()? as usize;
             if waiting > 0 {
                 // Zero only the bytes about to be filled.
@@ -105,16 +109,14 @@ impl<S: Socket> AsyncRead for ChannelSocket<S> {
                 this.duplex.reader.awake();
                 return Poll::Ready(Ok(()));
             }
-            if this.duplex.is_closed() {
+            if gone {
                 return Poll::Ready(Ok(()));
             }
             this.duplex.reader.wait_on_socket();
             if this.duplex.reader.available()? > 0 {
                 continue;
             }
-            if !ready!(this.poll_doorbell(cx))? {
-                return Poll::Ready(Ok(()));
-            }
+            socket_ended = !ready!(this.poll_doorbell(cx))?;
         }
     }
 }

@@ -103,7 +103,7 @@ impl Collector for EngineCollector {
         single(
             e,
             "mpserver_shared_memory_channels",
-            "Connections whose calls go through a shared-memory channel now (see --shared-memory-channels).",
+            "Shared-memory channels offered or open now (see --shared-memory-channels).",
             Gauge,
             load(&m.channels),
         )?;
