@@ -529,6 +529,7 @@ fn eight_clients_once(worker: Worker, transport: Transport) -> f64 {
     // Give the workers time to block in Event.wait.
     std::thread::sleep(Duration::from_millis(100));
     let server_cpu = crate::manager_cpu::cpu_ns(server.child.id());
+    let server_switches = crate::manager_cpu::switches(server.child.id());
     let t0 = Instant::now();
     call(&c, start, "set", vec![]);
     let mut slowest: f64 = 0.0;
@@ -548,6 +549,12 @@ fn eight_clients_once(worker: Worker, transport: Transport) -> f64 {
     if std::env::var_os("MP_BENCH_DEBUG").is_some() {
         let used = crate::manager_cpu::cpu_ns(server.child.id()) - server_cpu;
         let ops = (CLIENTS * PAIRS * 2) as f64;
+        let (v, n) = crate::manager_cpu::switches(server.child.id());
+        eprintln!(
+            "server switches per op: {:.2} voluntary, {:.2} involuntary",
+            (v - server_switches.0) as f64 / ops,
+            (n - server_switches.1) as f64 / ops
+        );
         eprintln!(
             "server cpu {:.2} s over {:.2} s wall, {:.0} ns/op; clients {:.0} ns/op",
             used as f64 / 1e9,

@@ -23,6 +23,33 @@ const CALLS: u64 = 30_000;
 /// Measurements; the median is reported.
 const REPEATS: usize = 3;
 
+/// Context switches of `pid` (voluntary, involuntary), summed over its
+/// threads, for `MP_BENCH_DEBUG` figures.
+pub(crate) fn switches(pid: u32) -> (u64, u64) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return (0, 0);
+    };
+    let mut sum = (0, 0);
+    for t in tasks.flatten() {
+        let Ok(status) = std::fs::read_to_string(t.path().join("status")) else {
+            continue;
+        };
+        for line in status.lines() {
+            let value = |l: &str| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            };
+            if line.starts_with("voluntary_ctxt_switches") {
+                sum.0 += value(line).unwrap_or(0);
+            } else if line.starts_with("nonvoluntary_ctxt_switches") {
+                sum.1 += value(line).unwrap_or(0);
+            }
+        }
+    }
+    sum
+}
+
 /// Nanoseconds `pid` has run on a CPU, summed over its threads.
 pub(crate) fn cpu_ns(pid: u32) -> u64 {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {

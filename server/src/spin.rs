@@ -146,23 +146,37 @@ pub enum Spun {
 }
 
 /// Polls `fd` for readable data for up to `spin`, yielding the CPU between
-/// polls.
+/// polls; a yield that ran another thread ends it ([`Spun::Contended`]).
 pub fn spin_until_readable(fd: RawFd, spin: Duration) -> Spun {
     let mut fds = libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
     };
-    spin_until(spin, || {
+    spin_until(spin, Contention::Stops, || {
         // SAFETY: poll(2) on one valid pollfd we own, zero timeout.
         unsafe { libc::poll(&mut fds, 1, 0) != 0 }
     })
 }
 
+/// Whether polling goes on when a yield ran another thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Contention {
+    /// It stops: each poll of a socket is a system call, which on a CPU
+    /// others wait for is time taken from them.
+    Stops,
+    /// It goes on: a poll of shared memory is a load, and the yield
+    /// between two gave the others the CPU. On a busy machine this is the
+    /// cheapest way to wait: the peer finds this side awake and need not
+    /// wake it, and this side never sleeps.
+    Continues,
+}
+
 /// Polls `ready` for up to `spin`, yielding the CPU between polls: the
 /// rule of [`spin_until_readable`] for any source (a shared-memory
-/// channel's ring, say).
-pub fn spin_until(spin: Duration, mut ready: impl FnMut() -> bool) -> Spun {
+/// channel's ring, say), with `contention` saying what a yield that ran
+/// another thread does.
+pub fn spin_until(spin: Duration, contention: Contention, mut ready: impl FnMut() -> bool) -> Spun {
     if spin.is_zero() {
         return Spun::Skipped;
     }
@@ -178,7 +192,7 @@ pub fn spin_until(spin: Duration, mut ready: impl FnMut() -> bool) -> Spun {
             return Spun::TimedOut;
         }
         std::thread::yield_now();
-        if before.elapsed() > CONTENDED_YIELD {
+        if contention == Contention::Stops && before.elapsed() > CONTENDED_YIELD {
             return Spun::Contended;
         }
     }

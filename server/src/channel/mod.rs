@@ -34,7 +34,7 @@ use std::time::Duration;
 pub use region::{Direction, Region, MAX_RING, MIN_RING};
 pub use ring::{Reader, Writer};
 
-use crate::spin::{spin_until, Spun};
+use crate::spin::{spin_until, Contention, Spun};
 
 /// What can go wrong with a channel.
 #[derive(Debug, thiserror::Error)]
@@ -129,9 +129,11 @@ impl Duplex {
     }
 
     /// Polls for bytes from the peer for up to `spin` (see
-    /// [`spin_until`]).
+    /// [`spin_until`]); a busy CPU does not stop it.
     pub fn spin_until_readable(&self, spin: Duration) -> Spun {
-        spin_until(spin, || !matches!(self.reader.available(), Ok(0)))
+        spin_until(spin, Contention::Continues, || {
+            !matches!(self.reader.available(), Ok(0))
+        })
     }
 
     /// Reads what the peer sent, sleeping up to `tick` for it: `Ok(0)`

@@ -114,6 +114,8 @@ impl BlockingSocket {
     /// [`spin_until_readable`]).
     fn spin_until_readable(&self, spin: Duration) -> Spun {
         match self {
+            // A look at a ring is a load, not a system call: finding the
+            // request there at once is no reason to stop polling.
             BlockingSocket::Channel { duplex, .. } => duplex.spin_until_readable(spin),
             s => spin_until_readable(s.as_raw_fd(), spin),
         }
