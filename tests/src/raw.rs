@@ -78,18 +78,24 @@ impl RawPeer {
     pub fn call(&mut self, target: Target, method: &str, args: Vec<Value>) -> Outcome {
         let id = self.next_id;
         self.next_id += 1;
-        let request = Request {
-            id,
-            target,
-            method: method.into(),
-            args,
-            kwargs: Kwargs::new(),
-            thread: 1,
-        };
-        self.frame(&encode(&request).unwrap());
+        self.frame(&request(id, target, method, args));
         let answer = self.read().expect("an answer");
         let response: Response = decode(&answer).unwrap();
         assert_eq!(response.id, id);
         response.outcome
     }
+}
+
+/// The encoded request `id` calling `method` on `target` with `args` (no
+/// keyword arguments), ready to be sent as a frame.
+pub fn request(id: u64, target: Target, method: &str, args: Vec<Value>) -> Vec<u8> {
+    encode(&Request {
+        id,
+        target,
+        method: method.into(),
+        args,
+        kwargs: Kwargs::new(),
+        thread: 1,
+    })
+    .unwrap()
 }

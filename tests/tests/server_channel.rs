@@ -26,7 +26,7 @@ use mp_proto::auth::{client_handshake, AuthOptions};
 use mp_proto::codec::{decode, encode};
 use mp_proto::frame::{read_frame, write_frame};
 use mp_proto::message::{
-    ChannelAnswer, ChannelOffer, Hello, HelloReply, Kwargs, Outcome, Request, Response, Target,
+    ChannelAnswer, ChannelOffer, Hello, HelloReply, Kwargs, Outcome, Response, Target,
     SUPPORTED_VERSIONS,
 };
 use mp_proto::{ErrorKind, ObjectId, Value};
@@ -663,15 +663,7 @@ impl ChannelPeer {
     fn request(&mut self, target: Target, method: &str, args: Vec<Value>) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        let request = Request {
-            id,
-            target,
-            method: method.into(),
-            args,
-            kwargs: Kwargs::new(),
-            thread: 1,
-        };
-        self.frame(&encode(&request).unwrap());
+        self.frame(&mp_tests::raw::request(id, target, method, args));
         id
     }
 
