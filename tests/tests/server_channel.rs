@@ -150,6 +150,16 @@ fn getters(c: &ManagerClient, q: ObjectId) -> usize {
         .unwrap_or_else(|| panic!("no getters count in {}", repr(c, q)))
 }
 
+/// [`round_trips`] on `a` and `b` at the same time.
+fn round_trips_at_once(a: &ManagerClient, b: &ManagerClient) {
+    let other = {
+        let b = b.clone();
+        std::thread::spawn(move || round_trips(&b))
+    };
+    round_trips(a);
+    other.join().unwrap();
+}
+
 /// Dict set/get/len, and values larger than a ring (128 KiB) both ways,
 /// through a plain call and through a blocking call's answer.
 fn round_trips(c: &ManagerClient) {
@@ -206,12 +216,7 @@ fn clients_over_tcp_and_unix_get_channels_that_carry_any_value() {
         "a loopback TCP client got no channel"
     );
     assert_eq!(channels(&metrics), 2);
-    let other = {
-        let b = b.clone();
-        std::thread::spawn(move || round_trips(&b))
-    };
-    round_trips(&a);
-    other.join().unwrap();
+    round_trips_at_once(&a, &b);
     drop((a, b));
     assert!(eventually(LIMIT, || channels(&metrics) == 0));
 
@@ -291,12 +296,7 @@ fn past_the_limit_clients_use_their_socket() {
     assert!(a.uses_shared_memory(), "the first client got no channel");
     assert!(!b.uses_shared_memory(), "the limit of 1 let a second in");
     assert_eq!(channels(&metrics), 1);
-    let other = {
-        let b = b.clone();
-        std::thread::spawn(move || round_trips(&b))
-    };
-    round_trips(&a);
-    other.join().unwrap();
+    round_trips_at_once(&a, &b);
     // The place comes free when its client leaves.
     drop(a);
     assert!(eventually(LIMIT, || channels(&metrics) == 0));
