@@ -77,6 +77,11 @@ impl SpinPolicy {
         with <= without
     }
 
+    /// The longest poll.
+    pub fn max(&self) -> Duration {
+        self.max
+    }
+
     /// How long the next call should poll (zero: sleep at once).
     pub fn next_spin(&mut self) -> Duration {
         if self.max.is_zero() {

@@ -361,7 +361,16 @@ impl ManagerClient {
                 },
             );
         }
-        Ok(state.spin.next_spin())
+        // On a channel a poll is a load and never stops for a busy CPU
+        // (`mp_server::spin::Contention`), so the waiting thread always
+        // polls: learning, as on a socket, could settle on both sides
+        // sleeping, each waiting for the other to poll first, where a
+        // round trip between CPUs costs two cross-CPU wake-ups.
+        Ok(if self.inner.channel {
+            state.spin.max()
+        } else {
+            state.spin.next_spin()
+        })
     }
 
     /// Writes encoded request frames for the registered calls `ids`; on

@@ -12,7 +12,11 @@
 //! client: each call has an id, the server answers in any order, and
 //! whichever waiting thread is free reads the socket and hands other
 //! threads their answers. A single thread pays no extra hop, so a call
-//! costs one round trip.
+//! costs one round trip. On the server's own machine (a Unix socket, or
+//! TCP to a loopback address) that round trip goes through shared memory
+//! when `mpserver` offers a channel, the socket kept open beside it
+//! ([`ConnectOptions::shared_memory`], `mp_server::channel`): the same
+//! frames, without the kernel's network stack.
 //!
 //! ```no_run
 //! use multiprocessing::managers::ManagerClient;
