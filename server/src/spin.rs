@@ -27,6 +27,12 @@
 //! runnable processes than CPUs, and polling only takes CPU time from them
 //! (the server among them). Then the policy stops polling for an epoch,
 //! whatever the round trips say.
+//!
+//! Through a shared-memory channel ([`crate::channel`]) a poll is a load,
+//! not a system call, and the yield between two polls gives a busy CPU to
+//! whoever wants it; so there a yield that ran another thread does not
+//! stop the poll ([`Contention::Continues`]), and a client waiting for an
+//! answer always polls rather than learning whether to.
 
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};

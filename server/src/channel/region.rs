@@ -11,6 +11,10 @@
 //! | 384 | control words of the server → client ring |
 //! | 4096 | client → server bytes, then server → client bytes |
 //!
+//! The server seals the file at its size (`F_SEAL_SHRINK`, `F_SEAL_GROW`,
+//! `F_SEAL_SEAL`), so a client holding it cannot shrink it under the
+//! server's mapping; the client checks the seal too.
+//!
 //! Opening another process's `memfd` through `/proc` needs the right to
 //! inspect that process (the same user, in practice), which is also what
 //! reading the authkey out of its memory would take: the channel exposes
@@ -82,13 +86,26 @@ impl Region {
         let len = Self::size(ring);
         // SAFETY: memfd_create with a NUL-terminated name; the result is
         // checked before use and owned right away.
-        let fd = unsafe { libc::memfd_create(c"mpserver-channel".as_ptr(), libc::MFD_CLOEXEC) };
+        let fd = unsafe {
+            libc::memfd_create(
+                c"mpserver-channel".as_ptr(),
+                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            )
+        };
         if fd < 0 {
             return Err(ChannelError::Io(io::Error::last_os_error()));
         }
         // SAFETY: `fd` is a fresh descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         File::from(fd.try_clone()?).set_len(len as u64)?;
+        // Sealed at its size: a peer holding the file cannot shrink it
+        // under the server's mapping (which would fault the server on its
+        // next access), nor grow it, nor lift the seals.
+        let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        // SAFETY: fcntl(2) on a descriptor we own, with an int argument.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+            return Err(ChannelError::Io(io::Error::last_os_error()));
+        }
         let region = Self::map(fd.as_raw_fd(), len, ring)?;
         let header = region.base.as_ptr();
         // SAFETY: the fresh mapping is at least DATA bytes long and nobody
@@ -114,6 +131,11 @@ impl Region {
         let len = Self::size(ring);
         if file.metadata()?.len() != len as u64 {
             return Err(ChannelError::Layout("a region of another size".into()));
+        }
+        // SAFETY: fcntl(2) on a descriptor we own, no argument.
+        let seals = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) };
+        if seals < 0 || seals & libc::F_SEAL_SHRINK == 0 {
+            return Err(ChannelError::Layout("a region that may shrink".into()));
         }
         let region = Self::map(file.as_raw_fd(), len, ring)?;
         let header = region.base.as_ptr();
@@ -207,5 +229,43 @@ impl Drop for Region {
         unsafe {
             libc::munmap(self.base.as_ptr().cast(), self.len);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_region_cannot_be_resized_under_its_mappings() {
+        let (region, fd) = Region::create(MIN_RING, 1).unwrap();
+        let file = File::from(fd);
+        assert!(file.set_len(0).is_err(), "shrunk a sealed region");
+        assert!(file.set_len(1 << 30).is_err(), "grew a sealed region");
+        assert_eq!(
+            file.metadata().unwrap().len(),
+            Region::size(MIN_RING) as u64
+        );
+        assert_eq!(region.ring_size(), MIN_RING);
+    }
+
+    #[test]
+    fn opening_checks_the_nonce_and_the_size() {
+        let (_region, fd) = Region::create(MIN_RING, 42).unwrap();
+        let pid = std::process::id();
+        let raw = fd.as_raw_fd();
+        assert!(Region::open(pid, raw, MIN_RING, 42).is_ok());
+        assert!(matches!(
+            Region::open(pid, raw, MIN_RING, 43),
+            Err(ChannelError::NotOurs)
+        ));
+        assert!(matches!(
+            Region::open(pid, raw, MIN_RING * 2, 42),
+            Err(ChannelError::Layout(_))
+        ));
+        assert!(matches!(
+            Region::open(pid, raw, 3, 42),
+            Err(ChannelError::Layout(_))
+        ));
     }
 }
