@@ -7,7 +7,7 @@
 //! clients that stack, not the manager, sets the pace. A channel carries
 //! the same frames through two byte rings in memory both processes map
 //! ([`region`]), and a side that has to wait sleeps on a futex in that
-//! memory ([`ring`]): a call then costs a copy each way and, when the
+//! memory ([`Reader`], [`Writer`]): a call then costs a copy each way and, when the
 //! other side sleeps, one wake-up.
 //!
 //! The socket stays open beside the channel as its lifeline: the session
