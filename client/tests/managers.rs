@@ -353,3 +353,44 @@ fn array_proxy() {
     let d = m.array("d", &[0.5f64]).unwrap();
     assert_eq!(d.get(0).unwrap(), 0.5);
 }
+
+/// A forked child that drops its copy of the parent's connection (a proxy
+/// captured by a closure, say) leaves the connection to the parent, over
+/// a socket and over a shared-memory channel alike.
+#[test]
+fn a_forked_child_dropping_its_copy_leaves_the_parents_connection() {
+    use multiprocessing::managers::{ConnectOptions, ManagerClient};
+    let address = server();
+    for shared_memory in [false, true] {
+        let options = ConnectOptions {
+            shared_memory,
+            ..ConnectOptions::default()
+        };
+        let c = ManagerClient::connect_with(&address, KEY, &options).unwrap();
+        assert_eq!(c.uses_shared_memory(), shared_memory);
+        let d = c
+            .create("dict", vec![], Default::default())
+            .unwrap()
+            .token
+            .id;
+        // SAFETY: the child only drops the client and leaves by _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            drop(c);
+            // SAFETY: ends the child without running the parent's destructors.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: reaps the child just forked; status is a valid out-pointer.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let len = c
+            .call_method(d, "__len__", vec![], Default::default())
+            .and_then(|r| r.into_value());
+        assert_eq!(
+            len.unwrap(),
+            mp_proto::Value::Int(0),
+            "shared_memory: {shared_memory}"
+        );
+    }
+}

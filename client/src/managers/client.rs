@@ -124,6 +124,10 @@ struct Inner {
     releases: Releases,
     /// Whether calls go through a shared-memory channel.
     channel: bool,
+    /// The process that connected. A forked child dropping its copy must
+    /// leave the connection to its parent: closing its descriptors is
+    /// harmless, shutting the socket (or the channel) down is not.
+    owner: u32,
 }
 
 /// A connection to a manager server. Cheap to clone; clones share the
@@ -285,6 +289,7 @@ impl ManagerClient {
                 max_frame: options.max_frame_bytes,
                 releases: Releases::default(),
                 channel,
+                owner: std::process::id(),
             }),
         })
     }
@@ -600,7 +605,9 @@ impl ManagerClient {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        lock(&self.writer).shutdown();
+        if self.owner == std::process::id() {
+            lock(&self.writer).shutdown();
+        }
     }
 }
 

@@ -30,9 +30,6 @@ pub(super) struct ChannelStream {
     duplex: Duplex,
     /// The lifeline: open as long as the session lasts.
     socket: Box<Stream>,
-    /// The process that attached: a forked child holding a copy must not
-    /// close its parent's channel.
-    owner: u32,
 }
 
 impl Stream {
@@ -42,7 +39,6 @@ impl Stream {
         Stream::Channel(ChannelStream {
             duplex,
             socket: Box::new(self),
-            owner: std::process::id(),
         })
     }
 
@@ -71,7 +67,6 @@ impl Stream {
                 Stream::Channel(ChannelStream {
                     duplex: c.duplex.with_socket(socket.fd()),
                     socket: Box::new(socket),
-                    owner: c.owner,
                 })
             }
         })
@@ -125,9 +120,7 @@ impl Stream {
                 Ok(())
             }
             Stream::Channel(c) => {
-                if c.owner == std::process::id() {
-                    c.duplex.close();
-                }
+                c.duplex.close();
                 c.socket.shutdown();
                 Ok(())
             }
