@@ -126,6 +126,7 @@ fn race<T>(clients: usize, prepare: impl Fn(usize) -> T, run: impl Fn(T)) -> (f6
 /// sleeps on a futex and the other wakes it (what `mp_server::channel`
 /// does per call, without the rings, the frames or the manager).
 pub(crate) fn eight_raw_shm(clients: usize, trips: u32) -> f64 {
+    use mp_server::channel::futex;
     use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 
     /// One client's words, on a cache line of their own.
@@ -136,24 +137,6 @@ pub(crate) fn eight_raw_shm(clients: usize, trips: u32) -> f64 {
         /// Bit 0: the echo thread sleeps; bit 1: the client sleeps.
         sleeping: AtomicU32,
     }
-    fn wait(word: &AtomicU32, expected: u32) {
-        // SAFETY: FUTEX_WAIT on a live, aligned u32 in shared memory; any
-        // error means "look again", which the callers do.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                word.as_ptr(),
-                libc::FUTEX_WAIT,
-                expected,
-                std::ptr::null::<libc::timespec>(),
-            )
-        };
-    }
-    fn wake(word: &AtomicU32) {
-        // SAFETY: FUTEX_WAKE on a live, aligned u32.
-        unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1) };
-    }
-
     let len = std::mem::size_of::<Slot>() * clients;
     // SAFETY: a fresh shared anonymous mapping, checked below; it is
     // zeroed, which is a valid `Slot` (three zero atomics).
@@ -181,13 +164,13 @@ pub(crate) fn eight_raw_shm(clients: usize, trips: u32) -> f64 {
                         while s.request.load(SeqCst) != k {
                             s.sleeping.fetch_or(1, SeqCst);
                             if s.request.load(SeqCst) != k {
-                                wait(&s.request, k - 1);
+                                futex::wait(&s.request, k - 1, None);
                             }
                             s.sleeping.fetch_and(!1, SeqCst);
                         }
                         s.answer.store(k, SeqCst);
                         if s.sleeping.load(SeqCst) & 2 != 0 {
-                            wake(&s.answer);
+                            futex::wake(&s.answer);
                         }
                     }
                 })
@@ -204,12 +187,12 @@ pub(crate) fn eight_raw_shm(clients: usize, trips: u32) -> f64 {
             for k in 1..=trips {
                 s.request.store(k, SeqCst);
                 if s.sleeping.load(SeqCst) & 1 != 0 {
-                    wake(&s.request);
+                    futex::wake(&s.request);
                 }
                 while s.answer.load(SeqCst) != k {
                     s.sleeping.fetch_or(2, SeqCst);
                     if s.answer.load(SeqCst) != k {
-                        wait(&s.answer, k - 1);
+                        futex::wait(&s.answer, k - 1, None);
                     }
                     s.sleeping.fetch_and(!2, SeqCst);
                 }

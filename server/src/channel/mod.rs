@@ -21,7 +21,7 @@
 //! maps it and says whether it did. Either side can decline, and the
 //! connection then goes on over the socket alone.
 
-mod futex;
+pub mod futex;
 pub mod region;
 mod ring;
 
@@ -211,9 +211,4 @@ pub fn socket_open(socket: RawFd) -> io::Result<bool> {
             }
         }
     }
-}
-
-/// A fresh random nonce for a region.
-pub fn nonce() -> u64 {
-    rand::random()
 }

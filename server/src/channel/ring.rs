@@ -18,7 +18,7 @@
 //! so at least one of them sees the other: no wake-up is lost.
 
 use std::os::fd::RawFd;
-use std::sync::atomic::{fence, AtomicU32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,49 +48,37 @@ pub(crate) struct Control {
 #[repr(C, align(64))]
 struct Line(AtomicU32);
 
-/// Wakes a side that said it sleeps in `state`, on `word`.
-fn notify(state: &AtomicU32, word: &AtomicU32, doorbell: Option<RawFd>) {
-    fence(SeqCst);
-    match state.load(SeqCst) {
-        FUTEX => futex::wake(word),
-        SOCKET => {
-            if let Some(fd) = doorbell {
-                // A full socket buffer means unread doorbells: the sleeper
-                // wakes anyway, so the result does not matter.
-                // SAFETY: send(2) of one byte from a live buffer on a
-                // descriptor the caller keeps open.
-                unsafe {
-                    libc::send(
-                        fd,
-                        [0u8].as_ptr().cast(),
-                        1,
-                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                    );
-                }
-            }
-        }
-        _ => {}
+impl Control {
+    /// Wakes both sides of this ring, whatever they sleep on.
+    pub(crate) fn wake_all(&self) {
+        futex::wake(&self.tail.0);
+        futex::wake(&self.head.0);
     }
 }
 
-/// The reading end of one ring.
+/// What either end of a ring holds: the ring, this end's own position
+/// (kept here, published to the peer, never read back from it) and the
+/// socket to ring when the peer waits on one.
 #[derive(Debug)]
-pub struct Reader {
+struct End {
     region: Arc<Region>,
     direction: Direction,
-    head: u32,
+    position: u32,
     doorbell: Option<RawFd>,
 }
 
-impl Reader {
-    /// The reading end of the ring carrying `direction`; `doorbell` is the
-    /// socket to ring when the writer waits on one (the client's side).
-    pub fn new(region: Arc<Region>, direction: Direction, doorbell: Option<RawFd>) -> Self {
-        let head = region.control(direction).head.0.load(SeqCst);
-        Reader {
+impl End {
+    fn new(
+        region: Arc<Region>,
+        direction: Direction,
+        doorbell: Option<RawFd>,
+        own: fn(&Control) -> &Line,
+    ) -> End {
+        let position = own(region.control(direction)).0.load(SeqCst);
+        End {
             region,
             direction,
-            head,
+            position,
             doorbell,
         }
     }
@@ -99,14 +87,84 @@ impl Reader {
         self.region.control(self.direction)
     }
 
+    /// Where a transfer of `n` bytes at this end's position starts in the
+    /// ring, and how many of them come before the ring wraps.
+    fn span(&self, n: usize) -> (usize, usize) {
+        let size = self.region.ring_size() as usize;
+        let at = self.position as usize & (size - 1);
+        (at, n.min(size - at))
+    }
+
+    /// Moves this end past `n` bytes, publishes it in its `own` word, and
+    /// wakes the peer if the peer's `state` word says it sleeps on it.
+    fn advance(&mut self, n: usize, own: fn(&Control) -> &Line, state: fn(&Control) -> &Line) {
+        self.position = self.position.wrapping_add(n as u32);
+        let control = self.region.control(self.direction);
+        let (own, state) = (&own(control).0, &state(control).0);
+        own.store(self.position, SeqCst);
+        // Published before the peer's state is read, both sequentially
+        // consistent: the peer either sees the new position before it
+        // sleeps, or is seen sleeping here.
+        match state.load(SeqCst) {
+            FUTEX => futex::wake(own),
+            SOCKET => {
+                if let Some(fd) = self.doorbell {
+                    // A full socket buffer means unread doorbells: the
+                    // sleeper wakes anyway, so the result does not matter.
+                    // SAFETY: send(2) of one byte from a live buffer on a
+                    // descriptor the caller keeps open.
+                    unsafe {
+                        libc::send(
+                            fd,
+                            [0u8].as_ptr().cast(),
+                            1,
+                            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Says in `state` that this end sleeps on the peer's position `peer`,
+    /// then sleeps while `blocked` holds for it and the channel is open,
+    /// for at most `timeout`.
+    fn sleep(
+        &self,
+        state: &AtomicU32,
+        peer: &AtomicU32,
+        blocked: impl Fn(u32) -> bool,
+        timeout: Duration,
+    ) {
+        state.store(FUTEX, SeqCst);
+        let seen = peer.load(SeqCst);
+        if blocked(seen) && self.region.closed().load(SeqCst) == 0 {
+            futex::wait(peer, seen, Some(timeout));
+        }
+        state.store(AWAKE, SeqCst);
+    }
+}
+
+/// The reading end of one ring.
+#[derive(Debug)]
+pub struct Reader(End);
+
+impl Reader {
+    /// The reading end of the ring carrying `direction`; `doorbell` is the
+    /// socket to ring when the writer waits on one (the client's side).
+    pub fn new(region: Arc<Region>, direction: Direction, doorbell: Option<RawFd>) -> Self {
+        Reader(End::new(region, direction, doorbell, |c| &c.head))
+    }
+
     /// Bytes waiting to be read.
     pub fn available(&self) -> Result<u32, ChannelError> {
-        let tail = self.control().tail.0.load(SeqCst);
-        let n = tail.wrapping_sub(self.head);
-        if n > self.region.ring_size() {
+        let tail = self.0.control().tail.0.load(SeqCst);
+        let n = tail.wrapping_sub(self.0.position);
+        let size = self.0.region.ring_size();
+        if n > size {
             return Err(ChannelError::Corrupt(format!(
-                "the writer claims {n} bytes in a ring of {}",
-                self.region.ring_size()
+                "the writer claims {n} bytes in a ring of {size}"
             )));
         }
         Ok(n)
@@ -119,10 +177,8 @@ impl Reader {
         if n == 0 {
             return Ok(0);
         }
-        let size = self.region.ring_size() as usize;
-        let at = self.head as usize & (size - 1);
-        let first = n.min(size - at);
-        let data = self.region.data(self.direction);
+        let (at, first) = self.0.span(n);
+        let data = self.0.region.data(self.0.direction);
         // SAFETY: `at + first <= size` and `n - first <= size`: both copies
         // stay inside this ring's bytes and inside `buf`. The writer does
         // not touch these bytes until `head` moves past them below.
@@ -130,68 +186,51 @@ impl Reader {
             std::ptr::copy_nonoverlapping(data.add(at), buf.as_mut_ptr(), first);
             std::ptr::copy_nonoverlapping(data, buf.as_mut_ptr().add(first), n - first);
         }
-        self.head = self.head.wrapping_add(n as u32);
-        let control = self.control();
-        control.head.0.store(self.head, SeqCst);
-        notify(&control.writer.0, &control.head.0, self.doorbell);
+        self.0.advance(n, |c| &c.head, |c| &c.writer);
         Ok(n)
     }
 
     /// Sleeps until bytes arrive, the peer leaves, or `timeout` passes
     /// (or spuriously: look again).
     pub fn sleep(&self, timeout: Duration) {
-        let control = self.control();
-        control.reader.0.store(FUTEX, SeqCst);
-        let tail = control.tail.0.load(SeqCst);
-        if tail == self.head && self.region.closed().load(SeqCst) == 0 {
-            futex::wait(&control.tail.0, tail, timeout);
-        }
-        control.reader.0.store(AWAKE, SeqCst);
+        let control = self.0.control();
+        let head = self.0.position;
+        self.0.sleep(
+            &control.reader.0,
+            &control.tail.0,
+            |tail| tail == head,
+            timeout,
+        );
     }
 
     /// Asks the writer to ring the socket when it writes; the caller then
     /// looks at the ring once more before it waits on the socket.
     pub fn wait_on_socket(&self) {
-        self.control().reader.0.store(SOCKET, SeqCst);
+        self.0.control().reader.0.store(SOCKET, SeqCst);
     }
 
     /// No longer waiting: the writer need not wake this side.
     pub fn awake(&self) {
-        self.control().reader.0.store(AWAKE, SeqCst);
+        self.0.control().reader.0.store(AWAKE, SeqCst);
     }
 }
 
 /// The writing end of one ring.
 #[derive(Debug)]
-pub struct Writer {
-    region: Arc<Region>,
-    direction: Direction,
-    tail: u32,
-    doorbell: Option<RawFd>,
-}
+pub struct Writer(End);
 
 impl Writer {
     /// The writing end of the ring carrying `direction`; `doorbell` as for
     /// [`Reader::new`].
     pub fn new(region: Arc<Region>, direction: Direction, doorbell: Option<RawFd>) -> Self {
-        let tail = region.control(direction).tail.0.load(SeqCst);
-        Writer {
-            region,
-            direction,
-            tail,
-            doorbell,
-        }
-    }
-
-    fn control(&self) -> &Control {
-        self.region.control(self.direction)
+        Writer(End::new(region, direction, doorbell, |c| &c.tail))
     }
 
     /// Room left in the ring.
     pub fn room(&self) -> Result<u32, ChannelError> {
-        let head = self.control().head.0.load(SeqCst);
-        let used = self.tail.wrapping_sub(head);
-        let size = self.region.ring_size();
+        let head = self.0.control().head.0.load(SeqCst);
+        let used = self.0.position.wrapping_sub(head);
+        let size = self.0.region.ring_size();
         if used > size {
             return Err(ChannelError::Corrupt(format!(
                 "the reader claims to be {used} bytes behind in a ring of {size}"
@@ -207,10 +246,8 @@ impl Writer {
         if n == 0 {
             return Ok(0);
         }
-        let size = self.region.ring_size() as usize;
-        let at = self.tail as usize & (size - 1);
-        let first = n.min(size - at);
-        let data = self.region.data(self.direction);
+        let (at, first) = self.0.span(n);
+        let data = self.0.region.data(self.0.direction);
         // SAFETY: as in `Reader::read`, both copies stay inside the ring
         // and `buf`; the reader does not look at these bytes until `tail`
         // moves past them below.
@@ -218,42 +255,28 @@ impl Writer {
             std::ptr::copy_nonoverlapping(buf.as_ptr(), data.add(at), first);
             std::ptr::copy_nonoverlapping(buf.as_ptr().add(first), data, n - first);
         }
-        self.tail = self.tail.wrapping_add(n as u32);
-        let control = self.control();
-        control.tail.0.store(self.tail, SeqCst);
-        notify(&control.reader.0, &control.tail.0, self.doorbell);
+        self.0.advance(n, |c| &c.tail, |c| &c.reader);
         Ok(n)
     }
 
     /// Sleeps until the reader makes room, the peer leaves, or `timeout`
     /// passes (or spuriously: look again).
     pub fn sleep(&self, timeout: Duration) {
-        let control = self.control();
-        control.writer.0.store(FUTEX, SeqCst);
-        let head = control.head.0.load(SeqCst);
-        let full = self.tail.wrapping_sub(head) >= self.region.ring_size();
-        if full && self.region.closed().load(SeqCst) == 0 {
-            futex::wait(&control.head.0, head, timeout);
-        }
-        control.writer.0.store(AWAKE, SeqCst);
+        let control = self.0.control();
+        let (tail, size) = (self.0.position, self.0.region.ring_size());
+        let full = |head: u32| tail.wrapping_sub(head) >= size;
+        self.0
+            .sleep(&control.writer.0, &control.head.0, full, timeout);
     }
 
     /// Asks the reader to ring the socket when it makes room.
     pub fn wait_on_socket(&self) {
-        self.control().writer.0.store(SOCKET, SeqCst);
+        self.0.control().writer.0.store(SOCKET, SeqCst);
     }
 
     /// No longer waiting for room.
     pub fn awake(&self) {
-        self.control().writer.0.store(AWAKE, SeqCst);
-    }
-}
-
-impl Control {
-    /// Wakes both sides of this ring, whatever they sleep on.
-    pub(crate) fn wake_all(&self) {
-        futex::wake(&self.tail.0);
-        futex::wake(&self.head.0);
+        self.0.control().writer.0.store(AWAKE, SeqCst);
     }
 }
 
@@ -315,11 +338,11 @@ mod tests {
     fn a_peer_claiming_impossible_positions_is_refused() {
         let (mut w, mut r) = pair(4096);
         // The writer's published tail, made absurd by the "peer".
-        w.control().tail.0.store(1 << 20, SeqCst);
+        w.0.control().tail.0.store(1 << 20, SeqCst);
         let mut buf = [0; 8];
         assert!(matches!(r.read(&mut buf), Err(ChannelError::Corrupt(_))));
-        w.control().tail.0.store(0, SeqCst);
-        r.control().head.0.store(1 << 20, SeqCst);
+        w.0.control().tail.0.store(0, SeqCst);
+        r.0.control().head.0.store(1 << 20, SeqCst);
         assert!(matches!(w.write(&[0; 8]), Err(ChannelError::Corrupt(_))));
     }
 

@@ -19,7 +19,7 @@ use mp_proto::message::ChannelOffer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::dedicated::{BlockingSocket, Socket};
-use crate::channel::{nonce, ChannelError, Duplex, Region, Side};
+use crate::channel::{ChannelError, Duplex, Region, Side};
 use crate::limits::CHANNEL_RING;
 
 /// A channel this server made and offered, until the client answers.
@@ -33,7 +33,7 @@ pub(super) struct Offered {
 impl Offered {
     /// Makes a region for one client.
     pub(super) fn new() -> Result<Offered, ChannelError> {
-        let nonce = nonce();
+        let nonce = rand::random();
         let (region, fd) = Region::create(CHANNEL_RING, nonce)?;
         Ok(Offered {
             region: Arc::new(region),

@@ -156,55 +156,38 @@ impl Write for BlockingSocket {
     }
 }
 
-impl Socket for tokio::net::TcpStream {
-    const DEDICATED: bool = true;
+/// `Socket` for a plain tokio stream whose std twin is the
+/// `BlockingSocket` variant named.
+macro_rules! plain_socket {
+    ($stream:ty, $variant:ident, $what:literal) => {
+        impl Socket for $stream {
+            const DEDICATED: bool = true;
 
-    fn channel_fd(&self) -> Option<RawFd> {
-        Some(self.as_raw_fd())
-    }
-
-    fn into_blocking(self) -> io::Result<BlockingSocket> {
-        let s = self.into_std()?;
-        let s = BlockingSocket::Tcp(s);
-        s.prepare()?;
-        Ok(s)
-    }
-
-    fn from_blocking(socket: BlockingSocket) -> io::Result<Self> {
-        match socket {
-            BlockingSocket::Tcp(s) => {
-                s.set_nonblocking(true)?;
-                tokio::net::TcpStream::from_std(s)
+            fn channel_fd(&self) -> Option<RawFd> {
+                Some(self.as_raw_fd())
             }
-            _ => Err(io::Error::other("not a TCP socket")),
+
+            fn into_blocking(self) -> io::Result<BlockingSocket> {
+                let s = BlockingSocket::$variant(self.into_std()?);
+                s.prepare()?;
+                Ok(s)
+            }
+
+            fn from_blocking(socket: BlockingSocket) -> io::Result<Self> {
+                match socket {
+                    BlockingSocket::$variant(s) => {
+                        s.set_nonblocking(true)?;
+                        <$stream>::from_std(s)
+                    }
+                    _ => Err(io::Error::other(concat!("not a ", $what))),
+                }
+            }
         }
-    }
+    };
 }
 
-impl Socket for tokio::net::UnixStream {
-    const DEDICATED: bool = true;
-
-    fn channel_fd(&self) -> Option<RawFd> {
-        Some(self.as_raw_fd())
-    }
-
-    fn into_blocking(self) -> io::Result<BlockingSocket> {
-        let s = self.into_std()?;
-        let s = BlockingSocket::Unix(s);
-        s.prepare()?;
-        Ok(s)
-    }
-
-    fn from_blocking(socket: BlockingSocket) -> io::Result<Self> {
-        match socket {
-            BlockingSocket::Unix(s) => {
-                s.set_nonblocking(true)?;
-                tokio::net::UnixStream::from_std(s)
-            }
-            _ => Err(io::Error::other("not a Unix socket")),
-        }
-    }
-}
+plain_socket!(tokio::net::TcpStream, Tcp, "TCP socket");
+plain_socket!(tokio::net::UnixStream, Unix, "Unix socket");
 
 /// Watches an evented connection for a run of back-to-back requests.
 #[derive(Default)]

@@ -91,7 +91,7 @@ pub(crate) async fn serve_connection<S>(
             })?;
         let hello: Hello =
             decode(&hello).map_err(|e| engine.metrics.bad_hello(HandshakeFailure::Protocol, e))?;
-        let reply = match (&slot, negotiate(&hello.versions, SUPPORTED_VERSIONS)) {
+        let mut reply = match (&slot, negotiate(&hello.versions, SUPPORTED_VERSIONS)) {
             (None, _) => HelloReply::Refused {
                 message: format!(
                     "too many connections: the server's limit is {}",
@@ -107,7 +107,6 @@ pub(crate) async fn serve_connection<S>(
                 channel: None,
             },
         };
-        let mut reply = reply;
         if let HelloReply::Welcome { channel, .. } = &mut reply {
             let max = ctx.limits.shared_memory_channels;
             let place = (hello.channel && stream.channel_fd().is_some())
