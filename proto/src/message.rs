@@ -230,6 +230,10 @@ macro_rules! error_kinds {
         }
 
         impl ErrorKind {
+            /// The Python name of every kind this build knows, in
+            /// declaration order (metric labels come from here).
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
+
             /// The Python name (`"KeyError"`).
             pub fn as_str(&self) -> &str {
                 match self {
@@ -276,6 +280,12 @@ error_kinds! {
     StopIteration,
     /// Division by zero in an embedder's object.
     ZeroDivisionError,
+    /// A number too large for where it goes (an array's typecode, an
+    /// integer beyond 64 bits, a count that overflows).
+    OverflowError,
+    /// The operation would make the server hold more memory than its
+    /// limits allow; nothing was changed.
+    MemoryError,
     /// The peer sent something this side cannot parse or does not allow.
     ProtocolError,
     /// A server limit (connections, calls in flight, frame size) was hit.

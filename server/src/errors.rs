@@ -45,7 +45,7 @@ pub fn runtime_error(message: impl Into<String>) -> RemoteError {
 
 /// `OverflowError(message)`: a number too large for an array's typecode.
 pub fn overflow_error(message: impl Into<String>) -> RemoteError {
-    RemoteError::new(ErrorKind::Other("OverflowError".into()), message)
+    RemoteError::new(ErrorKind::OverflowError, message)
 }
 
 /// `TypeError: unhashable type: 'list'`.

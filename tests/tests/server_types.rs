@@ -454,7 +454,7 @@ fn namespace_value_array() {
     let b = t.make("Array", vec!["B".into(), list(vec![1.into()])]);
     assert_eq!(
         t.err(b, "__setitem__", vec![0.into(), 256.into()]).kind,
-        ErrorKind::Other("OverflowError".into())
+        ErrorKind::OverflowError
     );
 }
 

@@ -67,25 +67,9 @@ const SERVER_METHODS: [&str; 14] = [
 ];
 
 /// Error kinds with a counter of their own; any other name counts as
-/// `other`, so an embedder's exception names cannot grow the label set.
-const ERROR_KINDS: [&str; 16] = [
-    "KeyError",
-    "IndexError",
-    "ValueError",
-    "TypeError",
-    "AttributeError",
-    "RuntimeError",
-    "Empty",
-    "Full",
-    "BrokenBarrierError",
-    "TimeoutError",
-    "StopIteration",
-    "ZeroDivisionError",
-    "OverflowError",
-    "ProtocolError",
-    "LimitExceeded",
-    "ShuttingDown",
-];
+/// `other`, so an embedder's exception names cannot grow the label set:
+/// every kind the protocol names, from its one list.
+const ERROR_KINDS: &[&str] = ErrorKind::NAMES;
 
 /// The label for a method or error kind outside the known set.
 const OTHER: &str = "(other)";
@@ -155,7 +139,7 @@ struct TypeCalls {
 pub struct Metrics {
     calls: Names<TypeCalls>,
     server_calls: [AtomicU64; SERVER_METHODS.len() + 1],
-    errors: [AtomicU64; ERROR_KINDS.len() + 1],
+    errors: [AtomicU64; ErrorKind::NAMES.len() + 1],
     latency: Histogram,
     connections_open: AtomicU64,
     dedicated_readers: AtomicU64,
@@ -417,7 +401,7 @@ mod tests {
     fn errors_and_server_calls_fall_back_to_other() {
         let m = metrics();
         m.error(&ErrorKind::KeyError);
-        m.error(&ErrorKind::Other("OverflowError".into()));
+        m.error(&ErrorKind::OverflowError);
         m.error(&ErrorKind::Other("MyError".into()));
         m.server_call("create");
         m.server_call("frobnicate");

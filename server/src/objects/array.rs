@@ -214,7 +214,7 @@ mod tests {
         assert_eq!(a.repr().unwrap(), "array('b', [1, 2, 100])");
         assert_eq!(
             h.err(&a, "__setitem__", vec![0.into(), 300.into()]).kind,
-            ErrorKind::Other("OverflowError".into())
+            ErrorKind::OverflowError
         );
         assert_eq!(
             h.err(&a, "__setitem__", vec![0.into(), "x".into()]).kind,

@@ -92,7 +92,7 @@ fn repeat(items: &[Held], n: &Value) -> Result<Vec<Value>, RemoteError> {
 const MAX_REPEAT: usize = 1 << 26;
 
 fn memory_error() -> RemoteError {
-    RemoteError::new(mp_proto::ErrorKind::Other("MemoryError".into()), "")
+    RemoteError::new(mp_proto::ErrorKind::MemoryError, "")
 }
 
 impl SharedObject for ListObject {
