@@ -71,6 +71,11 @@ fn dict_proxy() {
         typed.get(&"k".into()),
         Err(ManagerError::Conversion(_))
     ));
+    // A key stored with `None` is there: removing it gives `Some(None)`.
+    let optional = m.dict::<String, Option<i64>>().unwrap();
+    optional.set(&"k".into(), &None).unwrap();
+    assert_eq!(optional.remove(&"k".into()).unwrap(), Some(None));
+    assert_eq!(optional.remove(&"k".into()).unwrap(), None);
 }
 
 #[test]

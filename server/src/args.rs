@@ -11,7 +11,6 @@
 use std::time::Duration;
 
 use mp_proto::message::Kwargs;
-use mp_proto::value::from_value;
 use mp_proto::{RemoteError, Value};
 use serde::de::DeserializeOwned;
 
@@ -121,8 +120,60 @@ impl Args {
         if !self.keywords.is_empty() {
             return Err(type_error(format!("{method}() takes no keyword arguments")));
         }
-        from_value(Value::Tuple(self.positional))
-            .map_err(|e| type_error(format!("{method}(): bad arguments: {e}")))
+        let given = self.positional.len();
+        let mut expected = None;
+        let parsed = T::deserialize(Positional {
+            values: self.positional,
+            expected: &mut expected,
+        });
+        match (parsed, expected) {
+            (Err(_), Some(n)) => Err(type_error(format!(
+                "{method}() takes {n} positional argument{} but {given} {} given",
+                plural(n),
+                if given == 1 { "was" } else { "were" }
+            ))),
+            (parsed, _) => {
+                parsed.map_err(|e| type_error(format!("{method}(): bad arguments: {e}")))
+            }
+        }
+    }
+}
+
+/// The positional arguments as one tuple, for [`Args::parse`]: a tuple
+/// type learns of a wrong count before any element is converted, and
+/// records the count it wanted so the error can say it Python's way.
+struct Positional<'a> {
+    values: Vec<Value>,
+    expected: &'a mut Option<usize>,
+}
+
+impl<'de> serde::Deserializer<'de> for Positional<'_> {
+    type Error = mp_proto::value::ValueError;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        Value::Tuple(self.values).deserialize_any(v)
+    }
+
+    fn deserialize_tuple<V: serde::de::Visitor<'de>>(
+        self,
+        len: usize,
+        v: V,
+    ) -> Result<V::Value, Self::Error> {
+        if self.values.len() != len {
+            *self.expected = Some(len);
+            return Err(serde::de::Error::invalid_length(self.values.len(), &v));
+        }
+        Value::Tuple(self.values).deserialize_tuple(len, v)
+    }
+
+    fn deserialize_seq<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        Value::Tuple(self.values).deserialize_seq(v)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+        byte_buf option unit unit_struct newtype_struct tuple_struct map struct enum
+        identifier ignored_any
     }
 }
 
@@ -274,5 +325,32 @@ mod tests {
             lock_timeout(Some(&Value::Float(f64::INFINITY))).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn parse_refuses_a_wrong_count_in_pythons_words() {
+        let three = Args::positional(vec![1.into(), 2.into(), 3.into()]);
+        let err = three.parse::<(i64, i64)>("add").unwrap_err();
+        assert_eq!(err.kind, mp_proto::ErrorKind::TypeError);
+        assert_eq!(
+            err.message,
+            "add() takes 2 positional arguments but 3 were given"
+        );
+        let one = Args::positional(vec![1.into()]);
+        let err = one.parse::<(i64, i64)>("add").unwrap_err();
+        assert_eq!(
+            err.message,
+            "add() takes 2 positional arguments but 1 was given"
+        );
+        let err = Args::positional(vec!["x".into(), 2.into()])
+            .parse::<(i64, i64)>("add")
+            .unwrap_err();
+        assert!(err.message.starts_with("add(): bad arguments"), "{err}");
+        let nested = Args::positional(vec![Value::Tuple(vec![1.into(), 2.into(), 3.into()])]);
+        assert!(nested.parse::<((i64, i64),)>("f").is_err());
+        let many: Vec<i64> = Args::positional(vec![1.into(), 2.into()])
+            .parse("f")
+            .unwrap();
+        assert_eq!(many, [1, 2]);
     }
 }

@@ -46,13 +46,9 @@ impl<'de> de::Deserializer<'de> for Value {
             Value::Float(f) => visitor.visit_f64(f),
             Value::Str(s) => visitor.visit_string(s),
             Value::Bytes(b) => visitor.visit_byte_buf(b),
-            Value::List(items) | Value::Tuple(items) => {
-                visitor.visit_seq(de::value::SeqDeserializer::new(items.into_iter()))
-            }
-            Value::Dict(map) => visitor.visit_map(de::value::MapDeserializer::new(map.into_iter())),
-            Value::Proxy(token) => visitor.visit_map(de::value::MapDeserializer::new(
-                token_fields(*token).into_iter(),
-            )),
+            Value::List(items) | Value::Tuple(items) => visit_all(items.into_iter(), visitor),
+            Value::Dict(map) => visit_all_pairs(map.into_iter(), visitor),
+            Value::Proxy(token) => visit_all_pairs(token_fields(*token).into_iter(), visitor),
         }
     }
 
@@ -73,9 +69,9 @@ impl<'de> de::Deserializer<'de> for Value {
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
         match self {
-            Value::Bytes(bytes) => visitor.visit_seq(de::value::SeqDeserializer::new(
-                bytes.into_iter().map(|b| Value::Int(i64::from(b))),
-            )),
+            Value::Bytes(bytes) => {
+                visit_all(bytes.into_iter().map(|b| Value::Int(i64::from(b))), visitor)
+            }
             other => other.deserialize_any(visitor),
         }
     }
@@ -118,6 +114,31 @@ impl<'de> de::Deserializer<'de> for Value {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
         bytes byte_buf unit unit_struct tuple_struct map struct identifier ignored_any
     }
+}
+
+/// Visits `items` as a sequence and fails if the visitor left any: a
+/// 3-tuple read as a pair is an error, never a silent truncation.
+fn visit_all<'de, I, V>(items: I, visitor: V) -> Result<V::Value, ValueError>
+where
+    I: Iterator<Item = Value>,
+    V: Visitor<'de>,
+{
+    let mut seq = de::value::SeqDeserializer::new(items);
+    let value = visitor.visit_seq(&mut seq)?;
+    seq.end()?;
+    Ok(value)
+}
+
+/// [`visit_all`] for the entries of a map.
+fn visit_all_pairs<'de, I, V>(pairs: I, visitor: V) -> Result<V::Value, ValueError>
+where
+    I: Iterator<Item = (Value, Value)>,
+    V: Visitor<'de>,
+{
+    let mut map = de::value::MapDeserializer::new(pairs);
+    let value = visitor.visit_map(&mut map)?;
+    map.end()?;
+    Ok(value)
 }
 
 /// A data-carrying enum variant, `{variant: value}`.
@@ -267,5 +288,16 @@ mod tests {
     fn bytes_read_as_a_vec_of_u8() {
         let v: Vec<u8> = from_value(Value::Bytes(vec![1, 2])).unwrap();
         assert_eq!(v, vec![1, 2]);
+    }
+
+    #[test]
+    fn extra_elements_are_an_error_not_dropped() {
+        let three = Value::Tuple(vec![1.into(), 2.into(), 3.into()]);
+        let err = from_value::<(i64, i64)>(three.clone()).unwrap_err();
+        assert!(err.0.contains("invalid length 3"), "{err}");
+        assert!(from_value::<(i64, i64, i64)>(three).is_ok());
+        assert!(from_value::<[u8; 1]>(Value::Bytes(vec![1, 2])).is_err());
+        let too_few = Value::List(vec![1.into()]);
+        assert!(from_value::<(i64, i64)>(too_few).is_err());
     }
 }

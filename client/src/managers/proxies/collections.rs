@@ -64,12 +64,14 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
         Ok(self.len()? == 0)
     }
 
-    /// `d.pop(key)`: the removed value, `None` if it was missing.
+    /// `d.pop(key)`: the removed value, `None` if it was missing (a key
+    /// stored with the value `None` gives `Some` of it: the missing key is
+    /// told by the server's `KeyError`, never by the value).
     pub fn remove(&self, key: &K) -> Result<Option<V>, ManagerError> {
-        let v = self.base.call("pop", vec![to_wire(key)?, Value::None]);
-        match v? {
-            Value::None => Ok(None),
-            v => convert_answer(&self.base.client()?, v).map(Some),
+        match self.base.call("pop", vec![to_wire(key)?]) {
+            Ok(v) => convert_answer(&self.base.client()?, v).map(Some),
+            Err(ManagerError::Remote(e)) if e.kind == ErrorKind::KeyError => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
