@@ -505,10 +505,45 @@ fn a_thread_that_exits_holding_an_rlock_is_recovered_from() {
     let r = RLock::new().unwrap();
     let r2 = r.clone();
     std::thread::spawn(move || r2.acquire()).join().unwrap();
-    assert!(!r.acquire_nowait());
+    // The thread has ended: even a no-wait attempt takes the lock over.
+    assert!(r.acquire_nowait());
+    assert!(r.owner_died());
+    r.release().unwrap();
+    let r3 = r.clone();
+    std::thread::spawn(move || r3.acquire()).join().unwrap();
     assert!(r.acquire_timeout(PATIENCE));
     assert!(r.owner_died());
     r.release().unwrap();
+}
+
+#[test]
+fn a_try_lock_loop_recovers_a_killed_holders_lock() {
+    let lock = Lock::new().unwrap();
+    let l2 = lock.clone();
+    let held = Event::new().unwrap();
+    let h2 = held.clone();
+    let mut child = fork(move || {
+        l2.acquire();
+        h2.set();
+        die()
+    });
+    held.wait();
+    // Polling only, as a program that never blocks on the lock would; the
+    // child may still be a zombie.
+    let start = std::time::Instant::now();
+    let guard = loop {
+        if let Some(g) = lock.try_lock() {
+            break g;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "try_lock never recovered the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    assert!(guard.owner_died());
+    drop(guard);
+    assert_eq!(child.join(), -libc::SIGKILL);
 }
 
 #[test]

@@ -116,11 +116,11 @@ impl Lock {
         got
     }
 
-    /// Acquires only if the lock is free now (Python's
-    /// `acquire(block=False)`).
+    /// Acquires only if the lock is free now, or its holder has died
+    /// (Python's `acquire(block=False)`; see [`Lock::owner_died`]).
     #[inline]
     pub fn acquire_nowait(&self) -> bool {
-        let got = owner::try_acquire(self.word(), identity::pid());
+        let got = owner::try_acquire_or_recover(self.word(), identity::pid()).is_some();
         if got {
             self.acquired();
         }

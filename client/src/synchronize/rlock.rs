@@ -110,7 +110,7 @@ impl RLock {
             s.count.store(c.saturating_add(1), Ordering::Relaxed);
             return true;
         }
-        if owner::try_acquire(&s.word, me) {
+        if owner::try_acquire_or_recover(&s.word, me).is_some() {
             s.count.store(1, Ordering::Relaxed);
             return true;
         }

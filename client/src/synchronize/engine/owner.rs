@@ -96,29 +96,84 @@ fn acquire_slow(word: &AtomicU32, me: u32, deadline: Deadline) -> Option<Taken> 
             v
         };
         let slice = match deadline.remaining() {
-            Some(left) if left.is_zero() => return None,
+            // Out of time: one last look at whether the holder is dead, so
+            // a zero timeout recovers a dead owner's lock as `nowait` does.
+            Some(left) if left.is_zero() => {
+                return take_over_if_dead(word, v, me).then_some(Taken::OwnerDied)
+            }
             Some(left) => left.min(CHECK_INTERVAL),
             None => CHECK_INTERVAL,
         };
         if futex::wait(word, v, Some(slice)) == Wake::TimedOut
             && word.load(Ordering::Relaxed) == v
-            && identity::is_dead(v & ID_MASK)
-            && word
-                .compare_exchange(
-                    v,
-                    me | WAITERS | OWNER_DIED,
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
+            && take_over_if_dead(word, v, me)
         {
-            tracing::warn!(
-                dead_owner = v & ID_MASK,
-                "lock recovered from a process or thread that died holding it"
-            );
             return Some(Taken::OwnerDied);
         }
     }
+}
+
+/// One attempt, no waiting, that also takes the lock over when its holder
+/// has died: a `try_lock` polling loop must not spin forever on a dead
+/// owner's lock. The liveness check costs a system call or two, so a
+/// thread that found this holder alive skips it for [`RECHECK_ALIVE`].
+pub(crate) fn try_acquire_or_recover(word: &AtomicU32, me: u32) -> Option<Taken> {
+    if try_acquire(word, me) {
+        return Some(Taken::Clean);
+    }
+    let v = word.load(Ordering::Relaxed);
+    let holder = v & ID_MASK;
+    if holder == 0 {
+        // Released between the two looks: one more attempt, as the first.
+        return try_acquire(word, me).then_some(Taken::Clean);
+    }
+    thread_local! {
+        static ALIVE: std::cell::Cell<Option<(u32, std::time::Instant)>> =
+            const { std::cell::Cell::new(None) };
+    }
+    let now = std::time::Instant::now();
+    let recently_alive = ALIVE
+        .get()
+        .is_some_and(|(id, at)| id == holder && now.saturating_duration_since(at) < RECHECK_ALIVE);
+    if recently_alive {
+        return None;
+    }
+    if take_over_if_dead(word, v, me) {
+        return Some(Taken::OwnerDied);
+    }
+    ALIVE.set(Some((holder, now)));
+    None
+}
+
+/// How long a thread trusts that a holder it found alive still is, on the
+/// no-wait path.
+const RECHECK_ALIVE: Duration = Duration::from_millis(10);
+
+/// Takes the lock over from the holder named in `seen` (the word as last
+/// read) if that holder has ended, setting OWNER_DIED for the new holder;
+/// false if it lives or the word changed meanwhile.
+fn take_over_if_dead(word: &AtomicU32, seen: u32, me: u32) -> bool {
+    let dead = seen & ID_MASK;
+    if dead == 0 || !identity::is_dead(dead) {
+        return false;
+    }
+    // WAITERS stays set: others may be asleep, and an extra wake-up is
+    // cheaper than a lost one.
+    let taken = word
+        .compare_exchange(
+            seen,
+            me | WAITERS | OWNER_DIED,
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        )
+        .is_ok();
+    if taken {
+        tracing::warn!(
+            dead_owner = dead,
+            "lock recovered from a process or thread that died holding it"
+        );
+    }
+    taken
 }
 
 /// Frees the word and wakes one sleeper if any; returns the previous word
@@ -179,5 +234,43 @@ mod tests {
         let w = AtomicU32::new(identity::pid());
         let got = acquire(&w, 1, Deadline::after(Some(Duration::from_millis(20))));
         assert_eq!(got, None);
+    }
+
+    fn a_dead_child() -> u32 {
+        // SAFETY: the child only calls _exit.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            // SAFETY: async-signal-safe.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(child, &mut status, 0) };
+        child as u32
+    }
+
+    #[test]
+    fn a_nowait_attempt_recovers_a_dead_owners_lock() {
+        let w = AtomicU32::new(a_dead_child());
+        assert_eq!(
+            try_acquire_or_recover(&w, identity::pid()),
+            Some(Taken::OwnerDied)
+        );
+        assert_eq!(owner(&w), identity::pid());
+        let zero = AtomicU32::new(a_dead_child());
+        let got = acquire(
+            &zero,
+            identity::pid(),
+            Deadline::after(Some(Duration::ZERO)),
+        );
+        assert_eq!(got, Some(Taken::OwnerDied));
+    }
+
+    #[test]
+    fn a_nowait_attempt_leaves_a_live_owners_lock() {
+        let w = AtomicU32::new(identity::pid());
+        assert_eq!(try_acquire_or_recover(&w, 1), None);
+        assert_eq!(try_acquire_or_recover(&w, 1), None);
+        assert_eq!(owner(&w), identity::pid());
     }
 }
