@@ -99,7 +99,7 @@ pub enum CodecError {
     #[error("malformed message: {0}")]
     Decode(String),
     /// Bytes were left after the message.
-    #[error("malformed message: {0} trailing bytes after the item")]
+    #[error("malformed message: {} after the item", bytes(*.0))]
     Trailing(usize),
     /// A well-formed integer beyond the 64 bits a value holds (Python's
     /// `OverflowError`); the message is CPython's ([`INT_TOO_LARGE`]).
@@ -228,6 +228,24 @@ fn expected_for(name: &str) -> &'static str {
     }
 }
 
+/// "1 byte", "3 bytes".
+pub(crate) fn bytes(n: usize) -> String {
+    if n == 1 {
+        "1 byte".into()
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// "an array of 3 items" or "an indefinite-length array", for messages.
+pub(crate) fn array_of(len: Option<usize>) -> String {
+    match len {
+        Some(1) => "an array of 1 item".into(),
+        Some(n) => format!("an array of {n} items"),
+        None => "an indefinite-length array".into(),
+    }
+}
+
 /// What the CBOR item starting with `byte` is, in words.
 pub fn describe_item(byte: u8) -> &'static str {
     match byte >> 5 {
@@ -333,17 +351,17 @@ pub(crate) fn read_array_header(
     let byte = peek(r)?;
     if dec::if_major(byte) != cbor4ii::core::major::ARRAY {
         return Err(CodecError::malformed(format!(
-            "expected {what} (an array of {len} items), found {}",
+            "expected {what} ({}), found {}",
+            array_of(Some(len)),
             describe_item(byte)
         )));
     }
     match cbor4ii::core::types::Array::len(r)? {
         Some(n) if n == len => Ok(()),
-        Some(n) => Err(CodecError::malformed(format!(
-            "expected {what} (an array of {len} items), found an array of {n}"
-        ))),
-        None => Err(CodecError::malformed(format!(
-            "expected {what} (an array of {len} items), found an indefinite-length array"
+        found => Err(CodecError::malformed(format!(
+            "expected {what} ({}), found {}",
+            array_of(Some(len)),
+            array_of(found)
         ))),
     }
 }
@@ -510,13 +528,16 @@ mod tests {
         let e = decode::<Request>(&[0x83, 0x01, 0x02, 0x03]).unwrap_err();
         assert_eq!(
             said(e),
-            "malformed message: expected a request (an array of 6 items), found an array of 3"
+            "malformed message: expected a request (an array of 6 items), found an array of 3 items"
         );
         // The method name a number; a keyword name a number.
         let mut bytes = encode(&request(vec![])).unwrap();
         bytes[3] = 0x05;
         let e = said(decode::<Request>(&bytes).unwrap_err());
-        assert!(e.contains("expected a method name (a text string), found"), "{e}");
+        assert!(
+            e.contains("expected a method name (a text string), found"),
+            "{e}"
+        );
         let bytes = [0x86, 0x01, 0xf6, 0x61, b'm', 0x80, 0xa1, 0x01, 0x02, 0x01];
         let e = said(decode::<Request>(&bytes).unwrap_err());
         assert!(e.contains("expected a keyword argument name"), "{e}");
@@ -526,11 +547,14 @@ mod tests {
         let e = said(decode::<Value>(&[0x61, 0xff]).unwrap_err());
         assert!(e.contains("not valid UTF-8"), "{e}");
         let e = said(decode::<Value>(&[0xff]).unwrap_err());
-        assert!(e.contains("unsupported CBOR item starting with 0xff"), "{e}");
+        assert!(
+            e.contains("unsupported CBOR item starting with 0xff"),
+            "{e}"
+        );
         let e = said(decode::<Value>(&[]).unwrap_err());
         assert!(e.contains("ends where an item was expected"), "{e}");
         let e = said(decode::<Value>(&[0x01, 0x02]).unwrap_err());
-        assert!(e.contains("1 trailing bytes"), "{e}");
+        assert!(e.contains("1 byte after the item"), "{e}");
     }
 
     #[test]
@@ -547,7 +571,10 @@ mod tests {
         // In a request's arguments, too.
         let mut bytes = encode(&request(vec![Value::Int(0)])).unwrap();
         let at = bytes.iter().position(|&b| b == 0x81).unwrap() + 1;
-        bytes.splice(at..at + 1, [0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        bytes.splice(
+            at..at + 1,
+            [0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+        );
         let e = decode::<Request>(&bytes).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::OverflowError);
         // i64's own bounds are fine.

@@ -11,6 +11,7 @@
 //!   | -- Request { id: 2, .. } ------------> |   many in flight at once
 //!   | <------------ Response { id: 2, .. } -- |   answers in any order
 //!   | <------------ Response { id: 1, .. } -- |
+//!   | <------- Response { id: 0, error } ---- |   only before the server closes
 //! ```
 //!
 //! Every message is one frame ([`crate::frame`]) holding one CBOR item.
@@ -18,7 +19,9 @@
 //! id), a method and Python-style positional and keyword arguments; the
 //! response carries the request's id and an [`Outcome`]: a value, a new
 //! shared object (a proxy), or an error whose [`ErrorKind`] is named after
-//! the Python exception a CPython manager would raise.
+//! the Python exception a CPython manager would raise. A response with id
+//! 0 ([`CONNECTION_ID`]) answers no request: it is the server's reason for
+//! closing the connection.
 
 use std::fmt;
 
@@ -29,7 +32,7 @@ use cbor4ii::core::dec::Read as _;
 use cbor4ii::core::{major, marker};
 
 use crate::codec::{
-    expect_major, peek, read_array_header, read_map, write_array_header, Reader, Wire,
+    array_of, expect_major, peek, read_array_header, read_map, write_array_header, Reader, Wire,
     WriteError, Writer,
 };
 use crate::value::{ObjectId, Token, Value};
@@ -569,15 +572,6 @@ impl Wire for Response {
             }
         };
         Ok(Response { id, outcome })
-    }
-}
-
-/// "an array of 3 items" or "an indefinite-length array", for messages.
-fn array_of(len: Option<usize>) -> String {
-    match len {
-        Some(1) => "an array of 1 item".into(),
-        Some(n) => format!("an array of {n} items"),
-        None => "an indefinite-length array".into(),
     }
 }
 

@@ -47,7 +47,9 @@ fn request() -> impl Strategy<Value = Request> {
 /// Fails when `e` reads like Rust's debug output rather than words.
 fn in_words(e: &CodecError) -> Result<(), TestCaseError> {
     let text = e.to_string();
-    for debug in ["Mismatch", "name:", "Some(", "None", "found: ", "Eof", "Len::"] {
+    for debug in [
+        "Mismatch", "name:", "Some(", "None", "found: ", "Eof", "Len::",
+    ] {
         prop_assert!(!text.contains(debug), "debug text in {:?}", text);
     }
     prop_assert!(!text.is_empty());

@@ -86,7 +86,10 @@ fn a_malformed_request_is_answered_and_the_connection_goes_on() {
     let cases: [(&str, Vec<u8>, &str); 5] = [
         (
             "a text string where the object id belongs",
-            raw_request(21, &[0x61, b'x', 0x64, b'p', b'i', b'n', b'g', 0x80, 0xa0, 0x01]),
+            raw_request(
+                21,
+                &[0x61, b'x', 0x64, b'p', b'i', b'n', b'g', 0x80, 0xa0, 0x01],
+            ),
             "expected an object id (an integer) or null, found a text string",
         ),
         (
@@ -102,12 +105,12 @@ fn a_malformed_request_is_answered_and_the_connection_goes_on() {
         (
             "an array too short to be a request",
             vec![0x83, 0x07, 0x02, 0x03],
-            "expected a request (an array of 6 items), found an array of 3",
+            "expected a request (an array of 6 items), found an array of 3 items",
         ),
         (
             "a valid request with bytes after it",
             [request(8, Target::Server, "ping", vec![]), vec![0x00]].concat(),
-            "1 bytes after its end",
+            "1 byte after its end",
         ),
     ];
     for (what, frame, expected) in cases {
@@ -249,7 +252,11 @@ fn what_cannot_be_answered_gets_an_error_frame_then_the_close() {
         ),
         (
             "a long header claiming 2^62 bytes",
-            [(-1i32).to_be_bytes().as_slice(), &(1u64 << 62).to_be_bytes()].concat(),
+            [
+                (-1i32).to_be_bytes().as_slice(),
+                &(1u64 << 62).to_be_bytes(),
+            ]
+            .concat(),
             ErrorKind::LimitExceeded,
             "over the server's frame limit of 65536 bytes",
         ),
@@ -285,7 +292,10 @@ fn what_cannot_be_answered_gets_an_error_frame_then_the_close() {
         let e = error_frame_then_close(&mut p);
         assert_eq!(e.kind, kind, "{what}: {e}");
         assert!(e.message.contains(expected), "{what}: {e}");
-        assert!(e.message.ends_with("the connection is closed"), "{what}: {e}");
+        assert!(
+            e.message.ends_with("the connection is closed"),
+            "{what}: {e}"
+        );
         steady.served();
     }
     // The log says the same, in the same words.
@@ -294,11 +304,17 @@ fn what_cannot_be_answered_gets_an_error_frame_then_the_close() {
         .take(6)
         .collect();
     assert_eq!(logged.len(), 6);
-    assert!(logged[0].contains("over the server's frame limit"), "{}", logged[0]);
+    assert!(
+        logged[0].contains("over the server's frame limit"),
+        "{}",
+        logged[0]
+    );
     for line in &logged {
         in_words(line);
     }
-    assert!(eventually(LIMIT, || scrape(&metrics).int("mpserver_sessions") == 1));
+    assert!(eventually(LIMIT, || scrape(&metrics)
+        .int("mpserver_sessions")
+        == 1));
     let s = scrape(&metrics);
     assert_eq!(s.int("mpserver_errors_total{kind=\"LimitExceeded\"}"), 2);
     assert_eq!(s.int("mpserver_errors_total{kind=\"ProtocolError\"}"), 4);
@@ -373,7 +389,10 @@ fn every_call_in_flight_gets_the_servers_words(shared_memory: bool) {
         match failure {
             Err(ManagerError::ConnectionLost(why)) => {
                 assert!(why.starts_with("LimitExceeded: a request of "), "{why}");
-                assert!(why.contains("over the server's frame limit of 4096 bytes"), "{why}");
+                assert!(
+                    why.contains("over the server's frame limit of 4096 bytes"),
+                    "{why}"
+                );
             }
             Err(other) => panic!("expected ConnectionLost, got {other}"),
             Ok(_) => panic!("a call succeeded on a closed connection"),
@@ -468,8 +487,13 @@ fn pipelined_reads_of_a_large_value_never_read_cost_the_output_cap() {
     let good = server.client();
     let d = good.create("dict", vec![], Kwargs::new()).unwrap().token.id;
     let big = Value::Str("v".repeat(VALUE as usize));
-    good.call_method(d, "__setitem__", vec!["big".into(), big.clone()], Kwargs::new())
-        .unwrap();
+    good.call_method(
+        d,
+        "__setitem__",
+        vec!["big".into(), big.clone()],
+        Kwargs::new(),
+    )
+    .unwrap();
     let get_big = |c: &ManagerClient| {
         let got = c
             .call_method(d, "__getitem__", vec!["big".into()], Kwargs::new())
@@ -497,8 +521,7 @@ fn pipelined_reads_of_a_large_value_never_read_cost_the_output_cap() {
             // One served by a dedicated thread when its flood begins.
             let got = eventually(LIMIT, || {
                 for n in 0..200i64 {
-                    let r =
-                        peer.call(Target::Object(d), "__setitem__", vec!["n".into(), n.into()]);
+                    let r = peer.call(Target::Object(d), "__setitem__", vec!["n".into(), n.into()]);
                     assert!(matches!(r, Outcome::Return(_)), "{r:?}");
                 }
                 scrape(&metrics).int("mpserver_dedicated_readers") == 1

@@ -290,7 +290,10 @@ fn hostile_peers_are_cut_off_alone() {
     let said = |s: &mut TcpStream| {
         let frame = read_frame(s, 1 << 20).unwrap().expect("an error frame");
         let r: mp_proto::message::Response = mp_proto::codec::decode(&frame).unwrap();
-        r.as_connection_error().expect("a connection error").kind.clone()
+        r.as_connection_error()
+            .expect("a connection error")
+            .kind
+            .clone()
     };
     let mut s = raw(&server);
     s.write_all(&(1i32 << 30).to_be_bytes()).unwrap();

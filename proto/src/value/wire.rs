@@ -434,7 +434,10 @@ mod tests {
         }
         // A bignum tag over something other than bytes.
         let e = decode_value(&[0xc2, 0x01]).unwrap_err();
-        assert!(e.contains("expected a byte string under a bignum tag, found a non-negative integer"), "{e}");
+        assert!(
+            e.contains("expected a byte string under a bignum tag, found a non-negative integer"),
+            "{e}"
+        );
     }
 
     #[test]

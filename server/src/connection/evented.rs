@@ -418,8 +418,7 @@ fn transfer<'b, S: Socket>(
 ) -> impl Future<Output = Transfer> + 'b {
     poll_fn(move |cx| {
         if !buffers.unwritten().is_empty() {
-            if let Poll::Ready(wrote) = Pin::new(&mut *stream).poll_write(cx, buffers.unwritten())
-            {
+            if let Poll::Ready(wrote) = Pin::new(&mut *stream).poll_write(cx, buffers.unwritten()) {
                 return Poll::Ready(Transfer::Wrote(wrote));
             }
         }

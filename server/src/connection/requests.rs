@@ -256,7 +256,14 @@ fn refuse(
     let kind = e.kind();
     let message = match &e {
         CodecError::Decode(what) => format!("malformed request: {what}"),
-        CodecError::Trailing(n) => format!("malformed request: {n} bytes after its end"),
+        CodecError::Trailing(n) => format!(
+            "malformed request: {} after its end",
+            if *n == 1 {
+                "1 byte".to_owned()
+            } else {
+                format!("{n} bytes")
+            }
+        ),
         other => other.to_string(),
     };
     let Some(id) = Request::id_of(frame) else {
@@ -469,7 +476,10 @@ mod tests {
         let done = SHRINK_ABOVE * 2 / 1000 * 1000;
         assert_eq!(b.unwritten().len(), SHRINK_ABOVE * 3 - done);
         assert_eq!(b.unwritten()[0], done as u8);
-        assert!(b.output().len() < SHRINK_ABOVE * 3, "the written part stayed");
+        assert!(
+            b.output().len() < SHRINK_ABOVE * 3,
+            "the written part stayed"
+        );
     }
 
     #[test]
