@@ -143,9 +143,21 @@ pub struct ServeSettings {
         default_value_t = 16_384
     )]
     pub max_connections: usize,
-    /// Close connections that send a frame larger than N bytes.
+    /// Close connections that send a frame larger than N bytes (after an
+    /// error frame saying so); answers larger than N are refused with
+    /// LimitExceeded.
     #[arg(long, value_name = "N", env = "MPSERVER_MAX_FRAME_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_frame_bytes: u64,
+    /// Stop answering and reading a connection's requests while N bytes
+    /// of its answers are unwritten (the peer is not reading); it then
+    /// holds at most N plus one answer of output.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "MPSERVER_MAX_OUTPUT_BYTES",
+        default_value_t = mp_server::limits::DEFAULT_MAX_OUTPUT
+    )]
+    pub max_output_bytes: usize,
     /// Answer LimitExceeded beyond N blocking calls waiting per connection.
     #[arg(
         long,

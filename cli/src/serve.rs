@@ -125,6 +125,7 @@ pub fn run(args: ServeArgs, matches: &ArgMatches) -> Result<(), BoxError> {
     let limits = Limits {
         max_connections: args.max_connections.max(1),
         max_frame_bytes: args.max_frame_bytes,
+        max_output_bytes: args.max_output_bytes.max(1),
         max_in_flight: args.max_in_flight.max(1),
         handshake_timeout: Duration::from_secs_f64(args.handshake_timeout),
         keepalive: (args.keepalive > 0).then(|| Duration::from_secs(args.keepalive)),

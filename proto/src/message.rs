@@ -11,6 +11,7 @@
 //!   | -- Request { id: 2, .. } ------------> |   many in flight at once
 //!   | <------------ Response { id: 2, .. } -- |   answers in any order
 //!   | <------------ Response { id: 1, .. } -- |
+//!   | <------- Response { id: 0, error } ---- |   only before the server closes
 //! ```
 //!
 //! Every message is one frame ([`crate::frame`]) holding one CBOR item.
@@ -18,15 +19,21 @@
 //! id), a method and Python-style positional and keyword arguments; the
 //! response carries the request's id and an [`Outcome`]: a value, a new
 //! shared object (a proxy), or an error whose [`ErrorKind`] is named after
-//! the Python exception a CPython manager would raise.
+//! the Python exception a CPython manager would raise. A response with id
+//! 0 ([`CONNECTION_ID`]) answers no request: it is the server's reason for
+//! closing the connection.
 
 use std::fmt;
 
 use indexmap::IndexMap;
 
 pub use crate::codec::{decode, encode, encode_into, CodecError};
+use cbor4ii::core::dec::Read as _;
+use cbor4ii::core::{major, marker};
+
 use crate::codec::{
-    read_array_header, read_map, write_array_header, Reader, Wire, WriteError, Writer,
+    array_of, expect_major, peek, read_array_header, read_map, write_array_header, Reader, Wire,
+    WriteError, Writer,
 };
 use crate::value::{ObjectId, Token, Value};
 
@@ -166,12 +173,45 @@ pub struct Request {
 }
 
 /// The answer to the request with the same id.
+///
+/// A response with [`CONNECTION_ID`] answers no request: carrying an
+/// error, it is the server's last word before it closes the connection
+/// (see [`Response::connection_error`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Response {
     /// The request's id.
     pub id: u64,
     /// What came of it.
     pub outcome: Outcome,
+}
+
+/// The id no request carries (clients number their requests from 1): a
+/// [`Response`] with it speaks for the whole connection.
+///
+/// The server sends one, with an error, before it closes a connection
+/// because of what the peer sent: a frame over its size limit, a bad
+/// length, or a request whose id cannot be read. Clients fail every call
+/// in flight with its message. A client that predates it finds no call
+/// with id 0, drops the response, and sees the connection close, as it
+/// did before there was one.
+pub const CONNECTION_ID: u64 = 0;
+
+impl Response {
+    /// The server's last word on a connection it is about to close.
+    pub fn connection_error(error: RemoteError) -> Response {
+        Response {
+            id: CONNECTION_ID,
+            outcome: Outcome::Error(error),
+        }
+    }
+
+    /// The error of a [`Response::connection_error`], if this is one.
+    pub fn as_connection_error(&self) -> Option<&RemoteError> {
+        match (&self.outcome, self.id) {
+            (Outcome::Error(e), CONNECTION_ID) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// What came of a call.
@@ -314,10 +354,12 @@ impl Wire for Hello {
         Ok(())
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        expect_major(r, major::ARRAY, "a hello (an array)")?;
         let len = cbor4ii::core::types::Array::len(r)?;
         if !matches!(len, Some(2 | 3)) {
             return Err(CodecError::malformed(format!(
-                "a hello with {len:?} fields"
+                "expected a hello (an array of 2 or 3 items), found {}",
+                array_of(len)
             )));
         }
         Ok(Hello {
@@ -357,6 +399,7 @@ impl Wire for HelloReply {
         }
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        expect_major(r, major::ARRAY, "a hello reply (an array)")?;
         let len = cbor4ii::core::types::Array::len(r)?;
         match (len, u32::read(r)?) {
             (Some(n @ (3 | 4)), 0) => Ok(HelloReply::Welcome {
@@ -379,7 +422,8 @@ impl Wire for HelloReply {
                 message: String::read(r)?,
             }),
             (len, kind) => Err(CodecError::malformed(format!(
-                "a hello reply of kind {kind} with {len:?} fields"
+                "expected a hello reply, found one of kind {kind} with {}",
+                array_of(len)
             ))),
         }
     }
@@ -417,16 +461,29 @@ impl Wire for Request {
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
         read_array_header(r, 6, "a request")?;
+        expect_major(r, major::UNSIGNED, "an integer request id")?;
         let id = u64::read(r)?;
-        let target =
-            Option::<u64>::read(r)?.map_or(Target::Server, |id| Target::Object(ObjectId(id)));
+        let target = match peek(r)? {
+            marker::NULL | marker::UNDEFINED => {
+                r.advance(1);
+                Target::Server
+            }
+            _ => {
+                expect_major(r, major::UNSIGNED, "an object id (an integer) or null")?;
+                Target::Object(ObjectId(u64::read(r)?))
+            }
+        };
+        expect_major(r, major::STRING, "a method name (a text string)")?;
         let method = String::read(r)?;
+        expect_major(r, major::ARRAY, "an array of positional arguments")?;
         let args = Vec::read(r)?;
+        expect_major(r, major::MAP, "a map of keyword arguments")?;
         let mut kwargs = Kwargs::new();
-        read_map(r, |name: String, value: Value| {
-            kwargs.insert(name, value);
+        read_map(r, |name: KeywordName, value: Value| {
+            kwargs.insert(name.0, value);
             Ok(())
         })?;
+        expect_major(r, major::UNSIGNED, "an integer thread number")?;
         Ok(Request {
             id,
             target,
@@ -435,6 +492,35 @@ impl Wire for Request {
             kwargs,
             thread: u64::read(r)?,
         })
+    }
+}
+
+impl Request {
+    /// The id of the request in `frame`, read from the frame's start (an
+    /// array whose first item is an integer) even when the rest does not
+    /// decode, so a malformed request can still be answered; `None` when
+    /// not even that is there.
+    pub fn id_of(frame: &[u8]) -> Option<u64> {
+        let mut r = Reader::new(frame);
+        match cbor4ii::core::types::Array::len(&mut r) {
+            Ok(Some(1..) | None) => {}
+            _ => return None,
+        }
+        expect_major(&mut r, major::UNSIGNED, "").ok()?;
+        u64::read(&mut r).ok()
+    }
+}
+
+/// A keyword argument's name: a text string, said so when it is not.
+struct KeywordName(String);
+
+impl Wire for KeywordName {
+    fn write(&self, w: &mut Writer) -> Result<(), WriteError> {
+        self.0.write(w)
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        expect_major(r, major::STRING, "a keyword argument name (a text string)")?;
+        String::read(r).map(KeywordName)
     }
 }
 
@@ -467,7 +553,9 @@ impl Wire for Response {
         }
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        expect_major(r, major::ARRAY, "a response (an array)")?;
         let len = cbor4ii::core::types::Array::len(r)?;
+        expect_major(r, major::UNSIGNED, "an integer request id")?;
         let id = u64::read(r)?;
         let outcome = match (len, u32::read(r)?) {
             (Some(3), 0) => Outcome::Return(Value::read(r)?),
@@ -478,7 +566,8 @@ impl Wire for Response {
             (Some(4), 2) => Outcome::Error(RemoteError::read_fields(r)?),
             (len, kind) => {
                 return Err(CodecError::malformed(format!(
-                    "a response of kind {kind} with {len:?} fields"
+                    "expected a response, found one of kind {kind} with {}",
+                    array_of(len)
                 )))
             }
         };
@@ -542,6 +631,63 @@ mod tests {
             decode::<Hello>(&bytes),
             Err(CodecError::Trailing(1))
         ));
+    }
+
+    #[test]
+    fn a_request_id_is_read_from_a_request_that_does_not_decode() {
+        let good = Request {
+            id: 77,
+            target: Target::Server,
+            method: "ping".into(),
+            args: vec![],
+            kwargs: Kwargs::new(),
+            thread: 1,
+        };
+        let bytes = encode(&good).unwrap();
+        assert_eq!(Request::id_of(&bytes), Some(77));
+        // Cut short after the id, or only the id there at all.
+        assert_eq!(Request::id_of(&bytes[..3]), Some(77));
+        assert_eq!(Request::id_of(&[0x81, 0x05]), Some(5));
+        assert_eq!(Request::id_of(&[0x9f, 0x05, 0xff]), Some(5));
+        // No id to read: not an array, an empty one, an id that is no
+        // unsigned integer, or nothing after the array's start.
+        for frame in [
+            &b"GET /"[..],
+            &[0x80],
+            &[0x82, 0x61, b'x', 0x01],
+            &[0x82, 0x20, 0x01],
+            &[0x86],
+            &[],
+            &[0xff, 0x00],
+        ] {
+            assert_eq!(Request::id_of(frame), None, "{frame:?}");
+        }
+    }
+
+    #[test]
+    fn a_connection_error_is_a_response_to_no_request() {
+        let error = RemoteError::new(ErrorKind::LimitExceeded, "too big");
+        let r = Response::connection_error(error.clone());
+        assert_eq!(r.id, CONNECTION_ID);
+        let back: Response = decode(&encode(&r).unwrap()).unwrap();
+        assert_eq!(back.as_connection_error(), Some(&error));
+        // An answer to a request is none.
+        let answer = Response {
+            id: 1,
+            outcome: Outcome::Error(error),
+        };
+        assert_eq!(answer.as_connection_error(), None);
+    }
+
+    #[test]
+    fn a_hello_of_the_wrong_shape_says_so() {
+        let e = decode::<Hello>(&[0x80]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "malformed message: expected a hello (an array of 2 or 3 items), found an array of 0 items"
+        );
+        let e = decode::<Hello>(b"\x05").unwrap_err().to_string();
+        assert!(e.contains("expected a hello (an array), found"), "{e}");
     }
 
     #[test]

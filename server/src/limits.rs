@@ -13,9 +13,19 @@ pub struct Limits {
     /// Connections served at once; later ones are refused after the
     /// handshake with a message saying so.
     pub max_connections: usize,
-    /// The largest request frame accepted; a larger header closes the
-    /// connection before anything is allocated for it.
+    /// The largest request frame accepted; a larger header gets an error
+    /// frame and closes the connection before anything is allocated for
+    /// it. Also the largest answer sent: one whose encoding would be
+    /// larger is answered `LimitExceeded` instead (encoding stops at the
+    /// limit, so it never costs more).
     pub max_frame_bytes: u64,
+    /// Answers one connection may have encoded and not yet written. Past
+    /// it the server stops answering and reading that connection's
+    /// requests until the peer reads (backpressure); a blocking call that
+    /// completes meanwhile keeps its outcome, unencoded, until then. So a
+    /// peer that pipelines requests and never reads holds at most this
+    /// plus one answer (at most `max_frame_bytes`) of output.
+    pub max_output_bytes: usize,
     /// Blocking calls one connection may have waiting at once; one more is
     /// answered `LimitExceeded` at once.
     pub max_in_flight: usize,
@@ -43,6 +53,10 @@ pub struct Limits {
     pub drain_timeout: Duration,
 }
 
+/// The default [`Limits::max_output_bytes`]: 8 MiB, far more than the
+/// answers a client waits for at once, and small next to one frame.
+pub const DEFAULT_MAX_OUTPUT: usize = 8 * 1024 * 1024;
+
 /// The size of each ring of a shared-memory channel: a frame larger than
 /// this still passes, in pieces.
 pub const CHANNEL_RING: u32 = 128 * 1024;
@@ -52,6 +66,7 @@ impl Default for Limits {
         Limits {
             max_connections: 16_384,
             max_frame_bytes: 64 * 1024 * 1024,
+            max_output_bytes: DEFAULT_MAX_OUTPUT,
             max_in_flight: 1024,
             handshake_timeout: Duration::from_secs(10),
             keepalive: Some(Duration::from_secs(30)),

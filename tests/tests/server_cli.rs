@@ -285,14 +285,25 @@ fn hostile_peers_are_cut_off_alone() {
         }
     }
 
-    // An oversized frame header closes that connection before any body.
+    // An oversized frame header closes that connection before any body,
+    // after an error frame saying why.
+    let said = |s: &mut TcpStream| {
+        let frame = read_frame(s, 1 << 20).unwrap().expect("an error frame");
+        let r: mp_proto::message::Response = mp_proto::codec::decode(&frame).unwrap();
+        r.as_connection_error()
+            .expect("a connection error")
+            .kind
+            .clone()
+    };
     let mut s = raw(&server);
     s.write_all(&(1i32 << 30).to_be_bytes()).unwrap();
+    assert_eq!(said(&mut s), ErrorKind::LimitExceeded);
     let mut buf = [0u8; 1];
     assert_eq!(s.read(&mut buf).unwrap_or(0), 0);
     // So does a negative length.
     let mut s = raw(&server);
     s.write_all(&(-7i32).to_be_bytes()).unwrap();
+    assert_eq!(said(&mut s), ErrorKind::ProtocolError);
     assert_eq!(s.read(&mut buf).unwrap_or(0), 0);
     // A bad key never gets in.
     assert!(matches!(

@@ -1,14 +1,15 @@
 //! Bad input: wrong keys, stalled and truncated handshakes, bad frames,
-//! and requests no client should send. Each gets its error (or its
-//! connection closed), is counted in the metrics, and a well-behaved
-//! client on the same server is served throughout.
+//! and requests no client should send. Each gets its error (or an error
+//! frame and its connection closed), is counted in the metrics, and a
+//! well-behaved client on the same server is served throughout.
 //!
 //! Oversized and negative length headers and random frames are also
 //! covered, at greater volume, by `server_cli.rs`
 //! (`hostile_peers_are_cut_off_alone`).
 
 use mp_proto::auth::{create_response, AuthOptions, CHALLENGE, FAILURE};
-use mp_proto::message::{Outcome, Target};
+use mp_proto::codec::decode;
+use mp_proto::message::{Outcome, Response, Target};
 use mp_proto::{ErrorKind, ObjectId, Value};
 use mp_tests::mpserver::{eventually, Options, ServerProcess};
 use mp_tests::raw::RawPeer;
@@ -137,6 +138,10 @@ fn bad_frames_close_only_their_connection() {
     let mut expect_cut = |payload: &dyn Fn(&mut RawPeer)| {
         let mut peer = RawPeer::welcomed(&server.address, &server.key);
         payload(&mut peer);
+        // An error frame addressed to no request says why, then the end.
+        let said = peer.read().expect("an error frame before the close");
+        let said: Response = decode(&said).unwrap();
+        assert!(said.as_connection_error().is_some(), "{said:?}");
         assert_eq!(peer.until_closed(), b"");
         cut += 1;
         steady.served();
@@ -152,10 +157,11 @@ fn bad_frames_close_only_their_connection() {
     // Random bytes that are no request.
     expect_cut(&|p| p.frame(&[0xff, 0x00, 0x13, 0x37, 0xde, 0xad]));
     expect_cut(&|p| p.frame(b"GET / HTTP/1.1\r\n\r\n"));
-    // A valid CBOR value of the wrong shape, and a deeply nested one.
-    expect_cut(&|p| p.frame(&[0x83, 0x01, 0x02, 0x03]));
+    // A deeply nested CBOR value (a valid one of the wrong shape whose id
+    // can be read is answered instead: `hostile_protocol.rs`).
     expect_cut(&|p| p.frame(&nested(60_000)));
-    assert_eq!(protocol_errors(), cut);
+    // The two oversized headers count as `LimitExceeded`.
+    assert_eq!(protocol_errors(), cut - 2);
 
     // A frame cut short by a closing peer ends its session.
     let mut short = RawPeer::welcomed(&server.address, &server.key);
@@ -172,7 +178,7 @@ fn bad_frames_close_only_their_connection() {
     assert!(eventually(Duration::from_secs(30), || scrape(&metrics)
         .int("mpserver_sessions")
         == 1));
-    assert_eq!(protocol_errors(), cut);
+    assert_eq!(protocol_errors(), cut - 2);
     assert!(steady.finish() > 0);
 }
 

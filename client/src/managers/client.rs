@@ -10,7 +10,9 @@
 //! passes the reading role to another waiter. With one thread that is a
 //! plain blocking round trip (no helper thread, no extra wake-up); with
 //! many, answers reach their callers in any order. A broken connection
-//! fails every call waiting on it with [`ManagerError::ConnectionLost`].
+//! fails every call waiting on it with [`ManagerError::ConnectionLost`],
+//! carrying the server's own words when it said why it closed
+//! ([`mp_proto::message::Response::connection_error`]).
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -26,6 +28,7 @@ use mp_proto::codec::{decode, encode_into};
 use mp_proto::frame::{read_frame, write_frame};
 use mp_proto::message::{
     ChannelAnswer, Hello, HelloReply, Kwargs, Outcome, ProxyInfo, Request, Response, Target,
+    CONNECTION_ID,
 };
 use mp_proto::value::from_value;
 use mp_proto::{ObjectId, Value};
@@ -447,14 +450,23 @@ impl ManagerClient {
                 Err(e) => Err(e.to_string()),
             };
             match response {
-                Ok(Response { id: rid, outcome }) => {
-                    if let Some(slot) = state.slots.get_mut(&rid) {
+                Ok(Response { id: rid, outcome }) => match state.slots.get_mut(&rid) {
+                    Some(slot) => {
                         slot.answer = Some(outcome);
                         if slot.waiting {
                             slot.wake.notify_one();
                         }
                     }
-                }
+                    // The server's last word before it closes: every call
+                    // in flight fails with it.
+                    None if rid == CONNECTION_ID => {
+                        if let Outcome::Error(e) = outcome {
+                            Self::kill(&mut state, e.to_string());
+                        }
+                    }
+                    // A call forgotten meanwhile.
+                    None => {}
+                },
                 Err(why) => Self::kill(&mut state, why),
             }
         }

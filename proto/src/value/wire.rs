@@ -10,8 +10,10 @@
 //! proxy   tag 0x6d700002 (TAG_PROXY) over [typeid, address, id]
 //! ```
 //!
-//! Decoding checks what the server relies on: integers fit in 64 bits,
-//! dict keys are hashable, tags are known.
+//! Decoding checks what the server relies on: integers fit in 64 bits
+//! (a bignum, tag 2 or 3, is read when it fits; a larger int is Python's
+//! `OverflowError`), dict keys are hashable (else `TypeError`), tags are
+//! known.
 //!
 //! The serde impls are the plain form for text formats (JSON output of the
 //! CLI, configuration): a tuple is a sequence and a proxy a map of its
@@ -25,8 +27,8 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 use super::{Map, ObjectId, Token, Value};
 use crate::codec::{
-    peek, read_array_header, read_map, read_vec, write_array_header, write_slice, CodecError,
-    Reader, Wire, WriteError, Writer, CAUTIOUS_CAPACITY,
+    expect_major, peek, read_array_header, read_map, read_vec, write_array_header, write_slice,
+    CodecError, Reader, Wire, WriteError, Writer, CAUTIOUS_CAPACITY, INT_TOO_LARGE,
 };
 
 /// The CBOR tag of a tuple ("mp" then 1).
@@ -67,21 +69,16 @@ impl Wire for Value {
         use dec::Decode;
         let byte = peek(r)?;
         Ok(match dec::if_major(byte) {
-            major::UNSIGNED | major::NEGATIVE => Value::Int(
-                i64::decode(r)
-                    .map_err(|_| CodecError::malformed("an integer does not fit in 64 bits"))?,
-            ),
+            // Beyond 64 bits is `OverflowError` (see the `From` in codec).
+            major::UNSIGNED | major::NEGATIVE => Value::Int(i64::decode(r)?),
             major::BYTES => Value::Bytes(types::Bytes::<Vec<u8>>::decode(r)?.0),
             major::STRING => Value::Str(String::decode(r)?),
             major::ARRAY => Value::List(read_vec(r)?),
             major::MAP => {
                 let mut map = Map::new();
                 read_map(r, |k: Value, v: Value| {
-                    if !k.is_hashable() {
-                        return Err(CodecError::malformed(format!(
-                            "unhashable type: '{}' cannot be a dict key",
-                            k.type_name()
-                        )));
+                    if let Some(name) = unhashable(&k) {
+                        return Err(CodecError::Type(format!("unhashable type: '{name}'")));
                     }
                     map.insert(k, v);
                     Ok(())
@@ -91,6 +88,8 @@ impl Wire for Value {
             major::TAG => match types::Tag::tag(r)? {
                 TAG_TUPLE => Value::Tuple(read_vec(r)?),
                 TAG_PROXY => Value::Proxy(Box::new(Token::read(r)?)),
+                TAG_BIGNUM => Value::Int(read_bignum(r, false)?),
+                TAG_NEGATIVE_BIGNUM => Value::Int(read_bignum(r, true)?),
                 other => return Err(CodecError::malformed(format!("unknown CBOR tag {other}"))),
             },
             _ => match byte {
@@ -112,14 +111,51 @@ impl Wire for Value {
     }
 }
 
+/// CBOR's tag of a non-negative bignum (RFC 8949 §3.4.3): a byte string
+/// holding the magnitude, big-endian.
+const TAG_BIGNUM: u64 = 2;
+/// CBOR's tag of a negative bignum: `-1 - n` for the magnitude `n`.
+const TAG_NEGATIVE_BIGNUM: u64 = 3;
+
+/// Reads the byte string of a bignum (tag 2, or 3 when `negative`), which
+/// other encoders use for ints beyond 64 bits. One that fits an `i64` is
+/// that int; a larger one is Python's `OverflowError`, as for a plain
+/// integer beyond 64 bits.
+fn read_bignum(r: &mut Reader<'_>, negative: bool) -> Result<i64, CodecError> {
+    use dec::Decode;
+    expect_major(r, major::BYTES, "a byte string under a bignum tag")?;
+    let bytes = types::Bytes::<Vec<u8>>::decode(r)?.0;
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    let digits = &bytes[start..];
+    let too_large = || CodecError::Overflow(INT_TOO_LARGE.into());
+    if digits.len() > 8 {
+        return Err(too_large());
+    }
+    let mut be = [0u8; 8];
+    be[8 - digits.len()..].copy_from_slice(digits);
+    let magnitude = i64::try_from(u64::from_be_bytes(be)).map_err(|_| too_large())?;
+    // -1 - i64::MAX is i64::MIN: every magnitude that fits has a negative.
+    Ok(if negative { -1 - magnitude } else { magnitude })
+}
+
+/// The type that makes `key` unhashable, as Python names it in
+/// "unhashable type: 'list'", or `None` when it can be a dict key.
+fn unhashable(key: &Value) -> Option<&'static str> {
+    match key {
+        Value::List(_) | Value::Dict(_) => Some(key.type_name()),
+        Value::Tuple(items) => items.iter().find_map(unhashable),
+        _ => None,
+    }
+}
+
 /// Reads a half-precision float (other CBOR encoders shorten floats).
 fn read_f16(r: &mut Reader<'_>) -> Result<f64, CodecError> {
-    let bytes = dec::Read::fill(r, 3)
-        .map_err(|e| CodecError::malformed(format!("{e:?}")))?
-        .as_ref()
-        .to_vec();
+    let bytes = match dec::Read::fill(r, 3) {
+        Ok(b) => b.as_ref().to_vec(),
+        Err(never) => match never {},
+    };
     let [_, hi, lo] = bytes[..] else {
-        return Err(CodecError::malformed("a half float cut short"));
+        return Err(CodecError::malformed("the message ends inside a float"));
     };
     dec::Read::advance(r, 3);
     let half = u16::from_be_bytes([hi, lo]);
@@ -369,6 +405,52 @@ mod tests {
         // a break where an item belongs
         assert!(decode_value(&[0xff]).is_err());
         assert!(decode_value(&[]).is_err());
+    }
+
+    #[test]
+    fn bignums_are_ints_when_they_fit_and_overflow_when_not() {
+        // tag 2 over h'01' is 1; tag 3 over h'00ff' is -256.
+        assert_eq!(decode_value(&[0xc2, 0x41, 0x01]).unwrap(), Value::Int(1));
+        assert_eq!(
+            decode_value(&[0xc3, 0x42, 0x00, 0xff]).unwrap(),
+            Value::Int(-256)
+        );
+        // i64::MAX and i64::MIN, with leading zeros.
+        let mut max = vec![0xc2, 0x49, 0x00, 0x7f];
+        max.extend([0xff; 7]);
+        assert_eq!(decode_value(&max).unwrap(), Value::Int(i64::MAX));
+        let mut min = vec![0xc3, 0x48, 0x7f];
+        min.extend([0xff; 7]);
+        assert_eq!(decode_value(&min).unwrap(), Value::Int(i64::MIN));
+        // 2^63, -2^63-1 and 2^64 do not fit.
+        for bytes in [
+            vec![0xc2, 0x48, 0x80, 0, 0, 0, 0, 0, 0, 0],
+            vec![0xc3, 0x48, 0x80, 0, 0, 0, 0, 0, 0, 0],
+            vec![0xc2, 0x49, 0x01, 0, 0, 0, 0, 0, 0, 0, 0],
+        ] {
+            let e = decode::<Value>(&bytes).unwrap_err();
+            assert!(matches!(e, CodecError::Overflow(_)), "{e:?}");
+            assert_eq!(e.to_string(), INT_TOO_LARGE);
+        }
+        // A bignum tag over something other than bytes.
+        let e = decode_value(&[0xc2, 0x01]).unwrap_err();
+        assert!(
+            e.contains("expected a byte string under a bignum tag, found a non-negative integer"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unhashable_key_is_a_type_error_named_as_python_names_it() {
+        let e = decode::<Value>(&[0xa1, 0x80, 0x01]).unwrap_err();
+        assert!(matches!(e, CodecError::Type(_)), "{e:?}");
+        assert_eq!(e.to_string(), "unhashable type: 'list'");
+        // A tuple holding a dict: the dict is what Python names.
+        let tuple_of_dict = [0xa1, 0xda, 0x6d, 0x70, 0x00, 0x01, 0x81, 0xa0, 0x01];
+        assert_eq!(
+            decode_value(&tuple_of_dict).unwrap_err(),
+            "unhashable type: 'dict'"
+        );
     }
 
     #[test]

@@ -19,8 +19,12 @@
 //! The thread hands the connection back to the event loop as soon as it
 //! would wait for anything but the peer's next request: a blocking call
 //! (whose wait belongs in a task, so that ten thousand waiters cost tasks,
-//! not threads), a peer that does not read its answers, a connection quiet
-//! for [`QUIET`], or the server stopping. At most
+//! not threads), a peer that does not read its answers (the event loop
+//! then waits for the socket to take them, reading no more requests while
+//! the output is full), a connection quiet for [`QUIET`], the server
+//! stopping, or a frame that ends the connection (the event loop sends the
+//! error frame and closes). Like the event loop, it answers only while the
+//! output is under the connection's cap. At most
 //! [`Limits::dedicated_readers`](crate::limits::Limits::dedicated_readers)
 //! connections are served this way at once; the others, and every idle
 //! one, stay on the event loop. TLS connections always do. (CPython's
@@ -35,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::requests::{answer, Answer, Buffers, Flow, Waiting};
+use super::requests::{answer, Answer, Bounds, Buffers, Fatal, Flow, Waiting};
 use crate::channel::Duplex;
 use crate::engine::Engine;
 use crate::session::Session;
@@ -263,6 +267,9 @@ pub(super) enum Handback {
     /// Go on serving it on the event loop, first waiting on this blocking
     /// call if there is one.
     Resume(BlockingSocket, Option<(u64, Waiting)>),
+    /// The peer sent what ends the connection: the event loop tells it
+    /// why, flushing what is buffered, and closes.
+    Close(BlockingSocket, Fatal),
     /// The connection is over, for this reason.
     Ended(String),
 }
@@ -272,7 +279,7 @@ pub(super) enum Handback {
 pub(super) fn serve(
     engine: &Arc<Engine>,
     session: &Arc<Session>,
-    max_frame: u64,
+    bounds: &Bounds,
     mut socket: BlockingSocket,
     buffers: &mut Buffers,
     spin: &mut ReaderSpin,
@@ -280,8 +287,8 @@ pub(super) fn serve(
     let mut quiet_since: Option<Instant> = None;
     loop {
         let mut waits = None;
-        let answered = buffers.answer_frames(max_frame, |frame, out| {
-            Ok(match answer(engine, session, frame, out)? {
+        let answered = buffers.answer_frames(bounds, |frame, out| {
+            Ok(match answer(engine, session, bounds, frame, out)? {
                 Answer::Sent => Flow::Next,
                 Answer::Waits(id, future) => {
                     waits = Some((id, future));
@@ -289,10 +296,10 @@ pub(super) fn serve(
                 }
             })
         });
-        if let Err(e) = answered {
-            engine.metrics.error(&mp_proto::ErrorKind::ProtocolError);
-            return Handback::Ended(e);
-        }
+        let full = match answered {
+            Ok(full) => full,
+            Err(fatal) => return Handback::Close(socket, fatal),
+        };
         match write_out(&mut socket, buffers, engine) {
             Ok(true) => {}
             // The peer is not reading: wait for it on the event loop.
@@ -301,6 +308,11 @@ pub(super) fn serve(
         }
         if waits.is_some() || engine.shutdown.is_triggered() {
             return Handback::Resume(socket, waits);
+        }
+        if full {
+            // Frames left behind a full output: answer them before
+            // reading more.
+            continue;
         }
         let poll = spin.next();
         spin.polled(socket.spin_until_readable(poll));
@@ -329,8 +341,8 @@ fn write_out(
     buffers: &mut Buffers,
     engine: &Engine,
 ) -> io::Result<bool> {
-    while !buffers.output.is_empty() {
-        match socket.write(&buffers.output) {
+    while !buffers.unwritten().is_empty() {
+        match socket.write(buffers.unwritten()) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 engine.metrics.sent(n);

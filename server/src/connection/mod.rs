@@ -15,11 +15,18 @@
 //! * `requests`: the buffers both share, and a request's answer.
 //!
 //! Each frame's header is checked before it is trusted
-//! ([`mp_proto::frame::decode_header`]). A frame that is too large or a
-//! message that does not decode closes this connection only. When the connection ends, its waiting calls are
-//! cancelled and awaited first, then its session is ended (locks released,
-//! references dropped). On server shutdown the loop answers what it has
-//! read, answers its waiting calls with `ShuttingDown`, flushes and closes.
+//! ([`mp_proto::frame::decode_header`]). A request that does not decode
+//! but whose id can be read is answered with its error (`ProtocolError`,
+//! `OverflowError` for an int beyond 64 bits, `TypeError` for an
+//! unhashable key) and the connection goes on. A frame that is too large
+//! or has a bad length, or a request without a readable id, gets an error
+//! addressed to no request ([`mp_proto::message::CONNECTION_ID`]) and
+//! closes this connection only. Answers are held to the connection's
+//! output cap (`requests`, "Bounds"; `evented`, "Backpressure"). When the
+//! connection ends, its waiting calls are cancelled and awaited first,
+//! then its session is ended (locks released, references dropped). On
+//! server shutdown the loop answers what it has read, answers its waiting
+//! calls with `ShuttingDown`, flushes and closes.
 
 mod channel;
 mod dedicated;
