@@ -135,7 +135,8 @@ pub struct ServeSettings {
     /// Demand a client certificate signed by a CA in this PEM file.
     #[arg(long, value_name = "PEM", env = "MPSERVER_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
-    /// Refuse connections beyond N at once.
+    /// Refuse authenticated connections beyond N at once (peers still in
+    /// their handshake do not count: see --max-handshakes).
     #[arg(
         long,
         value_name = "N",
@@ -143,6 +144,24 @@ pub struct ServeSettings {
         default_value_t = 16_384
     )]
     pub max_connections: usize,
+    /// Close at once connections beyond N still in their handshake (not yet
+    /// authenticated).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "MPSERVER_MAX_HANDSHAKES",
+        default_value_t = 1024
+    )]
+    pub max_handshakes: usize,
+    /// Close at once connections beyond N still in their handshake from one
+    /// source address (an IPv4 address or an IPv6 /64).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "MPSERVER_MAX_HANDSHAKES_PER_SOURCE",
+        default_value_t = 64
+    )]
+    pub max_handshakes_per_source: usize,
     /// Close connections that send a frame larger than N bytes (after an
     /// error frame saying so); answers larger than N are refused with
     /// LimitExceeded.

@@ -1,7 +1,7 @@
 //! `mpserver serve`: the configuration, logging, the key, TLS, the
 //! listener, signals, the server.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use clap::ArgMatches;
@@ -45,8 +45,11 @@ impl Write for LogSink {
 fn init_logging(format: LogFormat, level: &str) -> Result<(), BoxError> {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .map_err(|e| format!("bad --log-level {level:?}: {e}"))?;
+    // Colour codes only for a person at a terminal: in a file, a pipe or
+    // a container's log they are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(|| LogSink);
     match format {
         LogFormat::Text => builder.try_init(),
@@ -124,6 +127,8 @@ pub fn run(args: ServeArgs, matches: &ArgMatches) -> Result<(), BoxError> {
     }
     let limits = Limits {
         max_connections: args.max_connections.max(1),
+        max_handshakes: args.max_handshakes.max(1),
+        max_handshakes_per_source: args.max_handshakes_per_source.max(1),
         max_frame_bytes: args.max_frame_bytes,
         max_output_bytes: args.max_output_bytes.max(1),
         max_in_flight: args.max_in_flight.max(1),

@@ -66,6 +66,15 @@ impl Hello {
     }
 }
 
+/// Whether `frame`, the first message after the handshake, comes from a
+/// CPython manager client rather than this protocol's [`Hello`]: CPython
+/// pickles its requests, and a pickle of protocol 2 or later opens with
+/// the `PROTO` opcode (`0x80`) and its version, which no CBOR hello does
+/// (`0x80` is an empty CBOR array).
+pub fn is_cpython_manager_message(frame: &[u8]) -> bool {
+    matches!(frame, [0x80, 2..=5, ..])
+}
+
 /// The server's answer to [`Hello`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum HelloReply {
@@ -606,6 +615,20 @@ impl Wire for RemoteError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cpython_request_is_told_from_a_hello() {
+        // `(None, 'dummy', (), {})` as CPython 3.11 pickles it.
+        let dummy = [
+            0x80, 0x04, 0x95, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x28, 0x4e, 0x8c, 0x05, b'd', b'u', b'm',
+            b'm', b'y', 0x94, 0x29, 0x7d, 0x94, 0x74, 0x94, 0x2e,
+        ];
+        assert!(is_cpython_manager_message(&dummy));
+        assert!(!is_cpython_manager_message(
+            &encode(&Hello::current("t")).unwrap()
+        ));
+        assert!(!is_cpython_manager_message(&[0x80]));
+    }
 
     #[test]
     fn negotiation_picks_the_highest_shared_version() {

@@ -36,13 +36,16 @@
 //!   requests back to back; [`tls`] for TLS on TCP; [`limits`];
 //!   [`shutdown`].
 //! * [`metrics`]: counters and the Prometheus endpoint; [`throttle`]:
-//!   slowing down peers that fail authentication.
+//!   slowing down peers that fail authentication; `admission`: what a
+//!   peer may hold before and after it authenticates; [`quiet_log`]: log
+//!   lines a peer can provoke, rate-limited.
 //! * [`slice`](mod@slice), [`compare`], [`errors`]: Python's slices, ordering and
 //!   exceptions.
 //! * [`spin`]: polling a socket before sleeping on it, shared with the
 //!   client; [`channel`]: shared-memory channels for clients on the
 //!   server's machine, also shared with the client.
 
+pub(crate) mod admission;
 pub mod args;
 pub mod channel;
 pub mod compare;
@@ -55,6 +58,7 @@ pub mod limits;
 pub mod metrics;
 pub mod object;
 pub mod objects;
+pub mod quiet_log;
 pub mod registry;
 pub mod server;
 pub mod session;

@@ -10,9 +10,16 @@ use std::time::Duration;
 /// Bounds on what peers may make the server spend.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Connections served at once; later ones are refused after the
-    /// handshake with a message saying so.
+    /// Authenticated connections served at once; a peer that
+    /// authenticates past it is refused with a message saying so. Only
+    /// authenticated peers hold these ([`crate::admission`]).
     pub max_connections: usize,
+    /// Connections in their handshake at once (not yet authenticated);
+    /// one more is closed at once, before a byte is read.
+    pub max_handshakes: usize,
+    /// Connections in their handshake at once from one source address (an
+    /// IPv4 address or an IPv6 /64; Unix-socket peers count as one).
+    pub max_handshakes_per_source: usize,
     /// The largest request frame accepted; a larger header gets an error
     /// frame and closes the connection before anything is allocated for
     /// it. Also the largest answer sent: one whose encoding would be
@@ -65,6 +72,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 16_384,
+            max_handshakes: 1024,
+            max_handshakes_per_source: 64,
             max_frame_bytes: 64 * 1024 * 1024,
             max_output_bytes: DEFAULT_MAX_OUTPUT,
             max_in_flight: 1024,

@@ -11,19 +11,22 @@
 //! ([`crate::tls`]); a plain TCP listener on a non-loopback address logs a
 //! warning, since its traffic can be read by anyone on the path.
 
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mp_proto::auth::AuthOptions;
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use crate::admission::Admission;
 use crate::connection::{serve_connection, ConnContext};
 use crate::engine::Engine;
 use crate::limits::Limits;
+use crate::metrics::HandshakeFailure;
+use crate::quiet_log;
 use crate::registry::Registry;
 use crate::tls::serve_tls_connection;
 
@@ -50,6 +53,12 @@ pub enum ServeError {
     /// Another server is already listening on this Unix socket path.
     #[error("{0} is in use by a running server")]
     InUse(String),
+    /// Something other than a socket is at the Unix socket path; the
+    /// server will not remove it.
+    #[error(
+        "{0} exists and is not a socket: refusing to replace it (remove it or choose another path)"
+    )]
+    NotASocket(String),
     /// TLS was asked for on a Unix socket, which its file permissions
     /// protect instead.
     #[error(
@@ -126,7 +135,12 @@ impl Server {
                 if self.tls.is_some() {
                     return Err(ServeError::TlsNeedsTcp(path.display().to_string()));
                 }
-                if path.exists() {
+                if let Ok(meta) = std::fs::symlink_metadata(path) {
+                    // Only a socket is ours to replace: a regular file (or
+                    // anything else) at the path is someone's data.
+                    if !meta.file_type().is_socket() {
+                        return Err(ServeError::NotASocket(path.display().to_string()));
+                    }
                     // A socket file with a live server behind it is in
                     // use; one left by a dead server is removed.
                     if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -135,7 +149,13 @@ impl Server {
                     let _ = std::fs::remove_file(path);
                 }
                 let l = UnixListener::bind(path).map_err(bind_error)?;
-                (Acceptor::Unix(l, path.clone()), path.display().to_string())
+                let made = std::fs::symlink_metadata(path).map_err(bind_error)?;
+                let socket = OwnSocket {
+                    path: path.clone(),
+                    dev: made.dev(),
+                    ino: made.ino(),
+                };
+                (Acceptor::Unix(l, socket), path.display().to_string())
             }
         };
         let engine = Engine::new(self.registry);
@@ -150,6 +170,7 @@ impl Server {
             ctx: Arc::new(ConnContext {
                 authkey: self.authkey,
                 auth,
+                admission: Admission::new(&self.limits),
                 limits: self.limits,
                 throttle: crate::throttle::AuthThrottle::default(),
             }),
@@ -159,7 +180,26 @@ impl Server {
 
 enum Acceptor {
     Tcp(TcpListener),
-    Unix(UnixListener, PathBuf),
+    Unix(UnixListener, OwnSocket),
+}
+
+/// The socket file this server made, told apart from whatever may have
+/// replaced it at the same path by the time the server stops.
+struct OwnSocket {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl OwnSocket {
+    /// Removes the socket file if it is still the one this server made.
+    fn remove(&self) {
+        let ours = std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|m| m.file_type().is_socket() && m.dev() == self.dev && m.ino() == self.ino);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// A listening server.
@@ -191,7 +231,6 @@ impl BoundServer {
             tls,
             ctx,
         } = self;
-        let slots = Arc::new(Semaphore::new(ctx.limits.max_connections));
         let mut connections = JoinSet::new();
         tracing::info!(%address, "serving");
         loop {
@@ -201,21 +240,32 @@ impl BoundServer {
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 accepted = accept(&listener, ctx.limits.keepalive) => match accepted {
                     Ok((stream, peer)) => {
-                        let permit = Arc::clone(&slots).try_acquire_owned().ok();
+                        let ticket = match ctx.admission.handshake(&peer) {
+                            Ok(ticket) => ticket,
+                            Err(busy) => {
+                                // Closed unread: nothing is spent on a peer
+                                // past the pre-authentication caps.
+                                engine.metrics.handshake_failed(HandshakeFailure::Busy);
+                                quiet_log::info("busy", || {
+                                    tracing::info!(%peer, ?busy, "too many connections in their handshake; closed")
+                                });
+                                continue;
+                            }
+                        };
                         let engine = Arc::clone(&engine);
                         let ctx = Arc::clone(&ctx);
                         match (stream, &tls) {
                             (Stream::Tcp(s), Some(acceptor)) => {
                                 let acceptor = acceptor.clone();
                                 connections.spawn(serve_tls_connection(
-                                    engine, ctx, acceptor, s, peer, permit,
+                                    engine, ctx, acceptor, s, peer, ticket,
                                 ));
                             }
                             (Stream::Tcp(s), None) => {
-                                connections.spawn(serve_connection(engine, ctx, s, peer, permit));
+                                connections.spawn(serve_connection(engine, ctx, s, peer, ticket));
                             }
                             (Stream::Unix(s), _) => {
-                                connections.spawn(serve_connection(engine, ctx, s, peer, permit));
+                                connections.spawn(serve_connection(engine, ctx, s, peer, ticket));
                             }
                         }
                     }
@@ -237,8 +287,8 @@ impl BoundServer {
             tracing::warn!("connections did not finish in time; closing them");
             connections.shutdown().await;
         }
-        if let Acceptor::Unix(_, path) = &listener {
-            let _ = std::fs::remove_file(path);
+        if let Acceptor::Unix(_, socket) = &listener {
+            socket.remove();
         }
         engine.table.clear();
         tracing::info!("stopped");
@@ -292,9 +342,9 @@ async fn accept(
             }
             Ok((Stream::Tcp(s), peer.to_string()))
         }
-        Acceptor::Unix(l, path) => {
+        Acceptor::Unix(l, socket) => {
             let (s, _) = l.accept().await?;
-            Ok((Stream::Unix(s), path.display().to_string()))
+            Ok((Stream::Unix(s), socket.path.display().to_string()))
         }
     }
 }

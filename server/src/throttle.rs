@@ -1,19 +1,26 @@
 //! Slowing down peers that keep failing authentication.
 //!
 //! CPython's manager answers every connection at once, so a peer can try
-//! authkeys as fast as the network allows. Here each failed handshake
-//! (a wrong digest: the peer does not hold the key) is counted against the
-//! peer's address, and the next connection from that address waits before
-//! it is sent its challenge: 100 ms after one failure, doubling per
-//! further failure up to 5 s. A successful handshake from the address
-//! clears its count; an address quiet for 10 minutes is forgotten.
+//! authkeys as fast as the network allows. Here each failed handshake —
+//! a wrong digest (the peer does not hold the key), garbage where the
+//! handshake should be, or a peer that stalls until the timeout; not one
+//! that merely connects and closes, as a port check does — is counted
+//! against the peer's address, and the next connection from that address
+//! waits before it is sent its challenge: 100 ms after one failure,
+//! doubling per further failure up to 5 s. The waits of one address are
+//! taken in turn, not side by side: its connections start their
+//! handshakes one delay apart however many it opens at once, so opening
+//! connections in parallel buys no more guesses per second. A successful
+//! handshake from the address clears its count; an address quiet for 10
+//! minutes is forgotten.
 //!
 //! Addresses are IPv4 addresses or IPv6 /64 prefixes (one host usually
 //! owns a whole /64). Memory is bounded: at most [`Policy::max_peers`]
 //! addresses are remembered; past that the forgotten ones are dropped,
 //! then the one that failed longest ago. The wait happens before the
 //! handshake timeout starts, so a throttled peer that holds the key still
-//! gets in; it holds a connection slot while it waits. Unix-socket peers
+//! gets in; it holds a handshake ticket of its source while it waits
+//! (`crate::admission`). Unix-socket peers
 //! are not throttled (the socket's file mode guards them).
 
 use std::collections::HashMap;
@@ -24,7 +31,8 @@ use std::time::{Duration, Instant};
 use mp_proto::auth::AuthenticationError;
 
 use crate::lock;
-use crate::metrics::{is_auth_failure, Metrics};
+use crate::metrics::Metrics;
+use crate::quiet_log;
 use crate::shutdown::Shutdown;
 
 /// How failures turn into waits.
@@ -56,6 +64,9 @@ impl Default for Policy {
 struct Record {
     failures: u32,
     last: Instant,
+    /// The earliest a handshake from the address may start that has not
+    /// yet taken its turn.
+    next: Instant,
 }
 
 /// Per-address authentication failure counts.
@@ -65,8 +76,9 @@ pub struct AuthThrottle {
     peers: Mutex<HashMap<IpAddr, Record>>,
 }
 
-/// The address a peer is counted under: its IPv4 address, or its IPv6 /64.
-fn key(peer: &str) -> Option<IpAddr> {
+/// The address a peer is counted under: its IPv4 address, or its IPv6
+/// /64; `None` for a Unix-socket peer.
+pub(crate) fn source(peer: &str) -> Option<IpAddr> {
     let ip = peer.parse::<SocketAddr>().ok()?.ip().to_canonical();
     Some(match ip {
         IpAddr::V4(_) => ip,
@@ -83,26 +95,52 @@ impl AuthThrottle {
         }
     }
 
-    /// How long a new connection from `peer` must wait at `now`.
+    /// The delay `peer`'s failures call for at `now`, between one of its
+    /// handshakes and the next.
     pub fn delay(&self, peer: &str, now: Instant) -> Duration {
-        let Some(ip) = key(peer) else {
+        let Some(ip) = source(peer) else {
             return Duration::ZERO;
         };
         match lock(&self.peers).get(&ip) {
-            Some(r) if now.saturating_duration_since(r.last) < self.policy.forget_after => {
-                let doublings = r.failures.saturating_sub(1).min(31);
-                self.policy
-                    .base
-                    .saturating_mul(1u32 << doublings)
-                    .min(self.policy.max_delay)
-            }
-            _ => Duration::ZERO,
+            Some(r) => self.delay_of(r, now),
+            None => Duration::ZERO,
         }
+    }
+
+    fn delay_of(&self, r: &Record, now: Instant) -> Duration {
+        if now.saturating_duration_since(r.last) >= self.policy.forget_after {
+            return Duration::ZERO;
+        }
+        let doublings = r.failures.saturating_sub(1).min(31);
+        self.policy
+            .base
+            .saturating_mul(1u32 << doublings)
+            .min(self.policy.max_delay)
+    }
+
+    /// Takes the next turn of `peer`'s address at `now`: how long this
+    /// connection waits before its handshake. Turns are one delay apart,
+    /// so connections opened together wait one after another.
+    pub fn reserve(&self, peer: &str, now: Instant) -> Duration {
+        let Some(ip) = source(peer) else {
+            return Duration::ZERO;
+        };
+        let mut peers = lock(&self.peers);
+        let Some(record) = peers.get_mut(&ip) else {
+            return Duration::ZERO;
+        };
+        let delay = self.delay_of(record, now);
+        if delay.is_zero() {
+            return Duration::ZERO;
+        }
+        let start = record.next.max(now + delay);
+        record.next = start + delay;
+        start - now
     }
 
     /// Records a failed handshake from `peer` at `now`.
     pub fn failed(&self, peer: &str, now: Instant) {
-        let Some(ip) = key(peer) else {
+        let Some(ip) = source(peer) else {
             return;
         };
         let mut peers = lock(&self.peers);
@@ -119,6 +157,7 @@ impl AuthThrottle {
         let record = peers.entry(ip).or_insert(Record {
             failures: 0,
             last: now,
+            next: now,
         });
         if now.saturating_duration_since(record.last) >= self.policy.forget_after {
             record.failures = 0;
@@ -129,7 +168,7 @@ impl AuthThrottle {
 
     /// Clears `peer`'s failures after it proved it holds the key.
     pub fn succeeded(&self, peer: &str) {
-        if let Some(ip) = key(peer) {
+        if let Some(ip) = source(peer) {
             lock(&self.peers).remove(&ip);
         }
     }
@@ -147,12 +186,15 @@ impl AuthThrottle {
     /// Waits out `peer`'s delay, if any, counting it; `false` if the
     /// server began stopping meanwhile (the peer is then dropped).
     pub(crate) async fn wait(&self, peer: &str, metrics: &Metrics, stop: &Shutdown) -> bool {
-        let delay = self.delay(peer, Instant::now());
+        let delay = self.reserve(peer, Instant::now());
         if delay.is_zero() {
             return true;
         }
         metrics.throttled();
-        tracing::info!(%peer, ?delay, "delaying a peer after failed authentications");
+        quiet_log::info(
+            "throttle",
+            || tracing::info!(%peer, ?delay, "delaying a peer after failed authentications"),
+        );
         tokio::select! {
             _ = tokio::time::sleep(delay) => true,
             _ = stop.wait() => false,
@@ -169,8 +211,9 @@ impl AuthThrottle {
         metrics.handshake(result);
         match result {
             Ok(()) => self.succeeded(peer),
-            Err(e) if is_auth_failure(e) => self.failed(peer, Instant::now()),
-            Err(_) => {}
+            // Connecting and closing is what a port check does: no guess.
+            Err(AuthenticationError::Closed) => {}
+            Err(_) => self.failed(peer, Instant::now()),
         }
     }
 }
@@ -267,5 +310,35 @@ mod tests {
         t.failed("/run/mpserver.sock", now);
         assert!(t.delay("/run/mpserver.sock", now).is_zero());
         assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn parallel_connections_of_one_address_wait_in_turn() {
+        let t = AuthThrottle::default();
+        let now = Instant::now();
+        assert_eq!(t.reserve(PEER, now), Duration::ZERO);
+        t.failed(PEER, now);
+        // Ten connections opened at once start 100 ms apart.
+        let waits: Vec<u128> = (0..10).map(|_| t.reserve(PEER, now).as_millis()).collect();
+        assert_eq!(waits, (1..=10).map(|i| i * 100).collect::<Vec<_>>());
+        // Another address has its own turns.
+        assert_eq!(t.reserve("192.0.2.8:1", now), Duration::ZERO);
+    }
+
+    #[test]
+    fn garbage_and_stalls_count_but_a_bare_close_does_not() {
+        let t = AuthThrottle::default();
+        let metrics = Metrics::new(&crate::Registry::sync_manager().freeze());
+        let now = Instant::now();
+        t.record(PEER, &Err(AuthenticationError::Closed), &metrics);
+        assert_eq!(t.delay(PEER, now), Duration::ZERO);
+        t.record(
+            PEER,
+            &Err(AuthenticationError::Protocol("garbage".into())),
+            &metrics,
+        );
+        assert!(!t.delay(PEER, Instant::now()).is_zero());
+        t.record(PEER, &Err(AuthenticationError::Timeout), &metrics);
+        assert_eq!(t.delay(PEER, Instant::now()), Duration::from_millis(200));
     }
 }

@@ -24,12 +24,13 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_rustls::TlsAcceptor;
 
+use crate::admission::HandshakeTicket;
 use crate::connection::{serve_connection, ConnContext};
 use crate::engine::Engine;
 use crate::metrics::HandshakeFailure;
+use crate::quiet_log;
 
 /// Why a TLS certificate, key or configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -160,25 +161,37 @@ pub(crate) async fn serve_tls_connection(
     acceptor: TlsAcceptor,
     stream: TcpStream,
     peer: String,
-    slot: Option<OwnedSemaphorePermit>,
+    ticket: HandshakeTicket,
 ) {
-    match tokio::time::timeout(ctx.limits.handshake_timeout, acceptor.accept(stream)).await {
+    let handshake = tokio::time::timeout(ctx.limits.handshake_timeout, acceptor.accept(stream));
+    // A stop does not wait for peers still in their TLS handshake.
+    let accepted = tokio::select! {
+        accepted = handshake => accepted,
+        () = engine.shutdown.wait() => return,
+    };
+    match accepted {
         Ok(Ok(tls)) => {
             let stream = Flushing {
                 inner: tls,
                 unflushed: false,
             };
-            serve_connection(engine, ctx, stream, peer, slot).await;
+            serve_connection(engine, ctx, stream, peer, ticket).await;
         }
         // Info, as for failed authkey handshakes: scanners must not flood
         // the log at warning level.
         Ok(Err(e)) => {
             engine.metrics.tls_failed(HandshakeFailure::Tls);
-            tracing::info!(%peer, error = %e, "TLS handshake failed");
+            quiet_log::info(
+                "tls",
+                || tracing::info!(%peer, error = %e, "TLS handshake failed"),
+            );
         }
         Err(_) => {
             engine.metrics.tls_failed(HandshakeFailure::Timeout);
-            tracing::info!(%peer, "TLS handshake timed out");
+            quiet_log::info(
+                "tls-timeout",
+                || tracing::info!(%peer, "TLS handshake timed out"),
+            );
         }
     }
 }

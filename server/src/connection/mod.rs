@@ -35,19 +35,22 @@ mod requests;
 
 use std::sync::Arc;
 
-use mp_proto::auth::{server_handshake_async, AuthOptions};
+use mp_proto::auth::{server_handshake_async, AuthOptions, AuthenticationError};
 use mp_proto::codec::{decode, encode_into};
 use mp_proto::frame::{read_frame_async, write_frame_async};
-use mp_proto::message::{negotiate, ChannelAnswer, Hello, HelloReply, SUPPORTED_VERSIONS};
-use tokio::sync::OwnedSemaphorePermit;
+use mp_proto::message::{
+    is_cpython_manager_message, negotiate, ChannelAnswer, Hello, HelloReply, SUPPORTED_VERSIONS,
+};
 
 use channel::Offered;
 pub(crate) use dedicated::{BlockingSocket, Socket};
 use evented::Connection;
 
+use crate::admission::{Admission, HandshakeTicket};
 use crate::engine::Engine;
 use crate::limits::Limits;
 use crate::metrics::HandshakeFailure;
+use crate::quiet_log;
 
 /// What every connection task shares.
 pub(crate) struct ConnContext {
@@ -55,19 +58,22 @@ pub(crate) struct ConnContext {
     pub(crate) auth: AuthOptions,
     pub(crate) limits: Limits,
     pub(crate) throttle: crate::throttle::AuthThrottle,
+    pub(crate) admission: Admission,
 }
 
 /// The most a hello may weigh.
 const MAX_HELLO: u64 = 64 * 1024;
 
-/// Serves one accepted connection to its end. `slot` is `None` when the
-/// server is at its connection limit: the peer is told so and dropped.
+/// Serves one accepted connection to its end. `ticket` is its place
+/// among the connections in their handshake, given back once the
+/// handshake is over; a peer that authenticates then takes a connection
+/// slot, or is told the server is full and dropped.
 pub(crate) async fn serve_connection<S>(
     engine: Arc<Engine>,
     ctx: Arc<ConnContext>,
     mut stream: S,
     peer: String,
-    slot: Option<OwnedSemaphorePermit>,
+    ticket: HandshakeTicket,
 ) where
     S: Socket,
 {
@@ -84,10 +90,17 @@ pub(crate) async fn serve_connection<S>(
     // the limit, once it has mapped it.
     let mut offered = None;
     let mut channel_place = None;
-    let greeted = tokio::time::timeout(ctx.limits.handshake_timeout, async {
+    let mut slot = None;
+    let handshake = tokio::time::timeout(ctx.limits.handshake_timeout, async {
         let authed = server_handshake_async(&mut stream, &ctx.authkey, &ctx.auth).await;
         ctx.throttle.record(&peer, &authed, &engine.metrics);
-        authed.map_err(|e| e.to_string())?;
+        authed.map_err(|e| match e {
+            AuthenticationError::LegacyDisabled => "the peer uses the legacy CPython <= 3.11 \
+                handshake (HMAC-MD5); start the server with --legacy-auth to accept it"
+                .to_string(),
+            e => e.to_string(),
+        })?;
+        slot = ctx.admission.slot();
         let hello = read_frame_async(&mut stream, MAX_HELLO)
             .await
             .map_err(|e| engine.metrics.bad_hello(HandshakeFailure::of_frame(&e), e))?
@@ -96,6 +109,13 @@ pub(crate) async fn serve_connection<S>(
                     .metrics
                     .bad_hello(HandshakeFailure::Closed, "closed before hello")
             })?;
+        if is_cpython_manager_message(&hello) {
+            return Err(engine.metrics.bad_hello(
+                HandshakeFailure::Protocol,
+                "a CPython manager client connected (its first message is a pickle); \
+                 this server does not speak CPython's manager protocol yet",
+            ));
+        }
         let hello: Hello =
             decode(&hello).map_err(|e| engine.metrics.bad_hello(HandshakeFailure::Protocol, e))?;
         let mut reply = match (&slot, negotiate(&hello.versions, SUPPORTED_VERSIONS)) {
@@ -155,8 +175,13 @@ pub(crate) async fn serve_connection<S>(
             }
         }
         Ok::<bool, String>(welcome)
-    })
-    .await;
+    });
+    // A stop does not wait for peers still in their handshake.
+    let greeted = tokio::select! {
+        greeted = handshake => greeted,
+        () = engine.shutdown.wait() => Ok(Err("the server is stopping".to_string())),
+    };
+    drop(ticket);
     if !matches!(greeted, Ok(Ok(true))) {
         if let Some(session) = session.take() {
             engine.end_session(&session);
@@ -166,16 +191,19 @@ pub(crate) async fn serve_connection<S>(
         Ok(Ok(true)) => {}
         Ok(Ok(false)) => {
             engine.metrics.refused();
-            tracing::info!(%peer, "refused a connection");
+            quiet_log::info("refused", || tracing::info!(%peer, "refused a connection"));
             return;
         }
         Ok(Err(e)) => {
-            tracing::info!(%peer, error = %e, "handshake failed");
+            quiet_log::info(
+                "handshake",
+                || tracing::info!(%peer, error = %e, "handshake failed"),
+            );
             return;
         }
         Err(_) => {
             engine.metrics.handshake_failed(HandshakeFailure::Timeout);
-            tracing::info!(%peer, "handshake timed out");
+            quiet_log::info("timeout", || tracing::info!(%peer, "handshake timed out"));
             return;
         }
     }

@@ -4,17 +4,21 @@
 //!
 //! Each scrape is one connection: the request head is read (at most
 //! [`MAX_HEAD`] bytes, within [`READ_TIMEOUT`]), answered, and the
-//! connection closed. At most [`MAX_SCRAPERS`] are served at once; more
-//! wait for the listener's backlog. Anything but `GET /metrics` gets a 4xx.
+//! connection closed. At most [`MAX_SCRAPERS`] are served at once; a
+//! connection past that cuts the oldest one still served, so connections
+//! that open and say nothing cannot keep a scraper waiting: a new scrape
+//! is always served at once. Anything but `GET /metrics` gets a 4xx.
 //! The endpoint carries no authentication: bind it to loopback or a
-//! monitoring network (see deploy/README.md, "Metrics").
+//! monitoring network (see deploy/README.md, "Metrics"); binding it
+//! elsewhere logs a warning.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::task::AbortHandle;
 
 use super::render::{render, CONTENT_TYPE};
 use crate::engine::Engine;
@@ -25,7 +29,7 @@ pub const MAX_HEAD: usize = 8 * 1024;
 /// How long a scraper may take to send its request.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Scrapes served at once.
-pub const MAX_SCRAPERS: usize = 16;
+pub const MAX_SCRAPERS: usize = 64;
 
 /// A bound metrics listener.
 pub struct MetricsEndpoint {
@@ -43,7 +47,16 @@ impl MetricsEndpoint {
             source,
         };
         let listener = TcpListener::bind(address).await.map_err(bind_error)?;
-        let local = listener.local_addr().map_err(bind_error)?.to_string();
+        let local = listener.local_addr().map_err(bind_error)?;
+        if !local.ip().is_loopback() {
+            tracing::warn!(
+                address = %local,
+                "serving metrics beyond this host: the endpoint has no authentication, \
+                 so anyone who can reach it can read object counts and traffic figures; \
+                 bind it to loopback or a monitoring network"
+            );
+        }
+        let local = local.to_string();
         Ok(MetricsEndpoint {
             listener,
             address: local,
@@ -58,21 +71,24 @@ impl MetricsEndpoint {
 
     /// Serves scrapes until the engine shuts down.
     pub async fn run(self) {
-        let slots = Arc::new(Semaphore::new(MAX_SCRAPERS));
         tracing::info!(address = %self.address, "serving metrics");
+        let mut serving: VecDeque<AbortHandle> = VecDeque::new();
         loop {
-            let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
-                return;
-            };
             tokio::select! {
                 _ = self.engine.shutdown.wait() => return,
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, _)) => {
+                        serving.retain(|task| !task.is_finished());
+                        if serving.len() >= MAX_SCRAPERS {
+                            if let Some(oldest) = serving.pop_front() {
+                                oldest.abort();
+                            }
+                        }
                         let engine = Arc::clone(&self.engine);
-                        tokio::spawn(async move {
+                        let task = tokio::spawn(async move {
                             let _ = scrape(stream, &engine).await;
-                            drop(permit);
                         });
+                        serving.push_back(task.abort_handle());
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "metrics accept failed");

@@ -87,9 +87,12 @@ pub(crate) enum HandshakeFailure {
     /// The TLS handshake failed (no ClientHello, no common version, a
     /// refused client certificate).
     Tls = 3,
+    /// Closed before its handshake: too many connections were in theirs,
+    /// on the server or from the peer's source.
+    Busy = 4,
 }
 
-const HANDSHAKE_REASONS: [&str; 4] = ["timeout", "closed", "protocol", "tls"];
+const HANDSHAKE_REASONS: [&str; 5] = ["timeout", "closed", "protocol", "tls", "busy"];
 
 impl HandshakeFailure {
     /// Why reading a handshake frame failed: the peer went away, or sent
@@ -437,6 +440,7 @@ mod tests {
         m.handshake(&Err(AuthenticationError::Closed));
         m.handshake(&Err(AuthenticationError::Protocol("x".into())));
         m.tls_failed(HandshakeFailure::Tls);
+        m.handshake_failed(HandshakeFailure::Busy);
         assert_eq!(m.auth_failures.load(Ordering::Relaxed), 1);
         for reason in &m.handshake_failures {
             assert_eq!(reason.load(Ordering::Relaxed), 1);

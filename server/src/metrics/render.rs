@@ -154,6 +154,13 @@ impl Collector for EngineCollector {
         )?;
         single(
             e,
+            "mpserver_log_lines_suppressed",
+            "Log lines a peer provoked that were left out by the rate limit.",
+            Counter,
+            crate::quiet_log::suppressed(),
+        )?;
+        single(
+            e,
             "mpserver_auth_throttled",
             "Connections made to wait before their challenge after failures from their address.",
             Counter,
