@@ -177,6 +177,26 @@ pub struct ServeSettings {
         default_value_t = mp_server::limits::DEFAULT_MAX_OUTPUT
     )]
     pub max_output_bytes: usize,
+    /// Answer MemoryError to a store that would take the bytes held by
+    /// every stored value and live object together past N (an estimate of
+    /// what they take in memory; Redis's maxmemory).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "MPSERVER_MAX_MEMORY",
+        default_value_t = mp_server::limits::DEFAULT_MAX_MEMORY
+    )]
+    pub max_memory: u64,
+    /// Answer MemoryError to one operation that would store or build a
+    /// value of more than N bytes (a repeat, a concatenation, a slice, a
+    /// copy, what one extend or update adds), before anything is allocated.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "MPSERVER_MAX_VALUE_BYTES",
+        default_value_t = mp_server::limits::DEFAULT_MAX_VALUE_BYTES
+    )]
+    pub max_value_bytes: u64,
     /// Answer LimitExceeded beyond N blocking calls waiting per connection.
     #[arg(
         long,

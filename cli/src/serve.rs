@@ -131,6 +131,8 @@ pub fn run(args: ServeArgs, matches: &ArgMatches) -> Result<(), BoxError> {
         max_handshakes_per_source: args.max_handshakes_per_source.max(1),
         max_frame_bytes: args.max_frame_bytes,
         max_output_bytes: args.max_output_bytes.max(1),
+        max_memory: args.max_memory,
+        max_value_bytes: args.max_value_bytes,
         max_in_flight: args.max_in_flight.max(1),
         handshake_timeout: Duration::from_secs_f64(args.handshake_timeout),
         keepalive: (args.keepalive > 0).then(|| Duration::from_secs(args.keepalive)),

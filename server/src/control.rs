@@ -245,7 +245,7 @@ impl Engine {
                 "internal error creating '{typeid}'"
             )))
         })?;
-        let id = self.table.insert(object, Arc::clone(spec));
+        let id = self.table.insert(object, Arc::clone(spec))?;
         session.add_ref(id);
         Ok(self.proxy_info(spec, id))
     }

@@ -24,8 +24,10 @@ use mp_proto::message::{Outcome, ProxyInfo, Request, Target};
 use mp_proto::{ObjectId, RemoteError, Token, Value};
 
 use crate::args::Args;
+use crate::budget::Budget;
 use crate::errors::{attribute_error, type_error};
 use crate::held::Held;
+use crate::limits::Limits;
 use crate::object::{CallContext, Reply, Return, SessionId};
 use crate::registry::{Registry, TypeSpec};
 use crate::session::Session;
@@ -64,13 +66,20 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine serving `registry`'s types.
+    /// An engine serving `registry`'s types, with the default
+    /// [`Limits`]' memory budget.
     pub fn new(registry: Registry) -> Arc<Engine> {
+        Engine::with_limits(registry, &Limits::default())
+    }
+
+    /// An engine serving `registry`'s types within `limits`' memory
+    /// budget ([`Limits::max_memory`], [`Limits::max_value_bytes`]).
+    pub fn with_limits(registry: Registry, limits: &Limits) -> Arc<Engine> {
         let types = registry.freeze();
         Arc::new(Engine {
             metrics: crate::metrics::Metrics::new(&types),
             types,
-            table: Table::new(),
+            table: Table::with_budget(Budget::from_limits(limits)),
             started: Instant::now(),
             address: RwLock::new(String::new()),
             stats: Stats::default(),
@@ -229,11 +238,13 @@ impl Engine {
             Ok(Return::Object(object)) => {
                 let spec = spec.returns_typeid(method).and_then(|t| self.types.get(t));
                 match spec {
-                    Some(spec) => {
-                        let id = self.table.insert(object, Arc::clone(spec));
-                        session.add_ref(id);
-                        Outcome::Proxy(self.proxy_info(spec, id))
-                    }
+                    Some(spec) => match self.table.insert(object, Arc::clone(spec)) {
+                        Ok(id) => {
+                            session.add_ref(id);
+                            Outcome::Proxy(self.proxy_info(spec, id))
+                        }
+                        Err(e) => Outcome::Error(e),
+                    },
                     None => Outcome::Error(type_error(format!(
                         "method '{method}' returned a shared object but has no \
                          registered typeid in method_to_typeid"

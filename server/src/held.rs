@@ -11,6 +11,11 @@
 //! keeps its object alive exactly while it is stored, and no container
 //! type counts anything itself.
 //!
+//! It is also where stored values are charged to the server's memory
+//! budget ([`crate::budget`]): [`Held::new`] checks the value's bytes
+//! against the limits and charges them, and dropping the `Held` gives them
+//! back, so every container is bounded without counting bytes itself.
+//!
 //! Returning a `Held` from a method hands its references to the caller's
 //! session instead of releasing them, so a value popped out of a container
 //! cannot lose its objects before the client has them (see
@@ -21,10 +26,12 @@
 
 use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
+use std::mem::size_of;
 use std::sync::{Arc, Weak};
 
-use mp_proto::{ObjectId, Value};
+use mp_proto::{ObjectId, RemoteError, Value};
 
+use crate::budget::Budget;
 use crate::table::Table;
 
 /// A stored value and the references it holds.
@@ -33,6 +40,9 @@ pub struct Held {
     /// `None` for the common value that names no live object, so a plain
     /// `Held` costs one pointer more than its value.
     refs: Option<Box<Refs>>,
+    /// The budget the value's bytes ([`Held::cost`]) are charged to while
+    /// it lives; `None` for a result that was never stored.
+    budget: Option<Arc<Budget>>,
 }
 
 /// References a [`Held`] owns.
@@ -46,9 +56,43 @@ pub(crate) struct Refs {
 
 impl Held {
     /// Stores `value`, adding a reference to every live object of `table`
-    /// it names. Tokens of other servers, or of objects already gone, are
-    /// kept as plain data.
-    pub fn new(value: Value, table: &Arc<Table>) -> Held {
+    /// it names (tokens of other servers, or of objects already gone, are
+    /// kept as plain data), and charging its bytes to the table's
+    /// [`Budget`]: `MemoryError` if the value is larger than one operation
+    /// may store, or would take the stored values past the server's limit.
+    pub fn new(value: Value, table: &Arc<Table>) -> Result<Held, RemoteError> {
+        let budget = table.budget();
+        let bytes = Held::cost(&value);
+        budget.check_value(bytes)?;
+        budget.try_charge(bytes)?;
+        Ok(Held::with_refs(value, table, Some(Arc::clone(budget))))
+    }
+
+    /// Stores every value of `values` as one operation: the sum of their
+    /// bytes is checked against both limits and charged at once, and
+    /// either all are stored or none.
+    pub fn new_all(values: Vec<Value>, table: &Arc<Table>) -> Result<Vec<Held>, RemoteError> {
+        let budget = table.budget();
+        let bytes = values
+            .iter()
+            .fold(0usize, |sum, v| sum.saturating_add(Held::cost(v)));
+        budget.check_value(bytes)?;
+        budget.try_charge(bytes)?;
+        Ok(values
+            .into_iter()
+            .map(|v| Held::with_refs(v, table, Some(Arc::clone(budget))))
+            .collect())
+    }
+
+    /// A result built for a caller, not stored: it holds references to
+    /// the live objects it names (so they outlive whatever it was taken
+    /// from) but is not charged to the budget — the caller checked its
+    /// size with [`Budget::check_value`] before building it.
+    pub fn result(value: Value, table: &Arc<Table>) -> Held {
+        Held::with_refs(value, table, None)
+    }
+
+    fn with_refs(value: Value, table: &Arc<Table>, budget: Option<Arc<Budget>>) -> Held {
         let ids: Vec<ObjectId> = value
             .tokens()
             .into_iter()
@@ -61,14 +105,28 @@ impl Held {
                 ids,
             })
         });
-        Held { value, refs }
+        Held {
+            value,
+            refs,
+            budget,
+        }
     }
 
     /// A value that holds no references, for results computed from plain
     /// data (`len()`, `True`). If it does name live objects the engine adds
     /// the caller's references when it returns the value.
     pub fn plain(value: Value) -> Held {
-        Held { value, refs: None }
+        Held {
+            value,
+            refs: None,
+            budget: None,
+        }
+    }
+
+    /// What storing `value` is charged: its slot in a container and its
+    /// heap ([`Value::heap_bytes`]).
+    pub fn cost(value: &Value) -> usize {
+        size_of::<Held>().saturating_add(value.heap_bytes())
     }
 
     /// The value.
@@ -78,14 +136,90 @@ impl Held {
 
     /// Takes the value out and releases the references it held.
     pub fn into_value(mut self) -> Value {
+        self.uncharge();
         std::mem::take(&mut self.value)
     }
 
     /// Takes the value and its references apart: the caller becomes
     /// responsible for decrementing each id.
     pub(crate) fn into_parts(mut self) -> (Value, Option<Box<Refs>>) {
+        self.uncharge();
         let refs = self.refs.take();
         (std::mem::take(&mut self.value), refs)
+    }
+
+    /// The tuple `(key, value)` of a pair taken out of a container
+    /// (`popitem`), moved rather than copied: it keeps both parts'
+    /// references for the caller and is no longer charged as stored.
+    pub fn pair(key: Held, value: Held) -> Held {
+        let (k, krefs) = key.into_parts();
+        let (v, vrefs) = value.into_parts();
+        let refs = match (krefs, vrefs) {
+            (Some(mut a), Some(b)) => {
+                a.ids.extend(b.ids);
+                Some(a)
+            }
+            (a, b) => a.or(b),
+        };
+        Held {
+            value: Value::Tuple(vec![k, v]),
+            refs,
+            budget: None,
+        }
+    }
+
+    /// A copy to keep (an iterator's snapshot): charged like a new store,
+    /// so it may be refused with `MemoryError` where [`Clone`] is not.
+    pub fn try_clone(&self) -> Result<Held, RemoteError> {
+        if let Some(budget) = &self.budget {
+            budget.try_charge(Held::cost(&self.value))?;
+        }
+        Ok(self.copy())
+    }
+
+    /// Copies of every item of `items` to keep, as one operation (see
+    /// [`Held::new_all`]); `budget` is the table's.
+    pub fn clone_all<'a>(
+        items: impl Iterator<Item = &'a Held> + Clone,
+        budget: &Budget,
+    ) -> Result<Vec<Held>, RemoteError> {
+        let bytes = items
+            .clone()
+            .filter(|h| h.budget.is_some())
+            .fold(0usize, |sum, h| sum.saturating_add(Held::cost(&h.value)));
+        budget.check_value(bytes)?;
+        budget.try_charge(bytes)?;
+        Ok(items.map(Held::copy).collect())
+    }
+
+    /// A copy whose charge (if any) the caller has made.
+    fn copy(&self) -> Held {
+        let refs = self.refs.as_ref().and_then(|r| {
+            let table = r.table.upgrade()?;
+            // The original holds a reference to each id, so each is alive.
+            let ids: Vec<ObjectId> = r
+                .ids
+                .iter()
+                .copied()
+                .filter(|id| table.incref(*id).is_ok())
+                .collect();
+            Some(Box::new(Refs {
+                table: r.table.clone(),
+                ids,
+            }))
+        });
+        Held {
+            value: self.value.clone(),
+            refs,
+            budget: self.budget.clone(),
+        }
+    }
+
+    /// Gives the value's bytes back to the budget.
+    fn uncharge(&mut self) {
+        if let Some(budget) = self.budget.take() {
+            budget.credit(Held::cost(&self.value));
+        }
     }
 
     /// How many references this value holds.
@@ -109,32 +243,24 @@ impl Refs {
 
 impl Drop for Held {
     fn drop(&mut self) {
+        // The value is never changed while held, so its cost now is what
+        // was charged.
+        self.uncharge();
         if let Some(refs) = self.refs.take() {
             refs.release();
         }
     }
 }
 
+/// A copy on its way out to a client (`__getitem__` of a stored value):
+/// charged like the original while it lives, whatever the limit, since
+/// refusing it would refuse a read.
 impl Clone for Held {
     fn clone(&self) -> Self {
-        let refs = self.refs.as_ref().and_then(|r| {
-            let table = r.table.upgrade()?;
-            // The original holds a reference to each id, so each is alive.
-            let ids: Vec<ObjectId> = r
-                .ids
-                .iter()
-                .copied()
-                .filter(|id| table.incref(*id).is_ok())
-                .collect();
-            Some(Box::new(Refs {
-                table: r.table.clone(),
-                ids,
-            }))
-        });
-        Held {
-            value: self.value.clone(),
-            refs,
+        if let Some(budget) = &self.budget {
+            budget.force_charge(Held::cost(&self.value));
         }
+        self.copy()
     }
 }
 

@@ -24,7 +24,8 @@
 //! * [`object`]: the [`SharedObject`] trait embedders implement, [`Reply`].
 //! * [`registry`]: typeids, exposed methods, `method_to_typeid`.
 //! * [`args`]: Python-style argument binding and conversion.
-//! * [`held`]: stored values that keep nested shared objects alive.
+//! * [`held`]: stored values that keep nested shared objects alive and
+//!   are charged to the memory [`budget`].
 //! * [`table`]: live objects and their refcounts.
 //! * [`session`]: per-connection references and locks, released at its end.
 //! * [`wait`]: the fair waiting engine under every blocking object.
@@ -47,6 +48,7 @@
 
 pub(crate) mod admission;
 pub mod args;
+pub mod budget;
 pub mod channel;
 pub mod compare;
 pub mod connection;
@@ -72,6 +74,7 @@ pub mod transit;
 pub mod wait;
 
 pub use args::Args;
+pub use budget::Budget;
 pub use engine::{Dispatch, Engine};
 pub use held::Held;
 pub use limits::Limits;

@@ -2,8 +2,9 @@
 //!
 //! A manager faces untrusted networks: every resource a peer can make the
 //! server spend is bounded here. Going over a limit gets the peer a typed
-//! answer (`LimitExceeded`, or a refused hello) or a closed connection —
-//! never a crash and never a stall for the other clients.
+//! answer (`LimitExceeded`, `MemoryError`, or a refused hello) or a
+//! closed connection — never a crash and never a stall for the other
+//! clients. The memory limits are enforced by [`crate::budget`].
 
 use std::time::Duration;
 
@@ -58,11 +59,32 @@ pub struct Limits {
     /// How long a graceful stop waits for connections to flush their
     /// answers before cutting them.
     pub drain_timeout: Duration,
+    /// The bytes every stored value and live object may take together
+    /// (Redis's `maxmemory`), as [`Value::estimated_bytes`] counts them: a
+    /// store that would pass it is answered `MemoryError` and changes
+    /// nothing. See [`crate::budget`].
+    ///
+    /// [`Value::estimated_bytes`]: mp_proto::Value::estimated_bytes
+    pub max_memory: u64,
+    /// The largest value one operation may store or build, by the same
+    /// estimate: an item stored, the result of a repeat, concatenation,
+    /// slice or copy, what one `extend`/`update` adds, a constructor's
+    /// contents. Checked before anything is allocated; over it is
+    /// `MemoryError`.
+    pub max_value_bytes: u64,
 }
 
 /// The default [`Limits::max_output_bytes`]: 8 MiB, far more than the
 /// answers a client waits for at once, and small next to one frame.
 pub const DEFAULT_MAX_OUTPUT: usize = 8 * 1024 * 1024;
+
+/// The default [`Limits::max_memory`]: 1 GiB.
+pub const DEFAULT_MAX_MEMORY: u64 = 1 << 30;
+
+/// The default [`Limits::max_value_bytes`]: 256 MiB, four times the
+/// default frame limit, so any string or bytes value that fits in a
+/// request can be stored.
+pub const DEFAULT_MAX_VALUE_BYTES: u64 = 256 << 20;
 
 /// The size of each ring of a shared-memory channel: a frame larger than
 /// this still passes, in pieces.
@@ -82,6 +104,8 @@ impl Default for Limits {
             dedicated_readers: 64,
             shared_memory_channels: 64,
             drain_timeout: Duration::from_secs(10),
+            max_memory: DEFAULT_MAX_MEMORY,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
         }
     }
 }

@@ -41,6 +41,7 @@ use std::sync::Arc;
 use mp_proto::{ObjectId, RemoteError, Token, Value};
 
 use crate::args::Args;
+use crate::budget::Budget;
 use crate::errors::{attribute_error, type_error};
 use crate::held::Held;
 use crate::session::Session;
@@ -221,9 +222,38 @@ impl<'a> CallContext<'a> {
     }
 
     /// Makes `value` storable: it will hold a reference to every live
-    /// object it names for as long as it is kept.
-    pub fn hold(&self, value: Value) -> Held {
+    /// object it names for as long as it is kept, and its bytes are
+    /// charged to the server's memory budget — `MemoryError` if it is
+    /// larger than one operation may store or the server's stored values
+    /// would pass their limit (see [`crate::budget`]).
+    pub fn hold(&self, value: Value) -> Result<Held, RemoteError> {
         Held::new(value, self.table)
+    }
+
+    /// Makes every value of `values` storable as one operation: all, or
+    /// none and `MemoryError` (see [`Held::new_all`]).
+    pub fn hold_all(&self, values: Vec<Value>) -> Result<Vec<Held>, RemoteError> {
+        Held::new_all(values, self.table)
+    }
+
+    /// A result built for the caller (a copy, a slice): it keeps the
+    /// objects it names alive until the caller has them, and is not
+    /// charged as stored. Check its size first with
+    /// [`check_value`](Self::check_value).
+    pub fn result(&self, value: Value) -> Held {
+        Held::result(value, self.table)
+    }
+
+    /// Checks, before building it, that a value of about `bytes` (by
+    /// [`Value::estimated_bytes`]) is within what one operation may build:
+    /// `MemoryError` if not.
+    pub fn check_value(&self, bytes: usize) -> Result<(), RemoteError> {
+        self.table.budget().check_value(bytes)
+    }
+
+    /// The server's memory budget.
+    pub fn budget(&self) -> &Arc<Budget> {
+        self.table.budget()
     }
 
     /// Asks for [`SharedObject::release_session`] on this object when the

@@ -158,7 +158,7 @@ impl Server {
                 (Acceptor::Unix(l, socket), path.display().to_string())
             }
         };
-        let engine = Engine::new(self.registry);
+        let engine = Engine::with_limits(self.registry, &self.limits);
         engine.set_address(address.clone());
         let mut auth = self.auth;
         auth.timeout = self.limits.handshake_timeout;

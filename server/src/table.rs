@@ -6,6 +6,11 @@
 //! are owned by sessions (see [`crate::session`]) and by containers that
 //! store a proxy token (see [`crate::held`]); the table only counts them.
 //!
+//! The table owns the server's memory [`Budget`]: every live object holds
+//! a [`Charge`] for its own bytes ([`object_bytes`]), so creating objects
+//! is bounded like storing values; the values objects store are charged
+//! through [`Held`](crate::held::Held).
+//!
 //! Disposal can cascade — a dying list releases the lists it held — so
 //! objects are dropped outside the map's locks, one at a time from a
 //! per-thread queue: a chain of a million nested objects is freed without
@@ -20,6 +25,7 @@ use dashmap::mapref::entry::Entry as MapEntry;
 use dashmap::DashMap;
 use mp_proto::{ObjectId, RemoteError, Token};
 
+use crate::budget::{Budget, Charge};
 use crate::errors::key_error_msg;
 use crate::object::SharedObject;
 use crate::registry::TypeSpec;
@@ -32,6 +38,8 @@ struct Entry {
     spec: Arc<TypeSpec>,
     /// References held by sessions and containers.
     refs: u64,
+    /// The object's bytes, given back when it is disposed of.
+    _charge: Charge,
 }
 
 /// What `debug_info` reports for one object.
@@ -53,33 +61,56 @@ pub struct Table {
     /// id is not here is treated as foreign) and every id is exact in a
     /// JSON number.
     next_id: AtomicU64,
+    /// What stored values and objects may take.
+    budget: Arc<Budget>,
 }
 
 /// Ids stay below this so they are exact as JSON numbers and `i64`s.
 const ID_LIMIT: u64 = 1 << 52;
 
 impl Table {
-    /// An empty table.
+    /// An empty table with the default [`Limits`](crate::Limits)' budget.
     pub fn new() -> Arc<Table> {
+        Table::with_budget(Arc::new(Budget::default()))
+    }
+
+    /// An empty table charging `budget`.
+    pub fn with_budget(budget: Arc<Budget>) -> Arc<Table> {
         let start = rand::random::<u64>() % (ID_LIMIT / 2) + 1;
         Arc::new(Table {
             objects: DashMap::new(),
             next_id: AtomicU64::new(start),
+            budget,
         })
     }
 
-    /// Adds `object` with one reference and returns its id.
-    pub fn insert(&self, object: Arc<dyn SharedObject>, spec: Arc<TypeSpec>) -> ObjectId {
+    /// The memory budget of this table's objects and stored values.
+    pub fn budget(&self) -> &Arc<Budget> {
+        &self.budget
+    }
+
+    /// Adds `object` with one reference and returns its id; `MemoryError`
+    /// (and the object dropped) if its bytes would pass the budget.
+    pub fn insert(
+        &self,
+        object: Arc<dyn SharedObject>,
+        spec: Arc<TypeSpec>,
+    ) -> Result<ObjectId, RemoteError> {
+        let charge = self.budget.charge(object_bytes(&*object))?;
+        let mut entry = Some((object, charge));
         loop {
             let raw = self.next_id.fetch_add(1, Ordering::Relaxed) % ID_LIMIT;
             let id = ObjectId(raw.max(1));
             if let MapEntry::Vacant(slot) = self.objects.entry(id) {
-                slot.insert(Entry {
-                    object,
-                    spec,
-                    refs: 1,
-                });
-                return id;
+                if let Some((object, charge)) = entry.take() {
+                    slot.insert(Entry {
+                        object,
+                        spec,
+                        refs: 1,
+                        _charge: charge,
+                    });
+                }
+                return Ok(id);
             }
         }
     }
@@ -186,6 +217,18 @@ impl Table {
             }
         }
     }
+}
+
+/// What a live object is charged beyond its own struct: its table slot,
+/// a session's reference to it, and the state the built-in types keep
+/// behind a second allocation (a queue's or a lock's waiting lists).
+pub const OBJECT_OVERHEAD: usize = 512;
+
+/// The bytes `object` is charged while it lives: its allocation (the
+/// struct behind the `Arc`, with the `Arc`'s counts) and
+/// [`OBJECT_OVERHEAD`]. Values it stores are charged on their own.
+pub fn object_bytes(object: &dyn SharedObject) -> usize {
+    mp_proto::value::heap_block(std::mem::size_of_val(object) + 16) + OBJECT_OVERHEAD
 }
 
 /// `KeyError` for an id with no live object.

@@ -310,6 +310,9 @@ fn hostile_counts_and_bounds_are_typed_errors() {
         on(1, "__getitem__", vec![Value::from(i64::MIN)]),
         on(1, "insert", vec![i64::MIN.into(), 1.into()]),
         on(1, "pop", vec![i64::MIN.into()]),
+        on(6, "release", vec![i64::MAX.into()]),
+        on(6, "release", vec![i64::MAX.into()]),
+        on(6, "release", vec![2.into()]),
         on(13, "__getitem__", vec![i64::MIN.into()]),
         on(13, "__setitem__", vec![i64::MAX.into(), 1.into()]),
     ];

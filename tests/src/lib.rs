@@ -2,10 +2,12 @@
 //! `mpserver` binary ([`mpserver`]), a by-hand wire peer for bad input
 //! ([`raw`]), scraping its metrics ([`scrape`]), and a well-behaved client
 //! kept busy in the background ([`steady`]), and client processes
-//! ([`client_process`]).
+//! ([`client_process`]), and a server process's memory read and capped
+//! ([`process_memory`]).
 
 pub mod client_process;
 pub mod mpserver;
+pub mod process_memory;
 pub mod raw;
 pub mod scrape;
 pub mod steady;

@@ -16,6 +16,7 @@ use mp_proto::codec::{decode, INT_TOO_LARGE};
 use mp_proto::message::{Kwargs, Outcome, Response, Target, CONNECTION_ID};
 use mp_proto::{ErrorKind, ObjectId, RemoteError, Value};
 use mp_tests::mpserver::{eventually, Options, ServerProcess};
+use mp_tests::process_memory::{address_space, alive, limit_address_space, peak_rss};
 use mp_tests::raw::{request, RawPeer};
 use mp_tests::scrape::{metrics_address, scrape};
 use mp_tests::steady::Steady;
@@ -410,56 +411,6 @@ fn the_sdk_fails_every_call_in_flight_with_the_servers_words() {
 #[test]
 fn the_sdk_fails_every_call_in_flight_with_the_servers_words_over_a_channel() {
     every_call_in_flight_gets_the_servers_words(true);
-}
-
-/// `VmHWM` (peak resident memory) of `pid`, in bytes.
-fn peak_rss(pid: u32) -> u64 {
-    status_kib(pid, "VmHWM:") * 1024
-}
-
-/// `VmSize` (address space) of `pid`, in bytes.
-fn address_space(pid: u32) -> u64 {
-    status_kib(pid, "VmSize:") * 1024
-}
-
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("read /proc/PID/status")
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} line"))
-}
-
-/// Whether `pid` still runs (exists and is not a zombie).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("State:"))
-            .is_some_and(|state| !state.trim_start().starts_with('Z'))
-    })
-}
-
-/// Caps the server's address space, so that a regression that encodes
-/// an answer per unread request aborts the server (failing the test)
-/// instead of exhausting the machine.
-fn limit_address_space(pid: u32, bytes: u64) {
-    let limit = libc::rlimit {
-        rlim_cur: bytes,
-        rlim_max: bytes,
-    };
-    // SAFETY: prlimit(2) on our own child with a valid rlimit; the old
-    // limit is not asked for (null).
-    let rc = unsafe {
-        libc::prlimit(
-            pid as libc::pid_t,
-            libc::RLIMIT_AS,
-            &limit,
-            std::ptr::null_mut(),
-        )
-    };
-    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
 }
 
 /// Writes `frames` on a thread (the server stops reading them once its

@@ -18,10 +18,13 @@
 //! * `de`: `Value` → any `Deserialize` type.
 //! * `wire`: the CBOR form of a `Value` on the wire.
 //! * `repr`: Python's `repr()` of a value, for `__repr__` and `Namespace`.
+//! * `size`: the bytes a value takes in memory
+//!   ([`Value::estimated_bytes`]), what a server's memory limits count.
 
 mod de;
 mod repr;
 mod ser;
+mod size;
 mod wire;
 
 use std::fmt;
@@ -32,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 pub use de::from_value;
 pub use ser::to_value;
+pub use size::{dict_bytes, heap_block, sequence_bytes};
 
 /// An insertion-ordered dict of values, Python's `dict`.
 pub type Map = IndexMap<Value, Value>;

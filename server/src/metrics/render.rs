@@ -166,6 +166,13 @@ impl Collector for EngineCollector {
             Counter,
             load(&m.auth_throttled),
         )?;
+        single(
+            e,
+            "mpserver_memory_held_bytes",
+            "Bytes held by stored values and live objects, as the memory budget estimates them.",
+            Gauge,
+            engine.table.budget().held() as u64,
+        )?;
         let counts = engine.table.counts_by_typeid();
         family(
             e,

@@ -7,11 +7,13 @@
 //! an unknown typecode `ValueError`. Slices read as lists and may be
 //! assigned (a plain slice may change the length, as with `array.array`).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use mp_proto::value::{heap_block, sequence_bytes};
 use mp_proto::{RemoteError, Value};
 
 use crate::args::{str_arg, Args};
+use crate::budget::{shrink_vec, Budget, Charge};
 use crate::errors::{overflow_error, type_error, value_error};
 use crate::held::Held;
 use crate::lock;
@@ -98,16 +100,54 @@ impl Kind {
     }
 }
 
+/// The items and what they are charged.
+struct Items {
+    items: Vec<Value>,
+    charge: Charge,
+}
+
 /// A shared `array.array`.
 pub struct ArrayObject {
     typecode: String,
     kind: Kind,
-    items: Mutex<Vec<Value>>,
+    items: Mutex<Items>,
+    /// For `repr()` and `#GETVALUE`, which have no call context.
+    budget: Arc<Budget>,
+}
+
+impl Kind {
+    /// The bytes of one item: its slot, and a character's string.
+    fn item_bytes(self) -> usize {
+        let heap = match self {
+            Kind::Char => heap_block(4),
+            _ => 0,
+        };
+        std::mem::size_of::<Value>() + heap
+    }
+
+    /// The bytes of `n` items, stored.
+    fn bytes(self, n: usize) -> usize {
+        n.saturating_mul(self.item_bytes())
+    }
+}
+
+/// Python's `array.array` iteration of an initialiser or an assigned
+/// value, each item checked against the typecode.
+fn items_of(
+    budget: &Budget,
+    kind: Kind,
+    typecode: &str,
+    value: Value,
+) -> Result<Vec<Value>, RemoteError> {
+    iterate(budget, value)?
+        .into_iter()
+        .map(|v| kind.check(typecode, v))
+        .collect()
 }
 
 impl ArrayObject {
     /// `Array(typecode, sequence, lock=True)`.
-    pub fn create(_ctx: &CallContext<'_>, args: Args) -> Result<ArrayObject, RemoteError> {
+    pub fn create(ctx: &CallContext<'_>, args: Args) -> Result<ArrayObject, RemoteError> {
         let [typecode, sequence, _lock] =
             args.bind("Array", ["typecode", "sequence", "lock"], 2)?;
         let typecode = typecode.unwrap_or_default();
@@ -117,20 +157,27 @@ impl ArrayObject {
             // `Array('i', 10)` is CPython's sharedctypes form; array.array
             // rejects it, and so do we, with its message.
             Value::Int(_) => return Err(type_error("cannot use a int to initialize an array")),
-            v => iterate(v)?
-                .into_iter()
-                .map(|v| kind.check(&typecode, v))
-                .collect::<Result<Vec<_>, _>>()?,
+            v => items_of(ctx.budget(), kind, &typecode, v)?,
         };
+        let bytes = kind.bytes(items.len());
+        ctx.check_value(bytes)?;
+        let charge = ctx.budget().charge(bytes)?;
         Ok(ArrayObject {
             typecode,
             kind,
-            items: Mutex::new(items),
+            items: Mutex::new(Items { items, charge }),
+            budget: Arc::clone(ctx.budget()),
         })
     }
 
-    fn dispatch(&self, method: &str, args: Args) -> Result<Return, RemoteError> {
-        let mut items = lock(&self.items);
+    fn dispatch(
+        &self,
+        ctx: &CallContext<'_>,
+        method: &str,
+        args: Args,
+    ) -> Result<Return, RemoteError> {
+        let mut state = lock(&self.items);
+        let Items { items, charge } = &mut *state;
         let out = match method {
             "__len__" => {
                 args.none(method)?;
@@ -142,6 +189,7 @@ impl ArrayObject {
                     Index::At(i) => items[position(i, items.len(), "array")?].clone(),
                     Index::Slice(s) => {
                         let r = s.indices(items.len())?;
+                        ctx.check_value(sequence_bytes(r.len, self.kind.bytes(r.len)))?;
                         Value::List(r.positions().map(|p| items[p].clone()).collect())
                     }
                 }
@@ -155,11 +203,19 @@ impl ArrayObject {
                         items[p] = self.kind.check(&self.typecode, v)?;
                     }
                     Index::Slice(s) => {
-                        let new = iterate(v)?
-                            .into_iter()
-                            .map(|v| self.kind.check(&self.typecode, v))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        slice::assign(&mut items, &s, new)?;
+                        let new = items_of(ctx.budget(), self.kind, &self.typecode, v)?;
+                        ctx.check_value(self.kind.bytes(new.len()))?;
+                        let r = s.indices(items.len())?;
+                        // A plain slice changes the length; an extended
+                        // one must keep it (slice::assign checks).
+                        let len = if r.step == 1 {
+                            (items.len() - r.len).saturating_add(new.len())
+                        } else {
+                            items.len()
+                        };
+                        charge.resize(self.kind.bytes(len))?;
+                        slice::assign(items, &s, new)?;
+                        shrink_vec(items);
                     }
                 }
                 Value::None
@@ -179,22 +235,41 @@ impl SharedObject for ArrayObject {
         EXPOSED
     }
 
-    fn call(&self, _ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {
-        self.dispatch(method, args).into()
+    fn call(&self, ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {
+        self.dispatch(ctx, method, args).into()
     }
 
     fn repr(&self) -> Option<String> {
-        let items = lock(&self.items);
+        let state = lock(&self.items);
+        let items = &state.items;
         let tc = Value::Str(self.typecode.clone()).repr();
+        // As for a list: a repr too large to build falls back to the
+        // default `<Array object at …>`.
+        let bytes = self.kind.bytes(items.len()).saturating_mul(4);
+        if self.budget.check_value(bytes).is_err() {
+            return None;
+        }
         Some(if items.is_empty() {
             format!("array({tc})")
         } else {
-            format!("array({tc}, {})", Value::List(items.clone()).repr())
+            let mut out = format!("array({tc}, [");
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&v.repr());
+            }
+            out.push_str("])");
+            out
         })
     }
 
     fn get_value(&self) -> Result<Held, RemoteError> {
-        Ok(Held::plain(Value::List(lock(&self.items).clone())))
+        let state = lock(&self.items);
+        let n = state.items.len();
+        self.budget
+            .check_value(sequence_bytes(n, self.kind.bytes(n)))?;
+        Ok(Held::plain(Value::List(state.items.clone())))
     }
 }
 

@@ -73,7 +73,7 @@ impl ConditionObject {
                     .filter(|l| matches!(l.kind(), SemKind::Lock | SemKind::RLock))
                     .ok_or_else(|| type_error("Condition(lock): lock must be a Lock or RLock"))?;
                 let id = token.id;
-                let held = ctx.hold(Value::Proxy(token));
+                let held = ctx.hold(Value::Proxy(token))?;
                 (lock, Some(id), Some(held))
             }
             Some(other) => {

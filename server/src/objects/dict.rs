@@ -7,12 +7,14 @@
 //! `Iterator` object over a snapshot of the keys. Deleting keeps the order
 //! of the others, at O(n) per deletion.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use indexmap::IndexMap;
+use mp_proto::value::{dict_bytes, sequence_bytes};
 use mp_proto::{RemoteError, Value};
 
 use crate::args::Args;
+use crate::budget::{shrink_map, Budget};
 use crate::errors::{key_error, key_error_msg, type_error, unhashable};
 use crate::held::Held;
 use crate::lock;
@@ -44,9 +46,13 @@ pub const EXPOSED: &[&str] = &[
     "__reversed__",
 ];
 
+type Entries = IndexMap<Held, Held>;
+
 /// A shared `dict`.
 pub struct DictObject {
-    map: Mutex<IndexMap<Held, Held>>,
+    map: Mutex<Entries>,
+    /// For `repr()` and `#GETVALUE`, which have no call context.
+    budget: Arc<Budget>,
 }
 
 impl DictObject {
@@ -56,6 +62,7 @@ impl DictObject {
         update(ctx, &mut map, args, "dict")?;
         Ok(DictObject {
             map: Mutex::new(map),
+            budget: Arc::clone(ctx.budget()),
         })
     }
 
@@ -68,9 +75,11 @@ impl DictObject {
     }
 }
 
+/// `update(mapping_or_pairs=(), **kwargs)`: every pair is stored as one
+/// operation, so a `MemoryError` (or a bad pair) leaves `map` unchanged.
 fn update(
     ctx: &CallContext<'_>,
-    map: &mut IndexMap<Held, Held>,
+    map: &mut Entries,
     mut args: Args,
     method: &str,
 ) -> Result<(), RemoteError> {
@@ -86,7 +95,7 @@ fn update(
         match source {
             Value::Dict(m) => pairs.extend(*m),
             other => {
-                for (i, item) in iterate(other)?.into_iter().enumerate() {
+                for (i, item) in iterate(ctx.budget(), other)?.into_iter().enumerate() {
                     match item {
                         Value::List(kv) | Value::Tuple(kv) if kv.len() == 2 => {
                             let mut kv = kv.into_iter();
@@ -115,20 +124,55 @@ fn update(
     for (k, _) in &pairs {
         DictObject::key(k)?;
     }
-    for (k, v) in pairs {
-        let v = ctx.hold(v);
-        match map.get_mut(&k) {
+    let flat: Vec<Value> = pairs.into_iter().flat_map(|(k, v)| [k, v]).collect();
+    let mut held = ctx.hold_all(flat)?.into_iter();
+    while let (Some(k), Some(v)) = (held.next(), held.next()) {
+        match map.get_mut(k.value()) {
             // Python keeps the original key object when overwriting.
             Some(slot) => *slot = v,
             None => {
-                map.insert(ctx.hold(k), v);
+                map.insert(k, v);
             }
         }
     }
     Ok(())
 }
 
-fn as_dict(map: &IndexMap<Held, Held>) -> Value {
+/// The heaps of every key and value of `map`.
+fn heaps(map: &Entries) -> usize {
+    map.iter().fold(0usize, |s, (k, v)| {
+        s.saturating_add(k.value().heap_bytes())
+            .saturating_add(v.value().heap_bytes())
+    })
+}
+
+/// The bytes of a list of `map`'s keys or values (`which` picks them).
+fn column_bytes(map: &Entries, which: impl Fn(&Held, &Held) -> usize) -> usize {
+    let sum = map
+        .iter()
+        .fold(0usize, |s, (k, v)| s.saturating_add(which(k, v)));
+    sequence_bytes(map.len(), sum)
+}
+
+fn key_bytes(k: &Held, _: &Held) -> usize {
+    k.value().estimated_bytes()
+}
+
+fn value_bytes(_: &Held, v: &Held) -> usize {
+    v.value().estimated_bytes()
+}
+
+/// One `(key, value)` tuple of `items()`.
+fn item_bytes(k: &Held, v: &Held) -> usize {
+    sequence_bytes(
+        2,
+        k.value()
+            .estimated_bytes()
+            .saturating_add(v.value().estimated_bytes()),
+    )
+}
+
+fn as_dict(map: &Entries) -> Value {
     Value::from(
         map.iter()
             .map(|(k, v)| (k.value().clone(), v.value().clone()))
@@ -146,11 +190,31 @@ impl SharedObject for DictObject {
     }
 
     fn repr(&self) -> Option<String> {
-        Some(as_dict(&lock(&self.map)).repr())
+        let map = lock(&self.map);
+        // As for a list: a repr too large to build falls back to the
+        // default `<dict object at …>`.
+        let bytes = dict_bytes(map.len(), heaps(&map));
+        if self.budget.check_value(bytes.saturating_mul(4)).is_err() {
+            return None;
+        }
+        let mut out = String::from("{");
+        for (i, (k, v)) in map.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&k.value().repr());
+            out.push_str(": ");
+            out.push_str(&v.value().repr());
+        }
+        out.push('}');
+        Some(out)
     }
 
     fn get_value(&self) -> Result<Held, RemoteError> {
-        Ok(Held::plain(as_dict(&lock(&self.map))))
+        let map = lock(&self.map);
+        self.budget
+            .check_value(dict_bytes(map.len(), heaps(&map)))?;
+        Ok(Held::plain(as_dict(&map)))
     }
 }
 
@@ -177,11 +241,12 @@ impl DictObject {
                 let [k, v] = args.bind(method, ["key", "value"], 2)?;
                 let (k, v) = (k.unwrap_or_default(), v.unwrap_or_default());
                 Self::key(&k)?;
-                let v = ctx.hold(v);
+                let v = ctx.hold(v)?;
                 match map.get_mut(&k) {
                     Some(slot) => *slot = v,
                     None => {
-                        map.insert(ctx.hold(k), v);
+                        let k = ctx.hold(k)?;
+                        map.insert(k, v);
                     }
                 }
                 Value::None
@@ -192,6 +257,7 @@ impl DictObject {
                 Self::key(&k)?;
                 // Dropped after the lock is released, with its references.
                 let removed = map.shift_remove_entry(&k).ok_or_else(|| key_error(&k))?;
+                shrink_map(&mut map);
                 drop(map);
                 drop(removed);
                 return Ok(Value::None.into());
@@ -208,25 +274,31 @@ impl DictObject {
             }
             "__iter__" => {
                 args.none(method)?;
-                let keys = map.keys().cloned().collect();
-                return Ok(Return::Object(std::sync::Arc::new(IteratorObject::new(
+                // The snapshot is kept by a new object: stored, charged.
+                let keys = Held::clone_all(map.keys(), ctx.budget())?;
+                return Ok(Return::Object(Arc::new(IteratorObject::new(
                     keys,
+                    Arc::clone(ctx.budget()),
                 ))));
             }
             "__reversed__" => {
                 args.none(method)?;
+                ctx.check_value(column_bytes(&map, key_bytes))?;
                 Value::List(map.keys().rev().map(|k| k.value().clone()).collect())
             }
             "keys" => {
                 args.none(method)?;
+                ctx.check_value(column_bytes(&map, key_bytes))?;
                 Value::List(map.keys().map(|k| k.value().clone()).collect())
             }
             "values" => {
                 args.none(method)?;
+                ctx.check_value(column_bytes(&map, value_bytes))?;
                 Value::List(map.values().map(|v| v.value().clone()).collect())
             }
             "items" => {
                 args.none(method)?;
+                ctx.check_value(column_bytes(&map, item_bytes))?;
                 Value::List(
                     map.iter()
                         .map(|(k, v)| Value::Tuple(vec![k.value().clone(), v.value().clone()]))
@@ -235,6 +307,7 @@ impl DictObject {
             }
             "copy" => {
                 args.none(method)?;
+                ctx.check_value(dict_bytes(map.len(), heaps(&map)))?;
                 as_dict(&map)
             }
             "clear" => {
@@ -257,8 +330,11 @@ impl DictObject {
                 let [k, default] = args.bind(method, ["key", "default"], 1)?;
                 let k = k.unwrap_or_default();
                 Self::key(&k)?;
-                return match map.shift_remove(&k) {
-                    Some(v) => Ok(Return::Value(v)),
+                let removed = map.shift_remove_entry(&k);
+                shrink_map(&mut map);
+                drop(map);
+                return match removed {
+                    Some((_, v)) => Ok(Return::Value(v)),
                     None => default.map(Return::from).ok_or_else(|| key_error(&k)),
                 };
             }
@@ -267,12 +343,10 @@ impl DictObject {
                 let (k, v) = map
                     .pop()
                     .ok_or_else(|| key_error_msg("'popitem(): dictionary is empty'"))?;
-                // The pair's references go to the caller with the pair.
-                let pair = Value::Tuple(vec![k.value().clone(), v.value().clone()]);
-                let held = ctx.hold(pair);
+                shrink_map(&mut map);
                 drop(map);
-                drop((k, v));
-                return Ok(Return::Value(held));
+                // The pair's references go to the caller with the pair.
+                return Ok(Return::Value(Held::pair(k, v)));
             }
             "setdefault" => {
                 let [k, default] = args.bind(method, ["key", "default"], 1)?;
@@ -281,9 +355,10 @@ impl DictObject {
                 if let Some(v) = map.get(&k) {
                     return Ok(Return::Value(v.clone()));
                 }
-                let v = ctx.hold(default.unwrap_or_default());
+                let v = ctx.hold(default.unwrap_or_default())?;
+                let k = ctx.hold(k)?;
                 let out = v.clone();
-                map.insert(ctx.hold(k), v);
+                map.insert(k, v);
                 return Ok(Return::Value(out));
             }
             "update" | "__ior__" => {
@@ -301,6 +376,14 @@ impl DictObject {
                         )))
                     }
                 };
+                let theirs = other.iter().fold(0usize, |s, (k, v)| {
+                    s.saturating_add(k.heap_bytes())
+                        .saturating_add(v.heap_bytes())
+                });
+                ctx.check_value(dict_bytes(
+                    map.len().saturating_add(other.len()),
+                    heaps(&map).saturating_add(theirs),
+                ))?;
                 let Value::Dict(mut mine) = as_dict(&map) else {
                     return Err(type_error("dict expected"));
                 };

@@ -6,11 +6,13 @@
 //! `close` ends it early.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use mp_proto::value::sequence_bytes;
 use mp_proto::{ErrorKind, RemoteError, Value};
 
 use crate::args::Args;
+use crate::budget::{shrink_deque, Budget};
 use crate::held::Held;
 use crate::lock;
 use crate::object::{CallContext, Reply, SharedObject};
@@ -22,13 +24,17 @@ pub const EXPOSED: &[&str] = &["__next__", "close"];
 /// An iterator over stored values.
 pub struct IteratorObject {
     items: Mutex<VecDeque<Held>>,
+    /// For `#GETVALUE`, which has no call context.
+    budget: Arc<Budget>,
 }
 
 impl IteratorObject {
-    /// An iterator yielding `items` in order.
-    pub fn new(items: Vec<Held>) -> Self {
+    /// An iterator yielding `items` (stored, so charged to `budget`) in
+    /// order.
+    pub fn new(items: Vec<Held>, budget: Arc<Budget>) -> Self {
         IteratorObject {
             items: Mutex::new(items.into()),
+            budget,
         }
     }
 }
@@ -42,10 +48,15 @@ impl SharedObject for IteratorObject {
         match method {
             "__next__" => match args.none(method) {
                 Err(e) => Reply::err(e),
-                Ok(()) => match lock(&self.items).pop_front() {
-                    Some(item) => Reply::held(item),
-                    None => Reply::err(RemoteError::new(ErrorKind::StopIteration, "")),
-                },
+                Ok(()) => {
+                    let mut items = lock(&self.items);
+                    let next = items.pop_front();
+                    shrink_deque(&mut items);
+                    match next {
+                        Some(item) => Reply::held(item),
+                        None => Reply::err(RemoteError::new(ErrorKind::StopIteration, "")),
+                    }
+                }
             },
             "close" => {
                 let rest = std::mem::take(&mut *lock(&self.items));
@@ -61,11 +72,13 @@ impl SharedObject for IteratorObject {
     }
 
     fn get_value(&self) -> Result<Held, RemoteError> {
+        let items = lock(&self.items);
+        let sum = items
+            .iter()
+            .fold(0usize, |s, h| s.saturating_add(h.value().estimated_bytes()));
+        self.budget.check_value(sequence_bytes(items.len(), sum))?;
         Ok(Held::plain(Value::List(
-            lock(&self.items)
-                .iter()
-                .map(|h| h.value().clone())
-                .collect(),
+            items.iter().map(|h| h.value().clone()).collect(),
         )))
     }
 }

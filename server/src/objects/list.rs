@@ -8,11 +8,13 @@
 //! accepted). `__iadd__`/`__imul__` change the list in place and return
 //! `None` (the proxy returns itself client side, as CPython's does).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use mp_proto::{RemoteError, Value};
+use mp_proto::value::sequence_bytes;
+use mp_proto::{ErrorKind, RemoteError, Value};
 
 use crate::args::{bool_arg, int_arg, Args};
+use crate::budget::{shrink_vec, Budget};
 use crate::compare::sort_by_key;
 use crate::errors::{attribute_error, index_error, type_error, value_error};
 use crate::held::Held;
@@ -51,6 +53,8 @@ pub const EXPOSED: &[&str] = &[
 /// A shared `list`.
 pub struct ListObject {
     items: Mutex<Vec<Held>>,
+    /// For `repr()` and `#GETVALUE`, which have no call context.
+    budget: Arc<Budget>,
 }
 
 impl ListObject {
@@ -58,11 +62,12 @@ impl ListObject {
     pub fn create(ctx: &CallContext<'_>, args: Args) -> Result<ListObject, RemoteError> {
         let [iterable] = args.bind("list", ["iterable"], 0)?;
         let items = match iterable {
-            Some(v) => iterate(v)?.into_iter().map(|v| ctx.hold(v)).collect(),
+            Some(v) => ctx.hold_all(iterate(ctx.budget(), v)?)?,
             None => Vec::new(),
         };
         Ok(ListObject {
             items: Mutex::new(items),
+            budget: Arc::clone(ctx.budget()),
         })
     }
 }
@@ -71,7 +76,22 @@ fn values(items: &[Held]) -> Vec<Value> {
     items.iter().map(|h| h.value().clone()).collect()
 }
 
-fn repeat(items: &[Held], n: &Value) -> Result<Vec<Value>, RemoteError> {
+/// The bytes of a new list of `count` values, `items`.
+fn list_bytes<'a>(count: usize, items: impl Iterator<Item = &'a Value>) -> usize {
+    let sum = items.fold(0usize, |s, v| s.saturating_add(v.estimated_bytes()));
+    sequence_bytes(count, sum)
+}
+
+/// `items * n`, checked before it is built: a count of 0 or less gives
+/// an empty list, as in Python; one whose result would pass the
+/// per-operation limit is `MemoryError`. `stored` counts the items as
+/// they will be stored (`*=`) rather than as a new value.
+fn repeat(
+    budget: &Budget,
+    items: &[Held],
+    n: &Value,
+    stored: bool,
+) -> Result<Vec<Value>, RemoteError> {
     let n = int_arg(n).map_err(|_| {
         type_error(format!(
             "can't multiply sequence by non-int of type '{}'",
@@ -79,20 +99,25 @@ fn repeat(items: &[Held], n: &Value) -> Result<Vec<Value>, RemoteError> {
         ))
     })?;
     let n = usize::try_from(n).unwrap_or(0);
-    let total = items.len().checked_mul(n).ok_or_else(memory_error)?;
-    if total > MAX_REPEAT {
-        return Err(memory_error());
+    if n == 0 || items.is_empty() {
+        return Ok(Vec::new());
     }
-    let one = values(items);
-    Ok((0..n).flat_map(|_| one.iter().cloned()).collect())
-}
-
-/// A bound on what one `*` may build, so a client cannot ask the server
-/// for a petabyte list.
-const MAX_REPEAT: usize = 1 << 26;
-
-fn memory_error() -> RemoteError {
-    RemoteError::new(mp_proto::ErrorKind::MemoryError, "")
+    let count = items.len().saturating_mul(n);
+    let one = if stored {
+        items
+            .iter()
+            .fold(0usize, |s, h| s.saturating_add(Held::cost(h.value())))
+    } else {
+        items
+            .iter()
+            .fold(0usize, |s, h| s.saturating_add(h.value().estimated_bytes()))
+    };
+    budget.check_value(sequence_bytes(count, one.saturating_mul(n)))?;
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..n {
+        out.extend(items.iter().map(|h| h.value().clone()));
+    }
+    Ok(out)
 }
 
 impl SharedObject for ListObject {
@@ -105,11 +130,30 @@ impl SharedObject for ListObject {
     }
 
     fn repr(&self) -> Option<String> {
-        Some(Value::List(values(&lock(&self.items))).repr())
+        let items = lock(&self.items);
+        // A repr is at most about four times the value's bytes (`\xNN`
+        // for each byte); one too large to build falls back to the
+        // default `<list object at …>`.
+        let bytes = list_bytes(items.len(), items.iter().map(Held::value));
+        if self.budget.check_value(bytes.saturating_mul(4)).is_err() {
+            return None;
+        }
+        let mut out = String::from("[");
+        for (i, h) in items.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&h.value().repr());
+        }
+        out.push(']');
+        Some(out)
     }
 
     fn get_value(&self) -> Result<Held, RemoteError> {
-        Ok(Held::plain(Value::List(values(&lock(&self.items)))))
+        let items = lock(&self.items);
+        self.budget
+            .check_value(list_bytes(items.len(), items.iter().map(Held::value)))?;
+        Ok(Held::plain(Value::List(values(&items))))
     }
 }
 
@@ -137,8 +181,12 @@ impl ListObject {
                     }
                     Index::Slice(s) => {
                         let r = s.indices(items.len())?;
+                        ctx.check_value(list_bytes(
+                            r.len,
+                            r.positions().map(|p| items[p].value()),
+                        ))?;
                         let picked = r.positions().map(|p| items[p].value().clone()).collect();
-                        return Ok(Return::Value(ctx.hold(Value::List(picked))));
+                        return Ok(Return::Value(ctx.result(Value::List(picked))));
                     }
                 }
             }
@@ -148,18 +196,20 @@ impl ListObject {
                 match Index::from_value(&i.unwrap_or_default(), "list")? {
                     Index::At(i) => {
                         let p = position(i, items.len(), "list assignment")?;
-                        removed.push(std::mem::replace(&mut items[p], ctx.hold(v)));
+                        let v = ctx.hold(v)?;
+                        removed.push(std::mem::replace(&mut items[p], v));
                     }
                     Index::Slice(s) => {
-                        let new: Vec<Held> = iterate(v)
-                            .map_err(|_| type_error("can only assign an iterable"))?
-                            .into_iter()
-                            .map(|v| ctx.hold(v))
-                            .collect();
+                        let new = iterate(ctx.budget(), v).map_err(|e| match e.kind {
+                            ErrorKind::TypeError => type_error("can only assign an iterable"),
+                            _ => e,
+                        })?;
+                        let new = ctx.hold_all(new)?;
                         let mut old = std::mem::take(&mut *items);
                         let kept = slice::assign(&mut old, &s, new);
                         *items = old;
                         kept?;
+                        shrink_vec(&mut items);
                     }
                 }
                 Value::None
@@ -173,6 +223,7 @@ impl ListObject {
                     }
                     Index::Slice(s) => removed = slice::delete(&mut items, &s)?,
                 }
+                shrink_vec(&mut items);
                 Value::None
             }
             "__contains__" => {
@@ -191,44 +242,48 @@ impl ListObject {
                         )))
                     }
                 };
+                ctx.check_value(list_bytes(
+                    items.len().saturating_add(other.len()),
+                    items.iter().map(Held::value).chain(other.iter()),
+                ))?;
                 let mut out = values(&items);
                 out.extend(other);
-                return Ok(Return::Value(ctx.hold(Value::List(out))));
+                return Ok(Return::Value(ctx.result(Value::List(out))));
             }
             "__mul__" | "__rmul__" => {
                 let [n] = args.bind(method, ["n"], 1)?;
-                return Ok(Return::Value(
-                    ctx.hold(Value::List(repeat(&items, &n.unwrap_or_default())?)),
-                ));
+                let out = repeat(ctx.budget(), &items, &n.unwrap_or_default(), false)?;
+                return Ok(Return::Value(ctx.result(Value::List(out))));
             }
             "__imul__" => {
                 let [n] = args.bind(method, ["n"], 1)?;
-                let out = repeat(&items, &n.unwrap_or_default())?;
-                removed =
-                    std::mem::replace(&mut *items, out.into_iter().map(|v| ctx.hold(v)).collect());
+                let out = repeat(ctx.budget(), &items, &n.unwrap_or_default(), true)?;
+                let out = ctx.hold_all(out)?;
+                removed = std::mem::replace(&mut *items, out);
                 Value::None
             }
             "__reversed__" => {
                 args.none(method)?;
+                ctx.check_value(list_bytes(items.len(), items.iter().map(Held::value)))?;
                 let mut out = values(&items);
                 out.reverse();
-                return Ok(Return::Value(ctx.hold(Value::List(out))));
+                return Ok(Return::Value(ctx.result(Value::List(out))));
             }
             "append" => {
                 let [x] = args.bind(method, ["object"], 1)?;
-                items.push(ctx.hold(x.unwrap_or_default()));
+                items.push(ctx.hold(x.unwrap_or_default())?);
                 Value::None
             }
             "extend" | "__iadd__" => {
                 let [x] = args.bind(method, ["iterable"], 1)?;
-                let new = iterate(x.unwrap_or_default())?;
-                items.extend(new.into_iter().map(|v| ctx.hold(v)));
+                let new = ctx.hold_all(iterate(ctx.budget(), x.unwrap_or_default())?)?;
+                items.extend(new);
                 Value::None
             }
             "insert" => {
                 let [i, x] = args.bind(method, ["index", "object"], 2)?;
                 let at = insertion_point(int_arg(&i.unwrap_or_default())?, items.len());
-                items.insert(at, ctx.hold(x.unwrap_or_default()));
+                items.insert(at, ctx.hold(x.unwrap_or_default())?);
                 Value::None
             }
             "pop" => {
@@ -242,6 +297,7 @@ impl ListObject {
                 };
                 let p = position(i, items.len(), "pop")?;
                 let out = items.remove(p);
+                shrink_vec(&mut items);
                 return Ok(Return::Value(out));
             }
             "remove" => {
@@ -252,6 +308,7 @@ impl ListObject {
                     .position(|h| *h.value() == x)
                     .ok_or_else(|| value_error("list.remove(x): x not in list"))?;
                 removed.push(items.remove(p));
+                shrink_vec(&mut items);
                 Value::None
             }
             "index" => {
@@ -295,7 +352,8 @@ impl ListObject {
             }
             "copy" => {
                 args.none(method)?;
-                return Ok(Return::Value(ctx.hold(Value::List(values(&items)))));
+                ctx.check_value(list_bytes(items.len(), items.iter().map(Held::value)))?;
+                return Ok(Return::Value(ctx.result(Value::List(values(&items)))));
             }
             _ => {
                 return Err(attribute_error(format!(

@@ -34,7 +34,9 @@ pub mod value;
 
 use mp_proto::{RemoteError, Value};
 
+use crate::budget::Budget;
 use crate::errors::type_error;
+use crate::held::Held;
 use crate::registry::Registry;
 
 /// Registers every SyncManager type with CPython's exposed lists.
@@ -75,7 +77,22 @@ pub fn register_builtins(r: &mut Registry) {
 
 /// Python's iteration of a value: a list's or tuple's items, a dict's
 /// keys, a string's characters, a bytes object's integers.
-pub fn iterate(value: Value) -> Result<Vec<Value>, RemoteError> {
+///
+/// A string or bytes value is exploded into one value per character or
+/// byte — 80 bytes each once stored, for one byte on the wire — so their
+/// size is checked against `budget`'s per-operation limit first
+/// (`MemoryError`); a list's, tuple's or dict's items already exist and
+/// are checked when they are stored.
+pub fn iterate(budget: &Budget, value: Value) -> Result<Vec<Value>, RemoteError> {
+    let exploded = match &value {
+        Value::Str(s) => s
+            .chars()
+            .count()
+            .saturating_mul(Held::cost(&Value::Str("x".into()))),
+        Value::Bytes(b) => b.len().saturating_mul(Held::cost(&Value::Int(0))),
+        _ => 0,
+    };
+    budget.check_value(exploded)?;
     match value {
         Value::List(items) | Value::Tuple(items) => Ok(items),
         Value::Dict(map) => Ok(map.into_iter().map(|(k, _)| k).collect()),

@@ -6,13 +6,14 @@
 //! object has no attribute 'x'`. Its `repr()` is Python's:
 //! `Namespace(x=10, y='hello')`, public names sorted.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use indexmap::IndexMap;
-use mp_proto::value::Map;
+use mp_proto::value::{dict_bytes, heap_block, Map};
 use mp_proto::{RemoteError, Value};
 
 use crate::args::{str_arg, Args};
+use crate::budget::{shrink_map, Budget, Charge};
 use crate::errors::attribute_error;
 use crate::held::Held;
 use crate::lock;
@@ -21,9 +22,24 @@ use crate::object::{CallContext, Reply, Return, SharedObject};
 /// `NamespaceProxy`'s exposed list.
 pub const EXPOSED: &[&str] = &["__getattribute__", "__setattr__", "__delattr__"];
 
+/// One attribute: its value, and the charge for its name (the map's key,
+/// a plain string outside any [`Held`]).
+struct Attr {
+    value: Held,
+    _name: Charge,
+}
+
 /// A shared namespace.
 pub struct NamespaceObject {
-    attrs: Mutex<IndexMap<String, Held>>,
+    attrs: Mutex<IndexMap<String, Attr>>,
+    /// For `repr()` and `#GETVALUE`, which have no call context.
+    budget: Arc<Budget>,
+}
+
+/// What an attribute's name costs as a key: its string and its entry's
+/// hash.
+fn name_bytes(name: &str) -> usize {
+    std::mem::size_of::<String>() + std::mem::size_of::<u64>() + heap_block(name.len())
 }
 
 impl NamespaceObject {
@@ -34,13 +50,29 @@ impl NamespaceObject {
                 "Namespace() takes no positional arguments",
             ));
         }
-        let attrs = args
-            .keywords
+        let (names, values): (Vec<String>, Vec<Value>) = args.keywords.into_iter().unzip();
+        let names_bytes = names
+            .iter()
+            .fold(0usize, |s, n| s.saturating_add(name_bytes(n)));
+        ctx.check_value(names_bytes)?;
+        let values = ctx.hold_all(values)?;
+        let attrs = names
             .into_iter()
-            .map(|(k, v)| (k, ctx.hold(v)))
-            .collect();
+            .zip(values)
+            .map(|(name, value)| {
+                let charge = ctx.budget().charge(name_bytes(&name))?;
+                Ok((
+                    name,
+                    Attr {
+                        value,
+                        _name: charge,
+                    },
+                ))
+            })
+            .collect::<Result<_, RemoteError>>()?;
         Ok(NamespaceObject {
             attrs: Mutex::new(attrs),
+            budget: Arc::clone(ctx.budget()),
         })
     }
 
@@ -48,10 +80,19 @@ impl NamespaceObject {
         attribute_error(format!("'Namespace' object has no attribute '{name}'"))
     }
 
-    fn as_dict(attrs: &IndexMap<String, Held>) -> Value {
+    /// The bytes of [`as_dict`](Self::as_dict)'s result.
+    fn dict_bytes(attrs: &IndexMap<String, Attr>) -> usize {
+        let heaps = attrs.iter().fold(0usize, |s, (k, a)| {
+            s.saturating_add(heap_block(k.len()))
+                .saturating_add(a.value.value().heap_bytes())
+        });
+        dict_bytes(attrs.len(), heaps)
+    }
+
+    fn as_dict(attrs: &IndexMap<String, Attr>) -> Value {
         let map: Map = attrs
             .iter()
-            .map(|(k, v)| (Value::Str(k.clone()), v.value().clone()))
+            .map(|(k, a)| (Value::Str(k.clone()), a.value.value().clone()))
             .collect();
         Value::from(map)
     }
@@ -69,20 +110,36 @@ impl NamespaceObject {
                 let name = str_arg(&name, "attribute name")?;
                 let attrs = lock(&self.attrs);
                 if name == "__dict__" {
-                    return Ok(Return::Value(ctx.hold(Self::as_dict(&attrs))));
+                    ctx.check_value(Self::dict_bytes(&attrs))?;
+                    return Ok(Return::Value(ctx.result(Self::as_dict(&attrs))));
                 }
                 attrs
                     .get(name)
-                    .cloned()
-                    .map(Return::Value)
+                    .map(|a| Return::Value(a.value.clone()))
                     .ok_or_else(|| Self::missing(name))
             }
             "__setattr__" => {
                 let [name, value] = args.bind(method, ["name", "value"], 2)?;
                 let name = name.unwrap_or_default();
                 let name = str_arg(&name, "attribute name")?.to_owned();
-                let held = ctx.hold(value.unwrap_or_default());
-                let old = lock(&self.attrs).insert(name, held);
+                ctx.check_value(name_bytes(&name))?;
+                let value = ctx.hold(value.unwrap_or_default())?;
+                let mut attrs = lock(&self.attrs);
+                let old = match attrs.get_mut(&name) {
+                    Some(slot) => Some(std::mem::replace(&mut slot.value, value)),
+                    None => {
+                        let charge = ctx.budget().charge(name_bytes(&name))?;
+                        attrs.insert(
+                            name,
+                            Attr {
+                                value,
+                                _name: charge,
+                            },
+                        );
+                        None
+                    }
+                };
+                drop(attrs);
                 drop(old);
                 Ok(Value::None.into())
             }
@@ -90,7 +147,10 @@ impl NamespaceObject {
                 let [name] = args.bind(method, ["name"], 1)?;
                 let name = name.unwrap_or_default();
                 let name = str_arg(&name, "attribute name")?;
-                let old = lock(&self.attrs).shift_remove(name);
+                let mut attrs = lock(&self.attrs);
+                let old = attrs.shift_remove(name);
+                shrink_map(&mut attrs);
+                drop(attrs);
                 match old {
                     Some(old) => {
                         drop(old);
@@ -117,17 +177,28 @@ impl SharedObject for NamespaceObject {
 
     fn repr(&self) -> Option<String> {
         let attrs = lock(&self.attrs);
+        // As for a list: a repr too large to build falls back to the
+        // default `<Namespace object at …>`.
+        if self
+            .budget
+            .check_value(Self::dict_bytes(&attrs).saturating_mul(4))
+            .is_err()
+        {
+            return None;
+        }
         let mut parts: Vec<String> = attrs
             .iter()
             .filter(|(k, _)| !k.starts_with('_'))
-            .map(|(k, v)| format!("{k}={}", v.value().repr()))
+            .map(|(k, a)| format!("{k}={}", a.value.value().repr()))
             .collect();
         parts.sort();
         Some(format!("Namespace({})", parts.join(", ")))
     }
 
     fn get_value(&self) -> Result<Held, RemoteError> {
-        Ok(Held::plain(Self::as_dict(&lock(&self.attrs))))
+        let attrs = lock(&self.attrs);
+        self.budget.check_value(Self::dict_bytes(&attrs))?;
+        Ok(Held::plain(Self::as_dict(&attrs)))
     }
 }
 

@@ -19,6 +19,7 @@ use std::time::Duration;
 use mp_proto::{ErrorKind, RemoteError, Value};
 
 use crate::args::{bool_arg, int_arg, queue_timeout, Args};
+use crate::budget::shrink_deque;
 use crate::errors::value_error;
 use crate::held::Held;
 use crate::lock;
@@ -87,6 +88,7 @@ impl QueueState {
     fn pop(&mut self, wakers: &mut Wakers) -> Option<Held> {
         let item = self.items.pop_front()?;
         self.admit_putter(wakers);
+        shrink_deque(&mut self.items);
         Some(item)
     }
 }
@@ -229,11 +231,11 @@ impl QueueObject {
                 } else {
                     None
                 };
-                self.put(ctx.hold(item.unwrap_or_default()), block, timeout)
+                self.put(ctx.hold(item.unwrap_or_default())?, block, timeout)
             }
             "put_nowait" => {
                 let [item] = args.bind(method, ["item"], 1)?;
-                self.put(ctx.hold(item.unwrap_or_default()), false, None)
+                self.put(ctx.hold(item.unwrap_or_default())?, false, None)
             }
             "get" => {
                 let [block, timeout] = args.bind(method, ["block", "timeout"], 0)?;

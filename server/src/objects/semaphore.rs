@@ -23,7 +23,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mp_proto::{RemoteError, Value};
+use mp_proto::{ErrorKind, RemoteError, Value};
 
 use crate::args::{bool_arg, int_arg, lock_timeout, Args};
 use crate::errors::{runtime_error, value_error};
@@ -163,7 +163,18 @@ impl SemState {
                 self.value = 1;
             }
             SemKind::Semaphore | SemKind::BoundedSemaphore => {
-                if self.kind == SemKind::BoundedSemaphore && self.value + n > self.bound {
+                // Python's ints do not overflow; ours would wrap to 0 and
+                // lose every unit, so a value past 2**64-1 is refused.
+                let Some(after) = self.value.checked_add(n) else {
+                    return Err(RemoteError::new(
+                        ErrorKind::OverflowError,
+                        format!(
+                            "releasing {n} would take the semaphore's value past {}",
+                            u64::MAX
+                        ),
+                    ));
+                };
+                if self.kind == SemKind::BoundedSemaphore && after > self.bound {
                     return Err(value_error("Semaphore released too many times"));
                 }
                 // The caller's own units first, then the longest-held
@@ -174,7 +185,7 @@ impl SemState {
                     let other = self.holders[0].0;
                     left -= self.take_units(other, left);
                 }
-                self.value += n;
+                self.value = after;
             }
         }
         self.dispatch(wakers);

@@ -6,11 +6,12 @@
 //! but not enforced: the manager's `Value` is a plain box, unlike
 //! `sharedctypes.Value`.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use mp_proto::{RemoteError, Value};
+use mp_proto::RemoteError;
 
 use crate::args::{str_arg, Args};
+use crate::budget::Budget;
 use crate::held::Held;
 use crate::lock;
 use crate::object::{CallContext, Reply, SharedObject};
@@ -20,8 +21,12 @@ pub const EXPOSED: &[&str] = &["get", "set"];
 
 /// A shared value.
 pub struct ValueObject {
-    typecode: String,
+    /// A `str`, stored (and charged) like the value: any string is
+    /// accepted, as in CPython.
+    typecode: Held,
     value: Mutex<Held>,
+    /// For `repr()`, which has no call context.
+    budget: Arc<Budget>,
 }
 
 impl ValueObject {
@@ -29,10 +34,11 @@ impl ValueObject {
     pub fn create(ctx: &CallContext<'_>, args: Args) -> Result<ValueObject, RemoteError> {
         let [typecode, value, _lock] = args.bind("Value", ["typecode", "value", "lock"], 2)?;
         let typecode = typecode.unwrap_or_default();
-        let typecode = str_arg(&typecode, "typecode")?.to_owned();
+        str_arg(&typecode, "typecode")?;
         Ok(ValueObject {
-            typecode,
-            value: Mutex::new(ctx.hold(value.unwrap_or_default())),
+            typecode: ctx.hold(typecode)?,
+            value: Mutex::new(ctx.hold(value.unwrap_or_default())?),
+            budget: Arc::clone(ctx.budget()),
         })
     }
 }
@@ -48,9 +54,11 @@ impl SharedObject for ValueObject {
                 Ok(()) => Reply::held(lock(&self.value).clone()),
                 Err(e) => Reply::err(e),
             },
-            "set" => match args.bind(method, ["value"], 1) {
-                Ok([v]) => {
-                    let new = ctx.hold(v.unwrap_or_default());
+            "set" => match args
+                .bind(method, ["value"], 1)
+                .and_then(|[v]| ctx.hold(v.unwrap_or_default()))
+            {
+                Ok(new) => {
                     let old = std::mem::replace(&mut *lock(&self.value), new);
                     drop(old);
                     Reply::none()
@@ -62,10 +70,21 @@ impl SharedObject for ValueObject {
     }
 
     fn repr(&self) -> Option<String> {
+        let value = lock(&self.value);
+        // A repr is at most about four times the value's bytes; one too
+        // large to build falls back to the default `<Value object at …>`.
+        let bytes = value
+            .value()
+            .estimated_bytes()
+            .saturating_add(self.typecode.value().estimated_bytes())
+            .saturating_mul(4);
+        if self.budget.check_value(bytes).is_err() {
+            return None;
+        }
         Some(format!(
             "Value({}, {})",
-            Value::Str(self.typecode.clone()).repr(),
-            lock(&self.value).value().repr()
+            self.typecode.value().repr(),
+            value.value().repr()
         ))
     }
 
@@ -78,6 +97,7 @@ impl SharedObject for ValueObject {
 mod tests {
     use super::*;
     use crate::objects::testing::Harness;
+    use mp_proto::Value;
 
     #[test]
     fn value_semantics() {
