@@ -59,6 +59,25 @@ pub fn object_id(value: &Value) -> Result<ObjectId, RemoteError> {
     }
 }
 
+/// Every server-level method this engine answers (the `match` in
+/// `Engine::control`), for metric labels and tests that reach them all.
+pub const SERVER_METHODS: &[&str] = &[
+    "ping",
+    "dummy",
+    "create",
+    "incref",
+    "decref",
+    "transit",
+    "receive",
+    "get_methods",
+    "exposed",
+    "number_of_objects",
+    "debug_info",
+    "status",
+    "typeids",
+    "shutdown",
+];
+
 impl Engine {
     pub(crate) fn server_call(
         self: &Arc<Self>,

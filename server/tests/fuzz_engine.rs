@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use mp_proto::message::{Kwargs, Outcome, Request, Target};
 use mp_proto::value::{Map, ObjectId, Token, Value};
+use mp_server::control::SERVER_METHODS;
 use mp_server::engine::{Dispatch, Engine};
 use mp_server::session::Session;
 use mp_server::Registry;
@@ -171,23 +172,11 @@ fn call() -> impl Strategy<Value = Call> {
 /// Every method name a client could reach: each type's exposed list and
 /// the server's own calls (all but `shutdown`, which would end the case).
 fn method_names(engine: &Engine) -> Vec<String> {
-    let mut names: Vec<String> = [
-        "ping",
-        "dummy",
-        "create",
-        "incref",
-        "decref",
-        "get_methods",
-        "exposed",
-        "number_of_objects",
-        "debug_info",
-        "status",
-        "typeids",
-        "transit",
-        "receive",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut names: Vec<String> = SERVER_METHODS
+        .iter()
+        .filter(|m| **m != "shutdown")
+        .map(|m| m.to_string())
+        .collect();
     for (typeid, _) in fixtures() {
         if let Some(spec) = engine.spec(typeid) {
             names.extend(spec.exposed.iter().cloned());

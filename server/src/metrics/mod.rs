@@ -38,6 +38,7 @@ use mp_proto::frame::FrameError;
 use mp_proto::message::Outcome;
 use mp_proto::ErrorKind;
 
+use crate::control::SERVER_METHODS;
 use crate::engine::{Dispatch, Engine};
 use crate::registry::TypeSpec;
 use histogram::Histogram;
@@ -47,24 +48,6 @@ pub use render::render;
 
 /// Methods answered for every object even when not exposed.
 const ALWAYS: [&str; 3] = ["__repr__", "__str__", "#GETVALUE"];
-
-/// The server-level methods (see [`crate::control`]), for their counters.
-const SERVER_METHODS: [&str; 14] = [
-    "ping",
-    "dummy",
-    "create",
-    "incref",
-    "decref",
-    "transit",
-    "receive",
-    "get_methods",
-    "exposed",
-    "number_of_objects",
-    "debug_info",
-    "status",
-    "typeids",
-    "shutdown",
-];
 
 /// Error kinds with a counter of their own; any other name counts as
 /// `other`, so an embedder's exception names cannot grow the label set:
