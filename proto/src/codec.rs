@@ -112,6 +112,16 @@ pub enum CodecError {
     /// The message could not be written (out of memory).
     #[error("cannot encode message: {0}")]
     Encode(String),
+    /// The decoded values would take more memory than the limit the
+    /// message was read under ([`decode_within`]); decoding stopped there.
+    #[error(
+        "the request's values would take more than {limit} bytes of memory, \
+         over this server's limit (--max-value-bytes)"
+    )]
+    DecodedTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The message would have been larger than the limit it was written
     /// under ([`encode_into_limited`]); nothing past the limit was built.
     #[error("the message would be larger than {limit} bytes")]
@@ -134,7 +144,7 @@ impl CodecError {
             CodecError::Decode(_) | CodecError::Trailing(_) => ErrorKind::ProtocolError,
             CodecError::Overflow(_) => ErrorKind::OverflowError,
             CodecError::Type(_) => ErrorKind::TypeError,
-            CodecError::Encode(_) => ErrorKind::MemoryError,
+            CodecError::Encode(_) | CodecError::DecodedTooLarge { .. } => ErrorKind::MemoryError,
             CodecError::TooLarge { .. } => ErrorKind::LimitExceeded,
         }
     }
@@ -308,6 +318,45 @@ pub fn decode<T: Wire>(bytes: &[u8]) -> Result<T, CodecError> {
     match remaining(&mut reader) {
         0 => Ok(value),
         n => Err(CodecError::Trailing(n)),
+    }
+}
+
+thread_local! {
+    /// What the [`decode_within`] running on this thread may still decode,
+    /// with its limit; `None` outside one.
+    static DECODE_BUDGET: std::cell::Cell<Option<(usize, usize)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Decodes like [`decode`], but stops with [`CodecError::DecodedTooLarge`]
+/// once the decoded values would take more than `max` bytes of memory.
+///
+/// A frame's size does not bound what it decodes to: a one-byte CBOR item
+/// becomes a value slot of 32 bytes, and growing vectors can double that,
+/// so a frame of many tiny items decodes to up to ~64 times its size. Each
+/// value is charged its slot, a string or byte string its length too,
+/// before the next is read: the same estimate the server's store checks
+/// use, so what decodes within `max` can be stored under the same limit.
+/// Vectors growing while they decode may hold up to twice that.
+pub fn decode_within<T: Wire>(bytes: &[u8], max: usize) -> Result<T, CodecError> {
+    let outer = DECODE_BUDGET.replace(Some((max, max)));
+    let result = decode(bytes);
+    DECODE_BUDGET.set(outer);
+    result
+}
+
+/// Charges `bytes` of decoded memory to the running [`decode_within`].
+#[inline]
+pub(crate) fn charge_decoded(bytes: usize) -> Result<(), CodecError> {
+    match DECODE_BUDGET.get() {
+        None => Ok(()),
+        Some((left, limit)) => match left.checked_sub(bytes) {
+            Some(left) => {
+                DECODE_BUDGET.set(Some((left, limit)));
+                Ok(())
+            }
+            None => Err(CodecError::DecodedTooLarge { limit }),
+        },
     }
 }
 
@@ -607,5 +656,26 @@ mod tests {
         }
         assert_eq!(describe_item(0x61), "a text string");
         assert_eq!(describe_item(0xf6), "null");
+    }
+
+    #[test]
+    fn decoding_within_a_budget_stops_a_frame_of_tiny_items() {
+        let request = Request {
+            id: 5,
+            target: Target::Server,
+            method: "extend".into(),
+            args: vec![Value::List(vec![Value::Int(0); 100_000])],
+            kwargs: Default::default(),
+            thread: 0,
+        };
+        let bytes = encode(&request).unwrap();
+        // About 100 kB of frame, 3.2 MB of values.
+        assert!(bytes.len() < 110_000);
+        let e = decode_within::<Request>(&bytes, 1 << 20).unwrap_err();
+        assert!(matches!(e, CodecError::DecodedTooLarge { limit } if limit == 1 << 20));
+        assert_eq!(e.kind(), ErrorKind::MemoryError);
+        assert_eq!(decode_within::<Request>(&bytes, 16 << 20).unwrap(), request);
+        // Outside a budget nothing is charged, and a budget does not leak.
+        assert_eq!(decode::<Request>(&bytes).unwrap(), request);
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 pub struct Limits {
     /// Authenticated connections served at once; a peer that
     /// authenticates past it is refused with a message saying so. Only
-    /// authenticated peers hold these ([`crate::admission`]).
+    /// authenticated peers hold these (the server's `admission` module).
     pub max_connections: usize,
     /// Connections in their handshake at once (not yet authenticated);
     /// one more is closed at once, before a byte is read.

@@ -122,3 +122,27 @@ fn a_semaphore_released_past_64_bits_is_an_overflow_error() {
         Value::Bool(true)
     );
 }
+
+#[test]
+fn a_frame_of_tiny_items_is_refused_before_it_decodes_to_many_times_its_size() {
+    let server = start(&["--max-value-bytes", "16777216"]);
+    limit_address_space(server.pid(), address_space(server.pid()) + (2 << 30));
+    let c = server.client();
+    let list = c.create("list", vec![], Kwargs::new()).unwrap().token.id;
+    // A 2 MB frame of one-byte ints would decode to ~64 MB of values.
+    let tiny = Value::List(vec![Value::Int(0); 2_000_000]);
+    assert_eq!(
+        kind(call(&c, list, "extend", vec![tiny])),
+        ErrorKind::MemoryError
+    );
+    // The same connection goes on, and nothing was added.
+    assert_eq!(call(&c, list, "__len__", vec![]).unwrap(), Value::Int(0));
+    call(
+        &c,
+        list,
+        "extend",
+        vec![Value::List(vec![Value::Int(0); 1000])],
+    )
+    .unwrap();
+    assert_eq!(call(&c, list, "__len__", vec![]).unwrap(), Value::Int(1000));
+}

@@ -38,8 +38,8 @@ pub fn heap_block(n: usize) -> usize {
 const ENTRY: usize = size_of::<usize>() + 2 * size_of::<Value>();
 
 impl Value {
-    /// The bytes this value takes in memory: its own slot plus its heap
-    /// (see the [module](self) for what is counted).
+    /// The bytes this value takes in memory: its own slot plus every heap
+    /// block it owns, recursively, each rounded as `malloc` rounds it.
     pub fn estimated_bytes(&self) -> usize {
         size_of::<Value>().saturating_add(self.heap_bytes())
     }

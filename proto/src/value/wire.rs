@@ -27,8 +27,8 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 use super::{Map, ObjectId, Token, Value};
 use crate::codec::{
-    expect_major, peek, read_array_header, read_map, read_vec, write_array_header, write_slice,
-    CodecError, Reader, Wire, WriteError, Writer, CAUTIOUS_CAPACITY, INT_TOO_LARGE,
+    charge_decoded, expect_major, peek, read_array_header, read_map, read_vec, write_array_header,
+    write_slice, CodecError, Reader, Wire, WriteError, Writer, CAUTIOUS_CAPACITY, INT_TOO_LARGE,
 };
 
 /// The CBOR tag of a tuple ("mp" then 1).
@@ -68,11 +68,20 @@ impl Wire for Value {
     fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
         use dec::Decode;
         let byte = peek(r)?;
+        charge_decoded(std::mem::size_of::<Value>())?;
         Ok(match dec::if_major(byte) {
             // Beyond 64 bits is `OverflowError` (see the `From` in codec).
             major::UNSIGNED | major::NEGATIVE => Value::Int(i64::decode(r)?),
-            major::BYTES => Value::Bytes(types::Bytes::<Vec<u8>>::decode(r)?.0),
-            major::STRING => Value::Str(String::decode(r)?),
+            major::BYTES => {
+                let bytes = types::Bytes::<Vec<u8>>::decode(r)?.0;
+                charge_decoded(bytes.len())?;
+                Value::Bytes(bytes)
+            }
+            major::STRING => {
+                let text = String::decode(r)?;
+                charge_decoded(text.len())?;
+                Value::Str(text)
+            }
             major::ARRAY => Value::List(read_vec(r)?),
             major::MAP => {
                 let mut map = Map::new();

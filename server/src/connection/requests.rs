@@ -32,7 +32,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use mp_proto::codec::{decode, encode_into_limited, CodecError};
+use mp_proto::codec::{decode_within, encode_into_limited, CodecError};
 use mp_proto::frame::{decode_header, FrameError};
 use mp_proto::message::{Outcome, Request, Response};
 use mp_proto::{ErrorKind, RemoteError};
@@ -87,6 +87,10 @@ pub(super) struct Bounds {
     /// Stop answering while the output holds this many bytes (at least 1,
     /// so an empty output never stops a connection).
     pub(super) max_output: usize,
+    /// The most memory one request's decoded values may take
+    /// (`max_value_bytes`): a frame of tiny items would otherwise decode
+    /// to many times its size.
+    pub(super) max_decoded: usize,
 }
 
 impl Bounds {
@@ -95,6 +99,7 @@ impl Bounds {
             max_frame: limits.max_frame_bytes,
             max_answer: usize::try_from(limits.max_frame_bytes).unwrap_or(usize::MAX),
             max_output: limits.max_output_bytes.max(1),
+            max_decoded: usize::try_from(limits.max_value_bytes).unwrap_or(usize::MAX),
         }
     }
 }
@@ -229,7 +234,7 @@ pub(super) fn answer(
     frame: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<Answer, Fatal> {
-    let request: Request = match decode(frame) {
+    let request: Request = match decode_within(frame, bounds.max_decoded) {
         Ok(r) => r,
         Err(e) => return refuse(engine, session, bounds, frame, e, out).map(|()| Answer::Sent),
     };
@@ -358,6 +363,7 @@ fn frame_response(out: &mut Vec<u8>, response: &Response, max: usize) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mp_proto::codec::decode;
 
     fn frame(body: &[u8]) -> Vec<u8> {
         let mut f = (body.len() as i32).to_be_bytes().to_vec();
@@ -370,6 +376,7 @@ mod tests {
             max_frame,
             max_answer: max_frame as usize,
             max_output,
+            max_decoded: usize::MAX,
         }
     }
 
