@@ -58,8 +58,8 @@
 //! * [`client`]: [`ManagerClient`], with what its calls return (private
 //!   `answers`) over a TCP, Unix or TLS stream (private `stream`);
 //!   [`batch`]: many calls in flight at once ([`Call`]); `release`: drops'
-//!   decrefs riding on later calls; a private `spin` module learns whether
-//!   to poll before sleeping for an answer.
+//!   decrefs riding on later calls; whether to poll before sleeping for
+//!   an answer is `mp_server::spin`'s policy, shared with the server.
 //! * [`error`]: [`ManagerError`], why a call failed.
 //! * [`proxy`]: [`BaseProxy`], one counted reference to a shared object.
 //! * [`proxies`]: the typed proxies ([`DictProxy`], [`LockProxy`], …).
