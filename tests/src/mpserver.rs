@@ -126,6 +126,16 @@ pub struct Options {
     pub args: Vec<String>,
 }
 
+impl Options {
+    /// Loopback TCP with `args` as extra flags for `serve`.
+    pub fn args(args: &[&str]) -> Options {
+        Options {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            ..Options::default()
+        }
+    }
+}
+
 impl ServerProcess {
     /// Starts a server on `127.0.0.1:0` with a fresh key.
     pub fn start() -> ServerProcess {

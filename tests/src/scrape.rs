@@ -7,7 +7,19 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::mpserver::ServerProcess;
+use crate::mpserver::{Options, ServerProcess};
+
+/// Starts a server with `options` and its metrics on loopback; returns it
+/// and its metrics address.
+pub fn start_with_metrics(mut options: Options) -> (ServerProcess, String) {
+    options.args.splice(
+        0..0,
+        ["--metrics-listen".to_string(), "127.0.0.1:0".to_string()],
+    );
+    let server = ServerProcess::start_with(options);
+    let metrics = metrics_address(&server);
+    (server, metrics)
+}
 
 /// The metrics address a server started with `--metrics-listen` logged
 /// (the JSON log line `serving metrics` with its `address` field).

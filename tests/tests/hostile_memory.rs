@@ -14,10 +14,7 @@ use multiprocessing::managers::{ManagerClient, ManagerError};
 const MIB: u64 = 1 << 20;
 
 fn start(args: &[&str]) -> ServerProcess {
-    ServerProcess::start_with(Options {
-        args: args.iter().map(|a| a.to_string()).collect(),
-        ..Options::default()
-    })
+    ServerProcess::start_with(Options::args(args))
 }
 
 /// The kind of the error `result` must be.

@@ -16,10 +16,7 @@ use mp_tests::scrape::{metrics_address, scrape};
 const PATIENCE: Duration = Duration::from_secs(30);
 
 fn start(args: &[&str]) -> ServerProcess {
-    ServerProcess::start_with(Options {
-        args: args.iter().map(|a| a.to_string()).collect(),
-        ..Options::default()
-    })
+    ServerProcess::start_with(Options::args(args))
 }
 
 /// Whether the server closed `stream` without a word (EOF, or a reset).

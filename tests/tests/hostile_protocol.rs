@@ -18,21 +18,14 @@ use mp_proto::{ErrorKind, ObjectId, RemoteError, Value};
 use mp_tests::mpserver::{eventually, Options, ServerProcess};
 use mp_tests::process_memory::{address_space, alive, limit_address_space, peak_rss};
 use mp_tests::raw::{request, RawPeer};
-use mp_tests::scrape::{metrics_address, scrape};
+use mp_tests::scrape::{scrape, start_with_metrics};
 use mp_tests::steady::Steady;
 use multiprocessing::managers::{ConnectOptions, ManagerClient, ManagerError};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn start(extra: &[&str]) -> (ServerProcess, String) {
-    let mut args = vec!["--metrics-listen", "127.0.0.1:0"];
-    args.extend_from_slice(extra);
-    let server = ServerProcess::start_with(Options {
-        args: args.into_iter().map(String::from).collect(),
-        ..Options::default()
-    });
-    let metrics = metrics_address(&server);
-    (server, metrics)
+    start_with_metrics(Options::args(extra))
 }
 
 /// Reads one response.

@@ -34,7 +34,7 @@ use mp_server::channel::{ChannelError, Duplex, Region, Side};
 use mp_tests::client_process::{lock_waiter, spawn_ready};
 use mp_tests::mpserver::{eventually, Options, ServerProcess};
 use mp_tests::raw::RawPeer;
-use mp_tests::scrape::{metrics_address, scrape};
+use mp_tests::scrape::{scrape, start_with_metrics};
 use multiprocessing::managers::{ConnectOptions, ManagerClient, ManagerError, Returned};
 
 /// How long anything may take before the test fails instead of hanging.
@@ -49,11 +49,10 @@ const CLIENT_BIN: &str = env!("CARGO_BIN_EXE_mp-server-client");
 /// A server on loopback TCP (or a Unix socket) with its metrics on
 /// loopback, started with `extra` flags; and its metrics address.
 fn start(unix: bool, extra: &[&str]) -> (ServerProcess, String) {
-    let mut args = vec!["--metrics-listen".to_string(), "127.0.0.1:0".to_string()];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let server = ServerProcess::start_with(Options { unix, args });
-    let metrics = metrics_address(&server);
-    (server, metrics)
+    start_with_metrics(Options {
+        unix,
+        ..Options::args(extra)
+    })
 }
 
 /// A client that asks for a channel or not, whatever the environment of

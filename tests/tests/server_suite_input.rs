@@ -13,19 +13,12 @@ use mp_proto::message::{Outcome, Response, Target};
 use mp_proto::{ErrorKind, ObjectId, Value};
 use mp_tests::mpserver::{eventually, Options, ServerProcess};
 use mp_tests::raw::RawPeer;
-use mp_tests::scrape::{metrics_address, scrape};
+use mp_tests::scrape::{scrape, start_with_metrics};
 use mp_tests::steady::Steady;
 use std::time::Duration;
 
 fn start(extra: &[&str]) -> (ServerProcess, String) {
-    let mut args = vec!["--metrics-listen", "127.0.0.1:0"];
-    args.extend_from_slice(extra);
-    let server = ServerProcess::start_with(Options {
-        args: args.into_iter().map(String::from).collect(),
-        ..Options::default()
-    });
-    let metrics = metrics_address(&server);
-    (server, metrics)
+    start_with_metrics(Options::args(extra))
 }
 
 #[test]
