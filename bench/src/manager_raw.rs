@@ -123,10 +123,10 @@ fn race<T>(clients: usize, prepare: impl Fn(usize) -> T, run: impl Fn(T)) -> (f6
 /// The raw limit of a shared-memory channel: the same eight clients, each
 /// with a request and an answer word in memory shared with an echo
 /// process that has a thread per client; a side with nothing to do
-/// sleeps on a futex and the other wakes it (what `mp_server::channel`
+/// sleeps on a futex and the other wakes it (what `mp_sys::channel`
 /// does per call, without the rings, the frames or the manager).
 pub(crate) fn eight_raw_shm(clients: usize, trips: u32) -> f64 {
-    use mp_server::channel::futex;
+    use mp_sys::futex;
     use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 
     /// One client's words, on a cache line of their own.
@@ -170,7 +170,7 @@ pub(crate) fn eight_raw_shm(clients: usize, trips: u32) -> f64 {
                         }
                         s.answer.store(k, SeqCst);
                         if s.sleeping.load(SeqCst) & 2 != 0 {
-                            futex::wake(&s.answer);
+                            futex::wake_all(&s.answer);
                         }
                     }
                 })
@@ -187,7 +187,7 @@ pub(crate) fn eight_raw_shm(clients: usize, trips: u32) -> f64 {
             for k in 1..=trips {
                 s.request.store(k, SeqCst);
                 if s.sleeping.load(SeqCst) & 1 != 0 {
-                    futex::wake(&s.request);
+                    futex::wake_all(&s.request);
                 }
                 while s.answer.load(SeqCst) != k {
                     s.sleeping.fetch_or(2, SeqCst);

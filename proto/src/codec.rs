@@ -311,6 +311,35 @@ pub fn encode_into_limited<T: Wire>(
     })
 }
 
+/// Appends a message to `out` as one whole frame: its header
+/// ([`frame::encode_header`](crate::frame::encode_header): 4 bytes, or
+/// CPython's 12-byte long form past 2 GiB) and its CBOR payload of at most
+/// `max` bytes. On error `out` is left as it was. Both sides frame every
+/// message they send through this one function.
+pub fn encode_frame_into<T: Wire>(
+    message: &T,
+    out: &mut Vec<u8>,
+    max: usize,
+) -> Result<(), CodecError> {
+    const SHORT: usize = 4;
+    let at = out.len();
+    out.extend_from_slice(&[0; SHORT]);
+    if let Err(e) = encode_into_limited(message, out, max) {
+        out.truncate(at);
+        return Err(e);
+    }
+    let len = out.len() - at - SHORT;
+    let header = crate::frame::encode_header(len as u64);
+    let header = header.as_bytes();
+    if header.len() == SHORT {
+        out[at..at + SHORT].copy_from_slice(header);
+    } else {
+        // Rare (a payload past 2 GiB): move the payload up once.
+        out.splice(at..at + SHORT, header.iter().copied());
+    }
+    Ok(())
+}
+
 /// Decodes one CBOR item that must fill `bytes` exactly.
 pub fn decode<T: Wire>(bytes: &[u8]) -> Result<T, CodecError> {
     let mut reader = SliceReader::new(bytes);
@@ -629,6 +658,24 @@ mod tests {
         // i64's own bounds are fine.
         let v: Value = decode(&[0x3b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap();
         assert_eq!(v, Value::Int(i64::MIN));
+    }
+
+    #[test]
+    fn a_frame_is_its_header_then_its_payload_and_a_refused_one_leaves_nothing() {
+        let message = request(vec![Value::Str("x".repeat(100))]);
+        let payload = encode(&message).unwrap();
+        let mut out = b"kept".to_vec();
+        encode_frame_into(&message, &mut out, usize::MAX).unwrap();
+        let (header, len) = crate::frame::decode_header(&out[4..], u64::MAX)
+            .unwrap()
+            .unwrap();
+        assert_eq!((header, len), (4, payload.len()));
+        assert_eq!(&out[8..], &payload[..]);
+        assert!(matches!(
+            encode_frame_into(&message, &mut out, payload.len() - 1),
+            Err(CodecError::TooLarge { .. })
+        ));
+        assert_eq!(out.len(), 8 + payload.len(), "a refused frame left bytes");
     }
 
     #[test]

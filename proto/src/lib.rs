@@ -15,11 +15,25 @@
 //!   reads its CBOR form.
 //! * [`message`]: the CBOR messages after the handshake: hello, request,
 //!   response, and the error kinds named after Python's exceptions.
+//! * [`slice`](mod@slice): Python's `slice` and its wire form.
+//! * [`reports`]: what the server's own calls report (`debug_info`,
+//!   `status`, `typeids`).
+//! * `tls` (feature `tls`): TLS material from PEM files, for both ends.
+//!
+//! # Features
+//!
+//! * `tokio`: the async framing and handshake drivers (`*_async`), for a
+//!   server on tokio. Off by default: the SDK's clients are blocking.
+//! * `tls`: the PEM loaders, over rustls.
 
 pub mod auth;
 pub mod codec;
 pub mod frame;
 pub mod message;
+pub mod reports;
+pub mod slice;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod value;
 
 pub use message::{ErrorKind, RemoteError};

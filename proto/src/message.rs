@@ -96,7 +96,7 @@ pub enum HelloReply {
 }
 
 /// Where a client finds the shared-memory channel the server made for it
-/// (see `mp_server::channel`).
+/// (see `mp_sys::channel`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChannelOffer {
     /// The server's process id.

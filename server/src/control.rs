@@ -21,7 +21,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use mp_proto::message::Outcome;
-use mp_proto::value::Map;
+use mp_proto::reports::ServerStatus;
+use mp_proto::value::{to_value, Map};
 use mp_proto::{ObjectId, RemoteError, Value};
 
 use crate::args::{str_arg, Args};
@@ -271,36 +272,18 @@ impl Engine {
 
     /// What `status` reports.
     pub fn status(&self) -> Value {
-        let by_type: Map = self
-            .table
-            .counts_by_typeid()
-            .into_iter()
-            .map(|(t, n)| (Value::Str(t), Value::Int(n as i64)))
-            .collect();
-        dict(vec![
-            (
-                "server",
-                Value::Str(format!("mpserver/{}", env!("CARGO_PKG_VERSION"))),
-            ),
-            ("address", Value::Str(self.address())),
-            (
-                "uptime_secs",
-                Value::Float(self.started.elapsed().as_secs_f64()),
-            ),
-            (
-                "connections",
-                Value::Int(self.stats.connections.load(Ordering::Relaxed) as i64),
-            ),
-            (
-                "connections_total",
-                Value::Int(self.stats.connections_total.load(Ordering::Relaxed) as i64),
-            ),
-            (
-                "requests_total",
-                Value::Int(self.stats.requests_total.load(Ordering::Relaxed) as i64),
-            ),
-            ("number_of_objects", Value::Int(self.table.len() as i64)),
-            ("objects_by_typeid", Value::from(by_type)),
-        ])
+        let count = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
+        let status = ServerStatus {
+            server: format!("mpserver/{}", env!("CARGO_PKG_VERSION")),
+            address: self.address(),
+            uptime_secs: self.started.elapsed().as_secs_f64(),
+            connections: count(&self.stats.connections),
+            connections_total: count(&self.stats.connections_total),
+            requests_total: count(&self.stats.requests_total),
+            number_of_objects: self.table.len() as u64,
+            objects_by_typeid: self.table.counts_by_typeid(),
+        };
+        // A struct of strings, numbers and a map of them always converts.
+        to_value(&status).unwrap_or_default()
     }
 }

@@ -42,14 +42,14 @@
 //!   lines a peer can provoke, rate-limited.
 //! * [`slice`](mod@slice), [`compare`], [`errors`]: Python's slices, ordering and
 //!   exceptions.
-//! * [`spin`]: polling a socket before sleeping on it, shared with the
-//!   client; [`channel`]: shared-memory channels for clients on the
-//!   server's machine, also shared with the client.
+//!
+//! Below it: `mp-proto` (the bytes on the wire and the types they carry)
+//! and `mp-sys` (the shared-memory channel, poll-before-sleep, futexes),
+//! both shared with the SDK.
 
 pub(crate) mod admission;
 pub mod args;
 pub mod budget;
-pub mod channel;
 pub mod compare;
 pub mod connection;
 pub mod control;
@@ -66,7 +66,6 @@ pub mod server;
 pub mod session;
 pub mod shutdown;
 pub mod slice;
-pub mod spin;
 pub mod table;
 pub mod throttle;
 pub mod tls;
@@ -94,6 +93,4 @@ pub mod prelude {
 /// Locks a std mutex, recovering from poisoning: every state guarded here
 /// is left consistent between statements, so a panic elsewhere must not
 /// take the whole server down with it.
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+pub(crate) use mp_sys::lock;

@@ -52,7 +52,7 @@ pub struct Limits {
     /// blocking call waiting. 0 serves every connection on the event loop.
     pub dedicated_readers: usize,
     /// Clients on this machine that may each talk through a shared-memory
-    /// channel instead of their socket ([`crate::channel`]); each holds
+    /// channel instead of their socket ([`mp_sys::channel`]); each holds
     /// two rings of [`CHANNEL_RING`] bytes. Clients past the limit, and
     /// those that do not ask, use their socket. 0 turns channels off.
     pub shared_memory_channels: usize,

@@ -1,30 +1,14 @@
-//! Python's `slice` as a call argument: `l[1:3]`, `del l[::2]`, `a[-2:]`.
-//!
-//! A [`Value`] has no slice variant, so a slice travels as a tagged tuple,
-//! `("$slice", start, stop, step)` with `None` for an omitted bound; a list
-//! index is never legitimately a tuple, so the form cannot be mistaken for
-//! a real argument. Clients build it with [`Slice::to_value`]; a CPython
-//! codec maps `builtins.slice` to the same form. [`Slice::indices`] is
-//! Python's `slice.indices(len)`.
+//! Subscripts applied to a sequence: a position or a slice resolved
+//! against its length, slice assignment and deletion, as Python's `list`
+//! does them. The slice itself and its wire form are
+//! [`mp_proto::slice`].
 
 use mp_proto::{RemoteError, Value};
 
+pub use mp_proto::slice::{Resolved, Slice, SLICE_TAG};
+
 use crate::args::int_arg;
 use crate::errors::{index_error, type_error, value_error};
-
-/// The tag that marks a tuple as a slice.
-pub const SLICE_TAG: &str = "$slice";
-
-/// `slice(start, stop, step)`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Slice {
-    /// First index, or from the start.
-    pub start: Option<i64>,
-    /// One past the last index, or to the end.
-    pub stop: Option<i64>,
-    /// Stride, or 1.
-    pub step: Option<i64>,
-}
 
 /// A list subscript: one position or a slice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,103 +17,6 @@ pub enum Index {
     At(i64),
     /// `l[a:b:c]`.
     Slice(Slice),
-}
-
-/// A slice resolved against a length: the positions it covers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Resolved {
-    /// The first position.
-    pub start: i64,
-    /// Where it stops (exclusive).
-    pub stop: i64,
-    /// The stride, never zero.
-    pub step: i64,
-    /// How many positions it covers.
-    pub len: usize,
-}
-
-impl Resolved {
-    /// The positions covered, in slice order.
-    pub fn positions(&self) -> impl Iterator<Item = usize> + '_ {
-        // Every position of a resolved slice lies in 0..len of the list, so
-        // the casts are lossless.
-        (0..self.len).map(move |i| (self.start + i as i64 * self.step) as usize)
-    }
-}
-
-impl Slice {
-    /// `slice(start, stop, step)`.
-    pub fn new(start: Option<i64>, stop: Option<i64>, step: Option<i64>) -> Self {
-        Slice { start, stop, step }
-    }
-
-    /// The wire form: `("$slice", start, stop, step)`.
-    pub fn to_value(&self) -> Value {
-        let bound = |b: Option<i64>| b.map_or(Value::None, Value::Int);
-        Value::Tuple(vec![
-            Value::Str(SLICE_TAG.to_owned()),
-            bound(self.start),
-            bound(self.stop),
-            bound(self.step),
-        ])
-    }
-
-    /// Reads the wire form; `None` if `value` is not a slice.
-    pub fn from_value(value: &Value) -> Option<Result<Slice, RemoteError>> {
-        let Value::Tuple(items) = value else {
-            return None;
-        };
-        match items.as_slice() {
-            [Value::Str(tag), start, stop, step] if tag == SLICE_TAG => {
-                let bound = |v: &Value| match v {
-                    Value::None => Ok(None),
-                    other => other.as_int().map(Some).ok_or_else(|| {
-                        type_error(
-                            "slice indices must be integers or None or have an __index__ method",
-                        )
-                    }),
-                };
-                Some((|| {
-                    Ok(Slice::new(bound(start)?, bound(stop)?, bound(step)?))
-                })())
-            }
-            _ => None,
-        }
-    }
-
-    /// Python's `slice.indices(len)`: clamps the bounds to `0..len`.
-    pub fn indices(&self, len: usize) -> Result<Resolved, RemoteError> {
-        let len = i64::try_from(len).unwrap_or(i64::MAX);
-        let step = self.step.unwrap_or(1);
-        if step == 0 {
-            return Err(value_error("slice step cannot be zero"));
-        }
-        let (lower, upper) = if step < 0 { (-1, len - 1) } else { (0, len) };
-        let clamp = |bound: Option<i64>, default: i64| match bound {
-            None => default,
-            Some(b) if b < 0 => (b.saturating_add(len)).max(lower),
-            Some(b) => b.min(upper),
-        };
-        let start = clamp(self.start, if step < 0 { upper } else { lower });
-        let stop = clamp(self.stop, if step < 0 { lower } else { upper });
-        let count = if step < 0 {
-            if stop < start {
-                (start - stop - 1) / (-step) + 1
-            } else {
-                0
-            }
-        } else if start < stop {
-            (stop - start - 1) / step + 1
-        } else {
-            0
-        };
-        Ok(Resolved {
-            start,
-            stop,
-            step,
-            len: usize::try_from(count).unwrap_or(0),
-        })
-    }
 }
 
 impl Index {

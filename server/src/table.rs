@@ -42,16 +42,7 @@ struct Entry {
     _charge: Charge,
 }
 
-/// What `debug_info` reports for one object.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ObjectInfo {
-    /// The object's id.
-    pub id: ObjectId,
-    /// Its typeid.
-    pub typeid: String,
-    /// References to it right now.
-    pub refcount: u64,
-}
+pub use mp_proto::reports::ObjectInfo;
 
 /// Every live shared object of one server.
 pub struct Table {

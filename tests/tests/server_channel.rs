@@ -30,7 +30,7 @@ use mp_proto::message::{
     SUPPORTED_VERSIONS,
 };
 use mp_proto::{ErrorKind, ObjectId, Value};
-use mp_server::channel::{ChannelError, Duplex, Region, Side};
+use mp_sys::channel::{ChannelError, Duplex, Region, Side};
 use mp_tests::client_process::{lock_waiter, spawn_ready};
 use mp_tests::mpserver::{eventually, Options, ServerProcess};
 use mp_tests::raw::RawPeer;
@@ -839,7 +839,7 @@ fn a_peer_claiming_impossible_ring_positions_is_cut_off() {
         let r = peer.call(Target::Object(other.d), "__len__", vec![]);
         assert!(matches!(r, Outcome::Return(_)), "{what}: {r:?}");
         // The client → server ring's tail (its first control word, at
-        // offset 128 in the layout of `mp_server::channel::region`),
+        // offset 128 in the layout of `mp_sys::channel::region`),
         // moved four rings past what the server has read.
         let mut tail = [0u8; 4];
         peer.memfd.read_exact_at(&mut tail, 128).unwrap();

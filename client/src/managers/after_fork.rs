@@ -39,6 +39,7 @@ pub(super) static SERVERS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 const CHILD_POLL: Duration = Duration::from_millis(10);
 
 /// Records `pid` as a manager server of this process.
+#[cfg(feature = "server")]
 pub(crate) fn note_server(pid: u32) {
     super::fork::protect_tables();
     SERVERS

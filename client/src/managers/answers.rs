@@ -2,11 +2,10 @@
 //! or a new shared object, and the server's own reports (Python's
 //! `dispatch` results).
 
-use std::collections::BTreeMap;
+pub use mp_proto::reports::{ServerStatus, TypeInfo};
 
 use mp_proto::message::ProxyInfo;
 use mp_proto::Value;
-use serde::{Deserialize, Serialize};
 
 use super::error::ManagerError;
 
@@ -43,38 +42,4 @@ impl Returned {
             ))),
         }
     }
-}
-
-/// What the `status` server call reports.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ServerStatus {
-    /// The server's name and version (`mpserver/0.1.0`).
-    pub server: String,
-    /// The address it serves at.
-    pub address: String,
-    /// Seconds since it started.
-    pub uptime_secs: f64,
-    /// Connections open now.
-    pub connections: u64,
-    /// Connections accepted since start.
-    pub connections_total: u64,
-    /// Requests answered since start.
-    pub requests_total: u64,
-    /// Live shared objects.
-    pub number_of_objects: u64,
-    /// Live shared objects by typeid.
-    pub objects_by_typeid: BTreeMap<String, u64>,
-}
-
-/// A registered typeid, as the `typeids` server call describes it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TypeInfo {
-    /// Its name.
-    pub typeid: String,
-    /// Methods a proxy may call.
-    pub exposed: Vec<String>,
-    /// Methods returning new shared objects, and their typeid.
-    pub method_to_typeid: BTreeMap<String, String>,
-    /// Whether clients create it directly.
-    pub create_method: bool,
 }

@@ -36,31 +36,41 @@
 //!   [`AutoProxy::call_method_as`].
 
 use std::collections::{BTreeMap, HashMap};
+#[cfg(feature = "server")]
 use std::ops::Deref;
 use std::time::Duration;
 
+#[cfg(feature = "server")]
 use mp_server::{Listen, Registry};
 
 use super::client::ManagerClient;
 use super::error::ManagerError;
 use super::proxies::{AutoProxy, AutoReturn};
 use super::proxy::{BaseProxy, ProxyType};
+#[cfg(feature = "server")]
 use super::server::ManagerServer;
+#[cfg(feature = "server")]
 use super::sync_manager::SyncManager;
-use crate::connection::{Address, Connection, Pipe};
+use crate::connection::Address;
+#[cfg(feature = "server")]
+use crate::connection::{Connection, Pipe};
+#[cfg(feature = "server")]
 use crate::context::{get_context, StartMethod};
 use crate::process::Process;
 
 /// How long `start` waits for the child to report its address, and
 /// `shutdown` for the child to exit before it is killed.
+#[cfg(feature = "server")]
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A manager: the address of a server, its authkey, the typeids it
 /// serves, and — once started — the server's process.
 pub struct BaseManager {
-    listen: Listen,
+    /// Where to serve or connect: `host:port`, or a Unix socket path.
+    listen: String,
     authkey: Vec<u8>,
+    #[cfg(feature = "server")]
     registry: Option<Registry>,
     address: Option<Address>,
     process: Option<Process>,
@@ -121,8 +131,9 @@ impl BaseManager {
     /// socket path containing `/`) serving no typeids yet.
     pub fn new(address: &str, authkey: &[u8]) -> Self {
         BaseManager {
-            listen: parse_listen(address),
+            listen: address.to_owned(),
             authkey: authkey.to_vec(),
+            #[cfg(feature = "server")]
             registry: Some(Registry::new()),
             address: None,
             process: None,
@@ -133,12 +144,14 @@ impl BaseManager {
     }
 
     /// A manager serving SyncManager's built-in typeids.
+    #[cfg(feature = "server")]
     pub fn sync(address: &str, authkey: &[u8]) -> Self {
         let mut m = BaseManager::new(address, authkey);
         m.registry = Some(Registry::sync_manager());
         m
     }
 
+    #[cfg(feature = "server")]
     /// The typeids the server will serve, to register more (Python's
     /// `register`, with `exposed`, `method_to_typeid` and `create_method`
     /// on the returned registration). Only before [`start`](Self::start).
@@ -156,11 +169,13 @@ impl BaseManager {
         }
     }
 
+    #[cfg(feature = "server")]
     /// Starts the server in a child process (forked) and connects to it.
     pub fn start(&mut self) -> Result<(), ManagerError> {
         self.start_with(|| {})
     }
 
+    #[cfg(feature = "server")]
     /// [`start`](Self::start), running `initializer` in the server's
     /// process before it serves (Python's `start(initializer)`).
     pub fn start_with<I>(&mut self, initializer: I) -> Result<(), ManagerError>
@@ -169,7 +184,7 @@ impl BaseManager {
     {
         let registry = self.take_registry()?;
         let (reader, writer) = Pipe(false).map_err(|e| start_error(&e))?;
-        let listen = self.listen.clone();
+        let listen = parse_listen(&self.listen);
         let authkey = self.authkey.clone();
         let process = get_context(StartMethod::Fork)
             .process_fn(move || {
@@ -180,6 +195,7 @@ impl BaseManager {
         self.launch(process, reader)
     }
 
+    #[cfg(feature = "server")]
     /// Starts the server in a child made with `method` — `spawn` and
     /// `forkserver` included. The child builds its registry with
     /// `registry` (the one from [`registry`](Self::registry) is not used),
@@ -222,7 +238,7 @@ impl BaseManager {
         }
         self.take_registry()?;
         let (reader, writer) = Pipe(false).map_err(|e| start_error(&e))?;
-        let listen = listen_text(&self.listen);
+        let listen = self.listen.clone();
         // Captures only `registry` and `initializer`: zero-sized when they
         // are, as `Process::new` requires.
         let body = move |listen: String, authkey: Vec<u8>, report: Connection| {
@@ -235,12 +251,14 @@ impl BaseManager {
         self.launch(process, reader)
     }
 
+    #[cfg(feature = "server")]
     fn take_registry(&mut self) -> Result<Registry, ManagerError> {
         self.registry
             .take()
             .ok_or_else(|| ManagerError::State("the manager was already started".into()))
     }
 
+    #[cfg(feature = "server")]
     /// Starts `process`, reads the address it reports, connects.
     fn launch(&mut self, process: Process, mut reader: Connection) -> Result<(), ManagerError> {
         process.start().map_err(|e| start_error(&e))?;
@@ -284,7 +302,8 @@ impl BaseManager {
 
     /// Connects to a server already running at the manager's address.
     pub fn connect(&mut self) -> Result<(), ManagerError> {
-        let address: Address = listen_text(&self.listen)
+        let address: Address = self
+            .listen
             .parse()
             .map_err(|e: crate::connection::ConnectionError| ManagerError::State(e.to_string()))?;
         self.client = Some(super::transfer::shared_connection(&address, &self.authkey)?);
@@ -292,13 +311,14 @@ impl BaseManager {
         Ok(())
     }
 
+    #[cfg(feature = "server")]
     /// Binds the manager's address to serve its registry in this process
     /// (Python's `get_server()`); then call
     /// [`serve_forever`](ManagerServer::serve_forever). Uses up the
     /// registry, as `start` does.
     pub fn get_server(&mut self) -> Result<ManagerServer, ManagerError> {
         let registry = self.take_registry()?;
-        ManagerServer::bind(registry, &self.authkey, &self.listen)
+        ManagerServer::bind(registry, &self.authkey, &parse_listen(&self.listen))
     }
 
     /// The server's address, once started or connected.
@@ -434,19 +454,13 @@ impl std::fmt::Debug for BaseManager {
     }
 }
 
+#[cfg(feature = "server")]
 fn start_error(e: &dyn std::fmt::Display) -> ManagerError {
     ManagerError::Start(e.to_string())
 }
 
-/// An address to listen at, as text (what a spawned child is given).
-fn listen_text(listen: &Listen) -> String {
-    match listen {
-        Listen::Tcp(a) => a.clone(),
-        Listen::Unix(p) => p.display().to_string(),
-    }
-}
-
-/// The inverse of [`listen_text`]: a path contains `/`.
+/// The address to serve at: a path contains `/`.
+#[cfg(feature = "server")]
 fn parse_listen(text: &str) -> Listen {
     if text.contains('/') {
         Listen::Unix(text.into())
@@ -456,6 +470,7 @@ fn parse_listen(text: &str) -> Listen {
 }
 
 /// The server child's body: bind, report the address, serve.
+#[cfg(feature = "server")]
 fn serve(
     registry: Registry,
     authkey: Vec<u8>,
@@ -477,6 +492,7 @@ fn serve(
     }
 }
 
+#[cfg(feature = "server")]
 /// A started SyncManager: its proxies' constructors through `Deref`, its
 /// server shut down on drop.
 #[derive(Debug)]
@@ -485,6 +501,7 @@ pub struct Manager {
     sync: SyncManager,
 }
 
+#[cfg(feature = "server")]
 impl Manager {
     /// Starts a SyncManager server at `address` with `authkey`.
     pub fn start(address: &str, authkey: &[u8]) -> Result<Self, ManagerError> {
@@ -527,6 +544,7 @@ impl Manager {
     }
 }
 
+#[cfg(feature = "server")]
 impl Deref for Manager {
     type Target = SyncManager;
     fn deref(&self) -> &SyncManager {
@@ -534,6 +552,7 @@ impl Deref for Manager {
     }
 }
 
+#[cfg(feature = "server")]
 /// Starts a SyncManager on a free local port, keyed with the current
 /// process's authkey so children (which inherit it) can connect (Python's
 /// `multiprocessing.Manager()`).

@@ -20,28 +20,31 @@ use std::io::{self, BufReader, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+
+use mp_sys::lock;
 use std::time::{Duration, Instant};
 
 use mp_proto::auth::{client_handshake, AuthOptions};
-use mp_proto::codec::{decode, encode_into};
+use mp_proto::codec::{decode, encode_frame_into, encode_into};
 use mp_proto::frame::{read_frame, write_frame};
 use mp_proto::message::{
     ChannelAnswer, Hello, HelloReply, Kwargs, Outcome, ProxyInfo, Request, Response, Target,
     CONNECTION_ID,
 };
+use mp_proto::reports::ObjectInfo;
 use mp_proto::value::from_value;
 use mp_proto::{ObjectId, Value};
-use mp_server::table::ObjectInfo;
 
 pub use super::answers::{Returned, ServerStatus, TypeInfo};
 use super::error::ManagerError;
 use super::release::Releases;
 use super::stream::Stream;
+#[cfg(feature = "tls")]
 use super::tls::TlsConnector;
 use crate::connection::Address;
-use mp_server::channel::Region;
-use mp_server::spin::{SpinPolicy, Spun};
+use mp_sys::channel::Region;
+use mp_sys::spin::{SpinPolicy, Spun};
 
 /// How to connect.
 #[derive(Clone, Debug)]
@@ -63,7 +66,8 @@ pub struct ConnectOptions {
     /// the default, is plain TCP. TCP addresses only. A successful TLS
     /// connection also registers the connector for its address, so later
     /// plain `connect`s there use it (see
-    /// [`use_tls_for`](super::tls::use_tls_for)).
+    /// [`use_tls_for`](super::tls::use_tls_for)). Feature `tls`.
+    #[cfg(feature = "tls")]
     pub tls: Option<TlsConnector>,
     /// Ask an `mpserver` on this machine (a Unix socket, or TCP to a
     /// loopback address) for a shared-memory channel: calls then go
@@ -87,6 +91,7 @@ impl Default for ConnectOptions {
             auth: AuthOptions::default(),
             max_frame_bytes: mp_proto::frame::DEFAULT_MAX_FRAME,
             spin: Duration::from_micros(50),
+            #[cfg(feature = "tls")]
             tls: None,
             shared_memory: std::env::var_os(SHARED_MEMORY_ENV).map_or(true, |v| v != "0"),
         }
@@ -140,10 +145,6 @@ pub struct ManagerClient {
     inner: Arc<Inner>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 thread_local! {
     /// This thread's number as the server sees it (lock ownership).
     static THREAD_NO: Cell<u64> = const { Cell::new(0) };
@@ -174,6 +175,7 @@ impl ManagerClient {
     /// registered `address`).
     pub fn connect(address: &Address, authkey: &[u8]) -> Result<Self, ManagerError> {
         let options = ConnectOptions {
+            #[cfg(feature = "tls")]
             tls: super::tls::registered(address),
             ..ConnectOptions::default()
         };
@@ -210,7 +212,10 @@ impl ManagerClient {
                     connect_error(last.unwrap_or_else(|| io::Error::other("no address")))
                 })?;
                 s.set_nodelay(true).map_err(connect_error)?;
-                match (&options.tls, address) {
+                #[cfg(not(feature = "tls"))]
+                let stream = Stream::Tcp(s);
+                #[cfg(feature = "tls")]
+                let stream = match (&options.tls, address) {
                     (Some(tls), Address::Tcp { host, .. }) => {
                         Stream::Tls(tls.connect(s, host, options.timeout).map_err(|source| {
                             ManagerError::Tls {
@@ -220,8 +225,10 @@ impl ManagerClient {
                         })?)
                     }
                     _ => Stream::Tcp(s),
-                }
+                };
+                stream
             }
+            #[cfg(feature = "tls")]
             Address::Unix(_) if options.tls.is_some() => {
                 return Err(connect_error(io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -233,8 +240,11 @@ impl ManagerClient {
         stream
             .set_timeouts(Some(options.timeout))
             .map_err(connect_error)?;
-        client_handshake(&mut stream, authkey, &options.auth)
-            .map_err(|e| super::tls::handshake_error(e, address))?;
+        #[cfg(feature = "tls")]
+        let handshake_error = |e| super::tls::handshake_error(e, address);
+        #[cfg(not(feature = "tls"))]
+        let handshake_error = ManagerError::Authentication;
+        client_handshake(&mut stream, authkey, &options.auth).map_err(handshake_error)?;
         let hello = Hello {
             channel: options.shared_memory && stream.is_local(),
             ..Hello::current(format!("multiprocessing-rs/{}", env!("CARGO_PKG_VERSION")))
@@ -273,6 +283,7 @@ impl ManagerClient {
         }
         // Calls may block as long as the server's method does.
         stream.set_timeouts(None).map_err(connect_error)?;
+        #[cfg(feature = "tls")]
         if let Some(tls) = &options.tls {
             super::tls::use_tls_for(address, tls.clone());
         }
@@ -370,7 +381,7 @@ impl ManagerClient {
             );
         }
         // On a channel a poll is a load and never stops for a busy CPU
-        // (`mp_server::spin::Contention`), so the waiting thread always
+        // (`mp_sys::spin::Contention`), so the waiting thread always
         // polls: learning, as on a socket, could settle on both sides
         // sleeping, each waiting for the other to poll first, where a
         // round trip between CPUs costs two cross-CPU wake-ups.
@@ -640,18 +651,7 @@ pub(super) fn encode_request(
         kwargs,
         thread: current_thread_no(),
     };
-    let at = out.len();
-    out.extend_from_slice(&[0; 4]);
-    if let Err(e) = encode_into(&request, out) {
-        out.truncate(at);
-        return Err(ManagerError::Protocol(e.to_string()));
-    }
-    let Ok(len) = i32::try_from(out.len() - at - 4) else {
-        out.truncate(at);
-        return Err(ManagerError::Protocol("request larger than 2 GiB".into()));
-    };
-    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
-    Ok(())
+    encode_frame_into(&request, out, usize::MAX).map_err(|e| ManagerError::Protocol(e.to_string()))
 }
 
 fn id_value(id: ObjectId) -> Value {

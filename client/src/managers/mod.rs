@@ -15,7 +15,7 @@
 //! costs one round trip. On the server's own machine (a Unix socket, or
 //! TCP to a loopback address) that round trip goes through shared memory
 //! when `mpserver` offers a channel, the socket kept open beside it
-//! ([`ConnectOptions::shared_memory`], `mp_server::channel`): the same
+//! ([`ConnectOptions::shared_memory`], `mp_sys::channel`): the same
 //! frames, without the kernel's network stack.
 //!
 //! ```no_run
@@ -59,7 +59,7 @@
 //!   `answers`) over a TCP, Unix or TLS stream (private `stream`);
 //!   [`batch`]: many calls in flight at once ([`Call`]); `release`: drops'
 //!   decrefs riding on later calls; whether to poll before sleeping for
-//!   an answer is `mp_server::spin`'s policy, shared with the server.
+//!   an answer is `mp_sys::spin`'s policy, shared with the server.
 //! * [`error`]: [`ManagerError`], why a call failed.
 //! * [`proxy`]: [`BaseProxy`], one counted reference to a shared object.
 //! * [`proxies`]: the typed proxies ([`DictProxy`], [`LockProxy`], …).
@@ -84,22 +84,28 @@ pub(crate) mod fork;
 pub mod proxies;
 pub mod proxy;
 mod release;
+#[cfg(feature = "server")]
 pub mod server;
 mod stream;
 pub mod sync_manager;
+#[cfg(feature = "tls")]
 pub mod tls;
 pub mod transfer;
 
-pub use base_manager::{BaseManager, ClientRegistration, Manager};
+#[cfg(feature = "server")]
+pub use base_manager::Manager;
+pub use base_manager::{BaseManager, ClientRegistration};
 pub use batch::Call;
 pub use client::{
     ConnectOptions, ManagerClient, Returned, ServerStatus, TypeInfo, WeakClient, SHARED_MEMORY_ENV,
 };
 pub use error::ManagerError;
-pub use mp_server::slice::Slice;
-pub use mp_server::table::ObjectInfo;
+pub use mp_proto::reports::ObjectInfo;
+pub use mp_proto::slice::Slice;
 pub use proxies::*;
 pub use proxy::{BaseProxy, ProxyType};
+#[cfg(feature = "server")]
 pub use server::{register_shared, ManagerServer, Shared};
 pub use sync_manager::SyncManager;
+#[cfg(feature = "tls")]
 pub use tls::{use_tls_for, TlsConnector};

@@ -157,7 +157,7 @@ impl ManagerClient {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "server"))]
 mod tests {
     use super::*;
     use crate::managers::ManagerServer;

@@ -1,7 +1,7 @@
 //! The byte stream under a [`ManagerClient`](super::ManagerClient): TCP,
 //! a Unix socket, TLS over TCP (Python's manager connections are the
 //! first two; TLS is `mpserver`'s own), or a shared-memory channel beside
-//! a TCP or Unix socket ([`mp_server::channel`], `mpserver`'s own too).
+//! a TCP or Unix socket ([`mp_sys::channel`], `mpserver`'s own too).
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -9,9 +9,10 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "tls")]
 use super::tls::TlsStream;
-use mp_server::channel::{Duplex, Region, Side};
-use mp_server::spin::{spin_until_readable, Spun};
+use mp_sys::channel::{Duplex, Region, Side};
+use mp_sys::spin::{spin_until_readable, Spun};
 
 /// How often a thread waiting on a channel looks at the socket beside it
 /// (a server that died without closing the channel shows there).
@@ -21,6 +22,7 @@ const CHANNEL_TICK: Duration = Duration::from_millis(50);
 pub(super) enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    #[cfg(feature = "tls")]
     Tls(TlsStream),
     Channel(ChannelStream),
 }
@@ -48,7 +50,9 @@ impl Stream {
         match self {
             Stream::Unix(_) => true,
             Stream::Tcp(s) => s.peer_addr().is_ok_and(|a| a.ip().is_loopback()),
-            Stream::Tls(_) | Stream::Channel(_) => false,
+            #[cfg(feature = "tls")]
+            Stream::Tls(_) => false,
+            Stream::Channel(_) => false,
         }
     }
 
@@ -61,6 +65,7 @@ impl Stream {
         Ok(match self {
             Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
             Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => Stream::Tls(s.try_clone()?),
             Stream::Channel(c) => {
                 let socket = c.socket.try_clone()?;
@@ -82,6 +87,7 @@ impl Stream {
                 s.set_read_timeout(t)?;
                 s.set_write_timeout(t)
             }
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => {
                 s.socket().set_read_timeout(t)?;
                 s.socket().set_write_timeout(t)
@@ -95,6 +101,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.as_raw_fd(),
             Stream::Unix(s) => s.as_raw_fd(),
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => s.socket().as_raw_fd(),
             Stream::Channel(c) => c.socket.fd(),
         }
@@ -105,6 +112,7 @@ impl Stream {
     /// inside the TLS session while the socket has none.
     pub(super) fn spin_until_readable(&self, spin: Duration) -> Spun {
         match self {
+            #[cfg(feature = "tls")]
             Stream::Tls(s) if s.has_buffered() => Spun::Skipped,
             Stream::Channel(c) => c.duplex.spin_until_readable(spin),
             s => spin_until_readable(s.fd(), spin),
@@ -115,6 +123,7 @@ impl Stream {
         let _ = match self {
             Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
             Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => {
                 s.shutdown();
                 Ok(())
@@ -133,6 +142,7 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => s.read(buf),
             Stream::Channel(c) => loop {
                 match c.duplex.read_blocking(buf, CHANNEL_TICK) {
@@ -149,6 +159,7 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => s.write(buf),
             Stream::Channel(c) => loop {
                 match c.duplex.write_blocking(buf, CHANNEL_TICK) {

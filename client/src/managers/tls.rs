@@ -19,10 +19,12 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
+
+use mp_sys::lock;
 use std::time::Duration;
 
-use mp_server::tls::{crypto_provider, load_certs, load_key, load_roots, TlsConfigError};
+use mp_proto::tls::{crypto_provider, load_certs, load_key, load_roots, TlsConfigError};
 use rustls::{ClientConfig, ClientConnection};
 use rustls_pki_types::ServerName;
 
@@ -142,10 +144,6 @@ struct Shared {
     /// of the write so records leave in sequence order. Taken before
     /// `conn` whenever both are held.
     out: Mutex<TcpStream>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The most a reader takes from the socket at once: about one TLS record,

@@ -25,7 +25,9 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+
+use mp_sys::lock;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -47,10 +49,6 @@ pub(crate) const TERMINATE: u8 = 2;
 /// How often the handler threads look at the pool's state when nothing
 /// wakes them.
 const TICK: Duration = Duration::from_millis(100);
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// One chunk's record, or why it could not be encoded.
 pub(crate) struct Chunk {

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::core::lock;
 use super::PoolError;
+use mp_sys::lock;
 
 /// A job as the pool's cache sees it.
 pub(crate) trait Job: Send + Sync {

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::async_result::{AsyncResult, IMapIterator, MapResult};
 use super::builder::{assert_zero_sized, PoolBuilder};
-use super::core::{lock, Chunk, Chunks, Core, Threads, CLOSE, RUN, TERMINATE};
+use super::core::{Chunk, Chunks, Core, Threads, CLOSE, RUN, TERMINATE};
 use super::func::{check_chunksize, chunksize_or_default, PoolFn, TaskResult};
 use super::job::{ApplyJob, Callback, Completion, ErrorCallback, IMapJob, MapJob};
 use super::lazy::LazyInput;
@@ -19,6 +19,7 @@ use super::record::{
 };
 use super::PoolError;
 use crate::context::{Context, StartMethod};
+use mp_sys::lock;
 
 /// What `apply(f, args)` gives for a function `F` called with `Args`.
 pub type ApplyOutput<F, Args> = <<F as PoolFn<Args>>::Output as TaskResult>::Ok;

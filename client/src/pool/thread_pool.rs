@@ -13,13 +13,14 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use super::async_result::{AsyncResult, IMapIterator, MapResult};
-use super::core::{lock, CLOSE, RUN, TERMINATE};
+use super::core::{CLOSE, RUN, TERMINATE};
 use super::func::{check_chunksize, chunksize_or_default, run_task, PoolFn, TaskResult};
 use super::job::{ApplyJob, Callback, Completion, ErrorCallback, IMapJob, Job, MapJob, Sink};
 use super::lazy::LazyInput;
 use super::process_pool::ApplyOutput;
 use super::thread_worker::{Shared, Task, ThreadPoolBuilder};
 use super::PoolError;
+use mp_sys::lock;
 
 /// A pool of worker threads with [`Pool`](super::Pool)'s API (Python's
 /// `ThreadPool`).

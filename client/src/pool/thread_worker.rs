@@ -7,10 +7,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::core::{lock, CLOSE, RUN, TERMINATE};
+use super::core::{CLOSE, RUN, TERMINATE};
 use super::func::run_task;
 use super::job::Job;
 use super::{PoolError, ThreadPool};
+use mp_sys::lock;
 
 /// One chunk's work.
 pub(crate) type Task = Box<dyn FnOnce() + Send>;

@@ -27,9 +27,10 @@ use std::time::Duration;
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::shared_memory::region::Region;
-use crate::synchronize::engine::futex::{self, Deadline};
+use crate::synchronize::engine::deadline::Deadline;
 use crate::synchronize::handle::{Handle, State};
 use crate::synchronize::{Lock, SyncError};
+use mp_sys::futex;
 
 use super::error::QueueError;
 

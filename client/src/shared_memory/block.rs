@@ -4,8 +4,8 @@ use std::ffi::CString;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::ptr::NonNull;
 
+use mp_sys::mapping::Mapping;
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::resource_tracker::{self, ResourceType, MAX_NAME};
@@ -42,19 +42,12 @@ use super::error::SharedMemoryError;
 pub struct SharedMemory {
     /// Name without the leading slash, as Python reports it.
     name: String,
-    /// Start of the mapping.
-    ptr: NonNull<u8>,
-    /// Mapped size (Python's `size`).
-    size: usize,
+    /// The mapping; its length is Python's `size`. Access to the bytes
+    /// goes through `&self`/`&mut self` slices or copies.
+    map: Mapping,
     /// Kept so the block can be resized or re-mapped; closed on drop.
     _fd: OwnedFd,
 }
-
-// SAFETY: the mapping is shared memory valid until Drop; access to the
-// bytes goes through &self/&mut self slices or copies.
-unsafe impl Send for SharedMemory {}
-// SAFETY: as above.
-unsafe impl Sync for SharedMemory {}
 
 fn c_name(name: &str) -> Result<CString, SharedMemoryError> {
     if name.is_empty() || name.len() > MAX_NAME - 1 || name.contains(['/', '\0', '\n', ':']) {
@@ -161,26 +154,9 @@ impl SharedMemory {
     }
 
     fn map(name: &str, fd: OwnedFd, size: usize) -> Result<SharedMemory, SharedMemoryError> {
-        // SAFETY: a fresh shared mapping of a descriptor we hold.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error().into());
-        }
-        let ptr = NonNull::new(ptr.cast::<u8>())
-            .ok_or_else(|| SharedMemoryError::Os(io::Error::other("mmap returned null")))?;
         Ok(SharedMemory {
             name: name.into(),
-            ptr,
-            size,
+            map: Mapping::map(&fd, size, false)?,
             _fd: fd,
         })
     }
@@ -192,21 +168,21 @@ impl SharedMemory {
 
     /// Size in bytes.
     pub fn size(&self) -> usize {
-        self.size
+        self.map.len()
     }
 
     /// The bytes (Python's `buf`). Another process may change them while
     /// the slice lives; synchronize with a lock.
     pub fn buf(&self) -> &[u8] {
         // SAFETY: the mapping is `size` readable bytes until drop.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.size) }
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.map.len()) }
     }
 
     /// The bytes, writable.
     pub fn buf_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in buf; `&mut self` makes this the only slice from
         // this handle.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.size) }
+        unsafe { std::slice::from_raw_parts_mut(self.map.as_ptr(), self.map.len()) }
     }
 
     /// Copies `out.len()` bytes from `offset`.
@@ -215,7 +191,7 @@ impl SharedMemory {
         // SAFETY: the range is inside the mapping; `out` is outside it.
         unsafe {
             std::ptr::copy_nonoverlapping(
-                self.ptr.as_ptr().add(offset),
+                self.map.as_ptr().add(offset),
                 out.as_mut_ptr(),
                 out.len(),
             )
@@ -229,16 +205,16 @@ impl SharedMemory {
         self.check(offset, data.len())?;
         // SAFETY: the range is inside the mapping; memmove tolerates a
         // source borrowed from another handle of the same block.
-        unsafe { std::ptr::copy(data.as_ptr(), self.ptr.as_ptr().add(offset), data.len()) };
+        unsafe { std::ptr::copy(data.as_ptr(), self.map.as_ptr().add(offset), data.len()) };
         Ok(())
     }
 
     fn check(&self, offset: usize, len: usize) -> Result<(), SharedMemoryError> {
         match offset.checked_add(len) {
-            Some(end) if end <= self.size => Ok(()),
+            Some(end) if end <= self.map.len() => Ok(()),
             _ => Err(SharedMemoryError::ValueError(format!(
                 "range {offset}+{len} outside a block of {} bytes",
-                self.size
+                self.map.len()
             ))),
         }
     }
@@ -274,15 +250,7 @@ impl SharedMemory {
 
     /// Pointer to the first byte, for code that manages access itself.
     pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
-    }
-}
-
-impl Drop for SharedMemory {
-    fn drop(&mut self) {
-        // SAFETY: ptr/size describe our mapping; slices from buf/buf_mut
-        // borrow self and cannot outlive it.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.size) };
+        self.map.as_ptr()
     }
 }
 
@@ -290,7 +258,7 @@ impl fmt::Debug for SharedMemory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedMemory")
             .field("name", &self.name)
-            .field("size", &self.size)
+            .field("size", &self.map.len())
             .finish()
     }
 }

@@ -9,119 +9,58 @@
 //! The cost is one descriptor per object, as for a `Connection`.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
+use mp_sys::mapping::{self, Mapping};
+
 use crate::reduction::SharedFd;
 
-/// Seals every region carries: its size is fixed for good.
-const SEALS: libc::c_int = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
-
-/// A `MAP_SHARED` mapping of a whole memfd.
+/// A `MAP_SHARED` mapping of a whole sealed memfd.
 #[derive(Debug)]
 pub(crate) struct Region {
     /// Kept open so the region can be handed to another process.
     fd: SharedFd,
-    /// Start of the mapping; page aligned.
-    ptr: NonNull<u8>,
-    /// Mapping length in bytes (the memfd's size).
-    len: usize,
+    /// The mapping: the memfd's whole size.
+    map: Mapping,
 }
-
-// SAFETY: the mapping is plain shared memory, valid until Drop; every
-// access through it goes through atomics or raw-pointer copies whose
-// synchronisation is the caller's business, as for any shared memory.
-unsafe impl Send for Region {}
-// SAFETY: as above.
-unsafe impl Sync for Region {}
 
 impl Region {
     /// A new zero-filled region of `len` bytes (rounded up to a page).
     pub(crate) fn new(len: usize) -> io::Result<Arc<Region>> {
         let len = len.max(1);
-        // SAFETY: the name is a NUL-terminated literal.
-        let raw = unsafe {
-            libc::memfd_create(
-                c"mp-shared".as_ptr(),
-                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: memfd_create returned a fresh descriptor we now own.
-        let fd: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) };
-        let size = libc::off_t::try_from(len)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "region too large"))?;
-        // SAFETY: fd is a valid memfd.
-        if unsafe { libc::ftruncate(fd.as_raw_fd(), size) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // Seal the size: a process that shrank the file would make every
-        // other mapping of it fault with SIGBUS. Receivers check the seal.
-        // SAFETY: fd is a valid memfd created with MFD_ALLOW_SEALING.
-        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // Sealed at its size: a process that shrank the file would make
+        // every other mapping of it fault with SIGBUS.
+        let fd: OwnedFd = mapping::create_sealed(c"mp-shared", len)?;
         // Allocate every page now, as CPython's zero-filling does: the
         // memory is committed where the object is made, and later mappings
         // (forked children) find the pages and can map them in bulk.
-        Self::map(SharedFd::new(fd), len, libc::MAP_POPULATE).map(Arc::new)
+        let map = Mapping::map(&fd, len, true)?;
+        Ok(Arc::new(Region {
+            fd: SharedFd::new(fd),
+            map,
+        }))
     }
 
     /// Maps a region received from another process; its size is the file's.
     /// Only a memfd sealed as [`Region::new`] seals it is accepted, so that
     /// nobody can shrink it under our mapping.
     pub(crate) fn from_fd(fd: SharedFd) -> io::Result<Arc<Region>> {
-        // SAFETY: F_GET_SEALS only reads the descriptor's seals.
-        let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
-        if seals < 0 || seals & SEALS != SEALS {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "descriptor is not a sealed shared region",
-            ));
-        }
-        // SAFETY: an all-zero stat is a valid out-parameter.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: fd is a valid descriptor and st a valid out-pointer.
-        if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let len = usize::try_from(st.st_size).unwrap_or(0);
+        let len = mapping::sealed_len(&fd)?;
         if len == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "shared region descriptor is empty",
             ));
         }
-        Self::map(fd, len, 0).map(Arc::new)
-    }
-
-    fn map(fd: SharedFd, len: usize, flags: libc::c_int) -> io::Result<Region> {
-        // SAFETY: a fresh shared mapping of a descriptor we hold; the kernel
-        // picks the address.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | flags,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr =
-            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
-        Ok(Region { fd, ptr, len })
+        let map = Mapping::map(&fd, len, false)?;
+        Ok(Arc::new(Region { fd, map }))
     }
 
     /// Size of the mapping in bytes.
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.map.len()
     }
 
     /// The descriptor, for serialization.
@@ -132,60 +71,19 @@ impl Region {
     /// Pointer to a `T` at `offset`, or `None` if it would not fit or would
     /// be misaligned (a corrupt handle from another process).
     pub(crate) fn checked<T>(&self, offset: usize) -> Option<NonNull<T>> {
-        let size = std::mem::size_of::<T>();
-        let end = offset.checked_add(size)?;
-        if end > self.len || offset % std::mem::align_of::<T>() != 0 {
-            return None;
-        }
-        // SAFETY: offset + size is within the mapping.
-        Some(unsafe { self.ptr.add(offset) }.cast())
+        self.map.checked(offset)
     }
 
     /// Pointer to `count` `T`s at `offset`, with the same checks.
     pub(crate) fn checked_slice<T>(&self, offset: usize, count: usize) -> Option<NonNull<T>> {
-        let bytes = std::mem::size_of::<T>().checked_mul(count)?;
-        let end = offset.checked_add(bytes)?;
-        if end > self.len || offset % std::mem::align_of::<T>() != 0 {
-            return None;
-        }
-        // SAFETY: offset + bytes is within the mapping.
-        Some(unsafe { self.ptr.add(offset) }.cast())
+        self.map.checked_slice(offset, count)
     }
-}
 
-impl Region {
-    /// Maps the pages of `offset..offset + len` in this process now
-    /// rather than one page fault per 4 KiB on first touch. A forked child
-    /// inherits the memory but not these page-table entries, so its first
-    /// bulk write of a large array would otherwise spend most of its time
-    /// faulting (measured here: 3.5 ms of faults to write 8 MB that
-    /// `memcpy` writes in 0.7 ms).
-    ///
-    /// It reads one byte every 64 KiB: the kernel answers each read fault
-    /// on shared memory by mapping the whole 64 KiB around it
-    /// ("fault-around"), which measured cheaper than `MADV_POPULATE_READ`
-    /// or `_WRITE`. Pages are mapped writable, as shared memory needs no
-    /// dirty tracking. A kernel tuned otherwise just faults more later.
+    /// Maps the pages of `offset..offset + len` in this process now (see
+    /// [`Mapping::populate`]): a forked child's first bulk write of a
+    /// large array would otherwise spend most of its time faulting.
     pub(crate) fn populate(&self, offset: usize, len: usize) {
-        const STRIDE: usize = 64 * 1024;
-        let end = offset.saturating_add(len).min(self.len);
-        let mut at = offset;
-        while at < end {
-            // SAFETY: `at` is inside the mapping; a volatile byte read has
-            // no effect but the fault.
-            unsafe { std::ptr::read_volatile(self.ptr.as_ptr().add(at)) };
-            at += STRIDE;
-        }
-    }
-}
-
-impl Drop for Region {
-    fn drop(&mut self) {
-        // SAFETY: ptr/len describe our mapping, and no reference into it
-        // outlives the last Arc (every handle holds one).
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
+        self.map.populate(offset, len)
     }
 }
 
@@ -201,7 +99,7 @@ mod tests {
         // SAFETY: in bounds and aligned, no other access.
         unsafe { p.as_ptr().write(0xDEAD_BEEF) };
         let b = Region::from_fd(a.fd().try_clone().unwrap()).unwrap();
-        assert_ne!(a.ptr, b.ptr);
+        assert_ne!(a.map.as_ptr(), b.map.as_ptr());
         // SAFETY: as above.
         assert_eq!(
             unsafe { b.checked::<u64>(8).unwrap().as_ptr().read() },
@@ -212,7 +110,7 @@ mod tests {
         assert!(a.checked_slice::<u64>(0, usize::MAX).is_none());
         // SAFETY: trying to resize our own memfd.
         assert_ne!(
-            unsafe { libc::ftruncate(a.fd().as_raw_fd(), 0) },
+            unsafe { libc::ftruncate(std::os::fd::AsRawFd::as_raw_fd(a.fd()), 0) },
             0,
             "size is sealed"
         );

@@ -20,11 +20,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::any_lock::{AnyLock, AnyLockGuard};
-use super::engine::futex::{self, Deadline};
+use super::engine::deadline::Deadline;
 use super::engine::wakeups::Wakeups;
 use super::error::{NotOwnedError, ReleaseError, SyncError};
 use super::handle::{Handle, State};
 use super::rlock::RLock;
+use mp_sys::futex;
 
 /// The shared part of a [`Condition`].
 #[repr(C)]

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::engine::futex::{self, Deadline};
+use super::engine::deadline::Deadline;
 use super::error::SyncError;
 use super::handle::{Handle, State};
+use mp_sys::futex;
 
 /// Flag bit of the event word.
 const SET: u32 = 1;

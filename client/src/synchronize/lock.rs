@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::engine::futex::Deadline;
+use super::engine::deadline::Deadline;
 use super::engine::{identity, owner};
 use super::error::{ReleaseError, SyncError};
 use super::handle::{Handle, State};

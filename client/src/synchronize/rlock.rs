@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::engine::futex::Deadline;
+use super::engine::deadline::Deadline;
 use super::engine::identity;
 use super::engine::owner::{self, Taken};
 use super::error::{ReleaseError, SyncError};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::engine::counter::Counter;
-use super::engine::futex::Deadline;
+use super::engine::deadline::Deadline;
 use super::error::{ReleaseError, SyncError};
 use super::handle::{Handle, State};
 

@@ -38,6 +38,7 @@
 //! the socket first (`set_read_timeout` / `set_write_timeout`); a read that
 //! times out then ends the handshake with [`AuthenticationError::Timeout`].
 
+#[cfg(feature = "tokio")]
 mod async_io;
 mod blocking;
 
@@ -50,6 +51,7 @@ use sha2::{Sha256, Sha384};
 
 use crate::frame::FrameError;
 
+#[cfg(feature = "tokio")]
 pub use async_io::{
     answer_challenge_async, client_handshake_async, deliver_challenge_async, server_handshake_async,
 };

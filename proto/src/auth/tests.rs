@@ -152,6 +152,7 @@ fn a_closing_peer_is_reported() {
     assert!(matches!(err, AuthenticationError::Closed), "{err:?}");
 }
 
+#[cfg(feature = "tokio")]
 #[tokio::test]
 async fn async_handshake_both_outcomes() {
     for (server_key, client_key, ok) in [(b"k1", b"k1", true), (b"k1", b"k2", false)] {
@@ -167,6 +168,7 @@ async fn async_handshake_both_outcomes() {
     }
 }
 
+#[cfg(feature = "tokio")]
 #[tokio::test]
 async fn async_handshake_times_out() {
     let (mut a, _b) = tokio::io::duplex(1024);

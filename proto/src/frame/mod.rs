@@ -41,11 +41,13 @@
 //! end of file inside a header or payload is [`FrameError::Truncated`]
 //! (Python's `OSError("got end of file during message")`).
 
+#[cfg(feature = "tokio")]
 mod async_io;
 mod blocking;
 
 use std::io::{self, IoSlice};
 
+#[cfg(feature = "tokio")]
 pub use async_io::{
     read_frame_async, read_frame_into_async, write_frame_async, write_frame_parts_async,
 };

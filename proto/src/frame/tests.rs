@@ -213,6 +213,7 @@ fn read_into_fits_or_carries_the_message() {
     assert_eq!(read_frame_into(&mut reader, &mut buf, 100).unwrap(), None);
 }
 
+#[cfg(feature = "tokio")]
 #[tokio::test]
 async fn async_round_trip_matches_sync_bytes() {
     let (mut a, mut b) = tokio::io::duplex(1024);
@@ -256,6 +257,7 @@ async fn async_round_trip_matches_sync_bytes() {
         .is_none());
 }
 
+#[cfg(feature = "tokio")]
 #[tokio::test]
 async fn async_errors_match_sync() {
     let err = read_frame_async(&mut &b"\x00\x00\x00\x05abc"[..], 10)

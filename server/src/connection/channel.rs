@@ -1,5 +1,5 @@
 //! A connection whose frames come through a shared-memory channel
-//! ([`crate::channel`]), seen by the rest of the connection code as one
+//! ([`mp_sys::channel`]), seen by the rest of the connection code as one
 //! more kind of socket.
 //!
 //! On the event loop ([`ChannelSocket`]) an empty ring makes the task wait
@@ -19,8 +19,8 @@ use mp_proto::message::ChannelOffer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::dedicated::{BlockingSocket, Socket};
-use crate::channel::{ChannelError, Duplex, Region, Side};
 use crate::limits::CHANNEL_RING;
+use mp_sys::channel::{ChannelError, Duplex, Region, Side};
 
 /// A channel this server made and offered, until the client answers.
 pub(super) struct Offered {

@@ -14,7 +14,7 @@
 //! another CPU calling back to back): a request caught by polling costs
 //! neither the sleep nor the wake-up, which on a virtual machine take
 //! longer than the call. The client does the same for its answers
-//! ([`crate::spin`]).
+//! ([`mp_sys::spin`]).
 //!
 //! The thread hands the connection back to the event loop as soon as it
 //! would wait for anything but the peer's next request: a blocking call
@@ -40,10 +40,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::requests::{answer, Answer, Bounds, Buffers, Fatal, Flow, Waiting};
-use crate::channel::Duplex;
 use crate::engine::Engine;
 use crate::session::Session;
-use crate::spin::{spin_until_readable, Spun};
+use mp_sys::channel::Duplex;
+use mp_sys::spin::{spin_until_readable, Spun};
 
 /// How often a dedicated reader looks up from a quiet socket to check
 /// whether the server is stopping.
@@ -232,7 +232,7 @@ impl Promotion {
 /// this CPU and answered before the poll), or whose yield ran another
 /// thread (the client on this CPU, or more runnable threads than CPUs,
 /// where polling takes CPU time others need) makes it sleep at once for
-/// the next [`QUIET_AFTER_MISS`] requests. No averages: the client's poll (see [`crate::spin`]) learns
+/// the next [`QUIET_AFTER_MISS`] requests. No averages: the client's poll (see [`mp_sys::spin`]) learns
 /// from its round trips, and a second learner here, chasing the same
 /// round trips, made the two swing.
 #[derive(Debug, Default)]

@@ -32,7 +32,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use mp_proto::codec::{decode_within, encode_into_limited, CodecError};
+use mp_proto::codec::{decode_within, encode_frame_into, CodecError};
 use mp_proto::frame::{decode_header, FrameError};
 use mp_proto::message::{Outcome, Request, Response};
 use mp_proto::{ErrorKind, RemoteError};
@@ -302,7 +302,7 @@ pub(super) fn respond(
     metrics: &Metrics,
 ) -> Result<(), Fatal> {
     let response = Response { id, outcome };
-    let Err(e) = frame_response(out, &response, bounds.max_answer) else {
+    let Err(e) = encode_frame_into(&response, out, bounds.max_answer) else {
         return Ok(());
     };
     let error = match e {
@@ -323,41 +323,18 @@ pub(super) fn respond(
         id,
         outcome: Outcome::Error(error),
     };
-    frame_response(out, &response, usize::MAX)
+    encode_frame_into(&response, out, usize::MAX)
         .map_err(|e| Fatal(RemoteError::new(ErrorKind::MemoryError, e.to_string())))
 }
 
 /// Appends the error frame that ends a connection.
 pub(super) fn respond_fatal(out: &mut Vec<u8>, fatal: &Fatal) {
     // A short error: failing to encode it leaves the close to speak.
-    let _ = frame_response(
-        out,
+    let _ = encode_frame_into(
         &Response::connection_error(fatal.0.clone()),
+        out,
         usize::MAX,
     );
-}
-
-/// Appends `response` as one frame, its payload at most `max` bytes; on
-/// error `out` is as it was.
-fn frame_response(out: &mut Vec<u8>, response: &Response, max: usize) -> Result<(), CodecError> {
-    let at = out.len();
-    out.extend_from_slice(&[0; 4]);
-    if let Err(e) = encode_into_limited(response, out, max) {
-        out.truncate(at);
-        return Err(e);
-    }
-    let len = out.len() - at - 4;
-    match i32::try_from(len) {
-        Ok(n) => out[at..at + 4].copy_from_slice(&n.to_be_bytes()),
-        Err(_) => {
-            // Over 2 GiB: CPython's long form, -1 then 8 bytes.
-            let mut long = Vec::with_capacity(12);
-            long.extend_from_slice(&(-1i32).to_be_bytes());
-            long.extend_from_slice(&(len as u64).to_be_bytes());
-            out.splice(at..at + 4, long);
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -16,7 +16,8 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::futex::{self, Deadline};
+use super::deadline::Deadline;
+use mp_sys::futex;
 
 /// The shared part of a counter; lives in a shared region.
 #[repr(C)]

@@ -1,6 +1,7 @@
 //! The waiting engine shared by every primitive in [`crate::synchronize`].
 //!
-//! * [`futex`]: sleep on and wake a word of shared memory, with deadlines.
+//! * [`deadline`]: when a blocking call gives up; the sleeping itself is
+//!   [`mp_sys::futex`].
 //! * [`identity`]: cached pid/tid, and whether an owner is still alive.
 //! * [`owner`]: the owner word behind `Lock` and `RLock` (robust recovery).
 //! * [`counter`]: the permit counter behind `Semaphore` and
@@ -8,7 +9,7 @@
 //! * [`wakeups`]: which waiters a `Condition::notify` may wake.
 
 pub(crate) mod counter;
-pub(crate) mod futex;
+pub(crate) mod deadline;
 pub(crate) mod identity;
 pub(crate) mod owner;
 pub(crate) mod wakeups;

@@ -20,8 +20,9 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use super::futex::{self, Deadline, Wake};
+use super::deadline::Deadline;
 use super::identity;
+use mp_sys::futex::{self, Wake};
 
 /// Mask of the owner id bits.
 pub(crate) const ID_MASK: u32 = 0x3fff_ffff;

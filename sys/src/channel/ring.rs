@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::region::{Direction, Region};
-use super::{futex, ChannelError};
+use super::ChannelError;
+use crate::futex;
 
 /// Not sleeping: no need to wake.
 const AWAKE: u32 = 0;
@@ -51,8 +52,8 @@ struct Line(AtomicU32);
 impl Control {
     /// Wakes both sides of this ring, whatever they sleep on.
     pub(crate) fn wake_all(&self) {
-        futex::wake(&self.tail.0);
-        futex::wake(&self.head.0);
+        futex::wake_all(&self.tail.0);
+        futex::wake_all(&self.head.0);
     }
 }
 
@@ -106,7 +107,7 @@ impl End {
         // consistent: the peer either sees the new position before it
         // sleeps, or is seen sleeping here.
         match state.load(SeqCst) {
-            FUTEX => futex::wake(own),
+            FUTEX => futex::wake_all(own),
             SOCKET => {
                 if let Some(fd) = self.doorbell {
                     // A full socket buffer means unread doorbells: the

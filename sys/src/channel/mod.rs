@@ -21,7 +21,6 @@
 //! maps it and says whether it did. Either side can decline, and the
 //! connection then goes on over the socket alone.
 
-pub mod futex;
 pub mod region;
 mod ring;
 

@@ -23,14 +23,12 @@
 //! not some other process's file that happens to have the same pid and fd
 //! (another host, another pid namespace).
 
-use std::fs::File;
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::ptr::NonNull;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::AtomicU32;
 
 use super::ring::Control;
 use super::ChannelError;
+use crate::mapping::{self, Mapping};
 
 /// Identifies the layout above.
 const MAGIC: u64 = 0x4d50_4348_414e_0001;
@@ -57,18 +55,12 @@ pub enum Direction {
 /// A mapped channel region; unmapped when the last user drops it.
 #[derive(Debug)]
 pub struct Region {
-    base: NonNull<u8>,
-    len: usize,
+    /// The whole region. Every field either side writes concurrently is
+    /// an atomic, and ring bytes are only copied in and out under the ring
+    /// protocol (see `ring`).
+    map: Mapping,
     ring: u32,
 }
-
-// SAFETY: the region is plain shared memory; every field either side
-// writes concurrently is an atomic, and ring bytes are only copied in and
-// out under the ring protocol (see `ring`), so sharing the mapping between
-// threads is as sound as sharing it between processes.
-unsafe impl Send for Region {}
-// SAFETY: as above.
-unsafe impl Sync for Region {}
 
 impl Region {
     /// The size of a region with rings of `ring` bytes.
@@ -84,30 +76,12 @@ impl Region {
             return Err(ChannelError::Layout(format!("a ring of {ring} bytes")));
         }
         let len = Self::size(ring);
-        // SAFETY: memfd_create with a NUL-terminated name; the result is
-        // checked before use and owned right away.
-        let fd = unsafe {
-            libc::memfd_create(
-                c"mpserver-channel".as_ptr(),
-                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-            )
-        };
-        if fd < 0 {
-            return Err(ChannelError::Io(io::Error::last_os_error()));
-        }
-        // SAFETY: `fd` is a fresh descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        File::from(fd.try_clone()?).set_len(len as u64)?;
         // Sealed at its size: a peer holding the file cannot shrink it
         // under the server's mapping (which would fault the server on its
         // next access), nor grow it, nor lift the seals.
-        let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
-        // SAFETY: fcntl(2) on a descriptor we own, with an int argument.
-        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
-            return Err(ChannelError::Io(io::Error::last_os_error()));
-        }
-        let region = Self::map(fd.as_raw_fd(), len, ring)?;
-        let header = region.base.as_ptr();
+        let fd = mapping::create_sealed(c"mpserver-channel", len)?;
+        let region = Self::map(&fd, len, ring)?;
+        let header = region.map.as_ptr();
         // SAFETY: the fresh mapping is at least DATA bytes long and nobody
         // else has it yet; the header fields are within its first page.
         unsafe {
@@ -129,16 +103,14 @@ impl Region {
             .write(true)
             .open(format!("/proc/{pid}/fd/{fd}"))?;
         let len = Self::size(ring);
-        if file.metadata()?.len() != len as u64 {
+        if mapping::sealed_len(&file)
+            .map_err(|_| ChannelError::Layout("a region that may shrink".into()))?
+            != len
+        {
             return Err(ChannelError::Layout("a region of another size".into()));
         }
-        // SAFETY: fcntl(2) on a descriptor we own, no argument.
-        let seals = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) };
-        if seals < 0 || seals & libc::F_SEAL_SHRINK == 0 {
-            return Err(ChannelError::Layout("a region that may shrink".into()));
-        }
-        let region = Self::map(file.as_raw_fd(), len, ring)?;
-        let header = region.base.as_ptr();
+        let region = Self::map(&file, len, ring)?;
+        let header = region.map.as_ptr();
         // SAFETY: the mapping is `len` >= DATA bytes long; the server wrote
         // the header before offering the region.
         let (magic, stamp, size) = unsafe {
@@ -157,25 +129,11 @@ impl Region {
         Ok(region)
     }
 
-    fn map(fd: RawFd, len: usize, ring: u32) -> Result<Region, ChannelError> {
-        // SAFETY: a fresh shared mapping of `len` bytes of a file at least
-        // that long; the result is checked against MAP_FAILED.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(ChannelError::Io(io::Error::last_os_error()));
-        }
-        let base =
-            NonNull::new(p.cast::<u8>()).ok_or(ChannelError::Layout("a null mapping".into()))?;
-        Ok(Region { base, len, ring })
+    fn map(fd: &impl AsRawFd, len: usize, ring: u32) -> Result<Region, ChannelError> {
+        Ok(Region {
+            map: Mapping::map(fd, len, false)?,
+            ring,
+        })
     }
 
     /// The size of each ring.
@@ -187,7 +145,7 @@ impl Region {
     pub fn closed(&self) -> &AtomicU32 {
         // SAFETY: CLOSED is within the header page, 4-aligned, and only
         // ever accessed atomically by both sides.
-        unsafe { &*self.base.as_ptr().add(CLOSED).cast::<AtomicU32>() }
+        unsafe { &*self.map.as_ptr().add(CLOSED).cast::<AtomicU32>() }
     }
 
     /// Marks the channel closed and wakes every side sleeping on it.
@@ -204,7 +162,7 @@ impl Region {
         // 64-aligned, and consists of atomics only.
         unsafe {
             &*self
-                .base
+                .map
                 .as_ptr()
                 .add(CONTROL[direction as usize])
                 .cast::<Control>()
@@ -215,19 +173,9 @@ impl Region {
     pub(crate) fn data(&self, direction: Direction) -> *mut u8 {
         // SAFETY: DATA + 2 rings is exactly the mapping's length.
         unsafe {
-            self.base
+            self.map
                 .as_ptr()
                 .add(DATA + direction as usize * self.ring as usize)
-        }
-    }
-}
-
-impl Drop for Region {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping `map` made; nothing refers to
-        // it any more (every user holds the region alive through an Arc).
-        unsafe {
-            libc::munmap(self.base.as_ptr().cast(), self.len);
         }
     }
 }
@@ -235,6 +183,7 @@ impl Drop for Region {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
 
     #[test]
     fn a_region_cannot_be_resized_under_its_mappings() {
