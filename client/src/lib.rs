@@ -44,7 +44,9 @@ pub use context::{
     default_context, get_all_start_methods, get_context, get_start_method, set_start_method,
     Context, StartMethod,
 };
-pub use log::{get_logger, log_to_stderr};
+pub use log::get_logger;
+#[cfg(feature = "log")]
+pub use log::log_to_stderr;
 pub use pool::{Pool, ThreadPool};
 pub use process::{
     active_children, cpu_count, current_process, parent_process, AuthKey, Process, ProcessError,

@@ -45,7 +45,9 @@ pub struct Listener {
     last_accepted: Option<Address>,
     /// What to remove on close: a Unix socket's file, and the private
     /// directory it was created in when no address was given.
-    cleanup: Option<(PathBuf, Option<tempfile::TempDir>)>,
+    /// A Unix socket's file to remove at close, and the private directory
+    /// made for it, if any.
+    cleanup: Option<(PathBuf, Option<PathBuf>)>,
 }
 
 #[derive(Debug)]
@@ -135,10 +137,12 @@ impl ListenerBuilder {
                 )
             }
             (Family::Unix, _) => {
-                let dir = tempfile::Builder::new().prefix("pymp-").tempdir()?;
-                let path = dir
-                    .path()
-                    .join(format!("listener-{:016x}", rand::random::<u64>()));
+                // Python's `tempfile.mkdtemp(prefix='pymp-')`: a directory
+                // only this user can enter, so nobody else can connect.
+                let dir = nix::unistd::mkdtemp(&std::env::temp_dir().join("pymp-XXXXXX"))
+                    .map_err(std::io::Error::from)?;
+                let suffix = getrandom::u64().map_err(std::io::Error::other)?;
+                let path = dir.join(format!("listener-{suffix:016x}"));
                 let listener = bind_unix(&path, backlog)?;
                 (
                     Bound::Unix(listener),
@@ -241,7 +245,9 @@ impl Listener {
                 // Best effort, as Python's finalizer: the file may already be
                 // gone, and there is nobody to report to from Drop.
                 let _ = std::fs::remove_file(path);
-                drop(dir);
+                if let Some(dir) = dir {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
             }
         }
     }

@@ -44,7 +44,7 @@ extern "C" fn prepare() {
                 .unwrap_or_else(PoisonError::into_inner),
         ),
         Box::new(
-            super::release::RELEASER
+            super::client::release::RELEASER
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         ),

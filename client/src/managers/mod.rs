@@ -75,18 +75,14 @@
 //!   `--tls-cert`.
 
 mod after_fork;
-mod answers;
 pub mod base_manager;
-pub mod batch;
 pub mod client;
 pub mod error;
 pub(crate) mod fork;
 pub mod proxies;
 pub mod proxy;
-mod release;
 #[cfg(feature = "server")]
 pub mod server;
-mod stream;
 pub mod sync_manager;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -95,7 +91,7 @@ pub mod transfer;
 #[cfg(feature = "server")]
 pub use base_manager::Manager;
 pub use base_manager::{BaseManager, ClientRegistration};
-pub use batch::Call;
+pub use client::batch::Call;
 pub use client::{
     ConnectOptions, ManagerClient, Returned, ServerStatus, TypeInfo, WeakClient, SHARED_MEMORY_ENV,
 };

@@ -50,8 +50,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use mp_proto::message::{Kwargs, Target};
-use mp_proto::value::from_value;
 use mp_proto::{ObjectId, Token, Value};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -90,42 +88,6 @@ pub(crate) fn for_server<R>(f: impl FnOnce() -> R) -> R {
     let result = f();
     FOR_SERVER.with(|c| c.set(previous));
     result
-}
-
-/// The server calls behind references in transit (`mp_server::transit`).
-impl ManagerClient {
-    /// Puts one reference to `id` in transit for at most `lease`: the
-    /// server holds it under the returned ticket until some connection
-    /// [`receive`](Self::receive)s it or the lease ends.
-    pub fn transit(&self, id: ObjectId, lease: Duration) -> Result<u64, ManagerError> {
-        let args = vec![Value::Int(id_int(id)?), Value::Float(lease.as_secs_f64())];
-        let ticket = self
-            .call(Target::Server, "transit", args, Kwargs::new())?
-            .into_value()?;
-        from_value(ticket).map_err(|e| ManagerError::Protocol(format!("unexpected answer: {e}")))
-    }
-
-    /// Takes over the reference in transit under `ticket`; this connection
-    /// then owns it. Returns the object's id.
-    pub fn receive(&self, ticket: u64) -> Result<ObjectId, ManagerError> {
-        let ticket = i64::try_from(ticket)
-            .map_err(|_| ManagerError::Protocol(format!("ticket {ticket} out of range")))?;
-        let id = self
-            .call(
-                Target::Server,
-                "receive",
-                vec![Value::Int(ticket)],
-                Kwargs::new(),
-            )?
-            .into_value()?;
-        from_value(id)
-            .map(ObjectId)
-            .map_err(|e| ManagerError::Protocol(format!("unexpected answer: {e}")))
-    }
-}
-
-fn id_int(id: ObjectId) -> Result<i64, ManagerError> {
-    i64::try_from(id.0).map_err(|_| ManagerError::Protocol(format!("object id {id} out of range")))
 }
 
 /// A proxy on its way to another process.

@@ -8,8 +8,6 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, RwLock};
 
-use rand::RngCore;
-
 use super::start::forkserver::ForkServerClient;
 use super::sys;
 use super::Process;
@@ -30,9 +28,16 @@ impl AuthKey {
     }
 
     /// 32 fresh random bytes, as Python's `os.urandom(32)`.
+    ///
+    /// # Panics
+    ///
+    /// If the OS has no random source to read (Python's `os.urandom`
+    /// raises then): a key that is not random would be worse than none.
     pub fn random() -> Self {
         let mut key = [0u8; 32];
-        rand::rng().fill_bytes(&mut key);
+        if let Err(e) = getrandom::fill(&mut key) {
+            panic!("the OS random source failed: {e}");
+        }
         AuthKey(Arc::from(&key[..]))
     }
 

@@ -65,7 +65,9 @@ impl SharedMemory {
     /// (`psm_` and hex digits, as CPython does).
     pub fn create(size: usize) -> Result<SharedMemory, SharedMemoryError> {
         loop {
-            let name = format!("psm_{:016x}", rand::random::<u64>());
+            let suffix =
+                getrandom::u64().map_err(|e| SharedMemoryError::Os(io::Error::other(e)))?;
+            let name = format!("psm_{suffix:016x}");
             match Self::create_named(&name, size) {
                 Err(SharedMemoryError::FileExists(_)) => continue,
                 other => return other,

@@ -263,6 +263,7 @@ pub(crate) fn daemon_outlives_its_starting_thread(m: StartMethod) {
     );
 }
 
+#[cfg(feature = "log")]
 pub(crate) fn logging_names_processes(m: StartMethod) {
     if m != StartMethod::Fork {
         return; // the scenario covers every method at once

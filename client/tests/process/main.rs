@@ -60,6 +60,7 @@ const TESTS: &[(&str, Test)] = &[
         "daemon_outlives_its_starting_thread",
         daemon_outlives_its_starting_thread,
     ),
+    #[cfg(feature = "log")]
     ("logging_names_processes", logging_names_processes),
     (
         "forkserver_restarts_after_dying",
@@ -69,6 +70,7 @@ const TESTS: &[(&str, Test)] = &[
 
 fn main() {
     multiprocessing::init();
+    #[cfg(feature = "log")]
     if std::env::var("MP_TEST_SCENARIO").as_deref() == Ok("logging") {
         logging_scenario();
         return;

@@ -142,11 +142,13 @@ pub(crate) fn parent_with_thread(method: StartMethod, out: SharedFd) {
     unsafe { libc::raise(libc::SIGKILL) };
 }
 
+#[cfg(feature = "log")]
 pub(crate) fn logs_child(n: u32) {
     multiprocessing::get_logger().info(format!("hello {n} from the child"));
 }
 
 /// Run in a separate process by `logging_names_processes`.
+#[cfg(feature = "log")]
 pub(crate) fn logging_scenario() {
     multiprocessing::log_to_stderr(multiprocessing::log::Level::Info).unwrap();
     multiprocessing::get_logger().info("hello from the parent");
@@ -171,6 +173,7 @@ pub(crate) fn logging_scenario() {
         .unwrap();
 }
 
+#[cfg(feature = "log")]
 pub(crate) fn naps(ms: u64) {
     std::thread::sleep(Duration::from_millis(ms));
 }

@@ -46,7 +46,6 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use md5::Md5;
-use rand::TryRngCore;
 use sha2::{Sha256, Sha384};
 
 use crate::frame::FrameError;
@@ -263,8 +262,7 @@ fn escape(bytes: &[u8]) -> String {
 /// source; the frame to send is [`CHALLENGE`] followed by it.
 pub fn new_challenge() -> Result<Vec<u8>, AuthenticationError> {
     let mut random = [0u8; CHALLENGE_RANDOM_LEN];
-    rand::rngs::OsRng
-        .try_fill_bytes(&mut random)
+    getrandom::fill(&mut random)
         .map_err(|e| AuthenticationError::Frame(FrameError::Io(std::io::Error::other(e))))?;
     let mut payload = b"{sha256}".to_vec();
     payload.extend_from_slice(&random);

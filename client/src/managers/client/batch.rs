@@ -11,8 +11,8 @@
 use mp_proto::message::{Kwargs, Target};
 use mp_proto::{ObjectId, Value};
 
-use super::client::{encode_request, thread_wake, ManagerClient, Returned};
-use super::error::ManagerError;
+use super::{encode_request, thread_wake, ManagerClient, Returned};
+use crate::managers::error::ManagerError;
 
 /// Most calls written before their answers are read.
 const CHUNK_CALLS: usize = 128;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[cfg(feature = "tls")]
-use super::tls::TlsStream;
+use crate::managers::tls::TlsStream;
 use mp_sys::channel::{Duplex, Region, Side};
 use mp_sys::spin::{spin_until_readable, Spun};
 

@@ -7,7 +7,7 @@ pub use mp_proto::reports::{ServerStatus, TypeInfo};
 use mp_proto::message::ProxyInfo;
 use mp_proto::Value;
 
-use super::error::ManagerError;
+use crate::managers::error::ManagerError;
 
 /// What a method call gave back.
 #[derive(Clone, Debug, PartialEq)]

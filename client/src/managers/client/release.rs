@@ -21,8 +21,8 @@ use mp_proto::message::{Kwargs, Target};
 use mp_proto::{ObjectId, Value};
 
 use super::batch::Call;
-use super::client::{encode_request, thread_wake, ManagerClient, Returned};
-use super::error::ManagerError;
+use super::{encode_request, thread_wake, ManagerClient, Returned};
+use crate::managers::error::ManagerError;
 
 /// How long a queued `decref` waits for a call to ride on before the
 /// releaser thread sends it.
@@ -63,7 +63,7 @@ impl Releases {
 
 /// The releaser thread's inbox, with the pid that started it (a forked
 /// child has no such thread and starts its own).
-pub(super) static RELEASER: Mutex<Option<(u32, Sender<ManagerClient>)>> = Mutex::new(None);
+pub(crate) static RELEASER: Mutex<Option<(u32, Sender<ManagerClient>)>> = Mutex::new(None);
 
 impl ManagerClient {
     /// Gives back a reference to `id` this connection owns, later and
@@ -87,7 +87,7 @@ impl ManagerClient {
     }
 
     fn wake_releaser(&self) {
-        super::fork::protect_tables();
+        crate::managers::fork::protect_tables();
         let mut slot = RELEASER.lock().unwrap_or_else(PoisonError::into_inner);
         let pid = std::process::id();
         if !matches!(&*slot, Some((p, _)) if *p == pid) {

@@ -13,90 +13,41 @@
 //! fails every call waiting on it with [`ManagerError::ConnectionLost`],
 //! carrying the server's own words when it said why it closed
 //! ([`mp_proto::message::Response::connection_error`]).
+//!
+//! The type's home is this folder: `connect.rs` (the handshake, hello and
+//! channel, [`ConnectOptions`]), `stream.rs` (TCP, Unix, TLS or a channel),
+//! `answers.rs` (what calls give back), [`batch`] (many calls in flight at
+//! once) and `release.rs` (drops' decrefs riding on later calls).
+
+mod answers;
+pub mod batch;
+mod connect;
+pub(crate) mod release;
+mod stream;
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::io::{self, BufReader, Write};
-use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
+use std::io::{BufReader, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use mp_sys::lock;
 use std::time::{Duration, Instant};
 
-use mp_proto::auth::{client_handshake, AuthOptions};
-use mp_proto::codec::{decode, encode_frame_into, encode_into};
-use mp_proto::frame::{read_frame, write_frame};
-use mp_proto::message::{
-    ChannelAnswer, Hello, HelloReply, Kwargs, Outcome, ProxyInfo, Request, Response, Target,
-    CONNECTION_ID,
-};
+use mp_proto::codec::{decode, encode_frame_into};
+use mp_proto::frame::read_frame;
+use mp_proto::message::{Kwargs, Outcome, ProxyInfo, Request, Response, Target, CONNECTION_ID};
 use mp_proto::reports::ObjectInfo;
 use mp_proto::value::from_value;
 use mp_proto::{ObjectId, Value};
 
-pub use super::answers::{Returned, ServerStatus, TypeInfo};
 use super::error::ManagerError;
-use super::release::Releases;
-use super::stream::Stream;
-#[cfg(feature = "tls")]
-use super::tls::TlsConnector;
 use crate::connection::Address;
-use mp_sys::channel::Region;
+pub use answers::{Returned, ServerStatus, TypeInfo};
+pub use connect::{ConnectOptions, SHARED_MEMORY_ENV};
 use mp_sys::spin::{SpinPolicy, Spun};
-
-/// How to connect.
-#[derive(Clone, Debug)]
-pub struct ConnectOptions {
-    /// Bound on connecting plus the handshake and hello.
-    pub timeout: Duration,
-    /// Handshake options (legacy CPython MD5 peers).
-    pub auth: AuthOptions,
-    /// The largest answer accepted.
-    pub max_frame_bytes: u64,
-    /// The longest a thread waiting for an answer polls the socket
-    /// (yielding the CPU between polls) before it sleeps in `read`. An
-    /// answer that arrives within it saves the sleep and wake-up, which
-    /// dominate a round trip between CPUs. Whether to poll at all is
-    /// learned per connection from measured round trips; zero never
-    /// polls.
-    pub spin: Duration,
-    /// Speak TLS to the server (`mpserver serve --tls-cert …`); `None`,
-    /// the default, is plain TCP. TCP addresses only. A successful TLS
-    /// connection also registers the connector for its address, so later
-    /// plain `connect`s there use it (see
-    /// [`use_tls_for`](super::tls::use_tls_for)). Feature `tls`.
-    #[cfg(feature = "tls")]
-    pub tls: Option<TlsConnector>,
-    /// Ask an `mpserver` on this machine (a Unix socket, or TCP to a
-    /// loopback address) for a shared-memory channel: calls then go
-    /// through memory both processes map, with the socket kept open beside
-    /// it, several times faster than loopback TCP with many busy clients.
-    /// The server may decline (`--shared-memory-channels`, a CPython
-    /// manager never offers), and the connection then uses its socket.
-    /// Default `true`, unless the environment sets
-    /// `MP_MANAGER_SHARED_MEMORY=0`.
-    pub shared_memory: bool,
-}
-
-/// The environment variable that turns shared-memory channels off by
-/// default ([`ConnectOptions::shared_memory`]).
-pub const SHARED_MEMORY_ENV: &str = "MP_MANAGER_SHARED_MEMORY";
-
-impl Default for ConnectOptions {
-    fn default() -> Self {
-        ConnectOptions {
-            timeout: Duration::from_secs(20),
-            auth: AuthOptions::default(),
-            max_frame_bytes: mp_proto::frame::DEFAULT_MAX_FRAME,
-            spin: Duration::from_micros(50),
-            #[cfg(feature = "tls")]
-            tls: None,
-            shared_memory: std::env::var_os(SHARED_MEMORY_ENV).map_or(true, |v| v != "0"),
-        }
-    }
-}
+use release::Releases;
+use stream::Stream;
 
 /// The read buffer: most answers fit, large ones are read through it.
 const READ_BUFFER: usize = 16 * 1024;
@@ -170,144 +121,6 @@ pub fn current_thread_no() -> u64 {
 }
 
 impl ManagerClient {
-    /// Connects to the manager at `address` and authenticates with
-    /// `authkey` (over TLS if [`use_tls_for`](super::tls::use_tls_for)
-    /// registered `address`).
-    pub fn connect(address: &Address, authkey: &[u8]) -> Result<Self, ManagerError> {
-        let options = ConnectOptions {
-            #[cfg(feature = "tls")]
-            tls: super::tls::registered(address),
-            ..ConnectOptions::default()
-        };
-        Self::connect_with(address, authkey, &options)
-    }
-
-    /// [`connect`](Self::connect) with options.
-    pub fn connect_with(
-        address: &Address,
-        authkey: &[u8],
-        options: &ConnectOptions,
-    ) -> Result<Self, ManagerError> {
-        let connect_error = |source| ManagerError::Connect {
-            address: address.to_string(),
-            source,
-        };
-        let mut stream = match address {
-            Address::Tcp { .. } => {
-                let addrs = address.resolve().map_err(|e| {
-                    connect_error(io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
-                })?;
-                let mut last = None;
-                let mut found = None;
-                for a in addrs {
-                    match TcpStream::connect_timeout(&a, options.timeout) {
-                        Ok(s) => {
-                            found = Some(s);
-                            break;
-                        }
-                        Err(e) => last = Some(e),
-                    }
-                }
-                let s = found.ok_or_else(|| {
-                    connect_error(last.unwrap_or_else(|| io::Error::other("no address")))
-                })?;
-                s.set_nodelay(true).map_err(connect_error)?;
-                #[cfg(not(feature = "tls"))]
-                let stream = Stream::Tcp(s);
-                #[cfg(feature = "tls")]
-                let stream = match (&options.tls, address) {
-                    (Some(tls), Address::Tcp { host, .. }) => {
-                        Stream::Tls(tls.connect(s, host, options.timeout).map_err(|source| {
-                            ManagerError::Tls {
-                                address: address.to_string(),
-                                source,
-                            }
-                        })?)
-                    }
-                    _ => Stream::Tcp(s),
-                };
-                stream
-            }
-            #[cfg(feature = "tls")]
-            Address::Unix(_) if options.tls.is_some() => {
-                return Err(connect_error(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "TLS needs a TCP address",
-                )))
-            }
-            Address::Unix(path) => Stream::Unix(UnixStream::connect(path).map_err(connect_error)?),
-        };
-        stream
-            .set_timeouts(Some(options.timeout))
-            .map_err(connect_error)?;
-        #[cfg(feature = "tls")]
-        let handshake_error = |e| super::tls::handshake_error(e, address);
-        #[cfg(not(feature = "tls"))]
-        let handshake_error = ManagerError::Authentication;
-        client_handshake(&mut stream, authkey, &options.auth).map_err(handshake_error)?;
-        let hello = Hello {
-            channel: options.shared_memory && stream.is_local(),
-            ..Hello::current(format!("multiprocessing-rs/{}", env!("CARGO_PKG_VERSION")))
-        };
-        let mut bytes = Vec::new();
-        encode_into(&hello, &mut bytes).map_err(|e| ManagerError::Protocol(e.to_string()))?;
-        write_frame(&mut stream, &bytes)
-            .map_err(|e| ManagerError::ConnectionLost(e.to_string()))?;
-        let reply = read_frame(&mut stream, 64 * 1024)
-            .map_err(|e| ManagerError::ConnectionLost(e.to_string()))?
-            .ok_or_else(|| ManagerError::ConnectionLost("closed during hello".into()))?;
-        let offer = match decode::<HelloReply>(&reply)
-            .map_err(|e| ManagerError::Protocol(e.to_string()))?
-        {
-            HelloReply::Welcome { channel, .. } => channel,
-            HelloReply::Refused { message } => return Err(ManagerError::Refused(message)),
-        };
-        if let Some(offer) = offer {
-            // Mapping fails on another host, in another pid namespace, or
-            // without the right to open the server's descriptors: the
-            // socket then carries the calls.
-            let region = Region::open(offer.pid, offer.fd, offer.ring, offer.nonce).ok();
-            let mut bytes = Vec::new();
-            encode_into(
-                &ChannelAnswer {
-                    attached: region.is_some(),
-                },
-                &mut bytes,
-            )
-            .map_err(|e| ManagerError::Protocol(e.to_string()))?;
-            write_frame(&mut stream, &bytes)
-                .map_err(|e| ManagerError::ConnectionLost(e.to_string()))?;
-            if let Some(region) = region {
-                stream = stream.with_channel(region);
-            }
-        }
-        // Calls may block as long as the server's method does.
-        stream.set_timeouts(None).map_err(connect_error)?;
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &options.tls {
-            super::tls::use_tls_for(address, tls.clone());
-        }
-        let writer = stream.try_clone().map_err(connect_error)?;
-        let channel = stream.is_channel();
-        Ok(ManagerClient {
-            inner: Arc::new(Inner {
-                address: address.clone(),
-                writer: Mutex::new(writer),
-                state: Mutex::new(State {
-                    reader: Some(BufReader::with_capacity(READ_BUFFER, stream)),
-                    slots: HashMap::new(),
-                    dead: None,
-                    spin: SpinPolicy::new(options.spin),
-                }),
-                next_id: AtomicU64::new(1),
-                max_frame: options.max_frame_bytes,
-                releases: Releases::default(),
-                channel,
-                owner: std::process::id(),
-            }),
-        })
-    }
-
     /// Whether `other` shares this one's connection (is a clone of it).
     pub fn same_connection(&self, other: &ManagerClient) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
@@ -581,6 +394,23 @@ impl ManagerClient {
     /// The registered typeids.
     pub fn typeids(&self) -> Result<Vec<TypeInfo>, ManagerError> {
         convert(self.server("typeids", vec![])?)
+    }
+
+    /// Puts one reference to `id` in transit for at most `lease` (the
+    /// server's `transit` call, see `mp_server::transit`): the server holds
+    /// it under the returned ticket until some connection
+    /// [`receive`](Self::receive)s it or the lease ends.
+    pub fn transit(&self, id: ObjectId, lease: Duration) -> Result<u64, ManagerError> {
+        let args = vec![id_value(id), Value::Float(lease.as_secs_f64())];
+        convert(self.server("transit", args)?)
+    }
+
+    /// Takes over the reference in transit under `ticket`; this connection
+    /// then owns it. Returns the object's id.
+    pub fn receive(&self, ticket: u64) -> Result<ObjectId, ManagerError> {
+        let ticket = i64::try_from(ticket)
+            .map_err(|_| ManagerError::Protocol(format!("ticket {ticket} out of range")))?;
+        convert(self.server("receive", vec![Value::Int(ticket)])?).map(ObjectId)
     }
 
     /// A round trip that does nothing.
