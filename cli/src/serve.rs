@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::ArgMatches;
 use mp_proto::auth::AuthOptions;
-use mp_server::metrics::MetricsEndpoint;
+use mp_server::MetricsEndpoint;
 use mp_server::{Limits, Listen, Registry, Server};
 use tokio::signal::unix::{signal, SignalKind};
 

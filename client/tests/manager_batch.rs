@@ -23,7 +23,7 @@ fn server() -> Address {
     address
 }
 
-fn value(r: Result<multiprocessing::managers::Returned, ManagerError>) -> Value {
+fn value(r: Result<multiprocessing::managers::Return, ManagerError>) -> Value {
     r.unwrap().into_value().unwrap()
 }
 

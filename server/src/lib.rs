@@ -31,16 +31,18 @@
 //! * [`wait`]: the fair waiting engine under every blocking object.
 //! * [`objects`]: the built-in SyncManager types, one file each.
 //! * [`engine`]: answers a decoded request (codec-independent).
-//! * [`control`]: the server-level calls (`create`, `incref`, `status`, …).
-//! * [`server`] and [`connection`]: the tokio serve loop over TCP and Unix
+//! * [`engine::control`]: the server-level calls (`create`, `incref`,
+//!   `status`, …), `Engine`'s other half.
+//! * [`server`] and `connection`: the tokio serve loop over TCP and Unix
 //!   sockets, and a thread of its own for a connection that sends
 //!   requests back to back; [`tls`] for TLS on TCP; [`limits`];
 //!   [`shutdown`].
-//! * [`metrics`]: counters and the Prometheus endpoint; [`throttle`]:
+//! * [`metrics`]: counters; [`scrape`]: reading them out (Prometheus
+//!   text, the `/metrics` endpoint); `throttle`:
 //!   slowing down peers that fail authentication; `admission`: what a
-//!   peer may hold before and after it authenticates; [`quiet_log`]: log
+//!   peer may hold before and after it authenticates; `quiet_log`: log
 //!   lines a peer can provoke, rate-limited.
-//! * [`slice`](mod@slice), [`compare`], [`errors`]: Python's slices, ordering and
+//! * [`slice`](mod@slice), `compare`, [`errors`]: Python's slices, ordering and
 //!   exceptions.
 //!
 //! Below it: `mp-proto` (the bytes on the wire and the types they carry)
@@ -50,9 +52,8 @@
 pub(crate) mod admission;
 pub mod args;
 pub mod budget;
-pub mod compare;
-pub mod connection;
-pub mod control;
+pub(crate) mod compare;
+pub(crate) mod connection;
 pub mod engine;
 pub mod errors;
 pub mod held;
@@ -60,25 +61,27 @@ pub mod limits;
 pub mod metrics;
 pub mod object;
 pub mod objects;
-pub mod quiet_log;
+pub(crate) mod quiet_log;
 pub mod registry;
+pub mod scrape;
 pub mod server;
 pub mod session;
 pub mod shutdown;
 pub mod slice;
 pub mod table;
-pub mod throttle;
+pub(crate) mod throttle;
 pub mod tls;
-pub mod transit;
+pub(crate) mod transit;
 pub mod wait;
 
 pub use args::Args;
 pub use budget::Budget;
-pub use engine::{Dispatch, Engine};
+pub use engine::Engine;
 pub use held::Held;
 pub use limits::Limits;
 pub use object::{CallContext, Owner, Reply, Return, SessionId, SharedObject};
 pub use registry::Registry;
+pub use scrape::MetricsEndpoint;
 pub use server::{BoundServer, Listen, ServeError, Server};
 
 /// The names an embedder implementing a type needs.

@@ -117,15 +117,18 @@ impl<T: Any + Send + Sync> AsAny for T {
     }
 }
 
-/// A blocking call in progress.
-pub type PendingCall = Pin<Box<dyn Future<Output = Result<Return, RemoteError>> + Send>>;
+/// A blocking call in progress: the future of what it will give.
+pub type PendingCall<T = Result<Return, RemoteError>> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// What a method call produced.
-pub enum Reply {
+/// What a call produced: its result now, or the future of it for a call
+/// that blocks. The one "now or later" type of the answer path: an
+/// object's method gives a `Reply` of its [`Return`] (the default), the
+/// engine a `Reply` of the wire's [`Outcome`](mp_proto::message::Outcome).
+pub enum Reply<T = Result<Return, RemoteError>> {
     /// The call finished.
-    Ready(Result<Return, RemoteError>),
+    Ready(T),
     /// The call waits; the future finishes it.
-    Pending(PendingCall),
+    Pending(PendingCall<T>),
 }
 
 /// A successful call's result.

@@ -286,8 +286,8 @@ mod tests {
             thread: 1,
         };
         match engine.call(s, request) {
-            crate::engine::Dispatch::Ready(o) => o,
-            crate::engine::Dispatch::Pending(_) => panic!("{method} blocked"),
+            crate::object::Reply::Ready(o) => o,
+            crate::object::Reply::Pending(_) => panic!("{method} blocked"),
         }
     }
 

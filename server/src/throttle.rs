@@ -87,6 +87,7 @@ pub(crate) fn source(peer: &str) -> Option<IpAddr> {
 }
 
 impl AuthThrottle {
+    #[cfg(test)]
     /// A throttle with `policy`.
     pub fn new(policy: Policy) -> Self {
         AuthThrottle {
@@ -95,6 +96,7 @@ impl AuthThrottle {
         }
     }
 
+    #[cfg(test)]
     /// The delay `peer`'s failures call for at `now`, between one of its
     /// handshakes and the next.
     pub fn delay(&self, peer: &str, now: Instant) -> Duration {
@@ -173,14 +175,10 @@ impl AuthThrottle {
         }
     }
 
+    #[cfg(test)]
     /// How many addresses are remembered.
     pub fn len(&self) -> usize {
         lock(&self.peers).len()
-    }
-
-    /// Whether no address is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Waits out `peer`'s delay, if any, counting it; `false` if the

@@ -105,11 +105,13 @@ impl Transit {
         }
     }
 
+    #[cfg(test)]
     /// Tickets not yet received.
     pub fn len(&self) -> usize {
         lock(&self.tickets).len()
     }
 
+    #[cfg(test)]
     /// Whether no reference is in transit.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

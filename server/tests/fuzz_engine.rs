@@ -16,10 +16,11 @@ use std::time::Duration;
 
 use mp_proto::message::{Kwargs, Outcome, Request, Target};
 use mp_proto::value::{Map, ObjectId, Token, Value};
-use mp_server::control::SERVER_METHODS;
-use mp_server::engine::{Dispatch, Engine};
+use mp_server::engine::control::SERVER_METHODS;
+use mp_server::engine::Engine;
 use mp_server::session::Session;
 use mp_server::Registry;
+use mp_server::Reply;
 use proptest::prelude::*;
 
 /// Each SyncManager typeid with arguments its constructor accepts, so the
@@ -194,8 +195,8 @@ fn answer(
     request: Request,
 ) -> Outcome {
     match engine.call(session, request) {
-        Dispatch::Ready(outcome) => outcome,
-        Dispatch::Pending(future) => runtime
+        Reply::Ready(outcome) => outcome,
+        Reply::Pending(future) => runtime
             .block_on(async { tokio::time::timeout(Duration::ZERO, future).await })
             .unwrap_or(Outcome::Return(Value::None)),
     }

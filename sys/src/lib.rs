@@ -12,7 +12,7 @@
 //!   client on the server's machine talks through instead of its socket.
 //! * [`spin`]: the poll-before-sleep policy of a thread waiting for its
 //!   peer (a socket or a channel).
-//! * [`lock`]: locking a std mutex whatever its last holder did.
+//! * [`lock`](mod@lock): locking a std mutex whatever its last holder did.
 //!
 //! It depends on `libc` and `thiserror` only: no async runtime, no
 //! protocol, no notion of a manager.

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 
 use mp_proto::message::Kwargs;
 use mp_proto::ObjectId;
-use multiprocessing::managers::{ManagerError, Returned};
+use multiprocessing::managers::{ManagerError, Return};
 
 use crate::mpserver::ServerProcess;
 
@@ -40,7 +40,7 @@ pub fn spawn_ready(binary: &str, server: &ServerProcess, job: &[String]) -> Chil
 pub fn lock_waiter(
     server: &ServerProcess,
     lock: ObjectId,
-) -> JoinHandle<Result<Returned, ManagerError>> {
+) -> JoinHandle<Result<Return, ManagerError>> {
     let c = server.client();
     std::thread::spawn(move || {
         let got = c.call_method(lock, "acquire", vec![], Kwargs::new())?;

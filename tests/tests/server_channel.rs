@@ -35,7 +35,7 @@ use mp_tests::client_process::{lock_waiter, spawn_ready};
 use mp_tests::mpserver::{eventually, Options, ServerProcess};
 use mp_tests::raw::RawPeer;
 use mp_tests::scrape::{scrape, start_with_metrics};
-use multiprocessing::managers::{ConnectOptions, ManagerClient, ManagerError, Returned};
+use multiprocessing::managers::{ConnectOptions, ManagerClient, ManagerError, Return};
 
 /// How long anything may take before the test fails instead of hanging.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -93,7 +93,7 @@ fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static)
 }
 
 /// What a call returned, as a value; panics on an error.
-fn value(r: Result<Returned, ManagerError>) -> Value {
+fn value(r: Result<Return, ManagerError>) -> Value {
     r.unwrap().into_value().unwrap()
 }
 

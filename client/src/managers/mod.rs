@@ -57,7 +57,7 @@
 //!
 //! * [`client`]: [`ManagerClient`], with what its calls return (private
 //!   `answers`) over a TCP, Unix or TLS stream (private `stream`);
-//!   [`batch`]: many calls in flight at once ([`Call`]); `release`: drops'
+//!   [`client::batch`]: many calls in flight at once ([`Call`]); `release`: drops'
 //!   decrefs riding on later calls; whether to poll before sleeping for
 //!   an answer is `mp_sys::spin`'s policy, shared with the server.
 //! * [`error`]: [`ManagerError`], why a call failed.
@@ -93,7 +93,7 @@ pub use base_manager::Manager;
 pub use base_manager::{BaseManager, ClientRegistration};
 pub use client::batch::Call;
 pub use client::{
-    ConnectOptions, ManagerClient, Returned, ServerStatus, TypeInfo, WeakClient, SHARED_MEMORY_ENV,
+    ConnectOptions, ManagerClient, Return, ServerStatus, TypeInfo, WeakClient, SHARED_MEMORY_ENV,
 };
 pub use error::ManagerError;
 pub use mp_proto::reports::ObjectInfo;

@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::requests::{answer, Answer, Bounds, Buffers, Fatal, Flow, Waiting};
+use super::requests::{answer, Bounds, Buffers, Fatal, Flow, Waiting};
 use crate::engine::Engine;
 use crate::session::Session;
 use mp_sys::channel::Duplex;
@@ -289,9 +289,9 @@ pub(super) fn serve(
         let mut waits = None;
         let answered = buffers.answer_frames(bounds, |frame, out| {
             Ok(match answer(engine, session, bounds, frame, out)? {
-                Answer::Sent => Flow::Next,
-                Answer::Waits(id, future) => {
-                    waits = Some((id, future));
+                None => Flow::Next,
+                Some(blocking) => {
+                    waits = Some(blocking);
                     Flow::Stop
                 }
             })

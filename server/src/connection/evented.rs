@@ -37,9 +37,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
 
 use super::dedicated::{self, Handback, Promotion, ReaderSpin, Socket};
-use super::requests::{
-    answer, respond, respond_fatal, Answer, Bounds, Buffers, Fatal, Flow, Waiting,
-};
+use super::requests::{answer, respond, respond_fatal, Bounds, Buffers, Fatal, Flow, Waiting};
 use super::ConnContext;
 use crate::engine::Engine;
 use crate::errors::shutting_down;
@@ -180,9 +178,7 @@ impl<'a> Connection<'a> {
         let bounds = self.bounds;
         let mut buffers = std::mem::take(&mut self.buffers);
         let answered = buffers.answer_frames(&bounds, |frame, out| {
-            if let Answer::Waits(id, future) =
-                answer(self.engine, self.session, &bounds, frame, out)?
-            {
+            if let Some((id, future)) = answer(self.engine, self.session, &bounds, frame, out)? {
                 blocked = true;
                 self.wait_on(id, future, out)?;
             }

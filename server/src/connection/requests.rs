@@ -29,17 +29,18 @@
 //! [`Limits::max_output_bytes`]: crate::limits::Limits::max_output_bytes
 //! [`Limits::max_frame_bytes`]: crate::limits::Limits::max_frame_bytes
 
-use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use mp_proto::codec::{decode_within, encode_frame_into, CodecError};
 use mp_proto::frame::{decode_header, FrameError};
 use mp_proto::message::{Outcome, Request, Response};
 use mp_proto::{ErrorKind, RemoteError};
 
-use crate::engine::{Dispatch, Engine};
+use crate::engine::Engine;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use crate::object::{PendingCall, Reply};
 use crate::session::Session;
 
 /// Read buffer kept by an idle connection.
@@ -47,8 +48,9 @@ pub(super) const IDLE_BUFFER: usize = 2048;
 /// A buffer grown past this is shrunk back when it empties.
 const SHRINK_ABOVE: usize = 256 * 1024;
 
-/// A blocking call's outcome, once it has one.
-pub(super) type Waiting = Pin<Box<dyn std::future::Future<Output = Outcome> + Send>>;
+/// A blocking call's outcome, once it has one (timed: the latency is
+/// recorded when the future yields).
+pub(super) type Waiting = PendingCall<Outcome>;
 
 /// Whether to go on answering the frames already buffered.
 pub(super) enum Flow {
@@ -56,14 +58,6 @@ pub(super) enum Flow {
     Next,
     /// Stop after this one; the rest stay buffered.
     Stop,
-}
-
-/// One request answered, or a blocking call to wait on.
-pub(super) enum Answer {
-    /// The answer is in the output buffer.
-    Sent,
-    /// A blocking call: request id and the future of its outcome.
-    Waits(u64, Waiting),
 }
 
 /// What ends a connection because of what the peer sent: the error it is
@@ -224,26 +218,43 @@ fn bad_header(e: FrameError) -> Fatal {
     }
 }
 
-/// Decodes one request frame and answers it into `out`, or returns the
-/// blocking call to wait on. A request that does not decode is answered
-/// with its error when its id can be read; otherwise it is [`Fatal`].
+/// Decodes one request frame and answers it into `out` (`None`), or
+/// returns the blocking call to wait on: its request id and the future of
+/// its outcome. A request that does not decode is answered with its error
+/// when its id can be read; otherwise it is [`Fatal`].
+///
+/// Every call is timed here, from the moment its frame is decoded to its
+/// outcome (for a blocking call, when the future yields): the latency is
+/// the serving layer's measure, not the engine's.
 pub(super) fn answer(
     engine: &Arc<Engine>,
     session: &Arc<Session>,
     bounds: &Bounds,
     frame: &[u8],
     out: &mut Vec<u8>,
-) -> Result<Answer, Fatal> {
+) -> Result<Option<(u64, Waiting)>, Fatal> {
     let request: Request = match decode_within(frame, bounds.max_decoded) {
         Ok(r) => r,
-        Err(e) => return refuse(engine, session, bounds, frame, e, out).map(|()| Answer::Sent),
+        Err(e) => return refuse(engine, session, bounds, frame, e, out).map(|()| None),
     };
     let id = request.id;
+    let started = Instant::now();
     match engine.call(session, request) {
-        Dispatch::Ready(outcome) => {
-            respond(out, id, outcome, bounds, &engine.metrics).map(|()| Answer::Sent)
+        Reply::Ready(outcome) => {
+            engine.metrics.answered(started, &outcome);
+            respond(out, id, outcome, bounds, &engine.metrics).map(|()| None)
         }
-        Dispatch::Pending(future) => Ok(Answer::Waits(id, future)),
+        Reply::Pending(future) => {
+            let engine = Arc::clone(engine);
+            Ok(Some((
+                id,
+                Box::pin(async move {
+                    let outcome = future.await;
+                    engine.metrics.answered(started, &outcome);
+                    outcome
+                }),
+            )))
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! CPython's `multiprocessing.managers.Server` has no metrics (its
 //! `debug_info` and `number_of_objects` are the nearest thing); this module
 //! counts what a manager does so that `mpserver serve --metrics-listen ADDR`
-//! can serve it in the Prometheus text format ([`endpoint`]).
+//! can serve it in the Prometheus text format ([`crate::scrape`]).
 //!
 //! # Cost on the call path
 //!
@@ -17,14 +17,14 @@
 //!
 //! # Layout
 //!
-//! * this file: the counters and the one-line hooks the serve loop calls;
-//! * [`histogram`]: the call-latency histogram;
-//! * [`render`](mod@render): the scrape, encoded with `prometheus-client`;
-//! * [`endpoint`]: the tiny HTTP responder for `GET /metrics`.
+//! * this file: the counters and the one-line hooks the engine and the
+//!   serve loop call;
+//! * [`histogram`]: the call-latency histogram.
+//!
+//! Reading them out is [`crate::scrape`], a layer above the engine: the
+//! counters know nothing of the engine, so the engine can own them.
 
-pub mod endpoint;
 pub mod histogram;
-pub mod render;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -38,24 +38,20 @@ use mp_proto::frame::FrameError;
 use mp_proto::message::Outcome;
 use mp_proto::ErrorKind;
 
-use crate::control::SERVER_METHODS;
-use crate::engine::{Dispatch, Engine};
+use crate::engine::control::SERVER_METHODS;
 use crate::registry::TypeSpec;
 use histogram::Histogram;
 
-pub use endpoint::MetricsEndpoint;
-pub use render::render;
-
 /// Methods answered for every object even when not exposed.
-const ALWAYS: [&str; 3] = ["__repr__", "__str__", "#GETVALUE"];
+pub(crate) const ALWAYS: [&str; 3] = ["__repr__", "__str__", "#GETVALUE"];
 
 /// Error kinds with a counter of their own; any other name counts as
 /// `other`, so an embedder's exception names cannot grow the label set:
 /// every kind the protocol names, from its one list.
-const ERROR_KINDS: &[&str] = ErrorKind::NAMES;
+pub(crate) const ERROR_KINDS: &[&str] = ErrorKind::NAMES;
 
 /// The label for a method or error kind outside the known set.
-const OTHER: &str = "(other)";
+pub(crate) const OTHER: &str = "(other)";
 
 /// Why a handshake (or the hello after it) ended without a session, for
 /// `mpserver_handshake_failures_total{reason}`.
@@ -75,7 +71,7 @@ pub(crate) enum HandshakeFailure {
     Busy = 4,
 }
 
-const HANDSHAKE_REASONS: [&str; 5] = ["timeout", "closed", "protocol", "tls", "busy"];
+pub(crate) const HANDSHAKE_REASONS: [&str; 5] = ["timeout", "closed", "protocol", "tls", "busy"];
 
 impl HandshakeFailure {
     /// Why reading a handshake frame failed: the peer went away, or sent
@@ -92,7 +88,7 @@ impl HandshakeFailure {
 /// looked up afterwards, with keys of a few bytes, where SipHash's
 /// flooding resistance buys nothing and costs most of a lookup.
 #[derive(Clone, Copy)]
-struct Fnv(u64);
+pub(crate) struct Fnv(u64);
 
 impl Default for Fnv {
     fn default() -> Self {
@@ -113,30 +109,33 @@ impl Hasher for Fnv {
 }
 
 /// A map from names to counters, fixed after construction.
-type Names<V> = HashMap<String, V, BuildHasherDefault<Fnv>>;
+pub(crate) type Names<V> = HashMap<String, V, BuildHasherDefault<Fnv>>;
 
 /// Per-method call counters of one typeid.
-struct TypeCalls {
-    methods: Names<AtomicU64>,
-    other: AtomicU64,
+pub(crate) struct TypeCalls {
+    pub(crate) methods: Names<AtomicU64>,
+    pub(crate) other: AtomicU64,
 }
 
 /// Every counter of one server.
 pub struct Metrics {
-    calls: Names<TypeCalls>,
-    server_calls: [AtomicU64; SERVER_METHODS.len() + 1],
-    errors: [AtomicU64; ErrorKind::NAMES.len() + 1],
-    latency: Histogram,
-    connections_open: AtomicU64,
-    dedicated_readers: AtomicU64,
-    channels: AtomicU64,
-    connections_accepted: AtomicU64,
-    connections_refused: AtomicU64,
-    auth_failures: AtomicU64,
-    handshake_failures: [AtomicU64; HANDSHAKE_REASONS.len()],
-    auth_throttled: AtomicU64,
-    bytes_received: AtomicU64,
-    bytes_sent: AtomicU64,
+    pub(crate) calls: Names<TypeCalls>,
+    pub(crate) server_calls: [AtomicU64; SERVER_METHODS.len() + 1],
+    pub(crate) errors: [AtomicU64; ErrorKind::NAMES.len() + 1],
+    pub(crate) latency: Histogram,
+    pub(crate) connections_open: AtomicU64,
+    pub(crate) dedicated_readers: AtomicU64,
+    pub(crate) channels: AtomicU64,
+    pub(crate) connections_accepted: AtomicU64,
+    pub(crate) connections_refused: AtomicU64,
+    pub(crate) auth_failures: AtomicU64,
+    pub(crate) handshake_failures: [AtomicU64; HANDSHAKE_REASONS.len()],
+    pub(crate) auth_throttled: AtomicU64,
+    pub(crate) bytes_received: AtomicU64,
+    pub(crate) bytes_sent: AtomicU64,
+    pub(crate) sessions_open: AtomicU64,
+    pub(crate) sessions_total: AtomicU64,
+    pub(crate) requests: AtomicU64,
 }
 
 /// Bumps a counter: relaxed, since each is read on its own.
@@ -179,6 +178,9 @@ impl Metrics {
             auth_throttled: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
+            sessions_open: AtomicU64::new(0),
+            sessions_total: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
         }
     }
 
@@ -208,8 +210,35 @@ impl Metrics {
         bump(&self.errors[i], 1);
     }
 
+    /// A session (an authenticated connection) began.
+    pub(crate) fn session_opened(&self) {
+        bump(&self.sessions_open, 1);
+        bump(&self.sessions_total, 1);
+    }
+
+    /// A session ended.
+    pub(crate) fn session_closed(&self) {
+        self.sessions_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A request reached the engine.
+    pub(crate) fn request(&self) {
+        bump(&self.requests, 1);
+    }
+
+    /// Sessions open now, sessions since start, requests since start (what
+    /// `status` reports).
+    pub(crate) fn sessions_and_requests(&self) -> (u64, u64, u64) {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        (
+            load(&self.sessions_open),
+            load(&self.sessions_total),
+            load(&self.requests),
+        )
+    }
+
     /// Records a call answered `outcome`, `started` when it was read.
-    fn answered(&self, started: Instant, outcome: &Outcome) {
+    pub(crate) fn answered(&self, started: Instant, outcome: &Outcome) {
         self.latency.observe(started.elapsed());
         if let Outcome::Error(e) = outcome {
             self.error(&e.kind);
@@ -332,27 +361,6 @@ impl<'a> Place<'a> {
 impl Drop for Place<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl Engine {
-    /// Times a dispatched call from `started` to its answer and counts its
-    /// error, if any; a blocking call is timed when its future yields.
-    pub(crate) fn timed(self: &Arc<Self>, started: Instant, dispatch: Dispatch) -> Dispatch {
-        match dispatch {
-            Dispatch::Ready(outcome) => {
-                self.metrics.answered(started, &outcome);
-                Dispatch::Ready(outcome)
-            }
-            Dispatch::Pending(future) => {
-                let engine = Arc::clone(self);
-                Dispatch::Pending(Box::pin(async move {
-                    let outcome = future.await;
-                    engine.metrics.answered(started, &outcome);
-                    outcome
-                }))
-            }
-        }
     }
 }
 

@@ -11,7 +11,7 @@ use crate::managers::error::ManagerError;
 
 /// What a method call gave back.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Returned {
+pub enum Return {
     /// A value. Every proxy token inside it comes with one reference owned
     /// by this connection.
     Value(Value),
@@ -20,12 +20,12 @@ pub enum Returned {
     Proxy(ProxyInfo),
 }
 
-impl Returned {
+impl Return {
     /// The value, or a protocol error if a proxy came back instead.
     pub fn into_value(self) -> Result<Value, ManagerError> {
         match self {
-            Returned::Value(v) => Ok(v),
-            Returned::Proxy(p) => Err(ManagerError::Protocol(format!(
+            Return::Value(v) => Ok(v),
+            Return::Proxy(p) => Err(ManagerError::Protocol(format!(
                 "expected a value, got a new '{}' object",
                 p.token.typeid
             ))),
@@ -35,8 +35,8 @@ impl Returned {
     /// The new object, or a protocol error if a value came back instead.
     pub fn into_proxy(self) -> Result<ProxyInfo, ManagerError> {
         match self {
-            Returned::Proxy(p) => Ok(p),
-            Returned::Value(v) => Err(ManagerError::Protocol(format!(
+            Return::Proxy(p) => Ok(p),
+            Return::Value(v) => Err(ManagerError::Protocol(format!(
                 "expected a new shared object, got {}",
                 v.repr()
             ))),

@@ -11,7 +11,7 @@
 use mp_proto::message::{Kwargs, Target};
 use mp_proto::{ObjectId, Value};
 
-use super::{encode_request, thread_wake, ManagerClient, Returned};
+use super::{encode_request, thread_wake, ManagerClient, Return};
 use crate::managers::error::ManagerError;
 
 /// Most calls written before their answers are read.
@@ -68,7 +68,7 @@ impl ManagerClient {
     /// [`call`](Self::call) would have returned for it; a failed call does
     /// not stop the others, and if the connection breaks every call not
     /// answered yet fails with [`ManagerError::ConnectionLost`].
-    pub fn call_many<I>(&self, calls: I) -> Vec<Result<Returned, ManagerError>>
+    pub fn call_many<I>(&self, calls: I) -> Vec<Result<Return, ManagerError>>
     where
         I: IntoIterator<Item = Call>,
     {

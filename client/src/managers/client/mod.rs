@@ -43,7 +43,7 @@ use mp_proto::{ObjectId, Value};
 
 use super::error::ManagerError;
 use crate::connection::Address;
-pub use answers::{Returned, ServerStatus, TypeInfo};
+pub use answers::{Return, ServerStatus, TypeInfo};
 pub use connect::{ConnectOptions, SHARED_MEMORY_ENV};
 use mp_sys::spin::{SpinPolicy, Spun};
 use release::Releases;
@@ -138,7 +138,7 @@ impl ManagerClient {
         method: &str,
         args: Vec<Value>,
         kwargs: Kwargs,
-    ) -> Result<Returned, ManagerError> {
+    ) -> Result<Return, ManagerError> {
         let released = self.inner.releases.take();
         if !released.is_empty() {
             return self.call_with_releases(released, target, method, args, kwargs);
@@ -229,7 +229,7 @@ impl ManagerClient {
         wake: &Condvar,
         spin: Duration,
         sent: Option<Instant>,
-    ) -> Result<Returned, ManagerError> {
+    ) -> Result<Return, ManagerError> {
         let inner = &*self.inner;
         let mut state = lock(&inner.state);
         loop {
@@ -322,10 +322,10 @@ impl ManagerClient {
         }
     }
 
-    fn outcome(outcome: Outcome) -> Result<Returned, ManagerError> {
+    fn outcome(outcome: Outcome) -> Result<Return, ManagerError> {
         match outcome {
-            Outcome::Return(v) => Ok(Returned::Value(v)),
-            Outcome::Proxy(p) => Ok(Returned::Proxy(p)),
+            Outcome::Return(v) => Ok(Return::Value(v)),
+            Outcome::Proxy(p) => Ok(Return::Proxy(p)),
             Outcome::Error(e) => Err(ManagerError::Remote(e)),
         }
     }
@@ -342,7 +342,7 @@ impl ManagerClient {
         method: &str,
         args: Vec<Value>,
         kwargs: Kwargs,
-    ) -> Result<Returned, ManagerError> {
+    ) -> Result<Return, ManagerError> {
         self.call(Target::Object(id), method, args, kwargs)
     }
 

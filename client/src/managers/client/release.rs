@@ -21,7 +21,7 @@ use mp_proto::message::{Kwargs, Target};
 use mp_proto::{ObjectId, Value};
 
 use super::batch::Call;
-use super::{encode_request, thread_wake, ManagerClient, Returned};
+use super::{encode_request, thread_wake, ManagerClient, Return};
 use crate::managers::error::ManagerError;
 
 /// How long a queued `decref` waits for a call to ride on before the
@@ -126,7 +126,7 @@ impl ManagerClient {
         method: &str,
         args: Vec<Value>,
         kwargs: Kwargs,
-    ) -> Result<Returned, ManagerError> {
+    ) -> Result<Return, ManagerError> {
         let mut frames = Vec::with_capacity(64 + 32 * released.len());
         let mut ids = Vec::with_capacity(released.len() + 1);
         for r in released {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use mp_proto::message::{Kwargs, ProxyInfo};
 use mp_proto::{ErrorKind, RemoteError, Value};
 
-use crate::managers::client::{ManagerClient, Returned};
+use crate::managers::client::{ManagerClient, Return};
 use crate::managers::error::ManagerError;
 use crate::managers::proxy::{proxy_common, BaseProxy, ProxyType};
 
@@ -162,8 +162,8 @@ impl AutoProxy {
         self.check_exposed(name)?;
         let client = self.base.client()?;
         match client.call_method(self.base.token().id, name, args, kwargs)? {
-            Returned::Value(v) => Ok(AutoReturn::Value(v)),
-            Returned::Proxy(info) => Ok(AutoReturn::Proxy(AutoProxy::from_info(
+            Return::Value(v) => Ok(AutoReturn::Value(v)),
+            Return::Proxy(info) => Ok(AutoReturn::Proxy(AutoProxy::from_info(
                 client.clone(),
                 info,
             ))),

@@ -11,10 +11,10 @@
 //! outcome: a value (whose proxy tokens become references owned by the
 //! caller's session), or — for a method in the type's `method_to_typeid` —
 //! a new object and its proxy. Server-level calls (`create`, `incref`,
-//! `status`, …) are in [`crate::control`].
+//! `status`, …) are in [`control`], the other half of `Engine`'s home.
 
-use std::future::Future;
-use std::pin::Pin;
+pub mod control;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -34,22 +34,6 @@ use crate::session::Session;
 use crate::shutdown::Shutdown;
 use crate::table::{no_such_object, Table};
 
-/// A call's result: now, or after waiting.
-pub enum Dispatch {
-    /// Answered at once.
-    Ready(Outcome),
-    /// A blocking call: the future yields the outcome.
-    Pending(Pin<Box<dyn Future<Output = Outcome> + Send>>),
-}
-
-/// Counters for `status`.
-#[derive(Default)]
-pub(crate) struct Stats {
-    pub(crate) connections: AtomicU64,
-    pub(crate) connections_total: AtomicU64,
-    pub(crate) requests_total: AtomicU64,
-}
-
 /// One server's shared state.
 pub struct Engine {
     pub(crate) types: IndexMap<String, Arc<TypeSpec>>,
@@ -57,7 +41,6 @@ pub struct Engine {
     pub(crate) started: Instant,
     /// The address tokens carry, set once the server is bound.
     address: RwLock<String>,
-    pub(crate) stats: Stats,
     next_session: AtomicU64,
     pub(crate) shutdown: Shutdown,
     pub(crate) metrics: crate::metrics::Metrics,
@@ -82,7 +65,6 @@ impl Engine {
             table: Table::with_budget(Budget::from_limits(limits)),
             started: Instant::now(),
             address: RwLock::new(String::new()),
-            stats: Stats::default(),
             next_session: AtomicU64::new(1),
             shutdown: Shutdown::new(),
             transit: Default::default(),
@@ -121,8 +103,7 @@ impl Engine {
     /// Starts a session for a new connection from `peer`.
     pub fn open_session(&self, peer: impl Into<String>) -> Arc<Session> {
         let id = SessionId(self.next_session.fetch_add(1, Ordering::Relaxed));
-        self.stats.connections.fetch_add(1, Ordering::Relaxed);
-        self.stats.connections_total.fetch_add(1, Ordering::Relaxed);
+        self.metrics.session_opened();
         Arc::new(Session::new(id, peer))
     }
 
@@ -144,13 +125,13 @@ impl Engine {
             // An object can only be gone already if the table was cleared.
             let _ = self.table.decref_n(id, n);
         }
-        self.stats.connections.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.session_closed();
     }
 
-    /// Answers one request for `session`.
-    pub fn call(self: &Arc<Self>, session: &Arc<Session>, request: Request) -> Dispatch {
-        let started = Instant::now();
-        self.stats.requests_total.fetch_add(1, Ordering::Relaxed);
+    /// Answers one request for `session`: its outcome now, or the future
+    /// of it for a call that blocks.
+    pub fn call(self: &Arc<Self>, session: &Arc<Session>, request: Request) -> Reply<Outcome> {
+        self.metrics.request();
         let Request {
             target,
             method,
@@ -160,11 +141,10 @@ impl Engine {
             ..
         } = request;
         let args = Args::new(args, kwargs);
-        let dispatch = match target {
-            Target::Server => Dispatch::Ready(self.server_call(session, &method, args)),
+        match target {
+            Target::Server => Reply::Ready(self.server_call(session, &method, args)),
             Target::Object(id) => self.object_call(session, id, method, args, thread),
-        };
-        self.timed(started, dispatch)
+        }
     }
 
     fn object_call(
@@ -174,9 +154,9 @@ impl Engine {
         method: String,
         args: Args,
         thread: u64,
-    ) -> Dispatch {
+    ) -> Reply<Outcome> {
         let Some((object, spec)) = self.table.get(id) else {
-            return Dispatch::Ready(Outcome::Error(no_such_object(id)));
+            return Reply::Ready(Outcome::Error(no_such_object(id)));
         };
         if !spec.is_exposed(&method) {
             let result = match method.as_str() {
@@ -191,7 +171,7 @@ impl Engine {
                     spec.typeid, spec.exposed
                 ))),
             };
-            return Dispatch::Ready(self.finish(session, &spec, &method, result));
+            return Reply::Ready(self.finish(session, &spec, &method, result));
         }
         let ctx = CallContext {
             table: &self.table,
@@ -212,11 +192,11 @@ impl Engine {
             )))
         });
         match reply {
-            Reply::Ready(result) => Dispatch::Ready(self.finish(session, &spec, &method, result)),
+            Reply::Ready(result) => Reply::Ready(self.finish(session, &spec, &method, result)),
             Reply::Pending(future) => {
                 let engine = Arc::clone(self);
                 let session = Arc::clone(session);
-                Dispatch::Pending(Box::pin(async move {
+                Reply::Pending(Box::pin(async move {
                     let result = future.await;
                     engine.finish(&session, &spec, &method, result)
                 }))

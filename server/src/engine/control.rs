@@ -11,13 +11,12 @@
 //! | `typeids` | — | list of `{typeid, exposed, method_to_typeid, create_method}` |
 //! | `ping` / `dummy` | — | `None` |
 //! | `shutdown` | — | `None`, then the server stops gracefully |
-//! | `transit` | object id, lease seconds | a ticket: one reference held by the server for the lease ([`crate::transit`]) |
+//! | `transit` | object id, lease seconds | a ticket: one reference held by the server for the lease (`transit.rs`) |
 //! | `receive` | ticket | the object id; the ticket's reference moves into the caller's session |
 //!
 //! Python's `Server.public` has the same names (its `debug_info` returns a
 //! string; ours is structured so `mpserver objects --json` can print it).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use mp_proto::message::Outcome;
@@ -272,14 +271,14 @@ impl Engine {
 
     /// What `status` reports.
     pub fn status(&self) -> Value {
-        let count = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
+        let (connections, connections_total, requests_total) = self.metrics.sessions_and_requests();
         let status = ServerStatus {
             server: format!("mpserver/{}", env!("CARGO_PKG_VERSION")),
             address: self.address(),
             uptime_secs: self.started.elapsed().as_secs_f64(),
-            connections: count(&self.stats.connections),
-            connections_total: count(&self.stats.connections_total),
-            requests_total: count(&self.stats.requests_total),
+            connections,
+            connections_total,
+            requests_total,
             number_of_objects: self.table.len() as u64,
             objects_by_typeid: self.table.counts_by_typeid(),
         };

@@ -10,8 +10,9 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use super::{ERROR_KINDS, HANDSHAKE_REASONS, OTHER, SERVER_METHODS};
+use crate::engine::control::SERVER_METHODS;
 use crate::engine::Engine;
+use crate::metrics::{ALWAYS, ERROR_KINDS, HANDSHAKE_REASONS, OTHER};
 
 /// The `Content-Type` of [`render`]'s output.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -126,14 +127,14 @@ impl Collector for EngineCollector {
             "mpserver_sessions",
             "Authenticated client sessions now.",
             Gauge,
-            load(&engine.stats.connections),
+            load(&m.sessions_open),
         )?;
         single(
             e,
             "mpserver_sessions_started",
             "Authenticated client sessions started.",
             Counter,
-            load(&engine.stats.connections_total),
+            load(&m.sessions_total),
         )?;
         single(
             e,
@@ -191,13 +192,13 @@ impl Collector for EngineCollector {
             "mpserver_requests",
             "Requests answered or dispatched.",
             Counter,
-            load(&engine.stats.requests_total),
+            load(&m.requests),
         )?;
         // Registry order, then the method order of each type, so the
         // output is stable from one scrape to the next.
         let calls = engine.types.iter().flat_map(|(typeid, spec)| {
             let calls = &m.calls[typeid];
-            let methods = spec.exposed.iter().map(String::as_str).chain(super::ALWAYS);
+            let methods = spec.exposed.iter().map(String::as_str).chain(ALWAYS);
             methods
                 .filter_map(move |name| calls.methods.get(name).map(|n| (name, n)))
                 .chain([(OTHER, &calls.other)])
