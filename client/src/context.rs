@@ -19,97 +19,23 @@
 //!   single-threaded programs and tests; a debug-level warning is logged
 //!   when it is used by default in a process that runs other threads.
 //!
-//! # Extension points
+//! # Layering
 //!
-//! Other modules add their constructors to [`Context`] with their own
-//! `impl Context { … }` block in their own file (Rust allows inherent impls
-//! anywhere in the crate), reading [`Context::start_method`] when the start
-//! method matters to them, e.g. `impl Context { pub fn pipe(&self, duplex:
-//! bool) -> … }` in `connection`.
-
-use std::fmt;
-use std::str::FromStr;
-use std::sync::atomic::{AtomicU8, Ordering};
+//! This module is a facade at the top of the local stack: every
+//! constructor of [`Context`] is here, and nothing below uses it. The
+//! start method itself and the process-wide default live in `process`
+//! (which reads them when it starts a child) and are re-exported here; a
+//! [`Pool`](crate::Pool) takes a context as the [`StartMethod`] it
+//! converts into.
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::process::{Process, Target, TargetResult, INIT_CALLED};
-
-/// How a child process is started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum StartMethod {
-    /// Copy the parent with `fork(2)`; the child runs the target directly.
-    /// Fast and runs any closure, but unsafe in a process with threads.
-    Fork,
-    /// Execute this program again (`/proc/self/exe`); the child gets the
-    /// target and arguments over a socket. Needs [`crate::init`].
-    Spawn,
-    /// Ask a single-threaded server process, started once, to fork the
-    /// child. Needs [`crate::init`].
-    Forkserver,
-}
-
-impl StartMethod {
-    /// Python's name: `"fork"`, `"spawn"` or `"forkserver"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StartMethod::Fork => "fork",
-            StartMethod::Spawn => "spawn",
-            StartMethod::Forkserver => "forkserver",
-        }
-    }
-
-    fn code(self) -> u8 {
-        match self {
-            StartMethod::Fork => 1,
-            StartMethod::Spawn => 2,
-            StartMethod::Forkserver => 3,
-        }
-    }
-
-    fn from_code(code: u8) -> Option<StartMethod> {
-        match code {
-            1 => Some(StartMethod::Fork),
-            2 => Some(StartMethod::Spawn),
-            3 => Some(StartMethod::Forkserver),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for StartMethod {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Errors of the context functions (Python's `ValueError` and
-/// `RuntimeError` from `get_context`/`set_start_method`).
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ContextError {
-    /// The name is not a start method.
-    #[error("cannot find context for {0:?}")]
-    UnknownStartMethod(String),
-    /// `set_start_method` after the start method was fixed, without
-    /// `force`.
-    #[error("context has already been set")]
-    AlreadySet,
-}
-
-impl FromStr for StartMethod {
-    type Err = ContextError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "fork" => Ok(StartMethod::Fork),
-            "spawn" => Ok(StartMethod::Spawn),
-            "forkserver" => Ok(StartMethod::Forkserver),
-            other => Err(ContextError::UnknownStartMethod(other.to_owned())),
-        }
-    }
-}
+pub use crate::process::start::method::{
+    get_all_start_methods, get_start_method, get_start_method_if_set, set_start_method,
+    ContextError, StartMethod,
+};
+use crate::process::{Process, Target, TargetResult};
 
 /// Objects for one start method (Python's `get_context(method)` result).
 ///
@@ -160,6 +86,15 @@ impl Context {
         R: TargetResult,
     {
         Process::from_fn(target).with_method(self.method)
+    }
+}
+
+impl From<Context> for StartMethod {
+    /// The context's start method: what a [`Pool`](crate::Pool) built
+    /// with [`PoolBuilder::context`](crate::pool::PoolBuilder::context)
+    /// starts its workers with.
+    fn from(ctx: Context) -> StartMethod {
+        ctx.method
     }
 }
 
@@ -244,11 +179,16 @@ impl Context {
     {
         crate::SimpleQueue::new()
     }
-}
 
-/// 0 = not fixed yet; otherwise a [`StartMethod::code`]. An atomic, not a
-/// lock, so a forked child can never inherit it locked.
-static ACTUAL: AtomicU8 = AtomicU8::new(0);
+    /// A [`Pool`](crate::Pool) of `processes` workers started with this
+    /// context's method (Python's `ctx.Pool(processes)`).
+    pub fn pool(&self, processes: usize) -> Result<crate::Pool, crate::pool::PoolError> {
+        crate::Pool::builder()
+            .processes(processes)
+            .context(*self)
+            .build()
+    }
+}
 
 /// The context for `method` (Python's `get_context(method)`).
 pub fn get_context(method: StartMethod) -> Context {
@@ -260,88 +200,6 @@ pub fn get_context(method: StartMethod) -> Context {
 pub fn default_context() -> Context {
     Context {
         method: get_start_method(),
-    }
-}
-
-/// Sets the default start method (Python's `set_start_method`). Only once,
-/// and only before the default was used, unless `force`.
-pub fn set_start_method(method: StartMethod, force: bool) -> Result<(), ContextError> {
-    let code = method.code();
-    if force {
-        ACTUAL.store(code, Ordering::SeqCst);
-        return Ok(());
-    }
-    ACTUAL
-        .compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst)
-        .map(|_| ())
-        .map_err(|_| ContextError::AlreadySet)
-}
-
-/// The default start method, fixing it if it was not set (Python's
-/// `get_start_method()`); see the [module docs](self) for the choice.
-pub fn get_start_method() -> StartMethod {
-    let preferred = natural_default();
-    match ACTUAL.compare_exchange(0, preferred.code(), Ordering::SeqCst, Ordering::SeqCst) {
-        Ok(_) => preferred,
-        Err(code) => StartMethod::from_code(code).unwrap_or(preferred),
-    }
-}
-
-/// The start method if one was fixed (Python's
-/// `get_start_method(allow_none=True)`).
-pub fn get_start_method_if_set() -> Option<StartMethod> {
-    StartMethod::from_code(ACTUAL.load(Ordering::SeqCst))
-}
-
-/// Every start method this platform supports, the default first (Python's
-/// `get_all_start_methods()`).
-pub fn get_all_start_methods() -> Vec<StartMethod> {
-    let first = get_start_method_if_set().unwrap_or_else(natural_default);
-    let mut all = vec![first];
-    for m in [
-        StartMethod::Forkserver,
-        StartMethod::Spawn,
-        StartMethod::Fork,
-    ] {
-        if m != first {
-            all.push(m);
-        }
-    }
-    all
-}
-
-fn natural_default() -> StartMethod {
-    if INIT_CALLED.load(Ordering::SeqCst) {
-        StartMethod::Forkserver
-    } else {
-        StartMethod::Fork
-    }
-}
-
-/// The method a `Process` without a context starts with.
-pub(crate) fn default_start_method() -> StartMethod {
-    let method = get_start_method();
-    if method == StartMethod::Fork {
-        warn_if_threaded();
-    }
-    method
-}
-
-/// Sets the start method a child inherited from its parent.
-pub(crate) fn force_start_method(method: StartMethod) {
-    ACTUAL.store(method.code(), Ordering::SeqCst);
-}
-
-fn warn_if_threaded() {
-    let threads = std::fs::read_dir("/proc/self/task")
-        .map(|d| d.count())
-        .unwrap_or(1);
-    if threads > 1 && !INIT_CALLED.load(Ordering::SeqCst) {
-        tracing::debug!(
-            target: "multiprocessing",
-            "starting a process with fork in a process running {threads} threads; call \
-             multiprocessing::init() in main to default to forkserver"
-        );
     }
 }
 

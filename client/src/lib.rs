@@ -24,6 +24,8 @@
 //! * [`sharedctypes`]: Value, Array, RawValue, RawArray.
 //! * [`shared_memory`]: SharedMemory and ShareableList by name.
 //! * [`resource_tracker`]: unlinks named segments a crashed program left.
+//! * `sys` (private): checked Linux calls (pidfds, polling, `SCM_RIGHTS`)
+//!   that `process` and `connection` share.
 
 pub mod connection;
 pub mod context;
@@ -38,6 +40,7 @@ pub mod resource_tracker;
 pub mod shared_memory;
 pub mod sharedctypes;
 pub mod synchronize;
+pub(crate) mod sys;
 
 pub use connection::{Connection, Pipe};
 pub use context::{

@@ -46,17 +46,25 @@ fn initializer() {
 /// Reports whether the initializer ran in its process; `pid` its pid.
 struct Probe;
 
+mp_proto::shared_methods! {
+    enum ProbeMethod {
+        Initialized = "initialized",
+        Pid = "pid",
+        Twin = "twin",
+    }
+}
+
 impl SharedObject for Probe {
-    fn methods() -> &'static [&'static str] {
-        &["initialized", "pid", "twin"]
+    fn methods() -> &'static [mp_proto::methods::MethodSpec] {
+        ProbeMethod::TABLE
     }
 
     fn call(&self, _ctx: &CallContext<'_>, method: &str, _args: Args) -> Reply {
-        match method {
-            "initialized" => Reply::ok(INITIALIZED.load(Ordering::SeqCst)),
-            "pid" => Reply::ok(i64::from(std::process::id())),
-            "twin" => Reply::object(Probe),
-            _ => Reply::no_such_method("Probe", method),
+        match ProbeMethod::from_name(method) {
+            Some(ProbeMethod::Initialized) => Reply::ok(INITIALIZED.load(Ordering::SeqCst)),
+            Some(ProbeMethod::Pid) => Reply::ok(i64::from(std::process::id())),
+            Some(ProbeMethod::Twin) => Reply::object(Probe),
+            None => Reply::no_such_method("Probe", method),
         }
     }
 }

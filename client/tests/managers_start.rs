@@ -103,9 +103,17 @@ fn start_twice_and_bad_address_are_errors() {
 /// The reference's `MathsClass`, registered on a custom manager.
 struct Maths;
 
+mp_proto::shared_methods! {
+    enum MathsMethod {
+        Add = "add",
+        Mul = "mul",
+        Secret = "_secret",
+    }
+}
+
 impl mp_server::SharedObject for Maths {
-    fn methods() -> &'static [&'static str] {
-        &["add", "mul", "_secret"]
+    fn methods() -> &'static [mp_proto::methods::MethodSpec] {
+        MathsMethod::TABLE
     }
 
     fn call(
@@ -115,10 +123,10 @@ impl mp_server::SharedObject for Maths {
         args: mp_server::Args,
     ) -> mp_server::Reply {
         let ints: Vec<i64> = args.positional.iter().filter_map(|v| v.as_int()).collect();
-        match (method, ints.as_slice()) {
-            ("add", [a, b]) => mp_server::Reply::ok(a + b),
-            ("mul", [a, b]) => mp_server::Reply::ok(a * b),
-            ("_secret", []) => mp_server::Reply::ok(42),
+        match (MathsMethod::from_name(method), ints.as_slice()) {
+            (Some(MathsMethod::Add), [a, b]) => mp_server::Reply::ok(a + b),
+            (Some(MathsMethod::Mul), [a, b]) => mp_server::Reply::ok(a * b),
+            (Some(MathsMethod::Secret), []) => mp_server::Reply::ok(42),
             _ => mp_server::Reply::no_such_method("Maths", method),
         }
     }

@@ -16,6 +16,8 @@
 //! * [`message`]: the CBOR messages after the handshake: hello, request,
 //!   response, and the error kinds named after Python's exceptions.
 //! * [`slice`](mod@slice): Python's `slice` and its wire form.
+//! * [`methods`]: each shared type's methods, declared once
+//!   ([`shared_methods!`]), and the built-in types' declarations.
 //! * [`reports`]: what the server's own calls report (`debug_info`,
 //!   `status`, `typeids`).
 //! * `tls` (feature `tls`): TLS material from PEM files, for both ends.
@@ -30,6 +32,7 @@ pub mod auth;
 pub mod codec;
 pub mod frame;
 pub mod message;
+pub mod methods;
 pub mod reports;
 pub mod slice;
 #[cfg(feature = "tls")]

@@ -90,7 +90,8 @@ pub mod prelude {
     pub use crate::held::Held;
     pub use crate::object::{CallContext, Reply, Return, SharedObject};
     pub use crate::registry::Registry;
-    pub use mp_proto::{ErrorKind, RemoteError, Value};
+    pub use mp_proto::methods::MethodSpec;
+    pub use mp_proto::{shared_methods, ErrorKind, RemoteError, Value};
 }
 
 /// Locks a std mutex, recovering from poisoning: every state guarded here

@@ -1,7 +1,8 @@
 //! The [`SharedObject`] trait: what a type must do to be served.
 //!
 //! Python's manager serves any object and calls its methods by name; here
-//! a type implements [`SharedObject`]: it lists its methods, answers
+//! a type implements [`SharedObject`]: it declares its methods once
+//! ([`shared_methods!`](mp_proto::shared_methods)), answers
 //! [`call`](SharedObject::call) by name with [`Args`], and returns a
 //! [`Reply`] — ready at once, or a future for a call that blocks (a queue
 //! `get`, a lock `acquire`). Blocking calls are futures, not threads, so
@@ -10,19 +11,35 @@
 //! ```
 //! use mp_server::prelude::*;
 //!
+//! shared_methods! {
+//!     /// `MathsClass`'s methods, declared once.
+//!     pub enum MathsMethod {
+//!         /// `add(x, y)`.
+//!         Add = "add",
+//!         /// `mul(x, y)`.
+//!         Mul = "mul",
+//!     }
+//! }
+//!
 //! /// The reference's `MathsClass`.
 //! struct Maths;
 //!
 //! impl SharedObject for Maths {
-//!     fn methods() -> &'static [&'static str] {
-//!         &["add", "mul"]
+//!     fn methods() -> &'static [MethodSpec] {
+//!         MathsMethod::TABLE
 //!     }
 //!     fn call(&self, _ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {
-//!         match method {
-//!             "add" => args.parse::<(i64, i64)>(method).map(|(x, y)| Value::from(x + y)).into(),
-//!             "mul" => args.parse::<(i64, i64)>(method).map(|(x, y)| Value::from(x * y)).into(),
-//!             _ => Reply::no_such_method("MathsClass", method),
-//!         }
+//!         let Some(m) = MathsMethod::from_name(method) else {
+//!             return Reply::no_such_method("MathsClass", method);
+//!         };
+//!         let (x, y) = match args.parse::<(i64, i64)>(method) {
+//!             Ok(xy) => xy,
+//!             Err(e) => return Reply::err(e),
+//!         };
+//!         Reply::ok(match m {
+//!             MathsMethod::Add => x + y,
+//!             MathsMethod::Mul => x * y,
+//!         })
 //!     }
 //! }
 //!
@@ -38,6 +55,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use mp_proto::methods::MethodSpec;
 use mp_proto::{ObjectId, RemoteError, Token, Value};
 
 use crate::args::Args;
@@ -71,10 +89,12 @@ pub struct Owner {
 /// (an `Arc` of the state), and dropping it — the caller's session ended,
 /// or a timeout — must leave nothing acquired on its behalf.
 pub trait SharedObject: AsAny + Send + Sync + 'static {
-    /// Every method [`call`](Self::call) answers. Unless the registration
-    /// lists the exposed methods explicitly, the names not starting with
-    /// `_` are exposed (Python's `public_methods`).
-    fn methods() -> &'static [&'static str]
+    /// Every method [`call`](Self::call) answers, from the type's one
+    /// declaration ([`shared_methods!`](mp_proto::shared_methods)'s
+    /// `TABLE`). Unless the registration lists the exposed methods
+    /// explicitly, those the declaration exposes are (Python's
+    /// `public_methods`, plus declared dunders).
+    fn methods() -> &'static [MethodSpec]
     where
         Self: Sized;
 

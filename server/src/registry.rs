@@ -6,15 +6,19 @@
 //! exposed methods, and which methods return new shared objects of which
 //! typeid. [`Registry::sync_manager`] is SyncManager's built-in set.
 //!
-//! The exposed rule is Python's: with no explicit list, every method whose
-//! name does not start with `_` is exposed; an explicit list replaces that
-//! (and is how dunder methods such as `__getitem__` are exposed); methods
-//! in `method_to_typeid` are exposed as well.
+//! A type's methods, and which of them are exposed by default, block, or
+//! return new shared objects, come from its one declaration
+//! ([`mp_proto::methods`], through [`SharedObject::methods`]). The exposed
+//! rule is Python's: with no explicit list, every method whose name does
+//! not start with `_` is exposed, plus those the declaration marks
+//! exposed (dunders such as `__getitem__`); an explicit list replaces
+//! that; methods in `method_to_typeid` are exposed as well.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use indexmap::IndexMap;
+use mp_proto::methods::MethodSpec;
 use mp_proto::RemoteError;
 
 use crate::args::Args;
@@ -61,7 +65,7 @@ pub struct Registration<'r> {
 /// A registration before the registry is frozen.
 struct Pending {
     constructor: Option<Constructor>,
-    methods: &'static [&'static str],
+    methods: &'static [MethodSpec],
     exposed: Option<Vec<String>>,
     method_to_typeid: IndexMap<String, String>,
     create_method: bool,
@@ -80,7 +84,8 @@ impl Registration<'_> {
     }
 
     /// Declares that `method` returns a new shared object of `typeid`
-    /// (Python's `method_to_typeid`).
+    /// (Python's `method_to_typeid`), beyond what the type's declaration
+    /// says.
     pub fn method_to_typeid(self, method: &str, typeid: &str) -> Self {
         self.entry
             .method_to_typeid
@@ -143,11 +148,15 @@ impl Registry {
         typeid: &str,
         constructor: Option<Constructor>,
     ) -> Registration<'_> {
+        let methods = T::methods();
         let pending = Pending {
             constructor,
-            methods: T::methods(),
+            methods,
             exposed: None,
-            method_to_typeid: IndexMap::new(),
+            method_to_typeid: methods
+                .iter()
+                .filter_map(|m| Some((m.name.to_owned(), m.returns?.to_owned())))
+                .collect(),
             create_method: true,
         };
         let slot = match self.types.entry(typeid.to_owned()) {
@@ -175,8 +184,8 @@ impl Registry {
                     None => p
                         .methods
                         .iter()
-                        .filter(|m| !m.starts_with('_'))
-                        .map(|m| m.to_string())
+                        .filter(|m| m.exposed)
+                        .map(|m| m.name.to_owned())
                         .collect(),
                 };
                 for method in p.method_to_typeid.keys() {

@@ -371,9 +371,16 @@ mod tests {
 
     struct Boom;
 
+    mp_proto::shared_methods! {
+        enum BoomMethod {
+            Boom = "boom",
+            Fine = "fine",
+        }
+    }
+
     impl crate::object::SharedObject for Boom {
-        fn methods() -> &'static [&'static str] {
-            &["boom", "fine"]
+        fn methods() -> &'static [mp_proto::methods::MethodSpec] {
+            BoomMethod::TABLE
         }
         fn call(
             &self,
@@ -381,7 +388,7 @@ mod tests {
             method: &str,
             _: Args,
         ) -> crate::object::Reply {
-            if method == "boom" {
+            if BoomMethod::from_name(method) == Some(BoomMethod::Boom) {
                 panic!("an embedder's bug");
             }
             crate::object::Reply::ok(1)

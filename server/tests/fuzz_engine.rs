@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mp_proto::message::{Kwargs, Outcome, Request, Target};
+use mp_proto::methods::builtin::ServerMethod;
 use mp_proto::value::{Map, ObjectId, Token, Value};
-use mp_server::engine::control::SERVER_METHODS;
 use mp_server::engine::Engine;
 use mp_server::session::Session;
 use mp_server::Registry;
@@ -173,10 +173,10 @@ fn call() -> impl Strategy<Value = Call> {
 /// Every method name a client could reach: each type's exposed list and
 /// the server's own calls (all but `shutdown`, which would end the case).
 fn method_names(engine: &Engine) -> Vec<String> {
-    let mut names: Vec<String> = SERVER_METHODS
+    let mut names: Vec<String> = ServerMethod::ALL
         .iter()
-        .filter(|m| **m != "shutdown")
-        .map(|m| m.to_string())
+        .filter(|m| **m != ServerMethod::Shutdown)
+        .map(|m| m.name().to_string())
         .collect();
     for (typeid, _) in fixtures() {
         if let Some(spec) = engine.spec(typeid) {

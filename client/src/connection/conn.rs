@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::codec;
 use super::fdio::{poll_readable, FdIo, RecvBuf};
 use super::ConnectionError;
-use crate::process::sys;
 use crate::reduction::{FdSink, FdSource, SharedFd};
+use crate::sys;
 
 /// Runs `decode` with the message's descriptors available to the
 /// [`SharedFd`]s in it (or fails with the reason they are missing).

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use mp_proto::frame::{FrameError, EAGER_ALLOC};
 
-use crate::process::sys::recv_with_fds;
+use crate::sys::recv_with_fds;
 
 /// Size of the receive buffer; also the request size from which a read
 /// bypasses it (as `std::io::BufReader` does).

@@ -11,7 +11,7 @@
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Once, PoisonError};
 
 /// Forks this process has made since the handlers were installed.
@@ -71,8 +71,22 @@ extern "C" fn release() {
     });
 }
 
-/// Installs the fork handlers, once per process (a child inherits them).
+/// Installs the fork handlers, once per process (a child inherits them),
+/// after registering that installation with `process`'s fork hooks, so a
+/// fork never meets it half-done.
 pub(crate) fn protect_tables() {
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+    if !REGISTERED.load(Ordering::Acquire) {
+        // Before the `Once` starts: a fork waits for a registration in
+        // progress, and runs `install_handlers` once it is registered.
+        crate::process::at_fork::register_before_fork(install_handlers);
+        REGISTERED.store(true, Ordering::Release);
+    }
+    install_handlers();
+}
+
+/// The `pthread_atfork` registration, once per process.
+fn install_handlers() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // SAFETY: the handlers are plain functions that only lock and

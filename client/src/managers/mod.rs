@@ -96,7 +96,12 @@ pub use client::{
     ConnectOptions, ManagerClient, Return, ServerStatus, TypeInfo, WeakClient, SHARED_MEMORY_ENV,
 };
 pub use error::ManagerError;
+/// Each shared type's methods, declared once (what the server dispatches
+/// on and the proxies call by): the built-in types' declarations and
+/// [`shared_methods!`] for a program's own.
+pub use mp_proto::methods;
 pub use mp_proto::reports::ObjectInfo;
+pub use mp_proto::shared_methods;
 pub use mp_proto::slice::Slice;
 pub use proxies::*;
 pub use proxy::{BaseProxy, ProxyType};

@@ -15,6 +15,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use mp_proto::message::{Kwargs, ProxyInfo};
+use mp_proto::methods::builtin::CommonMethod;
 use mp_proto::value::{from_value, to_value};
 use mp_proto::{Token, Value};
 use serde::de::DeserializeOwned;
@@ -119,26 +120,29 @@ impl BaseProxy {
 
     /// Calls `method` on the referent and returns its value (Python's
     /// `_callmethod`).
-    pub fn call(&self, method: &str, args: Vec<Value>) -> Result<Value, ManagerError> {
+    ///
+    /// `method` is a name, or a variant of the type's method declaration
+    /// (`DictMethod::GetItem`, see [`mp_proto::methods`]).
+    pub fn call(&self, method: impl AsRef<str>, args: Vec<Value>) -> Result<Value, ManagerError> {
         self.call_kw(method, args, Kwargs::new())
     }
 
     /// [`call`](Self::call) with keyword arguments.
     pub fn call_kw(
         &self,
-        method: &str,
+        method: impl AsRef<str>,
         args: Vec<Value>,
         kwargs: Kwargs,
     ) -> Result<Value, ManagerError> {
         self.client()?
-            .call_method(self.token.id, method, args, kwargs)?
+            .call_method(self.token.id, method.as_ref(), args, kwargs)?
             .into_value()
     }
 
     /// Calls `method` and converts its value to `T`.
     pub fn call_as<T: DeserializeOwned>(
         &self,
-        method: &str,
+        method: impl AsRef<str>,
         args: Vec<Value>,
     ) -> Result<T, ManagerError> {
         let value = self.call(method, args)?;
@@ -153,12 +157,12 @@ impl BaseProxy {
 
     /// A copy of the referent (Python's `_getvalue()`).
     pub fn get_value_raw(&self) -> Result<Value, ManagerError> {
-        self.call("#GETVALUE", vec![])
+        self.call(CommonMethod::GetValue, vec![])
     }
 
     /// The referent's `str()`, as the server renders it.
     pub fn referent_str(&self) -> Result<String, ManagerError> {
-        match self.call("__str__", vec![])? {
+        match self.call(CommonMethod::Str, vec![])? {
             Value::Str(s) => Ok(s),
             other => Ok(other.repr()),
         }

@@ -76,7 +76,7 @@ impl std::fmt::Debug for ManagerServer {
 pub struct Shared<T>(Arc<T>);
 
 impl<T: SharedObject> SharedObject for Shared<T> {
-    fn methods() -> &'static [&'static str] {
+    fn methods() -> &'static [mp_proto::methods::MethodSpec] {
         T::methods()
     }
 

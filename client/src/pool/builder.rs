@@ -9,14 +9,14 @@ use super::func::PoolFn;
 use super::record::{init_entry, EntryRef, InitEntry};
 use super::worker::Initializer;
 use super::{Pool, PoolError};
-use crate::context::{default_context, Context, StartMethod};
+use crate::process::{get_start_method, StartMethod};
 
 /// Settings of a [`Pool`] beyond its size (Python's `Pool(processes,
 /// initializer, initargs, maxtasksperchild, context)`).
 pub struct PoolBuilder {
     pub(super) processes: Option<usize>,
     pub(super) maxtasksperchild: Option<u64>,
-    pub(super) context: Option<Context>,
+    pub(super) method: Option<StartMethod>,
     pub(super) initializer: Option<MakeInitializer>,
 }
 
@@ -38,9 +38,10 @@ impl PoolBuilder {
     }
 
     /// The context whose start method starts the workers (default: the
-    /// default context).
-    pub fn context(mut self, ctx: Context) -> Self {
-        self.context = Some(ctx);
+    /// default context): a [`Context`](crate::Context), or just its
+    /// [`StartMethod`].
+    pub fn context(mut self, ctx: impl Into<StartMethod>) -> Self {
+        self.method = Some(ctx.into());
         self
     }
 
@@ -72,16 +73,16 @@ impl PoolBuilder {
 
     /// Starts the workers.
     pub fn build(self) -> Result<Pool, PoolError> {
-        let ctx = self.context.unwrap_or_else(default_context);
+        let method = self.method.unwrap_or_else(get_start_method);
         let processes = match self.processes {
             Some(n) => n,
             None => crate::cpu_count().unwrap_or(1),
         };
         let initializer = match self.initializer {
-            Some(make) => Some(make(ctx.start_method())?),
+            Some(make) => Some(make(method)?),
             None => None,
         };
-        let (core, threads) = Core::start(ctx, processes, self.maxtasksperchild, initializer)?;
+        let (core, threads) = Core::start(method, processes, self.maxtasksperchild, initializer)?;
         Ok(Pool::started(core, threads))
     }
 }

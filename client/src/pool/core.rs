@@ -37,8 +37,7 @@ use super::worker::{
     SLOT_WORDS, SPIN,
 };
 use super::PoolError;
-use crate::context::{Context, StartMethod};
-use crate::process::{Process, Sentinel};
+use crate::process::{Process, Sentinel, StartMethod};
 use crate::queues::{Queue, QueueError};
 use crate::sharedctypes::RawArray;
 
@@ -113,7 +112,7 @@ pub(crate) struct Threads {
 
 impl Core {
     pub(crate) fn start(
-        ctx: Context,
+        method: StartMethod,
         processes: usize,
         maxtasks: Option<u64>,
         initializer: Option<Initializer>,
@@ -133,7 +132,7 @@ impl Core {
             .map_err(|e| PoolError::Start(format!("cannot make the wake-up pipe: {e}")))?;
         let (tx, rx) = mpsc::channel::<Chunks>();
         let core = Arc::new(Core {
-            method: ctx.start_method(),
+            method,
             processes,
             maxtasks,
             initializer,
@@ -205,8 +204,8 @@ impl Core {
             StartMethod::Spawn => "Spawn",
             StartMethod::Forkserver => "ForkServer",
         };
-        let process = crate::context::get_context(self.method)
-            .process(worker_main, (args,))
+        let process = Process::new(worker_main, (args,))
+            .with_method(self.method)
             .with_name(format!("{kind}PoolWorker-{n}"))
             .with_daemon(true);
         let start = |e: crate::ProcessError| PoolError::Start(e.to_string());

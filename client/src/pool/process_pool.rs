@@ -18,7 +18,7 @@ use super::record::{
     map_entry, star_entry, task_record, Decoding, EntryRef, TaskEntry, TaskHeader,
 };
 use super::PoolError;
-use crate::context::{Context, StartMethod};
+use crate::process::StartMethod;
 use mp_sys::lock;
 
 /// What `apply(f, args)` gives for a function `F` called with `Args`.
@@ -132,7 +132,7 @@ impl Pool {
         PoolBuilder {
             processes: None,
             maxtasksperchild: None,
-            context: None,
+            method: None,
             initializer: None,
         }
     }
@@ -354,15 +354,6 @@ impl fmt::Debug for Pool {
             "<multiprocessing.pool.Pool state={state} pool_size={}>",
             self.core.processes
         )
-    }
-}
-
-/// Pools from a context (Python's `ctx.Pool(...)`).
-impl Context {
-    /// A [`Pool`] of `processes` workers started with this context's
-    /// method.
-    pub fn pool(&self, processes: usize) -> Result<Pool, PoolError> {
-        Pool::builder().processes(processes).context(*self).build()
     }
 }
 

@@ -22,17 +22,15 @@
 //!   being the CBOR `Vec<Result<value, message>>` of the chunk (kind 0) or
 //!   a UTF-8 message failing the whole chunk (kind 1).
 
-use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock, PoisonError};
-
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::func::{run_task, PoolFn, TaskResult};
 use super::job::Sink;
 use super::PoolError;
-use crate::context::StartMethod;
-use crate::process::target::{anchor_addr, check_same_object, fingerprint};
+use crate::process::code_offset::CodeOffset;
+use crate::process::target::fingerprint;
+use crate::process::StartMethod;
 
 /// The job id of the record that stops a worker.
 pub(crate) const STOP: u64 = u64::MAX;
@@ -47,7 +45,7 @@ pub(crate) type TaskEntry = fn(&[u8], u64) -> Result<Vec<u8>, String>;
 /// An entry point as a task names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct EntryRef {
-    pub(crate) offset: i64,
+    pub(crate) offset: CodeOffset,
     pub(crate) fingerprint: u64,
 }
 
@@ -55,21 +53,8 @@ impl EntryRef {
     /// Names `entry` (for types `F`, `Args`) after checking, once per
     /// entry, that a worker can find it at the same offset.
     pub(crate) fn new<F, Args>(entry: usize, method: StartMethod) -> Result<EntryRef, PoolError> {
-        static CHECKED: OnceLock<Mutex<HashSet<usize>>> = OnceLock::new();
-        let checked = CHECKED.get_or_init(|| Mutex::new(HashSet::new()));
-        let known = checked
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(&entry);
-        if !known {
-            check_same_object(entry, method).map_err(|e| PoolError::Start(e.to_string()))?;
-            checked
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(entry);
-        }
         Ok(EntryRef {
-            offset: (entry as i64).wrapping_sub(anchor_addr() as i64),
+            offset: CodeOffset::of(entry, method).map_err(|e| PoolError::Start(e.to_string()))?,
             fingerprint: fingerprint::<F, Args>(),
         })
     }
@@ -81,11 +66,9 @@ impl EntryRef {
     /// `self` must come from [`EntryRef::new`] with an entry of type `E`
     /// in a process running the same executable as this one.
     pub(crate) unsafe fn resolve<E: Copy>(&self) -> E {
-        let addr = (anchor_addr() as i64).wrapping_add(self.offset) as usize;
-        // SAFETY: per this function's contract, `addr` is the entry the
-        // parent named, a function of type E (a fn pointer, the size of
-        // usize), in the same executable image.
-        unsafe { std::mem::transmute_copy::<usize, E>(&addr) }
+        // SAFETY: per this function's contract, the offset was measured
+        // from an entry of type E in the same executable.
+        unsafe { self.offset.resolve() }
     }
 }
 
@@ -184,7 +167,7 @@ pub(crate) fn task_record<A: Serialize>(h: &TaskHeader, chunk: &[A]) -> Result<V
     out.extend_from_slice(&h.job.to_le_bytes());
     out.extend_from_slice(&h.start.to_le_bytes());
     out.extend_from_slice(&h.count.to_le_bytes());
-    out.extend_from_slice(&h.entry.offset.to_le_bytes());
+    out.extend_from_slice(&h.entry.offset.to_bits().to_le_bytes());
     out.extend_from_slice(&h.entry.fingerprint.to_le_bytes());
     ciborium::into_writer(chunk, &mut out)
         .map_err(|e| format!("cannot encode the task's arguments: {e}"))?;
@@ -220,7 +203,7 @@ pub(crate) fn parse_task(rec: &[u8]) -> Option<(TaskHeader, &[u8])> {
         start: u64_at(rec, 8),
         count: u32_at(rec, 16),
         entry: EntryRef {
-            offset: u64_at(rec, 20) as i64,
+            offset: CodeOffset::from_bits(u64_at(rec, 20)),
             fingerprint: u64_at(rec, 28),
         },
     };

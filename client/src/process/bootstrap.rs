@@ -12,8 +12,8 @@ use std::sync::{Arc, Once};
 use serde::{Deserialize, Serialize};
 
 use super::current::{self, AuthKey, ProcessTable};
+use super::start::method::{self, StartMethod};
 use super::{sys, Process};
-use crate::context::{self, StartMethod};
 use crate::log;
 
 /// How a daemonic child learns that its parent died.
@@ -80,7 +80,7 @@ pub(crate) fn become_child(
     table.current = me;
     table.parent = Some(parent);
     if let Some(method) = spec.start_method {
-        context::force_start_method(method);
+        method::force_start_method(method);
     }
     if let Some(level) = spec.log_level {
         log::inherit_level(level);

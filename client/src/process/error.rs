@@ -3,7 +3,7 @@
 
 use std::io;
 
-use crate::context::StartMethod;
+use super::start::method::StartMethod;
 
 /// Why an operation on a [`Process`](super::Process) failed.
 #[derive(Debug, thiserror::Error)]

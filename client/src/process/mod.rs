@@ -51,15 +51,18 @@
 //!   read; `bootstrap`: the child's side; `popen`: the parent's handle on
 //!   a child; `sys`: the Linux calls underneath.
 
+pub(crate) mod at_fork;
 mod bootstrap;
+pub(crate) mod code_offset;
 mod current;
 mod error;
 mod handles;
 mod popen;
 mod repr;
 mod sentinel;
-mod start;
-pub(crate) mod sys;
+pub(crate) mod start;
+/// The checked Linux calls, shared with `connection` (see [`crate::sys`]).
+pub(crate) use crate::sys;
 pub(crate) mod target;
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -82,9 +85,10 @@ pub(crate) use current::INIT_CALLED;
 pub(crate) use start::forkserver::FORKSERVER_FLAG;
 pub(crate) use start::spawn::SPAWN_FLAG;
 
-use crate::context::{self, StartMethod};
 use bootstrap::{ChildSpec, Lifeline};
 use popen::Popen;
+use start::method;
+pub(crate) use start::method::{get_start_method, StartMethod};
 use target::{ClosureTarget, FnTarget, Launch};
 
 /// A child process running a target (Python's `multiprocessing.Process`).
@@ -93,7 +97,7 @@ use target::{ClosureTarget, FnTarget, Launch};
 /// plus serializable arguments: runs under every start method) or
 /// [`Process::from_fn`] (any closure: `fork` only), then [`start`] and
 /// [`join`] it. The start method is the default one
-/// ([`context::get_start_method`]) unless the process came from a
+/// ([`crate::context::get_start_method`]) unless the process came from a
 /// [`Context`](crate::context::Context).
 ///
 /// A `Process` is a handle: clones refer to the same process, as Python
@@ -430,7 +434,7 @@ impl Process {
                 return Err(ProcessError::AlreadyStarted);
             }
             self.check_child(&st, "start")?;
-            let method = st.method.unwrap_or_else(context::default_start_method);
+            let method = st.method.unwrap_or_else(method::default_start_method);
             if method != StartMethod::Fork
                 && !current::INIT_CALLED.load(std::sync::atomic::Ordering::SeqCst)
             {
@@ -443,7 +447,7 @@ impl Process {
                 authkey: st.authkey.as_bytes().to_vec(),
                 parent_pid: std::process::id(),
                 parent_name: current::current_name().to_string(),
-                start_method: context::get_start_method_if_set(),
+                start_method: method::get_start_method_if_set(),
                 log_level: crate::log::inherited_level(),
                 lifeline: if method == StartMethod::Forkserver || sys::is_main_thread() {
                     Lifeline::DeathSignal

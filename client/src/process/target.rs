@@ -5,9 +5,9 @@
 //! given to [`Process::new`](super::Process::new) is identified by a
 //! monomorphized *entry point* — [`entry::<F, Args>`] — and that entry is
 //! found in the child by its **offset from a known function of this
-//! crate** ([`anchor`]). Offsets between two functions of one executable
-//! do not depend on where the loader put it (ASLR moves the whole image),
-//! so the scheme is exact as long as:
+//! crate** ([`super::code_offset`]). Offsets between two functions of one
+//! executable do not depend on where the loader put it (ASLR moves the
+//! whole image), so the scheme is exact as long as:
 //!
 //! * both functions are in the main executable — checked in the parent
 //!   with `dladdr` (a target in a shared library is refused);
@@ -34,8 +34,9 @@ use std::sync::{Once, OnceLock};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::code_offset::CodeOffset;
 use super::error::ProcessError;
-use crate::context::StartMethod;
+use super::start::method::StartMethod;
 use crate::reduction::{FdSink, FdSource};
 
 /// A function a [`Process`](super::Process) can run with an argument
@@ -137,8 +138,8 @@ pub(crate) struct PortableTarget {
 /// child checks before and after using it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct EntryPoint {
-    /// `entry::<F, Args> - anchor` in the parent's address space.
-    offset: i64,
+    /// Where `entry::<F, Args>` is (see [`super::code_offset`]).
+    offset: CodeOffset,
     /// Identity of the executable the offset is valid for.
     exe: ExeId,
     /// Hash of the type names `F` and `Args`.
@@ -200,18 +201,6 @@ pub(crate) struct ChildCall {
     pub(crate) fingerprint: u64,
 }
 
-/// The fixed point offsets are measured from. Never inlined, never
-/// generic: exactly one copy exists in the executable.
-#[inline(never)]
-fn anchor(_: ChildCall) -> i32 {
-    // A body distinct from any entry so the linker cannot fold the two.
-    0x6d70_616e
-}
-
-pub(crate) fn anchor_addr() -> usize {
-    anchor as EntryFn as usize
-}
-
 pub(crate) fn fingerprint<F, Args>() -> u64 {
     // SipHash with fixed keys: the same in every process of one build.
     #[allow(deprecated)]
@@ -267,13 +256,10 @@ pub(crate) fn call_entry(entry: &EntryPoint, call: ChildCall) -> Result<i32, Str
                 .into(),
         );
     }
-    let addr = (anchor_addr() as i64).wrapping_add(entry.offset) as usize;
-    // SAFETY: the parent computed `offset` as the distance from `anchor`
-    // to an `entry::<F, Args>` instantiation, both in the main executable
-    // (checked with dladdr there), and we run the same executable file
-    // (checked above), whose image the loader maps as one block. So
-    // `addr` is that instantiation here, a function of type EntryFn.
-    let f: EntryFn = unsafe { std::mem::transmute::<usize, EntryFn>(addr) };
+    // SAFETY: the parent measured `offset` with `CodeOffset::of` from an
+    // `entry::<F, Args>` instantiation, a function of type EntryFn, and
+    // this process runs the same executable file (checked above).
+    let f: EntryFn = unsafe { entry.offset.resolve() };
     Ok(f(call))
 }
 
@@ -343,7 +329,7 @@ where
 
     fn portable(&self, method: StartMethod) -> Result<PortableTarget, ProcessError> {
         let entry_fn: EntryFn = entry::<F, Args>;
-        check_same_object(entry_fn as usize, method)?;
+        let offset = CodeOffset::of(entry_fn as usize, method)?;
         let (encoded, fds) = FdSink::collect(|| {
             let mut out = Vec::new();
             ciborium::into_writer(&self.args, &mut out).map(|()| out)
@@ -351,7 +337,7 @@ where
         let args = encoded.map_err(|e| ProcessError::Serialize(e.to_string()))?;
         Ok(PortableTarget {
             entry: EntryPoint {
-                offset: (entry_fn as usize as i64).wrapping_sub(anchor_addr() as i64),
+                offset,
                 exe: ExeId::current()?,
                 fingerprint: fingerprint::<F, Args>(),
             },
@@ -382,35 +368,6 @@ where
                 .into(),
         })
     }
-}
-
-/// Checks that `addr` and [`anchor`] are in the main executable, where a
-/// re-executed child will find them at the same distance.
-pub(crate) fn check_same_object(addr: usize, method: StartMethod) -> Result<(), ProcessError> {
-    let base = |a: usize| -> Option<usize> {
-        let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
-        // SAFETY: dladdr only reads the address and fills `info`.
-        let rc = unsafe { libc::dladdr(a as *const libc::c_void, info.as_mut_ptr()) };
-        if rc == 0 {
-            return None;
-        }
-        // SAFETY: dladdr returned non-zero, so it filled `info`.
-        Some(unsafe { info.assume_init() }.dli_fbase as usize)
-    };
-    // SAFETY: getauxval only reads the auxiliary vector.
-    let exe_entry = unsafe { libc::getauxval(libc::AT_ENTRY) } as usize;
-    let exe_base = base(exe_entry);
-    let ours = base(anchor_addr());
-    let theirs = base(addr);
-    if exe_base.is_some() && exe_base == ours && ours == theirs {
-        return Ok(());
-    }
-    Err(ProcessError::TargetNotPortable {
-        method,
-        reason: "the target or this crate is not linked into the main executable (a shared \
-                 library?), so a re-executed child cannot find it"
-            .into(),
-    })
 }
 
 #[cfg(test)]

@@ -28,17 +28,29 @@ use mp_server::prelude::*;
 /// Methods `f`, `g`, and the private `_h`.
 pub struct Foo;
 
+shared_methods! {
+    /// `Foo`'s methods: `_h` is private unless a registration exposes it.
+    pub enum FooMethod {
+        /// `f()`.
+        F = "f",
+        /// `g()`.
+        G = "g",
+        /// `_h()`.
+        H = "_h",
+    }
+}
+
 impl SharedObject for Foo {
-    fn methods() -> &'static [&'static str] {
-        &["f", "g", "_h"]
+    fn methods() -> &'static [MethodSpec] {
+        FooMethod::TABLE
     }
 
     fn call(&self, _ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {
-        let said = match method {
-            "f" => "you called Foo.f()",
-            "g" => "you called Foo.g()",
-            "_h" => "you called Foo._h()",
-            _ => return Reply::no_such_method("Foo", method),
+        let said = match FooMethod::from_name(method) {
+            Some(FooMethod::F) => "you called Foo.f()",
+            Some(FooMethod::G) => "you called Foo.g()",
+            Some(FooMethod::H) => "you called Foo._h()",
+            None => return Reply::no_such_method("Foo", method),
         };
         args.none(method).map(|()| Value::from(said)).into()
     }
@@ -49,13 +61,21 @@ pub struct Squares {
     next: Mutex<i64>,
 }
 
+shared_methods! {
+    /// A generator's one method; a dunder, so hidden unless exposed.
+    pub enum GeneratorMethod {
+        /// `next(gen)`.
+        Next = "__next__",
+    }
+}
+
 impl SharedObject for Squares {
-    fn methods() -> &'static [&'static str] {
-        &["__next__"]
+    fn methods() -> &'static [MethodSpec] {
+        GeneratorMethod::TABLE
     }
 
     fn call(&self, _ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {
-        if method != "__next__" {
+        if GeneratorMethod::from_name(method).is_none() {
             return Reply::no_such_method("generator", method);
         }
         if let Err(e) = args.none(method) {
@@ -101,33 +121,54 @@ fn overflow() -> RemoteError {
     RemoteError::new(ErrorKind::ValueError, "int too large")
 }
 
+shared_methods! {
+    /// The `operator` module's functions the example serves.
+    pub enum OperatorMethod {
+        /// `abs(a)`.
+        Abs = "abs",
+        /// `add(a, b)`.
+        Add = "add",
+        /// `mul(a, b)`.
+        Mul = "mul",
+        /// `neg(a)`.
+        Neg = "neg",
+        /// `pow(a, b)`.
+        Pow = "pow",
+        /// `sub(a, b)`.
+        Sub = "sub",
+    }
+}
+
 impl SharedObject for Operator {
-    fn methods() -> &'static [&'static str] {
-        &["abs", "add", "mul", "neg", "pow", "sub"]
+    fn methods() -> &'static [MethodSpec] {
+        OperatorMethod::TABLE
     }
 
     fn call(&self, _ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {
+        use OperatorMethod as Op;
+        let Some(op) = Op::from_name(method) else {
+            return Reply::no_such_method("module", method);
+        };
         let n = match ints(&args, method) {
             Ok(n) => n,
             Err(e) => return Reply::err(e),
         };
         let wide = |x: i64| i128::from(x);
-        let result = match (method, n.as_slice()) {
-            ("abs", [a]) => Ok(big(wide(*a).abs())),
-            ("neg", [a]) => Ok(big(-wide(*a))),
-            ("add", [a, b]) => Ok(big(wide(*a) + wide(*b))),
-            ("sub", [a, b]) => Ok(big(wide(*a) - wide(*b))),
-            ("mul", [a, b]) => Ok(big(wide(*a) * wide(*b))),
-            ("pow", [a, b]) => u32::try_from(*b)
+        let result = match (op, n.as_slice()) {
+            (Op::Abs, [a]) => Ok(big(wide(*a).abs())),
+            (Op::Neg, [a]) => Ok(big(-wide(*a))),
+            (Op::Add, [a, b]) => Ok(big(wide(*a) + wide(*b))),
+            (Op::Sub, [a, b]) => Ok(big(wide(*a) - wide(*b))),
+            (Op::Mul, [a, b]) => Ok(big(wide(*a) * wide(*b))),
+            (Op::Pow, [a, b]) => u32::try_from(*b)
                 .ok()
                 .and_then(|e| wide(*a).checked_pow(e))
                 .map(big)
                 .ok_or_else(overflow),
-            (m, _) if Operator::methods().contains(&m) => Err(RemoteError::new(
+            _ => Err(RemoteError::new(
                 ErrorKind::TypeError,
-                format!("{m}() got the wrong number of arguments"),
+                format!("{method}() got the wrong number of arguments"),
             )),
-            _ => return Reply::no_such_method("module", method),
         };
         result.into()
     }

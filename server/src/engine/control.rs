@@ -20,6 +20,7 @@
 use std::sync::Arc;
 
 use mp_proto::message::Outcome;
+use mp_proto::methods::builtin::ServerMethod;
 use mp_proto::reports::ServerStatus;
 use mp_proto::value::{to_value, Map};
 use mp_proto::{ObjectId, RemoteError, Value};
@@ -59,25 +60,6 @@ pub fn object_id(value: &Value) -> Result<ObjectId, RemoteError> {
     }
 }
 
-/// Every server-level method this engine answers (the `match` in
-/// `Engine::control`), for metric labels and tests that reach them all.
-pub const SERVER_METHODS: &[&str] = &[
-    "ping",
-    "dummy",
-    "create",
-    "incref",
-    "decref",
-    "transit",
-    "receive",
-    "get_methods",
-    "exposed",
-    "number_of_objects",
-    "debug_info",
-    "status",
-    "typeids",
-    "shutdown",
-];
-
 impl Engine {
     pub(crate) fn server_call(
         self: &Arc<Self>,
@@ -85,7 +67,7 @@ impl Engine {
         method: &str,
         args: Args,
     ) -> Outcome {
-        self.metrics.server_call(method);
+        self.metrics.server_call(ServerMethod::from_name(method));
         match self.control(session, method, args) {
             Ok(outcome) => outcome,
             Err(e) => Outcome::Error(e),
@@ -103,12 +85,17 @@ impl Engine {
         method: &str,
         mut args: Args,
     ) -> Result<Outcome, RemoteError> {
-        let value = match method {
-            "ping" | "dummy" => {
+        let Some(m) = ServerMethod::from_name(method) else {
+            return Err(attribute_error(format!(
+                "the server has no method '{method}'"
+            )));
+        };
+        let value = match m {
+            ServerMethod::Ping | ServerMethod::Dummy => {
                 args.none(method)?;
                 Value::None
             }
-            "create" => {
+            ServerMethod::Create => {
                 if args.positional.is_empty() {
                     return Err(type_error(
                         "create() missing required argument 'typeid' (pos 1)",
@@ -118,13 +105,13 @@ impl Engine {
                 let typeid = str_arg(&typeid, "typeid")?;
                 return self.create(session, typeid, args).map(Outcome::Proxy);
             }
-            "incref" => {
+            ServerMethod::Incref => {
                 let id = Self::one_id(args, method)?;
                 self.table.incref(id)?;
                 session.add_ref(id);
                 Value::None
             }
-            "decref" => {
+            ServerMethod::Decref => {
                 let id = Self::one_id(args, method)?;
                 if !session.take_ref(id) {
                     return Err(key_error_msg(format!(
@@ -134,17 +121,19 @@ impl Engine {
                 self.table.decref(id)?;
                 Value::None
             }
-            "transit" | "receive" => return self.transit_call(session, method, args),
-            "get_methods" | "exposed" => {
+            ServerMethod::Transit | ServerMethod::Receive => {
+                return self.transit_call(session, m, args)
+            }
+            ServerMethod::GetMethods | ServerMethod::Exposed => {
                 let id = Self::one_id(args, method)?;
                 let (_, spec) = self.table.get(id).ok_or_else(|| no_such_object(id))?;
                 strings(&spec.exposed)
             }
-            "number_of_objects" => {
+            ServerMethod::NumberOfObjects => {
                 args.none(method)?;
                 Value::Int(self.table.len() as i64)
             }
-            "debug_info" => {
+            ServerMethod::DebugInfo => {
                 args.none(method)?;
                 Value::List(
                     self.table
@@ -160,11 +149,11 @@ impl Engine {
                         .collect(),
                 )
             }
-            "status" => {
+            ServerMethod::Status => {
                 args.none(method)?;
                 self.status()
             }
-            "typeids" => {
+            ServerMethod::Typeids => {
                 args.none(method)?;
                 Value::List(
                     self.types
@@ -185,16 +174,11 @@ impl Engine {
                         .collect(),
                 )
             }
-            "shutdown" => {
+            ServerMethod::Shutdown => {
                 args.none(method)?;
                 tracing::info!(peer = session.peer(), "shutdown requested by a client");
                 self.shutdown.trigger();
                 Value::None
-            }
-            _ => {
-                return Err(attribute_error(format!(
-                    "the server has no method '{method}'"
-                )))
             }
         };
         Ok(Outcome::Return(value))
@@ -204,10 +188,11 @@ impl Engine {
     fn transit_call(
         self: &Arc<Self>,
         session: &Arc<Session>,
-        method: &str,
+        m: ServerMethod,
         args: Args,
     ) -> Result<Outcome, RemoteError> {
-        if method == "receive" {
+        let method = m.name();
+        if m == ServerMethod::Receive {
             let [ticket] = args.bind(method, ["ticket"], 1)?;
             let ticket = object_id(&ticket.unwrap_or_default())?.0;
             let id = self.transit.receive(&self.table, ticket)?;

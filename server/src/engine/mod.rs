@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use indexmap::IndexMap;
 use mp_proto::message::{Outcome, ProxyInfo, Request, Target};
+use mp_proto::methods::builtin::CommonMethod;
 use mp_proto::{ObjectId, RemoteError, Token, Value};
 
 use crate::args::Args;
@@ -159,14 +160,16 @@ impl Engine {
             return Reply::Ready(Outcome::Error(no_such_object(id)));
         };
         if !spec.is_exposed(&method) {
-            let result = match method.as_str() {
-                "__repr__" | "__str__" => Ok(Return::Value(Held::plain(Value::Str(
-                    object
-                        .repr()
-                        .unwrap_or_else(|| format!("<{} object at 0x{id}>", spec.typeid)),
-                )))),
-                "#GETVALUE" => object.get_value().map(Return::Value),
-                _ => Err(attribute_error(format!(
+            let result = match CommonMethod::from_name(&method) {
+                Some(CommonMethod::Repr | CommonMethod::Str) => {
+                    Ok(Return::Value(Held::plain(Value::Str(
+                        object
+                            .repr()
+                            .unwrap_or_else(|| format!("<{} object at 0x{id}>", spec.typeid)),
+                    ))))
+                }
+                Some(CommonMethod::GetValue) => object.get_value().map(Return::Value),
+                None => Err(attribute_error(format!(
                     "method '{method}' of '{}' object is not in exposed={:?}",
                     spec.typeid, spec.exposed
                 ))),

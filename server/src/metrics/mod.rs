@@ -38,12 +38,14 @@ use mp_proto::frame::FrameError;
 use mp_proto::message::Outcome;
 use mp_proto::ErrorKind;
 
-use crate::engine::control::SERVER_METHODS;
 use crate::registry::TypeSpec;
 use histogram::Histogram;
+use mp_proto::methods::builtin::{CommonMethod, ServerMethod};
 
 /// Methods answered for every object even when not exposed.
-pub(crate) const ALWAYS: [&str; 3] = ["__repr__", "__str__", "#GETVALUE"];
+pub(crate) fn always<'a>() -> impl Iterator<Item = &'a str> {
+    CommonMethod::ALL.iter().map(|m| -> &'a str { m.name() })
+}
 
 /// Error kinds with a counter of their own; any other name counts as
 /// `other`, so an embedder's exception names cannot grow the label set:
@@ -120,7 +122,7 @@ pub(crate) struct TypeCalls {
 /// Every counter of one server.
 pub struct Metrics {
     pub(crate) calls: Names<TypeCalls>,
-    pub(crate) server_calls: [AtomicU64; SERVER_METHODS.len() + 1],
+    pub(crate) server_calls: [AtomicU64; ServerMethod::ALL.len() + 1],
     pub(crate) errors: [AtomicU64; ErrorKind::NAMES.len() + 1],
     pub(crate) latency: Histogram,
     pub(crate) connections_open: AtomicU64,
@@ -153,7 +155,7 @@ impl Metrics {
                     .exposed
                     .iter()
                     .map(String::as_str)
-                    .chain(ALWAYS)
+                    .chain(always())
                     .map(|m| (m.to_owned(), AtomicU64::new(0)))
                     .collect();
                 let calls = TypeCalls {
@@ -191,12 +193,10 @@ impl Metrics {
         }
     }
 
-    /// Counts a server-level call.
-    pub(crate) fn server_call(&self, method: &str) {
-        let i = SERVER_METHODS
-            .iter()
-            .position(|m| *m == method)
-            .unwrap_or(SERVER_METHODS.len());
+    /// Counts a server-level call (`None`: a name the server does not
+    /// have, counted as `(other)`).
+    pub(crate) fn server_call(&self, method: Option<ServerMethod>) {
+        let i = method.map_or(ServerMethod::ALL.len(), |m| m as usize);
         bump(&self.server_calls[i], 1);
     }
 
@@ -397,15 +397,15 @@ mod tests {
         m.error(&ErrorKind::KeyError);
         m.error(&ErrorKind::OverflowError);
         m.error(&ErrorKind::Other("MyError".into()));
-        m.server_call("create");
-        m.server_call("frobnicate");
+        m.server_call(ServerMethod::from_name("create"));
+        m.server_call(ServerMethod::from_name("frobnicate"));
         let at = |name: &str| ERROR_KINDS.iter().position(|k| *k == name).unwrap();
         assert_eq!(m.errors[at("KeyError")].load(Ordering::Relaxed), 1);
         assert_eq!(m.errors[at("OverflowError")].load(Ordering::Relaxed), 1);
         assert_eq!(m.errors[ERROR_KINDS.len()].load(Ordering::Relaxed), 1);
         assert_eq!(m.server_calls[2].load(Ordering::Relaxed), 1);
         assert_eq!(
-            m.server_calls[SERVER_METHODS.len()].load(Ordering::Relaxed),
+            m.server_calls[ServerMethod::ALL.len()].load(Ordering::Relaxed),
             1
         );
     }
@@ -414,9 +414,12 @@ mod tests {
     fn every_counted_server_method_is_one_the_server_has() {
         let engine = crate::Engine::new(crate::Registry::sync_manager());
         let session = std::sync::Arc::new(crate::session::Session::new(SessionId(1), "t"));
-        for method in SERVER_METHODS.iter().filter(|m| **m != "shutdown") {
+        for method in ServerMethod::ALL
+            .iter()
+            .filter(|m| **m != ServerMethod::Shutdown)
+        {
             let args = crate::Args::new(vec![], Default::default());
-            if let Outcome::Error(e) = engine.server_call(&session, method, args) {
+            if let Outcome::Error(e) = engine.server_call(&session, method.name(), args) {
                 assert!(!e.message.contains("has no method"), "{method}: {e}");
             }
         }

@@ -9,6 +9,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use mp_proto::methods::builtin::ArrayMethod;
+use mp_proto::methods::MethodSpec;
 use mp_proto::value::{heap_block, sequence_bytes};
 use mp_proto::{RemoteError, Value};
 
@@ -20,9 +22,6 @@ use crate::lock;
 use crate::object::{CallContext, Reply, Return, SharedObject};
 use crate::objects::iterate;
 use crate::slice::{self, position, Index};
-
-/// `ArrayProxy`'s exposed list.
-pub const EXPOSED: &[&str] = &["__len__", "__getitem__", "__setitem__"];
 
 /// What items of a typecode may hold.
 #[derive(Clone, Copy, Debug)]
@@ -178,12 +177,17 @@ impl ArrayObject {
     ) -> Result<Return, RemoteError> {
         let mut state = lock(&self.items);
         let Items { items, charge } = &mut *state;
-        let out = match method {
-            "__len__" => {
+        let Some(m) = ArrayMethod::from_name(method) else {
+            return Err(crate::errors::attribute_error(format!(
+                "'array.array' object has no attribute '{method}'"
+            )));
+        };
+        let out = match m {
+            ArrayMethod::Len => {
                 args.none(method)?;
                 Value::Int(items.len() as i64)
             }
-            "__getitem__" => {
+            ArrayMethod::GetItem => {
                 let [i] = args.bind(method, ["index"], 1)?;
                 match Index::from_value(&i.unwrap_or_default(), "array")? {
                     Index::At(i) => items[position(i, items.len(), "array")?].clone(),
@@ -194,7 +198,7 @@ impl ArrayObject {
                     }
                 }
             }
-            "__setitem__" => {
+            ArrayMethod::SetItem => {
                 let [i, v] = args.bind(method, ["index", "value"], 2)?;
                 let v = v.unwrap_or_default();
                 match Index::from_value(&i.unwrap_or_default(), "array")? {
@@ -220,19 +224,14 @@ impl ArrayObject {
                 }
                 Value::None
             }
-            _ => {
-                return Err(crate::errors::attribute_error(format!(
-                    "'array.array' object has no attribute '{method}'"
-                )))
-            }
         };
         Ok(out.into())
     }
 }
 
 impl SharedObject for ArrayObject {
-    fn methods() -> &'static [&'static str] {
-        EXPOSED
+    fn methods() -> &'static [MethodSpec] {
+        ArrayMethod::TABLE
     }
 
     fn call(&self, ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {

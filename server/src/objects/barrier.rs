@@ -15,6 +15,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mp_proto::methods::builtin::BarrierMethod;
+use mp_proto::methods::MethodSpec;
 use mp_proto::{ErrorKind, RemoteError, Value};
 
 use crate::args::{int_arg, lock_timeout, str_arg, Args};
@@ -22,9 +24,6 @@ use crate::errors::{attribute_error, type_error, value_error};
 use crate::lock;
 use crate::object::{CallContext, Reply, Return, SharedObject};
 use crate::wait::{Cancelled, Wait, WaitQueue, Wakers};
-
-/// `BarrierProxy`'s exposed list.
-pub const EXPOSED: &[&str] = &["__getattribute__", "wait", "abort", "reset"];
 
 /// Runs when the last party arrives; an error breaks the barrier.
 pub type BarrierAction = Arc<dyn Fn() -> Result<(), RemoteError> + Send + Sync>;
@@ -152,14 +151,17 @@ impl BarrierObject {
 }
 
 impl SharedObject for BarrierObject {
-    fn methods() -> &'static [&'static str] {
-        EXPOSED
+    fn methods() -> &'static [MethodSpec] {
+        BarrierMethod::TABLE
     }
 
     fn call(&self, _ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {
-        match method {
-            "wait" => self.wait(args).unwrap_or_else(Reply::err),
-            "abort" => args
+        let Some(m) = BarrierMethod::from_name(method) else {
+            return Reply::no_such_method("Barrier", method);
+        };
+        match m {
+            BarrierMethod::Wait => self.wait(args).unwrap_or_else(Reply::err),
+            BarrierMethod::Abort => args
                 .none(method)
                 .map(|()| {
                     let mut wakers = Wakers::new();
@@ -167,7 +169,7 @@ impl SharedObject for BarrierObject {
                     Value::None
                 })
                 .into(),
-            "reset" => args
+            BarrierMethod::Reset => args
                 .none(method)
                 .map(|()| {
                     let mut wakers = Wakers::new();
@@ -180,7 +182,7 @@ impl SharedObject for BarrierObject {
                     Value::None
                 })
                 .into(),
-            "__getattribute__" => args
+            BarrierMethod::GetAttribute => args
                 .bind(method, ["name"], 1)
                 .and_then(|[name]| {
                     let name = name.unwrap_or_default();
@@ -195,7 +197,6 @@ impl SharedObject for BarrierObject {
                     }
                 })
                 .into(),
-            _ => Reply::no_such_method("Barrier", method),
         }
     }
 

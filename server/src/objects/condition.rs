@@ -13,6 +13,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use mp_proto::methods::builtin::ConditionMethod;
+use mp_proto::methods::MethodSpec;
 use mp_proto::{RemoteError, Value};
 
 use crate::args::{int_arg, lock_timeout, Args};
@@ -22,9 +24,6 @@ use crate::lock;
 use crate::object::{CallContext, Reply, Return, SessionId, SharedObject};
 use crate::objects::semaphore::{SemKind, SemaphoreObject};
 use crate::wait::{Cancelled, Wait, WaitQueue, Wakers};
-
-/// `ConditionProxy`'s exposed list.
-pub const EXPOSED: &[&str] = &["acquire", "release", "wait", "notify", "notify_all"];
 
 /// Waiters for a notification.
 pub struct CondState {
@@ -142,18 +141,24 @@ impl ConditionObject {
 }
 
 impl SharedObject for ConditionObject {
-    fn methods() -> &'static [&'static str] {
-        EXPOSED
+    fn methods() -> &'static [MethodSpec] {
+        ConditionMethod::TABLE
     }
 
     fn call(&self, ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {
-        match method {
-            "acquire" | "release" | "__enter__" | "__exit__" => {
+        let Some(m) = ConditionMethod::from_name(method) else {
+            return Reply::no_such_method("Condition", method);
+        };
+        match m {
+            ConditionMethod::Acquire
+            | ConditionMethod::Release
+            | ConditionMethod::Enter
+            | ConditionMethod::Exit => {
                 self.track(ctx);
                 self.lock.call(ctx, method, args)
             }
-            "wait" => self.wait(ctx, args).unwrap_or_else(Reply::err),
-            "notify" => {
+            ConditionMethod::Wait => self.wait(ctx, args).unwrap_or_else(Reply::err),
+            ConditionMethod::Notify => {
                 let n = args.bind(method, ["n"], 0).and_then(|[n]| match n {
                     None => Ok(1),
                     Some(v) => int_arg(&v).map(|n| usize::try_from(n).unwrap_or(0)),
@@ -162,12 +167,11 @@ impl SharedObject for ConditionObject {
                     .map(|()| Value::None)
                     .into()
             }
-            "notify_all" => args
+            ConditionMethod::NotifyAll => args
                 .none(method)
                 .and_then(|()| self.notify(ctx, None))
                 .map(|()| Value::None)
                 .into(),
-            _ => Reply::no_such_method("Condition", method),
         }
     }
 

@@ -10,6 +10,8 @@
 use std::sync::{Arc, Mutex};
 
 use indexmap::IndexMap;
+use mp_proto::methods::builtin::DictMethod;
+use mp_proto::methods::MethodSpec;
 use mp_proto::value::{dict_bytes, sequence_bytes};
 use mp_proto::{RemoteError, Value};
 
@@ -21,30 +23,6 @@ use crate::lock;
 use crate::object::{CallContext, Reply, Return, SharedObject};
 use crate::objects::iterate;
 use crate::objects::iterator::IteratorObject;
-
-/// CPython 3.11's `DictProxy` exposed list, plus 3.9's `|`/`|=` and
-/// `__reversed__`.
-pub const EXPOSED: &[&str] = &[
-    "__contains__",
-    "__delitem__",
-    "__getitem__",
-    "__iter__",
-    "__len__",
-    "__setitem__",
-    "clear",
-    "copy",
-    "get",
-    "items",
-    "keys",
-    "pop",
-    "popitem",
-    "setdefault",
-    "update",
-    "values",
-    "__or__",
-    "__ior__",
-    "__reversed__",
-];
 
 type Entries = IndexMap<Held, Held>;
 
@@ -181,8 +159,8 @@ fn as_dict(map: &Entries) -> Value {
 }
 
 impl SharedObject for DictObject {
-    fn methods() -> &'static [&'static str] {
-        EXPOSED
+    fn methods() -> &'static [MethodSpec] {
+        DictMethod::TABLE
     }
 
     fn call(&self, ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {
@@ -226,8 +204,11 @@ impl DictObject {
         args: Args,
     ) -> Result<Return, RemoteError> {
         let mut map = lock(&self.map);
-        let value = match method {
-            "__getitem__" => {
+        let Some(m) = DictMethod::from_name(method) else {
+            return Err(no_method(method));
+        };
+        let value = match m {
+            DictMethod::GetItem => {
                 let [k] = args.bind(method, ["key"], 1)?;
                 let k = k.unwrap_or_default();
                 Self::key(&k)?;
@@ -237,7 +218,7 @@ impl DictObject {
                     .map(Return::Value)
                     .ok_or_else(|| key_error(&k));
             }
-            "__setitem__" => {
+            DictMethod::SetItem => {
                 let [k, v] = args.bind(method, ["key", "value"], 2)?;
                 let (k, v) = (k.unwrap_or_default(), v.unwrap_or_default());
                 Self::key(&k)?;
@@ -251,7 +232,7 @@ impl DictObject {
                 }
                 Value::None
             }
-            "__delitem__" => {
+            DictMethod::DelItem => {
                 let [k] = args.bind(method, ["key"], 1)?;
                 let k = k.unwrap_or_default();
                 Self::key(&k)?;
@@ -262,17 +243,17 @@ impl DictObject {
                 drop(removed);
                 return Ok(Value::None.into());
             }
-            "__contains__" => {
+            DictMethod::Contains => {
                 let [k] = args.bind(method, ["key"], 1)?;
                 let k = k.unwrap_or_default();
                 Self::key(&k)?;
                 Value::Bool(map.contains_key(&k))
             }
-            "__len__" => {
+            DictMethod::Len => {
                 args.none(method)?;
                 Value::Int(map.len() as i64)
             }
-            "__iter__" => {
+            DictMethod::Iter => {
                 args.none(method)?;
                 // The snapshot is kept by a new object: stored, charged.
                 let keys = Held::clone_all(map.keys(), ctx.budget())?;
@@ -281,22 +262,22 @@ impl DictObject {
                     Arc::clone(ctx.budget()),
                 ))));
             }
-            "__reversed__" => {
+            DictMethod::Reversed => {
                 args.none(method)?;
                 ctx.check_value(column_bytes(&map, key_bytes))?;
                 Value::List(map.keys().rev().map(|k| k.value().clone()).collect())
             }
-            "keys" => {
+            DictMethod::Keys => {
                 args.none(method)?;
                 ctx.check_value(column_bytes(&map, key_bytes))?;
                 Value::List(map.keys().map(|k| k.value().clone()).collect())
             }
-            "values" => {
+            DictMethod::Values => {
                 args.none(method)?;
                 ctx.check_value(column_bytes(&map, value_bytes))?;
                 Value::List(map.values().map(|v| v.value().clone()).collect())
             }
-            "items" => {
+            DictMethod::Items => {
                 args.none(method)?;
                 ctx.check_value(column_bytes(&map, item_bytes))?;
                 Value::List(
@@ -305,19 +286,19 @@ impl DictObject {
                         .collect(),
                 )
             }
-            "copy" => {
+            DictMethod::Copy => {
                 args.none(method)?;
                 ctx.check_value(dict_bytes(map.len(), heaps(&map)))?;
                 as_dict(&map)
             }
-            "clear" => {
+            DictMethod::Clear => {
                 args.none(method)?;
                 let old = std::mem::take(&mut *map);
                 drop(map);
                 drop(old);
                 return Ok(Value::None.into());
             }
-            "get" => {
+            DictMethod::Get => {
                 let [k, default] = args.bind(method, ["key", "default"], 1)?;
                 let k = k.unwrap_or_default();
                 Self::key(&k)?;
@@ -326,7 +307,7 @@ impl DictObject {
                     None => default.unwrap_or_default().into(),
                 });
             }
-            "pop" => {
+            DictMethod::Pop => {
                 let [k, default] = args.bind(method, ["key", "default"], 1)?;
                 let k = k.unwrap_or_default();
                 Self::key(&k)?;
@@ -338,7 +319,7 @@ impl DictObject {
                     None => default.map(Return::from).ok_or_else(|| key_error(&k)),
                 };
             }
-            "popitem" => {
+            DictMethod::PopItem => {
                 args.none(method)?;
                 let (k, v) = map
                     .pop()
@@ -348,7 +329,7 @@ impl DictObject {
                 // The pair's references go to the caller with the pair.
                 return Ok(Return::Value(Held::pair(k, v)));
             }
-            "setdefault" => {
+            DictMethod::SetDefault => {
                 let [k, default] = args.bind(method, ["key", "default"], 1)?;
                 let k = k.unwrap_or_default();
                 Self::key(&k)?;
@@ -361,11 +342,11 @@ impl DictObject {
                 map.insert(k, v);
                 return Ok(Return::Value(out));
             }
-            "update" | "__ior__" => {
+            DictMethod::Update | DictMethod::IOr => {
                 update(ctx, &mut map, args, method)?;
                 Value::None
             }
-            "__or__" => {
+            DictMethod::Or => {
                 let [other] = args.bind(method, ["other"], 1)?;
                 let other = match other.unwrap_or_default() {
                     Value::Dict(other) => other,
@@ -392,7 +373,6 @@ impl DictObject {
                 }
                 Value::Dict(mine)
             }
-            _ => return Err(no_method(method)),
         };
         Ok(value.into())
     }

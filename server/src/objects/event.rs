@@ -7,15 +7,14 @@
 
 use std::sync::{Arc, Mutex};
 
+use mp_proto::methods::builtin::EventMethod;
+use mp_proto::methods::MethodSpec;
 use mp_proto::{RemoteError, Value};
 
 use crate::args::{lock_timeout, Args};
 use crate::lock;
 use crate::object::{CallContext, Reply, Return, SharedObject};
 use crate::wait::{Cancelled, Wait, WaitQueue, Wakers};
-
-/// `EventProxy`'s exposed list.
-pub const EXPOSED: &[&str] = &["is_set", "set", "clear", "wait"];
 
 /// The flag and who waits for it.
 pub struct EventState {
@@ -66,17 +65,20 @@ impl EventObject {
 }
 
 impl SharedObject for EventObject {
-    fn methods() -> &'static [&'static str] {
-        EXPOSED
+    fn methods() -> &'static [MethodSpec] {
+        EventMethod::TABLE
     }
 
     fn call(&self, _ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {
-        match method {
-            "is_set" => args
+        let Some(m) = EventMethod::from_name(method) else {
+            return Reply::no_such_method("Event", method);
+        };
+        match m {
+            EventMethod::IsSet => args
                 .none(method)
                 .map(|()| Value::Bool(lock(&self.state).flag))
                 .into(),
-            "set" => args
+            EventMethod::Set => args
                 .none(method)
                 .map(|()| {
                     let mut wakers = Wakers::new();
@@ -86,15 +88,14 @@ impl SharedObject for EventObject {
                     Value::None
                 })
                 .into(),
-            "clear" => args
+            EventMethod::Clear => args
                 .none(method)
                 .map(|()| {
                     lock(&self.state).flag = false;
                     Value::None
                 })
                 .into(),
-            "wait" => self.wait(args).unwrap_or_else(Reply::err),
-            _ => Reply::no_such_method("Event", method),
+            EventMethod::Wait => self.wait(args).unwrap_or_else(Reply::err),
         }
     }
 

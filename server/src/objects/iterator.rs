@@ -8,6 +8,8 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
+use mp_proto::methods::builtin::IteratorMethod;
+use mp_proto::methods::MethodSpec;
 use mp_proto::value::sequence_bytes;
 use mp_proto::{ErrorKind, RemoteError, Value};
 
@@ -16,10 +18,6 @@ use crate::budget::{shrink_deque, Budget};
 use crate::held::Held;
 use crate::lock;
 use crate::object::{CallContext, Reply, SharedObject};
-
-/// The exposed methods (`send`/`throw` of generators have no meaning for
-/// a snapshot and are not offered).
-pub const EXPOSED: &[&str] = &["__next__", "close"];
 
 /// An iterator over stored values.
 pub struct IteratorObject {
@@ -40,13 +38,16 @@ impl IteratorObject {
 }
 
 impl SharedObject for IteratorObject {
-    fn methods() -> &'static [&'static str] {
-        EXPOSED
+    fn methods() -> &'static [MethodSpec] {
+        IteratorMethod::TABLE
     }
 
     fn call(&self, _ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {
-        match method {
-            "__next__" => match args.none(method) {
+        let Some(m) = IteratorMethod::from_name(method) else {
+            return Reply::no_such_method("iterator", method);
+        };
+        match m {
+            IteratorMethod::Next => match args.none(method) {
                 Err(e) => Reply::err(e),
                 Ok(()) => {
                     let mut items = lock(&self.items);
@@ -58,12 +59,11 @@ impl SharedObject for IteratorObject {
                     }
                 }
             },
-            "close" => {
+            IteratorMethod::Close => {
                 let rest = std::mem::take(&mut *lock(&self.items));
                 drop(rest);
                 Reply::none()
             }
-            _ => Reply::no_such_method("iterator", method),
         }
     }
 

@@ -10,6 +10,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use mp_proto::methods::builtin::ListMethod;
+use mp_proto::methods::MethodSpec;
 use mp_proto::value::sequence_bytes;
 use mp_proto::{ErrorKind, RemoteError, Value};
 
@@ -22,33 +24,6 @@ use crate::lock;
 use crate::object::{CallContext, Reply, Return, SharedObject};
 use crate::objects::iterate;
 use crate::slice::{self, insertion_point, opt_int, position, Index};
-
-/// CPython 3.11's `ListProxy` exposed list plus 3.13's `clear`/`copy` and
-/// the in-place `__iadd__`.
-pub const EXPOSED: &[&str] = &[
-    "__add__",
-    "__contains__",
-    "__delitem__",
-    "__getitem__",
-    "__len__",
-    "__mul__",
-    "__reversed__",
-    "__rmul__",
-    "__setitem__",
-    "append",
-    "count",
-    "extend",
-    "index",
-    "insert",
-    "pop",
-    "remove",
-    "reverse",
-    "sort",
-    "__imul__",
-    "__iadd__",
-    "clear",
-    "copy",
-];
 
 /// A shared `list`.
 pub struct ListObject {
@@ -121,8 +96,8 @@ fn repeat(
 }
 
 impl SharedObject for ListObject {
-    fn methods() -> &'static [&'static str] {
-        EXPOSED
+    fn methods() -> &'static [MethodSpec] {
+        ListMethod::TABLE
     }
 
     fn call(&self, ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {
@@ -167,12 +142,17 @@ impl ListObject {
         let mut items = lock(&self.items);
         // Removed values are dropped after the lock is released.
         let mut removed: Vec<Held> = Vec::new();
-        let value = match method {
-            "__len__" => {
+        let Some(m) = ListMethod::from_name(method) else {
+            return Err(attribute_error(format!(
+                "'list' object has no attribute '{method}'"
+            )));
+        };
+        let value = match m {
+            ListMethod::Len => {
                 args.none(method)?;
                 Value::Int(items.len() as i64)
             }
-            "__getitem__" => {
+            ListMethod::GetItem => {
                 let [i] = args.bind(method, ["index"], 1)?;
                 match Index::from_value(&i.unwrap_or_default(), "list")? {
                     Index::At(i) => {
@@ -190,7 +170,7 @@ impl ListObject {
                     }
                 }
             }
-            "__setitem__" => {
+            ListMethod::SetItem => {
                 let [i, v] = args.bind(method, ["index", "value"], 2)?;
                 let v = v.unwrap_or_default();
                 match Index::from_value(&i.unwrap_or_default(), "list")? {
@@ -214,7 +194,7 @@ impl ListObject {
                 }
                 Value::None
             }
-            "__delitem__" => {
+            ListMethod::DelItem => {
                 let [i] = args.bind(method, ["index"], 1)?;
                 match Index::from_value(&i.unwrap_or_default(), "list")? {
                     Index::At(i) => {
@@ -226,12 +206,12 @@ impl ListObject {
                 shrink_vec(&mut items);
                 Value::None
             }
-            "__contains__" => {
+            ListMethod::Contains => {
                 let [x] = args.bind(method, ["value"], 1)?;
                 let x = x.unwrap_or_default();
                 Value::Bool(items.iter().any(|h| *h.value() == x))
             }
-            "__add__" => {
+            ListMethod::Add => {
                 let [other] = args.bind(method, ["other"], 1)?;
                 let other = match other.unwrap_or_default() {
                     Value::List(v) => v,
@@ -250,43 +230,43 @@ impl ListObject {
                 out.extend(other);
                 return Ok(Return::Value(ctx.result(Value::List(out))));
             }
-            "__mul__" | "__rmul__" => {
+            ListMethod::Mul | ListMethod::RMul => {
                 let [n] = args.bind(method, ["n"], 1)?;
                 let out = repeat(ctx.budget(), &items, &n.unwrap_or_default(), false)?;
                 return Ok(Return::Value(ctx.result(Value::List(out))));
             }
-            "__imul__" => {
+            ListMethod::IMul => {
                 let [n] = args.bind(method, ["n"], 1)?;
                 let out = repeat(ctx.budget(), &items, &n.unwrap_or_default(), true)?;
                 let out = ctx.hold_all(out)?;
                 removed = std::mem::replace(&mut *items, out);
                 Value::None
             }
-            "__reversed__" => {
+            ListMethod::Reversed => {
                 args.none(method)?;
                 ctx.check_value(list_bytes(items.len(), items.iter().map(Held::value)))?;
                 let mut out = values(&items);
                 out.reverse();
                 return Ok(Return::Value(ctx.result(Value::List(out))));
             }
-            "append" => {
+            ListMethod::Append => {
                 let [x] = args.bind(method, ["object"], 1)?;
                 items.push(ctx.hold(x.unwrap_or_default())?);
                 Value::None
             }
-            "extend" | "__iadd__" => {
+            ListMethod::Extend | ListMethod::IAdd => {
                 let [x] = args.bind(method, ["iterable"], 1)?;
                 let new = ctx.hold_all(iterate(ctx.budget(), x.unwrap_or_default())?)?;
                 items.extend(new);
                 Value::None
             }
-            "insert" => {
+            ListMethod::Insert => {
                 let [i, x] = args.bind(method, ["index", "object"], 2)?;
                 let at = insertion_point(int_arg(&i.unwrap_or_default())?, items.len());
                 items.insert(at, ctx.hold(x.unwrap_or_default())?);
                 Value::None
             }
-            "pop" => {
+            ListMethod::Pop => {
                 let [i] = args.bind(method, ["index"], 0)?;
                 if items.is_empty() {
                     return Err(index_error("pop from empty list"));
@@ -300,7 +280,7 @@ impl ListObject {
                 shrink_vec(&mut items);
                 return Ok(Return::Value(out));
             }
-            "remove" => {
+            ListMethod::Remove => {
                 let [x] = args.bind(method, ["value"], 1)?;
                 let x = x.unwrap_or_default();
                 let p = items
@@ -311,7 +291,7 @@ impl ListObject {
                 shrink_vec(&mut items);
                 Value::None
             }
-            "index" => {
+            ListMethod::Index => {
                 let [x, start, stop] = args.bind(method, ["value", "start", "stop"], 1)?;
                 let x = x.unwrap_or_default();
                 let r = slice::Slice::new(opt_int(start.as_ref())?, opt_int(stop.as_ref())?, None)
@@ -322,17 +302,17 @@ impl ListObject {
                     None => return Err(value_error(format!("{} is not in list", x.repr()))),
                 }
             }
-            "count" => {
+            ListMethod::Count => {
                 let [x] = args.bind(method, ["value"], 1)?;
                 let x = x.unwrap_or_default();
                 Value::Int(items.iter().filter(|h| *h.value() == x).count() as i64)
             }
-            "reverse" => {
+            ListMethod::Reverse => {
                 args.none(method)?;
                 items.reverse();
                 Value::None
             }
-            "sort" => {
+            ListMethod::Sort => {
                 if !args.positional.is_empty() {
                     return Err(type_error("sort() takes no positional arguments"));
                 }
@@ -345,20 +325,15 @@ impl ListObject {
                 sort_by_key(&mut items, Held::value, bool_arg(reverse.as_ref(), false))?;
                 Value::None
             }
-            "clear" => {
+            ListMethod::Clear => {
                 args.none(method)?;
                 removed = std::mem::take(&mut *items);
                 Value::None
             }
-            "copy" => {
+            ListMethod::Copy => {
                 args.none(method)?;
                 ctx.check_value(list_bytes(items.len(), items.iter().map(Held::value)))?;
                 return Ok(Return::Value(ctx.result(Value::List(values(&items)))));
-            }
-            _ => {
-                return Err(attribute_error(format!(
-                    "'list' object has no attribute '{method}'"
-                )))
             }
         };
         drop(items);

@@ -32,6 +32,7 @@ pub mod queue;
 pub mod semaphore;
 pub mod value;
 
+use mp_proto::methods::builtin::SemaphoreMethod;
 use mp_proto::{RemoteError, Value};
 
 use crate::budget::Budget;
@@ -41,38 +42,31 @@ use crate::registry::Registry;
 
 /// Registers every SyncManager type with CPython's exposed lists.
 pub fn register_builtins(r: &mut Registry) {
-    r.register("dict", dict::DictObject::create)
-        .exposed(dict::EXPOSED.iter().copied())
-        .method_to_typeid("__iter__", "Iterator");
-    r.register("list", list::ListObject::create)
-        .exposed(list::EXPOSED.iter().copied());
-    r.register_returned::<iterator::IteratorObject>("Iterator")
-        .exposed(iterator::EXPOSED.iter().copied());
+    // Each type's exposed list and method_to_typeid come from its
+    // declaration (mp_proto::methods::builtin); only the narrower
+    // registrations of the shared semaphore object name their subset.
+    let acquirer = [SemaphoreMethod::Acquire, SemaphoreMethod::Release].map(SemaphoreMethod::name);
+    r.register("dict", dict::DictObject::create);
+    r.register("list", list::ListObject::create);
+    r.register_returned::<iterator::IteratorObject>("Iterator");
     r.register("Queue", queue::QueueObject::create);
     r.register("JoinableQueue", queue::QueueObject::create);
-    r.register("Lock", semaphore::SemaphoreObject::create_lock)
-        .exposed(semaphore::LOCK_EXPOSED.iter().copied());
+    r.register("Lock", semaphore::SemaphoreObject::create_lock);
     r.register("RLock", semaphore::SemaphoreObject::create_rlock)
-        .exposed(semaphore::EXPOSED.iter().copied());
+        .exposed(acquirer);
     r.register("Semaphore", semaphore::SemaphoreObject::create_semaphore)
-        .exposed(semaphore::EXPOSED.iter().copied());
+        .exposed(acquirer);
     r.register(
         "BoundedSemaphore",
         semaphore::SemaphoreObject::create_bounded,
     )
-    .exposed(semaphore::EXPOSED.iter().copied());
-    r.register("Condition", condition::ConditionObject::create)
-        .exposed(condition::EXPOSED.iter().copied());
-    r.register("Event", event::EventObject::create)
-        .exposed(event::EXPOSED.iter().copied());
-    r.register("Barrier", barrier::BarrierObject::create)
-        .exposed(barrier::EXPOSED.iter().copied());
-    r.register("Namespace", namespace::NamespaceObject::create)
-        .exposed(namespace::EXPOSED.iter().copied());
-    r.register("Value", value::ValueObject::create)
-        .exposed(value::EXPOSED.iter().copied());
-    r.register("Array", array::ArrayObject::create)
-        .exposed(array::EXPOSED.iter().copied());
+    .exposed(acquirer);
+    r.register("Condition", condition::ConditionObject::create);
+    r.register("Event", event::EventObject::create);
+    r.register("Barrier", barrier::BarrierObject::create);
+    r.register("Namespace", namespace::NamespaceObject::create);
+    r.register("Value", value::ValueObject::create);
+    r.register("Array", array::ArrayObject::create);
 }
 
 /// Python's iteration of a value: a list's or tuple's items, a dict's
@@ -107,3 +101,108 @@ pub fn iterate(budget: &Budget, value: Value) -> Result<Vec<Value>, RemoteError>
 
 #[cfg(test)]
 pub(crate) mod testing;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exposed lists (what `get_methods` answers, in its order) as
+    /// they were written out by hand before each type declared its
+    /// methods once: the declarations must give exactly these.
+    #[test]
+    fn declared_methods_give_the_exposed_lists_clients_know() {
+        let dict = [
+            "__contains__",
+            "__delitem__",
+            "__getitem__",
+            "__iter__",
+            "__len__",
+            "__setitem__",
+            "clear",
+            "copy",
+            "get",
+            "items",
+            "keys",
+            "pop",
+            "popitem",
+            "setdefault",
+            "update",
+            "values",
+            "__or__",
+            "__ior__",
+            "__reversed__",
+        ];
+        let list = [
+            "__add__",
+            "__contains__",
+            "__delitem__",
+            "__getitem__",
+            "__len__",
+            "__mul__",
+            "__reversed__",
+            "__rmul__",
+            "__setitem__",
+            "append",
+            "count",
+            "extend",
+            "index",
+            "insert",
+            "pop",
+            "remove",
+            "reverse",
+            "sort",
+            "__imul__",
+            "__iadd__",
+            "clear",
+            "copy",
+        ];
+        let queue = [
+            "empty",
+            "full",
+            "get",
+            "get_nowait",
+            "join",
+            "put",
+            "put_nowait",
+            "qsize",
+            "task_done",
+        ];
+        let acquirer = ["acquire", "release"];
+        let expected: &[(&str, &[&str])] = &[
+            ("dict", &dict),
+            ("list", &list),
+            ("Iterator", &["__next__", "close"]),
+            ("Queue", &queue),
+            ("JoinableQueue", &queue),
+            ("Lock", &["acquire", "release", "locked"]),
+            ("RLock", &acquirer),
+            ("Semaphore", &acquirer),
+            ("BoundedSemaphore", &acquirer),
+            (
+                "Condition",
+                &["acquire", "release", "wait", "notify", "notify_all"],
+            ),
+            ("Event", &["is_set", "set", "clear", "wait"]),
+            ("Barrier", &["__getattribute__", "wait", "abort", "reset"]),
+            (
+                "Namespace",
+                &["__getattribute__", "__setattr__", "__delattr__"],
+            ),
+            ("Value", &["get", "set"]),
+            ("Array", &["__len__", "__getitem__", "__setitem__"]),
+        ];
+        let types = Registry::sync_manager().freeze();
+        assert_eq!(
+            types.keys().map(String::as_str).collect::<Vec<_>>(),
+            expected.iter().map(|(t, _)| *t).collect::<Vec<_>>()
+        );
+        for (typeid, exposed) in expected {
+            assert_eq!(types[*typeid].exposed, *exposed, "{typeid}");
+        }
+        let iter = types["dict"].method_to_typeid.iter().collect::<Vec<_>>();
+        assert_eq!(iter, [(&"__iter__".to_owned(), &"Iterator".to_owned())]);
+        assert!(types
+            .values()
+            .all(|t| t.typeid == "dict" || t.method_to_typeid.is_empty()));
+    }
+}

@@ -9,6 +9,8 @@
 use std::sync::{Arc, Mutex};
 
 use indexmap::IndexMap;
+use mp_proto::methods::builtin::NamespaceMethod;
+use mp_proto::methods::MethodSpec;
 use mp_proto::value::{dict_bytes, heap_block, Map};
 use mp_proto::{RemoteError, Value};
 
@@ -18,9 +20,6 @@ use crate::errors::attribute_error;
 use crate::held::Held;
 use crate::lock;
 use crate::object::{CallContext, Reply, Return, SharedObject};
-
-/// `NamespaceProxy`'s exposed list.
-pub const EXPOSED: &[&str] = &["__getattribute__", "__setattr__", "__delattr__"];
 
 /// One attribute: its value, and the charge for its name (the map's key,
 /// a plain string outside any [`Held`]).
@@ -103,8 +102,13 @@ impl NamespaceObject {
         method: &str,
         args: Args,
     ) -> Result<Return, RemoteError> {
-        match method {
-            "__getattribute__" => {
+        let Some(m) = NamespaceMethod::from_name(method) else {
+            return Err(attribute_error(format!(
+                "'Namespace' object has no attribute '{method}'"
+            )));
+        };
+        match m {
+            NamespaceMethod::GetAttribute => {
                 let [name] = args.bind(method, ["name"], 1)?;
                 let name = name.unwrap_or_default();
                 let name = str_arg(&name, "attribute name")?;
@@ -118,7 +122,7 @@ impl NamespaceObject {
                     .map(|a| Return::Value(a.value.clone()))
                     .ok_or_else(|| Self::missing(name))
             }
-            "__setattr__" => {
+            NamespaceMethod::SetAttr => {
                 let [name, value] = args.bind(method, ["name", "value"], 2)?;
                 let name = name.unwrap_or_default();
                 let name = str_arg(&name, "attribute name")?.to_owned();
@@ -143,7 +147,7 @@ impl NamespaceObject {
                 drop(old);
                 Ok(Value::None.into())
             }
-            "__delattr__" => {
+            NamespaceMethod::DelAttr => {
                 let [name] = args.bind(method, ["name"], 1)?;
                 let name = name.unwrap_or_default();
                 let name = str_arg(&name, "attribute name")?;
@@ -159,16 +163,13 @@ impl NamespaceObject {
                     None => Err(Self::missing(name)),
                 }
             }
-            _ => Err(attribute_error(format!(
-                "'Namespace' object has no attribute '{method}'"
-            ))),
         }
     }
 }
 
 impl SharedObject for NamespaceObject {
-    fn methods() -> &'static [&'static str] {
-        EXPOSED
+    fn methods() -> &'static [MethodSpec] {
+        NamespaceMethod::TABLE
     }
 
     fn call(&self, ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {

@@ -16,6 +16,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mp_proto::methods::builtin::QueueMethod;
+use mp_proto::methods::MethodSpec;
 use mp_proto::{ErrorKind, RemoteError, Value};
 
 use crate::args::{bool_arg, int_arg, queue_timeout, Args};
@@ -25,19 +27,6 @@ use crate::held::Held;
 use crate::lock;
 use crate::object::{CallContext, Reply, Return, SharedObject};
 use crate::wait::{Cancelled, Wait, WaitQueue, Wakers};
-
-/// `queue.Queue`'s public methods, what CPython exposes for it.
-pub const EXPOSED: &[&str] = &[
-    "empty",
-    "full",
-    "get",
-    "get_nowait",
-    "join",
-    "put",
-    "put_nowait",
-    "qsize",
-    "task_done",
-];
 
 /// Items, counters and the three kinds of waiter.
 pub struct QueueState {
@@ -222,8 +211,11 @@ impl QueueObject {
         method: &str,
         args: Args,
     ) -> Result<Reply, RemoteError> {
-        Ok(match method {
-            "put" => {
+        let Some(m) = QueueMethod::from_name(method) else {
+            return Ok(Reply::no_such_method("Queue", method));
+        };
+        Ok(match m {
+            QueueMethod::Put => {
                 let [item, block, timeout] = args.bind(method, ["item", "block", "timeout"], 1)?;
                 let block = bool_arg(block.as_ref(), true);
                 let timeout = if block {
@@ -233,11 +225,11 @@ impl QueueObject {
                 };
                 self.put(ctx.hold(item.unwrap_or_default())?, block, timeout)
             }
-            "put_nowait" => {
+            QueueMethod::PutNowait => {
                 let [item] = args.bind(method, ["item"], 1)?;
                 self.put(ctx.hold(item.unwrap_or_default())?, false, None)
             }
-            "get" => {
+            QueueMethod::Get => {
                 let [block, timeout] = args.bind(method, ["block", "timeout"], 0)?;
                 let block = bool_arg(block.as_ref(), true);
                 let timeout = if block {
@@ -247,23 +239,23 @@ impl QueueObject {
                 };
                 self.get(block, timeout)
             }
-            "get_nowait" => {
+            QueueMethod::GetNowait => {
                 args.none(method)?;
                 self.get(false, None)
             }
-            "qsize" => {
+            QueueMethod::Qsize => {
                 args.none(method)?;
                 Reply::ok(lock(&self.state).items.len() as i64)
             }
-            "empty" => {
+            QueueMethod::Empty => {
                 args.none(method)?;
                 Reply::ok(lock(&self.state).items.is_empty())
             }
-            "full" => {
+            QueueMethod::Full => {
                 args.none(method)?;
                 Reply::ok(lock(&self.state).full())
             }
-            "task_done" => {
+            QueueMethod::TaskDone => {
                 args.none(method)?;
                 let mut wakers = Wakers::new();
                 let mut s = lock(&self.state);
@@ -276,7 +268,7 @@ impl QueueObject {
                 }
                 Reply::none()
             }
-            "join" => {
+            QueueMethod::Join => {
                 args.none(method)?;
                 let mut s = lock(&self.state);
                 if s.unfinished == 0 {
@@ -296,14 +288,13 @@ impl QueueObject {
                     Ok::<Return, RemoteError>(Value::None.into())
                 })
             }
-            _ => Reply::no_such_method("Queue", method),
         })
     }
 }
 
 impl SharedObject for QueueObject {
-    fn methods() -> &'static [&'static str] {
-        EXPOSED
+    fn methods() -> &'static [MethodSpec] {
+        QueueMethod::TABLE
     }
 
     fn call(&self, ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {

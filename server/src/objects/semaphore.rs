@@ -23,6 +23,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mp_proto::methods::builtin::SemaphoreMethod;
+use mp_proto::methods::MethodSpec;
 use mp_proto::{ErrorKind, RemoteError, Value};
 
 use crate::args::{bool_arg, int_arg, lock_timeout, Args};
@@ -30,12 +32,6 @@ use crate::errors::{runtime_error, value_error};
 use crate::lock;
 use crate::object::{CallContext, Owner, Reply, Return, SessionId, SharedObject};
 use crate::wait::{Cancelled, Wait, WaitQueue, Wakers};
-
-/// `AcquirerProxy`'s exposed list.
-pub const EXPOSED: &[&str] = &["acquire", "release"];
-
-/// A `Lock` also answers `locked()` (Python 3.13).
-pub const LOCK_EXPOSED: &[&str] = &["acquire", "release", "locked"];
 
 /// Which of the four it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -372,14 +368,17 @@ fn initial(args: Args, name: &str) -> Result<u64, RemoteError> {
 }
 
 impl SharedObject for SemaphoreObject {
-    fn methods() -> &'static [&'static str] {
-        LOCK_EXPOSED
+    fn methods() -> &'static [MethodSpec] {
+        SemaphoreMethod::TABLE
     }
 
     fn call(&self, ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {
-        match method {
-            "acquire" | "__enter__" => self.acquire(ctx, args),
-            "release" | "__exit__" => {
+        let Some(m) = SemaphoreMethod::from_name(method) else {
+            return Reply::no_such_method("lock", method);
+        };
+        match m {
+            SemaphoreMethod::Acquire | SemaphoreMethod::Enter => self.acquire(ctx, args),
+            SemaphoreMethod::Release | SemaphoreMethod::Exit => {
                 let kind = self.kind();
                 let n = if matches!(kind, SemKind::Semaphore | SemKind::BoundedSemaphore)
                     && method == "release"
@@ -405,11 +404,10 @@ impl SharedObject for SemaphoreObject {
                     .map(|()| Value::None)
                     .into()
             }
-            "locked" => match args.none(method) {
+            SemaphoreMethod::Locked => match args.none(method) {
                 Ok(()) => Reply::ok(lock(&self.state).value == 0),
                 Err(e) => Reply::err(e),
             },
-            _ => Reply::no_such_method("lock", method),
         }
     }
 

@@ -8,6 +8,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use mp_proto::methods::builtin::ValueMethod;
+use mp_proto::methods::MethodSpec;
 use mp_proto::RemoteError;
 
 use crate::args::{str_arg, Args};
@@ -15,9 +17,6 @@ use crate::budget::Budget;
 use crate::held::Held;
 use crate::lock;
 use crate::object::{CallContext, Reply, SharedObject};
-
-/// `ValueProxy`'s exposed list.
-pub const EXPOSED: &[&str] = &["get", "set"];
 
 /// A shared value.
 pub struct ValueObject {
@@ -44,17 +43,20 @@ impl ValueObject {
 }
 
 impl SharedObject for ValueObject {
-    fn methods() -> &'static [&'static str] {
-        EXPOSED
+    fn methods() -> &'static [MethodSpec] {
+        ValueMethod::TABLE
     }
 
     fn call(&self, ctx: &CallContext<'_>, method: &str, args: Args) -> Reply {
-        match method {
-            "get" => match args.none(method) {
+        let Some(m) = ValueMethod::from_name(method) else {
+            return Reply::no_such_method("Value", method);
+        };
+        match m {
+            ValueMethod::Get => match args.none(method) {
                 Ok(()) => Reply::held(lock(&self.value).clone()),
                 Err(e) => Reply::err(e),
             },
-            "set" => match args
+            ValueMethod::Set => match args
                 .bind(method, ["value"], 1)
                 .and_then(|[v]| ctx.hold(v.unwrap_or_default()))
             {
@@ -65,7 +67,6 @@ impl SharedObject for ValueObject {
                 }
                 Err(e) => Reply::err(e),
             },
-            _ => Reply::no_such_method("Value", method),
         }
     }
 

@@ -10,9 +10,9 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::engine::control::SERVER_METHODS;
 use crate::engine::Engine;
-use crate::metrics::{ALWAYS, ERROR_KINDS, HANDSHAKE_REASONS, OTHER};
+use crate::metrics::{always, ERROR_KINDS, HANDSHAKE_REASONS, OTHER};
+use mp_proto::methods::builtin::ServerMethod;
 
 /// The `Content-Type` of [`render`]'s output.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -198,7 +198,7 @@ impl Collector for EngineCollector {
         // output is stable from one scrape to the next.
         let calls = engine.types.iter().flat_map(|(typeid, spec)| {
             let calls = &m.calls[typeid];
-            let methods = spec.exposed.iter().map(String::as_str).chain(ALWAYS);
+            let methods = spec.exposed.iter().map(String::as_str).chain(always());
             methods
                 .filter_map(move |name| calls.methods.get(name).map(|n| (name, n)))
                 .chain([(OTHER, &calls.other)])
@@ -221,11 +221,12 @@ impl Collector for EngineCollector {
             "mpserver_server_calls",
             "Server-level calls (create, incref, …) by method.",
             Counter,
-            SERVER_METHODS
+            ServerMethod::ALL
                 .iter()
-                .chain([&OTHER])
+                .map(|m| m.name())
+                .chain([OTHER])
                 .zip(&m.server_calls)
-                .map(|(method, n)| (vec![("method", *method)], load(n))),
+                .map(|(method, n)| (vec![("method", method)], load(n))),
         )?;
         family(
             e,

@@ -9,6 +9,7 @@
 //! holding up the calls after it.
 
 use mp_proto::message::{Kwargs, Target};
+use mp_proto::methods::builtin::ServerMethod;
 use mp_proto::{ObjectId, Value};
 
 use super::{encode_request, thread_wake, ManagerClient, Return};
@@ -133,7 +134,7 @@ impl ManagerClient {
         // Server ids stay below 2^52, so they fit an int.
         let calls = ids
             .iter()
-            .map(|id| Call::server("decref", vec![Value::Int(id.0 as i64)]));
+            .map(|id| Call::server(ServerMethod::Decref.name(), vec![Value::Int(id.0 as i64)]));
         self.call_many(calls)
             .into_iter()
             .map(|r| r.map(drop))

@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use mp_proto::codec::{decode, encode_frame_into};
 use mp_proto::frame::read_frame;
 use mp_proto::message::{Kwargs, Outcome, ProxyInfo, Request, Response, Target, CONNECTION_ID};
+use mp_proto::methods::builtin::ServerMethod;
 use mp_proto::reports::ObjectInfo;
 use mp_proto::value::from_value;
 use mp_proto::{ObjectId, Value};
@@ -330,8 +331,8 @@ impl ManagerClient {
         }
     }
 
-    fn server(&self, method: &str, args: Vec<Value>) -> Result<Value, ManagerError> {
-        self.call(Target::Server, method, args, Kwargs::new())?
+    fn server(&self, method: ServerMethod, args: Vec<Value>) -> Result<Value, ManagerError> {
+        self.call(Target::Server, method.name(), args, Kwargs::new())?
             .into_value()
     }
 
@@ -357,43 +358,45 @@ impl ManagerClient {
         let mut all = Vec::with_capacity(args.len() + 1);
         all.push(Value::Str(typeid.to_owned()));
         all.extend(args);
-        self.call(Target::Server, "create", all, kwargs)?
+        self.call(Target::Server, ServerMethod::Create.name(), all, kwargs)?
             .into_proxy()
     }
 
     /// Adds a reference to `id`, owned by this connection.
     pub fn incref(&self, id: ObjectId) -> Result<(), ManagerError> {
-        self.server("incref", vec![id_value(id)]).map(drop)
+        self.server(ServerMethod::Incref, vec![id_value(id)])
+            .map(drop)
     }
 
     /// Gives back a reference to `id` this connection owns.
     pub fn decref(&self, id: ObjectId) -> Result<(), ManagerError> {
-        self.server("decref", vec![id_value(id)]).map(drop)
+        self.server(ServerMethod::Decref, vec![id_value(id)])
+            .map(drop)
     }
 
     /// The methods `id`'s proxies may call.
     pub fn get_methods(&self, id: ObjectId) -> Result<Vec<String>, ManagerError> {
-        convert(self.server("get_methods", vec![id_value(id)])?)
+        convert(self.server(ServerMethod::GetMethods, vec![id_value(id)])?)
     }
 
     /// How many shared objects are alive.
     pub fn number_of_objects(&self) -> Result<u64, ManagerError> {
-        convert(self.server("number_of_objects", vec![])?)
+        convert(self.server(ServerMethod::NumberOfObjects, vec![])?)
     }
 
     /// Every live object with its typeid and refcount.
     pub fn debug_info(&self) -> Result<Vec<ObjectInfo>, ManagerError> {
-        convert(self.server("debug_info", vec![])?)
+        convert(self.server(ServerMethod::DebugInfo, vec![])?)
     }
 
     /// The server's status.
     pub fn status(&self) -> Result<ServerStatus, ManagerError> {
-        convert(self.server("status", vec![])?)
+        convert(self.server(ServerMethod::Status, vec![])?)
     }
 
     /// The registered typeids.
     pub fn typeids(&self) -> Result<Vec<TypeInfo>, ManagerError> {
-        convert(self.server("typeids", vec![])?)
+        convert(self.server(ServerMethod::Typeids, vec![])?)
     }
 
     /// Puts one reference to `id` in transit for at most `lease` (the
@@ -402,7 +405,7 @@ impl ManagerClient {
     /// [`receive`](Self::receive)s it or the lease ends.
     pub fn transit(&self, id: ObjectId, lease: Duration) -> Result<u64, ManagerError> {
         let args = vec![id_value(id), Value::Float(lease.as_secs_f64())];
-        convert(self.server("transit", args)?)
+        convert(self.server(ServerMethod::Transit, args)?)
     }
 
     /// Takes over the reference in transit under `ticket`; this connection
@@ -410,17 +413,17 @@ impl ManagerClient {
     pub fn receive(&self, ticket: u64) -> Result<ObjectId, ManagerError> {
         let ticket = i64::try_from(ticket)
             .map_err(|_| ManagerError::Protocol(format!("ticket {ticket} out of range")))?;
-        convert(self.server("receive", vec![Value::Int(ticket)])?).map(ObjectId)
+        convert(self.server(ServerMethod::Receive, vec![Value::Int(ticket)])?).map(ObjectId)
     }
 
     /// A round trip that does nothing.
     pub fn ping(&self) -> Result<(), ManagerError> {
-        self.server("ping", vec![]).map(drop)
+        self.server(ServerMethod::Ping, vec![]).map(drop)
     }
 
     /// Asks the server to stop gracefully.
     pub fn shutdown(&self) -> Result<(), ManagerError> {
-        self.server("shutdown", vec![]).map(drop)
+        self.server(ServerMethod::Shutdown, vec![]).map(drop)
     }
 }
 

@@ -18,6 +18,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use mp_proto::message::{Kwargs, Target};
+use mp_proto::methods::builtin::ServerMethod;
 use mp_proto::{ObjectId, Value};
 
 use super::batch::Call;
@@ -136,7 +137,7 @@ impl ManagerClient {
                 method,
                 args,
                 kwargs,
-            } = Call::server("decref", vec![Value::Int(r.0 as i64)]);
+            } = Call::server(ServerMethod::Decref.name(), vec![Value::Int(r.0 as i64)]);
             // Encoding an int cannot fail short of memory; if it does,
             // the reference stays until the connection closes.
             if encode_request(&mut frames, id, target, &method, args, kwargs).is_ok() {

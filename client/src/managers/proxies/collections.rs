@@ -4,6 +4,7 @@
 
 use std::marker::PhantomData;
 
+use mp_proto::methods::builtin::{DictMethod, ListMethod};
 use mp_proto::{ErrorKind, Value};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -31,13 +32,13 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// `d[key] = value`.
     pub fn set(&self, key: &K, value: &V) -> Result<(), ManagerError> {
         self.base
-            .call("__setitem__", vec![to_wire(key)?, to_wire(value)?])
+            .call(DictMethod::SetItem, vec![to_wire(key)?, to_wire(value)?])
             .map(drop)
     }
 
     /// `d[key]`; a missing key is a `KeyError`.
     pub fn get_item(&self, key: &K) -> Result<V, ManagerError> {
-        self.base.call_as("__getitem__", vec![to_wire(key)?])
+        self.base.call_as(DictMethod::GetItem, vec![to_wire(key)?])
     }
 
     /// `d.get(key)`: `None` for a missing key.
@@ -51,12 +52,12 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
 
     /// `key in d`.
     pub fn contains_key(&self, key: &K) -> Result<bool, ManagerError> {
-        self.base.call_as("__contains__", vec![to_wire(key)?])
+        self.base.call_as(DictMethod::Contains, vec![to_wire(key)?])
     }
 
     /// `len(d)`.
     pub fn len(&self) -> Result<usize, ManagerError> {
-        self.base.call_as("__len__", vec![])
+        self.base.call_as(DictMethod::Len, vec![])
     }
 
     /// `len(d) == 0`.
@@ -68,7 +69,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// stored with the value `None` gives `Some` of it: the missing key is
     /// told by the server's `KeyError`, never by the value).
     pub fn remove(&self, key: &K) -> Result<Option<V>, ManagerError> {
-        match self.base.call("pop", vec![to_wire(key)?]) {
+        match self.base.call(DictMethod::Pop, vec![to_wire(key)?]) {
             Ok(v) => convert_answer(&self.base.client()?, v).map(Some),
             Err(ManagerError::Remote(e)) if e.kind == ErrorKind::KeyError => Ok(None),
             Err(e) => Err(e),
@@ -77,28 +78,30 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
 
     /// `d.setdefault(key, default)`: the value now under `key`.
     pub fn setdefault(&self, key: &K, default: &V) -> Result<V, ManagerError> {
-        self.base
-            .call_as("setdefault", vec![to_wire(key)?, to_wire(default)?])
+        self.base.call_as(
+            DictMethod::SetDefault,
+            vec![to_wire(key)?, to_wire(default)?],
+        )
     }
 
     /// `list(d.keys())`.
     pub fn keys(&self) -> Result<Vec<K>, ManagerError> {
-        self.base.call_as("keys", vec![])
+        self.base.call_as(DictMethod::Keys, vec![])
     }
 
     /// `list(d.values())`.
     pub fn values(&self) -> Result<Vec<V>, ManagerError> {
-        self.base.call_as("values", vec![])
+        self.base.call_as(DictMethod::Values, vec![])
     }
 
     /// `list(d.items())`.
     pub fn items(&self) -> Result<Vec<(K, V)>, ManagerError> {
-        self.base.call_as("items", vec![])
+        self.base.call_as(DictMethod::Items, vec![])
     }
 
     /// `d.clear()`.
     pub fn clear(&self) -> Result<(), ManagerError> {
-        self.base.call("clear", vec![]).map(drop)
+        self.base.call(DictMethod::Clear, vec![]).map(drop)
     }
 
     /// A copy of the whole dict as key/value pairs in insertion order
@@ -142,7 +145,9 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
 
     /// `l.append(item)`.
     pub fn append(&self, item: &T) -> Result<(), ManagerError> {
-        self.base.call("append", vec![to_wire(item)?]).map(drop)
+        self.base
+            .call(ListMethod::Append, vec![to_wire(item)?])
+            .map(drop)
     }
 
     /// `l.extend(items)`.
@@ -155,57 +160,62 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
             .into_iter()
             .map(to_wire)
             .collect::<Result<Vec<_>, _>>()?;
-        self.base.call("extend", vec![Value::List(items)]).map(drop)
+        self.base
+            .call(ListMethod::Extend, vec![Value::List(items)])
+            .map(drop)
     }
 
     /// `l[i]` (negative counts from the end); out of range is an
     /// `IndexError`.
     pub fn get(&self, i: i64) -> Result<T, ManagerError> {
-        self.base.call_as("__getitem__", vec![index(i)])
+        self.base.call_as(ListMethod::GetItem, vec![index(i)])
     }
 
     /// `l[i] = item`.
     pub fn set(&self, i: i64, item: &T) -> Result<(), ManagerError> {
         self.base
-            .call("__setitem__", vec![index(i), to_wire(item)?])
+            .call(ListMethod::SetItem, vec![index(i), to_wire(item)?])
             .map(drop)
     }
 
     /// `l.insert(i, item)`.
     pub fn insert(&self, i: i64, item: &T) -> Result<(), ManagerError> {
         self.base
-            .call("insert", vec![index(i), to_wire(item)?])
+            .call(ListMethod::Insert, vec![index(i), to_wire(item)?])
             .map(drop)
     }
 
     /// `l.pop(i)`.
     pub fn pop(&self, i: i64) -> Result<T, ManagerError> {
-        self.base.call_as("pop", vec![index(i)])
+        self.base.call_as(ListMethod::Pop, vec![index(i)])
     }
 
     /// `l.remove(item)`: a missing item is a `ValueError`.
     pub fn remove(&self, item: &T) -> Result<(), ManagerError> {
-        self.base.call("remove", vec![to_wire(item)?]).map(drop)
+        self.base
+            .call(ListMethod::Remove, vec![to_wire(item)?])
+            .map(drop)
     }
 
     /// `l.index(item)`.
     pub fn index(&self, item: &T) -> Result<usize, ManagerError> {
-        self.base.call_as("index", vec![to_wire(item)?])
+        self.base.call_as(ListMethod::Index, vec![to_wire(item)?])
     }
 
     /// `l.count(item)`.
     pub fn count(&self, item: &T) -> Result<usize, ManagerError> {
-        self.base.call_as("count", vec![to_wire(item)?])
+        self.base.call_as(ListMethod::Count, vec![to_wire(item)?])
     }
 
     /// `item in l`.
     pub fn contains(&self, item: &T) -> Result<bool, ManagerError> {
-        self.base.call_as("__contains__", vec![to_wire(item)?])
+        self.base
+            .call_as(ListMethod::Contains, vec![to_wire(item)?])
     }
 
     /// `len(l)`.
     pub fn len(&self) -> Result<usize, ManagerError> {
-        self.base.call_as("__len__", vec![])
+        self.base.call_as(ListMethod::Len, vec![])
     }
 
     /// `len(l) == 0`.
@@ -215,12 +225,12 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
 
     /// `l.reverse()`, in place.
     pub fn reverse(&self) -> Result<(), ManagerError> {
-        self.base.call("reverse", vec![]).map(drop)
+        self.base.call(ListMethod::Reverse, vec![]).map(drop)
     }
 
     /// `l.clear()`.
     pub fn clear(&self) -> Result<(), ManagerError> {
-        self.base.call("clear", vec![]).map(drop)
+        self.base.call(ListMethod::Clear, vec![]).map(drop)
     }
 
     /// A copy of the whole list (Python's `_getvalue()`).

@@ -4,9 +4,16 @@
 
 use std::time::{Duration, Instant};
 
+use mp_proto::methods::builtin::{BarrierMethod, ConditionMethod};
 use mp_proto::Value;
 
 use super::sync::{acquire, AcquireGuard};
+
+/// A condition's acquire and release (of its lock).
+const CONDITION_LOCK: [&str; 2] = [
+    ConditionMethod::Acquire.name(),
+    ConditionMethod::Release.name(),
+];
 use crate::managers::error::ManagerError;
 use crate::managers::proxy::{proxy_common, secs, BaseProxy};
 
@@ -32,7 +39,7 @@ impl ConditionProxy {
 
     /// Acquires the condition's lock, waiting as long as it takes.
     pub fn acquire(&self) -> Result<AcquireGuard<'_>, ManagerError> {
-        acquire(&self.base, vec![Value::Bool(true)])?
+        acquire(&self.base, CONDITION_LOCK, vec![Value::Bool(true)])?
             .ok_or_else(|| ManagerError::Protocol("blocking acquire returned False".into()))
     }
 
@@ -42,19 +49,24 @@ impl ConditionProxy {
         &self,
         timeout: Duration,
     ) -> Result<Option<AcquireGuard<'_>>, ManagerError> {
-        acquire(&self.base, vec![Value::Bool(true), secs(timeout)])
+        acquire(
+            &self.base,
+            CONDITION_LOCK,
+            vec![Value::Bool(true), secs(timeout)],
+        )
     }
 
     /// Releases the lock, waits for a notification, takes the lock back.
     /// The calling thread must hold the lock (`RuntimeError` otherwise).
     pub fn wait(&self) -> Result<(), ManagerError> {
-        self.base.call("wait", vec![]).map(drop)
+        self.base.call(ConditionMethod::Wait, vec![]).map(drop)
     }
 
     /// [`wait`](Self::wait) for at most `timeout`; whether it was
     /// notified.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
-        self.base.call_as("wait", vec![secs(timeout)])
+        self.base
+            .call_as(ConditionMethod::Wait, vec![secs(timeout)])
     }
 
     /// Waits until `predicate` holds, evaluating it here in the client
@@ -92,12 +104,14 @@ impl ConditionProxy {
     /// Wakes up to `n` waiters.
     pub fn notify_n(&self, n: usize) -> Result<(), ManagerError> {
         let n = i64::try_from(n).unwrap_or(i64::MAX);
-        self.base.call("notify", vec![Value::Int(n)]).map(drop)
+        self.base
+            .call(ConditionMethod::Notify, vec![Value::Int(n)])
+            .map(drop)
     }
 
     /// Wakes every waiter.
     pub fn notify_all(&self) -> Result<(), ManagerError> {
-        self.base.call("notify_all", vec![]).map(drop)
+        self.base.call(ConditionMethod::NotifyAll, vec![]).map(drop)
     }
 }
 
@@ -124,28 +138,30 @@ impl BarrierProxy {
     /// arrival index, `0..parties`. A broken barrier is a
     /// `BrokenBarrierError`.
     pub fn wait(&self) -> Result<usize, ManagerError> {
-        self.base.call_as("wait", vec![])
+        self.base.call_as(BarrierMethod::Wait, vec![])
     }
 
     /// [`wait`](Self::wait) for at most `timeout`; timing out breaks the
     /// barrier.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<usize, ManagerError> {
-        self.base.call_as("wait", vec![secs(timeout)])
+        self.base.call_as(BarrierMethod::Wait, vec![secs(timeout)])
     }
 
     /// Breaks the barrier: every waiter, now and later, fails.
     pub fn abort(&self) -> Result<(), ManagerError> {
-        self.base.call("abort", vec![]).map(drop)
+        self.base.call(BarrierMethod::Abort, vec![]).map(drop)
     }
 
     /// Returns the barrier to its empty, unbroken state.
     pub fn reset(&self) -> Result<(), ManagerError> {
-        self.base.call("reset", vec![]).map(drop)
+        self.base.call(BarrierMethod::Reset, vec![]).map(drop)
     }
 
     fn attr<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, ManagerError> {
-        self.base
-            .call_as("__getattribute__", vec![Value::Str(name.to_owned())])
+        self.base.call_as(
+            BarrierMethod::GetAttribute,
+            vec![Value::Str(name.to_owned())],
+        )
     }
 
     /// How many parties it waits for.

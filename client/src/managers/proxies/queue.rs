@@ -9,6 +9,7 @@
 use std::marker::PhantomData;
 use std::time::Duration;
 
+use mp_proto::methods::builtin::QueueMethod;
 use mp_proto::Value;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -46,14 +47,16 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
 
     /// Puts `item`, waiting for room as long as it takes.
     pub fn put(&self, item: &T) -> Result<(), ManagerError> {
-        self.base.call("put", vec![to_wire(item)?]).map(drop)
+        self.base
+            .call(QueueMethod::Put, vec![to_wire(item)?])
+            .map(drop)
     }
 
     /// Puts `item`, waiting for room at most `timeout` (`Full` after).
     pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<(), ManagerError> {
         self.base
             .call(
-                "put",
+                QueueMethod::Put,
                 vec![to_wire(item)?, Value::Bool(true), secs(timeout)],
             )
             .map(drop)
@@ -61,48 +64,50 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
 
     /// Puts `item` if there is room now (`Full` otherwise).
     pub fn put_nowait(&self, item: &T) -> Result<(), ManagerError> {
-        self.base.call("put_nowait", vec![to_wire(item)?]).map(drop)
+        self.base
+            .call(QueueMethod::PutNowait, vec![to_wire(item)?])
+            .map(drop)
     }
 
     /// Takes the next item, waiting as long as it takes.
     pub fn get(&self) -> Result<T, ManagerError> {
-        self.base.call_as("get", vec![])
+        self.base.call_as(QueueMethod::Get, vec![])
     }
 
     /// Takes the next item, waiting at most `timeout` (`Empty` after).
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, ManagerError> {
         self.base
-            .call_as("get", vec![Value::Bool(true), secs(timeout)])
+            .call_as(QueueMethod::Get, vec![Value::Bool(true), secs(timeout)])
     }
 
     /// Takes the next item if there is one now (`Empty` otherwise).
     pub fn get_nowait(&self) -> Result<T, ManagerError> {
-        self.base.call_as("get_nowait", vec![])
+        self.base.call_as(QueueMethod::GetNowait, vec![])
     }
 
     /// How many items wait.
     pub fn qsize(&self) -> Result<usize, ManagerError> {
-        self.base.call_as("qsize", vec![])
+        self.base.call_as(QueueMethod::Qsize, vec![])
     }
 
     /// Whether no item waits.
     pub fn empty(&self) -> Result<bool, ManagerError> {
-        self.base.call_as("empty", vec![])
+        self.base.call_as(QueueMethod::Empty, vec![])
     }
 
     /// Whether the queue is at its maxsize.
     pub fn full(&self) -> Result<bool, ManagerError> {
-        self.base.call_as("full", vec![])
+        self.base.call_as(QueueMethod::Full, vec![])
     }
 
     /// Marks one fetched item done (`JoinableQueue`; `ValueError` if
     /// called more often than items were put).
     pub fn task_done(&self) -> Result<(), ManagerError> {
-        self.base.call("task_done", vec![]).map(drop)
+        self.base.call(QueueMethod::TaskDone, vec![]).map(drop)
     }
 
     /// Waits until every item put has been marked done.
     pub fn join(&self) -> Result<(), ManagerError> {
-        self.base.call("join", vec![]).map(drop)
+        self.base.call(QueueMethod::Join, vec![]).map(drop)
     }
 }

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use mp_proto::methods::builtin::{EventMethod, SemaphoreMethod};
 use mp_proto::Value;
 
 use crate::managers::error::ManagerError;
@@ -18,6 +19,8 @@ use crate::managers::proxy::{proxy_common, secs, BaseProxy};
 #[must_use = "dropping the guard releases at once"]
 pub struct AcquireGuard<'a> {
     base: &'a BaseProxy,
+    /// The referent's `release` (its type's declaration names it).
+    release: &'static str,
     released: bool,
 }
 
@@ -25,27 +28,38 @@ impl AcquireGuard<'_> {
     /// Releases now, reporting a failure.
     pub fn release(mut self) -> Result<(), ManagerError> {
         self.released = true;
-        self.base.call("release", vec![]).map(drop)
+        self.base.call(self.release, vec![]).map(drop)
     }
 }
 
 impl Drop for AcquireGuard<'_> {
     fn drop(&mut self) {
         if !self.released {
-            if let Err(e) = self.base.call("release", vec![]) {
+            if let Err(e) = self.base.call(self.release, vec![]) {
                 tracing::warn!(error = %e, "releasing a manager lock failed");
             }
         }
     }
 }
 
-pub(crate) fn acquire(
-    base: &BaseProxy,
+/// A semaphore's acquire and release.
+const ACQUIRER: [&str; 2] = [
+    SemaphoreMethod::Acquire.name(),
+    SemaphoreMethod::Release.name(),
+];
+
+/// Calls `acquire` on `base` with `args`; a guard that calls `release`
+/// when the call acquired. The two names come from the referent's
+/// declaration (a semaphore's, a condition's).
+pub(crate) fn acquire<'a>(
+    base: &'a BaseProxy,
+    [acquire, release]: [&'static str; 2],
     args: Vec<Value>,
-) -> Result<Option<AcquireGuard<'_>>, ManagerError> {
-    match base.call("acquire", args)? {
+) -> Result<Option<AcquireGuard<'a>>, ManagerError> {
+    match base.call(acquire, args)? {
         Value::Bool(true) => Ok(Some(AcquireGuard {
             base,
+            release,
             released: false,
         })),
         Value::Bool(false) => Ok(None),
@@ -79,7 +93,7 @@ macro_rules! acquirer {
 
             /// Acquires, waiting as long as it takes.
             pub fn acquire(&self) -> Result<AcquireGuard<'_>, ManagerError> {
-                acquire(&self.base, vec![Value::Bool(true)])?
+                acquire(&self.base, ACQUIRER, vec![Value::Bool(true)])?
                     .ok_or_else(|| ManagerError::Protocol("blocking acquire returned False".into()))
             }
 
@@ -88,19 +102,19 @@ macro_rules! acquirer {
                 &self,
                 timeout: Duration,
             ) -> Result<Option<AcquireGuard<'_>>, ManagerError> {
-                acquire(&self.base, vec![Value::Bool(true), secs(timeout)])
+                acquire(&self.base, ACQUIRER, vec![Value::Bool(true), secs(timeout)])
             }
 
             /// Acquires only if that needs no waiting (`acquire(False)`).
             pub fn try_acquire(&self) -> Result<Option<AcquireGuard<'_>>, ManagerError> {
-                acquire(&self.base, vec![Value::Bool(false)])
+                acquire(&self.base, ACQUIRER, vec![Value::Bool(false)])
             }
 
             /// Releases an acquisition made without a guard (one
             /// forgotten with `std::mem::forget`, or made by a call of
             /// the base proxy).
             pub fn release(&self) -> Result<(), ManagerError> {
-                self.base.call("release", vec![]).map(drop)
+                self.base.call(SemaphoreMethod::Release, vec![]).map(drop)
             }
         }
     };
@@ -118,7 +132,7 @@ pub type BoundedSemaphoreProxy = SemaphoreProxy;
 impl LockProxy {
     /// Whether some thread holds the lock.
     pub fn locked(&self) -> Result<bool, ManagerError> {
-        self.base.call_as("locked", vec![])
+        self.base.call_as(SemaphoreMethod::Locked, vec![])
     }
 }
 
@@ -143,26 +157,26 @@ impl EventProxy {
 
     /// Sets the flag, waking every waiter.
     pub fn set(&self) -> Result<(), ManagerError> {
-        self.base.call("set", vec![]).map(drop)
+        self.base.call(EventMethod::Set, vec![]).map(drop)
     }
 
     /// Clears the flag.
     pub fn clear(&self) -> Result<(), ManagerError> {
-        self.base.call("clear", vec![]).map(drop)
+        self.base.call(EventMethod::Clear, vec![]).map(drop)
     }
 
     /// Whether the flag is set.
     pub fn is_set(&self) -> Result<bool, ManagerError> {
-        self.base.call_as("is_set", vec![])
+        self.base.call_as(EventMethod::IsSet, vec![])
     }
 
     /// Waits until the flag is set.
     pub fn wait(&self) -> Result<(), ManagerError> {
-        self.base.call("wait", vec![]).map(drop)
+        self.base.call(EventMethod::Wait, vec![]).map(drop)
     }
 
     /// Waits at most `timeout`; whether the flag was set.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
-        self.base.call_as("wait", vec![secs(timeout)])
+        self.base.call_as(EventMethod::Wait, vec![secs(timeout)])
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::{Mutex, PoisonError};
 
+use mp_proto::methods::builtin::{ArrayMethod, NamespaceMethod, ValueMethod};
 use mp_proto::Value;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -30,12 +31,14 @@ impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
 
     /// The value (`v.value`).
     pub fn get(&self) -> Result<T, ManagerError> {
-        self.base.call_as("get", vec![])
+        self.base.call_as(ValueMethod::Get, vec![])
     }
 
     /// Replaces the value (`v.value = x`).
     pub fn set(&self, value: &T) -> Result<(), ManagerError> {
-        self.base.call("set", vec![to_wire(value)?]).map(drop)
+        self.base
+            .call(ValueMethod::Set, vec![to_wire(value)?])
+            .map(drop)
     }
 
     /// The value (Python's `_getvalue()`).
@@ -110,8 +113,10 @@ impl NamespaceProxy {
             })?;
             return from_wire(v);
         }
-        self.base
-            .call_as("__getattribute__", vec![Value::Str(name.to_owned())])
+        self.base.call_as(
+            NamespaceMethod::GetAttribute,
+            vec![Value::Str(name.to_owned())],
+        )
     }
 
     /// `ns.name = value`.
@@ -122,7 +127,10 @@ impl NamespaceProxy {
             return Ok(());
         }
         self.base
-            .call("__setattr__", vec![Value::Str(name.to_owned()), v])
+            .call(
+                NamespaceMethod::SetAttr,
+                vec![Value::Str(name.to_owned()), v],
+            )
             .map(drop)
     }
 
@@ -138,7 +146,7 @@ impl NamespaceProxy {
             };
         }
         self.base
-            .call("__delattr__", vec![Value::Str(name.to_owned())])
+            .call(NamespaceMethod::DelAttr, vec![Value::Str(name.to_owned())])
             .map(drop)
     }
 }
@@ -161,7 +169,7 @@ impl<T: Serialize + DeserializeOwned> ArrayProxy<T> {
 
     /// `len(a)`.
     pub fn len(&self) -> Result<usize, ManagerError> {
-        self.base.call_as("__len__", vec![])
+        self.base.call_as(ArrayMethod::Len, vec![])
     }
 
     /// `len(a) == 0`.
@@ -171,13 +179,13 @@ impl<T: Serialize + DeserializeOwned> ArrayProxy<T> {
 
     /// `a[i]` (negative counts from the end).
     pub fn get(&self, i: i64) -> Result<T, ManagerError> {
-        self.base.call_as("__getitem__", vec![Value::Int(i)])
+        self.base.call_as(ArrayMethod::GetItem, vec![Value::Int(i)])
     }
 
     /// `a[i] = value`; a value the typecode cannot hold is an error.
     pub fn set(&self, i: i64, value: &T) -> Result<(), ManagerError> {
         self.base
-            .call("__setitem__", vec![Value::Int(i), to_wire(value)?])
+            .call(ArrayMethod::SetItem, vec![Value::Int(i), to_wire(value)?])
             .map(drop)
     }
 

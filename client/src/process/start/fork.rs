@@ -12,6 +12,7 @@
 use std::io::Write;
 use std::sync::MutexGuard;
 
+use super::super::at_fork;
 use super::super::bootstrap::{self, ChildSpec};
 use super::super::current::{self, ProcessTable};
 use super::super::error::ProcessError;
@@ -35,6 +36,7 @@ pub(crate) fn start(
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     finish_one_time_setup();
+    let hooks = at_fork::run_before_fork();
     let name_guard = current::lock_current_name();
     // SAFETY: fork has no memory-safety preconditions of its own; the child
     // below only touches state this thread owns or holds the lock of
@@ -43,10 +45,12 @@ pub(crate) fn start(
     if pid < 0 {
         let e = ProcessError::os("fork", std::io::Error::last_os_error());
         drop(name_guard);
+        drop(hooks);
         return (table, Err(e));
     }
     if pid == 0 {
         drop(name_guard);
+        drop(hooks);
         // Nothing may unwind out of here: it would resume the parent's
         // code in the child.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
@@ -67,6 +71,7 @@ pub(crate) fn start(
         bootstrap::abort_child()
     }
     drop(name_guard);
+    drop(hooks);
     let result = match sys::pidfd_open(pid) {
         Ok(pidfd) => Ok(Popen::direct(pid, pidfd)),
         Err(e) => {
@@ -88,14 +93,14 @@ fn open_parent_pidfd(parent: libc::pid_t) -> Option<std::os::fd::OwnedFd> {
     (unsafe { libc::getppid() } == parent).then_some(fd)
 }
 
-/// Completes, in the forking thread, every one-time registration a child
-/// may reach. A `Once` that another thread is running at the moment of
-/// the fork is inherited half-done, and the child would wait on it
-/// forever; the panic hook's lock likewise (see
+/// Completes, in the forking thread, every one-time registration of
+/// `process` a child may reach. A `Once` that another thread is running at
+/// the moment of the fork is inherited half-done, and the child would wait
+/// on it forever; the panic hook's lock likewise (see
 /// [`install_panic_hook`](super::super::target::install_panic_hook)).
+/// Other modules' setup runs through [`at_fork`].
 fn finish_one_time_setup() {
     super::super::target::install_panic_hook();
     super::super::bootstrap::register_exit_hook();
     let _ = crate::synchronize::engine::identity::pid();
-    crate::managers::fork::protect_tables();
 }

@@ -4,5 +4,6 @@
 
 pub(crate) mod fork;
 pub(crate) mod forkserver;
+pub(crate) mod method;
 pub(crate) mod payload;
 pub(crate) mod spawn;

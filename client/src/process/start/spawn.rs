@@ -19,8 +19,8 @@ use super::super::error::ProcessError;
 use super::super::popen::Popen;
 use super::super::sys;
 use super::super::target::PortableTarget;
+use super::method::StartMethod;
 use super::payload;
-use crate::context::StartMethod;
 
 /// The first argument that makes [`crate::init`] run a spawned child.
 pub(crate) const SPAWN_FLAG: &str = "--multiprocessing-fork";

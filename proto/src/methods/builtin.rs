@@ -1,0 +1,287 @@
+//! The methods of SyncManager's built-in types and of the server itself,
+//! each declared once ([`shared_methods!`](crate::shared_methods)).
+//!
+//! Declaration order is the order `get_methods` answers (CPython's
+//! exposed lists, plus what later CPython versions added); a name that
+//! starts with `_` is exposed only where it says `exposed`. A type whose
+//! registrations expose different subsets (a `Lock` and a `Semaphore`
+//! share one object) declares the union; the narrower registration names
+//! its subset by variant.
+
+crate::shared_methods! {
+    /// What every shared object answers, exposed or not (CPython's
+    /// `Server.fallback_mapping`).
+    pub enum CommonMethod {
+        /// `repr(proxy)`: the referent's `repr()`.
+        Repr = "__repr__",
+        /// `str(proxy)`: the same.
+        Str = "__str__",
+        /// A copy of the referent's value (`_getvalue()`).
+        GetValue = "#GETVALUE",
+    }
+}
+
+crate::shared_methods! {
+    /// A shared `dict`: CPython 3.11's `DictProxy`, plus 3.9's `|`/`|=`
+    /// and `__reversed__`.
+    pub enum DictMethod {
+        /// `key in d`.
+        Contains = "__contains__": exposed,
+        /// `del d[key]`.
+        DelItem = "__delitem__": exposed,
+        /// `d[key]`.
+        GetItem = "__getitem__": exposed,
+        /// `iter(d)`: a shared iterator over a snapshot of the keys.
+        Iter = "__iter__": returns("Iterator"),
+        /// `len(d)`.
+        Len = "__len__": exposed,
+        /// `d[key] = value`.
+        SetItem = "__setitem__": exposed,
+        /// `d.clear()`.
+        Clear = "clear",
+        /// `d.copy()`: a plain dict.
+        Copy = "copy",
+        /// `d.get(key, default=None)`.
+        Get = "get",
+        /// `d.items()`.
+        Items = "items",
+        /// `d.keys()`.
+        Keys = "keys",
+        /// `d.pop(key[, default])`.
+        Pop = "pop",
+        /// `d.popitem()`.
+        PopItem = "popitem",
+        /// `d.setdefault(key, default=None)`.
+        SetDefault = "setdefault",
+        /// `d.update(other=(), **kwargs)`.
+        Update = "update",
+        /// `d.values()`.
+        Values = "values",
+        /// `d | other`: a plain dict.
+        Or = "__or__": exposed,
+        /// `d |= other`.
+        IOr = "__ior__": exposed,
+        /// `reversed(d)`: the keys, last first.
+        Reversed = "__reversed__": exposed,
+    }
+}
+
+crate::shared_methods! {
+    /// A shared `list`: CPython 3.11's `ListProxy`, plus `clear` and `copy`.
+    pub enum ListMethod {
+        /// `l + other`: a plain list.
+        Add = "__add__": exposed,
+        /// `x in l`.
+        Contains = "__contains__": exposed,
+        /// `del l[i]`, `del l[a:b]`.
+        DelItem = "__delitem__": exposed,
+        /// `l[i]`, `l[a:b]`.
+        GetItem = "__getitem__": exposed,
+        /// `len(l)`.
+        Len = "__len__": exposed,
+        /// `l * n`: a plain list.
+        Mul = "__mul__": exposed,
+        /// `reversed(l)`: a plain list, last first.
+        Reversed = "__reversed__": exposed,
+        /// `n * l`.
+        RMul = "__rmul__": exposed,
+        /// `l[i] = x`, `l[a:b] = xs`.
+        SetItem = "__setitem__": exposed,
+        /// `l.append(x)`.
+        Append = "append",
+        /// `l.count(x)`.
+        Count = "count",
+        /// `l.extend(xs)`.
+        Extend = "extend",
+        /// `l.index(x[, start[, stop]])`.
+        Index = "index",
+        /// `l.insert(i, x)`.
+        Insert = "insert",
+        /// `l.pop(i=-1)`.
+        Pop = "pop",
+        /// `l.remove(x)`.
+        Remove = "remove",
+        /// `l.reverse()`.
+        Reverse = "reverse",
+        /// `l.sort(key=None, reverse=False)` (no `key` over the wire).
+        Sort = "sort",
+        /// `l *= n`.
+        IMul = "__imul__": exposed,
+        /// `l += xs`.
+        IAdd = "__iadd__": exposed,
+        /// `l.clear()`.
+        Clear = "clear",
+        /// `l.copy()`: a plain list.
+        Copy = "copy",
+    }
+}
+
+crate::shared_methods! {
+    /// A shared iterator, as `iter(d)` returns (CPython's `IteratorProxy`).
+    pub enum IteratorMethod {
+        /// `next(it)`: the next item, or `StopIteration`.
+        Next = "__next__": exposed,
+        /// `it.close()`.
+        Close = "close",
+    }
+}
+
+crate::shared_methods! {
+    /// A shared `queue.Queue` (also served as `JoinableQueue`).
+    pub enum QueueMethod {
+        /// `q.empty()`.
+        Empty = "empty",
+        /// `q.full()`.
+        Full = "full",
+        /// `q.get(block=True, timeout=None)`.
+        Get = "get": blocking,
+        /// `q.get_nowait()`.
+        GetNowait = "get_nowait",
+        /// `q.join()`: until every item put was marked done.
+        Join = "join": blocking,
+        /// `q.put(item, block=True, timeout=None)`.
+        Put = "put": blocking,
+        /// `q.put_nowait(item)`.
+        PutNowait = "put_nowait",
+        /// `q.qsize()`.
+        Qsize = "qsize",
+        /// `q.task_done()`.
+        TaskDone = "task_done",
+    }
+}
+
+crate::shared_methods! {
+    /// A shared `Lock`, `RLock`, `Semaphore` or `BoundedSemaphore` (one
+    /// object serves the four). A `Lock` exposes all three public methods;
+    /// the others `acquire` and `release` only, as CPython's
+    /// `AcquirerProxy`.
+    pub enum SemaphoreMethod {
+        /// `acquire(blocking=True, timeout=None)`.
+        Acquire = "acquire": blocking,
+        /// `release()`.
+        Release = "release",
+        /// `locked()` (a `Lock`'s).
+        Locked = "locked",
+        /// `with lock:`, entering: `acquire()`.
+        Enter = "__enter__": blocking,
+        /// `with lock:`, leaving: `release()`.
+        Exit = "__exit__",
+    }
+}
+
+crate::shared_methods! {
+    /// A shared `Condition` (CPython's `ConditionProxy`).
+    pub enum ConditionMethod {
+        /// `acquire(blocking=True, timeout=None)` of the condition's lock.
+        Acquire = "acquire": blocking,
+        /// `release()` of the condition's lock.
+        Release = "release",
+        /// `wait(timeout=None)`.
+        Wait = "wait": blocking,
+        /// `notify(n=1)`.
+        Notify = "notify",
+        /// `notify_all()`.
+        NotifyAll = "notify_all",
+        /// `with cond:`, entering.
+        Enter = "__enter__": blocking,
+        /// `with cond:`, leaving.
+        Exit = "__exit__",
+    }
+}
+
+crate::shared_methods! {
+    /// A shared `Event` (CPython's `EventProxy`).
+    pub enum EventMethod {
+        /// `is_set()`.
+        IsSet = "is_set",
+        /// `set()`.
+        Set = "set",
+        /// `clear()`.
+        Clear = "clear",
+        /// `wait(timeout=None)`.
+        Wait = "wait": blocking,
+    }
+}
+
+crate::shared_methods! {
+    /// A shared `Barrier` (CPython's `BarrierProxy`).
+    pub enum BarrierMethod {
+        /// `parties`, `n_waiting`, `broken`, read by name.
+        GetAttribute = "__getattribute__": exposed,
+        /// `wait(timeout=None)`.
+        Wait = "wait": blocking,
+        /// `abort()`.
+        Abort = "abort",
+        /// `reset()`.
+        Reset = "reset",
+    }
+}
+
+crate::shared_methods! {
+    /// A shared `Namespace` (CPython's `NamespaceProxy`).
+    pub enum NamespaceMethod {
+        /// `ns.name`.
+        GetAttribute = "__getattribute__": exposed,
+        /// `ns.name = value`.
+        SetAttr = "__setattr__": exposed,
+        /// `del ns.name`.
+        DelAttr = "__delattr__": exposed,
+    }
+}
+
+crate::shared_methods! {
+    /// A shared `Value` (CPython's `ValueProxy`: `value` is `get`/`set`).
+    pub enum ValueMethod {
+        /// The value.
+        Get = "get",
+        /// Replaces the value.
+        Set = "set",
+    }
+}
+
+crate::shared_methods! {
+    /// A shared `Array` (CPython's `ArrayProxy`).
+    pub enum ArrayMethod {
+        /// `len(a)`.
+        Len = "__len__": exposed,
+        /// `a[i]`, `a[a:b]`.
+        GetItem = "__getitem__": exposed,
+        /// `a[i] = x`, `a[a:b] = xs`.
+        SetItem = "__setitem__": exposed,
+    }
+}
+
+crate::shared_methods! {
+    /// The server's own calls (requests with no object): Python's
+    /// `Server.public` plus `mpserver`'s.
+    pub enum ServerMethod {
+        /// A round trip that does nothing.
+        Ping = "ping",
+        /// CPython's `dummy`: the same.
+        Dummy = "dummy",
+        /// `create(typeid, *args, **kwds)`: a new object and its proxy.
+        Create = "create",
+        /// `incref(id)`.
+        Incref = "incref",
+        /// `decref(id)`.
+        Decref = "decref",
+        /// `transit(id, lease)`: a reference held for another connection.
+        Transit = "transit",
+        /// `receive(ticket)`: takes over a reference in transit.
+        Receive = "receive",
+        /// `get_methods(id)`: the exposed list of an object.
+        GetMethods = "get_methods",
+        /// The same, by its other name.
+        Exposed = "exposed",
+        /// `number_of_objects()`.
+        NumberOfObjects = "number_of_objects",
+        /// `debug_info()`.
+        DebugInfo = "debug_info",
+        /// `status()`.
+        Status = "status",
+        /// `typeids()`.
+        Typeids = "typeids",
+        /// `shutdown()`.
+        Shutdown = "shutdown",
+    }
+}
