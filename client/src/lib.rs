@@ -31,6 +31,7 @@ pub mod connection;
 pub mod context;
 pub mod dummy;
 pub mod log;
+mod manager_error;
 pub mod managers;
 pub mod pool;
 pub mod process;

@@ -8,6 +8,7 @@ use mp_proto::ErrorKind;
 use mp_server::{Listen, Registry};
 use multiprocessing::connection::Address;
 use multiprocessing::managers::{ManagerError, ManagerServer, SyncManager};
+use multiprocessing::queues::QueueError;
 
 const KEY: &[u8] = b"managers-test";
 const LONG: Duration = Duration::from_secs(20);
@@ -106,11 +107,11 @@ fn list_proxy() {
 fn queue_proxy_between_threads() {
     let m = manager();
     let q = m.queue::<String>().unwrap();
-    assert_eq!(kind(&q.get_nowait().unwrap_err()), ErrorKind::Empty);
-    assert_eq!(
-        kind(&q.get_timeout(Duration::from_millis(10)).unwrap_err()),
-        ErrorKind::Empty
-    );
+    assert!(matches!(q.get_nowait(), Err(QueueError::Empty)));
+    assert!(matches!(
+        q.get_timeout(Duration::from_millis(10)),
+        Err(QueueError::Empty)
+    ));
     let q2 = q.clone();
     let producer = thread::spawn(move || {
         for i in 0..100 {
@@ -126,11 +127,11 @@ fn queue_proxy_between_threads() {
     let b = m.queue_bounded::<i64>(1).unwrap();
     b.put_nowait(&1).unwrap();
     assert!(b.full().unwrap());
-    assert_eq!(kind(&b.put_nowait(&2).unwrap_err()), ErrorKind::Full);
-    assert_eq!(
-        kind(&b.put_timeout(&2, Duration::from_millis(10)).unwrap_err()),
-        ErrorKind::Full
-    );
+    assert!(matches!(b.put_nowait(&2), Err(QueueError::Full)));
+    assert!(matches!(
+        b.put_timeout(&2, Duration::from_millis(10)),
+        Err(QueueError::Full)
+    ));
     assert_eq!(b.qsize().unwrap(), 1);
     assert_eq!(b.get().unwrap(), 1);
 
@@ -144,7 +145,55 @@ fn queue_proxy_between_threads() {
     });
     j.join().unwrap();
     assert_eq!(worker.join().unwrap(), 1);
-    assert_eq!(kind(&j.task_done().unwrap_err()), ErrorKind::ValueError);
+    assert!(matches!(j.task_done(), Err(QueueError::TaskDone)));
+}
+
+/// One error vocabulary for a queue's two flavours: the same calls on a
+/// local `Queue` and on a manager's `QueueProxy` fail with the same
+/// variants, so code that matches on them works with either.
+#[test]
+fn local_and_managed_queues_fail_with_the_same_variants() {
+    let m = manager();
+    let managed = m.queue_bounded::<i64>(1).unwrap();
+    let local = multiprocessing::Queue::<i64>::new(1).unwrap();
+    let short = Duration::from_millis(10);
+    let empties: [(&str, Result<i64, QueueError>); 4] = [
+        ("local get_nowait", local.get_nowait()),
+        ("managed get_nowait", managed.get_nowait()),
+        ("local get_timeout", local.get_timeout(short)),
+        ("managed get_timeout", managed.get_timeout(short)),
+    ];
+    for (what, got) in empties {
+        assert!(matches!(got, Err(QueueError::Empty)), "{what}: {got:?}");
+    }
+    local.put(&1).unwrap();
+    managed.put(&1).unwrap();
+    let fulls: [(&str, Result<(), QueueError>); 4] = [
+        ("local put_nowait", local.put_nowait(&2)),
+        ("managed put_nowait", managed.put_nowait(&2)),
+        ("local put_timeout", local.put_timeout(&2, short)),
+        ("managed put_timeout", managed.put_timeout(&2, short)),
+    ];
+    for (what, got) in fulls {
+        let err = got.expect_err(what);
+        assert!(err.is_full(), "{what}: {err:?}");
+    }
+    let local_joinable = multiprocessing::JoinableQueue::<i64>::new(0).unwrap();
+    let managed_joinable = m.joinable_queue::<i64>().unwrap();
+    assert!(matches!(
+        local_joinable.task_done(),
+        Err(QueueError::TaskDone)
+    ));
+    assert!(matches!(
+        managed_joinable.task_done(),
+        Err(QueueError::TaskDone)
+    ));
+    // What only a managed queue meets stays a typed ManagerError.
+    let other = managed.get_value().map(drop).unwrap_err();
+    assert!(matches!(
+        QueueError::from(other),
+        QueueError::Manager(ManagerError::Remote(_))
+    ));
 }
 
 #[test]

@@ -8,6 +8,7 @@ use multiprocessing::context::{get_context, StartMethod};
 use multiprocessing::managers::{
     BaseManager, BaseProxy, DictProxy, ListProxy, Manager, ManagerError, SyncManager,
 };
+use multiprocessing::queues::QueueError;
 
 const KEY: &[u8] = b"start-test";
 
@@ -69,7 +70,7 @@ fn manager_function_and_shutdown() {
     m.shutdown().unwrap(); // idempotent
     assert!(matches!(
         q.put(&"y".into()),
-        Err(ManagerError::ConnectionLost(_))
+        Err(QueueError::Manager(ManagerError::ConnectionLost(_)))
     ));
 }
 
@@ -255,7 +256,7 @@ fn a_killed_server_fails_blocked_and_later_calls_with_connection_lost() {
     m.base().process().unwrap().kill().unwrap();
     assert!(matches!(
         blocked.join().unwrap(),
-        Err(ManagerError::ConnectionLost(_))
+        Err(QueueError::Manager(ManagerError::ConnectionLost(_)))
     ));
     assert!(matches!(
         lock.acquire(),

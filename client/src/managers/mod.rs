@@ -77,7 +77,10 @@
 mod after_fork;
 pub mod base_manager;
 pub mod client;
-pub mod error;
+/// [`ManagerError`]: why a call to a manager server failed.
+pub mod error {
+    pub use crate::manager_error::ManagerError;
+}
 pub(crate) mod fork;
 pub mod proxies;
 pub mod proxy;

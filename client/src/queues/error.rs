@@ -1,11 +1,26 @@
 //! Errors of the queues, named after the exceptions Python's
 //! `multiprocessing.queues` raises (`queue.Full`, `queue.Empty`,
 //! `ValueError`).
+//!
+//! One vocabulary for both flavours, as crossbeam-channel's one set of
+//! errors serves all its channel flavours: a local [`Queue`](crate::Queue)
+//! and a manager's [`QueueProxy`](crate::managers::QueueProxy) both report
+//! an empty queue as [`QueueError::Empty`], a full one as
+//! [`QueueError::Full`] and a surplus `task_done` as
+//! [`QueueError::TaskDone`]; what only a managed queue can meet (a lost
+//! connection, another exception raised on the server) is
+//! [`QueueError::Manager`]. A timeout is `Empty` or `Full`, as in Python.
 
+use mp_proto::ErrorKind;
 use thiserror::Error;
 
+use crate::manager_error::ManagerError;
 use crate::shared_memory::SharedMemoryError;
 use crate::synchronize::SyncError;
+
+/// Python's message for a surplus `task_done`, which a manager's server
+/// raises as a `ValueError`.
+const TASK_DONE: &str = "task_done() called too many times";
 
 /// Why a queue operation failed.
 #[derive(Debug, Error)]
@@ -41,7 +56,7 @@ pub enum QueueError {
     Decode(String),
     /// `task_done` called more times than items were put (Python's
     /// `ValueError: task_done() called too many times`).
-    #[error("task_done() called too many times")]
+    #[error("{TASK_DONE}")]
     TaskDone,
     /// The shared state is inconsistent (memory written by something that
     /// is not this crate).
@@ -57,4 +72,35 @@ pub enum QueueError {
     /// The shared memory or its lock could not be set up.
     #[error(transparent)]
     Setup(#[from] SyncError),
+    /// A managed queue's call failed otherwise: the connection, the
+    /// conversion of an item, or another exception raised on the server.
+    #[error(transparent)]
+    Manager(ManagerError),
+}
+
+impl QueueError {
+    /// Whether the queue had no item (in time): Python's `queue.Empty`.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, QueueError::Empty)
+    }
+
+    /// Whether the queue had no room (in time): Python's `queue.Full`.
+    pub fn is_full(&self) -> bool {
+        matches!(self, QueueError::Full)
+    }
+}
+
+impl From<ManagerError> for QueueError {
+    /// A managed queue's failure in the shared vocabulary: the server's
+    /// `queue.Empty`, `queue.Full` and surplus `task_done` become the
+    /// variants a local queue reports; anything else stays a
+    /// [`QueueError::Manager`].
+    fn from(e: ManagerError) -> QueueError {
+        match e.remote().map(|r| (&r.kind, r.message.as_str())) {
+            Some((ErrorKind::Empty, _)) => QueueError::Empty,
+            Some((ErrorKind::Full, _)) => QueueError::Full,
+            Some((ErrorKind::ValueError, TASK_DONE)) => QueueError::TaskDone,
+            _ => QueueError::Manager(e),
+        }
+    }
 }

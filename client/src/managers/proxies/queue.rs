@@ -16,8 +16,13 @@ use serde::Serialize;
 
 use crate::managers::error::ManagerError;
 use crate::managers::proxy::{proxy_common, secs, to_wire, BaseProxy};
+use crate::queues::QueueError;
 
 /// A shared FIFO queue of `T`.
+///
+/// Its calls fail with the local [`Queue`](crate::Queue)'s
+/// [`QueueError`]: `Empty`, `Full` and `TaskDone` as there, anything only
+/// a managed queue meets as [`QueueError::Manager`].
 pub struct QueueProxy<T> {
     base: BaseProxy,
     _marker: PhantomData<fn() -> T>,
@@ -46,68 +51,88 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     }
 
     /// Puts `item`, waiting for room as long as it takes.
-    pub fn put(&self, item: &T) -> Result<(), ManagerError> {
+    pub fn put(&self, item: &T) -> Result<(), QueueError> {
         self.base
             .call(QueueMethod::Put, vec![to_wire(item)?])
             .map(drop)
+            .map_err(QueueError::from)
     }
 
     /// Puts `item`, waiting for room at most `timeout` (`Full` after).
-    pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<(), ManagerError> {
+    pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<(), QueueError> {
         self.base
             .call(
                 QueueMethod::Put,
                 vec![to_wire(item)?, Value::Bool(true), secs(timeout)],
             )
             .map(drop)
+            .map_err(QueueError::from)
     }
 
     /// Puts `item` if there is room now (`Full` otherwise).
-    pub fn put_nowait(&self, item: &T) -> Result<(), ManagerError> {
+    pub fn put_nowait(&self, item: &T) -> Result<(), QueueError> {
         self.base
             .call(QueueMethod::PutNowait, vec![to_wire(item)?])
             .map(drop)
+            .map_err(QueueError::from)
     }
 
     /// Takes the next item, waiting as long as it takes.
-    pub fn get(&self) -> Result<T, ManagerError> {
-        self.base.call_as(QueueMethod::Get, vec![])
+    pub fn get(&self) -> Result<T, QueueError> {
+        self.base
+            .call_as(QueueMethod::Get, vec![])
+            .map_err(QueueError::from)
     }
 
     /// Takes the next item, waiting at most `timeout` (`Empty` after).
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T, ManagerError> {
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, QueueError> {
         self.base
             .call_as(QueueMethod::Get, vec![Value::Bool(true), secs(timeout)])
+            .map_err(QueueError::from)
     }
 
     /// Takes the next item if there is one now (`Empty` otherwise).
-    pub fn get_nowait(&self) -> Result<T, ManagerError> {
-        self.base.call_as(QueueMethod::GetNowait, vec![])
+    pub fn get_nowait(&self) -> Result<T, QueueError> {
+        self.base
+            .call_as(QueueMethod::GetNowait, vec![])
+            .map_err(QueueError::from)
     }
 
     /// How many items wait.
-    pub fn qsize(&self) -> Result<usize, ManagerError> {
-        self.base.call_as(QueueMethod::Qsize, vec![])
+    pub fn qsize(&self) -> Result<usize, QueueError> {
+        self.base
+            .call_as(QueueMethod::Qsize, vec![])
+            .map_err(QueueError::from)
     }
 
     /// Whether no item waits.
-    pub fn empty(&self) -> Result<bool, ManagerError> {
-        self.base.call_as(QueueMethod::Empty, vec![])
+    pub fn empty(&self) -> Result<bool, QueueError> {
+        self.base
+            .call_as(QueueMethod::Empty, vec![])
+            .map_err(QueueError::from)
     }
 
     /// Whether the queue is at its maxsize.
-    pub fn full(&self) -> Result<bool, ManagerError> {
-        self.base.call_as(QueueMethod::Full, vec![])
+    pub fn full(&self) -> Result<bool, QueueError> {
+        self.base
+            .call_as(QueueMethod::Full, vec![])
+            .map_err(QueueError::from)
     }
 
     /// Marks one fetched item done (`JoinableQueue`; `ValueError` if
     /// called more often than items were put).
-    pub fn task_done(&self) -> Result<(), ManagerError> {
-        self.base.call(QueueMethod::TaskDone, vec![]).map(drop)
+    pub fn task_done(&self) -> Result<(), QueueError> {
+        self.base
+            .call(QueueMethod::TaskDone, vec![])
+            .map(drop)
+            .map_err(QueueError::from)
     }
 
     /// Waits until every item put has been marked done.
-    pub fn join(&self) -> Result<(), ManagerError> {
-        self.base.call(QueueMethod::Join, vec![]).map(drop)
+    pub fn join(&self) -> Result<(), QueueError> {
+        self.base
+            .call(QueueMethod::Join, vec![])
+            .map(drop)
+            .map_err(QueueError::from)
     }
 }
