@@ -35,6 +35,7 @@ mod manager_error;
 pub mod managers;
 pub mod pool;
 pub mod process;
+mod process_name;
 pub mod queues;
 pub mod reduction;
 pub mod resource_tracker;

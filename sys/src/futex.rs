@@ -25,6 +25,7 @@ pub enum Wake {
 
 /// Sleeps while `*word == expected`, for at most `timeout` (`None`: no
 /// limit). Returns at once if the word holds something else.
+#[inline]
 pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Wake {
     let ts;
     let ts_ptr = match timeout {
@@ -62,6 +63,7 @@ pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Wake 
 }
 
 /// Wakes up to `n` waiters on `word`, in any process.
+#[inline]
 pub fn wake(word: &AtomicU32, n: u32) {
     let n = i32::try_from(n).unwrap_or(i32::MAX);
     // SAFETY: `word` is a live, aligned 32-bit atomic; FUTEX_WAKE does not
@@ -80,6 +82,7 @@ pub fn wake(word: &AtomicU32, n: u32) {
 }
 
 /// Wakes every waiter on `word`.
+#[inline]
 pub fn wake_all(word: &AtomicU32) {
     wake(word, u32::MAX)
 }

@@ -117,27 +117,32 @@ impl Mapping {
     }
 
     /// The first byte.
+    #[inline]
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
 
     /// The length in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Always false: a mapping has at least one byte.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         false
     }
 
     /// A pointer to a `T` at `offset`, or `None` if it would not fit or
     /// would be misaligned (a corrupt offset from another process).
+    #[inline]
     pub fn checked<T>(&self, offset: usize) -> Option<NonNull<T>> {
         self.checked_slice::<T>(offset, 1)
     }
 
     /// A pointer to `count` `T`s at `offset`, with the same checks.
+    #[inline]
     pub fn checked_slice<T>(&self, offset: usize, count: usize) -> Option<NonNull<T>> {
         let bytes = std::mem::size_of::<T>().checked_mul(count)?;
         let end = offset.checked_add(bytes)?;

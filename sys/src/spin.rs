@@ -84,11 +84,13 @@ impl SpinPolicy {
     }
 
     /// The longest poll.
+    #[inline]
     pub fn max(&self) -> Duration {
         self.max
     }
 
     /// How long the next call should poll (zero: sleep at once).
+    #[inline]
     pub fn next_spin(&mut self) -> Duration {
         if self.max.is_zero() {
             return Duration::ZERO;
@@ -108,11 +110,13 @@ impl SpinPolicy {
 
     /// Records that polling found the CPU contended: no polling for the
     /// next [`EPOCH`] calls.
+    #[inline]
     pub fn contended(&mut self) {
         self.quiet_left = EPOCH;
     }
 
     /// Records that a call which polled for up to `spin` took `elapsed`.
+    #[inline]
     pub fn record(&mut self, spin: Duration, elapsed: Duration) {
         if self.max.is_zero() {
             return;

@@ -13,7 +13,7 @@ use tracing_subscriber::layer::{Context as LayerContext, Layer};
 use tracing_subscriber::prelude::*;
 
 use super::{enabled, get_logger, Level, Logger, INSTALLED, THRESHOLD};
-use crate::process::current_process_name;
+use crate::process_name::current_name as current_process_name;
 
 /// Could not install the stderr subscriber.
 #[derive(Debug, thiserror::Error)]

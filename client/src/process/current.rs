@@ -6,7 +6,7 @@
 use std::fmt;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 
 use super::start::forkserver::ForkServerClient;
 use super::sys;
@@ -110,10 +110,6 @@ impl ProcessTable {
 
 static TABLE: LazyLock<Mutex<ProcessTable>> = LazyLock::new(|| Mutex::new(ProcessTable::main()));
 
-/// The name of this process, kept apart from the table so that logging,
-/// which needs it for every line, never waits on a `start`.
-static CURRENT_NAME: RwLock<Option<Arc<str>>> = RwLock::new(None);
-
 /// Set by [`crate::init`]; a program whose `main` does not call it cannot
 /// be re-executed as a child.
 pub(crate) static INIT_CALLED: AtomicBool = AtomicBool::new(false);
@@ -124,25 +120,7 @@ pub(crate) fn table() -> MutexGuard<'static, ProcessTable> {
     TABLE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The current process's name (`MainProcess` in the main process).
-pub(crate) fn current_name() -> Arc<str> {
-    CURRENT_NAME
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone()
-        .unwrap_or_else(|| Arc::from("MainProcess"))
-}
-
-/// Renames the current process (what logging shows).
-pub(crate) fn set_current_name(name: &str) {
-    *CURRENT_NAME.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::from(name));
-}
-
-/// Holds the name lock across a `fork`, so the child never inherits it
-/// locked by a thread that does not exist there.
-pub(crate) fn lock_current_name() -> std::sync::RwLockWriteGuard<'static, Option<Arc<str>>> {
-    CURRENT_NAME.write().unwrap_or_else(PoisonError::into_inner)
-}
+pub(crate) use crate::process_name::{current_name, lock_current_name, set_current_name};
 
 /// A pidfd of this process for a child to watch, opened once.
 pub(crate) fn self_pidfd(table: &mut ProcessTable) -> Result<&OwnedFd, std::io::Error> {

@@ -79,8 +79,6 @@ pub use error::ProcessError;
 pub use sentinel::Sentinel;
 pub use target::{Target, TargetResult};
 
-#[cfg(feature = "log")]
-pub(crate) use current::current_name as current_process_name;
 pub(crate) use current::INIT_CALLED;
 pub(crate) use start::forkserver::FORKSERVER_FLAG;
 pub(crate) use start::spawn::SPAWN_FLAG;

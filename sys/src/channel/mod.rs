@@ -112,11 +112,13 @@ impl Duplex {
     }
 
     /// The region.
+    #[inline]
     pub fn region(&self) -> &Arc<Region> {
         &self.region
     }
 
     /// Whether either side has left.
+    #[inline]
     pub fn is_closed(&self) -> bool {
         self.region.closed().load(SeqCst) != 0
     }
@@ -129,6 +131,7 @@ impl Duplex {
 
     /// Polls for bytes from the peer for up to `spin` (see
     /// [`spin_until`]); a busy CPU does not stop it.
+    #[inline]
     pub fn spin_until_readable(&self, spin: Duration) -> Spun {
         spin_until(spin, Contention::Continues, || {
             !matches!(self.reader.available(), Ok(0))

@@ -137,11 +137,13 @@ impl Region {
     }
 
     /// The size of each ring.
+    #[inline]
     pub fn ring_size(&self) -> u32 {
         self.ring
     }
 
     /// The `closed` word: non-zero once either side left.
+    #[inline]
     pub fn closed(&self) -> &AtomicU32 {
         // SAFETY: CLOSED is within the header page, 4-aligned, and only
         // ever accessed atomically by both sides.

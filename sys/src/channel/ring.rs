@@ -159,6 +159,7 @@ impl Reader {
     }
 
     /// Bytes waiting to be read.
+    #[inline]
     pub fn available(&self) -> Result<u32, ChannelError> {
         let tail = self.0.control().tail.0.load(SeqCst);
         let n = tail.wrapping_sub(self.0.position);
@@ -173,6 +174,7 @@ impl Reader {
 
     /// Copies what is waiting into `buf`, up to its length; 0 when the
     /// ring is empty. Wakes a writer waiting for room.
+    #[inline]
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, ChannelError> {
         let n = (self.available()? as usize).min(buf.len());
         if n == 0 {
@@ -211,6 +213,7 @@ impl Reader {
     }
 
     /// No longer waiting: the writer need not wake this side.
+    #[inline]
     pub fn awake(&self) {
         self.0.control().reader.0.store(AWAKE, SeqCst);
     }
@@ -228,6 +231,7 @@ impl Writer {
     }
 
     /// Room left in the ring.
+    #[inline]
     pub fn room(&self) -> Result<u32, ChannelError> {
         let head = self.0.control().head.0.load(SeqCst);
         let used = self.0.position.wrapping_sub(head);
@@ -242,6 +246,7 @@ impl Writer {
 
     /// Copies as much of `buf` as fits; 0 when the ring is full. Wakes a
     /// reader waiting for bytes.
+    #[inline]
     pub fn write(&mut self, buf: &[u8]) -> Result<usize, ChannelError> {
         let n = (self.room()? as usize).min(buf.len());
         if n == 0 {
@@ -276,6 +281,7 @@ impl Writer {
     }
 
     /// No longer waiting for room.
+    #[inline]
     pub fn awake(&self) {
         self.0.control().writer.0.store(AWAKE, SeqCst);
     }
