@@ -9,6 +9,7 @@ use multiprocessing::managers::{
     BaseManager, BaseProxy, DictProxy, ListProxy, Manager, ManagerError, SyncManager,
 };
 use multiprocessing::queues::QueueError;
+use multiprocessing::synchronize::{BarrierError, ConditionError, ReleaseError};
 
 const KEY: &[u8] = b"start-test";
 
@@ -264,6 +265,32 @@ fn a_killed_server_fails_blocked_and_later_calls_with_connection_lost() {
     ));
     // A new connection to the dead address is refused.
     assert!(SyncManager::connect(m.address(), KEY).is_err());
+}
+
+/// What only a managed primitive meets, a lost connection, is the
+/// `Manager` variant of the error its local flavour shares.
+#[test]
+fn a_lost_connection_is_the_manager_variant_of_each_shared_error() {
+    let m = Manager::start("127.0.0.1:0", KEY).unwrap();
+    let lock = m.lock().unwrap();
+    let cond = m.condition().unwrap();
+    let barrier = m.barrier(2).unwrap();
+    let server = m.base().process().unwrap();
+    server.kill().unwrap();
+    assert!(server.join_timeout(Duration::from_secs(20)).unwrap());
+    let lost = |e: &ManagerError| matches!(e, ManagerError::ConnectionLost(_));
+    match lock.release() {
+        Err(ReleaseError::Manager(e)) if lost(&e) => {}
+        other => panic!("release: {other:?}"),
+    }
+    match cond.notify() {
+        Err(ConditionError::Manager(e)) if lost(&e) => {}
+        other => panic!("notify: {other:?}"),
+    }
+    match barrier.wait() {
+        Err(BarrierError::Manager(e)) if lost(&e) => {}
+        other => panic!("wait: {other:?}"),
+    }
 }
 
 #[test]

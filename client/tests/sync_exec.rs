@@ -56,10 +56,10 @@ fn child(kit: Kit) -> i32 {
     if kit.lock.acquire_nowait() || kit.rlock.acquire_nowait() {
         return 10;
     }
-    if kit.rlock.release() != Err(ReleaseError::NotOwner) {
+    if !matches!(kit.rlock.release(), Err(ReleaseError::NotOwner)) {
         return 11;
     }
-    if kit.bounded.release() != Err(ReleaseError::TooManyReleases) {
+    if !matches!(kit.bounded.release(), Err(ReleaseError::TooManyReleases)) {
         return 12;
     }
     kit.ready.set();
@@ -174,7 +174,7 @@ fn every_primitive_works_in_a_freshly_executed_process() {
     assert!(kit.barrier.wait_timeout(PATIENCE).is_ok());
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "child failed: {status:?}");
-    assert_eq!(waiter.join().unwrap(), Ok(true));
+    assert!(matches!(waiter.join().unwrap(), Ok(true)));
     assert_eq!(kit.counter.get(), 2 * ROUNDS);
     assert_eq!(kit.array.to_vec(), [1.5, 2.5]);
     assert_eq!(kit.list.get(0).unwrap(), Item::Str("from child".into()));

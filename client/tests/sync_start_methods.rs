@@ -38,10 +38,10 @@ fn child(kit: Kit) -> i32 {
     if kit.lock.acquire_nowait() || kit.rlock.acquire_nowait() {
         return 10;
     }
-    if kit.rlock.release() != Err(ReleaseError::NotOwner) {
+    if !matches!(kit.rlock.release(), Err(ReleaseError::NotOwner)) {
         return 11;
     }
-    if kit.bounded.release() != Err(ReleaseError::TooManyReleases) {
+    if !matches!(kit.bounded.release(), Err(ReleaseError::TooManyReleases)) {
         return 12;
     }
     kit.ready.set();
@@ -128,7 +128,7 @@ fn run(method: StartMethod) -> Result<(), String> {
     p.join().map_err(|e| e.to_string())?;
     let code = p.exitcode().map_err(|e| e.to_string())?;
     check(code == Some(0), &format!("child exit code {code:?}"))?;
-    check(waiter.join().unwrap() == Ok(true), "condition")?;
+    check(matches!(waiter.join().unwrap(), Ok(true)), "condition")?;
     check(mine.counter.get() == 2 * ROUNDS, "counter")?;
     check(mine.array.to_vec() == [1.5, 2.5], "array")?;
     check(&mine.shm.buf()[..5] == b"child", "shared memory")?;

@@ -10,8 +10,10 @@
 //! [`QueueError::TaskDone`]; what only a managed queue can meet (a lost
 //! connection, another exception raised on the server) is
 //! [`QueueError::Manager`]. A timeout is `Empty` or `Full`, as in Python.
+//! The server's exceptions are translated where they arrive, in
+//! `managers::proxies::errors`; this module names a [`ManagerError`] only
+//! as an opaque payload.
 
-use mp_proto::ErrorKind;
 use thiserror::Error;
 
 use crate::manager_error::ManagerError;
@@ -20,7 +22,7 @@ use crate::synchronize::SyncError;
 
 /// Python's message for a surplus `task_done`, which a manager's server
 /// raises as a `ValueError`.
-const TASK_DONE: &str = "task_done() called too many times";
+pub(crate) const TASK_DONE: &str = "task_done() called too many times";
 
 /// Why a queue operation failed.
 #[derive(Debug, Error)]
@@ -87,20 +89,5 @@ impl QueueError {
     /// Whether the queue had no room (in time): Python's `queue.Full`.
     pub fn is_full(&self) -> bool {
         matches!(self, QueueError::Full)
-    }
-}
-
-impl From<ManagerError> for QueueError {
-    /// A managed queue's failure in the shared vocabulary: the server's
-    /// `queue.Empty`, `queue.Full` and surplus `task_done` become the
-    /// variants a local queue reports; anything else stays a
-    /// [`QueueError::Manager`].
-    fn from(e: ManagerError) -> QueueError {
-        match e.remote().map(|r| (&r.kind, r.message.as_str())) {
-            Some((ErrorKind::Empty, _)) => QueueError::Empty,
-            Some((ErrorKind::Full, _)) => QueueError::Full,
-            Some((ErrorKind::ValueError, TASK_DONE)) => QueueError::TaskDone,
-            _ => QueueError::Manager(e),
-        }
     }
 }

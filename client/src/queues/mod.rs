@@ -40,7 +40,7 @@
 //! * `error`: [`QueueError`].
 
 mod codec;
-mod error;
+pub(crate) mod error;
 mod queue;
 mod ring;
 

@@ -20,7 +20,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::shared_memory::region::Region;
 
 use super::condition::{CondState, Condition};
-use super::error::{BrokenBarrierError, SyncError};
+use super::error::{BarrierError, SyncError};
 use super::handle::{Handle, State};
 use super::lock::{Lock, LockState};
 
@@ -155,18 +155,18 @@ impl Barrier {
     }
 
     /// Waits with the barrier's default timeout (none: forever).
-    pub fn wait(&self) -> Result<u32, BrokenBarrierError> {
+    pub fn wait(&self) -> Result<u32, BarrierError> {
         let ns = self.state().timeout_ns.load(Ordering::Relaxed);
         let timeout = (ns != NO_TIMEOUT).then(|| Duration::from_nanos(ns));
         self.wait_inner(timeout)
     }
 
     /// Waits at most `timeout`; on timeout the barrier breaks.
-    pub fn wait_timeout(&self, timeout: Duration) -> Result<u32, BrokenBarrierError> {
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<u32, BarrierError> {
         self.wait_inner(Some(timeout))
     }
 
-    fn wait_inner(&self, timeout: Option<Duration>) -> Result<u32, BrokenBarrierError> {
+    fn wait_inner(&self, timeout: Option<Duration>) -> Result<u32, BarrierError> {
         let s = self.state();
         let _held = self.cond.lock();
         // Wait out a draining or resetting round.
@@ -175,7 +175,7 @@ impl Barrier {
             st != DRAINING && st != RESETTING
         });
         if s.state.load(Ordering::Relaxed) == BROKEN {
-            return Err(BrokenBarrierError);
+            return Err(BarrierError::Broken);
         }
         let index = s.count.load(Ordering::Relaxed);
         s.count.store(index + 1, Ordering::Relaxed);
@@ -196,7 +196,7 @@ impl Barrier {
     }
 
     /// Last party in: run the action, then release the round.
-    fn release_round(&self) -> Result<(), BrokenBarrierError> {
+    fn release_round(&self) -> Result<(), BarrierError> {
         let s = self.state();
         match &self.action {
             Some(action) => {
@@ -212,7 +212,7 @@ impl Barrier {
             }
             None if s.has_action.load(Ordering::Acquire) != 0 => {
                 self.break_locked();
-                return Err(BrokenBarrierError);
+                return Err(BarrierError::Broken);
             }
             None => {}
         }
@@ -221,7 +221,7 @@ impl Barrier {
         Ok(())
     }
 
-    fn wait_round(&self, timeout: Option<Duration>) -> Result<(), BrokenBarrierError> {
+    fn wait_round(&self, timeout: Option<Duration>) -> Result<(), BarrierError> {
         let s = self.state();
         let filled = || s.state.load(Ordering::Relaxed) != FILLING;
         let done = match timeout {
@@ -230,10 +230,10 @@ impl Barrier {
         };
         if !done.unwrap_or(false) {
             self.break_locked();
-            return Err(BrokenBarrierError);
+            return Err(BarrierError::Broken);
         }
         match s.state.load(Ordering::Relaxed) {
-            BROKEN | RESETTING => Err(BrokenBarrierError),
+            BROKEN | RESETTING => Err(BarrierError::Broken),
             _ => Ok(()),
         }
     }
@@ -244,7 +244,7 @@ impl Barrier {
     }
 
     /// Returns the barrier to its empty state; parties waiting now get
-    /// [`BrokenBarrierError`].
+    /// [`BarrierError::Broken`].
     pub fn reset(&self) {
         let s = self.state();
         let _held = self.cond.lock();

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::any_lock::{AnyLock, AnyLockGuard};
 use super::engine::deadline::Deadline;
 use super::engine::wakeups::Wakeups;
-use super::error::{NotOwnedError, ReleaseError, SyncError};
+use super::error::{ConditionError, ReleaseError, SyncError};
 use super::handle::{Handle, State};
 use super::rlock::RLock;
 use mp_sys::futex;
@@ -50,8 +50,8 @@ unsafe impl State for CondState {
 /// [`RLock`](super::RLock) (a new `RLock` by default, as in Python).
 ///
 /// `wait*` and `notify*` must be called by the thread holding the lock, or
-/// they return [`NotOwnedError`]. Waiting releases the lock completely (every level of
-/// an `RLock`) and takes it back before returning.
+/// they return [`ConditionError::NotOwned`]. Waiting releases the lock
+/// completely (every level of an `RLock`) and takes it back before returning.
 ///
 /// ```
 /// use multiprocessing::synchronize::Condition;
@@ -117,9 +117,9 @@ impl Condition {
         self.lock.lock()
     }
 
-    fn wait_until(&self, deadline: Deadline) -> Result<bool, NotOwnedError> {
+    fn wait_until(&self, deadline: Deadline) -> Result<bool, ConditionError> {
         if !self.lock.is_mine() {
-            return Err(NotOwnedError);
+            return Err(ConditionError::NotOwned);
         }
         let s = self.handle.get();
         let arrived = s.wakeups.arrive();
@@ -131,7 +131,7 @@ impl Condition {
                 Ok(saved) => saved,
                 Err(_) => {
                     s.wakeups.leave();
-                    return Err(NotOwnedError);
+                    return Err(ConditionError::NotOwned);
                 }
             };
             futex::wait(&s.seq, seq, deadline.remaining());
@@ -147,19 +147,19 @@ impl Condition {
     }
 
     /// Releases the lock, waits until notified, re-acquires.
-    pub fn wait(&self) -> Result<(), NotOwnedError> {
+    pub fn wait(&self) -> Result<(), ConditionError> {
         self.wait_until(Deadline::Never).map(|_| ())
     }
 
     /// Like [`Condition::wait`] for at most `timeout`; returns false if it
     /// timed out.
-    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, NotOwnedError> {
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ConditionError> {
         self.wait_until(Deadline::after(Some(timeout)))
     }
 
     /// Waits until `predicate()` is true (checked first, then after every
     /// notification, with the lock held); returns its last value.
-    pub fn wait_for(&self, predicate: impl FnMut() -> bool) -> Result<bool, NotOwnedError> {
+    pub fn wait_for(&self, predicate: impl FnMut() -> bool) -> Result<bool, ConditionError> {
         self.wait_for_until(predicate, Deadline::Never)
     }
 
@@ -168,7 +168,7 @@ impl Condition {
         &self,
         predicate: impl FnMut() -> bool,
         timeout: Duration,
-    ) -> Result<bool, NotOwnedError> {
+    ) -> Result<bool, ConditionError> {
         self.wait_for_until(predicate, Deadline::after(Some(timeout)))
     }
 
@@ -176,7 +176,7 @@ impl Condition {
         &self,
         mut predicate: impl FnMut() -> bool,
         deadline: Deadline,
-    ) -> Result<bool, NotOwnedError> {
+    ) -> Result<bool, ConditionError> {
         loop {
             if predicate() {
                 return Ok(true);
@@ -189,14 +189,14 @@ impl Condition {
     }
 
     /// Wakes one waiter.
-    pub fn notify(&self) -> Result<(), NotOwnedError> {
+    pub fn notify(&self) -> Result<(), ConditionError> {
         self.notify_n(1)
     }
 
     /// Wakes up to `n` waiters.
-    pub fn notify_n(&self, n: u32) -> Result<(), NotOwnedError> {
+    pub fn notify_n(&self, n: u32) -> Result<(), ConditionError> {
         if !self.lock.is_mine() {
-            return Err(NotOwnedError);
+            return Err(ConditionError::NotOwned);
         }
         let s = self.handle.get();
         if s.wakeups.notify(n) > 0 {
@@ -209,7 +209,7 @@ impl Condition {
     }
 
     /// Wakes every waiter.
-    pub fn notify_all(&self) -> Result<(), NotOwnedError> {
+    pub fn notify_all(&self) -> Result<(), ConditionError> {
         self.notify_n(u32::MAX)
     }
 }

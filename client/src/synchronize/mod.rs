@@ -104,7 +104,7 @@ pub fn timeout_secs(secs: f64) -> std::time::Duration {
 pub use barrier::{Barrier, BarrierAction};
 pub use bounded_semaphore::BoundedSemaphore;
 pub use condition::Condition;
-pub use error::{BrokenBarrierError, NotOwnedError, ReleaseError, SyncError};
+pub use error::{BarrierError, ConditionError, ReleaseError, SyncError};
 pub use event::Event;
 pub use lock::{Lock, LockGuard};
 pub use rlock::{RLock, RLockGuard};

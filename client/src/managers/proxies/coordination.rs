@@ -1,6 +1,11 @@
 //! [`ConditionProxy`] and [`BarrierProxy`]: typed proxies of a shared
 //! `threading.Condition` and `threading.Barrier` (Python's
 //! `ConditionProxy` and `BarrierProxy`).
+//!
+//! Their waits fail with the local primitives' errors:
+//! [`ConditionError::NotOwned`] for a wait or notify without the lock,
+//! [`BarrierError::Broken`] for a broken barrier, and the variant
+//! `Manager` for what only a managed primitive meets.
 
 use std::time::{Duration, Instant};
 
@@ -8,14 +13,15 @@ use mp_proto::methods::builtin::{BarrierMethod, ConditionMethod};
 use mp_proto::Value;
 
 use super::sync::{acquire, AcquireGuard};
+use crate::managers::error::ManagerError;
+use crate::managers::proxy::{proxy_common, secs, BaseProxy};
+use crate::synchronize::{BarrierError, ConditionError};
 
 /// A condition's acquire and release (of its lock).
 const CONDITION_LOCK: [&str; 2] = [
     ConditionMethod::Acquire.name(),
     ConditionMethod::Release.name(),
 ];
-use crate::managers::error::ManagerError;
-use crate::managers::proxy::{proxy_common, secs, BaseProxy};
 
 /// A shared condition variable, with its own lock (an `RLock` unless it
 /// was made around a shared `Lock`/`RLock`).
@@ -57,16 +63,19 @@ impl ConditionProxy {
     }
 
     /// Releases the lock, waits for a notification, takes the lock back.
-    /// The calling thread must hold the lock (`RuntimeError` otherwise).
-    pub fn wait(&self) -> Result<(), ManagerError> {
-        self.base.call(ConditionMethod::Wait, vec![]).map(drop)
+    /// The calling thread must hold the lock
+    /// ([`ConditionError::NotOwned`] otherwise).
+    pub fn wait(&self) -> Result<(), ConditionError> {
+        self.base.call(ConditionMethod::Wait, vec![]).map(drop)?;
+        Ok(())
     }
 
     /// [`wait`](Self::wait) for at most `timeout`; whether it was
     /// notified.
-    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
-        self.base
-            .call_as(ConditionMethod::Wait, vec![secs(timeout)])
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ConditionError> {
+        Ok(self
+            .base
+            .call_as(ConditionMethod::Wait, vec![secs(timeout)])?)
     }
 
     /// Waits until `predicate` holds, evaluating it here in the client
@@ -77,7 +86,7 @@ impl ConditionProxy {
         &self,
         mut predicate: F,
         timeout: Option<Duration>,
-    ) -> Result<bool, ManagerError> {
+    ) -> Result<bool, ConditionError> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut result = predicate();
         while !result {
@@ -97,21 +106,25 @@ impl ConditionProxy {
     }
 
     /// Wakes one waiter. The calling thread must hold the lock.
-    pub fn notify(&self) -> Result<(), ManagerError> {
+    pub fn notify(&self) -> Result<(), ConditionError> {
         self.notify_n(1)
     }
 
     /// Wakes up to `n` waiters.
-    pub fn notify_n(&self, n: usize) -> Result<(), ManagerError> {
+    pub fn notify_n(&self, n: usize) -> Result<(), ConditionError> {
         let n = i64::try_from(n).unwrap_or(i64::MAX);
         self.base
             .call(ConditionMethod::Notify, vec![Value::Int(n)])
-            .map(drop)
+            .map(drop)?;
+        Ok(())
     }
 
     /// Wakes every waiter.
-    pub fn notify_all(&self) -> Result<(), ManagerError> {
-        self.base.call(ConditionMethod::NotifyAll, vec![]).map(drop)
+    pub fn notify_all(&self) -> Result<(), ConditionError> {
+        self.base
+            .call(ConditionMethod::NotifyAll, vec![])
+            .map(drop)?;
+        Ok(())
     }
 }
 
@@ -135,16 +148,18 @@ impl BarrierProxy {
     }
 
     /// Waits for every party (up to the barrier's default timeout); the
-    /// arrival index, `0..parties`. A broken barrier is a
-    /// `BrokenBarrierError`.
-    pub fn wait(&self) -> Result<usize, ManagerError> {
-        self.base.call_as(BarrierMethod::Wait, vec![])
+    /// arrival index, `0..parties`. A broken barrier is
+    /// [`BarrierError::Broken`].
+    pub fn wait(&self) -> Result<usize, BarrierError> {
+        Ok(self.base.call_as(BarrierMethod::Wait, vec![])?)
     }
 
     /// [`wait`](Self::wait) for at most `timeout`; timing out breaks the
     /// barrier.
-    pub fn wait_timeout(&self, timeout: Duration) -> Result<usize, ManagerError> {
-        self.base.call_as(BarrierMethod::Wait, vec![secs(timeout)])
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<usize, BarrierError> {
+        Ok(self
+            .base
+            .call_as(BarrierMethod::Wait, vec![secs(timeout)])?)
     }
 
     /// Breaks the barrier: every waiter, now and later, fails.

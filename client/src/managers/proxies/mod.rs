@@ -12,6 +12,7 @@
 pub mod auto;
 pub mod collections;
 pub mod coordination;
+mod errors;
 pub mod queue;
 pub mod sync;
 pub mod value;

@@ -3,8 +3,8 @@
 //! `SyncManager`).
 //!
 //! Blocking calls come as a trio: `get`, `get_timeout`, `get_nowait`
-//! (likewise `put`). Nothing to get in time is a `Remote` error of kind
-//! `Empty`; no room in time is `Full`.
+//! (likewise `put`). Nothing to get in time is [`QueueError::Empty`]; no
+//! room in time is [`QueueError::Full`], as with a local queue.
 
 use std::marker::PhantomData;
 use std::time::Duration;

@@ -5,6 +5,10 @@
 //! The server records which thread of which connection holds a lock, so a
 //! guard must be released by the thread that acquired it — as with
 //! `threading.Lock` behind a manager.
+//!
+//! A release fails with the local primitives' [`ReleaseError`] (`NotLocked`,
+//! `NotOwner`, `TooManyReleases` as there); what only a managed primitive
+//! meets is [`ReleaseError::Manager`].
 
 use std::time::Duration;
 
@@ -13,6 +17,7 @@ use mp_proto::Value;
 
 use crate::managers::error::ManagerError;
 use crate::managers::proxy::{proxy_common, secs, BaseProxy};
+use crate::synchronize::ReleaseError;
 
 /// A held acquisition; dropping it releases (a failed release is logged:
 /// the server frees what a lost connection held).
@@ -26,9 +31,10 @@ pub struct AcquireGuard<'a> {
 
 impl AcquireGuard<'_> {
     /// Releases now, reporting a failure.
-    pub fn release(mut self) -> Result<(), ManagerError> {
+    pub fn release(mut self) -> Result<(), ReleaseError> {
         self.released = true;
-        self.base.call(self.release, vec![]).map(drop)
+        self.base.call(self.release, vec![]).map(drop)?;
+        Ok(())
     }
 }
 
@@ -113,8 +119,9 @@ macro_rules! acquirer {
             /// Releases an acquisition made without a guard (one
             /// forgotten with `std::mem::forget`, or made by a call of
             /// the base proxy).
-            pub fn release(&self) -> Result<(), ManagerError> {
-                self.base.call(SemaphoreMethod::Release, vec![]).map(drop)
+            pub fn release(&self) -> Result<(), ReleaseError> {
+                self.base.call(SemaphoreMethod::Release, vec![]).map(drop)?;
+                Ok(())
             }
         }
     };
@@ -126,7 +133,8 @@ acquirer!(SemaphoreProxy, "threading.Semaphore` or `BoundedSemaphore");
 
 /// A shared `threading.BoundedSemaphore`: the same proxy as a
 /// [`SemaphoreProxy`] (CPython's `AcquirerProxy` serves both); releasing
-/// past the initial value is the server's `ValueError`.
+/// past the initial value is [`ReleaseError::TooManyReleases`], as with a
+/// local [`BoundedSemaphore`](crate::BoundedSemaphore).
 pub type BoundedSemaphoreProxy = SemaphoreProxy;
 
 impl LockProxy {
