@@ -2,9 +2,12 @@
 //!
 //! Defined below the modules that use it: `managers` returns it, and the
 //! error types shared by a primitive's local and managed flavours
-//! ([`QueueError`](crate::queues::QueueError)) carry it, so that a local
-//! module never has to import `managers` to name it. Its public path is
-//! `managers::ManagerError`.
+//! ([`QueueError`](crate::queues::QueueError),
+//! [`ReleaseError`](crate::synchronize::ReleaseError),
+//! [`ConditionError`](crate::synchronize::ConditionError),
+//! [`BarrierError`](crate::synchronize::BarrierError)) carry it, so that a
+//! local module never has to import `managers` to name it. Its public path
+//! is `managers::ManagerError`.
 
 use mp_proto::auth::AuthenticationError;
 use mp_proto::RemoteError;
