@@ -19,6 +19,19 @@ pub struct Child {
 /// Forks; the child runs `f` and exits with its return value (101 if it
 /// panicked).
 pub fn fork(f: impl FnOnce() -> i32) -> Child {
+    // This fork bypasses the crate's own (which first finishes every
+    // one-time setup a child may reach). The test binary runs tests on
+    // several threads: if one of them were inside the primitives' first
+    // use (the pid/tid cache and its atfork handler) at the moment of the
+    // fork, the child would inherit that setup half-done and hang on its
+    // first lock. Acquiring a lock once, in every forking thread, waits
+    // for that setup to finish.
+    static SETUP: std::sync::Once = std::sync::Once::new();
+    SETUP.call_once(|| {
+        let lock = multiprocessing::Lock::new().expect("a lock for the one-time setup");
+        lock.acquire();
+        lock.release().expect("releasing the setup lock");
+    });
     // SAFETY: the child runs `f` and `_exit`s without returning to the
     // test harness.
     let pid = unsafe { libc::fork() };
