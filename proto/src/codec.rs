@@ -25,7 +25,7 @@ use cbor4ii::core::dec::{self, Read};
 use cbor4ii::core::enc;
 use cbor4ii::core::utils::SliceReader;
 
-use crate::message::ErrorKind;
+use crate::error::ErrorKind;
 
 /// The reader every [`Wire`] type decodes from: a slice of one frame.
 pub type Reader<'a> = SliceReader<'a>;

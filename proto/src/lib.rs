@@ -14,10 +14,12 @@
 //! * [`codec`]: the [`codec::Wire`] trait: how each message writes and
 //!   reads its CBOR form.
 //! * [`message`]: the CBOR messages after the handshake: hello, request,
-//!   response, and the error kinds named after Python's exceptions.
+//!   response.
+//! * [`error`]: [`RemoteError`] and the error kinds named after Python's
+//!   exceptions.
 //! * [`slice`](mod@slice): Python's `slice` and its wire form.
 //! * [`methods`]: each shared type's methods, declared once
-//!   ([`shared_methods!`]), and the built-in types' declarations.
+//!   ([`shared_methods!`](crate::shared_methods)), and the built-in types' declarations.
 //! * [`reports`]: what the server's own calls report (`debug_info`,
 //!   `status`, `typeids`).
 //! * `tls` (feature `tls`): TLS material from PEM files, for both ends.
@@ -30,6 +32,7 @@
 
 pub mod auth;
 pub mod codec;
+pub mod error;
 pub mod frame;
 pub mod message;
 pub mod methods;
@@ -39,5 +42,5 @@ pub mod slice;
 pub mod tls;
 pub mod value;
 
-pub use message::{ErrorKind, RemoteError};
+pub use error::{ErrorKind, RemoteError};
 pub use value::{ObjectId, Token, Value};

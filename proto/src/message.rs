@@ -23,8 +23,6 @@
 //! 0 ([`CONNECTION_ID`]) answers no request: it is the server's reason for
 //! closing the connection.
 
-use std::fmt;
-
 use indexmap::IndexMap;
 
 pub use crate::codec::{decode, encode, encode_into, CodecError};
@@ -36,6 +34,8 @@ use crate::codec::{
     WriteError, Writer,
 };
 use crate::value::{ObjectId, Token, Value};
+
+pub use crate::error::{ErrorKind, RemoteError};
 
 /// The protocol version this build speaks best.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -242,111 +242,6 @@ pub struct ProxyInfo {
     pub token: Token,
     /// The methods its proxy may call.
     pub exposed: Vec<String>,
-}
-
-/// An exception raised on the other side.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{kind}: {message}")]
-pub struct RemoteError {
-    /// Which exception.
-    pub kind: ErrorKind,
-    /// Its message, as Python would show it (`'missing'` for a `KeyError`).
-    pub message: String,
-}
-
-impl RemoteError {
-    /// An error of `kind` with `message`.
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        RemoteError {
-            kind,
-            message: message.into(),
-        }
-    }
-}
-
-macro_rules! error_kinds {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
-        /// The kind of a [`RemoteError`], named after the Python exception.
-        ///
-        /// On the wire it is the name as text; a name this build does not
-        /// know arrives as [`ErrorKind::Other`] rather than failing the
-        /// response.
-        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-        pub enum ErrorKind {
-            $($(#[$doc])* $name,)*
-            /// Any other exception name.
-            Other(String),
-        }
-
-        impl ErrorKind {
-            /// The Python name of every kind this build knows, in
-            /// declaration order (metric labels come from here).
-            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
-
-            /// The Python name (`"KeyError"`).
-            pub fn as_str(&self) -> &str {
-                match self {
-                    $(ErrorKind::$name => stringify!($name),)*
-                    ErrorKind::Other(name) => name,
-                }
-            }
-
-            /// The kind with Python name `name`.
-            pub fn from_name(name: &str) -> Self {
-                match name {
-                    $(stringify!($name) => ErrorKind::$name,)*
-                    other => ErrorKind::Other(other.to_owned()),
-                }
-            }
-        }
-    };
-}
-
-error_kinds! {
-    /// A missing dict key, object id or registry entry.
-    KeyError,
-    /// A list index out of range.
-    IndexError,
-    /// A right type with a wrong value (`list.remove(x)` without `x`, an
-    /// over-released `BoundedSemaphore`, `task_done` called too often).
-    ValueError,
-    /// A wrong type (an unhashable key, a wrong argument type or count).
-    TypeError,
-    /// A method or attribute that does not exist or is not exposed.
-    AttributeError,
-    /// An operation invalid in the current state (releasing an unowned
-    /// lock).
-    RuntimeError,
-    /// `queue.Empty`: nothing to get before the timeout.
-    Empty,
-    /// `queue.Full`: no room to put before the timeout.
-    Full,
-    /// `threading.BrokenBarrierError`.
-    BrokenBarrierError,
-    /// A wait timed out where Python raises rather than returns `False`.
-    TimeoutError,
-    /// An iterator proxy is exhausted.
-    StopIteration,
-    /// Division by zero in an embedder's object.
-    ZeroDivisionError,
-    /// A number too large for where it goes (an array's typecode, an
-    /// integer beyond 64 bits, a count that overflows).
-    OverflowError,
-    /// The operation would make the server hold more memory than its
-    /// limits allow; nothing was changed.
-    MemoryError,
-    /// The peer sent something this side cannot parse or does not allow.
-    ProtocolError,
-    /// A server limit (connections, calls in flight, frame size) was hit.
-    LimitExceeded,
-    /// The server is shutting down.
-    ShuttingDown,
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 // The CBOR form of each message. Every message is an array; enums carry a
@@ -557,7 +452,7 @@ impl Wire for Response {
                 write_array_header(w, 4)?;
                 self.id.write(w)?;
                 2u32.write(w)?;
-                error.write_fields(w)
+                write_error_fields(error, w)
             }
         }
     }
@@ -572,7 +467,7 @@ impl Wire for Response {
                 token: Token::read(r)?,
                 exposed: Vec::read(r)?,
             }),
-            (Some(4), 2) => Outcome::Error(RemoteError::read_fields(r)?),
+            (Some(4), 2) => Outcome::Error(read_error_fields(r)?),
             (len, kind) => {
                 return Err(CodecError::malformed(format!(
                     "expected a response, found one of kind {kind} with {}",
@@ -584,18 +479,18 @@ impl Wire for Response {
     }
 }
 
-impl RemoteError {
-    fn write_fields(&self, w: &mut Writer) -> Result<(), WriteError> {
-        self.kind.as_str().to_owned().write(w)?;
-        self.message.write(w)
-    }
+/// A [`RemoteError`]'s two fields, in order.
+fn write_error_fields(e: &RemoteError, w: &mut Writer) -> Result<(), WriteError> {
+    e.kind.as_str().to_owned().write(w)?;
+    e.message.write(w)
+}
 
-    fn read_fields(r: &mut Reader<'_>) -> Result<Self, CodecError> {
-        Ok(RemoteError {
-            kind: ErrorKind::from_name(&String::read(r)?),
-            message: String::read(r)?,
-        })
-    }
+/// The inverse of [`write_error_fields`].
+fn read_error_fields(r: &mut Reader<'_>) -> Result<RemoteError, CodecError> {
+    Ok(RemoteError {
+        kind: ErrorKind::from_name(&String::read(r)?),
+        message: String::read(r)?,
+    })
 }
 
 /// # Format
@@ -604,11 +499,11 @@ impl RemoteError {
 impl Wire for RemoteError {
     fn write(&self, w: &mut Writer) -> Result<(), WriteError> {
         write_array_header(w, 2)?;
-        self.write_fields(w)
+        write_error_fields(self, w)
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
         read_array_header(r, 2, "an error")?;
-        Self::read_fields(r)
+        read_error_fields(r)
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Python's manager finds a method by name on the real object and keeps
 //! `exposed` and `method_to_typeid` beside the registration. Here each
-//! type's methods are one declaration ([`shared_methods!`]): its Python
+//! type's methods are one declaration ([`shared_methods!`](crate::shared_methods)): its Python
 //! name and its flags — may it block, does it return a new shared object
 //! (and of which typeid), is it exposed by default. The declaration makes
 //! a fieldless enum with one variant per method, so that:
