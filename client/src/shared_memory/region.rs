@@ -105,9 +105,7 @@ mod tests {
             unsafe { b.checked::<u64>(8).unwrap().as_ptr().read() },
             0xDEAD_BEEF
         );
-        assert!(a.checked::<u64>(a.len() - 4).is_none());
-        assert!(a.checked::<u64>(3).is_none());
-        assert!(a.checked_slice::<u64>(0, usize::MAX).is_none());
+        // (Bounds and alignment are `mp_sys::mapping`'s, tested there.)
         // SAFETY: trying to resize our own memfd.
         assert_ne!(
             unsafe { libc::ftruncate(std::os::fd::AsRawFd::as_raw_fd(a.fd()), 0) },
