@@ -575,3 +575,26 @@ fn a_forked_child_dropping_its_copy_leaves_the_parents_connection() {
         );
     }
 }
+
+/// Mixed-type contents through the SDK's own dynamic value, no second
+/// dependency: what Python's `manager.dict()` holds.
+#[test]
+fn a_dict_of_py_objects_holds_mixed_types() {
+    use multiprocessing::managers::PyObject;
+    let m = manager();
+    let d = m.dict::<PyObject, PyObject>().unwrap();
+    d.set(&PyObject::from("answer"), &PyObject::from(42))
+        .unwrap();
+    let mixed = PyObject::List(vec![
+        PyObject::None,
+        PyObject::from(2.5),
+        PyObject::from("x"),
+    ]);
+    d.set(&PyObject::from(1), &mixed).unwrap();
+    assert_eq!(
+        d.get(&PyObject::from("answer")).unwrap(),
+        Some(PyObject::from(42))
+    );
+    assert_eq!(d.get(&PyObject::from(1)).unwrap(), Some(mixed));
+    assert_eq!(d.get(&PyObject::from("missing")).unwrap(), None);
+}

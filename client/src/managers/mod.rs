@@ -106,6 +106,26 @@ pub use mp_proto::methods;
 pub use mp_proto::reports::ObjectInfo;
 pub use mp_proto::shared_methods;
 pub use mp_proto::slice::Slice;
+/// Any value a Python manager can hold — `None`, a bool, an int, a
+/// float, a str, bytes, a list, a tuple, a dict or a proxy — for shared
+/// objects whose items have no one Rust type:
+/// `manager.dict::<PyObject, PyObject>()`. It is the wire's dynamic value
+/// (`mp_proto::Value`), named so it does not clash with the shared ctype
+/// [`crate::Value`].
+///
+/// ```no_run
+/// use multiprocessing::managers::{PyObject, SyncManager};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let m = SyncManager::connect(&"127.0.0.1:50000".parse()?, b"key")?;
+/// let d = m.dict::<PyObject, PyObject>()?;
+/// d.set(&PyObject::from("answer"), &PyObject::from(42))?;
+/// d.set(&PyObject::from(1), &PyObject::List(vec![PyObject::None, 2.5.into()]))?;
+/// assert_eq!(d.get(&PyObject::from("answer"))?, Some(PyObject::from(42)));
+/// # Ok(())
+/// # }
+/// ```
+pub use mp_proto::Value as PyObject;
 pub use proxies::*;
 pub use proxy::{BaseProxy, ProxyType};
 #[cfg(feature = "server")]
