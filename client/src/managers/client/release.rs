@@ -158,7 +158,8 @@ impl ManagerClient {
     }
 }
 
-#[cfg(all(test, feature = "server"))]
+#[cfg(test)]
+#[cfg(feature = "server")] // the tests serve a manager in-process
 mod tests {
     use super::*;
     use crate::managers::ManagerServer;
