@@ -72,7 +72,7 @@ pub fn run(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     let rule = "-".repeat(20);
 
     writeln!(out, "{rule}")?;
-    let f1 = manager.create("Foo1", vec![])?;
+    let f1 = manager.create_auto("Foo1", vec![])?;
     writeln!(out, "{}", line(f1.call_method("f", vec![])?.into_value()?))?;
     writeln!(out, "{}", line(f1.call_method("g", vec![])?.into_value()?))?;
     assert!(!f1.exposed().contains(&"_h".to_string()));
@@ -82,7 +82,7 @@ pub fn run(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     assert_eq!(exposed, ["f", "g"]);
 
     writeln!(out, "{rule}")?;
-    let f2 = manager.create("Foo2", vec![])?;
+    let f2 = manager.create_auto("Foo2", vec![])?;
     writeln!(out, "{}", line(f2.call_method("g", vec![])?.into_value()?))?;
     writeln!(out, "{}", line(f2.call_method("_h", vec![])?.into_value()?))?;
     assert!(f2.call_method("f", vec![]).is_err());
@@ -98,7 +98,7 @@ pub fn run(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     writeln!(out)?;
 
     writeln!(out, "{rule}")?;
-    let op = manager.create("operator", vec![])?;
+    let op = manager.create_auto("operator", vec![])?;
     let add = op.call_method("add", vec![23.into(), 45.into()])?;
     writeln!(out, "op.add(23, 45) = {}", line(add.into_value()?))?;
     let pow = op.call_method("pow", vec![2.into(), 94.into()])?;

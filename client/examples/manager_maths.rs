@@ -23,7 +23,7 @@ pub fn run(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     maths::register_maths(manager.registry()?);
     manager.start()?;
     {
-        let maths = manager.create("Maths", vec![])?;
+        let maths = manager.create_auto("Maths", vec![])?;
         writeln!(
             out,
             "{}",

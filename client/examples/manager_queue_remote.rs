@@ -41,7 +41,7 @@ fn serve(address: &str, report: &mut multiprocessing::Connection) -> Result<(), 
 /// A client: `QueueManager.register('get_queue')`, then `connect()`.
 fn client(address: &str) -> Result<BaseManager, ManagerError> {
     let mut m = BaseManager::new(address, AUTHKEY);
-    m.register("get_queue");
+    m.register_typeid("get_queue");
     m.connect()?;
     Ok(m)
 }
@@ -58,14 +58,14 @@ pub fn run(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     let putter_address = address.clone();
     let putter = get_context(StartMethod::Fork).process_fn(move || -> Result<(), ManagerError> {
         let m = client(&putter_address)?;
-        let queue = m.create("get_queue", vec![])?;
+        let queue = m.create_auto("get_queue", vec![])?;
         queue.call_method("put", vec!["hello".into()])?;
         Ok(())
     });
     putter.start()?;
 
     let m = client(&address)?;
-    let queue = m.create("get_queue", vec![])?;
+    let queue = m.create_auto("get_queue", vec![])?;
     let got = queue.call_method("get", vec![])?.into_value()?;
     writeln!(out, "{}", got.repr())?;
 

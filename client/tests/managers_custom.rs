@@ -252,9 +252,9 @@ fn get_server_and_client_registrations() -> Outcome {
         let address = address.clone();
         get_context(StartMethod::Fork).process_fn(move || -> Outcome {
             let mut m = BaseManager::new(&address, KEY);
-            m.register("get_queue");
+            m.register_typeid("get_queue");
             m.connect().map_err(e)?;
-            let queue = m.create("get_queue", vec![]).map_err(e)?;
+            let queue = m.create_auto("get_queue", vec![]).map_err(e)?;
             if put {
                 queue.call_method("put", vec!["hello".into()]).map_err(e)?;
                 Ok(())
@@ -277,12 +277,12 @@ fn get_server_and_client_registrations() -> Outcome {
     }
 
     let mut m = BaseManager::new(&address, KEY);
-    m.register("Probe")
+    m.register_typeid("Probe")
         .exposed(["pid", "nothing"])
         .method_to_typeid("initialized", "Probe");
-    m.register("Secret").create_method(false);
+    m.register_typeid("Secret").create_method(false);
     m.connect().map_err(e)?;
-    let probe = m.create("Probe", vec![]).map_err(e)?;
+    let probe = m.create_auto("Probe", vec![]).map_err(e)?;
     check(probe.exposed() == ["pid"], "client-side exposed")?;
     let refused = probe
         .call_method("twin", vec![])
@@ -299,14 +299,14 @@ fn get_server_and_client_registrations() -> Outcome {
     )?;
     check(
         matches!(
-            m.create("Secret", vec![]),
+            m.create_auto("Secret", vec![]),
             Err(ManagerError::Remote(ref r)) if r.kind == ErrorKind::AttributeError
         ),
         "create_method(false)",
     )?;
     // The same queue again: still one object behind every `get_queue`.
-    let q1 = m.create("get_queue", vec![]).map_err(e)?;
-    let q2 = m.create("get_queue", vec![]).map_err(e)?;
+    let q1 = m.create_auto("get_queue", vec![]).map_err(e)?;
+    let q2 = m.create_auto("get_queue", vec![]).map_err(e)?;
     q1.call_method("put", vec![1.into()]).map_err(e)?;
     let one = q2
         .call_method("get", vec![])

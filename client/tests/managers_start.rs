@@ -144,7 +144,7 @@ fn custom_manager_with_registered_typeid() {
         .register("Maths", |_, _| Ok(Maths));
     manager.start().unwrap();
     assert!(manager.registry().is_err());
-    let maths = manager.create("Maths", vec![]).unwrap();
+    let maths = manager.create_auto("Maths", vec![]).unwrap();
     assert_eq!(maths.exposed(), ["add", "mul"]);
     let sum = maths.call_method("add", vec![4.into(), 3.into()]).unwrap();
     assert_eq!(sum.into_value().unwrap(), Value::Int(7));
@@ -154,7 +154,7 @@ fn custom_manager_with_registered_typeid() {
     assert_eq!(hidden.remote().unwrap().kind, ErrorKind::AttributeError);
     assert!(format!("{maths:?}").starts_with("<AutoProxy typeid 'Maths' at "));
     // A typeid the server does not serve.
-    assert!(manager.create("dict", vec![]).is_err());
+    assert!(manager.create_auto("dict", vec![]).is_err());
 }
 
 #[test]

@@ -49,6 +49,7 @@ use super::proxies::{AutoProxy, AutoReturn};
 use super::proxy::{BaseProxy, ProxyType};
 #[cfg(feature = "server")]
 use super::server::ManagerServer;
+use super::shared_type::SharedType;
 #[cfg(feature = "server")]
 use super::sync_manager::SyncManager;
 use crate::connection::Address;
@@ -161,9 +162,21 @@ impl BaseManager {
             .ok_or_else(|| ManagerError::State("register after start".into()))
     }
 
-    /// Registers `typeid` on the client side (Python's `register` in a
-    /// client that only connects): see [`ClientRegistration`].
-    pub fn register(&mut self, typeid: &str) -> ClientRegistration<'_> {
+    /// Registers the [`#[shared]`](super::shared) type `T` (Python's
+    /// `register('Maths', MathsClass)`): the server this manager starts
+    /// will serve it, with the types its methods return; a manager that
+    /// only connects needs no registration for typed proxies. An error
+    /// after [`start`](Self::start), when the server is built already.
+    pub fn register<T: SharedType>(&mut self) -> Result<&mut Self, ManagerError> {
+        #[cfg(feature = "server")]
+        super::shared_type::register_type::<T>(self.registry()?);
+        Ok(self)
+    }
+
+    /// Registers `typeid` on the client side, by name (Python's
+    /// `register` in a client that only connects): see
+    /// [`ClientRegistration`].
+    pub fn register_typeid(&mut self, typeid: &str) -> ClientRegistration<'_> {
         ClientRegistration {
             entry: self.client_types.entry(typeid.to_owned()).or_default(),
         }
@@ -331,10 +344,29 @@ impl BaseManager {
         self.client.as_ref()
     }
 
+    /// A new object of the [`#[shared]`](super::shared) type `T`, made
+    /// with `Default` (or a constructor without parameters), behind its
+    /// typed proxy (Python's `manager.Maths()`).
+    pub fn create<T: SharedType<NewArgs = ()>>(&self) -> Result<T::Proxy, ManagerError> {
+        super::shared_type::create::<T>(self.connected()?, ())
+    }
+
+    /// [`create`](Self::create) with the constructor's arguments as a
+    /// tuple: `create_with::<Counter>((5,))`.
+    pub fn create_with<T: SharedType>(&self, args: T::NewArgs) -> Result<T::Proxy, ManagerError> {
+        super::shared_type::create::<T>(self.connected()?, args)
+    }
+
+    fn connected(&self) -> Result<&ManagerClient, ManagerError> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| ManagerError::State("neither started nor connected".into()))
+    }
+
     /// A new object of a registered `typeid` behind an [`AutoProxy`]
-    /// (Python's `manager.<typeid>(*args)`), limited to the client-side
-    /// `exposed` if one was registered.
-    pub fn create(
+    /// (Python's `manager.<typeid>(*args)`, by name), limited to the
+    /// client-side `exposed` if one was registered.
+    pub fn create_auto(
         &self,
         typeid: &str,
         args: Vec<mp_proto::Value>,
@@ -357,10 +389,7 @@ impl BaseManager {
         typeid: &str,
         args: Vec<mp_proto::Value>,
     ) -> Result<P, ManagerError> {
-        let client = self
-            .client
-            .as_ref()
-            .ok_or_else(|| ManagerError::State("neither started nor connected".into()))?;
+        let client = self.connected()?;
         if self.client_types.get(typeid).is_some_and(|t| t.no_create) {
             return Err(ManagerError::Remote(mp_proto::RemoteError::new(
                 mp_proto::ErrorKind::AttributeError,

@@ -86,6 +86,7 @@ pub mod proxies;
 pub mod proxy;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod shared_type;
 pub mod sync_manager;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -126,10 +127,77 @@ pub use mp_proto::slice::Slice;
 /// # }
 /// ```
 pub use mp_proto::Value as PyObject;
+/// Makes the type of an `impl` block a shared type a manager serves, with
+/// a typed proxy of the same methods (Python's
+/// `MyManager.register('Maths', MathsClass)` and the proxy it builds):
+/// see [`shared_type`] for what it writes and how the server runs it.
+///
+/// ```
+/// use multiprocessing::managers::{shared, BaseManager, MethodError, NewObject};
+/// use serde::{Deserialize, Serialize};
+///
+/// /// A counter the server keeps.
+/// #[derive(Default)]
+/// pub struct Counter {
+///     n: i64,
+/// }
+///
+/// #[derive(Debug, PartialEq, Serialize, Deserialize)]
+/// pub struct Underflow;
+///
+/// #[shared]
+/// impl Counter {
+///     /// Starts at `n` (`manager.create_with::<Counter>((n,))`).
+///     #[shared(new)]
+///     pub fn starting_at(n: i64) -> Self {
+///         Counter { n }
+///     }
+///     pub fn add(&mut self, by: i64) -> i64 {
+///         self.n += by;
+///         self.n
+///     }
+///     pub fn take(&mut self, by: i64) -> Result<i64, Underflow> {
+///         if by > self.n {
+///             return Err(Underflow);
+///         }
+///         self.n -= by;
+///         Ok(self.n)
+///     }
+///     /// Python's `__len__`, under its Rust name.
+///     #[shared(name = "__len__")]
+///     pub fn len(&self) -> usize {
+///         self.n.max(0) as usize
+///     }
+///     /// A new counter on the server; the caller gets its proxy.
+///     pub fn fork(&self) -> NewObject<Counter> {
+///         NewObject(Counter { n: self.n })
+///     }
+///     /// Served, not exposed: its name starts with `_`.
+///     pub fn _reset(&mut self) {
+///         self.n = 0;
+///     }
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut manager = BaseManager::new("127.0.0.1:0", b"key");
+/// manager.register::<Counter>()?;
+/// manager.start()?;
+/// let counter = manager.create_with::<Counter>((5,))?;
+/// assert_eq!(counter.add(2)?, 7);
+/// assert!(matches!(counter.take(10), Err(MethodError::Raised(Underflow))));
+/// let copy = counter.fork()?;
+/// assert_eq!(copy.take(7)?, 0);
+/// assert_eq!(counter.len()?, 7);
+/// assert!(counter._reset().is_err(), "not exposed");
+/// # Ok(())
+/// # }
+/// ```
+pub use multiprocessing_macros::shared;
 pub use proxies::*;
 pub use proxy::{BaseProxy, ProxyType};
 #[cfg(feature = "server")]
 pub use server::{register_shared, ManagerServer, Shared};
+pub use shared_type::{MethodError, NewObject, SharedType};
 pub use sync_manager::SyncManager;
 #[cfg(feature = "tls")]
 pub use tls::{use_tls_for, TlsConnector};
