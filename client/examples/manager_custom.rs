@@ -1,8 +1,8 @@
-//! The reference documentation's customized managers-and-proxies demo:
-//! `Foo1` exposes `f` and `g`; `Foo2` exposes `g` and `_h`; `baz` is a
-//! generator served behind a user proxy type (`GeneratorProxy`, Python's
-//! `proxytype=`); `operator` is a module-like object whose public
-//! functions are exposed. Prints
+//! The reference documentation's customized managers-and-proxies demo,
+//! typed with `#[shared]`: `Foo` registered as `Foo1` (exposing `f` and
+//! `g`) and as `Foo2` (exposing `g` and `_h`); `baz`, a generator of
+//! squares whose proxy is an iterator (Python's `GeneratorProxy`);
+//! `operator`, a module-like object of public functions. Prints
 //!
 //! ```text
 //! --------------------
@@ -20,95 +20,132 @@
 //! ```
 //!
 //! Python's `Foo` prints in the server's process; here its methods return
-//! the line and the client prints it. Python's `operator` module exposes
-//! every public function; this one has six.
-//!
-//! Run with `cargo run -p multiprocessing --example manager_custom`.
+//! the line and the client prints it. Protocol ints are 64-bit, so
+//! `operator`'s results are 128-bit and travel as decimal text.
+//! `manager_custom_untyped` is the same demo by name. Run with
+//! `cargo run -p multiprocessing --example manager_custom`.
 
 use std::error::Error;
 use std::io::{self, Write};
 
-use mp_proto::{ErrorKind, Value};
-use multiprocessing::managers::{BaseManager, BaseProxy, ManagerError, ProxyType};
+use multiprocessing::managers::{shared, BaseManager, ManagerError, MethodError};
+use serde::{Deserialize, Serialize};
 
-#[allow(dead_code)]
-#[path = "../../server/examples/shared/custom.rs"]
-mod custom;
+#[derive(Default)]
+struct Foo;
 
-/// Python's `GeneratorProxy`: a proxy that is an iterator.
-struct GeneratorProxy {
-    base: BaseProxy,
-}
-
-impl ProxyType for GeneratorProxy {
-    fn from_parts(base: BaseProxy, _exposed: Vec<String>) -> Self {
-        GeneratorProxy { base }
+#[shared(typeid = "Foo1")]
+impl Foo {
+    fn f(&self) -> &'static str {
+        "you called Foo.f()"
+    }
+    fn g(&self) -> &'static str {
+        "you called Foo.g()"
+    }
+    fn _h(&self) -> &'static str {
+        "you called Foo._h()"
     }
 }
 
-impl Iterator for GeneratorProxy {
+/// `baz()`: yields `i*i` for `i` in `0..10`.
+#[derive(Default)]
+struct Baz {
+    i: i64,
+}
+
+#[shared(typeid = "baz")]
+impl Baz {
+    #[shared(name = "__next__")]
+    fn next(&mut self) -> Option<i64> {
+        (self.i < 10).then(|| {
+            self.i += 1;
+            (self.i - 1) * (self.i - 1)
+        })
+    }
+}
+
+/// Python's `GeneratorProxy`: the proxy as an iterator.
+impl Iterator for BazProxy {
     type Item = Result<i64, ManagerError>;
-
     fn next(&mut self) -> Option<Self::Item> {
-        match self.base.call_as("__next__", vec![]) {
-            Err(ManagerError::Remote(e)) if e.kind == ErrorKind::StopIteration => None,
-            other => Some(other),
-        }
+        BazProxy::next(self).transpose()
     }
 }
 
-fn line(value: Value) -> String {
-    match value {
-        Value::Str(s) => s,
-        other => other.to_string(),
+/// `operator`'s six public functions.
+#[derive(Default)]
+struct Operator;
+
+/// `OverflowError`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Overflow;
+
+#[shared(typeid = "operator")]
+impl Operator {
+    fn abs(&self, a: i64) -> String {
+        i128::from(a).abs().to_string()
+    }
+    fn add(&self, a: i64, b: i64) -> String {
+        (i128::from(a) + i128::from(b)).to_string()
+    }
+    fn mul(&self, a: i64, b: i64) -> String {
+        (i128::from(a) * i128::from(b)).to_string()
+    }
+    fn neg(&self, a: i64) -> String {
+        (-i128::from(a)).to_string()
+    }
+    fn pow(&self, a: i64, b: u32) -> Result<String, Overflow> {
+        i128::from(a)
+            .checked_pow(b)
+            .map(|p| p.to_string())
+            .ok_or(Overflow)
+    }
+    fn sub(&self, a: i64, b: i64) -> String {
+        (i128::from(a) - i128::from(b)).to_string()
     }
 }
 
 /// Runs the demo, printing to `out`.
 pub fn run(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     let mut manager = BaseManager::new("127.0.0.1:0", b"demo");
-    custom::register_demo(manager.registry()?);
+    manager
+        .register::<Foo>()?
+        .register_as::<Foo>("Foo2", Some(&["g", "_h"]))?
+        .register::<Baz>()?
+        .register::<Operator>()?;
     manager.start()?;
     let rule = "-".repeat(20);
 
     writeln!(out, "{rule}")?;
-    let f1 = manager.create_auto("Foo1", vec![])?;
-    writeln!(out, "{}", line(f1.call_method("f", vec![])?.into_value()?))?;
-    writeln!(out, "{}", line(f1.call_method("g", vec![])?.into_value()?))?;
-    assert!(!f1.exposed().contains(&"_h".to_string()));
-    assert!(f1.call_method("_h", vec![]).is_err());
-    let mut exposed = f1.exposed().to_vec();
-    exposed.sort();
-    assert_eq!(exposed, ["f", "g"]);
+    let f1 = manager.create::<Foo>()?;
+    writeln!(out, "{}", f1.f()?)?;
+    writeln!(out, "{}", f1.g()?)?;
+    assert!(f1._h().is_err(), "_h is private in Foo1");
 
     writeln!(out, "{rule}")?;
-    let f2 = manager.create_auto("Foo2", vec![])?;
-    writeln!(out, "{}", line(f2.call_method("g", vec![])?.into_value()?))?;
-    writeln!(out, "{}", line(f2.call_method("_h", vec![])?.into_value()?))?;
-    assert!(f2.call_method("f", vec![]).is_err());
-    let mut exposed = f2.exposed().to_vec();
-    exposed.sort();
-    assert_eq!(exposed, ["_h", "g"]);
+    let f2: FooProxy = manager.create_as("Foo2", vec![])?;
+    writeln!(out, "{}", f2.g()?)?;
+    writeln!(out, "{}", f2._h()?)?;
+    assert!(f2.f().is_err(), "f is not exposed by Foo2");
 
     writeln!(out, "{rule}")?;
-    let it: GeneratorProxy = manager.create_as("baz", vec![])?;
-    for i in it {
+    for i in manager.create::<Baz>()? {
         write!(out, "<{}> ", i?)?;
     }
     writeln!(out)?;
 
     writeln!(out, "{rule}")?;
-    let op = manager.create_auto("operator", vec![])?;
-    let add = op.call_method("add", vec![23.into(), 45.into()])?;
-    writeln!(out, "op.add(23, 45) = {}", line(add.into_value()?))?;
-    let pow = op.call_method("pow", vec![2.into(), 94.into()])?;
-    writeln!(out, "op.pow(2, 94) = {}", line(pow.into_value()?))?;
-    let names: Vec<Value> = op
-        .exposed()
-        .iter()
-        .map(|m| Value::from(m.as_str()))
-        .collect();
-    writeln!(out, "op._exposed_ = {}", Value::Tuple(names).repr())?;
+    let op = manager.create::<Operator>()?;
+    writeln!(out, "op.add(23, 45) = {}", op.add(23, 45)?)?;
+    let pow = op.pow(2, 94).map_err(|e| match e {
+        MethodError::Raised(Overflow) => "overflow".into(),
+        MethodError::Manager(e) => e.to_string(),
+    })?;
+    writeln!(out, "op.pow(2, 94) = {pow}")?;
+    let exposed = manager.client().ok_or("not started")?;
+    let names = exposed.get_methods(op.base().token().id)?;
+    let names: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+    writeln!(out, "op._exposed_ = ({})", names.join(", "))?;
     Ok(())
 }
 

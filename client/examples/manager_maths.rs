@@ -1,47 +1,43 @@
-//! The reference documentation's customized manager: `MathsClass`
-//! registered on a `BaseManager`, used in a scope (Python's
-//! `with MyManager() as manager:`). Prints
+//! The reference documentation's customized manager, typed: `MathsClass`
+//! made a shared type by `#[shared]`, registered on a `BaseManager` and
+//! used in a scope (Python's `with MyManager() as manager:`). Prints
 //!
 //! ```text
 //! 7
 //! 56
 //! ```
 //!
-//! Run with `cargo run -p multiprocessing --example manager_maths`.
+//! `manager_maths_untyped` is the same by name, over a hand-written
+//! `SharedObject`. Run with
+//! `cargo run -p multiprocessing --example manager_maths`.
 
 use std::error::Error;
 use std::io::{self, Write};
 
-use multiprocessing::managers::BaseManager;
+use multiprocessing::managers::{shared, BaseManager};
 
-#[path = "../../server/examples/shared/maths.rs"]
-mod maths;
+#[derive(Default)]
+struct MathsClass;
+
+#[shared(typeid = "Maths")]
+impl MathsClass {
+    fn add(&self, x: i64, y: i64) -> i64 {
+        x + y
+    }
+    fn mul(&self, x: i64, y: i64) -> i64 {
+        x * y
+    }
+}
 
 /// Runs the example, printing to `out`.
 pub fn run(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     let mut manager = BaseManager::new("127.0.0.1:0", b"maths");
-    maths::register_maths(manager.registry()?);
+    manager.register::<MathsClass>()?;
     manager.start()?;
-    {
-        let maths = manager.create_auto("Maths", vec![])?;
-        writeln!(
-            out,
-            "{}",
-            maths
-                .call_method("add", vec![4.into(), 3.into()])?
-                .into_value()?
-        )?; // prints 7
-        writeln!(
-            out,
-            "{}",
-            maths
-                .call_method("mul", vec![7.into(), 8.into()])?
-                .into_value()?
-        )?; // prints 56
-    }
-    // Leaving the scope shuts the server down, as `with` does.
-    drop(manager);
-    Ok(())
+    let maths = manager.create::<MathsClass>()?;
+    writeln!(out, "{}", maths.add(4, 3)?)?; // prints 7
+    writeln!(out, "{}", maths.mul(7, 8)?)?; // prints 56
+    Ok(()) // dropping the manager shuts the server down, as `with` does
 }
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -40,6 +40,17 @@ fn the_maths_example_prints_the_reference_output() {
 }
 
 #[allow(dead_code)]
+#[path = "../examples/manager_maths_untyped.rs"]
+mod maths_untyped_example;
+
+#[test]
+fn the_untyped_maths_example_prints_the_same() {
+    let mut out = Vec::new();
+    maths_untyped_example::run(&mut out).unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), "7\n56\n");
+}
+
+#[allow(dead_code)]
 #[path = "../examples/manager_queue_remote.rs"]
 mod queue_remote_example;
 
@@ -54,21 +65,34 @@ fn the_remote_queue_example_gets_what_the_other_client_put() {
 #[path = "../examples/manager_custom.rs"]
 mod custom_example;
 
+#[allow(dead_code)]
+#[path = "../examples/manager_custom_untyped.rs"]
+mod custom_untyped_example;
+
+/// What the reference's demo prints.
+fn custom_demo_output() -> String {
+    let rule = "-".repeat(20);
+    format!(
+        "{rule}\nyou called Foo.f()\nyou called Foo.g()\n\
+         {rule}\nyou called Foo.g()\nyou called Foo._h()\n\
+         {rule}\n<0> <1> <4> <9> <16> <25> <36> <49> <64> <81> \n\
+         {rule}\nop.add(23, 45) = 68\nop.pow(2, 94) = 19807040628566084398385987584\n\
+         op._exposed_ = ('abs', 'add', 'mul', 'neg', 'pow', 'sub')\n"
+    )
+}
+
 #[test]
 fn the_custom_managers_demo_prints_the_reference_output() {
     let mut out = Vec::new();
     custom_example::run(&mut out).unwrap();
-    let rule = "-".repeat(20);
-    assert_eq!(
-        String::from_utf8(out).unwrap(),
-        format!(
-            "{rule}\nyou called Foo.f()\nyou called Foo.g()\n\
-             {rule}\nyou called Foo.g()\nyou called Foo._h()\n\
-             {rule}\n<0> <1> <4> <9> <16> <25> <36> <49> <64> <81> \n\
-             {rule}\nop.add(23, 45) = 68\nop.pow(2, 94) = 19807040628566084398385987584\n\
-             op._exposed_ = ('abs', 'add', 'mul', 'neg', 'pow', 'sub')\n"
-        )
-    );
+    assert_eq!(String::from_utf8(out).unwrap(), custom_demo_output());
+}
+
+#[test]
+fn the_untyped_custom_managers_demo_prints_the_same() {
+    let mut out = Vec::new();
+    custom_untyped_example::run(&mut out).unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), custom_demo_output());
 }
 
 #[allow(dead_code)]

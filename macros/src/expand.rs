@@ -117,7 +117,14 @@ fn proxy(shared: &SharedImpl) -> TokenStream {
         format!("A proxy of a shared [`{target}`]: its methods, called on the server's object.");
     let methods = shared.methods.iter().map(|m| {
         let ident = &m.ident;
-        let docs = &m.docs;
+        let default_doc = format!("`{}`, called on the shared object.", m.py_name);
+        let docs = match m.docs.is_empty() {
+            true => quote!(#[doc = #default_doc]),
+            false => {
+                let docs = &m.docs;
+                quote!(#(#docs)*)
+            }
+        };
         let variant = variant(m);
         let params = m.params.iter().map(|p| {
             let (ident, ty) = (&p.ident, &p.ty);
@@ -143,7 +150,7 @@ fn proxy(shared: &SharedImpl) -> TokenStream {
             Output::Result(ok_err) => {
                 let (t, e) = &**ok_err;
                 return quote! {
-                    #(#docs)*
+                    #docs
                     pub fn #ident(&self, #(#params),*)
                         -> ::std::result::Result<#t, #mp::MethodError<#e>>
                     {
@@ -155,7 +162,7 @@ fn proxy(shared: &SharedImpl) -> TokenStream {
             }
         };
         quote! {
-            #(#docs)*
+            #docs
             pub fn #ident(&self, #(#params),*)
                 -> ::std::result::Result<#output, #mp::ManagerError>
             {

@@ -173,6 +173,22 @@ impl BaseManager {
         Ok(self)
     }
 
+    #[cfg(feature = "server")]
+    /// [`register`](Self::register) under another `typeid`, exposing
+    /// `exposed` if given (Python's `register('Foo2', Foo, exposed=('g',
+    /// '_h'))`); create it with [`create_as`](Self::create_as).
+    pub fn register_as<T: SharedType>(
+        &mut self,
+        typeid: &str,
+        exposed: Option<&[&str]>,
+    ) -> Result<&mut Self, ManagerError> {
+        let registration = super::shared_type::register_type_as::<T>(self.registry()?, typeid);
+        if let Some(names) = exposed {
+            registration.exposed(names.iter().copied());
+        }
+        Ok(self)
+    }
+
     /// Registers `typeid` on the client side, by name (Python's
     /// `register` in a client that only connects): see
     /// [`ClientRegistration`].

@@ -83,7 +83,7 @@ pub use call::{Bound, Call};
 /// The error a server-side call gives (generated code names it here).
 pub use mp_proto::RemoteError;
 #[cfg(feature = "server")]
-pub use served::{register_type, Served};
+pub use served::{register_type, register_type_as, Served};
 
 use super::error::ManagerError;
 use super::proxy::ProxyType;

@@ -70,16 +70,30 @@ fn into_return(result: Result<Answer, RemoteError>) -> Result<Return, RemoteErro
 /// its constructor, with its exposed list, and the types its methods
 /// return (unless already registered) — Python's
 /// `register('Maths', MathsClass)`.
-pub fn register_type<T: SharedType>(registry: &mut Registry) {
-    let registration = registry.register(T::TYPEID, |_ctx: &CallContext<'_>, args: Args| {
-        let call = Call::new(T::TYPEID, "__init__", args.positional, args.keywords);
+pub fn register_type<T: SharedType>(registry: &mut Registry) -> Registration<'_> {
+    register_type_as::<T>(registry, T::TYPEID)
+}
+
+/// [`register_type`] under another typeid (Python's `register('Foo2',
+/// Foo, exposed=('g', '_h'))`: one type, two registrations); name the
+/// exposed list on the returned registration. A client creates it with
+/// `create_as::<T::Proxy>(typeid, args)`.
+pub fn register_type_as<'r, T: SharedType>(
+    registry: &'r mut Registry,
+    typeid: &str,
+) -> Registration<'r> {
+    // First, so that `registry` is free for the registration returned:
+    // a type returning `T` may register `T` as returned-only on the way,
+    // which the registration below replaces.
+    T::register_returned(&mut Registrar {
+        registry: Some(&mut *registry),
+    });
+    let name = typeid.to_owned();
+    let registration = registry.register(typeid, move |_ctx: &CallContext<'_>, args: Args| {
+        let call = Call::new(&name, "__init__", args.positional, args.keywords);
         T::construct(call).map(Served::new)
     });
-    expose::<T>(registration);
-    // After `T` itself, so that types returning each other stop here.
-    T::register_returned(&mut Registrar {
-        registry: Some(registry),
-    });
+    expose::<T>(registration)
 }
 
 /// Registers `U` as a typeid only methods return, if nothing is
@@ -94,8 +108,9 @@ pub(super) fn register_returned<U: SharedType>(registry: &mut Registry) {
     });
 }
 
-fn expose<T: SharedType>(registration: Registration<'_>) {
-    if let Some(names) = T::EXPOSED {
-        registration.exposed(names.iter().copied());
+fn expose<T: SharedType>(registration: Registration<'_>) -> Registration<'_> {
+    match T::EXPOSED {
+        Some(names) => registration.exposed(names.iter().copied()),
+        None => registration,
     }
 }
