@@ -178,6 +178,17 @@ impl SharedImpl {
                 methods.push(read_method(f, flags)?);
             }
         }
+        for (i, m) in methods.iter().enumerate() {
+            if let Some(first) = methods[..i].iter().find(|f| f.py_name == m.py_name) {
+                return Err(Error::new(
+                    m.ident.span(),
+                    format!(
+                        "`{}` and `{}` are both served as `{}`",
+                        first.ident, m.ident, m.py_name
+                    ),
+                ));
+            }
+        }
         Ok(SharedImpl {
             item,
             name,
@@ -382,5 +393,91 @@ fn result_args(ty: &Type) -> Option<(Type, Type)> {
     match generic_args(ty, "Result")?.as_slice() {
         [ok, err] => Some((ok.clone(), err.clone())),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(item: ItemImpl) -> Result<SharedImpl> {
+        SharedImpl::read(item, TypeOptions::default())
+    }
+
+    fn error(item: ItemImpl) -> String {
+        match read(item) {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn reads_methods_constructor_and_flags() {
+        let shared = read(syn::parse_quote! {
+            impl Tally {
+                #[shared(new)]
+                fn starting_at(n: i64) -> Result<Self, String> { Ok(Tally) }
+                fn add(&mut self, by: i64, note: Option<String>) -> i64 { by }
+                #[shared(name = "__len__", blocking)]
+                fn len(&self) -> &str { "" }
+                #[shared(skip)]
+                fn helper(&self) {}
+                fn associated() {}
+            }
+        })
+        .unwrap();
+        assert_eq!(shared.name, "Tally");
+        let names: Vec<_> = shared.methods.iter().map(|m| m.py_name.as_str()).collect();
+        assert_eq!(names, ["add", "__len__"]);
+        assert!(shared.methods[0].receiver == Receiver::Exclusive);
+        assert!(shared.methods[0].params[1].option);
+        assert!(shared.methods[1].blocking);
+        assert!(matches!(shared.methods[1].output, Output::Borrowed(_)));
+        let c = shared.constructor.unwrap();
+        assert!(c.fallible);
+        assert_eq!(c.params.len(), 1);
+        let left = shared.item.items.iter().filter_map(|i| match i {
+            ImplItem::Fn(f) => Some(
+                f.attrs
+                    .iter()
+                    .filter(|a| a.path().is_ident("shared"))
+                    .count(),
+            ),
+            _ => None,
+        });
+        assert_eq!(left.sum::<usize>(), 0, "the markers are taken off");
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_served_with_a_reason() {
+        assert!(error(syn::parse_quote!(
+            impl<T> Tally<T> {}
+        ))
+        .contains("cannot be generic"));
+        assert!(error(syn::parse_quote!(impl Clone for Tally {})).contains("not a trait's"));
+        assert!(error(syn::parse_quote!(impl Tally { fn f(self) {} })).contains("&self"));
+        assert!(
+            error(syn::parse_quote!(impl Tally { fn f(&self, x: &mut i64) {} }))
+                .contains("`&mut` parameter")
+        );
+        assert!(
+            error(syn::parse_quote!(impl Tally { fn f(&self, (a, b): (i64, i64)) {} }))
+                .contains("plain names")
+        );
+        assert!(
+            error(syn::parse_quote!(impl Tally { #[shared(fast)] fn f(&self) {} }))
+                .contains("unknown flag")
+        );
+        assert!(error(syn::parse_quote!(impl Tally {
+            #[shared(name = "g")]
+            fn f(&self) {}
+            fn g(&self) {}
+        }))
+        .contains("both served as `g`"));
+        assert!(error(syn::parse_quote!(impl Tally {
+            #[shared(new)]
+            fn new() -> i64 { 0 }
+        }))
+        .contains("must return `Self`"));
     }
 }
