@@ -8,6 +8,7 @@ mod manager_cpu;
 mod manager_mem;
 mod manager_proxy;
 mod manager_raw;
+mod manager_shared;
 mod pool;
 mod process;
 mod proto;
@@ -29,6 +30,7 @@ const SUITES: &[(&str, fn())] = &[
     ("manager.proxy", manager_proxy::run),
     ("manager.proxy.single", manager_proxy::run_single),
     ("manager.proxy.throughput", manager_proxy::run_throughput),
+    ("manager.shared", manager_shared::run),
     ("proto", proto::run),
     ("wire", wire::run),
     ("wire.frame", wire::run_frame),

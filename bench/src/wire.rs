@@ -42,7 +42,7 @@ impl Placement {
         }
     }
 
-    fn cpus(self) -> (Option<usize>, Option<usize>) {
+    pub(crate) fn cpus(self) -> (Option<usize>, Option<usize>) {
         match self {
             Placement::Unpinned => (None, None),
             Placement::SameCpu => (Some(0), Some(0)),
