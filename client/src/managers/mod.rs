@@ -114,15 +114,21 @@ pub use mp_proto::slice::Slice;
 /// (`mp_proto::Value`), named so it does not clash with the shared ctype
 /// [`crate::Value`].
 ///
-/// ```no_run
-/// use multiprocessing::managers::{PyObject, SyncManager};
+/// It compares as Python does (`1 == 1.0 == True`, so they are one dict
+/// key, on the server as here) and prints as Python's `repr()`.
+///
+/// ```
+/// use multiprocessing::managers::{Manager, PyObject};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let m = SyncManager::connect(&"127.0.0.1:50000".parse()?, b"key")?;
+/// let m = Manager()?;
 /// let d = m.dict::<PyObject, PyObject>()?;
 /// d.set(&PyObject::from("answer"), &PyObject::from(42))?;
 /// d.set(&PyObject::from(1), &PyObject::List(vec![PyObject::None, 2.5.into()]))?;
 /// assert_eq!(d.get(&PyObject::from("answer"))?, Some(PyObject::from(42)));
+/// assert_eq!(PyObject::from(1.0), PyObject::from(1));
+/// let one = d.get(&PyObject::from(1.0))?.ok_or("1.0 finds the key 1")?;
+/// assert_eq!(one.repr(), "[None, 2.5]");
 /// # Ok(())
 /// # }
 /// ```
