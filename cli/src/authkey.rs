@@ -12,14 +12,14 @@ use crate::BoxError;
 /// A key read from the flags; `None` when neither flag was given.
 pub fn from_args(args: &KeyArgs) -> Result<Option<Vec<u8>>, BoxError> {
     let key = if let Some(path) = &args.authkey_file {
-        let bytes = std::fs::read(path)
+        let bytes = mp_proto::auth::read_key_file(path)
             .map_err(|e| format!("cannot read the authkey file {}: {e}", path.display()))?;
         if let Ok(meta) = std::fs::metadata(path) {
             if meta.permissions().mode() & 0o077 != 0 {
                 tracing::warn!(path = %path.display(), "the authkey file is readable by others; chmod 600 it");
             }
         }
-        trim_newline(bytes)
+        bytes
     } else if let Some(var) = &args.authkey_env {
         std::env::var_os(var)
             .ok_or_else(|| format!("environment variable {var} is not set"))?
@@ -31,16 +31,6 @@ pub fn from_args(args: &KeyArgs) -> Result<Option<Vec<u8>>, BoxError> {
         return Err("the authkey is empty".into());
     }
     Ok(Some(key))
-}
-
-fn trim_newline(mut bytes: Vec<u8>) -> Vec<u8> {
-    if bytes.last() == Some(&b'\n') {
-        bytes.pop();
-        if bytes.last() == Some(&b'\r') {
-            bytes.pop();
-        }
-    }
-    bytes
 }
 
 /// A key from the flags, or an error naming them (admin verbs need one).
@@ -97,7 +87,6 @@ mod tests {
         };
         assert_eq!(from_args(&args).unwrap().unwrap(), g.key);
         std::fs::remove_file(&g.path).unwrap();
-        assert_eq!(trim_newline(b"k\r\n".to_vec()), b"k");
         assert!(required(&KeyArgs::default()).is_err());
     }
 }

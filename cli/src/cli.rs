@@ -68,7 +68,8 @@ without TLS logs a warning."
 #[derive(Args, Debug, Clone, Default)]
 #[group(multiple = false)]
 pub struct KeyArgs {
-    /// Read the authkey from FILE (its bytes, one trailing newline ignored).
+    /// Read the authkey from FILE: its bytes, one trailing newline ignored
+    /// (clients: `multiprocessing::managers::read_authkey_file`).
     #[arg(long, value_name = "FILE")]
     pub authkey_file: Option<PathBuf>,
     /// Read the authkey from environment variable VAR.
@@ -119,7 +120,8 @@ pub struct ServeSettings {
     /// Listen on a Unix socket at PATH instead of TCP.
     #[arg(long, value_name = "PATH", env = "MPSERVER_UNIX")]
     pub unix: Option<PathBuf>,
-    /// Read the authkey from FILE (its bytes, one trailing newline ignored).
+    /// Read the authkey from FILE: its bytes, one trailing newline ignored
+    /// (clients: `multiprocessing::managers::read_authkey_file`).
     #[arg(long, value_name = "FILE", env = "MPSERVER_AUTHKEY_FILE")]
     pub authkey_file: Option<PathBuf>,
     /// Read the authkey from environment variable VAR.

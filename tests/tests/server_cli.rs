@@ -186,6 +186,27 @@ fn generated_key_file_mode_and_use() {
 }
 
 #[test]
+fn the_sdk_reads_a_key_file_as_the_server_does() {
+    let server = ServerProcess::start();
+    let key = std::fs::read(server.key_path()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let echoed = dir.path().join("key");
+    std::fs::write(&echoed, [key.as_slice(), b"\n"].concat()).unwrap();
+
+    // Read naively, the newline stays, and the error names it.
+    let naive = std::fs::read(&echoed).unwrap();
+    match ManagerClient::connect(&server.addr(), &naive) {
+        Err(ManagerError::Authentication(e)) => {
+            assert!(e.to_string().contains("ends in a newline"), "{e}")
+        }
+        other => panic!("expected an authentication error, got {other:?}"),
+    }
+    // Read by the rule, it is the server's key.
+    let key = multiprocessing::managers::read_authkey_file(&echoed).unwrap();
+    ManagerClient::connect(&server.addr(), &key).unwrap();
+}
+
+#[test]
 fn sigterm_answers_waiting_calls_and_exits_zero() {
     let mut server = ServerProcess::start_with(Options {
         unix: true,

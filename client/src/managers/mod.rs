@@ -100,6 +100,26 @@ pub use client::{
     ConnectOptions, ManagerClient, Return, ServerStatus, TypeInfo, WeakClient, SHARED_MEMORY_ENV,
 };
 pub use error::ManagerError;
+
+/// Reads a manager's authkey from a file exactly as `mpserver
+/// --authkey-file` does: the file's bytes without one trailing newline
+/// (`\n` or `\r\n`, as `echo key > file` writes it); an empty key is an
+/// error. A key read with `std::fs::read` keeps that newline, and the
+/// server refuses it — the error then says so
+/// ([`AuthenticationError::RejectedKeyEndsInNewline`](mp_proto::auth::AuthenticationError)).
+///
+/// ```
+/// use multiprocessing::managers::read_authkey_file;
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("key");
+/// std::fs::write(&path, "s3cret\n")?;
+/// assert_eq!(read_authkey_file(&path)?, b"s3cret");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn read_authkey_file(path: impl AsRef<std::path::Path>) -> std::io::Result<Vec<u8>> {
+    mp_proto::auth::read_key_file(path.as_ref())
+}
 /// Each shared type's methods, declared once (what the server dispatches
 /// on and the proxies call by): the built-in types' declarations and
 /// [`shared_methods!`] for a program's own.

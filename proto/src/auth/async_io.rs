@@ -90,7 +90,7 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin + ?Sized>(
     let message = recv(stream).await?;
     let response = create_response(authkey, &message, options)?;
     write_frame_async(stream, &response).await?;
-    check_verdict(&recv(stream).await?)
+    check_verdict(&recv(stream).await?, authkey)
 }
 
 async fn recv<S: AsyncRead + Unpin + ?Sized>(

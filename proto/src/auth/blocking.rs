@@ -37,7 +37,7 @@ pub fn answer_challenge<S: Read + Write + ?Sized>(
     let message = recv(stream)?;
     let response = create_response(authkey, &message, options)?;
     write_frame(stream, &response)?;
-    check_verdict(&recv(stream)?)
+    check_verdict(&recv(stream)?, authkey)
 }
 
 /// The listener's side of a mutual handshake: deliver, then answer.

@@ -109,6 +109,10 @@ pub enum AuthenticationError {
     /// The peer judged our answer wrong.
     #[error("digest sent was rejected: the peer answered #FAILURE#; check that both sides use the same authkey")]
     Rejected,
+    /// The peer judged our answer wrong, and our key ends in a newline:
+    /// most likely a key file read with it, where the peer dropped it.
+    #[error("digest sent was rejected: the authkey ends in a newline, which mpserver drops from --authkey-file; read key files with read_key_file (multiprocessing::managers::read_authkey_file)")]
+    RejectedKeyEndsInNewline,
     /// The peer's answer to our challenge was wrong.
     #[error("digest received was wrong: the peer does not hold this authkey")]
     WrongDigest,
@@ -323,16 +327,42 @@ pub fn verify_response(
     }
 }
 
-/// Reads the deliverer's verdict on our answer.
-pub fn check_verdict(message: &[u8]) -> Result<(), AuthenticationError> {
+/// Reads the deliverer's verdict on our answer to a challenge made with
+/// `authkey`.
+pub fn check_verdict(message: &[u8], authkey: &[u8]) -> Result<(), AuthenticationError> {
     match message {
         WELCOME => Ok(()),
+        // The likeliest cause, named: a key file read with its newline.
+        FAILURE if authkey.last() == Some(&b'\n') => {
+            Err(AuthenticationError::RejectedKeyEndsInNewline)
+        }
         FAILURE => Err(AuthenticationError::Rejected),
         other => Err(AuthenticationError::Protocol(format!(
             "expected #WELCOME# or #FAILURE#, got {}",
             escape(other)
         ))),
     }
+}
+
+/// Reads an authkey from a file, the one rule for servers and clients:
+/// the file's bytes without one trailing newline (`\n` or `\r\n`), as
+/// `echo key > file` writes it; an empty key is refused. `mpserver
+/// --authkey-file` reads its key this way.
+pub fn read_key_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    let mut key = std::fs::read(path)?;
+    if key.last() == Some(&b'\n') {
+        key.pop();
+        if key.last() == Some(&b'\r') {
+            key.pop();
+        }
+    }
+    if key.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the key file {} holds no key", path.display()),
+        ));
+    }
+    Ok(key)
 }
 
 #[cfg(test)]

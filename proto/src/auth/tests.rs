@@ -89,14 +89,18 @@ fn malformed_messages_are_protocol_errors() {
         Err(AuthenticationError::UnsupportedDigest(d)) if d == "sha3_256"
     ));
     assert!(matches!(
-        check_verdict(b"#FAILURE#"),
+        check_verdict(b"#FAILURE#", b"k"),
         Err(AuthenticationError::Rejected)
     ));
     assert!(matches!(
-        check_verdict(b"hello"),
+        check_verdict(b"#FAILURE#", b"k\n"),
+        Err(AuthenticationError::RejectedKeyEndsInNewline)
+    ));
+    assert!(matches!(
+        check_verdict(b"hello", b"k"),
         Err(AuthenticationError::Protocol(_))
     ));
-    check_verdict(WELCOME).unwrap();
+    check_verdict(WELCOME, b"k\n").unwrap();
 }
 
 fn run_pair(
@@ -134,6 +138,36 @@ fn blocking_handshake_fails_on_both_sides_with_different_keys() {
         matches!(client, Err(AuthenticationError::Rejected)),
         "{client:?}"
     );
+}
+
+#[test]
+fn a_key_read_with_its_newline_is_named_as_the_cause() {
+    let (_, client) = run_pair(b"secret", b"secret\n");
+    assert!(
+        matches!(client, Err(AuthenticationError::RejectedKeyEndsInNewline)),
+        "{client:?}"
+    );
+    let message = client.unwrap_err().to_string();
+    assert!(message.contains("ends in a newline"), "{message}");
+}
+
+#[test]
+fn key_files_lose_one_trailing_newline_and_may_not_be_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let read = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        super::read_key_file(&path)
+    };
+    assert_eq!(read("plain", b"secret").unwrap(), b"secret");
+    assert_eq!(read("echo", b"secret\n").unwrap(), b"secret");
+    assert_eq!(read("windows", b"secret\r\n").unwrap(), b"secret");
+    assert_eq!(read("two", b"secret\n\n").unwrap(), b"secret\n");
+    assert_eq!(
+        read("empty", b"\n").unwrap_err().kind(),
+        std::io::ErrorKind::InvalidData
+    );
+    assert!(super::read_key_file(&dir.path().join("missing")).is_err());
 }
 
 #[test]
