@@ -64,7 +64,7 @@ proptest! {
         prop_assert!(server.is_err());
         let _ = auth::client_handshake(&mut Scripted(&wire), b"key", &opts);
         let _ = auth::create_response(b"key", messages.first().map_or(&[][..], |m| m), &opts);
-        let _ = auth::check_verdict(messages.first().map_or(&[][..], |m| m));
+        let _ = auth::check_verdict(messages.first().map_or(&[][..], |m| m), b"key\n");
     }
 
     #[test]
