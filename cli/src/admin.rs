@@ -93,6 +93,10 @@ pub fn status(args: AdminArgs) -> Result<(), BoxError> {
     for (typeid, n) in &status.objects_by_typeid {
         println!("  {typeid:<18} {n}");
     }
+    println!("names        {}", status.names.len());
+    for named in &status.names {
+        println!("  {:<18} {} ({})", named.name, named.id, named.typeid);
+    }
     Ok(())
 }
 
@@ -111,13 +115,14 @@ pub fn objects(args: AdminArgs) -> Result<(), BoxError> {
     if args.json {
         return print_json(&serde_json::to_value(&objects)?);
     }
-    println!("{:<16} {:<18} {:>8}", "ID", "TYPEID", "REFCOUNT");
+    println!("{:<16} {:<18} {:>8}  NAMES", "ID", "TYPEID", "REFCOUNT");
     for o in &objects {
         println!(
-            "{:<16} {:<18} {:>8}",
+            "{:<16} {:<18} {:>8}  {}",
             o.id.to_string(),
             o.typeid,
-            o.refcount
+            o.refcount,
+            o.names.join(", ")
         );
     }
     println!("({} objects)", objects.len());

@@ -127,6 +127,19 @@ pub struct ServeSettings {
     /// Read the authkey from environment variable VAR.
     #[arg(long, value_name = "VAR", env = "MPSERVER_AUTHKEY_ENV")]
     pub authkey_env: Option<String>,
+    /// Create an object at start and name it: NAME=TYPEID or
+    /// NAME=TYPEID(ARGS) with Python literals (jobs=Queue, results=dict,
+    /// q=Queue(maxsize=100)). Repeat for more (`;` between them in the
+    /// variable). Clients find it with lookup(NAME); CPython clients with
+    /// register(NAME) then m.NAME().
+    #[arg(
+        long = "shared",
+        value_name = "NAME=TYPEID",
+        env = "MPSERVER_SHARED",
+        value_delimiter = ';'
+    )]
+    #[serde(default)]
+    pub shared: Vec<String>,
     /// Serve TLS with this certificate chain (PEM, leaf first); needs
     /// --tls-key.
     #[arg(long, value_name = "PEM", env = "MPSERVER_TLS_CERT")]

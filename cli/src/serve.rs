@@ -140,6 +140,14 @@ pub fn run(args: ServeArgs, matches: &ArgMatches) -> Result<(), BoxError> {
         shared_memory_channels: args.shared_memory_channels,
         ..Limits::default()
     };
+    let shared = args
+        .shared
+        .iter()
+        .map(|d| {
+            d.parse::<mp_server::names::Declaration>()
+                .map_err(|e| format!("--shared {d:?}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     // `unix` is only set when it won over `listen` (see `config`).
     let listen = match &args.unix {
         Some(path) => Listen::Unix(path.clone()),
@@ -165,7 +173,8 @@ pub fn run(args: ServeArgs, matches: &ArgMatches) -> Result<(), BoxError> {
     let result = runtime.block_on(async move {
         let mut server = Server::new(Registry::sync_manager(), key)
             .limits(limits)
-            .auth_options(auth);
+            .auth_options(auth)
+            .shared(shared);
         if let Some(tls) = tls {
             server = server.tls(tls);
         }

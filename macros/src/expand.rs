@@ -205,6 +205,12 @@ fn proxy(shared: &SharedImpl) -> TokenStream {
             }
         }
 
+        impl ::std::convert::AsRef<#mp::BaseProxy> for #name {
+            fn as_ref(&self) -> &#mp::BaseProxy {
+                &self.base
+            }
+        }
+
         impl #mp::ProxyType for #name {
             fn from_parts(base: #mp::BaseProxy, _exposed: ::std::vec::Vec<::std::string::String>) -> Self {
                 #name { base }

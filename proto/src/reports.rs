@@ -24,6 +24,21 @@ pub struct ObjectInfo {
     pub typeid: String,
     /// References to it right now.
     pub refcount: u64,
+    /// The names it is published under (see [`NamedObject`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+}
+
+/// One named object, as the `names` server call reports it: an object the
+/// server owns by name, apart from any session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedObject {
+    /// The name.
+    pub name: String,
+    /// The object it names.
+    pub id: ObjectId,
+    /// The object's typeid.
+    pub typeid: String,
 }
 
 /// What the `status` server call reports.
@@ -45,6 +60,9 @@ pub struct ServerStatus {
     pub number_of_objects: u64,
     /// Live shared objects by typeid.
     pub objects_by_typeid: BTreeMap<String, u64>,
+    /// The named objects, in publication order.
+    #[serde(default)]
+    pub names: Vec<NamedObject>,
 }
 
 /// A registered typeid, as the `typeids` server call describes it.

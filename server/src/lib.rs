@@ -59,6 +59,7 @@ pub mod errors;
 pub mod held;
 pub mod limits;
 pub mod metrics;
+pub mod names;
 pub mod object;
 pub mod objects;
 pub(crate) mod quiet_log;

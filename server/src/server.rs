@@ -26,6 +26,7 @@ use crate::connection::{serve_connection, ConnContext};
 use crate::engine::Engine;
 use crate::limits::Limits;
 use crate::metrics::HandshakeFailure;
+use crate::names::Declaration;
 use crate::quiet_log;
 use crate::registry::Registry;
 use crate::tls::serve_tls_connection;
@@ -65,6 +66,14 @@ pub enum ServeError {
         "TLS applies to TCP listeners; a Unix socket ({0}) is protected by its file permissions"
     )]
     TlsNeedsTcp(String),
+    /// An object declared at start (`--shared`) could not be made.
+    #[error("cannot make the shared object '{name}': {reason}")]
+    Shared {
+        /// Its name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A server not yet listening.
@@ -74,6 +83,7 @@ pub struct Server {
     limits: Limits,
     auth: AuthOptions,
     tls: Option<Arc<rustls::ServerConfig>>,
+    shared: Vec<Declaration>,
 }
 
 impl Server {
@@ -85,7 +95,15 @@ impl Server {
             limits: Limits::default(),
             auth: AuthOptions::default(),
             tls: None,
+            shared: Vec::new(),
         }
+    }
+
+    /// Makes and names these objects when the server binds
+    /// (`mpserver serve --shared jobs=Queue`, see [`crate::names`]).
+    pub fn shared(mut self, declarations: Vec<Declaration>) -> Self {
+        self.shared = declarations;
+        self
     }
 
     /// Serves every connection inside TLS with `config` (see
@@ -160,6 +178,14 @@ impl Server {
         };
         let engine = Engine::with_limits(self.registry, &self.limits);
         engine.set_address(address.clone());
+        for declaration in &self.shared {
+            engine
+                .declare(declaration)
+                .map_err(|e| ServeError::Shared {
+                    name: declaration.name.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
         let mut auth = self.auth;
         auth.timeout = self.limits.handshake_timeout;
         Ok(BoundServer {

@@ -184,6 +184,7 @@ impl Table {
                 id: *e.key(),
                 typeid: e.spec.typeid.clone(),
                 refcount: e.refs,
+                names: Vec::new(),
             })
             .collect();
         out.sort_by_key(|o| o.id);

@@ -379,6 +379,25 @@ impl BaseManager {
             .ok_or_else(|| ManagerError::State("neither started nor connected".into()))
     }
 
+    /// Names the object `proxy` refers to `name` on the server, so that
+    /// other clients find it with [`lookup`](Self::lookup); a taken name
+    /// is an error (see [`ManagerClient::publish`] to replace one).
+    pub fn publish(&self, name: &str, proxy: &impl AsRef<BaseProxy>) -> Result<(), ManagerError> {
+        self.connected()?.publish(name, proxy, false)
+    }
+
+    /// Removes a name (the object lives on while referred to).
+    pub fn unpublish(&self, name: &str) -> Result<(), ManagerError> {
+        self.connected()?.unpublish(name)
+    }
+
+    /// A typed proxy to the object published as `name` (by a client, or
+    /// by `mpserver serve --shared NAME=TYPEID`): `KeyError` for a name
+    /// nothing has, `TypeError` for an object `P` does not serve.
+    pub fn lookup<P: ProxyType>(&self, name: &str) -> Result<P, ManagerError> {
+        self.connected()?.lookup(name)
+    }
+
     /// A new object of a registered `typeid` behind an [`AutoProxy`]
     /// (Python's `manager.<typeid>(*args)`, by name), limited to the
     /// client-side `exposed` if one was registered.

@@ -238,9 +238,22 @@ pub(crate) fn release_later(client: ManagerClient, id: mp_proto::ObjectId) {
 ///
 /// [`AutoProxy`]: super::proxies::AutoProxy
 pub trait ProxyType: Sized {
+    /// The typeids whose objects this proxy serves (`["dict"]` for a
+    /// `DictProxy`); empty for any. [`ManagerClient::lookup`] checks a
+    /// named object's typeid against it.
+    ///
+    /// [`ManagerClient::lookup`]: super::ManagerClient::lookup
+    const TYPEIDS: &'static [&'static str] = &[];
+
     /// Wraps one owned reference; `exposed` is what the server lets
     /// proxies of the typeid call.
     fn from_parts(base: BaseProxy, exposed: Vec<String>) -> Self;
+}
+
+impl AsRef<BaseProxy> for BaseProxy {
+    fn as_ref(&self) -> &BaseProxy {
+        self
+    }
 }
 
 impl ProxyType for BaseProxy {
@@ -341,6 +354,11 @@ macro_rules! proxy_common {
         impl<$($g),*> $name<$($g),*> {
             /// The untyped reference underneath.
             pub fn base(&self) -> &$crate::managers::proxy::BaseProxy {
+                &self.base
+            }
+        }
+        impl<$($g),*> ::std::convert::AsRef<$crate::managers::proxy::BaseProxy> for $name<$($g),*> {
+            fn as_ref(&self) -> &$crate::managers::proxy::BaseProxy {
                 &self.base
             }
         }

@@ -283,5 +283,13 @@ crate::shared_methods! {
         Typeids = "typeids",
         /// `shutdown()`.
         Shutdown = "shutdown",
+        /// `publish(name, id, replace=False)`: names an object.
+        Publish = "publish",
+        /// `unpublish(name)`: removes a name.
+        Unpublish = "unpublish",
+        /// `lookup(name)`: a proxy to the object a name names.
+        Lookup = "lookup",
+        /// `names()`: every name, its object and typeid.
+        Names = "names",
     }
 }

@@ -13,6 +13,10 @@
 //! | `shutdown` | — | `None`, then the server stops gracefully |
 //! | `transit` | object id, lease seconds | a ticket: one reference held by the server for the lease (`transit.rs`) |
 //! | `receive` | ticket | the object id; the ticket's reference moves into the caller's session |
+//! | `publish` | `name, id, replace=False` | `None`; the name holds a reference ([`crate::names`]) |
+//! | `unpublish` | `name` | `None`; the name's reference is given back |
+//! | `lookup` | `name` | a proxy (one reference, owned by the session) |
+//! | `names` | — | list of `{name, id, typeid}` |
 //!
 //! Python's `Server.public` has the same names (its `debug_info` returns a
 //! string; ours is structured so `mpserver objects --json` can print it).
@@ -21,11 +25,11 @@ use std::sync::Arc;
 
 use mp_proto::message::Outcome;
 use mp_proto::methods::builtin::ServerMethod;
-use mp_proto::reports::ServerStatus;
+use mp_proto::reports::{NamedObject, ServerStatus};
 use mp_proto::value::{to_value, Map};
 use mp_proto::{ObjectId, RemoteError, Value};
 
-use crate::args::{str_arg, Args};
+use crate::args::{bool_arg, str_arg, Args};
 use crate::engine::Engine;
 use crate::errors::{attribute_error, key_error_msg, type_error};
 use crate::session::Session;
@@ -135,19 +139,45 @@ impl Engine {
             }
             ServerMethod::DebugInfo => {
                 args.none(method)?;
-                Value::List(
-                    self.table
-                        .snapshot()
-                        .into_iter()
-                        .map(|o| {
-                            dict(vec![
-                                ("id", Value::Int(o.id.0 as i64)),
-                                ("typeid", Value::Str(o.typeid)),
-                                ("refcount", Value::Int(o.refcount as i64)),
-                            ])
-                        })
-                        .collect(),
-                )
+                let names = self.names.list();
+                let mut objects = self.table.snapshot();
+                for o in &mut objects {
+                    o.names = names
+                        .iter()
+                        .filter(|(_, id)| *id == o.id)
+                        .map(|(n, _)| n.clone())
+                        .collect();
+                }
+                // Plain structs of strings and numbers always convert.
+                to_value(&objects).unwrap_or_default()
+            }
+            ServerMethod::Publish => {
+                let [name, id, replace] = args.bind(method, ["name", "id", "replace"], 2)?;
+                let name = str_arg(name.as_ref().unwrap_or(&Value::None), "name")?;
+                if self.types.contains_key(name) {
+                    return Err(type_error(format!(
+                        "'{name}' is a typeid; a name cannot hide one"
+                    )));
+                }
+                let id = object_id(&id.unwrap_or_default())?;
+                let replace = bool_arg(replace.as_ref(), false);
+                self.names.publish(&self.table, name, id, replace)?;
+                Value::None
+            }
+            ServerMethod::Unpublish => {
+                let [name] = args.bind(method, ["name"], 1)?;
+                let name = str_arg(name.as_ref().unwrap_or(&Value::None), "name")?;
+                self.names.unpublish(&self.table, name)?;
+                Value::None
+            }
+            ServerMethod::Lookup => {
+                let [name] = args.bind(method, ["name"], 1)?;
+                let name = str_arg(name.as_ref().unwrap_or(&Value::None), "name")?;
+                return self.lookup(session, name).map(Outcome::Proxy);
+            }
+            ServerMethod::Names => {
+                args.none(method)?;
+                to_value(&self.named_objects()).unwrap_or_default()
             }
             ServerMethod::Status => {
                 args.none(method)?;
@@ -231,10 +261,15 @@ impl Engine {
         typeid: &str,
         args: Args,
     ) -> Result<mp_proto::message::ProxyInfo, RemoteError> {
-        let spec = self
-            .types
-            .get(typeid)
-            .ok_or_else(|| key_error_msg(format!("unknown typeid '{typeid}'")))?;
+        let Some(spec) = self.types.get(typeid) else {
+            // A name is served as a typeid too: CPython's
+            // `register('jobs'); m.jobs()` sends `create('jobs')`.
+            if self.names.get(typeid).is_some() {
+                args.none(typeid)?;
+                return self.lookup(session, typeid);
+            }
+            return Err(key_error_msg(format!("unknown typeid '{typeid}'")));
+        };
         let constructor = spec.constructor.as_ref().ok_or_else(|| {
             type_error(format!(
                 "typeid '{typeid}' is only returned by methods and cannot be created"
@@ -254,6 +289,63 @@ impl Engine {
         Ok(self.proxy_info(spec, id))
     }
 
+    /// A new reference, owned by `session`, to the object `name` names.
+    pub fn lookup(
+        &self,
+        session: &Session,
+        name: &str,
+    ) -> Result<mp_proto::message::ProxyInfo, RemoteError> {
+        let id = self
+            .names
+            .get(name)
+            .ok_or_else(|| crate::names::no_such_name(name))?;
+        self.table.incref(id)?;
+        session.add_ref(id);
+        let (_, spec) = self.table.get(id).ok_or_else(|| no_such_object(id))?;
+        Ok(self.proxy_info(&spec, id))
+    }
+
+    /// Makes the object `declaration` describes and names it: what
+    /// `mpserver serve --shared` does at start. The name holds its only
+    /// reference.
+    pub fn declare(
+        &self,
+        declaration: &crate::names::Declaration,
+    ) -> Result<ObjectId, RemoteError> {
+        if self.types.contains_key(&declaration.name) {
+            return Err(type_error(format!(
+                "'{}' is a typeid; a name cannot hide one",
+                declaration.name
+            )));
+        }
+        let session = self.open_session("(declared at start)");
+        let made = self
+            .create(&session, &declaration.typeid, declaration.args.clone())
+            .and_then(|info| {
+                self.names
+                    .publish(&self.table, &declaration.name, info.token.id, false)
+                    .map(|()| info.token.id)
+            });
+        self.end_session(&session);
+        made
+    }
+
+    /// Every name, its object and typeid.
+    pub fn named_objects(&self) -> Vec<NamedObject> {
+        self.names
+            .list()
+            .into_iter()
+            .filter_map(|(name, id)| {
+                let (_, spec) = self.table.get(id)?;
+                Some(NamedObject {
+                    name,
+                    id,
+                    typeid: spec.typeid.clone(),
+                })
+            })
+            .collect()
+    }
+
     /// What `status` reports.
     pub fn status(&self) -> Value {
         let (connections, connections_total, requests_total) = self.metrics.sessions_and_requests();
@@ -266,6 +358,7 @@ impl Engine {
             requests_total,
             number_of_objects: self.table.len() as u64,
             objects_by_typeid: self.table.counts_by_typeid(),
+            names: self.named_objects(),
         };
         // A struct of strings, numbers and a map of them always converts.
         to_value(&status).unwrap_or_default()

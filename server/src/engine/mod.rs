@@ -47,6 +47,8 @@ pub struct Engine {
     pub(crate) metrics: crate::metrics::Metrics,
     /// References in transit between processes.
     pub(crate) transit: crate::transit::Transit,
+    /// Objects the server owns by name.
+    pub(crate) names: crate::names::Names,
 }
 
 impl Engine {
@@ -69,12 +71,18 @@ impl Engine {
             next_session: AtomicU64::new(1),
             shutdown: Shutdown::new(),
             transit: Default::default(),
+            names: Default::default(),
         })
     }
 
     /// The object table.
     pub fn table(&self) -> &Arc<Table> {
         &self.table
+    }
+
+    /// The named objects.
+    pub fn names(&self) -> &crate::names::Names {
+        &self.names
     }
 
     /// The shutdown signal: triggered by the `shutdown` call, a signal, or

@@ -208,6 +208,7 @@ mod tests {
     #[tokio::test]
     async fn a_scrape_over_tcp_gets_the_text_format() {
         let engine = Engine::new(crate::Registry::sync_manager());
+        engine.declare(&"jobs=Queue".parse().unwrap()).unwrap();
         let endpoint = MetricsEndpoint::bind("127.0.0.1:0", Arc::clone(&engine))
             .await
             .unwrap();
@@ -231,6 +232,11 @@ mod tests {
         );
         assert!(
             ok.contains("\nmpserver_objects{typeid=\"dict\"} 0\n"),
+            "{ok}"
+        );
+        assert!(ok.contains("\nmpserver_named_objects 1\n"), "{ok}");
+        assert!(
+            ok.contains("\nmpserver_objects{typeid=\"Queue\"} 1\n"),
             "{ok}"
         );
         assert!(

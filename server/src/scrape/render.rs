@@ -174,6 +174,13 @@ impl Collector for EngineCollector {
             Gauge,
             engine.table.budget().held() as u64,
         )?;
+        single(
+            e,
+            "mpserver_named_objects",
+            "Objects the server owns by name (--shared, publish).",
+            Gauge,
+            engine.names.len() as u64,
+        )?;
         let counts = engine.table.counts_by_typeid();
         family(
             e,

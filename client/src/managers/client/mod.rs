@@ -17,11 +17,13 @@
 //! The type's home is this folder: `connect.rs` (the handshake, hello and
 //! channel, [`ConnectOptions`]), `stream.rs` (TCP, Unix, TLS or a channel),
 //! `answers.rs` (what calls give back), [`batch`] (many calls in flight at
-//! once) and `release.rs` (drops' decrefs riding on later calls).
+//! once), `names.rs` (named objects: publish, lookup) and `release.rs`
+//! (drops' decrefs riding on later calls).
 
 mod answers;
 pub mod batch;
 mod connect;
+mod names;
 pub(crate) mod release;
 mod stream;
 
