@@ -19,10 +19,26 @@ pub enum ManagerError {
     /// (`KeyError`, `Empty`, …).
     #[error(transparent)]
     Remote(#[from] RemoteError),
-    /// The connection broke (server gone, socket cut); every call in
-    /// flight on it fails with this, and the client cannot be used again.
+    /// The connection broke (server gone, socket cut): every call in
+    /// flight on it fails with this — it is never retried behind the
+    /// caller's back, except a blocking call on a named object, which
+    /// resumes once reconnected. Unless reconnection is off
+    /// ([`ConnectOptions::reconnect`](crate::managers::ConnectOptions::reconnect)),
+    /// the client reconnects in the background; calls made meanwhile fail
+    /// with this too.
     #[error("connection to the manager lost: {0}")]
     ConnectionLost(String),
+    /// The object was owned through a connection that broke, and the
+    /// server released it with that connection: only named objects are
+    /// found again after a reconnection (`publish`/`lookup`, `mpserver
+    /// serve --shared`).
+    #[error("the shared '{typeid}' object {id} was lost with the connection that held it; publish objects that must outlive a reconnection, and look them up by name")]
+    ObjectLost {
+        /// Its id on the server it lived on.
+        id: mp_proto::ObjectId,
+        /// Its typeid.
+        typeid: String,
+    },
     /// The authkey was refused, or the server's was wrong.
     #[error("authentication with the manager failed: {0}")]
     Authentication(#[from] AuthenticationError),

@@ -97,7 +97,8 @@ pub use base_manager::Manager;
 pub use base_manager::{BaseManager, ClientRegistration};
 pub use client::batch::Call;
 pub use client::{
-    ConnectOptions, ManagerClient, Return, ServerStatus, TypeInfo, WeakClient, SHARED_MEMORY_ENV,
+    ConnectOptions, ConnectionEvent, ConnectionState, ManagerClient, Reconnect, Return,
+    ServerStatus, TypeInfo, WeakClient, SHARED_MEMORY_ENV,
 };
 pub use error::ManagerError;
 

@@ -11,13 +11,13 @@
 //! the connection held.
 
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use mp_proto::message::{Kwargs, ProxyInfo};
-use mp_proto::methods::builtin::CommonMethod;
+use mp_proto::methods::builtin::{waits_for_event, CommonMethod};
 use mp_proto::value::{from_value, to_value};
-use mp_proto::{Token, Value};
+use mp_proto::{ObjectId, Token, Value};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -34,15 +34,41 @@ use super::error::ManagerError;
 /// have exited (manager servers aside): a proxy moved into a forked
 /// `Process`'s arguments — which the parent drops once the child has
 /// started — stays valid for the child, where CPython races.
+///
+/// After a reconnection (see [`ConnectOptions::reconnect`]) the reference
+/// this proxy held is gone with the old connection: a proxy found by name
+/// ([`ManagerClient::lookup`]) finds its object again by that name on its
+/// next call; any other fails with [`ManagerError::ObjectLost`].
+///
+/// [`ConnectOptions::reconnect`]: super::ConnectOptions::reconnect
+/// [`ManagerClient::lookup`]: super::ManagerClient::lookup
 pub struct BaseProxy {
     client: ManagerClient,
     token: Token,
     /// The process `client` belongs to.
     pid: u32,
-    /// In a forked child: the child's own connection, once taken.
-    forked: Mutex<Option<(u32, ManagerClient)>>,
+    /// `client`'s generation when this reference was taken.
+    generation: u64,
+    /// The name it was looked up by, to find it again after a
+    /// reconnection.
+    name: Option<Arc<str>>,
+    /// The reference used instead of the first one: a forked child's own,
+    /// or one found again by name after a reconnection.
+    bound: Mutex<Option<Bound>>,
     /// How many forks this process had made when the proxy was made.
     born: u64,
+}
+
+/// A reference a proxy took after it was made ([`BaseProxy::bound`]).
+struct Bound {
+    /// The process it belongs to.
+    pid: u32,
+    /// The connection holding it.
+    client: ManagerClient,
+    /// That connection's generation when it was taken.
+    generation: u64,
+    /// The object, as found then.
+    token: Token,
 }
 
 impl BaseProxy {
@@ -73,49 +99,104 @@ impl BaseProxy {
 
     pub(super) fn held(client: ManagerClient, token: Token) -> Self {
         BaseProxy {
+            generation: client.generation(),
             client,
             token,
             pid: std::process::id(),
-            forked: Mutex::new(None),
+            name: None,
+            bound: Mutex::new(None),
             born: super::fork::forks(),
         }
     }
 
-    /// The token naming the referent.
+    /// The same reference, found by `name`: after a reconnection the
+    /// proxy finds its object again by it.
+    pub(super) fn with_name(mut self, name: &str) -> Self {
+        self.name = Some(Arc::from(name));
+        self
+    }
+
+    /// The token naming the referent, as the proxy was made with (after a
+    /// reconnection a named object may live under another id: see
+    /// [`current_token`](Self::current_token)).
     pub fn token(&self) -> &Token {
         &self.token
+    }
+
+    /// The name the proxy was looked up by, if it was.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     /// The connection the reference is held by in this process (in a
     /// forked child, the child's own, taking a reference on first use).
     pub fn client(&self) -> Result<ManagerClient, ManagerError> {
-        // Cached (refreshed in a forked child): no getpid per call.
-        let pid = crate::synchronize::engine::identity::pid();
-        if pid == self.pid {
-            return Ok(self.client.clone());
-        }
-        let mut forked = self.forked.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((p, c)) = &*forked {
-            if *p == pid {
-                return Ok(c.clone());
-            }
-        }
-        let client = super::transfer::connection_for(&self.token.address)?;
-        client.incref(self.token.id)?;
-        *forked = Some((pid, client.clone()));
-        Ok(client)
+        self.current().map(|(client, _)| client)
     }
 
-    /// The connection to release with: this process's, if it holds one.
-    fn releasing_client(&self) -> Option<ManagerClient> {
+    /// The connection and the object id calls go to now: the proxy's own
+    /// reference, or — in a forked child, or after a reconnection — the
+    /// one it took since.
+    pub fn current(&self) -> Result<(ManagerClient, ObjectId), ManagerError> {
+        // Cached (refreshed in a forked child): no getpid per call.
         let pid = crate::synchronize::engine::identity::pid();
-        if pid == self.pid {
-            return Some(self.client.clone());
+        if pid == self.pid && self.client.generation() == self.generation {
+            return Ok((self.client.clone(), self.token.id));
         }
-        match &*self.forked.lock().unwrap_or_else(PoisonError::into_inner) {
-            Some((p, c)) if *p == pid => Some(c.clone()),
-            _ => None,
+        self.rebind(pid).map(|(client, token)| (client, token.id))
+    }
+
+    /// The token calls go to now (see [`current`](Self::current)).
+    pub fn current_token(&self) -> Result<Token, ManagerError> {
+        self.current_pair().map(|(_, token)| token)
+    }
+
+    fn current_pair(&self) -> Result<(ManagerClient, Token), ManagerError> {
+        let pid = crate::synchronize::engine::identity::pid();
+        if pid == self.pid && self.client.generation() == self.generation {
+            return Ok((self.client.clone(), self.token.clone()));
         }
+        self.rebind(pid)
+    }
+
+    /// Takes the reference this process needs now, unless it has it.
+    fn rebind(&self, pid: u32) -> Result<(ManagerClient, Token), ManagerError> {
+        let mut bound = self.bound.lock().unwrap_or_else(PoisonError::into_inner);
+        let mine = bound.as_ref().filter(|b| b.pid == pid);
+        if let Some(b) = mine {
+            if b.client.generation() == b.generation {
+                return Ok((b.client.clone(), b.token.clone()));
+            }
+        }
+        let first_in_child = pid != self.pid && mine.is_none();
+        let client = match mine {
+            Some(b) => b.client.clone(),
+            None if pid == self.pid => self.client.clone(),
+            None => super::transfer::connection_for(&self.token.address)?,
+        };
+        let generation = client.generation();
+        let token = if first_in_child {
+            // The parent's reference keeps the object alive until this
+            // one is taken.
+            client.incref(self.token.id)?;
+            self.token.clone()
+        } else {
+            // The reference was lost with a connection.
+            let Some(name) = &self.name else {
+                return Err(ManagerError::ObjectLost {
+                    id: self.token.id,
+                    typeid: self.token.typeid.clone(),
+                });
+            };
+            client.lookup_info(name)?.token
+        };
+        *bound = Some(Bound {
+            pid,
+            client: client.clone(),
+            generation,
+            token: token.clone(),
+        });
+        Ok((client, token))
     }
 
     /// Calls `method` on the referent and returns its value (Python's
@@ -134,9 +215,37 @@ impl BaseProxy {
         args: Vec<Value>,
         kwargs: Kwargs,
     ) -> Result<Value, ManagerError> {
-        self.client()?
-            .call_method(self.token.id, method.as_ref(), args, kwargs)?
-            .into_value()
+        let method = method.as_ref();
+        let (client, id) = self.current()?;
+        if self.name.is_some() && waits_for_event(&self.token.typeid, method) {
+            return self.call_resuming(client, id, method, args, kwargs);
+        }
+        client.call_method(id, method, args, kwargs)?.into_value()
+    }
+
+    /// A blocking call on a named object: sent again after a
+    /// reconnection, for the server cancelled it with the old connection
+    /// (see `client::reconnect`).
+    fn call_resuming(
+        &self,
+        mut client: ManagerClient,
+        mut id: ObjectId,
+        method: &str,
+        args: Vec<Value>,
+        kwargs: Kwargs,
+    ) -> Result<Value, ManagerError> {
+        loop {
+            let generation = client.generation();
+            match client.call_method(id, method, args.clone(), kwargs.clone()) {
+                Err(ManagerError::ConnectionLost(why)) => {
+                    if !client.wait_reconnected(generation, None) {
+                        return Err(ManagerError::ConnectionLost(why));
+                    }
+                    (client, id) = self.current()?;
+                }
+                answer => return answer?.into_value(),
+            }
+        }
     }
 
     /// Calls `method` and converts its value to `T`.
@@ -193,23 +302,41 @@ impl Clone for BaseProxy {
     /// reference of its own (a dead connection's references are released
     /// by the server anyway).
     fn clone(&self) -> Self {
-        let client = match self.client() {
-            Ok(c) => c,
-            Err(_) => self.client.clone(),
-        };
-        if let Err(e) = client.incref(self.token.id) {
-            tracing::warn!(id = %self.token.id, error = %e, "incref of a cloned proxy failed");
+        let (client, token) = self
+            .current_pair()
+            .unwrap_or_else(|_| (self.client.clone(), self.token.clone()));
+        if let Err(e) = client.incref(token.id) {
+            tracing::warn!(id = %token.id, error = %e, "incref of a cloned proxy failed");
         }
-        BaseProxy::held(client, self.token.clone())
+        let mut clone = BaseProxy::held(client, token);
+        clone.name = self.name.clone();
+        clone
     }
 }
 
 impl Drop for BaseProxy {
     fn drop(&mut self) {
-        // A forked child that never used the proxy holds no reference.
-        let Some(client) = self.releasing_client() else {
+        let pid = crate::synchronize::engine::identity::pid();
+        let bound = self
+            .bound
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .filter(|b| b.pid == pid);
+        if let Some(b) = bound {
+            // The reference taken since; the first one, if this process
+            // held it, went with an older connection.
+            if b.client.generation() == b.generation {
+                release_later(b.client, b.token.id);
+            }
             return;
-        };
+        }
+        // A forked child that never used the proxy holds no reference;
+        // one lost with a connection is the server's to forget.
+        if pid != self.pid || self.client.generation() != self.generation {
+            return;
+        }
+        let client = self.client.clone();
         if self.pid == std::process::id() && self.born != super::fork::forks() {
             // A child forked while this proxy was alive may still rely on
             // this reference (its first call takes its own).
@@ -270,9 +397,9 @@ impl BaseProxy {
         method: &str,
         args: Vec<Value>,
     ) -> Result<P, ManagerError> {
-        let client = self.client()?;
+        let (client, id) = self.current()?;
         let info = client
-            .call_method(self.token.id, method, args, Kwargs::new())?
+            .call_method(id, method, args, Kwargs::new())?
             .into_proxy()?;
         let exposed = info.exposed.clone();
         Ok(P::from_parts(BaseProxy::from_owned(client, info), exposed))

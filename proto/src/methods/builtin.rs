@@ -293,3 +293,34 @@ crate::shared_methods! {
         Names = "names",
     }
 }
+
+/// The declared methods of the built-in `typeid` (SyncManager's names),
+/// for a client that knows an object by typeid: whether a call may wait,
+/// say. `None` for any other typeid.
+pub fn methods_of(typeid: &str) -> Option<&'static [crate::methods::MethodSpec]> {
+    Some(match typeid {
+        "dict" => DictMethod::TABLE,
+        "list" => ListMethod::TABLE,
+        "Iterator" => IteratorMethod::TABLE,
+        "Queue" | "JoinableQueue" => QueueMethod::TABLE,
+        "Lock" | "RLock" | "Semaphore" | "BoundedSemaphore" => SemaphoreMethod::TABLE,
+        "Condition" => ConditionMethod::TABLE,
+        "Event" => EventMethod::TABLE,
+        "Barrier" => BarrierMethod::TABLE,
+        "Namespace" => NamespaceMethod::TABLE,
+        "Value" => ValueMethod::TABLE,
+        "Array" => ArrayMethod::TABLE,
+        _ => return None,
+    })
+}
+
+/// Whether `method` of the built-in `typeid` waits for something to
+/// happen (a queue's `get`, a lock's `acquire`, an event's `wait`): a call
+/// a broken connection cancels on the server before it had any effect,
+/// which a client may send again once reconnected. A queue's `put` waits
+/// only for room, and its effect is done as soon as it returns: not one.
+pub fn waits_for_event(typeid: &str, method: &str) -> bool {
+    method != QueueMethod::Put.name()
+        && methods_of(typeid)
+            .is_some_and(|table| table.iter().any(|m| m.blocking && m.name == method))
+}

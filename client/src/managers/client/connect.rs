@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::io::{self, BufReader};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use mp_proto::auth::{client_handshake, AuthOptions};
@@ -18,6 +18,7 @@ use mp_proto::message::{ChannelAnswer, Hello, HelloReply};
 use mp_sys::channel::Region;
 use mp_sys::spin::SpinPolicy;
 
+use super::reconnect::Reconnect;
 use super::release::Releases;
 use super::stream::Stream;
 use super::{Inner, ManagerClient, State, READ_BUFFER};
@@ -58,6 +59,10 @@ pub struct ConnectOptions {
     /// Default `true`, unless the environment sets
     /// `MP_MANAGER_SHARED_MEMORY=0`.
     pub shared_memory: bool,
+    /// Reconnect in the background when the connection breaks, with this
+    /// backoff ([`Reconnect`]); `None` turns it off (a broken client then
+    /// stays broken, as before). Default: on.
+    pub reconnect: Option<Reconnect>,
 }
 
 /// The environment variable that turns shared-memory channels off by
@@ -74,6 +79,7 @@ impl Default for ConnectOptions {
             #[cfg(feature = "tls")]
             tls: None,
             shared_memory: std::env::var_os(SHARED_MEMORY_ENV).map_or(true, |v| v != "0"),
+            reconnect: Some(Reconnect::default()),
         }
     }
 }
@@ -97,123 +103,154 @@ impl ManagerClient {
         authkey: &[u8],
         options: &ConnectOptions,
     ) -> Result<Self, ManagerError> {
-        let connect_error = |source| ManagerError::Connect {
-            address: address.to_string(),
-            source,
-        };
-        let mut stream = match address {
-            Address::Tcp { .. } => {
-                let addrs = address.resolve().map_err(|e| {
-                    connect_error(io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
-                })?;
-                let mut last = None;
-                let mut found = None;
-                for a in addrs {
-                    match TcpStream::connect_timeout(&a, options.timeout) {
-                        Ok(s) => {
-                            found = Some(s);
-                            break;
-                        }
-                        Err(e) => last = Some(e),
-                    }
-                }
-                let s = found.ok_or_else(|| {
-                    connect_error(last.unwrap_or_else(|| io::Error::other("no address")))
-                })?;
-                s.set_nodelay(true).map_err(connect_error)?;
-                #[cfg(not(feature = "tls"))]
-                let stream = Stream::Tcp(s);
-                #[cfg(feature = "tls")]
-                let stream = match (&options.tls, address) {
-                    (Some(tls), Address::Tcp { host, .. }) => {
-                        Stream::Tls(tls.connect(s, host, options.timeout).map_err(|source| {
-                            ManagerError::Tls {
-                                address: address.to_string(),
-                                source,
-                            }
-                        })?)
-                    }
-                    _ => Stream::Tcp(s),
-                };
-                stream
-            }
-            #[cfg(feature = "tls")]
-            Address::Unix(_) if options.tls.is_some() => {
-                return Err(connect_error(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "TLS needs a TCP address",
-                )))
-            }
-            Address::Unix(path) => Stream::Unix(UnixStream::connect(path).map_err(connect_error)?),
-        };
-        stream
-            .set_timeouts(Some(options.timeout))
-            .map_err(connect_error)?;
-        #[cfg(feature = "tls")]
-        let handshake_error = |e| crate::managers::tls::handshake_error(e, address);
-        #[cfg(not(feature = "tls"))]
-        let handshake_error = ManagerError::Authentication;
-        client_handshake(&mut stream, authkey, &options.auth).map_err(handshake_error)?;
-        let hello = Hello {
-            channel: options.shared_memory && stream.is_local(),
-            ..Hello::current(format!("multiprocessing-rs/{}", env!("CARGO_PKG_VERSION")))
-        };
-        let mut bytes = Vec::new();
-        encode_into(&hello, &mut bytes).map_err(|e| ManagerError::Protocol(e.to_string()))?;
-        write_frame(&mut stream, &bytes)
-            .map_err(|e| ManagerError::ConnectionLost(e.to_string()))?;
-        let reply = read_frame(&mut stream, 64 * 1024)
-            .map_err(|e| ManagerError::ConnectionLost(e.to_string()))?
-            .ok_or_else(|| ManagerError::ConnectionLost("closed during hello".into()))?;
-        let offer = match decode::<HelloReply>(&reply)
-            .map_err(|e| ManagerError::Protocol(e.to_string()))?
-        {
-            HelloReply::Welcome { channel, .. } => channel,
-            HelloReply::Refused { message } => return Err(ManagerError::Refused(message)),
-        };
-        if let Some(offer) = offer {
-            // Mapping fails on another host, in another pid namespace, or
-            // without the right to open the server's descriptors: the
-            // socket then carries the calls.
-            let region = Region::open(offer.pid, offer.fd, offer.ring, offer.nonce).ok();
-            let mut bytes = Vec::new();
-            encode_into(
-                &ChannelAnswer {
-                    attached: region.is_some(),
-                },
-                &mut bytes,
-            )
-            .map_err(|e| ManagerError::Protocol(e.to_string()))?;
-            write_frame(&mut stream, &bytes)
-                .map_err(|e| ManagerError::ConnectionLost(e.to_string()))?;
-            if let Some(region) = region {
-                stream = stream.with_channel(region);
-            }
-        }
-        // Calls may block as long as the server's method does.
-        stream.set_timeouts(None).map_err(connect_error)?;
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &options.tls {
-            crate::managers::tls::use_tls_for(address, tls.clone());
-        }
-        let writer = stream.try_clone().map_err(connect_error)?;
-        let channel = stream.is_channel();
+        let opened = open(address, authkey, options)?;
         Ok(ManagerClient {
             inner: Arc::new(Inner {
                 address: address.clone(),
-                writer: Mutex::new(writer),
+                authkey: authkey.to_vec(),
+                options: options.clone(),
+                writer: Mutex::new(opened.writer),
                 state: Mutex::new(State {
-                    reader: Some(BufReader::with_capacity(READ_BUFFER, stream)),
+                    reader: Some(BufReader::with_capacity(READ_BUFFER, opened.reader)),
                     slots: HashMap::new(),
                     dead: None,
                     spin: SpinPolicy::new(options.spin),
+                    generation: 0,
+                    reconnecting: false,
+                    last_loss: String::new(),
                 }),
+                generation: AtomicU64::new(0),
+                reconnected: Condvar::new(),
+                events: Mutex::new(Vec::new()),
                 next_id: AtomicU64::new(1),
                 max_frame: options.max_frame_bytes,
                 releases: Releases::default(),
-                channel,
+                channel: AtomicBool::new(opened.channel),
                 owner: std::process::id(),
             }),
         })
     }
+}
+
+/// A connected, authenticated and greeted stream: its two halves.
+pub(super) struct Opened {
+    /// Where requests are written.
+    pub(super) writer: Stream,
+    /// Where answers are read.
+    pub(super) reader: Stream,
+    /// Whether calls go through a shared-memory channel.
+    pub(super) channel: bool,
+}
+
+/// Connects to `address`, authenticates and says hello: what a client
+/// does first, and again each time it reconnects.
+pub(super) fn open(
+    address: &Address,
+    authkey: &[u8],
+    options: &ConnectOptions,
+) -> Result<Opened, ManagerError> {
+    let connect_error = |source| ManagerError::Connect {
+        address: address.to_string(),
+        source,
+    };
+    let mut stream = match address {
+        Address::Tcp { .. } => {
+            let addrs = address.resolve().map_err(|e| {
+                connect_error(io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+            })?;
+            let mut last = None;
+            let mut found = None;
+            for a in addrs {
+                match TcpStream::connect_timeout(&a, options.timeout) {
+                    Ok(s) => {
+                        found = Some(s);
+                        break;
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            let s = found.ok_or_else(|| {
+                connect_error(last.unwrap_or_else(|| io::Error::other("no address")))
+            })?;
+            s.set_nodelay(true).map_err(connect_error)?;
+            #[cfg(not(feature = "tls"))]
+            let stream = Stream::Tcp(s);
+            #[cfg(feature = "tls")]
+            let stream = match (&options.tls, address) {
+                (Some(tls), Address::Tcp { host, .. }) => {
+                    Stream::Tls(tls.connect(s, host, options.timeout).map_err(|source| {
+                        ManagerError::Tls {
+                            address: address.to_string(),
+                            source,
+                        }
+                    })?)
+                }
+                _ => Stream::Tcp(s),
+            };
+            stream
+        }
+        #[cfg(feature = "tls")]
+        Address::Unix(_) if options.tls.is_some() => {
+            return Err(connect_error(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "TLS needs a TCP address",
+            )))
+        }
+        Address::Unix(path) => Stream::Unix(UnixStream::connect(path).map_err(connect_error)?),
+    };
+    stream
+        .set_timeouts(Some(options.timeout))
+        .map_err(connect_error)?;
+    #[cfg(feature = "tls")]
+    let handshake_error = |e| crate::managers::tls::handshake_error(e, address);
+    #[cfg(not(feature = "tls"))]
+    let handshake_error = ManagerError::Authentication;
+    client_handshake(&mut stream, authkey, &options.auth).map_err(handshake_error)?;
+    let hello = Hello {
+        channel: options.shared_memory && stream.is_local(),
+        ..Hello::current(format!("multiprocessing-rs/{}", env!("CARGO_PKG_VERSION")))
+    };
+    let mut bytes = Vec::new();
+    encode_into(&hello, &mut bytes).map_err(|e| ManagerError::Protocol(e.to_string()))?;
+    write_frame(&mut stream, &bytes).map_err(|e| ManagerError::ConnectionLost(e.to_string()))?;
+    let reply = read_frame(&mut stream, 64 * 1024)
+        .map_err(|e| ManagerError::ConnectionLost(e.to_string()))?
+        .ok_or_else(|| ManagerError::ConnectionLost("closed during hello".into()))?;
+    let offer =
+        match decode::<HelloReply>(&reply).map_err(|e| ManagerError::Protocol(e.to_string()))? {
+            HelloReply::Welcome { channel, .. } => channel,
+            HelloReply::Refused { message } => return Err(ManagerError::Refused(message)),
+        };
+    if let Some(offer) = offer {
+        // Mapping fails on another host, in another pid namespace, or
+        // without the right to open the server's descriptors: the
+        // socket then carries the calls.
+        let region = Region::open(offer.pid, offer.fd, offer.ring, offer.nonce).ok();
+        let mut bytes = Vec::new();
+        encode_into(
+            &ChannelAnswer {
+                attached: region.is_some(),
+            },
+            &mut bytes,
+        )
+        .map_err(|e| ManagerError::Protocol(e.to_string()))?;
+        write_frame(&mut stream, &bytes)
+            .map_err(|e| ManagerError::ConnectionLost(e.to_string()))?;
+        if let Some(region) = region {
+            stream = stream.with_channel(region);
+        }
+    }
+    // Calls may block as long as the server's method does.
+    stream.set_timeouts(None).map_err(connect_error)?;
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &options.tls {
+        crate::managers::tls::use_tls_for(address, tls.clone());
+    }
+    let writer = stream.try_clone().map_err(connect_error)?;
+    let channel = stream.is_channel();
+    Ok(Opened {
+        writer,
+        reader: stream,
+        channel,
+    })
 }

@@ -24,13 +24,14 @@ mod answers;
 pub mod batch;
 mod connect;
 mod names;
+mod reconnect;
 pub(crate) mod release;
 mod stream;
 
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use mp_sys::lock;
@@ -49,6 +50,7 @@ use crate::connection::Address;
 pub use answers::{Return, ServerStatus, TypeInfo};
 pub use connect::{ConnectOptions, SHARED_MEMORY_ENV};
 use mp_sys::spin::{SpinPolicy, Spun};
+pub use reconnect::{ConnectionEvent, ConnectionState, Reconnect};
 use release::Releases;
 use stream::Stream;
 
@@ -63,6 +65,9 @@ struct Slot {
     /// Whether that thread sleeps on it now: a wake-up is a system call,
     /// so only a sleeping thread gets one.
     waiting: bool,
+    /// The connection generation its request went out on: after a
+    /// reconnection no answer to it can come.
+    generation: u64,
 }
 
 struct State {
@@ -74,18 +79,33 @@ struct State {
     dead: Option<String>,
     /// Whether waiting threads poll before they sleep.
     spin: SpinPolicy,
+    /// How many times the client reconnected (see `reconnect`).
+    generation: u64,
+    /// Whether a thread is reconnecting now.
+    reconnecting: bool,
+    /// Why the connection last broke.
+    last_loss: String,
 }
 
 struct Inner {
     address: Address,
+    /// What reconnecting needs: the key and the options connected with.
+    authkey: Vec<u8>,
+    options: ConnectOptions,
     writer: Mutex<Stream>,
     state: Mutex<State>,
     next_id: AtomicU64,
     max_frame: u64,
     /// `decref`s of dropped proxies waiting to go out.
     releases: Releases,
+    /// `State::generation`, readable without the lock.
+    generation: AtomicU64,
+    /// Signalled when a reconnection succeeds or gives up.
+    reconnected: Condvar,
+    /// Who wants to hear of connection changes.
+    events: Mutex<Vec<reconnect::Listener>>,
     /// Whether calls go through a shared-memory channel.
-    channel: bool,
+    channel: AtomicBool,
     /// The process that connected. A forked child dropping its copy must
     /// leave the connection to its parent: closing its descriptors is
     /// harmless, shutting the socket (or the channel) down is not.
@@ -186,6 +206,7 @@ impl ManagerClient {
         if let Some(why) = &state.dead {
             return Err(ManagerError::ConnectionLost(why.clone()));
         }
+        let generation = state.generation;
         for &id in ids {
             state.slots.insert(
                 id,
@@ -193,6 +214,7 @@ impl ManagerClient {
                     answer: None,
                     wake: Arc::clone(wake),
                     waiting: false,
+                    generation,
                 },
             );
         }
@@ -201,7 +223,7 @@ impl ManagerClient {
         // polls: learning, as on a socket, could settle on both sides
         // sleeping, each waiting for the other to poll first, where a
         // round trip between CPUs costs two cross-CPU wake-ups.
-        Ok(if self.inner.channel {
+        Ok(if self.inner.channel.load(Ordering::Relaxed) {
             state.spin.max()
         } else {
             state.spin.next_spin()
@@ -217,7 +239,7 @@ impl ManagerClient {
             for id in ids {
                 state.slots.remove(id);
             }
-            Self::kill(&mut state, format!("write failed: {e}"));
+            self.kill(&mut state, format!("write failed: {e}"));
             return Err(ManagerError::ConnectionLost(format!("write failed: {e}")));
         }
         Ok(())
@@ -244,7 +266,12 @@ impl ManagerClient {
                 Self::pass_reading(&state);
                 return Self::outcome(answer);
             }
-            if let Some(why) = &state.dead {
+            let current = state.slots.get(&id).map(|s| s.generation) == Some(state.generation);
+            if let Some(why) = state
+                .dead
+                .as_ref()
+                .or((!current).then_some(&state.last_loss))
+            {
                 let why = why.clone();
                 state.slots.remove(&id);
                 return Err(ManagerError::ConnectionLost(why));
@@ -259,6 +286,7 @@ impl ManagerClient {
                 }
                 continue;
             };
+            let generation = state.generation;
             drop(state);
             let spun = if reader.buffer().is_empty() {
                 reader.get_ref().spin_until_readable(spin)
@@ -267,6 +295,11 @@ impl ManagerClient {
             };
             let frame = read_frame(&mut reader, inner.max_frame);
             state = lock(&inner.state);
+            if state.generation != generation {
+                // Reconnected meanwhile: this reader belongs to the old
+                // connection, and whatever it read answers nothing now.
+                continue;
+            }
             state.reader = Some(reader);
             if spun == Spun::Contended {
                 state.spin.contended();
@@ -288,13 +321,13 @@ impl ManagerClient {
                     // in flight fails with it.
                     None if rid == CONNECTION_ID => {
                         if let Outcome::Error(e) = outcome {
-                            Self::kill(&mut state, e.to_string());
+                            self.kill(&mut state, e.to_string());
                         }
                     }
                     // A call forgotten meanwhile.
                     None => {}
                 },
-                Err(why) => Self::kill(&mut state, why),
+                Err(why) => self.kill(&mut state, why),
             }
         }
     }
@@ -313,16 +346,22 @@ impl ManagerClient {
         }
     }
 
-    fn kill(state: &mut State, why: String) {
-        if state.dead.is_none() {
-            state.dead = Some(why);
+    /// Marks the connection dead for `why`: every waiting call fails, and
+    /// reconnection starts if it is on.
+    fn kill(&self, state: &mut State, why: String) {
+        if state.dead.is_some() {
+            return;
         }
+        tracing::debug!(address = %self.inner.address, reason = %why, "manager connection lost");
+        state.dead = Some(why.clone());
+        state.last_loss = why.clone();
         if let Some(r) = &state.reader {
             r.get_ref().shutdown();
         }
         for slot in state.slots.values() {
             slot.wake.notify_one();
         }
+        self.start_reconnecting(state, why);
     }
 
     fn outcome(outcome: Outcome) -> Result<Return, ManagerError> {
@@ -451,7 +490,7 @@ impl ManagerClient {
     /// Whether this connection's calls go through a shared-memory channel
     /// ([`ConnectOptions::shared_memory`]) rather than its socket.
     pub fn uses_shared_memory(&self) -> bool {
-        self.inner.channel
+        self.inner.channel.load(Ordering::Relaxed)
     }
 
     /// Whether the connection is known to be dead (every call on it fails

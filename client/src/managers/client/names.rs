@@ -6,6 +6,7 @@
 //! client finds what a first one (or the operator, with `mpserver serve
 //! --shared jobs=Queue`) made.
 
+use mp_proto::message::ProxyInfo;
 use mp_proto::methods::builtin::ServerMethod;
 use mp_proto::reports::NamedObject;
 use mp_proto::{ErrorKind, RemoteError, Value};
@@ -44,16 +45,9 @@ impl ManagerClient {
     /// reference of its own: a `KeyError` for a name nothing has, a
     /// `TypeError` when the object's typeid is not one `P` serves.
     pub fn lookup<P: ProxyType>(&self, name: &str) -> Result<P, ManagerError> {
-        let info = self
-            .call(
-                mp_proto::message::Target::Server,
-                ServerMethod::Lookup.name(),
-                vec![Value::Str(name.to_owned())],
-                Default::default(),
-            )?
-            .into_proxy()?;
+        let info = self.lookup_info(name)?;
         let exposed = info.exposed.clone();
-        let base = BaseProxy::from_owned(self.clone(), info);
+        let base = BaseProxy::from_owned(self.clone(), info).with_name(name);
         let typeid = &base.token().typeid;
         if !P::TYPEIDS.is_empty() && !P::TYPEIDS.contains(&typeid.as_str()) {
             // `base` goes out of scope here, giving the reference back.
@@ -66,6 +60,18 @@ impl ManagerClient {
             )));
         }
         Ok(P::from_parts(base, exposed))
+    }
+
+    /// The server's `lookup`: a new reference to the object `name`
+    /// names, which this connection then owns.
+    pub fn lookup_info(&self, name: &str) -> Result<ProxyInfo, ManagerError> {
+        self.call(
+            mp_proto::message::Target::Server,
+            ServerMethod::Lookup.name(),
+            vec![Value::Str(name.to_owned())],
+            Default::default(),
+        )?
+        .into_proxy()
     }
 
     /// Every name on the server, with its object and typeid.

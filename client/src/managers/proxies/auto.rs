@@ -160,8 +160,8 @@ impl AutoProxy {
         kwargs: Kwargs,
     ) -> Result<AutoReturn, ManagerError> {
         self.check_exposed(name)?;
-        let client = self.base.client()?;
-        match client.call_method(self.base.token().id, name, args, kwargs)? {
+        let (client, id) = self.base.current()?;
+        match client.call_method(id, name, args, kwargs)? {
             Return::Value(v) => Ok(AutoReturn::Value(v)),
             Return::Proxy(info) => Ok(AutoReturn::Proxy(AutoProxy::from_info(
                 client.clone(),
