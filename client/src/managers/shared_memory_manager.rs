@@ -54,11 +54,24 @@ use crate::connection::Address;
 use crate::shared_memory::{Item, ShareableList, SharedMemory, SharedMemoryError};
 
 /// The typeid under which a server serves its segment tracker.
+///
+/// ```
+/// use multiprocessing::managers::shared_memory_manager::{tracker_registry, TRACKER_TYPEID};
+///
+/// assert!(tracker_registry().typeids().any(|t| t == TRACKER_TYPEID));
+/// ```
 pub const TRACKER_TYPEID: &str = "SharedMemoryTracker";
 
 mp_proto::shared_methods! {
     /// The methods of the segment tracker ([`TRACKER_TYPEID`]): CPython's
     /// `SharedMemoryServer` calls and `_SharedMemoryTracker.unlink`.
+    ///
+    /// ```
+    /// use multiprocessing::managers::shared_memory_manager::TrackerMethod;
+    ///
+    /// assert_eq!(TrackerMethod::TrackSegment.name(), "track_segment");
+    /// assert_eq!(TrackerMethod::from_name("list_segments"), Some(TrackerMethod::ListSegments));
+    /// ```
     pub enum TrackerMethod {
         /// `track_segment(name)`: remember a block to unlink at shutdown.
         TrackSegment = "track_segment",
@@ -317,7 +330,36 @@ mod server_side {
     use crate::shared_memory::{SharedMemory, SharedMemoryError};
 
     /// Registers the segment tracker ([`TRACKER_TYPEID`]) in `registry`:
-    /// one tracker per server, shared by every client.
+    /// one tracker per server, shared by every client. For a server a
+    /// program embeds with other typeids; its tracked blocks are unlinked
+    /// when the server stops.
+    ///
+    /// ```
+    /// use mp_server::{Listen, Registry};
+    /// use multiprocessing::managers::shared_memory_manager::register_tracker;
+    /// use multiprocessing::managers::{ManagerServer, SharedMemoryManager};
+    /// use multiprocessing::shared_memory::SharedMemory;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut registry = Registry::sync_manager();
+    /// register_tracker(&mut registry);
+    /// let server = ManagerServer::bind(registry, b"key", &Listen::Tcp("127.0.0.1:0".into()))?;
+    /// let address = server.address().to_owned();
+    /// let engine = server.engine();
+    /// let serving = std::thread::spawn(move || server.serve_forever());
+    ///
+    /// let mut smm = SharedMemoryManager::new(&address, b"key");
+    /// smm.connect()?;
+    /// let name = smm.shared_memory(64)?.name().to_owned();
+    /// drop(smm);
+    ///
+    /// engine.shutdown().trigger();
+    /// serving.join().unwrap()?;
+    /// drop(engine); // the last handle on the server: its tracker goes
+    /// assert!(SharedMemory::attach(&name).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn register_tracker(registry: &mut Registry) {
         super::super::server::register_shared(registry, TRACKER_TYPEID, |_| {
             Ok(SegmentTracker::default())
@@ -327,6 +369,16 @@ mod server_side {
     /// A registry serving only the segment tracker (what
     /// [`SharedMemoryManager::start_in`](super::SharedMemoryManager::start_in)
     /// builds in its child).
+    ///
+    /// ```
+    /// use multiprocessing::managers::shared_memory_manager::tracker_registry;
+    /// use multiprocessing::managers::ManagerServer;
+    ///
+    /// let listen = mp_server::Listen::Tcp("127.0.0.1:0".into());
+    /// let server = ManagerServer::bind(tracker_registry(), b"key", &listen)?;
+    /// assert!(server.address().starts_with("127.0.0.1:"));
+    /// # Ok::<(), multiprocessing::managers::ManagerError>(())
+    /// ```
     pub fn tracker_registry() -> Registry {
         let mut registry = Registry::new();
         register_tracker(&mut registry);
