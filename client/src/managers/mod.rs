@@ -86,6 +86,7 @@ pub mod proxies;
 pub mod proxy;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod shared_memory_manager;
 pub mod shared_type;
 pub mod sync_manager;
 #[cfg(feature = "tls")]
@@ -224,6 +225,7 @@ pub use proxies::*;
 pub use proxy::{BaseProxy, ProxyType};
 #[cfg(feature = "server")]
 pub use server::{register_shared, ManagerServer, Shared};
+pub use shared_memory_manager::SharedMemoryManager;
 pub use shared_type::{MethodError, NewObject, SharedType};
 pub use sync_manager::SyncManager;
 #[cfg(feature = "tls")]

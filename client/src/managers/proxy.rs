@@ -151,7 +151,8 @@ impl BaseProxy {
         self.current_pair().map(|(_, token)| token)
     }
 
-    fn current_pair(&self) -> Result<(ManagerClient, Token), ManagerError> {
+    /// The connection and token calls go to now.
+    pub(super) fn current_pair(&self) -> Result<(ManagerClient, Token), ManagerError> {
         let pid = crate::synchronize::engine::identity::pid();
         if pid == self.pid && self.client.generation() == self.generation {
             return Ok((self.client.clone(), self.token.clone()));

@@ -36,13 +36,24 @@
 //! Python's `RebuildProxy` does. A forked child never reuses its parent's
 //! socket: connections are keyed by pid.
 //!
-//! A `spawn` or `forkserver` child knows only its own authkey (the
-//! parent's, inherited): a proxy of a manager started with another key
-//! cannot be rebuilt there. CPython sends the key along while spawning;
-//! here, start such managers with the process's authkey ([`Manager()`])
-//! or pass the address and key and connect in the child.
+//! # The authkey, into spawned children only
 //!
-//! [`Manager()`]: super::Manager()
+//! A `spawn` or `forkserver` child starts knowing only its own authkey
+//! (its parent's unless [`Process::set_authkey`] gave it another). So
+//! that a proxy of a manager with a key of its own works there, a proxy
+//! encoded into such a child's start arguments carries the key its
+//! connection was made with — as CPython's `BaseProxy.__reduce__` adds
+//! `authkey` only while `get_spawning_popen()` is set — unless it is the
+//! child's own key. The child connects with it and remembers it for that
+//! server, as a forked child remembers its parent's keys. The start
+//! arguments travel on a socket only the child holds; a proxy serialized
+//! for anything else (a `Pipe`, a `Queue`, a pool's tasks, another
+//! manager) never carries a key. A key this process does not know (a
+//! connection made by hand with [`ManagerClient::connect_with`] and
+//! registered with [`register_connection`]) is not sent either; a child
+//! that then fails to authenticate says which manager's key it lacks.
+//!
+//! [`Process::set_authkey`]: crate::Process::set_authkey
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -97,6 +108,11 @@ struct InTransit {
     token: Token,
     /// `None` when the server has no transit tickets.
     ticket: Option<u64>,
+    /// The manager's authkey: only in a `spawn`/`forkserver` child's start
+    /// arguments, and only when it is not the child's own (see the
+    /// module docs). Absent from every other encoding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    authkey: Option<serde_bytes::ByteBuf>,
 }
 
 /// This process's connection to one server, and the authkey it was made
@@ -137,16 +153,20 @@ fn with_connections<R>(f: impl FnOnce(&mut HashMap<String, Shared>) -> R) -> R {
 /// manager's key rather than the process's.
 pub(super) static KEYS: Mutex<Option<HashMap<String, Vec<u8>>>> = Mutex::new(None);
 
+/// The authkey `address` was connected with in this process or the
+/// parent it was forked from, if known.
+fn known_authkey(address: &str) -> Option<Vec<u8>> {
+    super::fork::protect_tables();
+    KEYS.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .and_then(|keys| keys.get(address).cloned())
+}
+
 /// The authkey to connect to `address` with: the one it was connected
 /// with before in this process or its parent, else the process's.
 fn authkey_for(address: &str) -> Vec<u8> {
-    super::fork::protect_tables();
-    let known = KEYS
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .as_ref()
-        .and_then(|keys| keys.get(address).cloned());
-    known.unwrap_or_else(|| {
+    known_authkey(address).unwrap_or_else(|| {
         crate::process::current_process()
             .authkey()
             .as_bytes()
@@ -237,11 +257,13 @@ pub fn convert_answer<T: DeserializeOwned>(
 
 impl Serialize for BaseProxy {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // The object as it is reached now (after a reconnection a named
+        // one may live under another id).
+        let (client, token) = self.current_pair().map_err(serde::ser::Error::custom)?;
         if FOR_SERVER.with(Cell::get) {
-            return self.token().serialize(serializer);
+            return token.serialize(serializer);
         }
-        let client = self.client().map_err(serde::ser::Error::custom)?;
-        let ticket = match client.transit(self.token().id, transit_lease()) {
+        let ticket = match client.transit(token.id, transit_lease()) {
             Ok(t) => Some(t),
             // A server without transit tickets (an older mpserver): the
             // receiver takes a new reference, as CPython's does.
@@ -249,11 +271,47 @@ impl Serialize for BaseProxy {
             Err(e) => return Err(serde::ser::Error::custom(e)),
         };
         InTransit {
-            token: self.token().clone(),
+            authkey: key_for_spawned_child(&token.address),
+            token,
             ticket,
         }
         .serialize(serializer)
     }
+}
+
+/// The key to put in a proxy of the server at `address`: while a spawn
+/// or forkserver child's arguments are encoded, the key this process
+/// connected to it with, if known and not the child's own; otherwise
+/// none.
+fn key_for_spawned_child(address: &str) -> Option<serde_bytes::ByteBuf> {
+    let child = crate::process::start::spawning::child_authkey()?;
+    known_authkey(address)
+        .filter(|key| key.as_slice() != child.as_bytes())
+        .map(serde_bytes::ByteBuf::from)
+}
+
+/// The connection a received proxy of the server at `address` uses: made
+/// with `authkey` if the proxy carried one (and that key remembered for
+/// the server), else [`connection_for`]. The error names the server and,
+/// when authentication failed without a carried key, why the key is
+/// missing.
+fn connection_for_received(address: &str, authkey: Option<&[u8]>) -> Result<ManagerClient, String> {
+    let result = match authkey {
+        Some(key) => address
+            .parse::<Address>()
+            .map_err(|e| ManagerError::Protocol(e.to_string()))
+            .and_then(|parsed| shared_connection(&parsed, key)),
+        None => connection_for(address),
+    };
+    result.map_err(|e| match (&e, authkey) {
+        (ManagerError::Authentication(_), None) => format!(
+            "cannot rebuild a proxy of the manager at {address}: {e}; this process does not \
+             know that manager's authkey (a proxy carries it only into a spawn or forkserver \
+             child's start arguments, not over a Pipe or a Queue): connect to the manager with \
+             its authkey first"
+        ),
+        _ => format!("cannot rebuild a proxy of the manager at {address}: {e}"),
+    })
 }
 
 impl<'de> Deserialize<'de> for BaseProxy {
@@ -262,8 +320,14 @@ impl<'de> Deserialize<'de> for BaseProxy {
             let token = Token::deserialize(deserializer)?;
             return BaseProxy::from_token(client, token).map_err(serde::de::Error::custom);
         }
-        let InTransit { token, ticket } = InTransit::deserialize(deserializer)?;
-        let client = connection_for(&token.address).map_err(serde::de::Error::custom)?;
+        let InTransit {
+            token,
+            ticket,
+            authkey,
+        } = InTransit::deserialize(deserializer)?;
+        let client =
+            connection_for_received(&token.address, authkey.as_ref().map(|k| k.as_slice()))
+                .map_err(serde::de::Error::custom)?;
         match ticket {
             Some(ticket) => receive(client, token, ticket),
             None => BaseProxy::from_token(client, token),
@@ -289,5 +353,115 @@ fn receive(client: ManagerClient, token: Token, ticket: u64) -> Result<BaseProxy
             BaseProxy::from_token(client, token)
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+#[cfg(feature = "server")] // the tests serve a manager in-process
+mod tests {
+    use super::*;
+    use crate::managers::ManagerServer;
+    use crate::process::start::method::StartMethod;
+    use crate::process::start::spawning;
+    use crate::process::target::FnTarget;
+    use mp_server::{Listen, Registry};
+
+    const KEY: &[u8] = b"transfer-test-own-key";
+
+    fn proxy() -> BaseProxy {
+        let server = ManagerServer::bind(
+            Registry::sync_manager(),
+            KEY,
+            &Listen::Tcp("127.0.0.1:0".into()),
+        )
+        .unwrap();
+        let address = server.address().parse().unwrap();
+        std::thread::spawn(move || server.serve_forever());
+        let client = shared_connection(&address, KEY).unwrap();
+        BaseProxy::create(&client, "dict", vec![], Default::default()).unwrap()
+    }
+
+    /// The `authkey` fields anywhere in a CBOR document.
+    fn authkeys(value: &ciborium::Value, found: &mut Vec<Vec<u8>>) {
+        match value {
+            ciborium::Value::Map(entries) => {
+                for (k, v) in entries {
+                    if k.as_text() == Some("authkey") {
+                        found.push(v.as_bytes().cloned().unwrap_or_default());
+                    }
+                    authkeys(v, found);
+                }
+            }
+            ciborium::Value::Array(items) => items.iter().for_each(|v| authkeys(v, found)),
+            ciborium::Value::Tag(_, inner) => authkeys(inner, found),
+            _ => {}
+        }
+    }
+
+    fn keys_in(bytes: &[u8]) -> Vec<Vec<u8>> {
+        let value: ciborium::Value = ciborium::from_reader(bytes).unwrap();
+        let mut found = Vec::new();
+        authkeys(&value, &mut found);
+        found
+    }
+
+    fn child(_: BaseProxy) {}
+
+    fn start_args(p: &BaseProxy, child_key: &[u8]) -> Vec<u8> {
+        let proxy = BaseProxy::from_token(p.client().unwrap(), p.token().clone()).unwrap();
+        let target = FnTarget {
+            f: child,
+            args: (proxy,),
+        };
+        spawning::portable(&target, StartMethod::Spawn, child_key)
+            .unwrap()
+            .args
+    }
+
+    #[test]
+    fn a_spawned_childs_arguments_carry_the_managers_key() {
+        let p = proxy();
+        assert_eq!(
+            keys_in(&start_args(&p, b"the child's key")),
+            vec![KEY.to_vec()]
+        );
+    }
+
+    #[test]
+    fn a_child_holding_the_key_already_gets_none() {
+        let p = proxy();
+        assert!(keys_in(&start_args(&p, KEY)).is_empty());
+    }
+
+    #[test]
+    fn any_other_encoding_carries_no_key() {
+        let p = proxy();
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&p, &mut bytes).unwrap();
+        assert!(keys_in(&bytes).is_empty());
+        assert!(!bytes.windows(KEY.len()).any(|w| w == KEY));
+        // And rebuilding it here still works (the key is known here).
+        let back: BaseProxy = ciborium::from_reader(bytes.as_slice()).unwrap();
+        assert_eq!(back.token(), p.token());
+    }
+
+    #[test]
+    fn a_received_proxy_without_a_known_key_names_its_manager() {
+        let p = proxy();
+        let address = p.token().address.clone();
+        // As if this process had never connected with the key.
+        KEYS.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(HashMap::new)
+            .remove(&address);
+        with_connections(|map| map.remove(&address));
+        let err = connection_for_received(&address, None).unwrap_err();
+        assert!(err.contains(&address), "{err}");
+        assert!(
+            err.contains("does not know that manager's authkey"),
+            "{err}"
+        );
+        // With the key it carried, it connects.
+        connection_for_received(&address, Some(KEY)).unwrap();
     }
 }

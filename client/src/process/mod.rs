@@ -463,12 +463,12 @@ impl Process {
                 table = t;
                 r
             }
-            (StartMethod::Spawn, Some(l)) => l
-                .portable(method)
+            (StartMethod::Spawn, Some(l)) => start::spawning::portable(&**l, method, &spec.authkey)
                 .and_then(|p| start::spawn::start(&mut table, &spec, &p)),
-            (StartMethod::Forkserver, Some(l)) => l
-                .portable(method)
-                .and_then(|p| start::forkserver::start(&mut table, &spec, &p)),
+            (StartMethod::Forkserver, Some(l)) => {
+                start::spawning::portable(&**l, method, &spec.authkey)
+                    .and_then(|p| start::forkserver::start(&mut table, &spec, &p))
+            }
         };
         let mut st = self.state();
         match result {

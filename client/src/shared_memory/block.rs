@@ -60,6 +60,14 @@ fn c_name(name: &str) -> Result<CString, SharedMemoryError> {
         .map_err(|_| SharedMemoryError::ValueError(format!("invalid name {name:?}")))
 }
 
+/// Checks that `name` can name a block (what [`SharedMemory::attach`]
+/// would accept), without touching the system: for a manager server
+/// told names by its clients.
+#[cfg(feature = "server")]
+pub(crate) fn check_name(name: &str) -> Result<(), SharedMemoryError> {
+    c_name(name).map(drop)
+}
+
 impl SharedMemory {
     /// Creates a block of `size` bytes under a fresh random name
     /// (`psm_` and hex digits, as CPython does).

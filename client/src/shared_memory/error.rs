@@ -1,6 +1,13 @@
 //! Errors of named shared memory, named after Python's exceptions.
+//!
+//! A block made by a
+//! [`SharedMemoryManager`](crate::managers::shared_memory_manager::SharedMemoryManager)
+//! fails with the same type: what only the managed flavour meets (the
+//! manager's connection, its refusal) is [`SharedMemoryError::Manager`].
 
 use thiserror::Error;
+
+use crate::manager_error::ManagerError;
 
 /// Creating, attaching or using a named block failed.
 #[derive(Debug, Error)]
@@ -30,4 +37,9 @@ pub enum SharedMemoryError {
     /// Another operating system error.
     #[error("shared memory: {0}")]
     Os(#[from] std::io::Error),
+    /// A block made through a manager could not be tracked by it: the
+    /// connection failed or the server refused (the block was unlinked
+    /// again, as CPython's `SharedMemoryManager` does).
+    #[error(transparent)]
+    Manager(#[from] ManagerError),
 }

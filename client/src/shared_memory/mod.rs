@@ -8,8 +8,13 @@
 //! without calling [`SharedMemory::unlink`]. [`ShareableList`] stores a
 //! fixed-length list of small values in one block, in CPython's layout, so
 //! a CPython process can attach to it by name too.
+//!
+//! Blocks that a manager server tracks and unlinks when it shuts down —
+//! even if the process that made them died — come from
+//! [`SharedMemoryManager`](crate::managers::shared_memory_manager::SharedMemoryManager)
+//! (Python's `multiprocessing.managers.SharedMemoryManager`).
 
-mod block;
+pub(crate) mod block;
 mod error;
 pub(crate) mod region;
 mod shareable_list;
