@@ -20,7 +20,7 @@
 //! * `func`: [`PoolFn`], [`TaskResult`], the chunksize rule.
 //! * `job`: the parent's per-call bookkeeping; `async_result`:
 //!   [`AsyncResult`], [`IMapIterator`].
-//! * `error`: [`PoolError`].
+//! * `error`: [`PoolError`], [`NoError`].
 
 mod api;
 mod async_result;
@@ -40,23 +40,11 @@ pub(crate) use job::wait_until;
 
 pub use async_result::{AsyncResult, IMapIterator, MapResult};
 pub use builder::PoolBuilder;
-pub use error::PoolError;
+pub use error::{NoError, PoolError};
 pub use func::{PoolFn, TaskResult};
-pub use process_pool::{ApplyOutput, Pool};
+pub use process_pool::{ApplyError, ApplyOutput, Pool};
 pub use thread_pool::ThreadPool;
 pub use thread_worker::ThreadPoolBuilder;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn handles_can_cross_threads() {
-        fn send_sync<T: Send + Sync>() {}
-        fn send<T: Send>() {}
-        send_sync::<Pool>();
-        send_sync::<ThreadPool>();
-        send_sync::<AsyncResult<Vec<String>>>();
-        send::<IMapIterator<String>>();
-    }
-}
+mod tests;
