@@ -55,6 +55,12 @@ pub struct AsyncResult<V, E = NoError> {
 /// The result of `map_async`/`starmap_async` (Python's `MapResult`).
 pub type MapResult<T, E = NoError> = AsyncResult<Vec<T>, E>;
 
+/// A submission's handle on its result, or why the pool refused it.
+pub(crate) type Submitted<V, E> = Result<AsyncResult<V, E>, PoolError<E>>;
+
+/// An `imap` submission's iterator, or why the pool refused it.
+pub(crate) type SubmittedIMap<T, E> = Result<IMapIterator<T, E>, PoolError<E>>;
+
 impl<V, E> AsyncResult<V, E> {
     pub(crate) fn new(done: Arc<Completion<V, E>>) -> Self {
         AsyncResult { done }

@@ -277,6 +277,24 @@ impl PoolError<NoError> {
 /// plain value. It has no values, like [`std::convert::Infallible`];
 /// unlike it, it is a serde type, so it can cross to a worker process and
 /// back.
+///
+/// ```
+/// use multiprocessing::pool::{NoError, PoolError, ThreadPool};
+///
+/// // A value type outside `TaskResult`'s list of plain values is
+/// // returned in a `Result` that cannot fail.
+/// struct Point(i32, i32);
+/// fn mirror(x: i32) -> Result<Point, NoError> {
+///     Ok(Point(x, -x))
+/// }
+///
+/// let pool = ThreadPool::new(2)?;
+/// let points = pool.map(mirror, [1, 2])?;
+/// assert_eq!(points[1].1, -2);
+/// // Its pool errors are the plain `PoolError`.
+/// let _: Result<Vec<Point>, PoolError<NoError>> = pool.map(mirror, [3]);
+/// # Ok::<(), PoolError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum NoError {}
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::async_result::{AsyncResult, IMapIterator, MapResult};
+use super::async_result::{AsyncResult, IMapIterator, MapResult, Submitted, SubmittedIMap};
 use super::builder::{assert_zero_sized, PoolBuilder};
 use super::core::{Chunk, Chunks, Core, Threads, CLOSE, RUN, TERMINATE};
 use super::func::{check_chunksize, chunksize_or_default, PoolFn, TaskResult};
@@ -245,10 +245,7 @@ impl Pool {
         args: Args,
         callback: Option<Callback<ApplyOutput<F, Args>>>,
         error_callback: Option<ErrorCallback<ApplyError<F, Args>>>,
-    ) -> Result<
-        AsyncResult<ApplyOutput<F, Args>, ApplyError<F, Args>>,
-        PoolError<ApplyError<F, Args>>,
-    >
+    ) -> Submitted<ApplyOutput<F, Args>, ApplyError<F, Args>>
     where
         F: PoolFn<Args> + Copy,
         Args: Serialize + DeserializeOwned + Send + 'static,
@@ -270,7 +267,7 @@ impl Pool {
         chunksize: Option<usize>,
         callback: Option<Callback<Vec<R::Ok>>>,
         error_callback: Option<ErrorCallback<R::Err>>,
-    ) -> Result<MapResult<R::Ok, R::Err>, PoolError<R::Err>>
+    ) -> Submitted<Vec<R::Ok>, R::Err>
     where
         F: Fn(A) -> R + Copy + Send + Sync + 'static,
         A: Serialize + DeserializeOwned + Send + 'static,
@@ -312,7 +309,7 @@ impl Pool {
         chunksize: Option<usize>,
         callback: Option<Callback<Vec<ApplyOutput<F, Args>>>>,
         error_callback: Option<ErrorCallback<ApplyError<F, Args>>>,
-    ) -> Result<MapResult<ApplyOutput<F, Args>, ApplyError<F, Args>>, PoolError<ApplyError<F, Args>>>
+    ) -> Submitted<Vec<ApplyOutput<F, Args>>, ApplyError<F, Args>>
     where
         F: PoolFn<Args> + Copy,
         Args: Serialize + DeserializeOwned + Send + 'static,
@@ -329,7 +326,7 @@ impl Pool {
         items: Box<dyn Iterator<Item = A> + Send>,
         chunksize: usize,
         ordered: bool,
-    ) -> Result<IMapIterator<R::Ok, R::Err>, PoolError<R::Err>>
+    ) -> SubmittedIMap<R::Ok, R::Err>
     where
         F: Fn(A) -> R + Copy + Send + Sync + 'static,
         A: Serialize + DeserializeOwned + Send + 'static,

@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use super::async_result::{AsyncResult, IMapIterator, MapResult};
+use super::async_result::{AsyncResult, IMapIterator, MapResult, Submitted, SubmittedIMap};
 use super::core::{CLOSE, RUN, TERMINATE};
 use super::func::{check_chunksize, chunksize_or_default, run_task, Failure, PoolFn, TaskResult};
 use super::job::{ApplyJob, Callback, Completion, ErrorCallback, IMapJob, Job, MapJob, Sink};
@@ -135,10 +135,7 @@ impl ThreadPool {
         args: Args,
         callback: Option<Callback<ApplyOutput<F, Args>>>,
         error_callback: Option<ErrorCallback<ApplyError<F, Args>>>,
-    ) -> Result<
-        AsyncResult<ApplyOutput<F, Args>, ApplyError<F, Args>>,
-        PoolError<ApplyError<F, Args>>,
-    >
+    ) -> Submitted<ApplyOutput<F, Args>, ApplyError<F, Args>>
     where
         F: PoolFn<Args>,
         Args: Send + 'static,
@@ -160,7 +157,7 @@ impl ThreadPool {
         chunksize: Option<usize>,
         callback: Option<Callback<Vec<R::Ok>>>,
         error_callback: Option<ErrorCallback<R::Err>>,
-    ) -> Result<MapResult<R::Ok, R::Err>, PoolError<R::Err>>
+    ) -> Submitted<Vec<R::Ok>, R::Err>
     where
         F: Fn(A) -> R + Send + Sync + 'static,
         A: Send + 'static,
@@ -203,7 +200,7 @@ impl ThreadPool {
         chunksize: Option<usize>,
         callback: Option<Callback<Vec<ApplyOutput<F, Args>>>>,
         error_callback: Option<ErrorCallback<ApplyError<F, Args>>>,
-    ) -> Result<MapResult<ApplyOutput<F, Args>, ApplyError<F, Args>>, PoolError<ApplyError<F, Args>>>
+    ) -> Submitted<Vec<ApplyOutput<F, Args>>, ApplyError<F, Args>>
     where
         F: PoolFn<Args>,
         Args: Send + 'static,
@@ -220,7 +217,7 @@ impl ThreadPool {
         items: Box<dyn Iterator<Item = A> + Send>,
         chunksize: usize,
         ordered: bool,
-    ) -> Result<IMapIterator<R::Ok, R::Err>, PoolError<R::Err>>
+    ) -> SubmittedIMap<R::Ok, R::Err>
     where
         F: Fn(A) -> R + Send + Sync + 'static,
         A: Send + 'static,
