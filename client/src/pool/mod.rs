@@ -9,6 +9,18 @@
 //! `callback`/`error_callback` the `*_async_with` variants, and the pool's
 //! own settings a [`PoolBuilder`].
 //!
+//! # Results and errors
+//!
+//! A task function returning `Result<R, E>` gives `R`, and its `Err(e)`
+//! comes back as itself, [`PoolError::Task`]` { index, error: e }`, from
+//! `apply`, `map`, `starmap`, the `*_async` results, the `imap`
+//! iterators (at that item) and error callbacks, as Python re-raises the
+//! task's exception; a panic is [`PoolError::Panic`]. A function
+//! returning a plain value has the error type [`NoError`], the default
+//! of [`PoolError`], [`AsyncResult`] and [`IMapIterator`].
+//! [`AsyncResult::get`] moves the result out (no `Clone` needed).
+//! `close`, `terminate` and `join` all return a `Result`.
+//!
 //! # Layout
 //!
 //! * `process_pool`: [`Pool`]; `builder`: [`PoolBuilder`]; `core`: its queues,
