@@ -1,7 +1,8 @@
 //! The reference's `Pool` demonstration: `calculate`/`mul`/`plus` tasks
 //! through `apply_async`, `imap`, `imap_unordered` and `map`; error
 //! handling with a task failing for x = 5 (Python's `ZeroDivisionError`,
-//! here an `Err` from `f`); timeouts on `AsyncResult::get_timeout` and
+//! here the `Err(ZeroDivisionError)` of `f`, which the caller gets back as
+//! itself); timeouts on `AsyncResult::wait_timeout` and
 //! `IMapIterator::next_timeout`.
 //!
 //! `cargo run -p multiprocessing --example pool_example`. The random sleep
@@ -62,10 +63,23 @@ fn calculatestar(task: Task) -> String {
     calculate(task.0, task.1)
 }
 
+/// Python's `ZeroDivisionError`: the task's own error, which reaches the
+/// caller as itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZeroDivisionError;
+
+impl std::fmt::Display for ZeroDivisionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("float division by zero")
+    }
+}
+
+impl std::error::Error for ZeroDivisionError {}
+
 /// `1 / (x - 5)`, failing for x = 5 as Python's raises ZeroDivisionError.
-fn f(x: i64) -> Result<f64, String> {
+fn f(x: i64) -> Result<f64, ZeroDivisionError> {
     if x == 5 {
-        return Err("float division by zero".into());
+        return Err(ZeroDivisionError);
     }
     Ok(1.0 / (x as f64 - 5.0))
 }
@@ -114,19 +128,24 @@ pub fn run(out: &mut impl Write) -> Result<(), Box<dyn std::error::Error>> {
     // Error handling.
     writeln!(out, "Testing error handling:")?;
     match pool.apply(f, (5,)) {
-        Err(PoolError::Task { .. }) => {
-            writeln!(out, "\tGot ZeroDivisionError as expected from pool.apply()")?
-        }
+        Err(PoolError::Task {
+            error: ZeroDivisionError,
+            ..
+        }) => writeln!(out, "\tGot ZeroDivisionError as expected from pool.apply()")?,
         other => return Err(format!("expected ZeroDivisionError, got {other:?}").into()),
     }
     match pool.map(f, 0..10) {
-        Err(PoolError::Task { index: 5, .. }) => {
-            writeln!(out, "\tGot ZeroDivisionError as expected from pool.map()")?
-        }
+        Err(PoolError::Task {
+            index: 5,
+            error: ZeroDivisionError,
+        }) => writeln!(out, "\tGot ZeroDivisionError as expected from pool.map()")?,
         other => return Err(format!("expected ZeroDivisionError, got {other:?}").into()),
     }
     match pool.imap(f, 0..10)?.collect::<Result<Vec<f64>, _>>() {
-        Err(PoolError::Task { index: 5, .. }) => writeln!(
+        Err(PoolError::Task {
+            index: 5,
+            error: ZeroDivisionError,
+        }) => writeln!(
             out,
             "\tGot ZeroDivisionError as expected from list(pool.imap())"
         )?,
@@ -135,7 +154,7 @@ pub fn run(out: &mut impl Write) -> Result<(), Box<dyn std::error::Error>> {
     let mut last = 0;
     for (i, x) in pool.imap(f, 0..10)?.enumerate() {
         match (i, x) {
-            (5, Err(_)) => {}
+            (5, Err(PoolError::Task { .. })) => {}
             (5, Ok(_)) => return Err("expected ZeroDivisionError at 5".into()),
             (_, Err(e)) => return Err(format!("unexpected error at {i}: {e}").into()),
             (_, Ok(_)) => {}
@@ -151,19 +170,14 @@ pub fn run(out: &mut impl Write) -> Result<(), Box<dyn std::error::Error>> {
     )?;
     writeln!(out)?;
 
-    // Timeouts.
+    // Timeouts. Python retries `get(timeout)`; here `get` takes the
+    // result by value, so the waiting is `wait_timeout`, then one `get`.
     write!(out, "Testing ApplyResult.get() with timeout:")?;
     let res = pool.apply_async(calculate, tasks[0])?;
-    loop {
-        match res.get_timeout(Duration::from_millis(20)) {
-            Ok(v) => {
-                write!(out, "\n\t{v}")?;
-                break;
-            }
-            Err(PoolError::Timeout) => write!(out, ".")?,
-            Err(e) => return Err(e.into()),
-        }
+    while !res.wait_timeout(Duration::from_millis(20)) {
+        write!(out, ".")?;
     }
+    write!(out, "\n\t{}", res.get()?)?;
     writeln!(out, "\n")?;
     write!(out, "Testing IMapIterator.next() with timeout:")?;
     let mut it = pool.imap(calculatestar, tasks)?;
@@ -176,7 +190,7 @@ pub fn run(out: &mut impl Write) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     writeln!(out, "\n")?;
-    pool.close();
+    pool.close()?;
     pool.join()?;
     Ok(())
 }

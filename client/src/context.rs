@@ -35,7 +35,7 @@ pub use crate::process::start::method::{
     get_all_start_methods, get_start_method, get_start_method_if_set, set_start_method,
     ContextError, StartMethod,
 };
-use crate::process::{Process, Target, TargetResult};
+use crate::process::{Process, Run, Target, TargetResult};
 
 /// Objects for one start method (Python's `get_context(method)` result).
 ///
@@ -76,6 +76,15 @@ impl Context {
         Args: Serialize + DeserializeOwned + Send + 'static,
     {
         Process::new(target, args).with_method(self.method)
+    }
+
+    /// A [`Process`] that runs `worker.run()` with this context's method
+    /// (Python's `class Worker(ctx.Process)`); see [`Process::from_run`].
+    pub fn process_run<W>(&self, worker: W) -> Process
+    where
+        W: Run + Serialize + DeserializeOwned,
+    {
+        Process::from_run(worker).with_method(self.method)
     }
 
     /// A [`Process`] running any closure; only a `fork` context can start

@@ -62,6 +62,7 @@ pub use log::log_to_stderr;
 pub use pool::{Pool, ThreadPool};
 pub use process::{
     active_children, cpu_count, current_process, parent_process, AuthKey, Process, ProcessError,
+    Run,
 };
 pub use queues::{JoinableQueue, Queue, SimpleQueue};
 pub use sharedctypes::{Array, RawArray, RawValue, Value};

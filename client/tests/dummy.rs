@@ -93,6 +93,6 @@ fn pool_pipe_event_and_array_on_threads() {
     assert_eq!(a.recv().unwrap(), vec![3, 2, 1]);
     p.join().unwrap();
     assert_eq!(arr.to_vec(), vec![3, 0, 0, 0]);
-    pool.close();
+    pool.close().unwrap();
     pool.join().unwrap();
 }

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod harness;
+#[path = "pool_cases/typed.rs"]
+mod typed;
 
 use multiprocessing::pool::PoolError;
 use multiprocessing::{get_context, Pool, StartMethod};
@@ -117,11 +119,12 @@ fn map_apply_starmap(m: StartMethod) -> Result<(), String> {
     let a = p
         .starmap_async(add, vec![(1, 1)])
         .map_err(|e| e.to_string())?;
-    check(a.get_timeout(PATIENCE) == Ok(vec![2]), "starmap_async")?;
+    check(a.wait_timeout(PATIENCE), "starmap_async ready")?;
     check(a.successful() == Ok(true), "successful")?;
+    check(a.get() == Ok(vec![2]), "starmap_async")?;
     let empty: Vec<u64> = p.map(square, Vec::new()).map_err(|e| e.to_string())?;
     check(empty.is_empty(), "empty map")?;
-    p.close();
+    p.close().map_err(|e| e.to_string())?;
     p.join().map_err(|e| e.to_string())?;
     check(
         p.map(square, [1u64]) == Err(PoolError::NotRunning),
@@ -138,15 +141,19 @@ fn errors_surface_at_their_position(m: StartMethod) -> Result<(), String> {
     for (i, r) in got.iter().enumerate() {
         let ok = match r {
             Ok(v) => i != 5 && *v == i as u32 * 10,
-            Err(PoolError::Task { index, message }) => {
-                i == 5 && *index == 5 && message.contains("5 is not allowed")
+            Err(PoolError::Task { index, error }) => {
+                i == 5 && *index == 5 && error == "5 is not allowed"
             }
             Err(_) => false,
         };
         check(ok, &format!("imap item {i}: {r:?}"))?;
     }
     match p.map(panics_at_three, 0..6u32) {
-        Err(PoolError::Task { index: 3, message }) if message.contains("three is right out") => {}
+        Err(PoolError::Panic {
+            index: 3,
+            message,
+            location: Some(at),
+        }) if message == "three is right out" && at.contains("pool.rs") => {}
         other => return Err(format!("map with a panic: {other:?}")),
     }
     let a = p
@@ -191,14 +198,19 @@ fn imap_orders_and_unordered_collects(m: StartMethod) -> Result<(), String> {
     check(it.next().is_none(), "imap ends")?;
     let slow = p.apply_async(sleep_ms, (500,)).map_err(|e| e.to_string())?;
     check(
-        slow.get_timeout(Duration::from_millis(10)) == Err(PoolError::Timeout),
-        "get_timeout",
+        !slow.wait_timeout(Duration::from_millis(10)),
+        "wait_timeout times out",
     )?;
     check(
         slow.successful() == Err(PoolError::NotReady),
         "successful too early",
     )?;
-    check(slow.get_timeout(PATIENCE) == Ok(500), "get after timeout")
+    check(slow.get_timeout(PATIENCE) == Ok(500), "get after a wait")?;
+    let slower = p.apply_async(sleep_ms, (500,)).map_err(|e| e.to_string())?;
+    check(
+        slower.get_timeout(Duration::from_millis(10)) == Err(PoolError::Timeout),
+        "get_timeout",
+    )
 }
 
 fn callbacks_run(m: StartMethod) -> Result<(), String> {
@@ -340,7 +352,7 @@ fn imap_takes_its_input_lazily(m: StartMethod) -> Result<(), String> {
     drop(endless);
     // The endless input holds up later submissions until terminate (as in
     // Python): a fresh pool for the rest.
-    p.terminate();
+    p.terminate().map_err(|e| e.to_string())?;
 
     let p = pool(m, 2)?;
     let unordered: HashSet<u64> = p
@@ -367,10 +379,10 @@ fn imap_takes_its_input_lazily(m: StartMethod) -> Result<(), String> {
         &format!("values before the failure: {got:?}"),
     )?;
     check(
-        matches!(&got[4], Err(PoolError::Task { index: 4, message }) if message.contains("no item four")),
+        matches!(&got[4], Err(PoolError::InputPanic { index: 4, message }) if message == "no item four"),
         &format!("the failure: {:?}", got[4]),
     )?;
-    p.close();
+    p.close().map_err(|e| e.to_string())?;
     p.join().map_err(|e| e.to_string())
 }
 
@@ -393,7 +405,7 @@ fn maxtasksperchild_and_initializer(m: StartMethod) -> Result<(), String> {
     )?;
     let inits = p.map(read_init, 0..4u32).map_err(|e| e.to_string())?;
     check(inits == vec![77; 4], &format!("initializer ran: {inits:?}"))?;
-    p.close();
+    p.close().map_err(|e| e.to_string())?;
     p.join().map_err(|e| e.to_string())
 }
 
@@ -406,7 +418,7 @@ fn terminate_fails_pending_work(m: StartMethod) -> Result<(), String> {
         p.join() == Err(PoolError::StillRunning),
         "join before close",
     )?;
-    p.terminate();
+    p.terminate().map_err(|e| e.to_string())?;
     match slow.get_timeout(PATIENCE) {
         Err(PoolError::Terminated { .. }) => {}
         other => return Err(format!("after terminate: {other:?}")),
@@ -488,7 +500,7 @@ fn terminate_from_a_callback(m: StartMethod) -> Result<(), String> {
             // Runs on the pool's result thread: terminate and drop the
             // pool from there.
             if let Some(p) = inside.lock().ok().and_then(|mut g| g.take()) {
-                p.terminate();
+                let _ = p.terminate();
                 drop(p);
             }
             let _ = done_tx.send(());
@@ -521,7 +533,7 @@ fn a_failing_initializer_breaks_the_pool_instead_of_hanging(m: StartMethod) -> R
         Err(PoolError::Broken(_)) => {}
         other => return Err(format!("apply on a broken pool: {other:?}")),
     }
-    p.close();
+    p.close().map_err(|e| e.to_string())?;
     p.join().map_err(|e| e.to_string())
 }
 
@@ -562,6 +574,15 @@ const TESTS: &[(&str, Test)] = &[
     (
         "a_failing_initializer_breaks_the_pool_instead_of_hanging",
         a_failing_initializer_breaks_the_pool_instead_of_hanging,
+    ),
+    (
+        "typed_errors_cross_from_the_workers",
+        typed::typed_errors_cross_from_the_workers,
+    ),
+    ("results_need_no_clone", typed::results_need_no_clone),
+    (
+        "a_forked_copy_cannot_close_terminate_or_join",
+        typed::a_forked_copy_cannot_close_terminate_or_join,
     ),
 ];
 

@@ -2,8 +2,13 @@
 //! [`ThreadPool`](super::ThreadPool): Python's `apply`, `map`, `starmap`,
 //! `imap` families, written once over each pool's private `*_inner`
 //! methods. The pools differ only in bounds: a process pool needs
-//! zero-sized (`Copy`) functions and serde values, a thread pool only
-//! `Send` ones.
+//! zero-sized (`Copy`) functions and serde values and errors, a thread
+//! pool only `Send` ones.
+//!
+//! Every call generic over a task function returns the `PoolError<E>` of
+//! that function's error type `E` (see [`TaskResult`](super::TaskResult)),
+//! submission errors included, so that `?` works throughout a function
+//! returning that error.
 
 /// Implements the call API for `$pool`, whose functions also satisfy
 /// `$copy` and whose arguments and results satisfy `$val`.
@@ -11,14 +16,16 @@ macro_rules! pool_api {
     ($pool:ident, [$($copy:tt)*], [$($val:tt)*]) => {
         impl $pool {
     /// Calls `f(args…)` on the pool and waits for the result (Python's
-    /// `apply`).
-    pub fn apply<F, Args>(&self, f: F, args: Args) -> Result<ApplyOutput<F, Args>, PoolError>
+    /// `apply`). A function returning `Result<T, E>` gives `T`, or its
+    /// `Err(e)` as [`PoolError::Task`] with that `e`.
+    pub fn apply<F, Args>(&self, f: F, args: Args) -> Result<ApplyOutput<F, Args>, PoolError<ApplyError<F, Args>>>
     where
         F: PoolFn<Args> $($copy)*,
         Args: $($val)*,
         ApplyOutput<F, Args>: $($val)*,
+        ApplyError<F, Args>: $($val)*,
     {
-        self.apply_inner(f, args, None, None)?.take()
+        self.apply_inner(f, args, None, None)?.get()
     }
 
     /// Calls `f(args…)` on the pool; the result comes later (Python's
@@ -27,11 +34,12 @@ macro_rules! pool_api {
         &self,
         f: F,
         args: Args,
-    ) -> Result<AsyncResult<ApplyOutput<F, Args>>, PoolError>
+    ) -> Result<AsyncResult<ApplyOutput<F, Args>, ApplyError<F, Args>>, PoolError<ApplyError<F, Args>>>
     where
         F: PoolFn<Args> $($copy)*,
         Args: $($val)*,
         ApplyOutput<F, Args>: $($val)*,
+        ApplyError<F, Args>: $($val)*,
     {
         self.apply_inner(f, args, None, None)
     }
@@ -41,19 +49,20 @@ macro_rules! pool_api {
     /// on a thread of the pool (a process pool's result thread, the
     /// thread that ran the task in a thread pool) before the result is
     /// marked ready. They must not block on the pool's other results.
-    pub fn apply_async_with<F, Args, C, E>(
+    pub fn apply_async_with<F, Args, C, X>(
         &self,
         f: F,
         args: Args,
         callback: C,
-        error_callback: E,
-    ) -> Result<AsyncResult<ApplyOutput<F, Args>>, PoolError>
+        error_callback: X,
+    ) -> Result<AsyncResult<ApplyOutput<F, Args>, ApplyError<F, Args>>, PoolError<ApplyError<F, Args>>>
     where
         F: PoolFn<Args> $($copy)*,
         Args: $($val)*,
         ApplyOutput<F, Args>: $($val)*,
+        ApplyError<F, Args>: $($val)*,
         C: FnOnce(&ApplyOutput<F, Args>) + Send + 'static,
-        E: FnOnce(&PoolError) + Send + 'static,
+        X: FnOnce(&PoolError<ApplyError<F, Args>>) + Send + 'static,
     {
         self.apply_inner(
             f,
@@ -66,16 +75,17 @@ macro_rules! pool_api {
     /// Calls `f(item)` for every item on the pool; the results in input
     /// order, or the first error (Python's `map`). The input is split into
     /// chunks of about `len / (4 × processes)` items.
-    pub fn map<F, A, R, I>(&self, f: F, iterable: I) -> Result<Vec<R::Ok>, PoolError>
+    pub fn map<F, A, R, I>(&self, f: F, iterable: I) -> Result<Vec<R::Ok>, PoolError<R::Err>>
     where
         F: Fn(A) -> R + Send + Sync + 'static $($copy)*,
         I: IntoIterator<Item = A>,
         A: $($val)*,
         R: TaskResult + 'static,
         R::Ok: $($val)*,
+        R::Err: $($val)*,
     {
         self.map_inner(f, iterable.into_iter().collect(), None, None, None)?
-            .take()
+            .get()
     }
 
     /// [`map`](Self::map) with chunks of `chunksize` items.
@@ -84,13 +94,14 @@ macro_rules! pool_api {
         f: F,
         iterable: I,
         chunksize: usize,
-    ) -> Result<Vec<R::Ok>, PoolError>
+    ) -> Result<Vec<R::Ok>, PoolError<R::Err>>
     where
         F: Fn(A) -> R + Send + Sync + 'static $($copy)*,
         I: IntoIterator<Item = A>,
         A: $($val)*,
         R: TaskResult + 'static,
         R::Ok: $($val)*,
+        R::Err: $($val)*,
     {
         self.map_inner(
             f,
@@ -99,39 +110,41 @@ macro_rules! pool_api {
             None,
             None,
         )?
-        .take()
+        .get()
     }
 
     /// [`map`](Self::map) without waiting (Python's `map_async`).
-    pub fn map_async<F, A, R, I>(&self, f: F, iterable: I) -> Result<MapResult<R::Ok>, PoolError>
+    pub fn map_async<F, A, R, I>(&self, f: F, iterable: I) -> Result<MapResult<R::Ok, R::Err>, PoolError<R::Err>>
     where
         F: Fn(A) -> R + Send + Sync + 'static $($copy)*,
         I: IntoIterator<Item = A>,
         A: $($val)*,
         R: TaskResult + 'static,
         R::Ok: $($val)*,
+        R::Err: $($val)*,
     {
         self.map_inner(f, iterable.into_iter().collect(), None, None, None)
     }
 
     /// [`map_async`](Self::map_async) with Python's `chunksize`,
     /// `callback` (called with the list) and `error_callback`.
-    pub fn map_async_with<F, A, R, I, C, E>(
+    pub fn map_async_with<F, A, R, I, C, X>(
         &self,
         f: F,
         iterable: I,
         chunksize: Option<usize>,
         callback: C,
-        error_callback: E,
-    ) -> Result<MapResult<R::Ok>, PoolError>
+        error_callback: X,
+    ) -> Result<MapResult<R::Ok, R::Err>, PoolError<R::Err>>
     where
         F: Fn(A) -> R + Send + Sync + 'static $($copy)*,
         I: IntoIterator<Item = A>,
         A: $($val)*,
         R: TaskResult + 'static,
         R::Ok: $($val)*,
+        R::Err: $($val)*,
         C: FnOnce(&Vec<R::Ok>) + Send + 'static,
-        E: FnOnce(&PoolError) + Send + 'static,
+        X: FnOnce(&PoolError<R::Err>) + Send + 'static,
     {
         self.map_inner(
             f,
@@ -148,15 +161,16 @@ macro_rules! pool_api {
         &self,
         f: F,
         iterable: I,
-    ) -> Result<Vec<ApplyOutput<F, Args>>, PoolError>
+    ) -> Result<Vec<ApplyOutput<F, Args>>, PoolError<ApplyError<F, Args>>>
     where
         F: PoolFn<Args> $($copy)*,
         I: IntoIterator<Item = Args>,
         Args: $($val)*,
         ApplyOutput<F, Args>: $($val)*,
+        ApplyError<F, Args>: $($val)*,
     {
         self.starmap_inner(f, iterable.into_iter().collect(), None, None, None)?
-            .take()
+            .get()
     }
 
     /// [`starmap`](Self::starmap) with chunks of `chunksize` tuples.
@@ -165,12 +179,13 @@ macro_rules! pool_api {
         f: F,
         iterable: I,
         chunksize: usize,
-    ) -> Result<Vec<ApplyOutput<F, Args>>, PoolError>
+    ) -> Result<Vec<ApplyOutput<F, Args>>, PoolError<ApplyError<F, Args>>>
     where
         F: PoolFn<Args> $($copy)*,
         I: IntoIterator<Item = Args>,
         Args: $($val)*,
         ApplyOutput<F, Args>: $($val)*,
+        ApplyError<F, Args>: $($val)*,
     {
         self.starmap_inner(
             f,
@@ -179,7 +194,7 @@ macro_rules! pool_api {
             None,
             None,
         )?
-        .take()
+        .get()
     }
 
     /// [`starmap`](Self::starmap) without waiting (Python's
@@ -188,33 +203,35 @@ macro_rules! pool_api {
         &self,
         f: F,
         iterable: I,
-    ) -> Result<MapResult<ApplyOutput<F, Args>>, PoolError>
+    ) -> Result<MapResult<ApplyOutput<F, Args>, ApplyError<F, Args>>, PoolError<ApplyError<F, Args>>>
     where
         F: PoolFn<Args> $($copy)*,
         I: IntoIterator<Item = Args>,
         Args: $($val)*,
         ApplyOutput<F, Args>: $($val)*,
+        ApplyError<F, Args>: $($val)*,
     {
         self.starmap_inner(f, iterable.into_iter().collect(), None, None, None)
     }
 
     /// [`starmap_async`](Self::starmap_async) with `chunksize`, `callback`
     /// and `error_callback`.
-    pub fn starmap_async_with<F, Args, I, C, E>(
+    pub fn starmap_async_with<F, Args, I, C, X>(
         &self,
         f: F,
         iterable: I,
         chunksize: Option<usize>,
         callback: C,
-        error_callback: E,
-    ) -> Result<MapResult<ApplyOutput<F, Args>>, PoolError>
+        error_callback: X,
+    ) -> Result<MapResult<ApplyOutput<F, Args>, ApplyError<F, Args>>, PoolError<ApplyError<F, Args>>>
     where
         F: PoolFn<Args> $($copy)*,
         I: IntoIterator<Item = Args>,
         Args: $($val)*,
         ApplyOutput<F, Args>: $($val)*,
+        ApplyError<F, Args>: $($val)*,
         C: FnOnce(&Vec<ApplyOutput<F, Args>>) + Send + 'static,
-        E: FnOnce(&PoolError) + Send + 'static,
+        X: FnOnce(&PoolError<ApplyError<F, Args>>) + Send + 'static,
     {
         self.starmap_inner(
             f,
@@ -234,7 +251,7 @@ macro_rules! pool_api {
     /// works (hence `Send + 'static`: pass owned items, a `Vec` rather
     /// than `vec.iter()`). Submissions are served in order, so later ones
     /// wait until this input runs out.
-    pub fn imap<F, A, R, I>(&self, f: F, iterable: I) -> Result<IMapIterator<R::Ok>, PoolError>
+    pub fn imap<F, A, R, I>(&self, f: F, iterable: I) -> Result<IMapIterator<R::Ok, R::Err>, PoolError<R::Err>>
     where
         F: Fn(A) -> R + Send + Sync + 'static $($copy)*,
         I: IntoIterator<Item = A>,
@@ -242,6 +259,7 @@ macro_rules! pool_api {
         A: $($val)*,
         R: TaskResult + 'static,
         R::Ok: $($val)*,
+        R::Err: $($val)*,
     {
         self.imap_inner(f, Box::new(iterable.into_iter()), 1, true)
     }
@@ -252,7 +270,7 @@ macro_rules! pool_api {
         f: F,
         iterable: I,
         chunksize: usize,
-    ) -> Result<IMapIterator<R::Ok>, PoolError>
+    ) -> Result<IMapIterator<R::Ok, R::Err>, PoolError<R::Err>>
     where
         F: Fn(A) -> R + Send + Sync + 'static $($copy)*,
         I: IntoIterator<Item = A>,
@@ -260,11 +278,12 @@ macro_rules! pool_api {
         A: $($val)*,
         R: TaskResult + 'static,
         R::Ok: $($val)*,
+        R::Err: $($val)*,
     {
         self.imap_inner(
             f,
             Box::new(iterable.into_iter()),
-            check_chunksize(chunksize)?,
+            check_chunksize(chunksize).map_err(PoolError::widen)?,
             true,
         )
     }
@@ -275,7 +294,7 @@ macro_rules! pool_api {
         &self,
         f: F,
         iterable: I,
-    ) -> Result<IMapIterator<R::Ok>, PoolError>
+    ) -> Result<IMapIterator<R::Ok, R::Err>, PoolError<R::Err>>
     where
         F: Fn(A) -> R + Send + Sync + 'static $($copy)*,
         I: IntoIterator<Item = A>,
@@ -283,6 +302,7 @@ macro_rules! pool_api {
         A: $($val)*,
         R: TaskResult + 'static,
         R::Ok: $($val)*,
+        R::Err: $($val)*,
     {
         self.imap_inner(f, Box::new(iterable.into_iter()), 1, false)
     }
@@ -294,7 +314,7 @@ macro_rules! pool_api {
         f: F,
         iterable: I,
         chunksize: usize,
-    ) -> Result<IMapIterator<R::Ok>, PoolError>
+    ) -> Result<IMapIterator<R::Ok, R::Err>, PoolError<R::Err>>
     where
         F: Fn(A) -> R + Send + Sync + 'static $($copy)*,
         I: IntoIterator<Item = A>,
@@ -302,11 +322,12 @@ macro_rules! pool_api {
         A: $($val)*,
         R: TaskResult + 'static,
         R::Ok: $($val)*,
+        R::Err: $($val)*,
     {
         self.imap_inner(
             f,
             Box::new(iterable.into_iter()),
-            check_chunksize(chunksize)?,
+            check_chunksize(chunksize).map_err(PoolError::widen)?,
             false,
         )
     }

@@ -6,58 +6,80 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::job::{Completion, IMapJob};
-use super::PoolError;
+use super::{NoError, PoolError};
 
 /// The result of `apply_async` (`V` = the task's value) or of
 /// `map_async`/`starmap_async` (`V` = `Vec` of the values), ready once the
-/// pool has finished the work (Python's `AsyncResult`).
+/// pool has finished the work (Python's `AsyncResult`). `E` is the error
+/// type of the task's function ([`NoError`] for one that returns a plain
+/// value).
 ///
-/// Clones share the result.
-pub struct AsyncResult<V> {
-    done: Arc<Completion<V>>,
+/// [`get`](AsyncResult::get) takes the handle by value and moves the
+/// result out, so `V` needs no `Clone`: the result is yours, once, as
+/// with [`std::thread::JoinHandle::join`]. Python lets you call `get()`
+/// again for the same object; in Rust keep the value `get` gave you. What
+/// does not take the result borrows the handle: [`ready`],
+/// [`successful`], [`wait`], [`wait_timeout`] (to poll, then `get`).
+///
+/// ```
+/// use multiprocessing::pool::ThreadPool;
+/// use std::time::Duration;
+///
+/// struct Report {
+///     lines: Vec<String>, // no Clone needed
+/// }
+///
+/// fn build(n: usize) -> Result<Report, String> {
+///     Ok(Report { lines: (0..n).map(|i| format!("line {i}")).collect() })
+/// }
+///
+/// let pool = ThreadPool::new(2)?;
+/// let pending = pool.apply_async(build, (3,))?;
+/// while !pending.wait_timeout(Duration::from_millis(10)) {
+///     // Python's `get(timeout)` loop: do something else meanwhile.
+/// }
+/// assert_eq!(pending.successful(), Ok(true));
+/// let report = pending.get()?;
+/// assert_eq!(report.lines.len(), 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// [`ready`]: AsyncResult::ready
+/// [`successful`]: AsyncResult::successful
+/// [`wait`]: AsyncResult::wait
+/// [`wait_timeout`]: AsyncResult::wait_timeout
+pub struct AsyncResult<V, E = NoError> {
+    done: Arc<Completion<V, E>>,
 }
 
 /// The result of `map_async`/`starmap_async` (Python's `MapResult`).
-pub type MapResult<T> = AsyncResult<Vec<T>>;
+pub type MapResult<T, E = NoError> = AsyncResult<Vec<T>, E>;
 
-impl<V> Clone for AsyncResult<V> {
-    fn clone(&self) -> Self {
-        AsyncResult {
-            done: self.done.clone(),
-        }
-    }
-}
+/// A submission's handle on its result, or why the pool refused it.
+pub(crate) type Submitted<V, E> = Result<AsyncResult<V, E>, PoolError<E>>;
 
-impl<V> AsyncResult<V> {
-    pub(crate) fn new(done: Arc<Completion<V>>) -> Self {
+/// An `imap` submission's iterator, or why the pool refused it.
+pub(crate) type SubmittedIMap<T, E> = Result<IMapIterator<T, E>, PoolError<E>>;
+
+impl<V, E> AsyncResult<V, E> {
+    pub(crate) fn new(done: Arc<Completion<V, E>>) -> Self {
         AsyncResult { done }
     }
 
-    /// Waits for the result: the value, or the error of the (first) failed
-    /// task, [`PoolError::Terminated`] if the pool was terminated first.
-    pub fn get(&self) -> Result<V, PoolError>
-    where
-        V: Clone,
-    {
-        self.done.get_cloned(None)
+    /// Waits for the result and moves it out: the value, or the error of
+    /// the (first) failed task, [`PoolError::Terminated`] if the pool was
+    /// terminated first.
+    pub fn get(self) -> Result<V, PoolError<E>> {
+        self.done.take(None)
     }
 
     /// Waits at most `timeout`: [`PoolError::Timeout`] if the result is
     /// not ready by then (Python's `get(timeout)` raising `TimeoutError`).
-    pub fn get_timeout(&self, timeout: Duration) -> Result<V, PoolError>
-    where
-        V: Clone,
-    {
-        self.done.get_cloned(Some(timeout))
-    }
-
-    /// The result if it is ready now, [`PoolError::Timeout`] otherwise
-    /// (the crate's `_nowait` form of `get`).
-    pub fn get_nowait(&self) -> Result<V, PoolError>
-    where
-        V: Clone,
-    {
-        self.done.get_cloned(Some(Duration::ZERO))
+    /// The handle is used up either way; to wait again after a timeout,
+    /// poll with [`wait_timeout`](Self::wait_timeout) and then
+    /// [`get`](Self::get).
+    pub fn get_timeout(self, timeout: Duration) -> Result<V, PoolError<E>> {
+        self.done.take(Some(timeout))
     }
 
     /// Waits until the result is ready.
@@ -80,15 +102,9 @@ impl<V> AsyncResult<V> {
     pub fn successful(&self) -> Result<bool, PoolError> {
         self.done.successful().ok_or(PoolError::NotReady)
     }
-
-    /// Waits and moves the value out, for the pool's own blocking calls
-    /// that hold the only handle.
-    pub(crate) fn take(&self) -> Result<V, PoolError> {
-        self.done.take()
-    }
 }
 
-impl<V> fmt::Debug for AsyncResult<V> {
+impl<V, E> fmt::Debug for AsyncResult<V, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncResult")
             .field("ready", &self.ready())
@@ -97,29 +113,43 @@ impl<V> fmt::Debug for AsyncResult<V> {
 }
 
 /// The results of `imap` (in input order) or `imap_unordered` (as they
-/// finish), one per input item (Python's `IMapIterator`).
+/// finish), one per input item (Python's `IMapIterator`); `E` is the error
+/// type of the task's function.
 ///
 /// Each item is the task's value or its error, so a failed task surfaces
 /// at its own position and the iteration goes on past it.
-pub struct IMapIterator<T> {
-    job: Arc<IMapJob<T>>,
+///
+/// ```
+/// use multiprocessing::pool::{PoolError, ThreadPool};
+///
+/// let pool = ThreadPool::new(2)?;
+/// let halves: Vec<_> = pool
+///     .imap(|x: u32| if x % 2 == 0 { Ok(x / 2) } else { Err(x) }, 0..4)?
+///     .collect();
+/// assert_eq!(halves[0], Ok(0));
+/// assert_eq!(halves[1], Err(PoolError::Task { index: 1, error: 1 }));
+/// assert_eq!(halves[2], Ok(1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct IMapIterator<T, E = NoError> {
+    job: Arc<IMapJob<T, E>>,
 }
 
-impl<T> IMapIterator<T> {
-    pub(crate) fn new(job: Arc<IMapJob<T>>) -> Self {
+impl<T, E> IMapIterator<T, E> {
+    pub(crate) fn new(job: Arc<IMapJob<T, E>>) -> Self {
         IMapIterator { job }
     }
 
     /// The next result, waiting at most `timeout` (Python's
     /// `next(timeout)`): `Some(Err(PoolError::Timeout))` when none came in
     /// time (the iterator does not advance; call again), `None` at the end.
-    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<T, PoolError>> {
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<T, PoolError<E>>> {
         self.job.next(Some(timeout))
     }
 }
 
-impl<T> Iterator for IMapIterator<T> {
-    type Item = Result<T, PoolError>;
+impl<T, E> Iterator for IMapIterator<T, E> {
+    type Item = Result<T, PoolError<E>>;
 
     fn next(&mut self) -> Option<Self::Item> {
         self.job.next(None)
@@ -130,7 +160,7 @@ impl<T> Iterator for IMapIterator<T> {
     }
 }
 
-impl<T> fmt::Debug for IMapIterator<T> {
+impl<T, E> fmt::Debug for IMapIterator<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IMapIterator")
             .field("remaining", &self.job.remaining().0)

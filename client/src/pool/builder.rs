@@ -1,11 +1,13 @@
 //! [`PoolBuilder`]: the settings of a [`Pool`] beyond its size (Python's
 //! `Pool(processes, initializer, initargs, maxtasksperchild, context)`).
 
+use std::fmt::Display;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::core::Core;
-use super::func::PoolFn;
+use super::func::{PoolFn, TaskResult};
 use super::record::{init_entry, EntryRef, InitEntry};
 use super::worker::Initializer;
 use super::{Pool, PoolError};
@@ -47,7 +49,8 @@ impl PoolBuilder {
 
     /// Each worker calls `f(args…)` when it starts (Python's
     /// `initializer`/`initargs`). A failing initializer (panic or `Err`)
-    /// makes the worker exit, and the pool starts another, as in Python;
+    /// makes the worker exit, printing the error (hence `Display`) on its
+    /// stderr, and the pool starts another, as in Python;
     /// when three rounds of new workers all fail it and no live worker got
     /// past it, the pool gives up: calls fail with
     /// [`PoolError::Broken`] instead of hanging.
@@ -55,6 +58,7 @@ impl PoolBuilder {
     where
         F: PoolFn<Args> + Copy,
         Args: Serialize + DeserializeOwned + 'static,
+        <F::Output as TaskResult>::Err: Display,
     {
         const { assert_zero_sized::<F>() };
         let _ = f;

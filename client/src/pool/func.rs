@@ -8,6 +8,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Display;
 use std::panic::{self, AssertUnwindSafe};
 
+use serde::{Deserialize, Serialize};
+
+use super::{NoError, PoolError};
+
 /// A function a pool can call with an argument tuple: implemented for
 /// every `Fn(A1, …, An) -> R` (n ≤ 8) with `Args = (A1, …, An)`.
 /// `pool.apply(add, (1, 2))` calls `add(1, 2)`, as Python's
@@ -47,21 +51,29 @@ impl_pool_fn!(A1, A2, A3, A4, A5, A6, A7);
 impl_pool_fn!(A1, A2, A3, A4, A5, A6, A7, A8);
 
 /// How a task's return value becomes its result: `Result<T, E>` gives `T`
-/// or, for `Err(e)`, a failed task whose message is `e`'s `Display` (the
-/// counterpart of a Python task raising); a plain value (numbers, `bool`,
-/// `char`, `String`, `()`, `Vec`, `Option`, maps, sets, tuples up to four)
-/// is the result itself. Return `Result<T, E>` for any other `T`.
+/// or, for `Err(e)`, a failed task whose [`PoolError::Task`] carries that
+/// `e` (the counterpart of a Python task raising); a plain value (numbers,
+/// `bool`, `char`, `String`, `()`, `Vec`, `Option`, maps, sets, tuples up
+/// to four) is the result itself, and its task cannot fail but by
+/// panicking: its error type is [`NoError`]. Return `Result<T, E>` for any
+/// other `T` (with `E = NoError` if nothing can fail).
+///
+/// A process pool sends `E` back from the worker, so there it must be a
+/// serde type, like the result.
 pub trait TaskResult {
     /// The result's type.
     type Ok;
-    /// The result, or the error message of a failed task.
-    fn into_outcome(self) -> Result<Self::Ok, String>;
+    /// The task's own error type.
+    type Err;
+    /// The result, or the task's error.
+    fn into_result(self) -> Result<Self::Ok, Self::Err>;
 }
 
-impl<T, E: Display> TaskResult for Result<T, E> {
+impl<T, E> TaskResult for Result<T, E> {
     type Ok = T;
-    fn into_outcome(self) -> Result<T, String> {
-        self.map_err(|e| e.to_string())
+    type Err = E;
+    fn into_result(self) -> Result<T, E> {
+        self
     }
 }
 
@@ -69,7 +81,8 @@ macro_rules! plain_results {
     ($($t:ty),*) => {
         $(impl TaskResult for $t {
             type Ok = $t;
-            fn into_outcome(self) -> Result<$t, String> {
+            type Err = NoError;
+            fn into_result(self) -> Result<$t, NoError> {
                 Ok(self)
             }
         })*
@@ -101,7 +114,8 @@ macro_rules! generic_results {
     ($([$($g:ident),*] $t:ty),*) => {
         $(impl<$($g),*> TaskResult for $t {
             type Ok = $t;
-            fn into_outcome(self) -> Result<$t, String> {
+            type Err = NoError;
+            fn into_result(self) -> Result<$t, NoError> {
                 Ok(self)
             }
         })*
@@ -136,7 +150,7 @@ pub(crate) fn chunksize_or_default(
     len: usize,
     chunksize: Option<usize>,
     workers: usize,
-) -> Result<usize, super::PoolError> {
+) -> Result<usize, PoolError> {
     match chunksize {
         Some(c) => check_chunksize(c),
         None => Ok(default_chunksize(len, workers).max(1)),
@@ -144,19 +158,57 @@ pub(crate) fn chunksize_or_default(
 }
 
 /// Checks an explicit `chunksize` (Python: `ValueError` below 1).
-pub(crate) fn check_chunksize(chunksize: usize) -> Result<usize, super::PoolError> {
+pub(crate) fn check_chunksize(chunksize: usize) -> Result<usize, PoolError> {
     if chunksize == 0 {
-        return Err(super::PoolError::ValueError(
-            "Chunksize must be 1+, not 0".into(),
-        ));
+        return Err(PoolError::ValueError("Chunksize must be 1+, not 0".into()));
     }
     Ok(chunksize)
 }
 
+/// How one task failed, as it travels from a worker to the parent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Failure<E> {
+    /// The function returned `Err`.
+    Error(E),
+    /// The function panicked.
+    Panic {
+        message: String,
+        location: Option<String>,
+    },
+}
+
+impl<E> Failure<E> {
+    /// The error of the task at `index`.
+    pub(crate) fn at(self, index: usize) -> PoolError<E> {
+        match self {
+            Failure::Error(error) => PoolError::Task { index, error },
+            Failure::Panic { message, location } => PoolError::Panic {
+                index,
+                message,
+                location,
+            },
+        }
+    }
+}
+
+impl<E: Display> Failure<E> {
+    /// A line saying what went wrong (for an initializer, whose failure
+    /// is reported on stderr, not to a caller).
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Failure::Error(e) => e.to_string(),
+            Failure::Panic {
+                message,
+                location: Some(at),
+            } => format!("panicked at {at}: {message}"),
+            Failure::Panic { message, .. } => format!("panicked: {message}"),
+        }
+    }
+}
+
 thread_local! {
-    /// The report of the last panic on this thread, when the pool's
-    /// worker hook is installed (it has the location; the payload alone
-    /// does not).
+    /// Where the last panic on this thread happened, when the pool's
+    /// worker hook is installed (the payload alone does not say).
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
@@ -165,31 +217,31 @@ thread_local! {
 /// than printed (Python's workers do not print a task's traceback either).
 pub(crate) fn install_quiet_panic_hook() {
     panic::set_hook(Box::new(|info| {
-        LAST_PANIC.with(|p| *p.borrow_mut() = Some(info.to_string()));
+        let at = info.location().map(ToString::to_string);
+        LAST_PANIC.with(|p| *p.borrow_mut() = at);
     }));
 }
 
-/// Runs one task, turning a panic or an `Err` into the error message.
-pub(crate) fn run_task<R: TaskResult>(f: impl FnOnce() -> R) -> Result<R::Ok, String> {
+/// Runs one task, turning a panic or an `Err` into its [`Failure`].
+pub(crate) fn run_task<R: TaskResult>(f: impl FnOnce() -> R) -> Result<R::Ok, Failure<R::Err>> {
+    LAST_PANIC.with(|p| p.borrow_mut().take());
     match panic::catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => r.into_outcome(),
-        Err(payload) => {
-            if let Some(report) = LAST_PANIC.with(|p| p.borrow_mut().take()) {
-                return Err(report);
-            }
-            Err(panic_message(payload.as_ref()))
-        }
+        Ok(r) => r.into_result().map_err(Failure::Error),
+        Err(payload) => Err(Failure::Panic {
+            message: panic_message(payload.as_ref()),
+            location: LAST_PANIC.with(|p| p.borrow_mut().take()),
+        }),
     }
 }
 
-/// `panicked: ` and a panic's message, when it has one.
+/// A panic's message, as the standard library's hook prints it.
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
-        format!("panicked: {s}")
+        (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
-        format!("panicked: {s}")
+        s.clone()
     } else {
-        "panicked".to_string()
+        "Box<dyn Any>".to_string()
     }
 }
 
@@ -216,10 +268,15 @@ mod tests {
         assert_eq!(PoolFn::call(&add, (2, 3)), 5);
         assert_eq!(run_task(|| 7u8), Ok(7));
         assert_eq!(
-            run_task(|| Err::<u8, _>("bad input")),
-            Err("bad input".to_string())
+            run_task(|| Err::<u8, _>(42u64)),
+            Err(Failure::Error(42u64)),
+            "the function's own error, typed"
         );
-        let e = run_task(|| -> u8 { panic!("boom") }).unwrap_err();
-        assert!(e.contains("boom"), "{e}");
+        match run_task(|| -> u8 { panic!("boom {}", 1) }) {
+            Err(Failure::Panic { message, .. }) => assert_eq!(message, "boom 1"),
+            other => panic!("{other:?}"),
+        }
+        let e: PoolError<u64> = Failure::Error(3).at(9);
+        assert_eq!(e, PoolError::Task { index: 9, error: 3 });
     }
 }

@@ -19,12 +19,13 @@ pub(crate) trait Job: Send + Sync {
     fn abort(&self, reason: &PoolError);
 }
 
-/// Where the outcomes of a job's tasks go, one per input position.
-pub(crate) trait Sink<T>: Job {
+/// Where the outcomes of a job's tasks go, one per input position; `E` is
+/// the error type of the job's function.
+pub(crate) trait Sink<T, E>: Job {
     /// Records the outcome of the task at `index`; a second outcome for a
     /// position is ignored (a worker killed after sending its result can
     /// be reported lost too). Returns whether the job needs nothing more.
-    fn deliver(&self, index: usize, outcome: Result<T, PoolError>) -> bool;
+    fn deliver(&self, index: usize, outcome: Result<T, PoolError<E>>) -> bool;
 }
 
 impl<S: Job + ?Sized> Job for Arc<S> {
@@ -33,8 +34,8 @@ impl<S: Job + ?Sized> Job for Arc<S> {
     }
 }
 
-impl<T, S: Sink<T> + ?Sized> Sink<T> for Arc<S> {
-    fn deliver(&self, index: usize, outcome: Result<T, PoolError>) -> bool {
+impl<T, E, S: Sink<T, E> + ?Sized> Sink<T, E> for Arc<S> {
+    fn deliver(&self, index: usize, outcome: Result<T, PoolError<E>>) -> bool {
         (**self).deliver(index, outcome)
     }
 }
@@ -71,11 +72,11 @@ pub(crate) fn wait_until<'a, S>(
 /// Callbacks run on completion (Python's `callback`/`error_callback`).
 pub(crate) type Callback<V> = Box<dyn FnOnce(&V) + Send>;
 /// The error callback.
-pub(crate) type ErrorCallback = Box<dyn FnOnce(&PoolError) + Send>;
+pub(crate) type ErrorCallback<E> = Box<dyn FnOnce(&PoolError<E>) + Send>;
 
 /// A value that becomes ready once, with waiters and callbacks.
-pub(crate) struct Completion<V> {
-    state: Mutex<CompletionState<V>>,
+pub(crate) struct Completion<V, E> {
+    state: Mutex<CompletionState<V, E>>,
     cv: Condvar,
     /// Set with the value, so a waiter can poll briefly without the lock.
     ready: AtomicBool,
@@ -85,19 +86,19 @@ pub(crate) struct Completion<V> {
 /// arrive then costs no wake-up (tens of microseconds on a busy machine).
 const SPIN: Duration = Duration::from_micros(30);
 
-struct CompletionState<V> {
+struct CompletionState<V, E> {
     /// Set by the first `complete`: later ones (a duplicate outcome) are
     /// ignored even while the first is still running its callback.
     claimed: bool,
-    value: Option<Result<V, PoolError>>,
+    value: Option<Result<V, PoolError<E>>>,
     callback: Option<Callback<V>>,
-    error_callback: Option<ErrorCallback>,
+    error_callback: Option<ErrorCallback<E>>,
 }
 
-impl<V> Completion<V> {
+impl<V, E> Completion<V, E> {
     pub(crate) fn new(
         callback: Option<Callback<V>>,
-        error_callback: Option<ErrorCallback>,
+        error_callback: Option<ErrorCallback<E>>,
     ) -> Self {
         Completion {
             state: Mutex::new(CompletionState {
@@ -124,7 +125,7 @@ impl<V> Completion<V> {
     /// Sets the value once (later calls are ignored). The callback runs
     /// before waiters are released, as in Python, so `get` returning means
     /// the callback has run.
-    pub(crate) fn complete(&self, value: Result<V, PoolError>) {
+    pub(crate) fn complete(&self, value: Result<V, PoolError<E>>) {
         let (cb, ecb) = {
             let mut st = lock(&self.state);
             if st.claimed {
@@ -172,41 +173,30 @@ impl<V> Completion<V> {
         lock(&self.state).value.as_ref().map(Result::is_ok)
     }
 
-    /// A copy of the value once there, [`PoolError::Timeout`] otherwise.
-    pub(crate) fn get_cloned(&self, timeout: Option<Duration>) -> Result<V, PoolError>
-    where
-        V: Clone,
-    {
+    /// Waits at most `timeout` (`None`: for ever) and moves the value
+    /// out; [`PoolError::Timeout`] if it did not come in time. Only the
+    /// one [`AsyncResult`](super::AsyncResult) calls it, once, by value,
+    /// so the value is there whenever the wait succeeded.
+    pub(crate) fn take(&self, timeout: Option<Duration>) -> Result<V, PoolError<E>> {
         self.spin(timeout);
-        let (g, ok) = wait_until(&self.cv, lock(&self.state), timeout, |s| s.value.is_some());
-        match (&g.value, ok) {
-            (Some(v), true) => v.clone(),
-            _ => Err(PoolError::Timeout),
-        }
-    }
-
-    /// Takes the value out once there (the pool's blocking `map`/`apply`,
-    /// which own the only handle).
-    pub(crate) fn take(&self) -> Result<V, PoolError> {
-        self.spin(None);
-        let (mut g, _) = wait_until(&self.cv, lock(&self.state), None, |s| s.value.is_some());
+        let (mut g, _) = wait_until(&self.cv, lock(&self.state), timeout, |s| s.value.is_some());
         g.value.take().unwrap_or(Err(PoolError::Timeout))
     }
 }
 
 /// An `apply_async` job: one task, one value.
-pub(crate) struct ApplyJob<T> {
-    pub(crate) done: Arc<Completion<T>>,
+pub(crate) struct ApplyJob<T, E> {
+    pub(crate) done: Arc<Completion<T, E>>,
 }
 
-impl<T: Send> Job for ApplyJob<T> {
+impl<T: Send, E: Send> Job for ApplyJob<T, E> {
     fn abort(&self, reason: &PoolError) {
         self.done.complete(Err(reason.at(0)));
     }
 }
 
-impl<T: Send> Sink<T> for ApplyJob<T> {
-    fn deliver(&self, _index: usize, outcome: Result<T, PoolError>) -> bool {
+impl<T: Send, E: Send> Sink<T, E> for ApplyJob<T, E> {
+    fn deliver(&self, _index: usize, outcome: Result<T, PoolError<E>>) -> bool {
         self.done.complete(outcome);
         true
     }
@@ -214,9 +204,9 @@ impl<T: Send> Sink<T> for ApplyJob<T> {
 
 /// A `map_async`/`starmap_async` job: the list of results in input order,
 /// or the first failure to arrive (Python's `MapResult`).
-pub(crate) struct MapJob<T> {
+pub(crate) struct MapJob<T, E> {
     slots: Mutex<MapSlots<T>>,
-    pub(crate) done: Arc<Completion<Vec<T>>>,
+    pub(crate) done: Arc<Completion<Vec<T>, E>>,
 }
 
 struct MapSlots<T> {
@@ -225,11 +215,11 @@ struct MapSlots<T> {
     failed: bool,
 }
 
-impl<T> MapJob<T> {
+impl<T, E> MapJob<T, E> {
     pub(crate) fn new(
         len: usize,
         callback: Option<Callback<Vec<T>>>,
-        error_callback: Option<ErrorCallback>,
+        error_callback: Option<ErrorCallback<E>>,
     ) -> Self {
         let job = MapJob {
             slots: Mutex::new(MapSlots {
@@ -246,7 +236,7 @@ impl<T> MapJob<T> {
     }
 }
 
-impl<T: Send> Job for MapJob<T> {
+impl<T: Send, E: Send> Job for MapJob<T, E> {
     fn abort(&self, reason: &PoolError) {
         let first = {
             let mut s = lock(&self.slots);
@@ -260,8 +250,8 @@ impl<T: Send> Job for MapJob<T> {
     }
 }
 
-impl<T: Send> Sink<T> for MapJob<T> {
-    fn deliver(&self, index: usize, outcome: Result<T, PoolError>) -> bool {
+impl<T: Send, E: Send> Sink<T, E> for MapJob<T, E> {
+    fn deliver(&self, index: usize, outcome: Result<T, PoolError<E>>) -> bool {
         let mut s = lock(&self.slots);
         if s.failed {
             return true;
@@ -306,12 +296,12 @@ impl<T: Send> Sink<T> for MapJob<T> {
 /// length only when the input runs out ([`set_length`](Self::set_length));
 /// positions are announced ([`submitted`](Self::submitted)) before their
 /// tasks are queued.
-pub(crate) struct IMapJob<T> {
-    state: Mutex<IMapState<T>>,
+pub(crate) struct IMapJob<T, E> {
+    state: Mutex<IMapState<T, E>>,
     cv: Condvar,
 }
 
-struct IMapState<T> {
+struct IMapState<T, E> {
     ordered: bool,
     /// The number of items, once the input has run out (or the job was
     /// aborted: then no more are taken).
@@ -320,19 +310,19 @@ struct IMapState<T> {
     seen: Vec<bool>,
     arrived: usize,
     /// Ordered: outcomes waiting for their turn, by position.
-    pending: HashMap<usize, Result<T, PoolError>>,
+    pending: HashMap<usize, Result<T, PoolError<E>>>,
     /// Unordered: outcomes in arrival order.
-    queue: VecDeque<Result<T, PoolError>>,
+    queue: VecDeque<Result<T, PoolError<E>>>,
     /// How many were handed out.
     yielded: usize,
 }
 
-impl<T> IMapState<T> {
+impl<T, E> IMapState<T, E> {
     fn complete(&self) -> bool {
         self.total == Some(self.arrived)
     }
 
-    fn push(&mut self, index: usize, outcome: Result<T, PoolError>) {
+    fn push(&mut self, index: usize, outcome: Result<T, PoolError<E>>) {
         self.seen[index] = true;
         self.arrived += 1;
         if self.ordered {
@@ -343,7 +333,7 @@ impl<T> IMapState<T> {
     }
 }
 
-impl<T> IMapJob<T> {
+impl<T, E> IMapJob<T, E> {
     pub(crate) fn new(ordered: bool) -> Self {
         IMapJob {
             state: Mutex::new(IMapState {
@@ -385,15 +375,15 @@ impl<T> IMapJob<T> {
     }
 
     /// Taking the next input item failed (the iterator panicked): that
-    /// position fails with `message` and the job ends there, as Python's
-    /// does when its iterable raises. `true` if the job is done.
+    /// position fails with [`PoolError::InputPanic`] and the job ends
+    /// there, as Python's does when its iterable raises. `true` if the
+    /// job is done.
     pub(crate) fn input_failed(&self, message: String) -> bool {
         let mut g = lock(&self.state);
         if g.total.is_none() {
             let index = g.seen.len();
             g.seen.push(false);
-            let message = format!("the input iterator {message}");
-            g.push(index, Err(PoolError::Task { index, message }));
+            g.push(index, Err(PoolError::InputPanic { index, message }));
             g.total = Some(g.seen.len());
         }
         let done = g.complete();
@@ -404,9 +394,9 @@ impl<T> IMapJob<T> {
 
     /// The next outcome: `None` at the end, `Some(Err(Timeout))` if none
     /// came within `timeout`.
-    pub(crate) fn next(&self, timeout: Option<Duration>) -> Option<Result<T, PoolError>> {
-        let over = |s: &IMapState<T>| s.total.is_some_and(|t| s.yielded >= t);
-        let available = |s: &IMapState<T>| {
+    pub(crate) fn next(&self, timeout: Option<Duration>) -> Option<Result<T, PoolError<E>>> {
+        let over = |s: &IMapState<T, E>| s.total.is_some_and(|t| s.yielded >= t);
+        let available = |s: &IMapState<T, E>| {
             over(s)
                 || if s.ordered {
                     s.pending.contains_key(&s.yielded)
@@ -440,7 +430,7 @@ impl<T> IMapJob<T> {
     }
 }
 
-impl<T: Send> Job for IMapJob<T> {
+impl<T: Send, E: Send> Job for IMapJob<T, E> {
     fn abort(&self, reason: &PoolError) {
         let mut g = lock(&self.state);
         // No more input is taken: the job ends with what was queued.
@@ -455,8 +445,8 @@ impl<T: Send> Job for IMapJob<T> {
     }
 }
 
-impl<T: Send> Sink<T> for IMapJob<T> {
-    fn deliver(&self, index: usize, outcome: Result<T, PoolError>) -> bool {
+impl<T: Send, E: Send> Sink<T, E> for IMapJob<T, E> {
+    fn deliver(&self, index: usize, outcome: Result<T, PoolError<E>>) -> bool {
         let mut g = lock(&self.state);
         match g.seen.get(index) {
             Some(false) => {}
@@ -473,38 +463,59 @@ impl<T: Send> Sink<T> for IMapJob<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pool::NoError;
 
     #[test]
     fn a_map_collects_in_order_and_fails_at_the_first_error() {
-        let job = MapJob::<u32>::new(3, None, None);
+        let job = MapJob::<u32, String>::new(3, None, None);
         assert!(!job.deliver(2, Ok(20)));
         assert!(!job.deliver(0, Ok(0)));
         assert!(!job.done.ready());
         assert!(job.deliver(1, Ok(10)));
-        assert_eq!(job.done.take(), Ok(vec![0, 10, 20]));
+        assert_eq!(job.done.take(None), Ok(vec![0, 10, 20]));
 
-        let job = MapJob::<u32>::new(3, None, None);
+        let job = MapJob::<u32, String>::new(3, None, None);
         job.deliver(0, Ok(0));
         assert!(job.deliver(
             1,
             Err(PoolError::Task {
                 index: 1,
-                message: "x".into()
+                error: "x".into()
             })
         ));
         assert_eq!(job.done.successful(), Some(false));
+        assert_eq!(
+            job.done.take(None),
+            Err(PoolError::Task {
+                index: 1,
+                error: "x".into()
+            })
+        );
     }
 
     #[test]
     fn a_panicking_callback_still_sets_the_result() {
-        let done = Completion::<u8>::new(Some(Box::new(|_: &u8| panic!("callback"))), None);
+        let done =
+            Completion::<u8, NoError>::new(Some(Box::new(|_: &u8| panic!("callback"))), None);
         done.complete(Ok(3));
-        assert_eq!(done.get_cloned(None), Ok(3));
+        assert_eq!(done.take(None), Ok(3));
+    }
+
+    #[test]
+    fn a_value_without_clone_moves_out_once_and_a_wait_can_time_out() {
+        struct Unique(u8);
+        let done = Completion::<Unique, NoError>::new(None, None);
+        assert!(matches!(
+            done.take(Some(Duration::from_millis(1))),
+            Err(PoolError::Timeout)
+        ));
+        done.complete(Ok(Unique(4)));
+        assert!(matches!(done.take(None), Ok(Unique(4))));
     }
 
     #[test]
     fn imap_orders_ignores_duplicates_and_times_out() {
-        let job = IMapJob::<u32>::new(true);
+        let job = IMapJob::<u32, NoError>::new(true);
         assert!(job.submitted(2));
         assert!(!job.set_length());
         job.deliver(1, Ok(1));
@@ -521,7 +532,7 @@ mod tests {
 
     #[test]
     fn imap_learns_its_length_when_the_input_runs_out() {
-        let job = IMapJob::<u32>::new(true);
+        let job = IMapJob::<u32, NoError>::new(true);
         assert!(job.submitted(1));
         assert!(!job.deliver(0, Ok(7)));
         assert_eq!(job.remaining(), (1, None));
@@ -538,14 +549,14 @@ mod tests {
         assert_eq!(job.next(None), Some(Ok(8)));
         assert_eq!(job.next(None), None);
         // An empty input: over at once.
-        let empty = IMapJob::<u32>::new(false);
+        let empty = IMapJob::<u32, NoError>::new(false);
         assert!(empty.set_length());
         assert_eq!(empty.next(None), None);
     }
 
     #[test]
     fn abort_fails_what_is_pending() {
-        let job = IMapJob::<u32>::new(false);
+        let job = IMapJob::<u32, String>::new(false);
         assert!(job.submitted(2));
         job.deliver(0, Ok(0));
         job.abort(&PoolError::Terminated { index: 0 });
@@ -556,11 +567,11 @@ mod tests {
             Some(Err(PoolError::Terminated { index: 1 }))
         );
         let apply = ApplyJob {
-            done: Arc::new(Completion::<u8>::new(None, None)),
+            done: Arc::new(Completion::<u8, String>::new(None, None)),
         };
         apply.abort(&PoolError::Terminated { index: 0 });
         assert_eq!(
-            apply.done.get_cloned(None),
+            apply.done.take(None),
             Err(PoolError::Terminated { index: 0 })
         );
     }

@@ -11,19 +11,19 @@ use super::func::panic_message;
 use super::job::IMapJob;
 
 /// Items of an `imap` input, announced to `job` as they are taken.
-pub(crate) struct LazyInput<A, T> {
+pub(crate) struct LazyInput<A, T, E> {
     items: Box<dyn Iterator<Item = A> + Send>,
-    job: Arc<IMapJob<T>>,
+    job: Arc<IMapJob<T, E>>,
     /// Called once if the input's end completes the job (every outcome
     /// already in), so the pool drops it from its cache.
     on_done: Option<Box<dyn FnOnce() + Send>>,
     ended: bool,
 }
 
-impl<A, T> LazyInput<A, T> {
+impl<A, T, E> LazyInput<A, T, E> {
     pub(crate) fn new(
         items: Box<dyn Iterator<Item = A> + Send>,
-        job: Arc<IMapJob<T>>,
+        job: Arc<IMapJob<T, E>>,
         on_done: impl FnOnce() + Send + 'static,
     ) -> Self {
         LazyInput {
@@ -44,7 +44,7 @@ impl<A, T> LazyInput<A, T> {
     }
 }
 
-impl<A, T> Iterator for LazyInput<A, T> {
+impl<A, T, E> Iterator for LazyInput<A, T, E> {
     type Item = A;
 
     fn next(&mut self) -> Option<A> {
@@ -75,12 +75,12 @@ impl<A, T> Iterator for LazyInput<A, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::PoolError;
+    use crate::pool::{NoError, PoolError};
     use std::sync::atomic::{AtomicBool, Ordering};
 
     #[test]
     fn items_are_announced_and_the_end_completes_the_job() {
-        let job = Arc::new(IMapJob::<u32>::new(true));
+        let job = Arc::new(IMapJob::<u32, NoError>::new(true));
         let done = Arc::new(AtomicBool::new(false));
         let d = done.clone();
         let mut input = LazyInput::new(Box::new(0..2u32), job.clone(), move || {
@@ -100,7 +100,7 @@ mod tests {
 
     #[test]
     fn a_panicking_input_fails_the_next_position() {
-        let job = Arc::new(IMapJob::<u32>::new(true));
+        let job = Arc::new(IMapJob::<u32, NoError>::new(true));
         let items = (0..3u32).inspect(|&i| assert!(i < 1, "no more input"));
         let mut input = LazyInput::new(Box::new(items), job.clone(), || {});
         assert_eq!(input.next(), Some(0));
@@ -110,8 +110,8 @@ mod tests {
         job.deliver(0, Ok(5));
         assert_eq!(job.next(None), Some(Ok(5)));
         match job.next(None) {
-            Some(Err(PoolError::Task { index: 1, message })) => {
-                assert!(message.contains("no more input"), "{message}")
+            Some(Err(PoolError::InputPanic { index: 1, message })) => {
+                assert_eq!(message, "no more input")
             }
             other => panic!("{other:?}"),
         }

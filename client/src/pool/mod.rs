@@ -9,6 +9,18 @@
 //! `callback`/`error_callback` the `*_async_with` variants, and the pool's
 //! own settings a [`PoolBuilder`].
 //!
+//! # Results and errors
+//!
+//! A task function returning `Result<R, E>` gives `R`, and its `Err(e)`
+//! comes back as itself, [`PoolError::Task`]` { index, error: e }`, from
+//! `apply`, `map`, `starmap`, the `*_async` results, the `imap`
+//! iterators (at that item) and error callbacks, as Python re-raises the
+//! task's exception; a panic is [`PoolError::Panic`]. A function
+//! returning a plain value has the error type [`NoError`], the default
+//! of [`PoolError`], [`AsyncResult`] and [`IMapIterator`].
+//! [`AsyncResult::get`] moves the result out (no `Clone` needed).
+//! `close`, `terminate` and `join` all return a `Result`.
+//!
 //! # Layout
 //!
 //! * `process_pool`: [`Pool`]; `builder`: [`PoolBuilder`]; `core`: its queues,
@@ -20,7 +32,7 @@
 //! * `func`: [`PoolFn`], [`TaskResult`], the chunksize rule.
 //! * `job`: the parent's per-call bookkeeping; `async_result`:
 //!   [`AsyncResult`], [`IMapIterator`].
-//! * `error`: [`PoolError`].
+//! * `error`: [`PoolError`], [`NoError`].
 
 mod api;
 mod async_result;
@@ -40,23 +52,11 @@ pub(crate) use job::wait_until;
 
 pub use async_result::{AsyncResult, IMapIterator, MapResult};
 pub use builder::PoolBuilder;
-pub use error::PoolError;
+pub use error::{NoError, PoolError};
 pub use func::{PoolFn, TaskResult};
-pub use process_pool::{ApplyOutput, Pool};
+pub use process_pool::{ApplyError, ApplyOutput, Pool};
 pub use thread_pool::ThreadPool;
 pub use thread_worker::ThreadPoolBuilder;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn handles_can_cross_threads() {
-        fn send_sync<T: Send + Sync>() {}
-        fn send<T: Send>() {}
-        send_sync::<Pool>();
-        send_sync::<ThreadPool>();
-        send_sync::<AsyncResult<Vec<String>>>();
-        send::<IMapIterator<String>>();
-    }
-}
+mod tests;

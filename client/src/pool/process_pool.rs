@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::async_result::{AsyncResult, IMapIterator, MapResult};
+use super::async_result::{AsyncResult, IMapIterator, MapResult, Submitted, SubmittedIMap};
 use super::builder::{assert_zero_sized, PoolBuilder};
 use super::core::{Chunk, Chunks, Core, Threads, CLOSE, RUN, TERMINATE};
 use super::func::{check_chunksize, chunksize_or_default, PoolFn, TaskResult};
@@ -23,6 +23,10 @@ use mp_sys::lock;
 
 /// What `apply(f, args)` gives for a function `F` called with `Args`.
 pub type ApplyOutput<F, Args> = <<F as PoolFn<Args>>::Output as TaskResult>::Ok;
+
+/// The error type of a function `F` called with `Args`: the `E` of its
+/// `Result<T, E>`, [`NoError`](super::NoError) for a plain value.
+pub type ApplyError<F, Args> = <<F as PoolFn<Args>>::Output as TaskResult>::Err;
 
 /// A pool of worker processes that run tasks (Python's
 /// `multiprocessing.Pool`).
@@ -60,20 +64,56 @@ pub type ApplyOutput<F, Args> = <<F as PoolFn<Args>>::Output as TaskResult>::Ok;
 /// Use a [`ThreadPool`](super::ThreadPool) for those. Arguments and
 /// results are serde values (CBOR); file
 /// descriptors cannot travel in them. A function returning
-/// `Result<T, E>` gives `T`, and `Err(e)` fails the task like a panic
-/// does (see [`TaskResult`]).
+/// `Result<T, E>` gives `T`, and `Err(e)` fails the task with that `e`,
+/// which travels back from the worker too, so `E` is a serde type as well
+/// (see [`TaskResult`]).
 ///
 /// # Failures
 ///
-/// A task that panics or returns `Err` fails with [`PoolError::Task`] at
-/// its own position and the pool goes on. A worker that dies (killed, out
-/// of memory) is replaced, and the tasks of the chunk it was running fail
-/// with [`PoolError::WorkerLost`] instead of hanging.
+/// A task that returns `Err(e)` fails with [`PoolError::Task`] carrying
+/// `e`, one that panics with [`PoolError::Panic`] carrying the message,
+/// at its own position, and the pool goes on. A worker that dies (killed,
+/// out of memory) is replaced, and the tasks of the chunk it was running
+/// fail with [`PoolError::WorkerLost`] instead of hanging.
+///
+/// ```no_run
+/// use multiprocessing::pool::PoolError;
+/// use multiprocessing::Pool;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Serialize, Deserialize)]
+/// enum ParseError {
+///     Empty,
+///     NotANumber(String),
+/// }
+///
+/// fn parse(s: String) -> Result<u64, ParseError> {
+///     if s.is_empty() {
+///         return Err(ParseError::Empty);
+///     }
+///     s.parse().map_err(|_| ParseError::NotANumber(s))
+/// }
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     multiprocessing::init();
+///     let pool = Pool::new(2)?;
+///     let words = vec!["1".to_string(), "x".to_string(), "3".to_string()];
+///     match pool.map(parse, words) {
+///         Err(PoolError::Task { index: 1, error: ParseError::NotANumber(w) }) => assert_eq!(w, "x"),
+///         other => panic!("{other:?}"),
+///     }
+///     pool.close()?;
+///     pool.join()?;
+///     Ok(())
+/// }
+/// ```
 ///
 /// Dropping the pool terminates it (Python's pool does on garbage
 /// collection); call [`close`](Pool::close) then [`join`](Pool::join) to
 /// let queued work finish first. A pool belongs to the process that made
-/// it: a copy dropped in a forked child leaves the parent's pool alone.
+/// it: a copy dropped in a forked child leaves the parent's pool alone,
+/// and `close`, `terminate` and `join` there fail with
+/// [`PoolError::NotOwner`].
 pub struct Pool {
     core: Arc<Core>,
     threads: Mutex<Threads>,
@@ -180,6 +220,7 @@ impl Pool {
         A: DeserializeOwned,
         R: TaskResult,
         R::Ok: Serialize,
+        R::Err: Serialize,
     {
         const { assert_zero_sized::<F>() };
         let entry: TaskEntry = map_entry::<F, A, R>;
@@ -191,6 +232,7 @@ impl Pool {
         F: PoolFn<Args> + Copy,
         Args: DeserializeOwned,
         ApplyOutput<F, Args>: Serialize,
+        ApplyError<F, Args>: Serialize,
     {
         const { assert_zero_sized::<F>() };
         let entry: TaskEntry = star_entry::<F, Args>;
@@ -202,17 +244,19 @@ impl Pool {
         _f: F,
         args: Args,
         callback: Option<Callback<ApplyOutput<F, Args>>>,
-        error_callback: Option<ErrorCallback>,
-    ) -> Result<AsyncResult<ApplyOutput<F, Args>>, PoolError>
+        error_callback: Option<ErrorCallback<ApplyError<F, Args>>>,
+    ) -> Submitted<ApplyOutput<F, Args>, ApplyError<F, Args>>
     where
         F: PoolFn<Args> + Copy,
         Args: Serialize + DeserializeOwned + Send + 'static,
         ApplyOutput<F, Args>: Serialize + DeserializeOwned + Send + 'static,
+        ApplyError<F, Args>: Serialize + DeserializeOwned + Send + 'static,
     {
-        let entry = self.star_entry::<F, Args>()?;
+        let entry = self.star_entry::<F, Args>().map_err(PoolError::widen)?;
         let done = Arc::new(Completion::new(callback, error_callback));
         let sink = Arc::new(Decoding::new(ApplyJob { done: done.clone() }));
-        self.submit(entry, vec![args], 1, sink)?;
+        self.submit(entry, vec![args], 1, sink)
+            .map_err(PoolError::widen)?;
         Ok(AsyncResult::new(done))
     }
 
@@ -222,35 +266,39 @@ impl Pool {
         items: Vec<A>,
         chunksize: Option<usize>,
         callback: Option<Callback<Vec<R::Ok>>>,
-        error_callback: Option<ErrorCallback>,
-    ) -> Result<MapResult<R::Ok>, PoolError>
+        error_callback: Option<ErrorCallback<R::Err>>,
+    ) -> Submitted<Vec<R::Ok>, R::Err>
     where
         F: Fn(A) -> R + Copy + Send + Sync + 'static,
         A: Serialize + DeserializeOwned + Send + 'static,
         R: TaskResult + 'static,
         R::Ok: Serialize + DeserializeOwned + Send + 'static,
+        R::Err: Serialize + DeserializeOwned + Send + 'static,
     {
-        let entry = self.map_entry::<F, A, R>()?;
+        let entry = self.map_entry::<F, A, R>().map_err(PoolError::widen)?;
         self.submit_map(entry, items, chunksize, callback, error_callback)
     }
 
     /// A `map`/`starmap` job over `items` for the task entry `entry`.
-    fn submit_map<A, T>(
+    fn submit_map<A, T, E>(
         &self,
         entry: EntryRef,
         items: Vec<A>,
         chunksize: Option<usize>,
         callback: Option<Callback<Vec<T>>>,
-        error_callback: Option<ErrorCallback>,
-    ) -> Result<MapResult<T>, PoolError>
+        error_callback: Option<ErrorCallback<E>>,
+    ) -> Result<MapResult<T, E>, PoolError<E>>
     where
         A: Serialize + Send + 'static,
         T: DeserializeOwned + Send + 'static,
+        E: DeserializeOwned + Send + 'static,
     {
-        let chunksize = chunksize_or_default(items.len(), chunksize, self.core.processes)?;
+        let chunksize = chunksize_or_default(items.len(), chunksize, self.core.processes)
+            .map_err(PoolError::widen)?;
         let job = MapJob::new(items.len(), callback, error_callback);
         let done = job.done.clone();
-        self.submit(entry, items, chunksize, Arc::new(Decoding::new(job)))?;
+        self.submit(entry, items, chunksize, Arc::new(Decoding::new(job)))
+            .map_err(PoolError::widen)?;
         Ok(AsyncResult::new(done))
     }
 
@@ -260,14 +308,15 @@ impl Pool {
         items: Vec<Args>,
         chunksize: Option<usize>,
         callback: Option<Callback<Vec<ApplyOutput<F, Args>>>>,
-        error_callback: Option<ErrorCallback>,
-    ) -> Result<MapResult<ApplyOutput<F, Args>>, PoolError>
+        error_callback: Option<ErrorCallback<ApplyError<F, Args>>>,
+    ) -> Submitted<Vec<ApplyOutput<F, Args>>, ApplyError<F, Args>>
     where
         F: PoolFn<Args> + Copy,
         Args: Serialize + DeserializeOwned + Send + 'static,
         ApplyOutput<F, Args>: Serialize + DeserializeOwned + Send + 'static,
+        ApplyError<F, Args>: Serialize + DeserializeOwned + Send + 'static,
     {
-        let entry = self.star_entry::<F, Args>()?;
+        let entry = self.star_entry::<F, Args>().map_err(PoolError::widen)?;
         self.submit_map(entry, items, chunksize, callback, error_callback)
     }
 
@@ -277,16 +326,20 @@ impl Pool {
         items: Box<dyn Iterator<Item = A> + Send>,
         chunksize: usize,
         ordered: bool,
-    ) -> Result<IMapIterator<R::Ok>, PoolError>
+    ) -> SubmittedIMap<R::Ok, R::Err>
     where
         F: Fn(A) -> R + Copy + Send + Sync + 'static,
         A: Serialize + DeserializeOwned + Send + 'static,
         R: TaskResult + 'static,
         R::Ok: Serialize + DeserializeOwned + Send + 'static,
+        R::Err: Serialize + DeserializeOwned + Send + 'static,
     {
-        let entry = self.map_entry::<F, A, R>()?;
+        let entry = self.map_entry::<F, A, R>().map_err(PoolError::widen)?;
         let job = Arc::new(IMapJob::new(ordered));
-        let id = self.core.register(Arc::new(Decoding::new(job.clone())))?;
+        let id = self
+            .core
+            .register(Arc::new(Decoding::new(job.clone())))
+            .map_err(PoolError::widen)?;
         let core = Arc::clone(&self.core);
         let input = LazyInput::new(items, job.clone(), move || core.finish_job(id));
         // The feeder thread takes the input, as Python's task handler does:
@@ -296,23 +349,45 @@ impl Pool {
         Ok(IMapIterator::new(job))
     }
 
+    /// Fails with [`PoolError::NotOwner`] in a process that did not make
+    /// the pool (a forked child's copy).
+    fn check_owner(&self) -> Result<(), PoolError> {
+        if self.core.owner != std::process::id() {
+            return Err(PoolError::NotOwner {
+                owner: self.core.owner,
+            });
+        }
+        Ok(())
+    }
+
     /// No more tasks may be submitted; workers exit once the queued work is
-    /// done (Python's `close`).
-    pub fn close(&self) {
+    /// done (Python's `close`). Closing a closed or terminated pool does
+    /// nothing, as in Python.
+    ///
+    /// It returns a `Result`, as [`join`](Pool::join) and
+    /// [`terminate`](Pool::terminate) do, for the one way all three fail:
+    /// [`PoolError::NotOwner`] in a forked child holding a copy of the
+    /// pool, whose workers it cannot reach.
+    pub fn close(&self) -> Result<(), PoolError> {
+        self.check_owner()?;
         self.core.close();
+        Ok(())
     }
 
     /// Stops the workers at once (Python's `terminate`): tasks not finished
     /// fail with [`PoolError::Terminated`] rather than hanging.
-    pub fn terminate(&self) {
+    pub fn terminate(&self) -> Result<(), PoolError> {
+        self.check_owner()?;
         self.core.terminate();
         lock(&self.threads).join(&self.core);
+        Ok(())
     }
 
     /// Waits for the workers to exit; only after [`close`](Pool::close)
     /// (then queued work finishes first) or [`terminate`](Pool::terminate)
-    /// (Python's `join`).
+    /// (Python's `join`): [`PoolError::StillRunning`] before.
     pub fn join(&self) -> Result<(), PoolError> {
+        self.check_owner()?;
         match self.core.state.load(Ordering::SeqCst) {
             RUN => Err(PoolError::StillRunning),
             CLOSE => {

@@ -19,13 +19,16 @@
 //!   fingerprint u64 | CBOR Vec of the chunk's arguments`; `job = u64::MAX`
 //!   asks the worker to exit;
 //! * result: `job u64 | start u64 | count u32 | kind u8 | body`, the body
-//!   being the CBOR `Vec<Result<value, message>>` of the chunk (kind 0) or
-//!   a UTF-8 message failing the whole chunk (kind 1).
+//!   being the CBOR `Vec<Result<value, Failure<error>>>` of the chunk
+//!   (kind 0: each task's value, or its own error or panic) or a UTF-8
+//!   message failing the whole chunk (kind 1).
+
+use std::fmt::Display;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::func::{run_task, PoolFn, TaskResult};
+use super::func::{run_task, Failure, PoolFn, TaskResult};
 use super::job::Sink;
 use super::PoolError;
 use crate::process::code_offset::CodeOffset;
@@ -107,13 +110,15 @@ where
     A: DeserializeOwned,
     R: TaskResult,
     R::Ok: Serialize,
+    R::Err: Serialize,
 {
     check_fingerprint::<F, (A,)>(fp)?;
     let items: Vec<A> = ciborium::from_reader(payload)
         .map_err(|e| format!("cannot decode the task's arguments: {e}"))?;
     // SAFETY: F is zero-sized (checked above) and the parent held one.
     let f: F = unsafe { conjure::<F>() };
-    let outs: Vec<Result<R::Ok, String>> = items.into_iter().map(|a| run_task(|| f(a))).collect();
+    let outs: Vec<Result<R::Ok, Failure<R::Err>>> =
+        items.into_iter().map(|a| run_task(|| f(a))).collect();
     encode(&outs)
 }
 
@@ -124,14 +129,18 @@ where
     F: PoolFn<Args> + Copy,
     Args: DeserializeOwned,
     <F::Output as TaskResult>::Ok: Serialize,
+    <F::Output as TaskResult>::Err: Serialize,
 {
     check_fingerprint::<F, Args>(fp)?;
     let items: Vec<Args> = ciborium::from_reader(payload)
         .map_err(|e| format!("cannot decode the task's arguments: {e}"))?;
     // SAFETY: F is zero-sized (checked above) and the parent held one.
     let f: F = unsafe { conjure::<F>() };
-    let outs: Vec<Result<<F::Output as TaskResult>::Ok, String>> =
-        items.into_iter().map(|a| run_task(|| f.call(a))).collect();
+    type Out<F, Args> = Result<
+        <<F as PoolFn<Args>>::Output as TaskResult>::Ok,
+        Failure<<<F as PoolFn<Args>>::Output as TaskResult>::Err>,
+    >;
+    let outs: Vec<Out<F, Args>> = items.into_iter().map(|a| run_task(|| f.call(a))).collect();
     encode(&outs)
 }
 
@@ -143,13 +152,16 @@ pub(crate) fn init_entry<F, Args>(payload: &[u8], fp: u64) -> Result<(), String>
 where
     F: PoolFn<Args> + Copy,
     Args: DeserializeOwned,
+    <F::Output as TaskResult>::Err: Display,
 {
     check_fingerprint::<F, Args>(fp)?;
     let args: Args = ciborium::from_reader(payload)
         .map_err(|e| format!("cannot decode the initializer's arguments: {e}"))?;
     // SAFETY: F is zero-sized (checked above) and the parent held one.
     let f: F = unsafe { conjure::<F>() };
-    run_task(|| f.call(args)).map(drop)
+    run_task(|| f.call(args))
+        .map(drop)
+        .map_err(|failure| failure.describe())
 }
 
 /// A task record's header.
@@ -260,13 +272,14 @@ pub(crate) trait RawSink: super::job::Job {
     fn fail(&self, start: u64, count: u32, error: &PoolError) -> bool;
 }
 
-/// Decodes result bodies into `T`s for a typed sink.
-pub(crate) struct Decoding<S, T> {
+/// Decodes result bodies into `T`s, and task errors into `E`s, for a
+/// typed sink.
+pub(crate) struct Decoding<S, T, E> {
     pub(crate) sink: S,
-    _t: std::marker::PhantomData<fn() -> T>,
+    _t: std::marker::PhantomData<fn() -> (T, E)>,
 }
 
-impl<S, T> Decoding<S, T> {
+impl<S, T, E> Decoding<S, T, E> {
     pub(crate) fn new(sink: S) -> Self {
         Decoding {
             sink,
@@ -275,17 +288,22 @@ impl<S, T> Decoding<S, T> {
     }
 }
 
-impl<S: Sink<T>, T: Send> super::job::Job for Decoding<S, T> {
+impl<S: Sink<T, E>, T: Send, E: Send> super::job::Job for Decoding<S, T, E> {
     fn abort(&self, reason: &PoolError) {
         self.sink.abort(reason);
     }
 }
 
-impl<S: Sink<T>, T: DeserializeOwned + Send> RawSink for Decoding<S, T> {
+impl<S, T, E> RawSink for Decoding<S, T, E>
+where
+    S: Sink<T, E>,
+    T: DeserializeOwned + Send,
+    E: DeserializeOwned + Send,
+{
     fn deliver_raw(&self, start: u64, count: u32, body: Result<&[u8], String>) -> bool {
         let start = start as usize;
         let decoded = body.and_then(|b| {
-            let outs: Vec<Result<T, String>> = ciborium::from_reader(b)
+            let outs: Vec<Result<T, Failure<E>>> = ciborium::from_reader(b)
                 .map_err(|e| format!("cannot decode the task's result: {e}"))?;
             if outs.len() != count as usize {
                 return Err(format!(
@@ -300,10 +318,9 @@ impl<S: Sink<T>, T: DeserializeOwned + Send> RawSink for Decoding<S, T> {
             Ok(outs) => {
                 for (i, out) in outs.into_iter().enumerate() {
                     let index = start + i;
-                    done = self.sink.deliver(
-                        index,
-                        out.map_err(|message| PoolError::Task { index, message }),
-                    );
+                    done = self
+                        .sink
+                        .deliver(index, out.map_err(|failure| failure.at(index)));
                 }
             }
             Err(message) => {
@@ -333,14 +350,20 @@ impl<S: Sink<T>, T: DeserializeOwned + Send> RawSink for Decoding<S, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pool::NoError;
+    use serde::Deserialize;
 
     fn double(x: u32) -> u32 {
         x * 2
     }
 
-    fn checked_div(a: u32, b: u32) -> Result<u32, String> {
-        a.checked_div(b)
-            .ok_or_else(|| "division by zero".to_string())
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    enum DivError {
+        ByZero { numerator: u32 },
+    }
+
+    fn checked_div(a: u32, b: u32) -> Result<u32, DivError> {
+        a.checked_div(b).ok_or(DivError::ByZero { numerator: a })
     }
 
     /// Runs a map chunk through records and the entry, as a worker would.
@@ -364,6 +387,7 @@ mod tests {
     fn star<F: PoolFn<(u32, u32)> + Copy>(_: F) -> (TaskEntry, u64)
     where
         <F::Output as TaskResult>::Ok: Serialize,
+        <F::Output as TaskResult>::Err: Serialize,
     {
         (star_entry::<F, (u32, u32)>, fingerprint::<F, (u32, u32)>())
     }
@@ -373,36 +397,52 @@ mod tests {
         let rec = run_map(double, &[4, 5]);
         let r = parse_result(&rec).unwrap();
         assert_eq!((r.job, r.start, r.count), (1, 4, 2));
-        let outs: Vec<Result<u32, String>> = ciborium::from_reader(r.body.unwrap()).unwrap();
+        let outs: Vec<Result<u32, Failure<NoError>>> =
+            ciborium::from_reader(r.body.unwrap()).unwrap();
         assert_eq!(outs, vec![Ok(8), Ok(10)]);
         assert!(parse_task(&[0; 10]).is_none());
         assert_eq!(parse_task(&stop_record()).unwrap().0.job, STOP);
     }
 
     #[test]
-    fn star_entries_report_each_failure() {
+    fn star_entries_send_each_error_typed() {
         let (f, fp) = star(checked_div);
         let mut payload = Vec::new();
         ciborium::into_writer(&vec![(6u32, 3u32), (1, 0)], &mut payload).unwrap();
         let body = f(&payload, fp).unwrap();
-        let outs: Vec<Result<u32, String>> = ciborium::from_reader(body.as_slice()).unwrap();
-        assert_eq!(outs, vec![Ok(2), Err("division by zero".into())]);
+        let outs: Vec<Result<u32, Failure<DivError>>> =
+            ciborium::from_reader(body.as_slice()).unwrap();
+        assert_eq!(
+            outs,
+            vec![
+                Ok(2),
+                Err(Failure::Error(DivError::ByZero { numerator: 1 }))
+            ]
+        );
         assert!(f(&payload, fp ^ 1).is_err());
         assert!(f(b"\xff", fp).is_err());
     }
 
     #[test]
-    fn decoding_spreads_a_chunk_over_positions() {
+    fn decoding_spreads_a_chunk_over_positions_with_typed_errors() {
         use super::super::job::IMapJob;
         use std::sync::Arc;
-        let job = Arc::new(IMapJob::<u32>::new(true));
-        assert!(job.submitted(3));
+        let job = Arc::new(IMapJob::<u32, DivError>::new(true));
+        assert!(job.submitted(4));
         assert!(!job.set_length());
         let d = Decoding::new(job.clone());
         let mut body = Vec::new();
-        ciborium::into_writer(&vec![Ok::<u32, String>(1), Err("no".into())], &mut body).unwrap();
-        assert!(!d.deliver_raw(0, 2, Ok(&body)));
-        assert!(d.fail(2, 1, &PoolError::Terminated { index: 0 }));
+        let outs: Vec<Result<u32, Failure<DivError>>> = vec![
+            Ok(1),
+            Err(Failure::Error(DivError::ByZero { numerator: 7 })),
+            Err(Failure::Panic {
+                message: "boom".into(),
+                location: None,
+            }),
+        ];
+        ciborium::into_writer(&outs, &mut body).unwrap();
+        assert!(!d.deliver_raw(0, 3, Ok(&body)));
+        assert!(d.fail(3, 1, &PoolError::Terminated { index: 0 }));
         let got: Vec<_> = std::iter::from_fn(|| job.next(None)).collect();
         assert_eq!(
             got,
@@ -410,10 +450,32 @@ mod tests {
                 Ok(1),
                 Err(PoolError::Task {
                     index: 1,
-                    message: "no".into()
+                    error: DivError::ByZero { numerator: 7 }
                 }),
-                Err(PoolError::Terminated { index: 2 })
+                Err(PoolError::Panic {
+                    index: 2,
+                    message: "boom".into(),
+                    location: None
+                }),
+                Err(PoolError::Terminated { index: 3 })
             ]
         );
+    }
+
+    #[test]
+    fn an_error_that_does_not_decode_fails_its_chunk() {
+        use super::super::job::IMapJob;
+        use std::sync::Arc;
+        let job = Arc::new(IMapJob::<u32, DivError>::new(true));
+        assert!(job.submitted(1));
+        let d = Decoding::new(job.clone());
+        let mut body = Vec::new();
+        let outs: Vec<Result<u32, Failure<String>>> = vec![Err(Failure::Error("x".into()))];
+        ciborium::into_writer(&outs, &mut body).unwrap();
+        d.deliver_raw(0, 1, Ok(&body));
+        assert!(matches!(
+            job.next(None),
+            Some(Err(PoolError::Transfer { index: 0, .. }))
+        ));
     }
 }

@@ -12,12 +12,12 @@ use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use super::async_result::{AsyncResult, IMapIterator, MapResult};
+use super::async_result::{AsyncResult, IMapIterator, MapResult, Submitted, SubmittedIMap};
 use super::core::{CLOSE, RUN, TERMINATE};
-use super::func::{check_chunksize, chunksize_or_default, run_task, PoolFn, TaskResult};
+use super::func::{check_chunksize, chunksize_or_default, run_task, Failure, PoolFn, TaskResult};
 use super::job::{ApplyJob, Callback, Completion, ErrorCallback, IMapJob, Job, MapJob, Sink};
 use super::lazy::LazyInput;
-use super::process_pool::ApplyOutput;
+use super::process_pool::{ApplyError, ApplyOutput};
 use super::thread_worker::{Shared, Task, ThreadPoolBuilder};
 use super::PoolError;
 use mp_sys::lock;
@@ -26,13 +26,22 @@ use mp_sys::lock;
 /// `ThreadPool`).
 ///
 /// ```
-/// use multiprocessing::pool::ThreadPool;
+/// use multiprocessing::pool::{PoolError, ThreadPool};
 ///
 /// let offset = 10;
-/// let pool = ThreadPool::new(4).unwrap();
-/// let r = pool.map(move |x: i32| x + offset, 0..4).unwrap();
+/// let pool = ThreadPool::new(4)?;
+/// let r = pool.map(move |x: i32| x + offset, 0..4)?;
 /// assert_eq!(r, vec![10, 11, 12, 13]);
+///
+/// // A function's own error comes back typed, at its position.
+/// let parsed = pool.map(|s: &str| s.parse::<u8>(), ["1", "x"]);
+/// assert!(matches!(parsed, Err(PoolError::Task { index: 1, .. })));
+/// pool.close()?;
+/// pool.join()?;
+/// # Ok::<(), PoolError>(())
 /// ```
+///
+/// The thread pool's errors need no serde: any `E` that is `Send` works.
 pub struct ThreadPool {
     pub(crate) shared: Arc<Shared>,
     processes: usize,
@@ -64,7 +73,7 @@ impl ThreadPool {
 
     /// Registers a job and queues one task per chunk; each task runs
     /// `call` on its items and delivers the outcomes.
-    fn submit<A, T, S, C>(
+    fn submit<A, T, E, S, C>(
         &self,
         sink: Arc<S>,
         items: Vec<A>,
@@ -74,8 +83,9 @@ impl ThreadPool {
     where
         A: Send + 'static,
         T: Send + 'static,
-        S: Sink<T> + 'static,
-        C: Fn(A) -> Result<T, String> + Send + Sync + 'static,
+        E: Send + 'static,
+        S: Sink<T, E> + 'static,
+        C: Fn(A) -> Result<T, Failure<E>> + Send + Sync + 'static,
     {
         let s = &self.shared;
         if items.is_empty() {
@@ -124,17 +134,19 @@ impl ThreadPool {
         f: F,
         args: Args,
         callback: Option<Callback<ApplyOutput<F, Args>>>,
-        error_callback: Option<ErrorCallback>,
-    ) -> Result<AsyncResult<ApplyOutput<F, Args>>, PoolError>
+        error_callback: Option<ErrorCallback<ApplyError<F, Args>>>,
+    ) -> Submitted<ApplyOutput<F, Args>, ApplyError<F, Args>>
     where
         F: PoolFn<Args>,
         Args: Send + 'static,
         ApplyOutput<F, Args>: Send + 'static,
+        ApplyError<F, Args>: Send + 'static,
     {
         let done = Arc::new(Completion::new(callback, error_callback));
         let job = Arc::new(ApplyJob { done: done.clone() });
         let call = Arc::new(move |a: Args| run_task(|| f.call(a)));
-        self.submit(job, vec![args], 1, call)?;
+        self.submit(job, vec![args], 1, call)
+            .map_err(PoolError::widen)?;
         Ok(AsyncResult::new(done))
     }
 
@@ -144,36 +156,40 @@ impl ThreadPool {
         items: Vec<A>,
         chunksize: Option<usize>,
         callback: Option<Callback<Vec<R::Ok>>>,
-        error_callback: Option<ErrorCallback>,
-    ) -> Result<MapResult<R::Ok>, PoolError>
+        error_callback: Option<ErrorCallback<R::Err>>,
+    ) -> Submitted<Vec<R::Ok>, R::Err>
     where
         F: Fn(A) -> R + Send + Sync + 'static,
         A: Send + 'static,
         R: TaskResult + 'static,
         R::Ok: Send + 'static,
+        R::Err: Send + 'static,
     {
         let call = Arc::new(move |a: A| run_task(|| f(a)));
         self.submit_map(items, chunksize, callback, error_callback, call)
     }
 
     /// A `map`/`starmap` job: `call` on each of `items`.
-    fn submit_map<A, T, C>(
+    fn submit_map<A, T, E, C>(
         &self,
         items: Vec<A>,
         chunksize: Option<usize>,
         callback: Option<Callback<Vec<T>>>,
-        error_callback: Option<ErrorCallback>,
+        error_callback: Option<ErrorCallback<E>>,
         call: Arc<C>,
-    ) -> Result<MapResult<T>, PoolError>
+    ) -> Result<MapResult<T, E>, PoolError<E>>
     where
         A: Send + 'static,
         T: Send + 'static,
-        C: Fn(A) -> Result<T, String> + Send + Sync + 'static,
+        E: Send + 'static,
+        C: Fn(A) -> Result<T, Failure<E>> + Send + Sync + 'static,
     {
-        let chunksize = chunksize_or_default(items.len(), chunksize, self.processes)?;
+        let chunksize = chunksize_or_default(items.len(), chunksize, self.processes)
+            .map_err(PoolError::widen)?;
         let job = Arc::new(MapJob::new(items.len(), callback, error_callback));
         let done = job.done.clone();
-        self.submit(job, items, chunksize, call)?;
+        self.submit(job, items, chunksize, call)
+            .map_err(PoolError::widen)?;
         Ok(AsyncResult::new(done))
     }
 
@@ -183,12 +199,13 @@ impl ThreadPool {
         items: Vec<Args>,
         chunksize: Option<usize>,
         callback: Option<Callback<Vec<ApplyOutput<F, Args>>>>,
-        error_callback: Option<ErrorCallback>,
-    ) -> Result<MapResult<ApplyOutput<F, Args>>, PoolError>
+        error_callback: Option<ErrorCallback<ApplyError<F, Args>>>,
+    ) -> Submitted<Vec<ApplyOutput<F, Args>>, ApplyError<F, Args>>
     where
         F: PoolFn<Args>,
         Args: Send + 'static,
         ApplyOutput<F, Args>: Send + 'static,
+        ApplyError<F, Args>: Send + 'static,
     {
         let call = Arc::new(move |a: Args| run_task(|| f.call(a)));
         self.submit_map(items, chunksize, callback, error_callback, call)
@@ -200,15 +217,16 @@ impl ThreadPool {
         items: Box<dyn Iterator<Item = A> + Send>,
         chunksize: usize,
         ordered: bool,
-    ) -> Result<IMapIterator<R::Ok>, PoolError>
+    ) -> SubmittedIMap<R::Ok, R::Err>
     where
         F: Fn(A) -> R + Send + Sync + 'static,
         A: Send + 'static,
         R: TaskResult + 'static,
         R::Ok: Send + 'static,
+        R::Err: Send + 'static,
     {
         let job = Arc::new(IMapJob::new(ordered));
-        let id = self.register(job.clone())?;
+        let id = self.register(job.clone()).map_err(PoolError::widen)?;
         let shared = Arc::clone(&self.shared);
         let input = LazyInput::new(items, job.clone(), move || finish_job(&shared, id));
         let feed = Arc::new(Feed {
@@ -225,18 +243,39 @@ impl ThreadPool {
         Ok(IMapIterator::new(job))
     }
 
-    /// No more tasks may be submitted (Python's `close`).
-    pub fn close(&self) {
+    /// Fails with [`PoolError::NotOwner`] in a forked child: the threads
+    /// are the parent's, and were not copied.
+    fn check_owner(&self) -> Result<(), PoolError> {
+        if self.shared.owner != std::process::id() {
+            return Err(PoolError::NotOwner {
+                owner: self.shared.owner,
+            });
+        }
+        Ok(())
+    }
+
+    /// No more tasks may be submitted (Python's `close`); it fails only
+    /// as [`Pool::close`](super::Pool::close) does, in a forked child.
+    pub fn close(&self) -> Result<(), PoolError> {
+        self.check_owner()?;
         let _ = self
             .shared
             .state
             .compare_exchange(RUN, CLOSE, Ordering::SeqCst, Ordering::SeqCst);
         self.shared.queue_cv.notify_all();
+        Ok(())
     }
 
     /// Fails every task not finished with [`PoolError::Terminated`]; the
     /// threads exit after their current task (Python's `terminate`).
-    pub fn terminate(&self) {
+    pub fn terminate(&self) -> Result<(), PoolError> {
+        self.check_owner()?;
+        self.stop();
+        Ok(())
+    }
+
+    /// `terminate` without the owner check, for the pool's own use.
+    pub(crate) fn stop(&self) {
         let s = &self.shared;
         s.state.store(TERMINATE, Ordering::SeqCst);
         lock(&s.queue).clear();
@@ -251,6 +290,7 @@ impl ThreadPool {
     /// Waits for the threads to exit; only after `close` (queued work
     /// finishes first) or `terminate` (Python's `join`).
     pub fn join(&self) -> Result<(), PoolError> {
+        self.check_owner()?;
         let s = &self.shared;
         if s.state.load(Ordering::SeqCst) == RUN {
             return Err(PoolError::StillRunning);
@@ -280,7 +320,7 @@ impl Drop for ThreadPool {
             // A copy in a forked child: its threads were not copied.
             return;
         }
-        self.terminate();
+        self.stop();
         let _ = self.join();
     }
 }
@@ -297,7 +337,7 @@ impl fmt::Debug for ThreadPool {
 
 /// The task running `call` on one chunk of job `id`, items `first..`,
 /// delivering each outcome to `sink`.
-fn chunk_task<A, T, S, C>(
+fn chunk_task<A, T, E, S, C>(
     shared: &Arc<Shared>,
     id: u64,
     sink: &Arc<S>,
@@ -308,14 +348,15 @@ fn chunk_task<A, T, S, C>(
 where
     A: Send + 'static,
     T: Send + 'static,
-    S: Sink<T> + 'static,
-    C: Fn(A) -> Result<T, String> + Send + Sync + 'static,
+    E: Send + 'static,
+    S: Sink<T, E> + 'static,
+    C: Fn(A) -> Result<T, Failure<E>> + Send + Sync + 'static,
 {
     let (sink, call, shared) = (sink.clone(), call.clone(), shared.clone());
     Box::new(move || {
         for (i, a) in chunk.into_iter().enumerate() {
             let index = first + i;
-            let out = call(a).map_err(|message| PoolError::Task { index, message });
+            let out = call(a).map_err(|failure| failure.at(index));
             if sink.deliver(index, out) {
                 finish_job(&shared, id);
             }
@@ -339,21 +380,22 @@ fn finish_job(shared: &Shared, id: u64) {
 /// (so the input is taken only as threads get free, and later
 /// submissions are not held up behind an endless one), then runs the
 /// chunk.
-struct Feed<A, T, C> {
+struct Feed<A, T, E, C> {
     shared: Arc<Shared>,
     id: u64,
-    job: Arc<IMapJob<T>>,
+    job: Arc<IMapJob<T, E>>,
     call: Arc<C>,
     /// The input and the position of its next item.
-    input: Mutex<(LazyInput<A, T>, usize)>,
+    input: Mutex<(LazyInput<A, T, E>, usize)>,
     chunksize: usize,
 }
 
-impl<A, T, C> Feed<A, T, C>
+impl<A, T, E, C> Feed<A, T, E, C>
 where
     A: Send + 'static,
     T: Send + 'static,
-    C: Fn(A) -> Result<T, String> + Send + Sync + 'static,
+    E: Send + 'static,
+    C: Fn(A) -> Result<T, Failure<E>> + Send + Sync + 'static,
 {
     fn task(feed: Arc<Self>) -> Task {
         Box::new(move || {
@@ -401,7 +443,7 @@ mod tests {
             Ok(42)
         );
         drop(endless);
-        pool.terminate();
+        pool.terminate().unwrap();
 
         let pool = ThreadPool::new(3).unwrap();
         let got: Vec<_> = pool
@@ -417,13 +459,13 @@ mod tests {
             .enumerate()
             .all(|(i, r)| *r == Ok(i as u32 + 1)));
         assert!(
-            matches!(&got[7], Err(PoolError::Task { index: 7, message }) if message.contains("seven")),
+            matches!(&got[7], Err(PoolError::InputPanic { index: 7, message }) if message == "seven"),
             "{:?}",
             got[7]
         );
         let empty: Vec<_> = pool.imap_unordered(|x: u32| x, vec![]).unwrap().collect();
         assert!(empty.is_empty());
-        pool.close();
+        pool.close().unwrap();
         pool.join().unwrap();
     }
 
@@ -453,7 +495,7 @@ mod tests {
             got[5],
             Err(PoolError::Task {
                 index: 5,
-                message: "bad 5".into()
+                error: "bad 5".to_string()
             })
         );
         assert_eq!(got[7], Ok(7));
@@ -472,9 +514,17 @@ mod tests {
             0..4,
             1,
         ) {
-            Err(PoolError::Task { index: 2, message }) => assert!(message.contains("no two")),
+            Err(PoolError::Panic {
+                index: 2, message, ..
+            }) => assert_eq!(message, "no two"),
             other => panic!("{other:?}"),
         }
+        let r = pool
+            .apply_async(|| std::thread::sleep(Duration::from_millis(300)), ())
+            .unwrap();
+        assert!(!r.wait_timeout(Duration::from_millis(1)));
+        assert_eq!(r.successful(), Err(PoolError::NotReady));
+        assert_eq!(r.get(), Ok(()));
         let r = pool
             .apply_async(|| std::thread::sleep(Duration::from_millis(300)), ())
             .unwrap();
@@ -482,11 +532,8 @@ mod tests {
             r.get_timeout(Duration::from_millis(1)),
             Err(PoolError::Timeout)
         );
-        assert_eq!(r.successful(), Err(PoolError::NotReady));
-        assert_eq!(r.get_nowait(), Err(PoolError::Timeout));
-        assert_eq!(r.get(), Ok(()));
         assert_eq!(pool.join(), Err(PoolError::StillRunning));
-        pool.close();
+        pool.close().unwrap();
         pool.join().unwrap();
         assert_eq!(pool.map(|x: u32| x, [1]), Err(PoolError::NotRunning));
     }
@@ -511,7 +558,7 @@ mod tests {
                 0..100,
             )
             .unwrap();
-        pool.terminate();
+        pool.terminate().unwrap();
         assert!(matches!(slow.get(), Err(PoolError::Terminated { .. })));
         pool.join().unwrap();
     }
@@ -527,7 +574,7 @@ mod tests {
         let got = pool.map_async(|x: u32| x, 0..4).and_then(|r| r.get());
         assert!(matches!(got, Err(PoolError::Broken(_))), "{got:?}");
         assert!(matches!(pool.apply(|| 1u8, ()), Err(PoolError::Broken(_))));
-        pool.close();
+        pool.close().unwrap();
         pool.join().unwrap();
     }
 }

@@ -107,7 +107,7 @@ impl ThreadPoolBuilder {
         let pool = ThreadPool::started(shared, processes);
         for _ in 0..processes {
             if let Err(e) = spawn_thread(&pool.shared) {
-                pool.terminate();
+                pool.stop();
                 return Err(e);
             }
         }

@@ -46,7 +46,8 @@
 //! * `current`: process-wide state, [`current_process`],
 //!   [`parent_process`], [`active_children`], [`cpu_count`], [`AuthKey`];
 //! * `target`: [`Target`], [`TargetResult`] and how a re-executed child
-//!   finds its function;
+//!   finds its function; `run`: [`Run`], a process defined by a type
+//!   (Python's subclass overriding `run()`), and [`Process::from_run`];
 //! * `start/`: the three start methods and the payload spawned children
 //!   read; `bootstrap`: the child's side; `popen`: the parent's handle on
 //!   a child; `sys`: the Linux calls underneath.
@@ -59,6 +60,7 @@ mod error;
 mod handles;
 mod popen;
 mod repr;
+mod run;
 mod sentinel;
 pub(crate) mod start;
 /// The checked Linux calls, shared with `connection` (see [`crate::sys`]).
@@ -76,6 +78,7 @@ pub use current::{
     active_children, cpu_count, current_process, parent_process, AuthKey, CpuCountError,
 };
 pub use error::ProcessError;
+pub use run::Run;
 pub use sentinel::Sentinel;
 pub use target::{Target, TargetResult};
 
@@ -92,7 +95,9 @@ use target::{ClosureTarget, FnTarget, Launch};
 /// A child process running a target (Python's `multiprocessing.Process`).
 ///
 /// Make one with [`Process::new`] (a `fn` item or non-capturing closure
-/// plus serializable arguments: runs under every start method) or
+/// plus serializable arguments: runs under every start method),
+/// [`Process::from_run`] (a serializable value whose type implements
+/// [`Run`], Python's subclass overriding `run()`: every start method) or
 /// [`Process::from_fn`] (any closure: `fork` only), then [`start`] and
 /// [`join`] it. The start method is the default one
 /// ([`crate::context::get_start_method`]) unless the process came from a
@@ -179,7 +184,7 @@ impl Process {
                  use Process::from_fn for a capturing closure (fork start method only)"
             )
         };
-        Process::child(Box::new(FnTarget { f: target, args }), None)
+        Process::child(Box::new(FnTarget { f: target, args }), None, "Process")
     }
 
     /// A process that will call any closure; it runs only under the `fork`
@@ -190,7 +195,7 @@ impl Process {
         C: FnOnce() -> R + Send + 'static,
         R: TargetResult,
     {
-        Process::child(Box::new(ClosureTarget(target)), None)
+        Process::child(Box::new(ClosureTarget(target)), None, "Process")
     }
 
     /// Pins the start method (what a [`Context`](crate::context::Context)
@@ -200,7 +205,9 @@ impl Process {
         self
     }
 
-    fn child(target: Box<dyn Launch>, method: Option<StartMethod>) -> Process {
+    /// A new child handle named `{class}-N1:N2:…` (Python's
+    /// `type(self).__name__` and the identity).
+    fn child(target: Box<dyn Launch>, method: Option<StartMethod>, class: &str) -> Process {
         let (identity, daemon, authkey) = {
             let mut table = current::table();
             table.counter += 1;
@@ -211,7 +218,7 @@ impl Process {
             (identity, me.daemon, me.authkey.clone())
         };
         let name = format!(
-            "Process-{}",
+            "{class}-{}",
             identity
                 .iter()
                 .map(u32::to_string)
@@ -270,7 +277,8 @@ impl Process {
     }
 
     /// The process's name, used in logging and `Display`; by default
-    /// `Process-N1:N2:…`, one number per generation.
+    /// `Process-N1:N2:…`, one number per generation (the type's name
+    /// instead of `Process` for [`Process::from_run`]).
     pub fn name(&self) -> String {
         if self.inner.kind == Kind::Current {
             return current::current_name().to_string();

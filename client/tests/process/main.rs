@@ -22,10 +22,12 @@ pub(crate) const LONG: Duration = Duration::from_secs(60);
 
 mod cases;
 mod helpers;
+mod run_trait;
 mod targets;
 
 use cases::*;
 use helpers::*;
+use run_trait::*;
 use targets::*;
 
 type Test = fn(StartMethod);
@@ -65,6 +67,15 @@ const TESTS: &[(&str, Test)] = &[
     (
         "forkserver_restarts_after_dying",
         forkserver_restarts_after_dying,
+    ),
+    ("a_run_type_runs_in_the_child", a_run_type_runs_in_the_child),
+    (
+        "a_run_type_takes_a_name_and_the_daemon_flag",
+        a_run_type_takes_a_name_and_the_daemon_flag,
+    ),
+    (
+        "a_run_types_result_is_the_exit_code",
+        a_run_types_result_is_the_exit_code,
     ),
 ];
 
