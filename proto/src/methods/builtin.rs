@@ -63,6 +63,12 @@ crate::shared_methods! {
         IOr = "__ior__": exposed,
         /// `reversed(d)`: the keys, last first.
         Reversed = "__reversed__": exposed,
+        /// `iter(d.items())`: a shared `Iterator` over a snapshot of the
+        /// `(key, value)` pairs, which the SDK pages through with
+        /// [`IteratorMethod::NextChunk`]. Not CPython's: hidden, so a
+        /// registration names it (SyncManager's `dict` maps it to
+        /// `Iterator`).
+        IterItems = "_iter_items": hidden,
     }
 }
 
@@ -123,6 +129,12 @@ crate::shared_methods! {
         Next = "__next__": exposed,
         /// `it.close()`.
         Close = "close",
+        /// `_next_chunk(n)`: the next items at once, as the tuple
+        /// `(items, left)` — up to `n` of them (fewer when more would take
+        /// the answer past the server's per-operation limit), and how
+        /// many remain. Not CPython's: hidden, so a registration names it
+        /// (SyncManager's `Iterator` does).
+        NextChunk = "_next_chunk": hidden,
     }
 }
 

@@ -32,7 +32,7 @@ pub mod queue;
 pub mod semaphore;
 pub mod value;
 
-use mp_proto::methods::builtin::SemaphoreMethod;
+use mp_proto::methods::builtin::{DictMethod, IteratorMethod, SemaphoreMethod};
 use mp_proto::{RemoteError, Value};
 
 use crate::budget::Budget;
@@ -46,9 +46,13 @@ pub fn register_builtins(r: &mut Registry) {
     // declaration (mp_proto::methods::builtin); only the narrower
     // registrations of the shared semaphore object name their subset.
     let acquirer = [SemaphoreMethod::Acquire, SemaphoreMethod::Release].map(SemaphoreMethod::name);
-    r.register("dict", dict::DictObject::create);
+    // The SDK's chunked iteration: two hidden methods, named here so
+    // that SyncManager's clients may call them.
+    r.register("dict", dict::DictObject::create)
+        .method_to_typeid(DictMethod::IterItems.name(), "Iterator");
     r.register("list", list::ListObject::create);
-    r.register_returned::<iterator::IteratorObject>("Iterator");
+    r.register_returned::<iterator::IteratorObject>("Iterator")
+        .exposed(IteratorMethod::ALL.iter().map(|m| m.name()));
     r.register("Queue", queue::QueueObject::create);
     r.register("JoinableQueue", queue::QueueObject::create);
     r.register("Lock", semaphore::SemaphoreObject::create_lock);
@@ -108,7 +112,9 @@ mod tests {
 
     /// The exposed lists (what `get_methods` answers, in its order) as
     /// they were written out by hand before each type declared its
-    /// methods once: the declarations must give exactly these.
+    /// methods once: the declarations must give exactly these (plus the
+    /// two hidden methods of the SDK's chunked iteration, which the
+    /// registrations name: `dict._iter_items`, `Iterator._next_chunk`).
     #[test]
     fn declared_methods_give_the_exposed_lists_clients_know() {
         let dict = [
@@ -131,6 +137,7 @@ mod tests {
             "__or__",
             "__ior__",
             "__reversed__",
+            "_iter_items",
         ];
         let list = [
             "__add__",
@@ -171,7 +178,7 @@ mod tests {
         let expected: &[(&str, &[&str])] = &[
             ("dict", &dict),
             ("list", &list),
-            ("Iterator", &["__next__", "close"]),
+            ("Iterator", &["__next__", "close", "_next_chunk"]),
             ("Queue", &queue),
             ("JoinableQueue", &queue),
             ("Lock", &["acquire", "release", "locked"]),
@@ -200,7 +207,14 @@ mod tests {
             assert_eq!(types[*typeid].exposed, *exposed, "{typeid}");
         }
         let iter = types["dict"].method_to_typeid.iter().collect::<Vec<_>>();
-        assert_eq!(iter, [(&"__iter__".to_owned(), &"Iterator".to_owned())]);
+        let iterator = "Iterator".to_owned();
+        assert_eq!(
+            iter,
+            [
+                (&"__iter__".to_owned(), &iterator),
+                (&"_iter_items".to_owned(), &iterator)
+            ]
+        );
         assert!(types
             .values()
             .all(|t| t.typeid == "dict" || t.method_to_typeid.is_empty()));
