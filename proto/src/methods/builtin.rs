@@ -65,10 +65,9 @@ crate::shared_methods! {
         Reversed = "__reversed__": exposed,
         /// `iter(d.items())`: a shared `Iterator` over a snapshot of the
         /// `(key, value)` pairs, which the SDK pages through with
-        /// [`IteratorMethod::NextChunk`]. Not CPython's: hidden, so a
-        /// registration names it (SyncManager's `dict` maps it to
-        /// `Iterator`).
-        IterItems = "_iter_items": hidden,
+        /// [`IteratorMethod::NextChunk`]. Not CPython's (its clients never
+        /// call it); exposed, as every method returning an object is.
+        IterItems = "_iter_items": returns("Iterator"),
     }
 }
 
@@ -132,9 +131,10 @@ crate::shared_methods! {
         /// `_next_chunk(n)`: the next items at once, as the tuple
         /// `(items, left)` — up to `n` of them (fewer when more would take
         /// the answer past the server's per-operation limit), and how
-        /// many remain. Not CPython's: hidden, so a registration names it
-        /// (SyncManager's `Iterator` does).
-        NextChunk = "_next_chunk": hidden,
+        /// many remain. Not CPython's (its clients never call it), but
+        /// exposed so that the SDK's `DictProxy` iterates any dict a
+        /// server registers.
+        NextChunk = "_next_chunk": exposed,
     }
 }
 

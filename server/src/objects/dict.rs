@@ -4,10 +4,11 @@
 //! Keys must be hashable (`TypeError: unhashable type: 'list'`), a missing
 //! key is `KeyError(key)`. `keys()`, `values()` and `items()` return lists
 //! (CPython pickles its views as lists too); `__iter__` returns a new
-//! `Iterator` object over a snapshot of the keys, and the hidden
-//! `_iter_items` one over a snapshot of the `(key, value)` pairs (what the
-//! SDK's `DictProxy::iter` pages through). Deleting keeps the order of the
-//! others, at O(n) per deletion.
+//! `Iterator` object over a snapshot of the keys, and `_iter_items` (not
+//! CPython's) one over a snapshot of the `(key, value)` pairs, which the
+//! SDK's `DictProxy::iter` pages through; a snapshot is one operation,
+//! bounded as `items()` is. Deleting keeps the order of the others, at
+//! O(n) per deletion.
 
 use std::sync::{Arc, Mutex};
 

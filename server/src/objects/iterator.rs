@@ -1,6 +1,6 @@
 //! `Iterator`: what `dict.__iter__` returns (Python's `IteratorProxy`),
-//! and what the hidden `dict._iter_items` returns for the SDK's chunked
-//! iteration of a dict's pairs.
+//! and what `dict._iter_items` (not CPython's) returns for the SDK's
+//! chunked iteration of a dict's pairs.
 //!
 //! It walks a snapshot taken when it was made, so changing the dict while
 //! iterating is safe (CPython would raise `RuntimeError: dictionary changed
@@ -8,7 +8,7 @@
 //! once, whatever happens to the dict meanwhile. The snapshot is stored
 //! (charged to the memory budget) until the iterator is exhausted,
 //! closed, or released. `__next__` raises `StopIteration` at the end;
-//! `close` ends it early; the hidden `_next_chunk(n)` answers up to `n`
+//! `close` ends it early; `_next_chunk(n)` (not CPython's) answers up to `n`
 //! items at once with how many are left, bounded by the per-operation
 //! limit (`max_value_bytes`).
 

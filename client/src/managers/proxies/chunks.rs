@@ -10,13 +10,15 @@
 //!   the position reached shifts the rest, so one item may be yielded
 //!   twice or skipped. Each chunk is one consistent slice.
 //! * [`DictIter`] (a dict's `(key, value)` pairs) asks the server for a
-//!   snapshot of the pairs (the hidden `dict._iter_items`, an `Iterator`
+//!   snapshot of the pairs (`dict._iter_items`, an `Iterator`
 //!   object) and takes it `n` pairs at a time (`Iterator._next_chunk`).
 //!   It yields the dict as it was when the first item was asked for, each
 //!   pair once, whatever happens to the dict meanwhile — where Python
 //!   raises `RuntimeError: dictionary changed size during iteration`. The
 //!   snapshot lives on the server, charged to its memory budget, until
-//!   the iteration ends or the iterator is dropped.
+//!   the iteration ends or the iterator is dropped; taking it is one
+//!   operation, so a dict too large to copy at once (`max-value-bytes`)
+//!   is the `MemoryError` its `items()` would be.
 //!
 //! The chunk size is a count of items ([`DEFAULT_CHUNK`] unless given).
 //! The server bounds each answer in bytes too: a dict chunk stops short
