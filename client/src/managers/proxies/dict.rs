@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::arg::{wire_pairs, Arg};
-use super::chunks::{DictIter, DEFAULT_CHUNK};
+use super::chunks::{Chunking, DictIter, CHUNK_BYTES};
 use crate::managers::error::ManagerError;
 use crate::managers::proxy::{proxy_common, to_wire, BaseProxy};
 use crate::managers::transfer::convert_answer;
@@ -39,7 +39,7 @@ use crate::managers::transfer::convert_answer;
 /// let merged = d.union([("a", 10)])?;                    // d | {"a": 10}
 /// assert_eq!(merged[0], ("a".to_string(), 10));
 /// let mut total = 0;
-/// for pair in &d {                                       // one round trip per 1024 pairs
+/// for pair in &d {                                       // one round trip per ~1 MiB of pairs
 ///     let (_key, value) = pair?;
 ///     total += value;
 /// }
@@ -261,18 +261,18 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
         convert_answer(&self.base.client()?, Value::List(pairs))
     }
 
-    /// The `(key, value)` pairs, fetched [`DEFAULT_CHUNK`] at a time from
-    /// a snapshot the server takes at the first item: one round trip per
-    /// chunk, never the whole dict at once, and changes made meanwhile
-    /// are not seen (see [`DictIter`]).
+    /// The `(key, value)` pairs, in chunks of about [`CHUNK_BYTES`]
+    /// (1 MiB) from a snapshot the server takes at the first item: one
+    /// round trip per chunk, never the whole dict at once here, and
+    /// changes made meanwhile are not seen (see [`DictIter`]).
     pub fn iter(&self) -> DictIter<'_, K, V> {
-        self.iter_chunked(DEFAULT_CHUNK)
+        DictIter::new(&self.base, Chunking::bytes(CHUNK_BYTES))
     }
 
-    /// [`iter`](Self::iter), fetching `chunk` pairs per round trip (at
-    /// least one).
+    /// [`iter`](Self::iter), asking for `chunk` pairs every round trip
+    /// (at least one).
     pub fn iter_chunked(&self, chunk: usize) -> DictIter<'_, K, V> {
-        DictIter::new(&self.base, chunk)
+        DictIter::new(&self.base, Chunking::items(chunk))
     }
 }
 

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::arg::{wire_all, Arg};
-use super::chunks::{ListIter, DEFAULT_CHUNK};
+use super::chunks::{Chunking, ListIter, CHUNK_BYTES};
 use super::slicing::IntoSlice;
 use crate::managers::error::ManagerError;
 use crate::managers::proxy::{proxy_common, to_wire, BaseProxy};
@@ -38,7 +38,7 @@ use crate::managers::proxy::{proxy_common, to_wire, BaseProxy};
 /// l.sort_reverse()?;
 /// assert_eq!(l.get(0)?, 20);
 /// assert_eq!(l.index_in(&9, 5..)?, 5);                          // l.index(9, 5)
-/// let total: i64 = l.iter().sum::<Result<i64, _>>()?;           // one round trip per 1024 items
+/// let total: i64 = l.iter().sum::<Result<i64, _>>()?;           // one round trip per ~1 MiB
 /// assert_eq!(total, 2 * (5 + 6 + 7 + 8 + 9 + 20 + 10));
 /// # Ok(())
 /// # }
@@ -269,17 +269,26 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
         self.base.get_value_as()
     }
 
-    /// The items in order, fetched [`DEFAULT_CHUNK`] at a time: one round
-    /// trip per chunk, never the whole list at once (see [`ListIter`] for
-    /// what it sees of concurrent changes).
+    /// The items in order, in chunks of about [`CHUNK_BYTES`] (1 MiB,
+    /// whatever the items' size): one round trip per chunk, never the
+    /// whole list at once (see [`ListIter`] for the chunk sizes and what
+    /// it sees of concurrent changes).
     pub fn iter(&self) -> ListIter<'_, T> {
-        self.iter_chunked(DEFAULT_CHUNK)
+        ListIter::new(
+            &self.base,
+            ListMethod::GetItem.name(),
+            Chunking::bytes(CHUNK_BYTES),
+        )
     }
 
-    /// [`iter`](Self::iter), fetching `chunk` items per round trip (at
-    /// least one).
+    /// [`iter`](Self::iter), asking for `chunk` items every round trip
+    /// (at least one).
     pub fn iter_chunked(&self, chunk: usize) -> ListIter<'_, T> {
-        ListIter::new(&self.base, ListMethod::GetItem.name(), chunk)
+        ListIter::new(
+            &self.base,
+            ListMethod::GetItem.name(),
+            Chunking::items(chunk),
+        )
     }
 }
 

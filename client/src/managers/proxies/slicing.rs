@@ -6,7 +6,9 @@
 //! or [`IntoSlice::with_step`] (`(..).with_step(-1)` is `l[::-1]`).
 //! Bounds keep Python's meaning, negative ones counting from the end, and
 //! are resolved by the server against the list as it is when the call
-//! arrives.
+//! arrives. A slice running down from a bound to a lower one (`l[8:2:-2]`)
+//! is best written `Slice::new(Some(8), Some(2), Some(-2))`: clippy denies
+//! `8..2`, an empty range to Rust.
 
 use std::ops::{Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToInclusive};
 

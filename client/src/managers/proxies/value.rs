@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::arg::{wire_all, Arg};
-use super::chunks::{ListIter, DEFAULT_CHUNK};
+use super::chunks::{Chunking, ListIter, CHUNK_BYTES};
 use super::slicing::IntoSlice;
 use crate::managers::error::ManagerError;
 use crate::managers::proxy::{from_wire, proxy_common, to_wire, BaseProxy};
@@ -288,16 +288,24 @@ impl<T: Serialize + DeserializeOwned> ArrayProxy<T> {
             .map(drop)
     }
 
-    /// The items in order, fetched [`DEFAULT_CHUNK`] at a time (see
-    /// [`ListIter`]).
+    /// The items in order, in chunks of about [`CHUNK_BYTES`] (1 MiB):
+    /// one round trip per chunk (see [`ListIter`]).
     pub fn iter(&self) -> ListIter<'_, T> {
-        self.iter_chunked(DEFAULT_CHUNK)
+        ListIter::new(
+            &self.base,
+            ArrayMethod::GetItem.name(),
+            Chunking::bytes(CHUNK_BYTES),
+        )
     }
 
-    /// [`iter`](Self::iter), fetching `chunk` items per round trip (at
-    /// least one).
+    /// [`iter`](Self::iter), asking for `chunk` items every round trip
+    /// (at least one).
     pub fn iter_chunked(&self, chunk: usize) -> ListIter<'_, T> {
-        ListIter::new(&self.base, ArrayMethod::GetItem.name(), chunk)
+        ListIter::new(
+            &self.base,
+            ArrayMethod::GetItem.name(),
+            Chunking::items(chunk),
+        )
     }
 
     /// A copy of the whole array (Python's `_getvalue()`).
