@@ -3,8 +3,10 @@
 //!
 //! `cargo run --release -p mp-bench -- <suite>...`; no suite runs them all.
 
+mod heap;
 mod manager;
 mod manager_cpu;
+mod manager_iter;
 mod manager_mem;
 mod manager_proxy;
 mod manager_raw;
@@ -19,6 +21,9 @@ mod transport;
 mod wire;
 mod wire_conn;
 
+#[global_allocator]
+static ALLOCATOR: heap::Counting = heap::Counting;
+
 /// A suite: its name on the command line and what runs it.
 const SUITES: &[(&str, fn())] = &[
     ("manager", manager::run),
@@ -29,6 +34,7 @@ const SUITES: &[(&str, fn())] = &[
     ("manager.proxy", manager_proxy::run),
     ("manager.proxy.single", manager_proxy::run_single),
     ("manager.proxy.throughput", manager_proxy::run_throughput),
+    ("manager.proxy.iter", manager_iter::run),
     ("proto", proto::run),
     ("wire", wire::run),
     ("wire.frame", wire::run_frame),
