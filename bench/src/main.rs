@@ -3,8 +3,10 @@
 //!
 //! `cargo run --release -p mp-bench -- <suite>...`; no suite runs them all.
 
+mod heap;
 mod manager;
 mod manager_cpu;
+mod manager_iter;
 mod manager_mem;
 mod manager_proxy;
 mod manager_raw;
@@ -20,6 +22,9 @@ mod transport;
 mod wire;
 mod wire_conn;
 
+#[global_allocator]
+static ALLOCATOR: heap::Counting = heap::Counting;
+
 /// A suite: its name on the command line and what runs it.
 const SUITES: &[(&str, fn())] = &[
     ("manager", manager::run),
@@ -31,6 +36,7 @@ const SUITES: &[(&str, fn())] = &[
     ("manager.proxy.single", manager_proxy::run_single),
     ("manager.proxy.throughput", manager_proxy::run_throughput),
     ("manager.shared", manager_shared::run),
+    ("manager.proxy.iter", manager_iter::run),
     ("proto", proto::run),
     ("wire", wire::run),
     ("wire.frame", wire::run_frame),

@@ -55,16 +55,16 @@ fn single(placement: Placement) -> Vec<f64> {
     let q = m.queue::<i64>().expect("queue");
     let lock = m.lock().expect("lock");
     let k = "k".to_string();
-    d.set(&k, &0).expect("set");
+    d.set(&k, 0).expect("set");
     let mut samples = vec![Vec::new(); WORKLOADS.len()];
     for _ in 0..REPEATS {
-        samples[0].push(rate(|| d.set(&k, &1).expect("set")));
+        samples[0].push(rate(|| d.set(&k, 1).expect("set")));
         samples[1].push(rate(|| {
             d.get_item(&k).expect("get");
         }));
-        samples[2].push(rate(|| l.append(&1).expect("append")));
+        samples[2].push(rate(|| l.append(1).expect("append")));
         samples[3].push(rate(|| {
-            q.put(&1).expect("put");
+            q.put(1).expect("put");
             q.get().expect("get");
         }));
         samples[4].push(rate(|| {
@@ -173,7 +173,7 @@ pub fn run_throughput() {
     let server = ServerProc::start(None);
     let m = manager(&server);
     let d = m.dict::<String, i64>().expect("dict");
-    d.set(&"k".to_string(), &1).expect("set");
+    d.set("k", 1).expect("set");
     let id = d.base().token().id;
     let mut threads = Vec::new();
     let mut batches = Vec::new();
@@ -269,7 +269,7 @@ pub(crate) fn worker(
     let cpu0 = crate::manager_cpu::cpu_ns(std::process::id());
     let began = Instant::now();
     for i in 0..pairs as i64 {
-        d.set(&key, &i).expect("set");
+        d.set(&key, i).expect("set");
         let _: i64 = d.get_item(&key).expect("get");
     }
     println!(

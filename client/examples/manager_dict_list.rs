@@ -16,9 +16,9 @@ use multiprocessing::context::{get_context, StartMethod};
 use multiprocessing::managers::{DictProxy, ListProxy, Manager};
 
 fn f(d: DictProxy<Value, Value>, l: ListProxy<i64>) -> Result<(), Box<dyn Error>> {
-    d.set(&Value::Int(1), &"1".into())?;
-    d.set(&"2".into(), &Value::Int(2))?;
-    d.set(&Value::Float(0.25), &Value::None)?;
+    d.set(Value::Int(1), "1")?;
+    d.set("2", Value::Int(2))?;
+    d.set(Value::Float(0.25), &Value::None)?;
     l.reverse()?;
     Ok(())
 }
@@ -27,7 +27,7 @@ fn f(d: DictProxy<Value, Value>, l: ListProxy<i64>) -> Result<(), Box<dyn Error>
 pub fn run(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     let manager = Manager()?;
     let d = manager.dict::<Value, Value>()?;
-    let l = manager.list_from(&(0..10).collect::<Vec<i64>>())?;
+    let l = manager.list_from::<i64>(0..10)?;
     let p = get_context(StartMethod::Fork).process(f, (d.clone(), l.clone()));
     p.start()?;
     p.join()?;

@@ -18,9 +18,9 @@ use multiprocessing::managers::Manager;
 pub fn run(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     let manager = Manager()?;
     let global = manager.namespace()?;
-    global.set("x", &10)?;
+    global.set("x", 10)?;
     global.set("y", "hello")?;
-    global.set("_z", &12.3)?;
+    global.set("_z", 12.3)?;
     writeln!(out, "{global}")?;
     writeln!(out, "{}", global.get::<f64>("_z")?)?;
     Ok(())

@@ -29,7 +29,7 @@ pub fn run(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     let b = manager.list::<String>()?;
     a.append(&b)?; // the referent of a now contains the referent of b
     writeln!(out, "{a} {b}")?;
-    b.append(&"hello".to_string())?;
+    b.append("hello")?;
     writeln!(out, "{} {b}", a.get(0)?)?;
 
     let l_outer = manager.list_from(&[
@@ -37,17 +37,17 @@ pub fn run(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
         manager.dict::<String, i64>()?,
     ])?;
     let d_first_inner: DictProxy<String, i64> = l_outer.get(0)?;
-    d_first_inner.set(&"a".into(), &1)?;
-    d_first_inner.set(&"b".into(), &2)?;
-    l_outer.get(1)?.set(&"c".into(), &3)?;
-    l_outer.get(1)?.set(&"z".into(), &26)?;
+    d_first_inner.set("a", 1)?;
+    d_first_inner.set("b", 2)?;
+    l_outer.get(1)?.set("c", 3)?;
+    l_outer.get(1)?.set("z", 26)?;
     writeln!(out, "{}", l_outer.get(0)?)?;
     writeln!(out, "{}", l_outer.get(1)?)?;
 
     // A plain dict inside a shared list: changing the copy does nothing
     // until it is stored again.
     let lproxy = manager.list::<BTreeMap<String, i64>>()?;
-    lproxy.append(&BTreeMap::new())?;
+    lproxy.append(BTreeMap::new())?;
     let mut d = lproxy.get(0)?;
     d.insert("a".into(), 1);
     d.insert("b".into(), 2);

@@ -47,13 +47,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     let shared = manager.dict::<u64, u64>()?;
     for (i, _) in squares.iter().enumerate() {
         let s = queue.get()?;
-        shared.set(&(i as u64), &s)?;
+        shared.set(i as u64, s)?;
     }
     let jobs = manager.queue::<u64>()?;
-    jobs.put(&7)?;
+    jobs.put(7)?;
     let mut from_server = Vec::new();
     for i in 0..8u64 {
-        from_server.push(shared.get(&i)?.ok_or("a key went missing")?);
+        from_server.push(shared.get(i)?.ok_or("a key went missing")?);
     }
     from_server.sort_unstable();
     println!("from the shared dict: {from_server:?}");

@@ -31,7 +31,7 @@ macro_rules! same_code {
                 seen.push(format!("{:?}", d.remove(&"k".to_string())?));
                 seen.push(format!("{}", d.len()?));
 
-                let l = m.list_from(&["c".to_string(), "a".into(), "b".into()])?;
+                let l = m.list_from::<String>(&["c".to_string(), "a".into(), "b".into()])?;
                 l.append(&"d".to_string())?;
                 l.reverse()?;
                 seen.push(format!("{:?} {} {}", l.get_value()?, l.get(-1)?, l.pop(0)?));
@@ -70,7 +70,7 @@ macro_rules! same_code {
                 seen.push(format!("{}", s.try_acquire()?.is_none()));
                 drop(permit);
 
-                let a = m.array("q", &[1i64, 2, 3])?;
+                let a = m.array::<i64>("q", &[1i64, 2, 3])?;
                 seen.push(format!("{} {}", a.len()?, a.get(-1)?));
                 Ok(seen)
             }

@@ -39,15 +39,12 @@ fn kind(e: &ManagerError) -> ErrorKind {
 fn dict_proxy() {
     let m = manager();
     let d = m.dict::<String, i64>().unwrap();
-    d.set(&"a".into(), &1).unwrap();
-    d.set(&"b".into(), &2).unwrap();
-    assert_eq!(d.get(&"a".into()).unwrap(), Some(1));
-    assert_eq!(d.get(&"zz".into()).unwrap(), None);
-    assert_eq!(
-        kind(&d.get_item(&"zz".into()).unwrap_err()),
-        ErrorKind::KeyError
-    );
-    assert!(d.contains_key(&"b".into()).unwrap());
+    d.set("a", 1).unwrap();
+    d.set("b", 2).unwrap();
+    assert_eq!(d.get("a").unwrap(), Some(1));
+    assert_eq!(d.get("zz").unwrap(), None);
+    assert_eq!(kind(&d.get_item("zz").unwrap_err()), ErrorKind::KeyError);
+    assert!(d.contains_key("b").unwrap());
     assert_eq!(d.len().unwrap(), 2);
     assert_eq!(d.keys().unwrap(), vec!["a".to_string(), "b".into()]);
     assert_eq!(d.values().unwrap(), vec![1, 2]);
@@ -56,10 +53,10 @@ fn dict_proxy() {
         vec![("a".to_string(), 1), ("b".into(), 2)]
     );
     assert_eq!(d.items().unwrap(), d.get_value().unwrap());
-    assert_eq!(d.remove(&"a".into()).unwrap(), Some(1));
-    assert_eq!(d.remove(&"a".into()).unwrap(), None);
-    assert_eq!(d.setdefault(&"c".into(), &7).unwrap(), 7);
-    assert_eq!(d.setdefault(&"c".into(), &8).unwrap(), 7);
+    assert_eq!(d.remove("a").unwrap(), Some(1));
+    assert_eq!(d.remove("a").unwrap(), None);
+    assert_eq!(d.setdefault("c", 7).unwrap(), 7);
+    assert_eq!(d.setdefault("c", 8).unwrap(), 7);
     assert_eq!(d.to_string(), "{'b': 2, 'c': 7}");
     let dbg = format!("{d:?}");
     assert!(dbg.starts_with("<DictProxy typeid 'dict' at "), "{dbg}");
@@ -67,37 +64,34 @@ fn dict_proxy() {
     assert!(d.is_empty().unwrap());
     // A value of the wrong type is a conversion error, not a panic.
     let raw = m.dict::<String, String>().unwrap();
-    raw.set(&"k".into(), &"text".into()).unwrap();
+    raw.set("k", "text").unwrap();
     let typed = multiprocessing::managers::DictProxy::<String, i64>::from_base(raw.base().clone());
-    assert!(matches!(
-        typed.get(&"k".into()),
-        Err(ManagerError::Conversion(_))
-    ));
+    assert!(matches!(typed.get("k"), Err(ManagerError::Conversion(_))));
     // A key stored with `None` is there: removing it gives `Some(None)`.
     let optional = m.dict::<String, Option<i64>>().unwrap();
-    optional.set(&"k".into(), &None).unwrap();
-    assert_eq!(optional.remove(&"k".into()).unwrap(), Some(None));
-    assert_eq!(optional.remove(&"k".into()).unwrap(), None);
+    optional.set("k", None).unwrap();
+    assert_eq!(optional.remove("k").unwrap(), Some(None));
+    assert_eq!(optional.remove("k").unwrap(), None);
 }
 
 #[test]
 fn list_proxy() {
     let m = manager();
-    let l = m.list_from(&[1i64, 2, 3]).unwrap();
-    l.append(&4).unwrap();
-    l.extend(&[5, 6]).unwrap();
+    let l = m.list_from::<i64>(&[1, 2, 3]).unwrap();
+    l.append(4).unwrap();
+    l.extend([5, 6]).unwrap();
     assert_eq!(l.len().unwrap(), 6);
     assert_eq!(l.get(0).unwrap(), 1);
     assert_eq!(l.get(-1).unwrap(), 6);
     assert_eq!(kind(&l.get(99).unwrap_err()), ErrorKind::IndexError);
-    l.set(0, &10).unwrap();
-    l.insert(1, &11).unwrap();
+    l.set(0, 10).unwrap();
+    l.insert(1, 11).unwrap();
     assert_eq!(l.pop(-1).unwrap(), 6);
-    l.remove(&2).unwrap();
-    assert_eq!(kind(&l.remove(&2).unwrap_err()), ErrorKind::ValueError);
-    assert_eq!(l.index(&3).unwrap(), 2);
-    assert_eq!(l.count(&3).unwrap(), 1);
-    assert!(l.contains(&4).unwrap());
+    l.remove(2).unwrap();
+    assert_eq!(kind(&l.remove(2).unwrap_err()), ErrorKind::ValueError);
+    assert_eq!(l.index(3).unwrap(), 2);
+    assert_eq!(l.count(3).unwrap(), 1);
+    assert!(l.contains(4).unwrap());
     assert_eq!(l.get_value().unwrap(), vec![10, 11, 3, 4, 5]);
     assert_eq!(l.to_string(), "[10, 11, 3, 4, 5]");
     l.clear().unwrap();
@@ -116,7 +110,7 @@ fn queue_proxy_between_threads() {
     let q2 = q.clone();
     let producer = thread::spawn(move || {
         for i in 0..100 {
-            q2.put(&format!("item {i}")).unwrap();
+            q2.put(format!("item {i}")).unwrap();
         }
     });
     for i in 0..100 {
@@ -126,18 +120,18 @@ fn queue_proxy_between_threads() {
     assert!(q.empty().unwrap());
 
     let b = m.queue_bounded::<i64>(1).unwrap();
-    b.put_nowait(&1).unwrap();
+    b.put_nowait(1).unwrap();
     assert!(b.full().unwrap());
-    assert!(matches!(b.put_nowait(&2), Err(QueueError::Full)));
+    assert!(matches!(b.put_nowait(2), Err(QueueError::Full)));
     assert!(matches!(
-        b.put_timeout(&2, Duration::from_millis(10)),
+        b.put_timeout(2, Duration::from_millis(10)),
         Err(QueueError::Full)
     ));
     assert_eq!(b.qsize().unwrap(), 1);
     assert_eq!(b.get().unwrap(), 1);
 
     let j = m.joinable_queue::<i64>().unwrap();
-    j.put(&1).unwrap();
+    j.put(1).unwrap();
     let j2 = j.clone();
     let worker = thread::spawn(move || {
         let v = j2.get_timeout(LONG).unwrap();
@@ -168,12 +162,12 @@ fn local_and_managed_queues_fail_with_the_same_variants() {
         assert!(matches!(got, Err(QueueError::Empty)), "{what}: {got:?}");
     }
     local.put(&1).unwrap();
-    managed.put(&1).unwrap();
+    managed.put(1).unwrap();
     let fulls: [(&str, Result<(), QueueError>); 4] = [
         ("local put_nowait", local.put_nowait(&2)),
-        ("managed put_nowait", managed.put_nowait(&2)),
+        ("managed put_nowait", managed.put_nowait(2)),
         ("local put_timeout", local.put_timeout(&2, short)),
-        ("managed put_timeout", managed.put_timeout(&2, short)),
+        ("managed put_timeout", managed.put_timeout(2, short)),
     ];
     for (what, got) in fulls {
         let err = got.expect_err(what);
@@ -397,15 +391,15 @@ fn event_proxy() {
 #[test]
 fn value_and_namespace() {
     let m = manager();
-    let v = m.value("i", &5i64).unwrap();
+    let v = m.value::<i64>("i", 5).unwrap();
     assert_eq!(v.get().unwrap(), 5);
-    v.set(&6).unwrap();
+    v.set(6).unwrap();
     assert_eq!(v.get_value().unwrap(), 6);
 
     let ns = m.namespace().unwrap();
-    ns.set("x", &10i64).unwrap();
+    ns.set("x", 10i64).unwrap();
     ns.set("y", "hello").unwrap();
-    ns.set("_private", &1i64).unwrap();
+    ns.set("_private", 1i64).unwrap();
     assert_eq!(ns.get::<i64>("x").unwrap(), 10);
     assert_eq!(ns.get::<String>("y").unwrap(), "hello");
     assert_eq!(ns.get::<i64>("_private").unwrap(), 1);
@@ -433,7 +427,7 @@ fn clone_and_drop_count_references() {
     assert_eq!(m.client().number_of_objects().unwrap(), 2);
     drop(d);
     // The clone keeps the dict alive.
-    c.set(&1, &1).unwrap();
+    c.set(1, 1).unwrap();
     drop(c);
     drop(l);
     assert!(m.wait_for_object_count(0, LONG).unwrap());
@@ -444,14 +438,14 @@ fn calls_fail_with_connection_lost_after_server_shutdown() {
     let m = manager();
     let d = m.dict::<i64, i64>().unwrap();
     m.client().shutdown().unwrap();
-    let mut result = d.set(&1, &1);
+    let mut result = d.set(1, 1);
     // The shutdown answer may come back before the socket closes.
     for _ in 0..2000 {
         if result.is_err() {
             break;
         }
         thread::sleep(Duration::from_millis(5));
-        result = d.set(&1, &1);
+        result = d.set(1, 1);
     }
     assert!(
         matches!(
@@ -466,7 +460,7 @@ fn calls_fail_with_connection_lost_after_server_shutdown() {
 fn condition_wait_for_and_notify() {
     let m = manager();
     let cond = m.condition().unwrap();
-    let ready = m.value("i", &0i64).unwrap();
+    let ready = m.value::<i64>("i", 0).unwrap();
     let (c2, r2) = (cond.clone(), ready.clone());
     let waiter = thread::spawn(move || {
         let _g = c2.acquire().unwrap();
@@ -474,7 +468,7 @@ fn condition_wait_for_and_notify() {
     });
     for i in 1..=3 {
         let _g = cond.acquire().unwrap();
-        ready.set(&i).unwrap();
+        ready.set(i).unwrap();
         cond.notify_all().unwrap();
     }
     assert!(waiter.join().unwrap());
@@ -524,14 +518,14 @@ fn barrier_proxy() {
 #[test]
 fn array_proxy() {
     let m = manager();
-    let a = m.array("i", &[1i64, 2, 3]).unwrap();
+    let a = m.array::<i64>("i", [1, 2, 3]).unwrap();
     assert_eq!(a.len().unwrap(), 3);
-    a.set(0, &10).unwrap();
+    a.set(0, 10).unwrap();
     assert_eq!(a.get(-1).unwrap(), 3);
     assert_eq!(a.get_value().unwrap(), vec![10, 2, 3]);
-    assert!(a.set(1, &(1i64 << 40)).is_err());
+    assert!(a.set(1, 1i64 << 40).is_err());
     assert!(a.get(3).is_err());
-    let d = m.array("d", &[0.5f64]).unwrap();
+    let d = m.array::<f64>("d", [0.5]).unwrap();
     assert_eq!(d.get(0).unwrap(), 0.5);
 }
 
@@ -583,18 +577,17 @@ fn a_dict_of_py_objects_holds_mixed_types() {
     use multiprocessing::managers::PyObject;
     let m = manager();
     let d = m.dict::<PyObject, PyObject>().unwrap();
-    d.set(&PyObject::from("answer"), &PyObject::from(42))
-        .unwrap();
+    d.set(PyObject::from("answer"), PyObject::from(42)).unwrap();
     let mixed = PyObject::List(vec![
         PyObject::None,
         PyObject::from(2.5),
         PyObject::from("x"),
     ]);
-    d.set(&PyObject::from(1), &mixed).unwrap();
+    d.set(PyObject::from(1), &mixed).unwrap();
     assert_eq!(
-        d.get(&PyObject::from("answer")).unwrap(),
+        d.get(PyObject::from("answer")).unwrap(),
         Some(PyObject::from(42))
     );
-    assert_eq!(d.get(&PyObject::from(1)).unwrap(), Some(mixed));
-    assert_eq!(d.get(&PyObject::from("missing")).unwrap(), None);
+    assert_eq!(d.get(PyObject::from(1)).unwrap(), Some(mixed));
+    assert_eq!(d.get(PyObject::from("missing")).unwrap(), None);
 }

@@ -126,8 +126,8 @@ fn start_in(method: StartMethod) -> Outcome {
     check(probe.twin().map_err(e)?.initialized().map_err(e)?, "twin")?;
     let d: multiprocessing::managers::DictProxy<String, i64> =
         m.create_as("dict", vec![]).map_err(e)?;
-    d.set(&"k".into(), &5).map_err(e)?;
-    check(d.get(&"k".into()).map_err(e)? == Some(5), "dict")?;
+    d.set("k", 5).map_err(e)?;
+    check(d.get("k").map_err(e)? == Some(5), "dict")?;
     drop((probe, d));
     m.shutdown().map_err(e)?;
     check(m.process().is_none(), "shutdown left the process")?;
@@ -137,7 +137,7 @@ fn start_in(method: StartMethod) -> Outcome {
 
 /// The child of [`proxy_as_an_argument`].
 fn fill(d: multiprocessing::managers::DictProxy<String, i64>) -> Outcome {
-    d.set(&"from the child".into(), &7).map_err(e)
+    d.set("from the child", 7).map_err(e)
 }
 
 /// A proxy as a child's argument under `method` (serialized for `spawn`
@@ -156,7 +156,7 @@ fn proxy_as_an_argument(method: StartMethod) -> Outcome {
     check(p.join_timeout(LONG).map_err(e)?, "child hung")?;
     check(p.exitcode().map_err(e)? == Some(0), "child failed")?;
     check(
-        d.get(&"from the child".into()).map_err(e)? == Some(7),
+        d.get("from the child").map_err(e)? == Some(7),
         "the child's write is missing",
     )?;
     drop(d);
@@ -173,7 +173,7 @@ fn late_user(
     mut go: multiprocessing::Connection,
 ) -> Outcome {
     let _: bool = go.recv().map_err(e)?;
-    d.set(&"late".into(), &1).map_err(e)
+    d.set("late", 1).map_err(e)
 }
 
 /// A proxy moved into a forked child's arguments, which the parent drops
@@ -214,8 +214,8 @@ fn a_proxy_moved_into_a_forked_child() -> Outcome {
 /// `Manager` (a SyncManager) under `method`.
 fn sync_manager_in(method: StartMethod) -> Outcome {
     let m = Manager::start_in("127.0.0.1:0", KEY, method).map_err(e)?;
-    let l = m.list_from(&[1i64, 2, 3]).map_err(e)?;
-    l.append(&4).map_err(e)?;
+    let l = m.list_from::<i64>(&[1, 2, 3]).map_err(e)?;
+    l.append(4).map_err(e)?;
     check(l.get_value().map_err(e)? == vec![1, 2, 3, 4], "list")
 }
 

@@ -17,7 +17,7 @@ const KEY: &[u8] = b"start-test";
 fn manager_dict_and_list_shared_with_a_child_process() {
     let m = Manager::start("127.0.0.1:0", KEY).unwrap();
     let d = m.dict::<i64, String>().unwrap();
-    let l = m.list_from(&(0..10).collect::<Vec<i64>>()).unwrap();
+    let l = m.list_from::<i64>(0..10).unwrap();
     let address = m.address().to_string();
     let (dt, lt) = (d.base().token().clone(), l.base().token().clone());
     // The child opens its own connection rather than reuse the parent's
@@ -30,11 +30,11 @@ fn manager_dict_and_list_shared_with_a_child_process() {
         let d =
             DictProxy::<i64, String>::from_base(BaseProxy::from_token(sm.client().clone(), dt)?);
         let l = ListProxy::<i64>::from_base(BaseProxy::from_token(sm.client().clone(), lt)?);
-        d.set(&1, &"1".into())?;
-        d.set(&2, &"2".into())?;
+        d.set(1, "1")?;
+        d.set(2, "2")?;
         let items = l.get_value()?;
         for (i, v) in items.iter().enumerate() {
-            l.set(i as i64, &(v * 10))?;
+            l.set(i as i64, v * 10)?;
         }
         Ok(())
     });
@@ -52,7 +52,7 @@ fn manager_dict_and_list_shared_with_a_child_process() {
 fn manager_function_and_shutdown() {
     let mut m = multiprocessing::managers::Manager().unwrap();
     let q = m.queue::<String>().unwrap();
-    q.put(&"x".into()).unwrap();
+    q.put("x").unwrap();
     assert_eq!(q.get().unwrap(), "x");
     // A forked child connects with the authkey it inherited.
     let address = m.address().clone();
@@ -70,7 +70,7 @@ fn manager_function_and_shutdown() {
     m.shutdown().unwrap();
     m.shutdown().unwrap(); // idempotent
     assert!(matches!(
-        q.put(&"y".into()),
+        q.put("y"),
         Err(QueueError::Manager(ManagerError::ConnectionLost(_)))
     ));
 }
@@ -216,26 +216,26 @@ fn nested_proxies_and_a_proxy_sent_through_a_pipe() {
     let outer = m.list::<DictProxy<String, i64>>().unwrap();
     let inner = m.dict::<String, i64>().unwrap();
     outer.append(&inner).unwrap();
-    outer.append(&m.dict().unwrap()).unwrap();
+    outer.append(m.dict().unwrap()).unwrap();
     let again = outer.get(0).unwrap();
-    again.set(&"a".into(), &1).unwrap();
-    assert_eq!(inner.get(&"a".into()).unwrap(), Some(1));
+    again.set("a", 1).unwrap();
+    assert_eq!(inner.get("a").unwrap(), Some(1));
     assert_eq!(outer.get_value().unwrap().len(), 2);
     // The second dict lives only inside the list.
-    outer.get(1).unwrap().set(&"b".into(), &2).unwrap();
-    assert_eq!(outer.get(1).unwrap().get(&"b".into()).unwrap(), Some(2));
+    outer.get(1).unwrap().set("b", 2).unwrap();
+    assert_eq!(outer.get(1).unwrap().get("b").unwrap(), Some(2));
 
     // A proxy sent to a forked child, which opens its own connection.
     let (mut rx, mut tx) = Pipe(false).unwrap();
     let child = get_context(StartMethod::Fork).process_fn(move || -> Result<(), String> {
         let d: DictProxy<String, i64> = rx.recv().map_err(|e| e.to_string())?;
-        d.set(&"from child".into(), &7).map_err(|e| e.to_string())
+        d.set("from child", 7).map_err(|e| e.to_string())
     });
     child.start().unwrap();
     tx.send(&inner).unwrap();
     assert!(child.join_timeout(Duration::from_secs(20)).unwrap());
     assert_eq!(child.exitcode().unwrap(), Some(0));
-    assert_eq!(inner.get(&"from child".into()).unwrap(), Some(7));
+    assert_eq!(inner.get("from child").unwrap(), Some(7));
 
     drop((outer, inner, again));
     assert!(m.wait_for_object_count(0, Duration::from_secs(20)).unwrap());
@@ -298,7 +298,7 @@ fn get_value_on_every_proxy() {
     use mp_proto::ErrorKind;
     let m = Manager::start("127.0.0.1:0", KEY).unwrap();
     let ns = m.namespace().unwrap();
-    ns.set("x", &1i64).unwrap();
+    ns.set("x", 1i64).unwrap();
     assert_eq!(ns.get_value().unwrap().to_string(), "{'x': 1}");
     let lock_copy = m.lock().unwrap().get_value().unwrap_err();
     assert_eq!(lock_copy.remote().unwrap().kind, ErrorKind::TypeError);
@@ -312,7 +312,7 @@ fn get_value_on_every_proxy() {
         assert_eq!(e.remote().unwrap().kind, ErrorKind::TypeError);
     }
     let jq: multiprocessing::managers::JoinableQueueProxy<i64> = m.joinable_queue().unwrap();
-    jq.put(&1).unwrap();
+    jq.put(1).unwrap();
     jq.get().unwrap();
     jq.task_done().unwrap();
     jq.join().unwrap();

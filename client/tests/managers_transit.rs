@@ -20,7 +20,7 @@ fn a_proxy_in_transit_outlives_the_senders_copy_both_ways() {
     };
     let (mut parent_in, mut to_parent) = Pipe(false).unwrap();
     let d = m.dict::<String, i64>().unwrap();
-    d.set(&"a".into(), &1).unwrap();
+    d.set("a", 1).unwrap();
     // Sent, then dropped at once: the only reference left is in transit.
     to_child.send(&d).unwrap();
     drop(d);
@@ -28,10 +28,10 @@ fn a_proxy_in_transit_outlives_the_senders_copy_both_ways() {
 
     let child = get_context(StartMethod::Fork).process_fn(move || -> Result<(), String> {
         let d: DictProxy<String, i64> = child_in.recv().map_err(|e| e.to_string())?;
-        if d.get(&"a".into()).map_err(|e| e.to_string())? != Some(1) {
+        if d.get("a").map_err(|e| e.to_string())? != Some(1) {
             return Err("the child read a wrong value".into());
         }
-        d.set(&"b".into(), &2).map_err(|e| e.to_string())?;
+        d.set("b", 2).map_err(|e| e.to_string())?;
         // Back to the parent, and exit without waiting: the sender's
         // connection closes before the parent receives it.
         to_parent.send(&d).map_err(|e| e.to_string())?;
@@ -42,7 +42,7 @@ fn a_proxy_in_transit_outlives_the_senders_copy_both_ways() {
     assert_eq!(child.exitcode().unwrap(), Some(0));
 
     let back: DictProxy<String, i64> = parent_in.recv().unwrap();
-    assert_eq!(back.get(&"b".into()).unwrap(), Some(2));
+    assert_eq!(back.get("b").unwrap(), Some(2));
     assert_eq!(back.len().unwrap(), 2);
     drop(back);
     assert!(m.wait_for_object_count(0, LONG).unwrap());
@@ -84,23 +84,22 @@ fn a_proxy_through_a_local_queue_to_a_child() {
     let done = multiprocessing::Queue::<DictProxy<String, i64>>::new(0).unwrap();
     {
         let d = m.dict::<String, i64>().unwrap();
-        d.set(&"a".into(), &1).unwrap();
+        d.set("a", 1).unwrap();
         queue.put(&d).unwrap();
         // `d` is dropped here: the queue's copy is the only reference.
     }
     let (q, back) = (queue.clone(), done.clone());
     let child = get_context(StartMethod::Fork).process_fn(move || -> Result<(), String> {
         let d = q.get().map_err(|e| e.to_string())?;
-        let a = d.get(&"a".into()).map_err(|e| e.to_string())?;
-        d.set(&"b".into(), &(a.unwrap_or(0) + 1))
-            .map_err(|e| e.to_string())?;
+        let a = d.get("a").map_err(|e| e.to_string())?;
+        d.set("b", a.unwrap_or(0) + 1).map_err(|e| e.to_string())?;
         back.put(&d).map_err(|e| e.to_string())
     });
     child.start().unwrap();
     let d = done.get().unwrap();
     assert!(child.join_timeout(LONG).unwrap());
     assert_eq!(child.exitcode().unwrap(), Some(0));
-    assert_eq!(d.get(&"b".into()).unwrap(), Some(2));
+    assert_eq!(d.get("b").unwrap(), Some(2));
     drop(d);
     assert!(m.wait_for_object_count(0, LONG).unwrap());
 }
@@ -115,9 +114,9 @@ fn the_same_bytes_received_twice_take_a_second_reference() {
     // The ticket is used up: the second copy takes a reference of its own.
     let second: DictProxy<String, i64> = ciborium::from_reader(bytes.as_slice()).unwrap();
     drop(d);
-    first.set(&"a".into(), &1).unwrap();
+    first.set("a", 1).unwrap();
     drop(first);
-    assert_eq!(second.get(&"a".into()).unwrap(), Some(1));
+    assert_eq!(second.get("a").unwrap(), Some(1));
     drop(second);
     assert!(m.wait_for_object_count(0, LONG).unwrap());
 }

@@ -34,15 +34,15 @@ fn a_declared_queue_carries_jobs_between_two_clients() {
     {
         let producer = ManagerClient::connect(&server.addr(), &server.key).unwrap();
         let jobs: QueueProxy<String> = producer.lookup("jobs").unwrap();
-        jobs.put(&"job-1".to_string()).unwrap();
-        jobs.put(&"job-2".to_string()).unwrap();
+        jobs.put("job-1").unwrap();
+        jobs.put("job-2").unwrap();
     }
     let consumer = ManagerClient::connect(&server.addr(), &server.key).unwrap();
     let jobs: QueueProxy<String> = consumer.lookup("jobs").unwrap();
     let results: DictProxy<String, i64> = consumer.lookup("results").unwrap();
     for _ in 0..2 {
         let job = jobs.get().unwrap();
-        results.set(&job, &1).unwrap();
+        results.set(&job, 1).unwrap();
     }
     let mut done = results.keys().unwrap();
     done.sort();
@@ -69,7 +69,7 @@ fn a_published_object_outlives_its_publisher() {
             BaseProxy::from_owned(client.clone(), info.clone()),
             info.exposed,
         );
-        d.set(&"answer".to_string(), &42).unwrap();
+        d.set("answer", 42).unwrap();
         publisher.publish("results", &d).unwrap();
         // A name is not silently replaced.
         assert_eq!(
@@ -81,7 +81,7 @@ fn a_published_object_outlives_its_publisher() {
     }
     let reader = manager(&server);
     let d: DictProxy<String, i64> = reader.lookup("results").unwrap();
-    assert_eq!(d.get(&"answer".to_string()).unwrap(), Some(42));
+    assert_eq!(d.get("answer").unwrap(), Some(42));
     let names = reader.client().unwrap().names().unwrap();
     assert_eq!(names.len(), 1);
     assert_eq!(
@@ -153,9 +153,9 @@ fn the_config_file_declares_with_arguments_and_the_admin_verbs_list_names() {
     let server = ServerProcess::start_with(Options::args(&["--config", config.to_str().unwrap()]));
     let m = manager(&server);
     let jobs: QueueProxy<i64> = m.lookup("jobs").unwrap();
-    jobs.put_nowait(&1).unwrap();
-    jobs.put_nowait(&2).unwrap();
-    assert!(matches!(jobs.put_nowait(&3), Err(QueueError::Full)));
+    jobs.put_nowait(1).unwrap();
+    jobs.put_nowait(2).unwrap();
+    assert!(matches!(jobs.put_nowait(3), Err(QueueError::Full)));
 
     let status = Command::new(binary())
         .args([

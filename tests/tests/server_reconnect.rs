@@ -113,13 +113,13 @@ fn named_proxies_come_back_and_session_proxies_say_they_are_lost() {
         multiprocessing::managers::BaseProxy::from_owned(client.clone(), info.clone()),
         info.exposed,
     );
-    jobs.put(&"before".to_string()).unwrap();
+    jobs.put("before").unwrap();
     let generation = client.generation();
 
     server.kill();
     // The call that meets the break fails; it is not retried.
     assert!(matches!(
-        jobs.put(&"lost".to_string()),
+        jobs.put("lost"),
         Err(QueueError::Manager(ManagerError::ConnectionLost(_)))
     ));
     server.restart();
@@ -127,7 +127,7 @@ fn named_proxies_come_back_and_session_proxies_say_they_are_lost() {
     assert_eq!(client.connection_state(), ConnectionState::Connected);
 
     // The named queue is the restarted server's (empty: no --data-dir).
-    jobs.put(&"after".to_string()).unwrap();
+    jobs.put("after").unwrap();
     assert_eq!(jobs.get().unwrap(), "after");
     let clone = jobs.clone();
     assert_eq!(clone.qsize().unwrap(), 0);
@@ -169,7 +169,7 @@ fn a_blocked_get_on_a_named_queue_resumes() {
     assert!(client.wait_reconnected(generation, LONG));
     let producer = server.client(&options());
     let queue: QueueProxy<String> = producer.lookup("jobs").unwrap();
-    queue.put(&"job".to_string()).unwrap();
+    queue.put("job").unwrap();
     assert_eq!(waiter.join().unwrap().unwrap(), "job");
 }
 
@@ -183,7 +183,7 @@ fn with_reconnection_off_a_broken_client_stays_broken() {
     let jobs: QueueProxy<String> = client.lookup("jobs").unwrap();
     server.kill();
     server.restart();
-    assert!(jobs.put(&"x".to_string()).is_err());
+    assert!(jobs.put("x").is_err());
     assert_eq!(client.connection_state(), ConnectionState::Closed);
     assert!(!client.wait_reconnected(client.generation(), Some(Duration::from_millis(200))));
     assert!(matches!(

@@ -486,10 +486,10 @@ fn managers_and_later_connections_use_the_tls_they_were_given() {
     let manager =
         SyncManager::connect_with(&server.addr(), &server.key, &options(Some(tls))).unwrap();
     let d = manager.dict::<String, i64>().unwrap();
-    d.set(&"a".into(), &1).unwrap();
+    d.set("a", 1).unwrap();
     let l = manager.list::<DictProxy<String, i64>>().unwrap();
     l.append(&d).unwrap();
-    assert_eq!(l.get(0).unwrap().get_item(&"a".into()).unwrap(), 1);
+    assert_eq!(l.get(0).unwrap().get_item("a").unwrap(), 1);
 
     // A plain `connect` to the same address (what BaseManager::connect and
     // a received proxy do) now speaks TLS too.

@@ -33,7 +33,7 @@ fn write_back(
     q: QueueProxy<String>,
     tag: String,
 ) -> Result<(), Box<dyn Error>> {
-    d.set(&tag, &"written by the child".to_string())?;
+    d.set(&tag, "written by the child")?;
     q.put(&tag)?;
     Ok(())
 }

@@ -145,11 +145,11 @@ pub use mp_proto::slice::Slice;
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let m = Manager()?;
 /// let d = m.dict::<PyObject, PyObject>()?;
-/// d.set(&PyObject::from("answer"), &PyObject::from(42))?;
-/// d.set(&PyObject::from(1), &PyObject::List(vec![PyObject::None, 2.5.into()]))?;
-/// assert_eq!(d.get(&PyObject::from("answer"))?, Some(PyObject::from(42)));
+/// d.set("answer", 42)?;
+/// d.set(1, PyObject::List(vec![PyObject::None, 2.5.into()]))?;
+/// assert_eq!(d.get("answer")?, Some(PyObject::from(42)));
 /// assert_eq!(PyObject::from(1.0), PyObject::from(1));
-/// let one = d.get(&PyObject::from(1.0))?.ok_or("1.0 finds the key 1")?;
+/// let one = d.get(1.0)?.ok_or("1.0 finds the key 1")?;
 /// assert_eq!(one.repr(), "[None, 2.5]");
 /// # Ok(())
 /// # }

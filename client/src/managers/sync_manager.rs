@@ -14,12 +14,13 @@ use serde::Serialize;
 
 use super::client::ManagerClient;
 use super::error::ManagerError;
+use super::proxies::arg::{wire_all, wire_pairs, Arg};
 use super::proxies::{
     ArrayProxy, AutoProxy, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, DictProxy,
     EventProxy, JoinableQueueProxy, ListProxy, LockProxy, NamespaceProxy, QueueProxy, RLockProxy,
     SemaphoreProxy, ValueProxy,
 };
-use super::proxy::{to_wire, BaseProxy};
+use super::proxy::{secs, to_wire, BaseProxy};
 use crate::connection::Address;
 
 /// A client of a SyncManager server.
@@ -91,17 +92,42 @@ impl SyncManager {
         self.create("dict", vec![]).map(DictProxy::from_base)
     }
 
+    /// A new shared `dict` holding `pairs`, in order, a later pair's value
+    /// replacing an earlier one's for the same key (Python's
+    /// `dict(mapping)` or `dict(iterable_of_pairs)`): an array of tuples,
+    /// a `HashMap` or `&HashMap`, another dict's items.
+    ///
+    /// When the pairs' own types could be more than one `K` or `V` (an
+    /// integer or a string literal also fills a [`PyObject`] slot), name
+    /// them: `dict_from::<String, i64>([("a", 1)])`.
+    ///
+    /// [`PyObject`]: super::PyObject
+    pub fn dict_from<K, V>(
+        &self,
+        pairs: impl IntoIterator<Item = (impl Arg<K>, impl Arg<V>)>,
+    ) -> Result<DictProxy<K, V>, ManagerError>
+    where
+        K: Serialize + DeserializeOwned,
+        V: Serialize + DeserializeOwned,
+    {
+        self.create("dict", vec![wire_pairs(pairs)?])
+            .map(DictProxy::from_base)
+    }
+
     /// A new empty shared `list`.
     pub fn list<T: Serialize + DeserializeOwned>(&self) -> Result<ListProxy<T>, ManagerError> {
         self.create("list", vec![]).map(ListProxy::from_base)
     }
 
-    /// A new shared list holding `items`.
+    /// A new shared list holding `items` (Python's `list(iterable)`): a
+    /// slice or `&Vec` of `T`, a `Vec<T>`, a range, any iterator of what
+    /// [`Arg<T>`] accepts. Name `T` when the items could be more than one
+    /// type of item (`list_from::<i64>(0..10)`).
     pub fn list_from<T: Serialize + DeserializeOwned>(
         &self,
-        items: &[T],
+        items: impl IntoIterator<Item = impl Arg<T>>,
     ) -> Result<ListProxy<T>, ManagerError> {
-        self.create("list", vec![to_wire(items)?])
+        self.create("list", vec![wire_all(items)?])
             .map(ListProxy::from_base)
     }
 
@@ -159,11 +185,11 @@ impl SyncManager {
     pub fn value<T: Serialize + DeserializeOwned>(
         &self,
         typecode: &str,
-        value: &T,
+        value: impl Arg<T>,
     ) -> Result<ValueProxy<T>, ManagerError> {
         self.create(
             "Value",
-            vec![Value::Str(typecode.to_owned()), to_wire(value)?],
+            vec![Value::Str(typecode.to_owned()), to_wire(&value)?],
         )
         .map(ValueProxy::from_base)
     }
@@ -182,7 +208,35 @@ impl SyncManager {
 
     /// A new shared `Condition` around the shared `Lock` of `lock`.
     pub fn condition_with_lock(&self, lock: &LockProxy) -> Result<ConditionProxy, ManagerError> {
-        let token = Value::Proxy(Box::new(lock.base().token().clone()));
+        self.condition_around(lock.base())
+    }
+
+    /// A new shared `Condition` around the shared `RLock` of `lock`
+    /// (`Condition(rlock)`): whoever holds the `RLock`, at any depth,
+    /// holds the condition's lock, and a `wait` releases every level and
+    /// restores them.
+    ///
+    /// ```
+    /// use multiprocessing::managers::Manager;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let manager = Manager()?;
+    /// let rlock = manager.rlock()?;
+    /// let cond = manager.condition_with_rlock(&rlock)?;
+    /// let outer = rlock.acquire()?;
+    /// let inner = cond.acquire()?; // the same RLock, one level deeper
+    /// assert!(!cond.wait_timeout(std::time::Duration::from_millis(10))?);
+    /// drop(inner);
+    /// drop(outer);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn condition_with_rlock(&self, lock: &RLockProxy) -> Result<ConditionProxy, ManagerError> {
+        self.condition_around(lock.base())
+    }
+
+    fn condition_around(&self, lock: &BaseProxy) -> Result<ConditionProxy, ManagerError> {
+        let token = Value::Proxy(Box::new(lock.token().clone()));
         self.create("Condition", vec![token])
             .map(ConditionProxy::from_base)
     }
@@ -193,15 +247,46 @@ impl SyncManager {
             .map(BarrierProxy::from_base)
     }
 
-    /// A new shared `Array(typecode, items)`.
+    /// A new shared `Barrier(parties, timeout=timeout)`: `timeout` is the
+    /// default of every [`wait`](BarrierProxy::wait), after which the
+    /// barrier breaks. (An `action` cannot be sent to the server: a
+    /// barrier with one is a type an embedding program registers.)
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use multiprocessing::managers::Manager;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let manager = Manager()?;
+    /// let b = manager.barrier_with_timeout(2, Duration::from_millis(50))?;
+    /// // The second party never comes: the wait times out and breaks it.
+    /// assert!(b.wait().unwrap_err().is_broken());
+    /// assert!(b.broken()?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn barrier_with_timeout(
+        &self,
+        parties: usize,
+        timeout: Duration,
+    ) -> Result<BarrierProxy, ManagerError> {
+        self.create(
+            "Barrier",
+            vec![to_wire(&parties)?, Value::None, secs(timeout)],
+        )
+        .map(BarrierProxy::from_base)
+    }
+
+    /// A new shared `Array(typecode, items)`; each item is checked against
+    /// the typecode (`OverflowError`, `TypeError`).
     pub fn array<T: Serialize + DeserializeOwned>(
         &self,
         typecode: &str,
-        items: &[T],
+        items: impl IntoIterator<Item = impl Arg<T>>,
     ) -> Result<ArrayProxy<T>, ManagerError> {
         self.create(
             "Array",
-            vec![Value::Str(typecode.to_owned()), to_wire(items)?],
+            vec![Value::Str(typecode.to_owned()), wire_all(items)?],
         )
         .map(ArrayProxy::from_base)
     }

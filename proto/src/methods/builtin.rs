@@ -63,6 +63,11 @@ crate::shared_methods! {
         IOr = "__ior__": exposed,
         /// `reversed(d)`: the keys, last first.
         Reversed = "__reversed__": exposed,
+        /// `iter(d.items())`: a shared `Iterator` over a snapshot of the
+        /// `(key, value)` pairs, which the SDK pages through with
+        /// [`IteratorMethod::NextChunk`]. Not CPython's (its clients never
+        /// call it); exposed, as every method returning an object is.
+        IterItems = "_iter_items": returns("Iterator"),
     }
 }
 
@@ -123,6 +128,13 @@ crate::shared_methods! {
         Next = "__next__": exposed,
         /// `it.close()`.
         Close = "close",
+        /// `_next_chunk(n)`: the next items at once, as the tuple
+        /// `(items, left)` — up to `n` of them (fewer when more would take
+        /// the answer past the server's per-operation limit), and how
+        /// many remain. Not CPython's (its clients never call it), but
+        /// exposed so that the SDK's `DictProxy` iterates any dict a
+        /// server registers.
+        NextChunk = "_next_chunk": exposed,
     }
 }
 

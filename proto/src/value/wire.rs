@@ -23,7 +23,7 @@ use std::fmt;
 
 use cbor4ii::core::{dec, enc, major, marker, types};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, SerializeTuple, Serializer};
 
 use super::{Map, ObjectId, Token, Value};
 use crate::codec::{
@@ -207,8 +207,18 @@ impl Serialize for Value {
             Value::Float(f) => serializer.serialize_f64(*f),
             Value::Str(s) => serializer.serialize_str(s),
             Value::Bytes(b) => serializer.serialize_bytes(b),
-            Value::List(items) | Value::Tuple(items) => {
+            Value::List(items) => {
                 let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            // A tuple as serde's tuple, so `to_value` gives a tuple back
+            // (a dict key stays hashable); JSON and CBOR write both as
+            // arrays.
+            Value::Tuple(items) => {
+                let mut seq = serializer.serialize_tuple(items.len())?;
                 for item in items {
                     seq.serialize_element(item)?;
                 }
@@ -476,5 +486,17 @@ mod tests {
         );
         let back: Value = serde_json::from_str(r#"{"a": [1, 2.5, null]}"#).unwrap();
         assert_eq!(back.repr(), "{'a': [1, 2.5, None]}");
+    }
+
+    #[test]
+    fn a_tuple_serializes_as_a_tuple() {
+        // A tuple key sent through serde (a proxy's arguments) must stay
+        // a tuple, or it would arrive as an unhashable list.
+        let t = Value::Tuple(vec![1.into(), "a".into()]);
+        assert_eq!(crate::value::to_value(&t).unwrap(), t);
+        let mut map = crate::value::Map::new();
+        map.insert(t.clone(), Value::None);
+        let d = Value::from(map);
+        assert_eq!(crate::value::to_value(&d).unwrap(), d);
     }
 }

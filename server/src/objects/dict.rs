@@ -4,8 +4,11 @@
 //! Keys must be hashable (`TypeError: unhashable type: 'list'`), a missing
 //! key is `KeyError(key)`. `keys()`, `values()` and `items()` return lists
 //! (CPython pickles its views as lists too); `__iter__` returns a new
-//! `Iterator` object over a snapshot of the keys. Deleting keeps the order
-//! of the others, at O(n) per deletion.
+//! `Iterator` object over a snapshot of the keys, and `_iter_items` (not
+//! CPython's) one over a snapshot of the `(key, value)` pairs, which the
+//! SDK's `DictProxy::iter` pages through; a snapshot is one operation,
+//! bounded as `items()` is. Deleting keeps the order of the others, at
+//! O(n) per deletion.
 
 use std::sync::{Arc, Mutex};
 
@@ -262,6 +265,21 @@ impl DictObject {
                     Arc::clone(ctx.budget()),
                 ))));
             }
+            DictMethod::IterItems => {
+                args.none(method)?;
+                // One snapshot of every key and value, stored and charged
+                // as one operation, then paired up again.
+                let parts = Held::clone_all(map.iter().flat_map(|(k, v)| [k, v]), ctx.budget())?;
+                let mut parts = parts.into_iter();
+                let mut pairs = Vec::with_capacity(map.len());
+                while let (Some(k), Some(v)) = (parts.next(), parts.next()) {
+                    pairs.push((k, v));
+                }
+                return Ok(Return::Object(Arc::new(IteratorObject::pairs(
+                    pairs,
+                    Arc::clone(ctx.budget()),
+                ))));
+            }
             DictMethod::Reversed => {
                 args.none(method)?;
                 ctx.check_value(column_bytes(&map, key_bytes))?;
@@ -386,6 +404,33 @@ fn no_method(method: &str) -> RemoteError {
 mod tests {
     use super::*;
     use crate::objects::testing::Harness;
+
+    #[test]
+    fn iter_items_walks_a_snapshot_of_the_pairs() {
+        let h = Harness::new();
+        let d = DictObject::create(&h.ctx(), Args::default()).unwrap();
+        h.ok(&d, "__setitem__", vec!["a".into(), 1.into()]);
+        h.ok(&d, "__setitem__", vec!["b".into(), 2.into()]);
+        let it = match h.call(&d, "_iter_items", vec![]) {
+            Reply::Ready(Ok(Return::Object(it))) => it,
+            _ => panic!("_iter_items did not make an object"),
+        };
+        // Changes after the snapshot are not seen.
+        h.ok(&d, "__delitem__", vec!["a".into()]);
+        h.ok(&d, "__setitem__", vec!["c".into(), 3.into()]);
+        let pair = |k: &str, v: i64| Value::Tuple(vec![k.into(), v.into()]);
+        assert_eq!(
+            h.ok(&*it, "_next_chunk", vec![10.into()]),
+            Value::Tuple(vec![
+                Value::List(vec![pair("a", 1), pair("b", 2)]),
+                0.into()
+            ])
+        );
+        assert_eq!(
+            h.err(&d, "_iter_items", vec![1.into()]).kind,
+            mp_proto::ErrorKind::TypeError
+        );
+    }
 
     #[test]
     fn dict_semantics() {

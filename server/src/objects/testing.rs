@@ -22,6 +22,14 @@ impl Harness {
         }
     }
 
+    /// A harness whose table has the budget `max_memory`/`max_value_bytes`.
+    pub fn with_limits(max_memory: u64, max_value_bytes: u64) -> Self {
+        Harness {
+            table: Table::with_budget(crate::budget::Budget::new(max_memory, max_value_bytes)),
+            session: Session::new(SessionId(1), "test"),
+        }
+    }
+
     pub fn ctx(&self) -> CallContext<'_> {
         self.ctx_on(1)
     }

@@ -14,6 +14,7 @@ use mp_proto::Value;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::arg::Arg;
 use crate::managers::error::ManagerError;
 use crate::managers::proxy::{proxy_common, secs, to_wire, BaseProxy};
 use crate::queues::QueueError;
@@ -50,29 +51,30 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
         }
     }
 
-    /// Puts `item`, waiting for room as long as it takes.
-    pub fn put(&self, item: &T) -> Result<(), QueueError> {
+    /// Puts `item` (a `T`, a `&T`, or a borrowed form such as `&str` for
+    /// a `String`: see [`Arg`]), waiting for room as long as it takes.
+    pub fn put(&self, item: impl Arg<T>) -> Result<(), QueueError> {
         self.base
-            .call(QueueMethod::Put, vec![to_wire(item)?])
+            .call(QueueMethod::Put, vec![to_wire(&item)?])
             .map(drop)
             .map_err(QueueError::from)
     }
 
     /// Puts `item`, waiting for room at most `timeout` (`Full` after).
-    pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<(), QueueError> {
+    pub fn put_timeout(&self, item: impl Arg<T>, timeout: Duration) -> Result<(), QueueError> {
         self.base
             .call(
                 QueueMethod::Put,
-                vec![to_wire(item)?, Value::Bool(true), secs(timeout)],
+                vec![to_wire(&item)?, Value::Bool(true), secs(timeout)],
             )
             .map(drop)
             .map_err(QueueError::from)
     }
 
     /// Puts `item` if there is room now (`Full` otherwise).
-    pub fn put_nowait(&self, item: &T) -> Result<(), QueueError> {
+    pub fn put_nowait(&self, item: impl Arg<T>) -> Result<(), QueueError> {
         self.base
-            .call(QueueMethod::PutNowait, vec![to_wire(item)?])
+            .call(QueueMethod::PutNowait, vec![to_wire(&item)?])
             .map(drop)
             .map_err(QueueError::from)
     }

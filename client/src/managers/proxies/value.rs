@@ -1,5 +1,6 @@
-//! [`ValueProxy`] and [`NamespaceProxy`]: typed proxies of a shared
-//! `Value` and `Namespace` (Python's `ValueProxy` and `NamespaceProxy`).
+//! [`ValueProxy`], [`NamespaceProxy`] and [`ArrayProxy`]: typed proxies
+//! of a shared `Value`, `Namespace` and `Array` (Python's `ValueProxy`,
+//! `NamespaceProxy` and `ArrayProxy`).
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -10,10 +11,28 @@ use mp_proto::Value;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::arg::{wire_all, Arg};
+use super::chunks::{Chunking, ListIter, CHUNK_BYTES};
+use super::slicing::IntoSlice;
 use crate::managers::error::ManagerError;
 use crate::managers::proxy::{from_wire, proxy_common, to_wire, BaseProxy};
 
-/// A shared single value of type `T`.
+/// A shared single value of type `T` (`manager.Value(typecode, value)`).
+///
+/// ```
+/// use multiprocessing::managers::Manager;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let manager = Manager()?;
+/// let v = manager.value::<f64>("d", 1.5)?;
+/// v.set(2.5)?;
+/// assert_eq!(v.get()?, 2.5);
+/// let s = manager.value::<String>("u", "hello")?;
+/// s.set("world")?;
+/// assert_eq!(s.get()?, "world");
+/// # Ok(())
+/// # }
+/// ```
 pub struct ValueProxy<T> {
     base: BaseProxy,
     _marker: PhantomData<fn() -> T>,
@@ -35,9 +54,9 @@ impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
     }
 
     /// Replaces the value (`v.value = x`).
-    pub fn set(&self, value: &T) -> Result<(), ManagerError> {
+    pub fn set(&self, value: impl Arg<T>) -> Result<(), ManagerError> {
         self.base
-            .call(ValueMethod::Set, vec![to_wire(value)?])
+            .call(ValueMethod::Set, vec![to_wire(&value)?])
             .map(drop)
     }
 
@@ -49,6 +68,29 @@ impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
 
 /// A shared namespace of named attributes. A name starting with `_` stays
 /// in this proxy and never reaches the server, as in Python.
+///
+/// Attributes have no one type: each [`get`](Self::get) names the type it
+/// reads, each [`set`](Self::set) takes any serializable value.
+///
+/// ```
+/// use multiprocessing::managers::Manager;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let manager = Manager()?;
+/// let ns = manager.namespace()?;
+/// ns.set("x", 10)?;
+/// ns.set("name", "hello")?;
+/// assert_eq!(ns.get::<i64>("x")?, 10);
+/// assert!(ns.has("name")?);
+/// ns.del("name")?;
+/// assert!(!ns.has("name")?);
+///
+/// #[derive(serde::Deserialize, Debug, PartialEq)]
+/// struct Attrs { x: i64 }
+/// assert_eq!(ns.get_value_as::<Attrs>()?, Attrs { x: 10 });
+/// # Ok(())
+/// # }
+/// ```
 pub struct NamespaceProxy {
     base: BaseProxy,
     local: Mutex<HashMap<String, Value>>,
@@ -119,9 +161,27 @@ impl NamespaceProxy {
         )
     }
 
-    /// `ns.name = value`.
-    pub fn set<T: Serialize + ?Sized>(&self, name: &str, value: &T) -> Result<(), ManagerError> {
-        let v = to_wire(value)?;
+    /// `hasattr(ns, name)`: whether `name` is set.
+    pub fn has(&self, name: &str) -> Result<bool, ManagerError> {
+        match self.get::<Value>(name) {
+            Ok(_) => Ok(true),
+            Err(ManagerError::Remote(e)) if e.kind == mp_proto::ErrorKind::AttributeError => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A copy of every attribute the server holds, as `T`: a struct with
+    /// the attributes' names as fields, or a map (Python's `_getvalue()`,
+    /// typed).
+    pub fn get_value_as<T: DeserializeOwned>(&self) -> Result<T, ManagerError> {
+        self.base.get_value_as()
+    }
+
+    /// `ns.name = value`, for any serializable value, given or borrowed.
+    pub fn set(&self, name: &str, value: impl Serialize) -> Result<(), ManagerError> {
+        let v = to_wire(&value)?;
         if name.starts_with('_') {
             self.local().insert(name.to_owned(), v);
             return Ok(());
@@ -152,6 +212,25 @@ impl NamespaceProxy {
 }
 
 /// A shared fixed-length array of `T` (`Array(typecode, sequence)`).
+///
+/// Items are checked against the typecode by the server, as
+/// `array.array` checks them: an integer out of range is an
+/// `OverflowError`, a wrong type a `TypeError`.
+///
+/// ```
+/// use multiprocessing::managers::{IntoSlice, Manager};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let manager = Manager()?;
+/// let a = manager.array::<i32>("i", [1, 2, 3, 4])?;
+/// a.set(0, 10)?;
+/// a.set_slice(1..3, [20, 30])?;
+/// assert_eq!(a.get_slice(..)?, [10, 20, 30, 4]);
+/// assert_eq!(a.get_slice((..).with_step(-2))?, [4, 20]);
+/// assert_eq!(a.iter().collect::<Result<Vec<_>, _>>()?, [10, 20, 30, 4]);
+/// # Ok(())
+/// # }
+/// ```
 pub struct ArrayProxy<T> {
     base: BaseProxy,
     _marker: PhantomData<fn() -> T>,
@@ -183,14 +262,64 @@ impl<T: Serialize + DeserializeOwned> ArrayProxy<T> {
     }
 
     /// `a[i] = value`; a value the typecode cannot hold is an error.
-    pub fn set(&self, i: i64, value: &T) -> Result<(), ManagerError> {
+    pub fn set(&self, i: i64, value: impl Arg<T>) -> Result<(), ManagerError> {
         self.base
-            .call(ArrayMethod::SetItem, vec![Value::Int(i), to_wire(value)?])
+            .call(ArrayMethod::SetItem, vec![Value::Int(i), to_wire(&value)?])
             .map(drop)
+    }
+
+    /// `a[start:stop:step]` as a new `Vec` (see [`IntoSlice`]).
+    pub fn get_slice(&self, slice: impl IntoSlice) -> Result<Vec<T>, ManagerError> {
+        let s = slice.into_slice().to_value();
+        self.base.call_as(ArrayMethod::GetItem, vec![s])
+    }
+
+    /// `a[start:stop:step] = items`: a plain slice may change the length,
+    /// as with `array.array`; an extended slice needs exactly as many
+    /// items as it covers (`ValueError`).
+    pub fn set_slice<A: Arg<T>>(
+        &self,
+        slice: impl IntoSlice,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<(), ManagerError> {
+        let s = slice.into_slice().to_value();
+        self.base
+            .call(ArrayMethod::SetItem, vec![s, wire_all(items)?])
+            .map(drop)
+    }
+
+    /// The items in order, in chunks of about [`CHUNK_BYTES`] (1 MiB):
+    /// one round trip per chunk (see [`ListIter`]).
+    pub fn iter(&self) -> ListIter<'_, T> {
+        ListIter::new(
+            &self.base,
+            ArrayMethod::GetItem.name(),
+            Chunking::bytes(CHUNK_BYTES),
+        )
+    }
+
+    /// [`iter`](Self::iter), asking for `chunk` items every round trip
+    /// (at least one).
+    pub fn iter_chunked(&self, chunk: usize) -> ListIter<'_, T> {
+        ListIter::new(
+            &self.base,
+            ArrayMethod::GetItem.name(),
+            Chunking::items(chunk),
+        )
     }
 
     /// A copy of the whole array (Python's `_getvalue()`).
     pub fn get_value(&self) -> Result<Vec<T>, ManagerError> {
         self.base.get_value_as()
+    }
+}
+
+impl<'a, T: Serialize + DeserializeOwned> IntoIterator for &'a ArrayProxy<T> {
+    type Item = Result<T, ManagerError>;
+    type IntoIter = ListIter<'a, T>;
+
+    /// [`ArrayProxy::iter`].
+    fn into_iter(self) -> ListIter<'a, T> {
+        self.iter()
     }
 }
