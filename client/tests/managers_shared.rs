@@ -330,6 +330,9 @@ fn a_started_manager_serves_registered_types_to_a_child_process() {
     child.join().unwrap();
     assert_eq!(child.exitcode().unwrap(), Some(0));
     assert_eq!(t.get().unwrap(), 7);
+    // A SyncManager connected to the same server creates it too.
+    let sync = multiprocessing::managers::SyncManager::connect(m.address().unwrap(), KEY).unwrap();
+    assert_eq!(sync.create_with::<Tally>((3,)).unwrap().get().unwrap(), 3);
     let e = m.register::<Gate>().unwrap_err();
     assert!(matches!(e, ManagerError::State(_)), "{e}");
 }

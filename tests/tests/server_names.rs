@@ -9,6 +9,7 @@ use mp_proto::ErrorKind;
 use mp_tests::mpserver::{binary, Options, ServerProcess};
 use multiprocessing::managers::{
     BaseManager, BaseProxy, DictProxy, ManagerClient, ManagerError, ProxyType, QueueProxy,
+    SyncManager,
 };
 use multiprocessing::queues::QueueError;
 
@@ -80,6 +81,10 @@ fn a_published_object_outlives_its_publisher() {
         // `d` and the publisher's connection go away here.
     }
     let reader = manager(&server);
+    let sync = SyncManager::connect(&server.addr(), &server.key).unwrap();
+    let same: DictProxy<String, i64> = sync.lookup("results").unwrap();
+    assert_eq!(same.len().unwrap(), 1);
+    drop(same);
     let d: DictProxy<String, i64> = reader.lookup("results").unwrap();
     assert_eq!(d.get("answer").unwrap(), Some(42));
     let names = reader.client().unwrap().names().unwrap();
@@ -101,17 +106,6 @@ fn a_published_object_outlives_its_publisher() {
     assert_eq!(client.number_of_objects().unwrap(), 0);
 }
 
-/// A proxy for queues only.
-#[derive(Debug)]
-struct OnlyQueues(#[allow(dead_code)] BaseProxy);
-
-impl ProxyType for OnlyQueues {
-    const TYPEIDS: &'static [&'static str] = &["Queue", "JoinableQueue"];
-    fn from_parts(base: BaseProxy, _exposed: Vec<String>) -> Self {
-        OnlyQueues(base)
-    }
-}
-
 #[test]
 fn lookups_and_publications_are_refused_with_reasons() {
     let server = ServerProcess::start_with(Options::args(&["--shared", "limits=dict"]));
@@ -121,7 +115,7 @@ fn lookups_and_publications_are_refused_with_reasons() {
         kind(&m.lookup::<BaseProxy>("nope").unwrap_err()),
         ErrorKind::KeyError
     );
-    let e = m.lookup::<OnlyQueues>("limits").unwrap_err();
+    let e = m.lookup::<QueueProxy<i64>>("limits").unwrap_err();
     assert_eq!(kind(&e), ErrorKind::TypeError);
     assert!(e.to_string().contains("'dict'"), "{e}");
     let d = m.lookup::<BaseProxy>("limits").unwrap();

@@ -425,11 +425,12 @@ pub fn secs(timeout: Duration) -> Value {
     Value::Float(timeout.as_secs_f64())
 }
 
-/// Implements `base()`, `Display`, `Debug` and `Clone` for a proxy type
+/// Implements `base()`, `Display`, `Debug`, `Clone`, serde and
+/// [`ProxyType`] (with the typeids it serves, after `=`) for a proxy type
 /// wrapping a `BaseProxy` in its `base` field (and, for a generic one, a
 /// `PhantomData` in `_marker`).
 macro_rules! proxy_common {
-    ($name:ident) => {
+    ($name:ident $(= [$($typeid:literal),*])?) => {
         $crate::managers::proxy::proxy_common!(@fmt $name []);
         impl Clone for $name {
             fn clone(&self) -> Self {
@@ -447,12 +448,13 @@ macro_rules! proxy_common {
             }
         }
         impl $crate::managers::proxy::ProxyType for $name {
+            const TYPEIDS: &'static [&'static str] = &[$($($typeid),*)?];
             fn from_parts(base: $crate::managers::proxy::BaseProxy, _exposed: Vec<String>) -> Self {
                 $name { base }
             }
         }
     };
-    ($name:ident <$($g:ident),*>) => {
+    ($name:ident <$($g:ident),*> $(= [$($typeid:literal),*])?) => {
         $crate::managers::proxy::proxy_common!(@fmt $name [$($g),*]);
         impl<$($g),*> Clone for $name<$($g),*> {
             fn clone(&self) -> Self {
@@ -473,6 +475,7 @@ macro_rules! proxy_common {
             }
         }
         impl<$($g),*> $crate::managers::proxy::ProxyType for $name<$($g),*> {
+            const TYPEIDS: &'static [&'static str] = &[$($($typeid),*)?];
             fn from_parts(base: $crate::managers::proxy::BaseProxy, _exposed: Vec<String>) -> Self {
                 $name { base, _marker: ::std::marker::PhantomData }
             }

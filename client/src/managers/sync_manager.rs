@@ -20,7 +20,8 @@ use super::proxies::{
     EventProxy, JoinableQueueProxy, ListProxy, LockProxy, NamespaceProxy, QueueProxy, RLockProxy,
     SemaphoreProxy, ValueProxy,
 };
-use super::proxy::{secs, to_wire, BaseProxy};
+use super::proxy::{secs, to_wire, BaseProxy, ProxyType};
+use super::shared_type::SharedType;
 use crate::connection::Address;
 
 /// A client of a SyncManager server.
@@ -68,7 +69,7 @@ impl SyncManager {
         self.client.address()
     }
 
-    fn create(&self, typeid: &str, args: Vec<Value>) -> Result<BaseProxy, ManagerError> {
+    fn make(&self, typeid: &str, args: Vec<Value>) -> Result<BaseProxy, ManagerError> {
         BaseProxy::create(&self.client, typeid, args, Kwargs::new())
     }
 
@@ -83,13 +84,64 @@ impl SyncManager {
         Ok(AutoProxy::from_info(self.client.clone(), info))
     }
 
+    /// A new object of a [`#[shared]`](super::shared) type made with
+    /// `Default` (or a constructor without parameters), behind its typed
+    /// proxy; the server must serve the type (an embedded server
+    /// registered with [`BaseManager::register`](super::BaseManager::register)).
+    pub fn create<T: SharedType<NewArgs = ()>>(&self) -> Result<T::Proxy, ManagerError> {
+        super::shared_type::create::<T>(&self.client, ())
+    }
+
+    /// [`create`](Self::create) with the constructor's arguments as a
+    /// tuple: `create_with::<Counter>((5,))`.
+    pub fn create_with<T: SharedType>(&self, args: T::NewArgs) -> Result<T::Proxy, ManagerError> {
+        super::shared_type::create::<T>(&self.client, args)
+    }
+
+    /// Names the object `proxy` refers to `name` on the server, so that
+    /// other clients find it with [`lookup`](Self::lookup) — even after
+    /// this one is gone; a taken name is a `ValueError` (see
+    /// [`ManagerClient::publish`] to replace one).
+    ///
+    /// ```no_run
+    /// use multiprocessing::managers::{QueueProxy, SyncManager};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // One client, on one host, makes a queue and names it …
+    /// let m = SyncManager::connect(&"10.0.0.5:50000".parse()?, b"key")?;
+    /// let jobs = m.queue::<String>()?;
+    /// m.publish("jobs", &jobs)?;
+    /// // … any other finds it (or `mpserver serve --shared jobs=Queue`
+    /// // made it at start).
+    /// let other = SyncManager::connect(&"10.0.0.5:50000".parse()?, b"key")?;
+    /// let jobs: QueueProxy<String> = other.lookup("jobs")?;
+    /// jobs.put("job-1")?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn publish(&self, name: &str, proxy: &impl AsRef<BaseProxy>) -> Result<(), ManagerError> {
+        self.client.publish(name, proxy, false)
+    }
+
+    /// Removes a name (the object lives on while referred to).
+    pub fn unpublish(&self, name: &str) -> Result<(), ManagerError> {
+        self.client.unpublish(name)
+    }
+
+    /// A typed proxy to the object published as `name`: `KeyError` for a
+    /// name nothing has, `TypeError` for an object `P` does not serve.
+    /// After a reconnection the proxy finds the object again by this name.
+    pub fn lookup<P: ProxyType>(&self, name: &str) -> Result<P, ManagerError> {
+        self.client.lookup(name)
+    }
+
     /// A new empty shared `dict`.
     pub fn dict<K, V>(&self) -> Result<DictProxy<K, V>, ManagerError>
     where
         K: Serialize + DeserializeOwned,
         V: Serialize + DeserializeOwned,
     {
-        self.create("dict", vec![]).map(DictProxy::from_base)
+        self.make("dict", vec![]).map(DictProxy::from_base)
     }
 
     /// A new shared `dict` holding `pairs`, in order, a later pair's value
@@ -110,13 +162,13 @@ impl SyncManager {
         K: Serialize + DeserializeOwned,
         V: Serialize + DeserializeOwned,
     {
-        self.create("dict", vec![wire_pairs(pairs)?])
+        self.make("dict", vec![wire_pairs(pairs)?])
             .map(DictProxy::from_base)
     }
 
     /// A new empty shared `list`.
     pub fn list<T: Serialize + DeserializeOwned>(&self) -> Result<ListProxy<T>, ManagerError> {
-        self.create("list", vec![]).map(ListProxy::from_base)
+        self.make("list", vec![]).map(ListProxy::from_base)
     }
 
     /// A new shared list holding `items` (Python's `list(iterable)`): a
@@ -127,13 +179,13 @@ impl SyncManager {
         &self,
         items: impl IntoIterator<Item = impl Arg<T>>,
     ) -> Result<ListProxy<T>, ManagerError> {
-        self.create("list", vec![wire_all(items)?])
+        self.make("list", vec![wire_all(items)?])
             .map(ListProxy::from_base)
     }
 
     /// A new unbounded shared queue.
     pub fn queue<T: Serialize + DeserializeOwned>(&self) -> Result<QueueProxy<T>, ManagerError> {
-        self.create("Queue", vec![]).map(QueueProxy::from_base)
+        self.make("Queue", vec![]).map(QueueProxy::from_base)
     }
 
     /// A new shared queue holding at most `maxsize` items.
@@ -141,7 +193,7 @@ impl SyncManager {
         &self,
         maxsize: usize,
     ) -> Result<QueueProxy<T>, ManagerError> {
-        self.create("Queue", vec![to_wire(&maxsize)?])
+        self.make("Queue", vec![to_wire(&maxsize)?])
             .map(QueueProxy::from_base)
     }
 
@@ -149,36 +201,36 @@ impl SyncManager {
     pub fn joinable_queue<T: Serialize + DeserializeOwned>(
         &self,
     ) -> Result<JoinableQueueProxy<T>, ManagerError> {
-        self.create("JoinableQueue", vec![])
+        self.make("JoinableQueue", vec![])
             .map(QueueProxy::from_base)
     }
 
     /// A new shared `Lock`.
     pub fn lock(&self) -> Result<LockProxy, ManagerError> {
-        self.create("Lock", vec![]).map(LockProxy::from_base)
+        self.make("Lock", vec![]).map(LockProxy::from_base)
     }
 
     /// A new shared `RLock`.
     pub fn rlock(&self) -> Result<RLockProxy, ManagerError> {
-        self.create("RLock", vec![]).map(RLockProxy::from_base)
+        self.make("RLock", vec![]).map(RLockProxy::from_base)
     }
 
     /// A new shared `Semaphore(value)`.
     pub fn semaphore(&self, value: u32) -> Result<SemaphoreProxy, ManagerError> {
-        self.create("Semaphore", vec![Value::Int(value.into())])
+        self.make("Semaphore", vec![Value::Int(value.into())])
             .map(SemaphoreProxy::from_base)
     }
 
     /// A new shared `BoundedSemaphore(value)`: releasing past `value` is a
     /// `ValueError`.
     pub fn bounded_semaphore(&self, value: u32) -> Result<BoundedSemaphoreProxy, ManagerError> {
-        self.create("BoundedSemaphore", vec![Value::Int(value.into())])
+        self.make("BoundedSemaphore", vec![Value::Int(value.into())])
             .map(SemaphoreProxy::from_base)
     }
 
     /// A new shared `Event`, clear.
     pub fn event(&self) -> Result<EventProxy, ManagerError> {
-        self.create("Event", vec![]).map(EventProxy::from_base)
+        self.make("Event", vec![]).map(EventProxy::from_base)
     }
 
     /// A new shared `Value(typecode, value)`.
@@ -187,7 +239,7 @@ impl SyncManager {
         typecode: &str,
         value: impl Arg<T>,
     ) -> Result<ValueProxy<T>, ManagerError> {
-        self.create(
+        self.make(
             "Value",
             vec![Value::Str(typecode.to_owned()), to_wire(&value)?],
         )
@@ -196,13 +248,13 @@ impl SyncManager {
 
     /// A new empty shared `Namespace`.
     pub fn namespace(&self) -> Result<NamespaceProxy, ManagerError> {
-        self.create("Namespace", vec![])
+        self.make("Namespace", vec![])
             .map(NamespaceProxy::from_base)
     }
 
     /// A new shared `Condition` with its own `RLock`.
     pub fn condition(&self) -> Result<ConditionProxy, ManagerError> {
-        self.create("Condition", vec![])
+        self.make("Condition", vec![])
             .map(ConditionProxy::from_base)
     }
 
@@ -237,13 +289,13 @@ impl SyncManager {
 
     fn condition_around(&self, lock: &BaseProxy) -> Result<ConditionProxy, ManagerError> {
         let token = Value::Proxy(Box::new(lock.token().clone()));
-        self.create("Condition", vec![token])
+        self.make("Condition", vec![token])
             .map(ConditionProxy::from_base)
     }
 
     /// A new shared `Barrier(parties)`.
     pub fn barrier(&self, parties: usize) -> Result<BarrierProxy, ManagerError> {
-        self.create("Barrier", vec![to_wire(&parties)?])
+        self.make("Barrier", vec![to_wire(&parties)?])
             .map(BarrierProxy::from_base)
     }
 
@@ -270,7 +322,7 @@ impl SyncManager {
         parties: usize,
         timeout: Duration,
     ) -> Result<BarrierProxy, ManagerError> {
-        self.create(
+        self.make(
             "Barrier",
             vec![to_wire(&parties)?, Value::None, secs(timeout)],
         )
@@ -284,7 +336,7 @@ impl SyncManager {
         typecode: &str,
         items: impl IntoIterator<Item = impl Arg<T>>,
     ) -> Result<ArrayProxy<T>, ManagerError> {
-        self.create(
+        self.make(
             "Array",
             vec![Value::Str(typecode.to_owned()), wire_all(items)?],
         )

@@ -56,7 +56,8 @@ use super::{Inner, ManagerClient, State};
 pub struct Reconnect {
     /// The wait before the first attempt (default 50 ms).
     pub initial_delay: Duration,
-    /// The longest wait between attempts (default 2 s).
+    /// The longest wait between attempts (default 500 ms: a restarted
+    /// server is found within about half a second).
     pub max_delay: Duration,
     /// Stop trying after failing for this long (default: never).
     pub give_up_after: Option<Duration>,
@@ -66,7 +67,7 @@ impl Default for Reconnect {
     fn default() -> Self {
         Reconnect {
             initial_delay: Duration::from_millis(50),
-            max_delay: Duration::from_secs(2),
+            max_delay: Duration::from_millis(500),
             give_up_after: None,
         }
     }

@@ -28,7 +28,7 @@ const CONDITION_LOCK: [&str; 2] = [
 pub struct ConditionProxy {
     base: BaseProxy,
 }
-proxy_common!(ConditionProxy);
+proxy_common!(ConditionProxy = ["Condition"]);
 
 impl ConditionProxy {
     /// A copy of the referent (Python's `_getvalue()`). The server raises
@@ -132,7 +132,7 @@ impl ConditionProxy {
 pub struct BarrierProxy {
     base: BaseProxy,
 }
-proxy_common!(BarrierProxy);
+proxy_common!(BarrierProxy = ["Barrier"]);
 
 impl BarrierProxy {
     /// A copy of the referent (Python's `_getvalue()`). The server raises

@@ -51,7 +51,7 @@ pub struct DictProxy<K, V> {
     base: BaseProxy,
     _marker: PhantomData<fn() -> (K, V)>,
 }
-proxy_common!(DictProxy<K, V>);
+proxy_common!(DictProxy<K, V> = ["dict"]);
 
 /// Whether `e` is the server's `KeyError`.
 fn key_error(e: &ManagerError) -> bool {

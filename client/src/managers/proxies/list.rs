@@ -47,7 +47,7 @@ pub struct ListProxy<T> {
     base: BaseProxy,
     _marker: PhantomData<fn() -> T>,
 }
-proxy_common!(ListProxy<T>);
+proxy_common!(ListProxy<T> = ["list"]);
 
 fn index(i: i64) -> Value {
     Value::Int(i)

@@ -28,7 +28,7 @@ pub struct QueueProxy<T> {
     base: BaseProxy,
     _marker: PhantomData<fn() -> T>,
 }
-proxy_common!(QueueProxy<T>);
+proxy_common!(QueueProxy<T> = ["Queue", "JoinableQueue"]);
 
 /// A shared `JoinableQueue`: the same proxy as [`QueueProxy`] (CPython's
 /// SyncManager serves `Queue` and `JoinableQueue` with one class, so both

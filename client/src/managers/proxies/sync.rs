@@ -77,12 +77,12 @@ pub(crate) fn acquire<'a>(
 }
 
 macro_rules! acquirer {
-    ($name:ident, $what:literal) => {
+    ($name:ident, $what:literal, [$($typeid:literal),*]) => {
         #[doc = concat!("A shared `", $what, "`.")]
         pub struct $name {
             base: BaseProxy,
         }
-        proxy_common!($name);
+        proxy_common!($name = [$($typeid),*]);
 
         impl $name {
             /// A copy of the referent (Python's `_getvalue()`); a lock
@@ -127,9 +127,13 @@ macro_rules! acquirer {
     };
 }
 
-acquirer!(LockProxy, "threading.Lock");
-acquirer!(RLockProxy, "threading.RLock");
-acquirer!(SemaphoreProxy, "threading.Semaphore` or `BoundedSemaphore");
+acquirer!(LockProxy, "threading.Lock", ["Lock"]);
+acquirer!(RLockProxy, "threading.RLock", ["RLock"]);
+acquirer!(
+    SemaphoreProxy,
+    "threading.Semaphore` or `BoundedSemaphore",
+    ["Semaphore", "BoundedSemaphore"]
+);
 
 /// A shared `threading.BoundedSemaphore`: the same proxy as a
 /// [`SemaphoreProxy`] (CPython's `AcquirerProxy` serves both); releasing
@@ -148,7 +152,7 @@ impl LockProxy {
 pub struct EventProxy {
     base: BaseProxy,
 }
-proxy_common!(EventProxy);
+proxy_common!(EventProxy = ["Event"]);
 
 impl EventProxy {
     /// A copy of the referent (Python's `_getvalue()`). The server raises

@@ -37,7 +37,7 @@ pub struct ValueProxy<T> {
     base: BaseProxy,
     _marker: PhantomData<fn() -> T>,
 }
-proxy_common!(ValueProxy<T>);
+proxy_common!(ValueProxy<T> = ["Value"]);
 
 impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
     /// Wraps a reference to a `Value`.
@@ -106,6 +106,7 @@ impl Clone for NamespaceProxy {
 }
 
 impl crate::managers::proxy::ProxyType for NamespaceProxy {
+    const TYPEIDS: &'static [&'static str] = &["Namespace"];
     fn from_parts(base: BaseProxy, _exposed: Vec<String>) -> Self {
         NamespaceProxy::from_base(base)
     }
@@ -235,7 +236,7 @@ pub struct ArrayProxy<T> {
     base: BaseProxy,
     _marker: PhantomData<fn() -> T>,
 }
-proxy_common!(ArrayProxy<T>);
+proxy_common!(ArrayProxy<T> = ["Array"]);
 
 impl<T: Serialize + DeserializeOwned> ArrayProxy<T> {
     /// Wraps a reference to an `Array`.
