@@ -62,6 +62,7 @@ pub mod metrics;
 pub mod names;
 pub mod object;
 pub mod objects;
+pub mod persist;
 pub(crate) mod quiet_log;
 pub mod registry;
 pub mod scrape;

@@ -224,3 +224,15 @@ mod tests {
         assert!(c.lock.is_owned_by(h.ctx_on(1).owner()));
     }
 }
+
+/// A condition comes back with the same lock, free, and no waiters.
+impl crate::persist::Durable for ConditionObject {
+    const JOURNALING: crate::persist::Journaling = crate::persist::Journaling::Initial;
+
+    fn init(&self) -> Args {
+        match &self._lock_ref {
+            Some(token) => Args::positional(vec![token.value().clone()]),
+            None => Args::default(),
+        }
+    }
+}
