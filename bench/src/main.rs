@@ -5,6 +5,7 @@
 
 mod manager;
 mod manager_cpu;
+mod manager_durable;
 mod manager_mem;
 mod manager_proxy;
 mod manager_raw;
@@ -31,6 +32,7 @@ const SUITES: &[(&str, fn())] = &[
     ("manager.proxy.single", manager_proxy::run_single),
     ("manager.proxy.throughput", manager_proxy::run_throughput),
     ("manager.shared", manager_shared::run),
+    ("manager.durable", manager_durable::run),
     ("proto", proto::run),
     ("wire", wire::run),
     ("wire.frame", wire::run_frame),
