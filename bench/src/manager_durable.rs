@@ -35,8 +35,13 @@ fn named(c: &ManagerClient, name: &str) -> ObjectId {
 
 fn set_get(c: &ManagerClient, d: ObjectId, i: &mut i64) {
     *i = (*i + 1) % 1000;
-    c.call_method(d, "__setitem__", vec![Value::Int(*i), Value::Int(*i)], Kwargs::new())
-        .expect("set");
+    c.call_method(
+        d,
+        "__setitem__",
+        vec![Value::Int(*i), Value::Int(*i)],
+        Kwargs::new(),
+    )
+    .expect("set");
     c.call_method(d, "__getitem__", vec![Value::Int(*i)], Kwargs::new())
         .expect("get");
 }
@@ -52,7 +57,10 @@ fn server(dir: Option<&Path>, extra: &[&str]) -> ServerProc {
 
 /// set+get pairs per second: none, everysec, always.
 fn throughput() -> [f64; 3] {
-    let dirs = [tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir")];
+    let dirs = [
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    ];
     let servers = [
         server(None, &[]),
         server(Some(dirs[0].path()), &["--appendfsync", "everysec"]),

@@ -205,7 +205,10 @@ impl ServerProcess {
             !String::from_utf8_lossy(&out.stdout).contains("serving at"),
             "mpserver started"
         );
-        (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// The log lines received so far, without waiting.

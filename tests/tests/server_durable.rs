@@ -89,7 +89,12 @@ fn named_objects_survive_a_restart_under_each_fsync_policy() {
             let d = token(&c, "d");
             let q = token(&c, "q");
             for i in 0..50 {
-                call(&c, d.id, "__setitem__", vec![i.into(), format!("v{i}").into()]);
+                call(
+                    &c,
+                    d.id,
+                    "__setitem__",
+                    vec![i.into(), format!("v{i}").into()],
+                );
                 call(&c, q.id, "put", vec![i.into()]);
             }
             call(&c, d.id, "__delitem__", vec![0.into()]);
@@ -101,7 +106,11 @@ fn named_objects_survive_a_restart_under_each_fsync_policy() {
         let c = server.client();
         let d = token(&c, "d");
         let q = token(&c, "q");
-        assert_eq!(call(&c, d.id, "__len__", vec![]), Value::Int(49), "{policy}");
+        assert_eq!(
+            call(&c, d.id, "__len__", vec![]),
+            Value::Int(49),
+            "{policy}"
+        );
         assert_eq!(
             call(&c, d.id, "__getitem__", vec![7.into()]),
             Value::from("v7"),
@@ -127,7 +136,8 @@ fn kill_during_a_write_loop(dir: &Path, policy: &str) -> (i64, ServerProcess) {
         std::thread::spawn(move || {
             let mut i = 0i64;
             while !stop.load(Ordering::Relaxed) {
-                let ok = c.call_method(d.id, "__setitem__", vec![i.into(), i.into()], Kwargs::new());
+                let ok =
+                    c.call_method(d.id, "__setitem__", vec![i.into(), i.into()], Kwargs::new());
                 if ok.is_err() {
                     break;
                 }
@@ -137,7 +147,8 @@ fn kill_during_a_write_loop(dir: &Path, policy: &str) -> (i64, ServerProcess) {
         })
     };
     assert!(
-        eventually(Duration::from_secs(60), || acked.load(Ordering::SeqCst) >= 500),
+        eventually(Duration::from_secs(60), || acked.load(Ordering::SeqCst)
+            >= 500),
         "the writer made no progress"
     );
     server.signal_and_wait(libc::SIGKILL);
@@ -174,7 +185,10 @@ fn kill_9_under_everysec_counts_what_was_lost() {
         .count();
     // A server crash (not a machine crash) loses nothing answered even
     // under everysec: each change is written before its answer.
-    println!("everysec, kill -9 after {} answered writes: {lost} lost", last + 1);
+    println!(
+        "everysec, kill -9 after {} answered writes: {lost} lost",
+        last + 1
+    );
     assert_eq!(lost, 0, "answered writes lost to a server crash");
 }
 
@@ -215,7 +229,12 @@ fn a_truncated_log_loads_its_valid_prefix() {
         .into_iter()
         .filter(|(p, _)| p.display().to_string().contains(".corrupt-"))
         .count();
-    assert_eq!(aside, 1, "the cut record is moved aside: {:?}", files(dir.path()));
+    assert_eq!(
+        aside,
+        1,
+        "the cut record is moved aside: {:?}",
+        files(dir.path())
+    );
 }
 
 #[test]
@@ -226,7 +245,12 @@ fn a_corrupted_log_loads_what_came_before_and_says_so() {
         let c = server.client();
         let d = token(&c, "d");
         for i in 0..100 {
-            call(&c, d.id, "__setitem__", vec![i.into(), "x".repeat(40).into()]);
+            call(
+                &c,
+                d.id,
+                "__setitem__",
+                vec![i.into(), "x".repeat(40).into()],
+            );
         }
     }
     assert!(server.signal_and_wait(libc::SIGTERM).success());
@@ -242,7 +266,10 @@ fn a_corrupted_log_loads_what_came_before_and_says_so() {
     let Value::Int(n) = call(&c, d.id, "__len__", vec![]) else {
         panic!("len")
     };
-    assert!(n > 20 && n < 100, "about half the writes are before the damage: {n}");
+    assert!(
+        n > 20 && n < 100,
+        "about half the writes are before the damage: {n}"
+    );
     for i in 0..n {
         assert_eq!(
             call(&c, d.id, "__getitem__", vec![i.into()]),
@@ -300,7 +327,12 @@ fn objects_reachable_from_a_name_come_back_and_unreachable_ones_do_not() {
         // Changes after it became reachable are kept too.
         call(&c, l.token.id, "append", vec![proxy(&v)]);
         call(&c, v.token.id, "set", vec![42.into()]);
-        call(&c, ns.token.id, "__setattr__", vec!["y".into(), "why".into()]);
+        call(
+            &c,
+            ns.token.id,
+            "__setattr__",
+            vec!["y".into(), "why".into()],
+        );
         let gone = create(&c, "dict", vec![]);
         call(&c, d.id, "__setitem__", vec!["gone".into(), proxy(&gone)]);
         call(&c, d.id, "__delitem__", vec!["gone".into()]);
@@ -320,13 +352,18 @@ fn objects_reachable_from_a_name_come_back_and_unreachable_ones_do_not() {
     let [Value::Proxy(ns), Value::Proxy(v)] = &items[..] else {
         panic!("{items:?}")
     };
-    assert_eq!(call(&c, ns.id, "__getattribute__", vec!["x".into()]), Value::Int(5));
+    assert_eq!(
+        call(&c, ns.id, "__getattribute__", vec!["x".into()]),
+        Value::Int(5)
+    );
     assert_eq!(
         call(&c, ns.id, "__getattribute__", vec!["y".into()]),
         Value::from("why")
     );
     assert_eq!(call(&c, v.id, "get", vec![]), Value::Int(42));
-    assert!(c.call_method(gone_id, "__len__", vec![], Kwargs::new()).is_err());
+    assert!(c
+        .call_method(gone_id, "__len__", vec![], Kwargs::new())
+        .is_err());
 }
 
 #[test]
@@ -338,7 +375,12 @@ fn rewriting_keeps_the_log_bounded_through_a_long_overwrite_loop() {
     let value = "v".repeat(100);
     // About 5 MB of log for about 2 KB of live data.
     for i in 0..40_000 {
-        call(&c, d.id, "__setitem__", vec![(i % 16).into(), format!("{i}{value}").into()]);
+        call(
+            &c,
+            d.id,
+            "__setitem__",
+            vec![(i % 16).into(), format!("{i}{value}").into()],
+        );
     }
     let total = || files(dir.path()).iter().map(|(_, s)| s).sum::<u64>();
     assert!(
@@ -347,7 +389,10 @@ fn rewriting_keeps_the_log_bounded_through_a_long_overwrite_loop() {
         total(),
         files(dir.path())
     );
-    println!("after 40,000 overwrites of 16 keys: {} bytes on disk", total());
+    println!(
+        "after 40,000 overwrites of 16 keys: {} bytes on disk",
+        total()
+    );
     drop(c);
     drop(server);
     let server = start(dir.path(), &[]);

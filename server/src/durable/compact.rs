@@ -36,7 +36,9 @@ pub(crate) fn compact(d: &Durability, engine: &Engine) -> Result<u64, String> {
     // 1. Rotate.
     let (snapshot, logs, gen) = {
         let mut gens = crate::lock(&d.gens);
-        let (old_gen, old_len) = d.rotate().map_err(|e| format!("cannot start a new log: {e}"))?;
+        let (old_gen, old_len) = d
+            .rotate()
+            .map_err(|e| format!("cannot start a new log: {e}"))?;
         gens.logs.push((old_gen, old_len));
         let logs: Vec<u64> = gens.logs.iter().map(|(g, _)| *g).collect();
         (gens.snapshot, logs, old_gen + 1)
@@ -100,7 +102,11 @@ pub(crate) fn compact(d: &Durability, engine: &Engine) -> Result<u64, String> {
 
 /// Writes every object of `table` and every name of `names` as a
 /// snapshot at `path`, fsynced; its size.
-pub(crate) fn write_snapshot(table: &Arc<Table>, names: &Names, path: &Path) -> std::io::Result<u64> {
+pub(crate) fn write_snapshot(
+    table: &Arc<Table>,
+    names: &Names,
+    path: &Path,
+) -> std::io::Result<u64> {
     let mut file = File::create(path)?;
     file.write_all(SNAPSHOT_MAGIC)?;
     let mut size = SNAPSHOT_MAGIC.len() as u64;
@@ -134,8 +140,14 @@ pub(crate) fn write_snapshot(table: &Arc<Table>, names: &Names, path: &Path) -> 
     // after those that name none.
     objects.sort_by_key(|o| o.0);
     for (_, id, _, spec, _, init) in &objects {
-        record::define(&mut out, *id, &spec.typeid, &init.positional, &init.keywords)
-            .map_err(encode_failed)?;
+        record::define(
+            &mut out,
+            *id,
+            &spec.typeid,
+            &init.positional,
+            &init.keywords,
+        )
+        .map_err(encode_failed)?;
         flush(&mut out, &mut file, false)?;
     }
     for (_, id, object, _, hooks, _) in &objects {

@@ -155,7 +155,10 @@ pub(crate) fn move_tail_aside(path: &Path, from: u64) -> io::Result<PathBuf> {
     let aside = aside_path(path);
     let mut src = OpenOptions::new().read(true).write(true).open(path)?;
     src.seek(SeekFrom::Start(from))?;
-    let mut dst = OpenOptions::new().write(true).create_new(true).open(&aside)?;
+    let mut dst = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&aside)?;
     io::copy(&mut src, &mut dst)?;
     dst.sync_all()?;
     src.set_len(from)?;

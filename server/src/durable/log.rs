@@ -162,8 +162,7 @@ impl Log {
         match current.file.write_all(&bytes) {
             Ok(()) => {
                 current.len += bytes.len() as u64;
-                self.written
-                    .fetch_add(bytes.len() as u64, Ordering::AcqRel);
+                self.written.fetch_add(bytes.len() as u64, Ordering::AcqRel);
                 if self.failed.swap(false, Ordering::AcqRel) {
                     tracing::info!("the data directory's log is written again");
                 }

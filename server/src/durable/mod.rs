@@ -370,9 +370,10 @@ impl Durability {
             report.snapshot = Some(path.clone());
             match replayer.file(&path, true, max_record, max_decoded) {
                 Ok(Ending::Whole { snapshot_end: true }) => {}
-                Ok(Ending::Whole { .. }) => report
-                    .problems
-                    .push(format!("{}: the snapshot has no end record", path.display())),
+                Ok(Ending::Whole { .. }) => report.problems.push(format!(
+                    "{}: the snapshot has no end record",
+                    path.display()
+                )),
                 Ok(Ending::Bad { at, reason }) => report.problems.push(format!(
                     "{}: damaged at byte {at} ({reason}); loaded what came before",
                     path.display()
@@ -499,7 +500,9 @@ impl Durability {
                                 elapsed_ms = started.elapsed().as_millis() as u64,
                                 "rewrote the data directory's log into a snapshot"
                             ),
-                            Err(e) => tracing::error!(error = %e, "log rewrite failed; retrying later"),
+                            Err(e) => {
+                                tracing::error!(error = %e, "log rewrite failed; retrying later")
+                            }
                         }
                         me.compacting.store(false, Ordering::Release);
                     });
@@ -516,7 +519,10 @@ impl Durability {
         let (_, current) = self.log.position();
         let gens = lock(&self.gens);
         let logs = gens.logs.iter().map(|(_, s)| *s).sum::<u64>() + current;
-        logs > self.options.rewrite_min_bytes.max(gens.snapshot_bytes.saturating_mul(2))
+        logs > self
+            .options
+            .rewrite_min_bytes
+            .max(gens.snapshot_bytes.saturating_mul(2))
     }
 
     /// Starts a new log file; the old one's generation and length.
@@ -708,9 +714,8 @@ impl Durability {
         for t in unpersisted(table, init.positional.iter().chain(init.keywords.values())) {
             self.declare(table, t, declared, todo);
         }
-        self.log.append(|out| {
-            record::define(out, id, &spec.typeid, &init.positional, &init.keywords)
-        });
+        self.log
+            .append(|out| record::define(out, id, &spec.typeid, &init.positional, &init.keywords));
         todo.push(id);
     }
 

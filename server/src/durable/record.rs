@@ -347,7 +347,10 @@ pub fn parse(payload: &[u8], max_decoded: usize) -> Result<Record, String> {
     };
     let id = |v: Value| match v {
         Value::Int(i) if i > 0 => Ok(ObjectId(i as u64)),
-        other => Err(format!("an object id is a positive int, not {}", other.repr())),
+        other => Err(format!(
+            "an object id is a positive int, not {}",
+            other.repr()
+        )),
     };
     let string = |v: Value| match v {
         Value::Str(s) => Ok(s),
@@ -362,7 +365,10 @@ pub fn parse(payload: &[u8], max_decoded: usize) -> Result<Record, String> {
             .into_iter()
             .map(|(k, v)| Ok((string(k)?, v)))
             .collect::<Result<Kwargs, String>>(),
-        other => Err(format!("expected keyword arguments, not {}", other.type_name())),
+        other => Err(format!(
+            "expected keyword arguments, not {}",
+            other.type_name()
+        )),
     };
     let record = match kind as u64 {
         DEFINE => Record::Define {
@@ -472,7 +478,9 @@ impl<R: Read> Reader<R> {
             return Ok(Next::End);
         }
         if got < HEADER {
-            return Ok(self.bad(format!("the file ends inside a record header ({got} of {HEADER} bytes)")));
+            return Ok(self.bad(format!(
+                "the file ends inside a record header ({got} of {HEADER} bytes)"
+            )));
         }
         let len_bytes = [header[0], header[1], header[2], header[3]];
         let len = u32::from_le_bytes(len_bytes) as usize;
@@ -488,7 +496,9 @@ impl<R: Read> Reader<R> {
         self.buf.resize(len, 0);
         let got = read_full(&mut self.inner, &mut self.buf)?;
         if got < len {
-            return Ok(self.bad(format!("the file ends inside a record ({got} of {len} bytes)")));
+            return Ok(self.bad(format!(
+                "the file ends inside a record ({got} of {len} bytes)"
+            )));
         }
         let mut hasher = crc32fast::Hasher::new();
         hasher.update(&len_bytes);

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 use mp_proto::{ObjectId, Value};
 
-use super::record::{Next, Reader, Record, HEADER};
 use super::files;
+use super::record::{Next, Reader, Record, HEADER};
 use crate::args::Args;
 use crate::names::Names;
 use crate::object::{CallContext, Reply, SessionId};
@@ -107,7 +107,12 @@ impl<'a> Replayer<'a> {
         self.read(file, max_record, max_decoded)
     }
 
-    fn read(&mut self, file: File, max_record: usize, max_decoded: usize) -> Result<Ending, String> {
+    fn read(
+        &mut self,
+        file: File,
+        max_record: usize,
+        max_decoded: usize,
+    ) -> Result<Ending, String> {
         let mut reader = Reader::new(
             BufReader::with_capacity(1 << 20, file),
             HEADER as u64,
@@ -127,9 +132,11 @@ impl<'a> Replayer<'a> {
                     }
                     self.apply(record);
                 }
-                Next::End => return Ok(Ending::Whole {
-                    snapshot_end: ended,
-                }),
+                Next::End => {
+                    return Ok(Ending::Whole {
+                        snapshot_end: ended,
+                    })
+                }
                 Next::Bad { at, reason } => return Ok(Ending::Bad { at, reason }),
             }
         }
@@ -148,7 +155,8 @@ impl<'a> Replayer<'a> {
                 kwargs,
             } => {
                 let Some(spec) = self.target.types.get(&typeid).cloned() else {
-                    return self.failed(format!("object {id}: typeid '{typeid}' is not registered"));
+                    return self
+                        .failed(format!("object {id}: typeid '{typeid}' is not registered"));
                 };
                 let (Some(constructor), true) = (spec.constructor.as_ref(), spec.is_durable())
                 else {
@@ -164,7 +172,9 @@ impl<'a> Replayer<'a> {
                 }
             }
             Record::Fill { id, items } => {
-                let Some((object, spec, _)) = live(id) else { return };
+                let Some((object, spec, _)) = live(id) else {
+                    return;
+                };
                 if let Some(hooks) = spec.durable {
                     if let Err(e) = (hooks.fill)(&*object, &self.ctx(Some(id)), items) {
                         self.failed(format!("object {id} ({}): contents: {e}", spec.typeid));
@@ -172,7 +182,9 @@ impl<'a> Replayer<'a> {
                 }
             }
             Record::Settle { id, state } => {
-                let Some((object, spec, _)) = live(id) else { return };
+                let Some((object, spec, _)) = live(id) else {
+                    return;
+                };
                 let Some(hooks) = spec.durable else { return };
                 if let Err(e) = (hooks.settle)(&*object, &self.ctx(Some(id)), state) {
                     self.failed(format!("object {id} ({}): state: {e}", spec.typeid));
@@ -194,7 +206,9 @@ impl<'a> Replayer<'a> {
                 args,
                 kwargs,
             } => {
-                let Some((object, spec, _)) = live(id) else { return };
+                let Some((object, spec, _)) = live(id) else {
+                    return;
+                };
                 let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     object.call(&self.ctx(Some(id)), &method, Args::new(args, kwargs))
                 }));
@@ -216,7 +230,9 @@ impl<'a> Replayer<'a> {
                 }
             }
             Record::Effect { id, tag, value } => {
-                let Some((object, spec, _)) = live(id) else { return };
+                let Some((object, spec, _)) = live(id) else {
+                    return;
+                };
                 let Some(hooks) = spec.durable else { return };
                 if let Err(e) = (hooks.apply)(&*object, &self.ctx(Some(id)), tag, value) {
                     self.failed(format!("object {id} ({}): effect {tag}: {e}", spec.typeid));
@@ -260,7 +276,10 @@ pub(crate) fn unpersisted<'v>(
     for v in values {
         for t in v.tokens() {
             if let Some((_, spec, persisted)) = table.lookup(t.id) {
-                if !persisted && spec.typeid == t.typeid && spec.is_durable() && !out.contains(&t.id)
+                if !persisted
+                    && spec.typeid == t.typeid
+                    && spec.is_durable()
+                    && !out.contains(&t.id)
                 {
                     out.push(t.id);
                 }

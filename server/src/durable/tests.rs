@@ -19,10 +19,7 @@ impl Server {
     fn open(dir: &Path, fsync: Fsync) -> (Server, RecoveryReport) {
         let engine = Engine::new(Registry::sync_manager());
         let report = engine
-            .open_data_dir(
-                &DurableOptions::new(dir).fsync(fsync),
-                &Limits::default(),
-            )
+            .open_data_dir(&DurableOptions::new(dir).fsync(fsync), &Limits::default())
             .unwrap();
         let session = engine.open_session("test");
         (Server { engine, session }, report)
@@ -91,7 +88,11 @@ fn named_objects_and_what_they_hold_come_back() {
     // A list made by a session, then stored: it persists with the dict.
     let l = s.create("list", vec![]);
     s.ok(&l, "append", vec![1.into()]);
-    s.ok(&d, "__setitem__", vec!["l".into(), Value::Proxy(Box::new(l.clone()))]);
+    s.ok(
+        &d,
+        "__setitem__",
+        vec!["l".into(), Value::Proxy(Box::new(l.clone()))],
+    );
     s.ok(&l, "append", vec![2.into()]);
     let q = s.create("Queue", vec![]);
     s.engine.publish("q", q.id, false).unwrap();
@@ -176,7 +177,11 @@ fn a_crash_keeps_every_answered_change_and_a_damaged_tail_is_moved_aside() {
 
     let (s, report) = Server::open(dir.path(), Fsync::Always);
     assert_eq!(report.moved_aside.len(), 1, "{report:?}");
-    assert!(report.problems[0].contains("damaged"), "{:?}", report.problems);
+    assert!(
+        report.problems[0].contains("damaged"),
+        "{:?}",
+        report.problems
+    );
     assert_eq!(std::fs::metadata(&last).unwrap().len() as usize, good);
     let d = s.lookup("d");
     assert_eq!(s.ok(&d, "__len__", vec![]), Value::Int(100));
@@ -196,8 +201,16 @@ fn compaction_folds_the_logs_into_a_snapshot() {
     let c = s.create("Condition", vec![]);
     let lk = s.create("Lock", vec![]);
     let c2 = s.create("Condition", vec![Value::Proxy(Box::new(lk.clone()))]);
-    s.ok(&d, "__setitem__", vec!["c".into(), Value::Proxy(Box::new(c))]);
-    s.ok(&d, "__setitem__", vec!["c2".into(), Value::Proxy(Box::new(c2))]);
+    s.ok(
+        &d,
+        "__setitem__",
+        vec!["c".into(), Value::Proxy(Box::new(c))],
+    );
+    s.ok(
+        &d,
+        "__setitem__",
+        vec!["c2".into(), Value::Proxy(Box::new(c2))],
+    );
     for round in 0..50 {
         for k in 0..100 {
             s.ok(&d, "__setitem__", vec![k.into(), round.into()]);
