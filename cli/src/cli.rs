@@ -54,7 +54,7 @@ where each value came from. With --tls-cert and --tls-key every connection is TL
 --tls-client-ca, mutual TLS); the authkey handshake runs inside it. Listening beyond loopback \
 without TLS logs a warning."
     )]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Check that a server answers.
     Ping(AdminArgs),
     /// Show uptime, connections and objects by typeid.

@@ -218,18 +218,25 @@ pub trait Durable: SharedObject + Sized {
     }
 }
 
+/// Dumps an object, with a journal to attach, into a writer; `false`
+/// if the object is not of the hooks' type.
+pub(crate) type DumpHook =
+    fn(&dyn SharedObject, Option<EffectJournal>, &mut dyn FnMut(Dump)) -> bool;
+/// Replays one effect on an object.
+pub(crate) type ApplyHook =
+    fn(&dyn SharedObject, &CallContext<'_>, u8, Option<Value>) -> Result<(), RemoteError>;
+
 /// A durable type's hooks, by typeid, for objects seen as
 /// `dyn SharedObject` (each downcasts to its type).
 #[derive(Clone, Copy)]
 pub(crate) struct DurableHooks {
     pub journaling: Journaling,
     pub init: fn(&dyn SharedObject) -> Option<Args>,
-    pub dump: fn(&dyn SharedObject, Option<EffectJournal>, &mut dyn FnMut(Dump)) -> bool,
+    pub dump: DumpHook,
     pub fill: fn(&dyn SharedObject, &CallContext<'_>, Vec<Value>) -> Result<(), RemoteError>,
     pub settle: fn(&dyn SharedObject, &CallContext<'_>, Value) -> Result<(), RemoteError>,
     pub attach: fn(&dyn SharedObject, EffectJournal),
-    pub apply:
-        fn(&dyn SharedObject, &CallContext<'_>, u8, Option<Value>) -> Result<(), RemoteError>,
+    pub apply: ApplyHook,
 }
 
 fn wrong_type() -> RemoteError {

@@ -74,8 +74,7 @@ fn last_log(dir: &Path) -> PathBuf {
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with("log.") && !n.contains("corrupt"))
         })
-        .filter(|p| std::fs::metadata(p).unwrap().len() > 8)
-        .last()
+        .rfind(|p| std::fs::metadata(p).unwrap().len() > 8)
         .expect("a log with records")
 }
 

@@ -624,17 +624,14 @@ impl Durability {
                 drop(guard);
                 let me = Arc::clone(self);
                 Reply::pending(async move {
-                    let result = future.await;
-                    if result.is_err() {
-                        return result;
-                    }
+                    let ret = future.await?;
                     if !entry.is_empty() {
                         me.log.append(|out| {
                             out.extend_from_slice(&entry);
                             Ok(())
                         });
                     }
-                    me.committed(result)
+                    me.committed(Ok(ret))
                 })
             }
         }

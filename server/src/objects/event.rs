@@ -108,6 +108,25 @@ impl SharedObject for EventObject {
     }
 }
 
+/// An event persists its flag (not its waiters).
+impl crate::persist::Durable for EventObject {
+    fn init(&self) -> Args {
+        Args::default()
+    }
+
+    fn dump(&self) -> crate::persist::Dump {
+        crate::persist::Dump {
+            state: Value::Bool(lock(&self.state).flag),
+            ..Default::default()
+        }
+    }
+
+    fn settle(&self, _ctx: &CallContext<'_>, state: Value) -> Result<(), RemoteError> {
+        lock(&self.state).flag = matches!(state, Value::Bool(true));
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,24 +151,5 @@ mod tests {
         assert_eq!(h.ok(&e, "wait", vec![]), Value::Bool(true));
         h.ok(&e, "clear", vec![]);
         assert_eq!(h.ok(&e, "is_set", vec![]), Value::Bool(false));
-    }
-}
-
-/// An event persists its flag (not its waiters).
-impl crate::persist::Durable for EventObject {
-    fn init(&self) -> Args {
-        Args::default()
-    }
-
-    fn dump(&self) -> crate::persist::Dump {
-        crate::persist::Dump {
-            state: Value::Bool(lock(&self.state).flag),
-            ..Default::default()
-        }
-    }
-
-    fn settle(&self, _ctx: &CallContext<'_>, state: Value) -> Result<(), RemoteError> {
-        lock(&self.state).flag = matches!(state, Value::Bool(true));
-        Ok(())
     }
 }

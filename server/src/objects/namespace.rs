@@ -203,39 +203,6 @@ impl SharedObject for NamespaceObject {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::objects::testing::Harness;
-
-    #[test]
-    fn namespace_semantics() {
-        let h = Harness::new();
-        let mut kw = mp_proto::message::Kwargs::new();
-        kw.insert("y".into(), "hello".into());
-        let ns = NamespaceObject::create(&h.ctx(), Args::new(vec![], kw)).unwrap();
-        h.ok(&ns, "__setattr__", vec!["x".into(), 10.into()]);
-        h.ok(&ns, "__setattr__", vec!["_hidden".into(), 1.into()]);
-        assert_eq!(ns.repr().unwrap(), "Namespace(x=10, y='hello')");
-        assert_eq!(
-            h.ok(&ns, "__getattribute__", vec!["x".into()]),
-            Value::Int(10)
-        );
-        h.ok(&ns, "__delattr__", vec!["x".into()]);
-        let e = h.err(&ns, "__getattribute__", vec!["x".into()]);
-        assert_eq!(e.message, "'Namespace' object has no attribute 'x'");
-        assert_eq!(e.kind, mp_proto::ErrorKind::AttributeError);
-        assert_eq!(
-            h.err(&ns, "__delattr__", vec!["x".into()]).kind,
-            mp_proto::ErrorKind::AttributeError
-        );
-        assert_eq!(
-            h.err(&ns, "__getattribute__", vec![1.into()]).kind,
-            mp_proto::ErrorKind::TypeError
-        );
-    }
-}
-
 /// A namespace persists its attributes, in order.
 impl crate::persist::Durable for NamespaceObject {
     fn init(&self) -> Args {
@@ -274,5 +241,38 @@ impl crate::persist::Durable for NamespaceObject {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::testing::Harness;
+
+    #[test]
+    fn namespace_semantics() {
+        let h = Harness::new();
+        let mut kw = mp_proto::message::Kwargs::new();
+        kw.insert("y".into(), "hello".into());
+        let ns = NamespaceObject::create(&h.ctx(), Args::new(vec![], kw)).unwrap();
+        h.ok(&ns, "__setattr__", vec!["x".into(), 10.into()]);
+        h.ok(&ns, "__setattr__", vec!["_hidden".into(), 1.into()]);
+        assert_eq!(ns.repr().unwrap(), "Namespace(x=10, y='hello')");
+        assert_eq!(
+            h.ok(&ns, "__getattribute__", vec!["x".into()]),
+            Value::Int(10)
+        );
+        h.ok(&ns, "__delattr__", vec!["x".into()]);
+        let e = h.err(&ns, "__getattribute__", vec!["x".into()]);
+        assert_eq!(e.message, "'Namespace' object has no attribute 'x'");
+        assert_eq!(e.kind, mp_proto::ErrorKind::AttributeError);
+        assert_eq!(
+            h.err(&ns, "__delattr__", vec!["x".into()]).kind,
+            mp_proto::ErrorKind::AttributeError
+        );
+        assert_eq!(
+            h.err(&ns, "__getattribute__", vec![1.into()]).kind,
+            mp_proto::ErrorKind::TypeError
+        );
     }
 }

@@ -94,24 +94,6 @@ impl SharedObject for ValueObject {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::objects::testing::Harness;
-    use mp_proto::Value;
-
-    #[test]
-    fn value_semantics() {
-        let h = Harness::new();
-        let v =
-            ValueObject::create(&h.ctx(), Args::positional(vec!["i".into(), 5.into()])).unwrap();
-        assert_eq!(h.ok(&v, "get", vec![]), Value::Int(5));
-        h.ok(&v, "set", vec![7.into()]);
-        assert_eq!(v.repr().unwrap(), "Value('i', 7)");
-        assert!(ValueObject::create(&h.ctx(), Args::positional(vec!["i".into()])).is_err());
-    }
-}
-
 /// A value persists its typecode and value.
 impl crate::persist::Durable for ValueObject {
     fn init(&self) -> Args {
@@ -132,5 +114,23 @@ impl crate::persist::Durable for ValueObject {
             drop(old);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::testing::Harness;
+    use mp_proto::Value;
+
+    #[test]
+    fn value_semantics() {
+        let h = Harness::new();
+        let v =
+            ValueObject::create(&h.ctx(), Args::positional(vec!["i".into(), 5.into()])).unwrap();
+        assert_eq!(h.ok(&v, "get", vec![]), Value::Int(5));
+        h.ok(&v, "set", vec![7.into()]);
+        assert_eq!(v.repr().unwrap(), "Value('i', 7)");
+        assert!(ValueObject::create(&h.ctx(), Args::positional(vec!["i".into()])).is_err());
     }
 }
