@@ -88,6 +88,8 @@ fn throughput() -> [f64; 3] {
 fn restart_seconds(dir: &Path) -> f64 {
     let key = std::env::temp_dir().join(format!("mp-bench-durable-{}.key", std::process::id()));
     std::fs::write(&key, b"bench-durable").expect("key");
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600));
     let started = Instant::now();
     let mut child = Command::new(mpserver_binary())
         .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn"])
