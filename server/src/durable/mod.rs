@@ -38,7 +38,7 @@
 //! changing calls off one another around the log append). Names given
 //! and removed, and persisted objects disposed of, are logged too. At
 //! start the newest snapshot and the logs after it are replayed; see
-//! [`record`] for the format and [`compact`] for log rewriting.
+//! [`record`] for the format and `compact.rs` for log rewriting.
 //!
 //! # The guarantees, beside Redis's AOF
 //!

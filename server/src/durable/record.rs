@@ -21,7 +21,7 @@
 //!
 //! Reading is bounded: a length above the reader's maximum is corruption,
 //! found before anything is allocated; decoding is
-//! [`decode_within`](mp_proto::codec::decode_within) a byte budget; a
+//! [`mp_proto::codec::decode_within`] a byte budget; a
 //! checksum, framing or shape error ends the valid prefix ([`Next::Bad`]).
 //! Nothing read from disk can make the reader panic (a property test
 //! feeds it garbage).
