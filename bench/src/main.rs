@@ -6,6 +6,7 @@
 mod heap;
 mod manager;
 mod manager_cpu;
+mod manager_durable;
 mod manager_iter;
 mod manager_mem;
 mod manager_proxy;
@@ -37,6 +38,7 @@ const SUITES: &[(&str, fn())] = &[
     ("manager.proxy.throughput", manager_proxy::run_throughput),
     ("manager.shared", manager_shared::run),
     ("manager.proxy.iter", manager_iter::run),
+    ("manager.durable", manager_durable::run),
     ("proto", proto::run),
     ("wire", wire::run),
     ("wire.frame", wire::run_frame),

@@ -24,6 +24,7 @@ mpserver serve --listen 0.0.0.0:50000 --authkey-file /etc/mpserver/key\n    \
 mpserver serve --unix /run/mpserver.sock --authkey-env MPSERVER_AUTHKEY\n    \
 mpserver serve --config /etc/mpserver/mpserver.toml --print-config\n    \
 mpserver serve --listen 0.0.0.0:50000 --tls-cert cert.pem --tls-key key.pem --authkey-file key\n    \
+mpserver serve --shared jobs=Queue --data-dir /var/lib/mpserver --appendfsync always\n    \
 mpserver status --address 127.0.0.1:50000 --authkey-file key\n    \
 mpserver objects --address /run/mpserver.sock --authkey-env MPSERVER_AUTHKEY --json\n    \
 mpserver ping --address db1:50000 --authkey-file key --tls-ca ca.pem\n\n\
@@ -53,7 +54,7 @@ where each value came from. With --tls-cert and --tls-key every connection is TL
 --tls-client-ca, mutual TLS); the authkey handshake runs inside it. Listening beyond loopback \
 without TLS logs a warning."
     )]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Check that a server answers.
     Ping(AdminArgs),
     /// Show uptime, connections and objects by typeid.
@@ -85,6 +86,28 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// When the data directory's log is fsynced (Redis's `appendfsync`).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppendFsync {
+    /// Before each answer to a change.
+    Always,
+    /// Once a second.
+    Everysec,
+    /// When the operating system decides.
+    No,
+}
+
+impl From<AppendFsync> for mp_server::durable::Fsync {
+    fn from(f: AppendFsync) -> Self {
+        match f {
+            AppendFsync::Always => mp_server::durable::Fsync::Always,
+            AppendFsync::Everysec => mp_server::durable::Fsync::Everysec,
+            AppendFsync::No => mp_server::durable::Fsync::No,
+        }
+    }
 }
 
 /// `serve`'s flags.
@@ -140,6 +163,33 @@ pub struct ServeSettings {
     )]
     #[serde(default)]
     pub shared: Vec<String>,
+    /// Keep the named objects, and the objects they hold, in DIR across
+    /// restarts and crashes: a snapshot plus an append-only log, replayed
+    /// at start (a --shared name restored from DIR keeps its object).
+    /// Session objects stay in memory only. DIR is locked: a second
+    /// server on it exits.
+    #[arg(long, value_name = "DIR", env = "MPSERVER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// When the data directory's log is fsynced: always (before each
+    /// answer: an answered change survives a machine crash), everysec (a
+    /// machine crash loses about the last second) or no (the OS decides).
+    /// Every answered change survives a crash of the server itself.
+    #[arg(
+        long,
+        value_enum,
+        env = "MPSERVER_APPENDFSYNC",
+        default_value_t = AppendFsync::Everysec
+    )]
+    pub appendfsync: AppendFsync,
+    /// Rewrite the data directory's log into a new snapshot once the logs
+    /// pass N bytes and twice the last snapshot.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "MPSERVER_REWRITE_MIN_BYTES",
+        default_value_t = mp_server::durable::DEFAULT_REWRITE_MIN_BYTES
+    )]
+    pub rewrite_min_bytes: u64,
     /// Serve TLS with this certificate chain (PEM, leaf first); needs
     /// --tls-key.
     #[arg(long, value_name = "PEM", env = "MPSERVER_TLS_CERT")]

@@ -40,7 +40,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         cli::Command::Serve(args) => match matches.subcommand_matches("serve") {
-            Some(serve) => serve::run(args, serve),
+            Some(serve) => serve::run(*args, serve),
             None => Err("internal error: no matches for serve".into()),
         },
         cli::Command::Ping(args) => admin::ping(args),

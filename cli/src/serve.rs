@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::ArgMatches;
 use mp_proto::auth::AuthOptions;
+use mp_server::durable::DurableOptions;
 use mp_server::MetricsEndpoint;
 use mp_server::{Limits, Listen, Registry, Server};
 use tokio::signal::unix::{signal, SignalKind};
@@ -170,11 +171,23 @@ pub fn run(args: ServeArgs, matches: &ArgMatches) -> Result<(), BoxError> {
     }
     .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let metrics_listen = args.metrics_listen.clone();
+    let (data_dir, appendfsync, rewrite_min_bytes) = (
+        args.data_dir.clone(),
+        args.appendfsync,
+        args.rewrite_min_bytes,
+    );
     let result = runtime.block_on(async move {
         let mut server = Server::new(Registry::sync_manager(), key)
             .limits(limits)
             .auth_options(auth)
             .shared(shared);
+        if let Some(dir) = data_dir {
+            server = server.data_dir(
+                DurableOptions::new(dir)
+                    .fsync(appendfsync.into())
+                    .rewrite_min_bytes(rewrite_min_bytes),
+            );
+        }
         if let Some(tls) = tls {
             server = server.tls(tls);
         }

@@ -23,6 +23,7 @@ use mp_proto::RemoteError;
 
 use crate::args::Args;
 use crate::object::{CallContext, SharedObject};
+use crate::persist::{Durable, DurableHooks};
 
 /// Makes a new object from `create`'s arguments.
 pub type Constructor =
@@ -43,6 +44,12 @@ pub struct TypeSpec {
     pub method_to_typeid: IndexMap<String, String>,
     /// Whether a manager client should offer a creation method for it.
     pub create_method: bool,
+    /// Methods declared `read_only`: a data directory's log leaves them
+    /// out (every other method is taken to change the object).
+    read_only: HashSet<&'static str>,
+    /// How its objects persist, for a type registered with
+    /// [`Registry::register_durable`].
+    pub(crate) durable: Option<DurableHooks>,
 }
 
 impl TypeSpec {
@@ -54,6 +61,18 @@ impl TypeSpec {
     /// The typeid a call to `method` returns, if it returns a new object.
     pub fn returns_typeid(&self, method: &str) -> Option<&str> {
         self.method_to_typeid.get(method).map(String::as_str)
+    }
+
+    /// Whether `method` may change an object's state (its declaration
+    /// does not mark it `read_only`).
+    pub fn mutates(&self, method: &str) -> bool {
+        !self.read_only.contains(method)
+    }
+
+    /// Whether objects of this type persist in a data directory
+    /// ([`Registry::register_durable`]).
+    pub fn is_durable(&self) -> bool {
+        self.durable.is_some()
     }
 }
 
@@ -69,6 +88,7 @@ struct Pending {
     exposed: Option<Vec<String>>,
     method_to_typeid: IndexMap<String, String>,
     create_method: bool,
+    durable: Option<DurableHooks>,
 }
 
 impl Registration<'_> {
@@ -136,6 +156,19 @@ impl Registry {
         self.insert::<T>(typeid, Some(constructor))
     }
 
+    /// Registers `typeid` like [`register`](Self::register), for a type
+    /// whose objects survive a restart when the server has a data
+    /// directory (see [`crate::persist`]).
+    pub fn register_durable<T, F>(&mut self, typeid: &str, constructor: F) -> Registration<'_>
+    where
+        T: Durable,
+        F: Fn(&CallContext<'_>, Args) -> Result<T, RemoteError> + Send + Sync + 'static,
+    {
+        let registration = self.register(typeid, constructor);
+        registration.entry.durable = Some(DurableHooks::of::<T>());
+        registration
+    }
+
     /// Registers `typeid` for objects that only methods return (through
     /// `method_to_typeid`); `create` refuses it. Python's
     /// `register(typeid, create_method=False)` with no callable.
@@ -158,6 +191,7 @@ impl Registry {
                 .filter_map(|m| Some((m.name.to_owned(), m.returns?.to_owned())))
                 .collect(),
             create_method: true,
+            durable: None,
         };
         let slot = match self.types.entry(typeid.to_owned()) {
             indexmap::map::Entry::Occupied(mut o) => {
@@ -200,6 +234,13 @@ impl Registry {
                     exposed,
                     method_to_typeid: p.method_to_typeid,
                     create_method: p.create_method,
+                    read_only: p
+                        .methods
+                        .iter()
+                        .filter(|m| !m.mutates)
+                        .map(|m| m.name)
+                        .collect(),
+                    durable: p.durable,
                 };
                 (typeid, Arc::new(spec))
             })

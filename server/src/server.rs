@@ -23,6 +23,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::admission::Admission;
 use crate::connection::{serve_connection, ConnContext};
+use crate::durable::DurableOptions;
 use crate::engine::Engine;
 use crate::limits::Limits;
 use crate::metrics::HandshakeFailure;
@@ -74,6 +75,9 @@ pub enum ServeError {
         /// Why.
         reason: String,
     },
+    /// The data directory could not be used (`--data-dir`).
+    #[error("{0}")]
+    DataDir(#[from] crate::durable::DurableError),
 }
 
 /// A server not yet listening.
@@ -84,6 +88,7 @@ pub struct Server {
     auth: AuthOptions,
     tls: Option<Arc<rustls::ServerConfig>>,
     shared: Vec<Declaration>,
+    data_dir: Option<DurableOptions>,
 }
 
 impl Server {
@@ -96,7 +101,18 @@ impl Server {
             auth: AuthOptions::default(),
             tls: None,
             shared: Vec::new(),
+            data_dir: None,
         }
+    }
+
+    /// Keeps the named objects, and what they hold, in a data directory
+    /// across restarts (`mpserver serve --data-dir`, see
+    /// [`crate::durable`]): restored when the server binds, before the
+    /// `--shared` declarations (a declared name restored keeps its
+    /// object).
+    pub fn data_dir(mut self, options: DurableOptions) -> Self {
+        self.data_dir = Some(options);
+        self
     }
 
     /// Makes and names these objects when the server binds
@@ -129,6 +145,12 @@ impl Server {
 
     /// Opens the listener.
     pub async fn bind(self, listen: &Listen) -> Result<BoundServer, ServeError> {
+        // The data directory first: a second server on it stops here,
+        // before it touches a socket.
+        let engine = Engine::with_limits(self.registry, &self.limits);
+        if let Some(options) = &self.data_dir {
+            engine.open_data_dir(options, &self.limits)?;
+        }
         let bind_error = |source| ServeError::Bind {
             address: match listen {
                 Listen::Tcp(a) => a.clone(),
@@ -176,7 +198,6 @@ impl Server {
                 (Acceptor::Unix(l, socket), path.display().to_string())
             }
         };
-        let engine = Engine::with_limits(self.registry, &self.limits);
         engine.set_address(address.clone());
         for declaration in &self.shared {
             engine
@@ -316,6 +337,9 @@ impl BoundServer {
         if let Acceptor::Unix(_, socket) = &listener {
             socket.remove();
         }
+        // Disposing of every object is not deleting it: the log is
+        // closed first.
+        engine.close_data_dir();
         engine.table.clear();
         tracing::info!("stopped");
         Ok(())

@@ -40,7 +40,13 @@ struct Entry {
     refs: u64,
     /// The object's bytes, given back when it is disposed of.
     _charge: Charge,
+    /// Whether a data directory keeps it ([`crate::durable`]).
+    persisted: bool,
 }
+
+/// Called with the id of every persisted object disposed of (not at
+/// [`Table::clear`]): the data directory's log records its end.
+pub type DisposeHook = Box<dyn Fn(ObjectId) + Send + Sync>;
 
 pub use mp_proto::reports::ObjectInfo;
 
@@ -54,6 +60,8 @@ pub struct Table {
     next_id: AtomicU64,
     /// What stored values and objects may take.
     budget: Arc<Budget>,
+    /// Told of each persisted object's disposal.
+    on_dispose: std::sync::OnceLock<DisposeHook>,
 }
 
 /// Ids stay below this so they are exact as JSON numbers and `i64`s.
@@ -72,6 +80,7 @@ impl Table {
             objects: DashMap::new(),
             next_id: AtomicU64::new(start),
             budget,
+            on_dispose: std::sync::OnceLock::new(),
         })
     }
 
@@ -99,11 +108,69 @@ impl Table {
                         spec,
                         refs: 1,
                         _charge: charge,
+                        persisted: false,
                     });
                 }
                 return Ok(id);
             }
         }
+    }
+
+    /// Adds `object` under `id` with one reference (an object restored
+    /// from a data directory keeps the id its clients' tokens carry);
+    /// `KeyError` if the id is taken or out of range, `MemoryError` past
+    /// the budget.
+    pub fn insert_with_id(
+        &self,
+        id: ObjectId,
+        object: Arc<dyn SharedObject>,
+        spec: Arc<TypeSpec>,
+    ) -> Result<(), RemoteError> {
+        if id.0 == 0 || id.0 >= ID_LIMIT {
+            return Err(key_error_msg(format!("object id '{id}' is out of range")));
+        }
+        let charge = self.budget.charge(object_bytes(&*object))?;
+        match self.objects.entry(id) {
+            MapEntry::Vacant(slot) => {
+                slot.insert(Entry {
+                    object,
+                    spec,
+                    refs: 1,
+                    _charge: charge,
+                    persisted: false,
+                });
+                Ok(())
+            }
+            MapEntry::Occupied(_) => Err(key_error_msg(format!("object id '{id}' is taken"))),
+        }
+    }
+
+    /// The object with `id`, its type, and whether it is persisted.
+    pub fn lookup(&self, id: ObjectId) -> Option<(Arc<dyn SharedObject>, Arc<TypeSpec>, bool)> {
+        self.objects
+            .get(&id)
+            .map(|e| (Arc::clone(&e.object), Arc::clone(&e.spec), e.persisted))
+    }
+
+    /// Whether `id` is alive and persisted.
+    pub fn is_persisted(&self, id: ObjectId) -> bool {
+        self.objects.get(&id).is_some_and(|e| e.persisted)
+    }
+
+    /// Marks `id` persisted; `false` if it is gone.
+    pub(crate) fn mark_persisted(&self, id: ObjectId) -> bool {
+        match self.objects.get_mut(&id) {
+            Some(mut e) => {
+                e.persisted = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sets what is told of each persisted object's disposal (once).
+    pub(crate) fn set_dispose_hook(&self, hook: DisposeHook) {
+        let _ = self.on_dispose.set(hook);
     }
 
     /// The object with `id` and its type, if it is alive.
@@ -151,7 +218,13 @@ impl Table {
                 if e.refs > 0 {
                     return Ok(e.refs);
                 }
-                slot.remove().object
+                let dead = slot.remove();
+                if dead.persisted {
+                    if let Some(hook) = self.on_dispose.get() {
+                        hook(id);
+                    }
+                }
+                dead.object
             }
             MapEntry::Vacant(_) => return Err(no_such_object(id)),
         };

@@ -90,6 +90,12 @@ impl<R, G> WaitQueue<R, G> {
         self.waiting.is_empty()
     }
 
+    /// What each waiter asked for, in arrival order (a blocked putter's
+    /// item).
+    pub fn requests(&self) -> impl Iterator<Item = &R> {
+        self.waiting.iter().map(|w| &w.request)
+    }
+
     /// Adds a waiter at the back; its ticket is what [`Wait`] polls with.
     pub fn enqueue(&mut self, request: R) -> u64 {
         let ticket = self.next_ticket;

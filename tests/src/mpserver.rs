@@ -186,6 +186,36 @@ impl ServerProcess {
         }
     }
 
+    /// Runs `mpserver serve` with `options` expecting it to fail at
+    /// start (before `serving at`): its exit status and standard error.
+    pub fn start_failing(options: Options) -> (ExitStatus, String) {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let key_file = dir.path().join("authkey");
+        std::fs::write(&key_file, b"failing-start-key").expect("write the key");
+        let out = Command::new(binary())
+            .arg("serve")
+            .arg("--authkey-file")
+            .arg(&key_file)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(&options.args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run mpserver");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("serving at"),
+            "mpserver started"
+        );
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The log lines received so far, without waiting.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+
     /// A new connection to it.
     pub fn client(&self) -> ManagerClient {
         ManagerClient::connect(&self.addr(), &self.key).expect("connect to mpserver")

@@ -13,11 +13,11 @@ crate::shared_methods! {
     /// `Server.fallback_mapping`).
     pub enum CommonMethod {
         /// `repr(proxy)`: the referent's `repr()`.
-        Repr = "__repr__",
+        Repr = "__repr__": read_only,
         /// `str(proxy)`: the same.
-        Str = "__str__",
+        Str = "__str__": read_only,
         /// A copy of the referent's value (`_getvalue()`).
-        GetValue = "#GETVALUE",
+        GetValue = "#GETVALUE": read_only,
     }
 }
 
@@ -26,27 +26,27 @@ crate::shared_methods! {
     /// and `__reversed__`.
     pub enum DictMethod {
         /// `key in d`.
-        Contains = "__contains__": exposed,
+        Contains = "__contains__": exposed.read_only(),
         /// `del d[key]`.
         DelItem = "__delitem__": exposed,
         /// `d[key]`.
-        GetItem = "__getitem__": exposed,
+        GetItem = "__getitem__": exposed.read_only(),
         /// `iter(d)`: a shared iterator over a snapshot of the keys.
-        Iter = "__iter__": returns("Iterator"),
+        Iter = "__iter__": returns("Iterator").read_only(),
         /// `len(d)`.
-        Len = "__len__": exposed,
+        Len = "__len__": exposed.read_only(),
         /// `d[key] = value`.
         SetItem = "__setitem__": exposed,
         /// `d.clear()`.
         Clear = "clear",
         /// `d.copy()`: a plain dict.
-        Copy = "copy",
+        Copy = "copy": read_only,
         /// `d.get(key, default=None)`.
-        Get = "get",
+        Get = "get": read_only,
         /// `d.items()`.
-        Items = "items",
+        Items = "items": read_only,
         /// `d.keys()`.
-        Keys = "keys",
+        Keys = "keys": read_only,
         /// `d.pop(key[, default])`.
         Pop = "pop",
         /// `d.popitem()`.
@@ -56,18 +56,18 @@ crate::shared_methods! {
         /// `d.update(other=(), **kwargs)`.
         Update = "update",
         /// `d.values()`.
-        Values = "values",
+        Values = "values": read_only,
         /// `d | other`: a plain dict.
-        Or = "__or__": exposed,
+        Or = "__or__": exposed.read_only(),
         /// `d |= other`.
         IOr = "__ior__": exposed,
         /// `reversed(d)`: the keys, last first.
-        Reversed = "__reversed__": exposed,
+        Reversed = "__reversed__": exposed.read_only(),
         /// `iter(d.items())`: a shared `Iterator` over a snapshot of the
         /// `(key, value)` pairs, which the SDK pages through with
         /// [`IteratorMethod::NextChunk`]. Not CPython's (its clients never
         /// call it); exposed, as every method returning an object is.
-        IterItems = "_iter_items": returns("Iterator"),
+        IterItems = "_iter_items": returns("Iterator").read_only(),
     }
 }
 
@@ -75,31 +75,31 @@ crate::shared_methods! {
     /// A shared `list`: CPython 3.11's `ListProxy`, plus `clear` and `copy`.
     pub enum ListMethod {
         /// `l + other`: a plain list.
-        Add = "__add__": exposed,
+        Add = "__add__": exposed.read_only(),
         /// `x in l`.
-        Contains = "__contains__": exposed,
+        Contains = "__contains__": exposed.read_only(),
         /// `del l[i]`, `del l[a:b]`.
         DelItem = "__delitem__": exposed,
         /// `l[i]`, `l[a:b]`.
-        GetItem = "__getitem__": exposed,
+        GetItem = "__getitem__": exposed.read_only(),
         /// `len(l)`.
-        Len = "__len__": exposed,
+        Len = "__len__": exposed.read_only(),
         /// `l * n`: a plain list.
-        Mul = "__mul__": exposed,
+        Mul = "__mul__": exposed.read_only(),
         /// `reversed(l)`: a plain list, last first.
-        Reversed = "__reversed__": exposed,
+        Reversed = "__reversed__": exposed.read_only(),
         /// `n * l`.
-        RMul = "__rmul__": exposed,
+        RMul = "__rmul__": exposed.read_only(),
         /// `l[i] = x`, `l[a:b] = xs`.
         SetItem = "__setitem__": exposed,
         /// `l.append(x)`.
         Append = "append",
         /// `l.count(x)`.
-        Count = "count",
+        Count = "count": read_only,
         /// `l.extend(xs)`.
         Extend = "extend",
         /// `l.index(x[, start[, stop]])`.
-        Index = "index",
+        Index = "index": read_only,
         /// `l.insert(i, x)`.
         Insert = "insert",
         /// `l.pop(i=-1)`.
@@ -117,7 +117,7 @@ crate::shared_methods! {
         /// `l.clear()`.
         Clear = "clear",
         /// `l.copy()`: a plain list.
-        Copy = "copy",
+        Copy = "copy": read_only,
     }
 }
 
@@ -142,21 +142,21 @@ crate::shared_methods! {
     /// A shared `queue.Queue` (also served as `JoinableQueue`).
     pub enum QueueMethod {
         /// `q.empty()`.
-        Empty = "empty",
+        Empty = "empty": read_only,
         /// `q.full()`.
-        Full = "full",
+        Full = "full": read_only,
         /// `q.get(block=True, timeout=None)`.
         Get = "get": blocking,
         /// `q.get_nowait()`.
         GetNowait = "get_nowait",
         /// `q.join()`: until every item put was marked done.
-        Join = "join": blocking,
+        Join = "join": blocking.read_only(),
         /// `q.put(item, block=True, timeout=None)`.
         Put = "put": blocking,
         /// `q.put_nowait(item)`.
         PutNowait = "put_nowait",
         /// `q.qsize()`.
-        Qsize = "qsize",
+        Qsize = "qsize": read_only,
         /// `q.task_done()`.
         TaskDone = "task_done",
     }
@@ -173,7 +173,7 @@ crate::shared_methods! {
         /// `release()`.
         Release = "release",
         /// `locked()` (a `Lock`'s).
-        Locked = "locked",
+        Locked = "locked": read_only,
         /// `with lock:`, entering: `acquire()`.
         Enter = "__enter__": blocking,
         /// `with lock:`, leaving: `release()`.
@@ -205,13 +205,13 @@ crate::shared_methods! {
     /// A shared `Event` (CPython's `EventProxy`).
     pub enum EventMethod {
         /// `is_set()`.
-        IsSet = "is_set",
+        IsSet = "is_set": read_only,
         /// `set()`.
         Set = "set",
         /// `clear()`.
         Clear = "clear",
         /// `wait(timeout=None)`.
-        Wait = "wait": blocking,
+        Wait = "wait": blocking.read_only(),
     }
 }
 
@@ -219,7 +219,7 @@ crate::shared_methods! {
     /// A shared `Barrier` (CPython's `BarrierProxy`).
     pub enum BarrierMethod {
         /// `parties`, `n_waiting`, `broken`, read by name.
-        GetAttribute = "__getattribute__": exposed,
+        GetAttribute = "__getattribute__": exposed.read_only(),
         /// `wait(timeout=None)`.
         Wait = "wait": blocking,
         /// `abort()`.
@@ -233,7 +233,7 @@ crate::shared_methods! {
     /// A shared `Namespace` (CPython's `NamespaceProxy`).
     pub enum NamespaceMethod {
         /// `ns.name`.
-        GetAttribute = "__getattribute__": exposed,
+        GetAttribute = "__getattribute__": exposed.read_only(),
         /// `ns.name = value`.
         SetAttr = "__setattr__": exposed,
         /// `del ns.name`.
@@ -245,7 +245,7 @@ crate::shared_methods! {
     /// A shared `Value` (CPython's `ValueProxy`: `value` is `get`/`set`).
     pub enum ValueMethod {
         /// The value.
-        Get = "get",
+        Get = "get": read_only,
         /// Replaces the value.
         Set = "set",
     }
@@ -255,9 +255,9 @@ crate::shared_methods! {
     /// A shared `Array` (CPython's `ArrayProxy`).
     pub enum ArrayMethod {
         /// `len(a)`.
-        Len = "__len__": exposed,
+        Len = "__len__": exposed.read_only(),
         /// `a[i]`, `a[a:b]`.
-        GetItem = "__getitem__": exposed,
+        GetItem = "__getitem__": exposed.read_only(),
         /// `a[i] = x`, `a[a:b] = xs`.
         SetItem = "__setitem__": exposed,
     }

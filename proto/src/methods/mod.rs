@@ -37,6 +37,12 @@ pub struct MethodSpec {
     /// rule, every name not starting with `_`, plus those declared
     /// `exposed`.
     pub exposed: bool,
+    /// The call may change the object's state: with a data directory,
+    /// a successful call of such a method on a persisted object is
+    /// written to the log. Every method mutates unless its declaration
+    /// says `read_only`, so a method declared without a thought is
+    /// logged (costing time) rather than lost (costing data).
+    pub mutates: bool,
 }
 
 impl MethodSpec {
@@ -49,6 +55,7 @@ impl MethodSpec {
             blocking: false,
             returns: None,
             exposed: !private,
+            mutates: true,
         }
     }
 
@@ -76,6 +83,13 @@ impl MethodSpec {
     /// Served, but not exposed by default: a registration must name it.
     pub const fn hidden(mut self) -> MethodSpec {
         self.exposed = false;
+        self
+    }
+
+    /// The call never changes the object's state (a read: `__getitem__`,
+    /// `qsize`): a data directory's log leaves it out.
+    pub const fn read_only(mut self) -> MethodSpec {
+        self.mutates = false;
         self
     }
 }
@@ -184,6 +198,7 @@ mod tests {
             Waits = "get": blocking,
             Hidden = "locked": hidden,
             Makes = "__iter__": returns("Iterator").blocking(),
+            Reads = "__len__x": exposed.read_only(),
         }
     }
 
@@ -201,6 +216,9 @@ mod tests {
         let makes = spec(Probe::Makes);
         assert_eq!(makes.returns, Some("Iterator"));
         assert!(makes.exposed && makes.blocking);
+        assert!(makes.mutates, "a method mutates unless declared read_only");
+        let reads = spec(Probe::Reads);
+        assert!(reads.exposed && !reads.mutates);
     }
 
     #[test]

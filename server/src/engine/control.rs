@@ -161,13 +161,13 @@ impl Engine {
                 }
                 let id = object_id(&id.unwrap_or_default())?;
                 let replace = bool_arg(replace.as_ref(), false);
-                self.names.publish(&self.table, name, id, replace)?;
+                self.publish(name, id, replace)?;
                 Value::None
             }
             ServerMethod::Unpublish => {
                 let [name] = args.bind(method, ["name"], 1)?;
                 let name = str_arg(name.as_ref().unwrap_or(&Value::None), "name")?;
-                self.names.unpublish(&self.table, name)?;
+                self.unpublish(name)?;
                 Value::None
             }
             ServerMethod::Lookup => {
@@ -305,9 +305,29 @@ impl Engine {
         Ok(self.proxy_info(&spec, id))
     }
 
+    /// Names object `id` `name` (an existing name only if `replace`),
+    /// durably when the engine has a data directory.
+    pub fn publish(&self, name: &str, id: ObjectId, replace: bool) -> Result<(), RemoteError> {
+        match self.durable.get() {
+            Some(d) => d.publish(self, name, id, replace),
+            None => self.names.publish(&self.table, name, id, replace),
+        }
+    }
+
+    /// Removes `name`, durably when the engine has a data directory; the
+    /// object it named.
+    pub fn unpublish(&self, name: &str) -> Result<ObjectId, RemoteError> {
+        match self.durable.get() {
+            Some(d) => d.unpublish(self, name),
+            None => self.names.unpublish(&self.table, name),
+        }
+    }
+
     /// Makes the object `declaration` describes and names it: what
     /// `mpserver serve --shared` does at start. The name holds its only
-    /// reference.
+    /// reference. A name restored from the data directory keeps its
+    /// object (its contents are the point of keeping it): nothing is made,
+    /// and its id is returned.
     pub fn declare(
         &self,
         declaration: &crate::names::Declaration,
@@ -318,12 +338,26 @@ impl Engine {
                 declaration.name
             )));
         }
+        if let Some(id) = self.names.get(&declaration.name) {
+            if let Some((_, spec)) = self.table.get(id) {
+                if spec.typeid != declaration.typeid {
+                    tracing::warn!(
+                        name = %declaration.name,
+                        restored = %spec.typeid,
+                        declared = %declaration.typeid,
+                        "a declared name was restored from the data directory with another typeid; keeping the restored object (unpublish it to declare it anew)"
+                    );
+                } else {
+                    tracing::info!(name = %declaration.name, "declared name restored from the data directory; keeping its object");
+                }
+                return Ok(id);
+            }
+        }
         let session = self.open_session("(declared at start)");
         let made = self
             .create(&session, &declaration.typeid, declaration.args.clone())
             .and_then(|info| {
-                self.names
-                    .publish(&self.table, &declaration.name, info.token.id, false)
+                self.publish(&declaration.name, info.token.id, false)
                     .map(|()| info.token.id)
             });
         self.end_session(&session);

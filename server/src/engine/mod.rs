@@ -49,6 +49,8 @@ pub struct Engine {
     pub(crate) transit: crate::transit::Transit,
     /// Objects the server owns by name.
     pub(crate) names: crate::names::Names,
+    /// The data directory, once opened ([`Engine::open_data_dir`]).
+    pub(crate) durable: std::sync::OnceLock<Arc<crate::durable::Durability>>,
 }
 
 impl Engine {
@@ -72,7 +74,46 @@ impl Engine {
             shutdown: Shutdown::new(),
             transit: Default::default(),
             names: Default::default(),
+            durable: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Keeps the named objects in `options.dir` from now on
+    /// ([`crate::durable`]): restores what the directory holds into this
+    /// engine, then logs every change to a persisted object. Open it
+    /// before serving any call; `limits` bound what is read from disk.
+    pub fn open_data_dir(
+        self: &Arc<Self>,
+        options: &crate::durable::DurableOptions,
+        limits: &Limits,
+    ) -> Result<crate::durable::RecoveryReport, crate::durable::DurableError> {
+        if self.durable.get().is_some() {
+            return Err(crate::durable::DurableError::AlreadyOpen);
+        }
+        let (durability, report) = crate::durable::Durability::open(
+            self,
+            options,
+            limits.max_frame_bytes,
+            limits.max_value_bytes,
+        )?;
+        self.durable
+            .set(durability)
+            .map_err(|_| crate::durable::DurableError::AlreadyOpen)?;
+        Ok(report)
+    }
+
+    /// Writes out and fsyncs the data directory's log and stops logging:
+    /// what a stopping server disposes of afterwards stays in the
+    /// directory. A no-op without one.
+    pub fn close_data_dir(&self) {
+        if let Some(d) = self.durable.get() {
+            d.close();
+        }
+    }
+
+    /// The data directory in use, if any.
+    pub fn data_dir(&self) -> Option<&Arc<crate::durable::Durability>> {
+        self.durable.get()
     }
 
     /// The object table.
@@ -192,16 +233,26 @@ impl Engine {
         };
         // An embedder's method that panics fails this call, not the
         // connection: its session must still end properly later.
-        let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            object.call(&ctx, &method, args)
-        }))
-        .unwrap_or_else(|_| {
-            tracing::error!(typeid = %spec.typeid, %method, "a shared object's method panicked");
-            Reply::err(crate::errors::runtime_error(format!(
-                "internal error in {}.{method}()",
-                spec.typeid
-            )))
-        });
+        let run = |args: Args| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                object.call(&ctx, &method, args)
+            }))
+            .unwrap_or_else(|_| {
+                tracing::error!(typeid = %spec.typeid, %method, "a shared object's method panicked");
+                Reply::err(crate::errors::runtime_error(format!(
+                    "internal error in {}.{method}()",
+                    spec.typeid
+                )))
+            })
+        };
+        // A changing call of a durable type goes through the data
+        // directory, if there is one.
+        let reply = match (self.durable.get(), spec.durable.as_ref()) {
+            (Some(d), Some(hooks)) if spec.mutates(&method) => {
+                d.call(&self.table, id, hooks, &method, args, run)
+            }
+            _ => run(args),
+        };
         match reply {
             Reply::Ready(result) => Reply::Ready(self.finish(session, &spec, &method, result)),
             Reply::Pending(future) => {

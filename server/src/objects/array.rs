@@ -272,6 +272,35 @@ impl SharedObject for ArrayObject {
     }
 }
 
+/// An array persists its typecode and items.
+impl crate::persist::Durable for ArrayObject {
+    fn init(&self) -> Args {
+        Args::positional(vec![
+            Value::Str(self.typecode.clone()),
+            Value::List(Vec::new()),
+        ])
+    }
+
+    fn dump(&self) -> crate::persist::Dump {
+        crate::persist::Dump {
+            items: lock(&self.items).items.clone(),
+            ..Default::default()
+        }
+    }
+
+    fn fill(&self, _ctx: &CallContext<'_>, items: Vec<Value>) -> Result<(), RemoteError> {
+        let items = items
+            .into_iter()
+            .map(|v| self.kind.check(&self.typecode, v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut state = lock(&self.items);
+        let len = state.items.len().saturating_add(items.len());
+        state.charge.resize(self.kind.bytes(len))?;
+        state.items.extend(items);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -211,6 +211,22 @@ impl SharedObject for BarrierObject {
     }
 }
 
+/// A barrier comes back fresh: its parties and timeout, nobody waiting,
+/// not broken.
+impl crate::persist::Durable for BarrierObject {
+    const JOURNALING: crate::persist::Journaling = crate::persist::Journaling::Initial;
+
+    fn init(&self) -> Args {
+        let parties = lock(&self.state).parties;
+        Args::positional(vec![
+            Value::Int(i64::try_from(parties).unwrap_or(i64::MAX)),
+            Value::None,
+            self.default_timeout
+                .map_or(Value::None, |t| Value::Float(t.as_secs_f64())),
+        ])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -190,6 +190,18 @@ impl SharedObject for ConditionObject {
     }
 }
 
+/// A condition comes back with the same lock, free, and no waiters.
+impl crate::persist::Durable for ConditionObject {
+    const JOURNALING: crate::persist::Journaling = crate::persist::Journaling::Initial;
+
+    fn init(&self) -> Args {
+        match &self._lock_ref {
+            Some(token) => Args::positional(vec![token.value().clone()]),
+            None => Args::default(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

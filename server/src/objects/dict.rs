@@ -400,6 +400,41 @@ fn no_method(method: &str) -> RemoteError {
     crate::errors::attribute_error(format!("'dict' object has no attribute '{method}'"))
 }
 
+/// A dict persists its pairs, in order.
+impl crate::persist::Durable for DictObject {
+    fn init(&self) -> Args {
+        Args::default()
+    }
+
+    fn dump(&self) -> crate::persist::Dump {
+        let map = lock(&self.map);
+        let items = map
+            .iter()
+            .flat_map(|(k, v)| [k.value().clone(), v.value().clone()])
+            .collect();
+        crate::persist::Dump {
+            items,
+            ..Default::default()
+        }
+    }
+
+    fn fill(&self, ctx: &CallContext<'_>, items: Vec<Value>) -> Result<(), RemoteError> {
+        let mut items = items.into_iter();
+        let mut map = lock(&self.map);
+        while let (Some(k), Some(v)) = (items.next(), items.next()) {
+            Self::key(&k)?;
+            let v = ctx.hold(v)?;
+            match map.get_mut(&k) {
+                Some(slot) => *slot = v,
+                None => {
+                    map.insert(ctx.hold(k)?, v);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,6 +108,25 @@ impl SharedObject for EventObject {
     }
 }
 
+/// An event persists its flag (not its waiters).
+impl crate::persist::Durable for EventObject {
+    fn init(&self) -> Args {
+        Args::default()
+    }
+
+    fn dump(&self) -> crate::persist::Dump {
+        crate::persist::Dump {
+            state: Value::Bool(lock(&self.state).flag),
+            ..Default::default()
+        }
+    }
+
+    fn settle(&self, _ctx: &CallContext<'_>, state: Value) -> Result<(), RemoteError> {
+        lock(&self.state).flag = matches!(state, Value::Bool(true));
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

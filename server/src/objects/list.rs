@@ -342,6 +342,30 @@ impl ListObject {
     }
 }
 
+/// A list persists its items.
+impl crate::persist::Durable for ListObject {
+    fn init(&self) -> Args {
+        Args::default()
+    }
+
+    fn dump(&self) -> crate::persist::Dump {
+        crate::persist::Dump {
+            items: values(&lock(&self.items)),
+            ..Default::default()
+        }
+    }
+
+    fn fill(&self, ctx: &CallContext<'_>, items: Vec<Value>) -> Result<(), RemoteError> {
+        // Each item on its own: each was stored by one call.
+        let held = items
+            .into_iter()
+            .map(|v| ctx.hold(v))
+            .collect::<Result<Vec<_>, _>>()?;
+        lock(&self.items).extend(held);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,28 +45,30 @@ pub fn register_builtins(r: &mut Registry) {
     // Each type's exposed list and method_to_typeid come from its
     // declaration (mp_proto::methods::builtin); only the narrower
     // registrations of the shared semaphore object name their subset.
+    // Every type but the iterator persists in a data directory
+    // (crate::persist); an iterator is a snapshot a client walks.
     let acquirer = [SemaphoreMethod::Acquire, SemaphoreMethod::Release].map(SemaphoreMethod::name);
-    r.register("dict", dict::DictObject::create);
-    r.register("list", list::ListObject::create);
+    r.register_durable("dict", dict::DictObject::create);
+    r.register_durable("list", list::ListObject::create);
     r.register_returned::<iterator::IteratorObject>("Iterator");
-    r.register("Queue", queue::QueueObject::create);
-    r.register("JoinableQueue", queue::QueueObject::create);
-    r.register("Lock", semaphore::SemaphoreObject::create_lock);
-    r.register("RLock", semaphore::SemaphoreObject::create_rlock)
+    r.register_durable("Queue", queue::QueueObject::create);
+    r.register_durable("JoinableQueue", queue::QueueObject::create);
+    r.register_durable("Lock", semaphore::SemaphoreObject::create_lock);
+    r.register_durable("RLock", semaphore::SemaphoreObject::create_rlock)
         .exposed(acquirer);
-    r.register("Semaphore", semaphore::SemaphoreObject::create_semaphore)
+    r.register_durable("Semaphore", semaphore::SemaphoreObject::create_semaphore)
         .exposed(acquirer);
-    r.register(
+    r.register_durable(
         "BoundedSemaphore",
         semaphore::SemaphoreObject::create_bounded,
     )
     .exposed(acquirer);
-    r.register("Condition", condition::ConditionObject::create);
-    r.register("Event", event::EventObject::create);
-    r.register("Barrier", barrier::BarrierObject::create);
-    r.register("Namespace", namespace::NamespaceObject::create);
-    r.register("Value", value::ValueObject::create);
-    r.register("Array", array::ArrayObject::create);
+    r.register_durable("Condition", condition::ConditionObject::create);
+    r.register_durable("Event", event::EventObject::create);
+    r.register_durable("Barrier", barrier::BarrierObject::create);
+    r.register_durable("Namespace", namespace::NamespaceObject::create);
+    r.register_durable("Value", value::ValueObject::create);
+    r.register_durable("Array", array::ArrayObject::create);
 }
 
 /// Python's iteration of a value: a list's or tuple's items, a dict's

@@ -203,6 +203,47 @@ impl SharedObject for NamespaceObject {
     }
 }
 
+/// A namespace persists its attributes, in order.
+impl crate::persist::Durable for NamespaceObject {
+    fn init(&self) -> Args {
+        Args::default()
+    }
+
+    fn dump(&self) -> crate::persist::Dump {
+        let items = lock(&self.attrs)
+            .iter()
+            .flat_map(|(k, a)| [Value::Str(k.clone()), a.value.value().clone()])
+            .collect();
+        crate::persist::Dump {
+            items,
+            ..Default::default()
+        }
+    }
+
+    fn fill(&self, ctx: &CallContext<'_>, items: Vec<Value>) -> Result<(), RemoteError> {
+        let mut items = items.into_iter();
+        let mut attrs = lock(&self.attrs);
+        while let (Some(name), Some(value)) = (items.next(), items.next()) {
+            let name = str_arg(&name, "attribute name")?.to_owned();
+            let value = ctx.hold(value)?;
+            match attrs.get_mut(&name) {
+                Some(slot) => slot.value = value,
+                None => {
+                    let charge = ctx.budget().charge(name_bytes(&name))?;
+                    attrs.insert(
+                        name,
+                        Attr {
+                            value,
+                            _name: charge,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

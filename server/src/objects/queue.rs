@@ -26,6 +26,7 @@ use crate::errors::value_error;
 use crate::held::Held;
 use crate::lock;
 use crate::object::{CallContext, Reply, Return, SharedObject};
+use crate::persist::{Dump, Durable, EffectJournal, Journaling};
 use crate::wait::{Cancelled, Wait, WaitQueue, Wakers};
 
 /// Items, counters and the three kinds of waiter.
@@ -39,9 +40,27 @@ pub struct QueueState {
     /// A blocked putter waits with its item.
     putters: WaitQueue<Held, ()>,
     joiners: WaitQueue<(), ()>,
+    /// Where changes are recorded once a data directory keeps the queue.
+    journal: Option<EffectJournal>,
+}
+
+/// The effects a persisted queue records ([`EffectJournal`]): an item
+/// added at the back, the front item taken, an item given back to the
+/// front, a task marked done.
+mod effect {
+    pub const PUT: u8 = 0;
+    pub const TAKE: u8 = 1;
+    pub const UNTAKE: u8 = 2;
+    pub const DONE: u8 = 3;
 }
 
 impl QueueState {
+    fn record(&self, tag: u8, value: Option<&Value>) {
+        if let Some(journal) = &self.journal {
+            journal.record(tag, value);
+        }
+    }
+
     fn full(&self) -> bool {
         self.maxsize > 0 && self.items.len() >= self.maxsize
     }
@@ -49,8 +68,11 @@ impl QueueState {
     /// Adds an item: straight to a waiting getter if there is one.
     fn push(&mut self, item: Held, wakers: &mut Wakers) {
         self.unfinished += 1;
+        self.record(effect::PUT, Some(item.value()));
         let mut item = Some(item);
         if !self.getters.is_empty() {
+            // Straight to the longest waiter: as if put, then taken.
+            self.record(effect::TAKE, None);
             self.getters.grant_front_with(wakers, |()| {
                 item.take().unwrap_or_else(|| Held::plain(Value::None))
             });
@@ -76,6 +98,7 @@ impl QueueState {
 
     fn pop(&mut self, wakers: &mut Wakers) -> Option<Held> {
         let item = self.items.pop_front()?;
+        self.record(effect::TAKE, None);
         self.admit_putter(wakers);
         shrink_deque(&mut self.items);
         Some(item)
@@ -105,6 +128,7 @@ fn getter_cancelled(s: &mut QueueState, c: Cancelled<(), Held>, wakers: &mut Wak
             });
         }
         if let Some(item) = item {
+            s.record(effect::UNTAKE, Some(item.value()));
             s.items.push_front(item);
         }
     }
@@ -146,6 +170,7 @@ impl QueueObject {
                 getters: WaitQueue::new(),
                 putters: WaitQueue::new(),
                 joiners: WaitQueue::new(),
+                journal: None,
             })),
         })
     }
@@ -263,6 +288,7 @@ impl QueueObject {
                     return Err(value_error("task_done() called too many times"));
                 }
                 s.unfinished -= 1;
+                s.record(effect::DONE, None);
                 if s.unfinished == 0 {
                     s.joiners.grant_all(&mut wakers, |()| ());
                 }
@@ -311,6 +337,91 @@ impl SharedObject for QueueObject {
             s.getters.len(),
             s.putters.len()
         ))
+    }
+}
+
+/// A queue persists its items, its maxsize and its unfinished-task
+/// count; waiting getters and putters do not (a blocked putter's item
+/// was never acknowledged).
+impl Durable for QueueObject {
+    const JOURNALING: Journaling = Journaling::Effects;
+
+    fn init(&self) -> Args {
+        let maxsize = lock(&self.state).maxsize;
+        Args::positional(vec![Value::Int(i64::try_from(maxsize).unwrap_or(i64::MAX))])
+    }
+
+    fn dump_attached(&self, journal: Option<EffectJournal>, write: &mut dyn FnMut(Dump)) {
+        let mut s = lock(&self.state);
+        let dump = Dump {
+            items: s.items.iter().map(|h| h.value().clone()).collect(),
+            state: Value::Int(i64::try_from(s.unfinished).unwrap_or(i64::MAX)),
+            pending: s.putters.requests().map(|h| h.value().clone()).collect(),
+        };
+        write(dump);
+        if journal.is_some() {
+            s.journal = journal;
+        }
+    }
+
+    fn fill(&self, ctx: &CallContext<'_>, items: Vec<Value>) -> Result<(), RemoteError> {
+        // Each item is held on its own: each was stored by one call.
+        let held = items
+            .into_iter()
+            .map(|v| ctx.hold(v))
+            .collect::<Result<Vec<_>, _>>()?;
+        lock(&self.state).items.extend(held);
+        Ok(())
+    }
+
+    fn settle(&self, _ctx: &CallContext<'_>, state: Value) -> Result<(), RemoteError> {
+        let unfinished = int_arg(&state)?;
+        lock(&self.state).unfinished = u64::try_from(unfinished).unwrap_or(0);
+        Ok(())
+    }
+
+    fn attach(&self, journal: EffectJournal) {
+        lock(&self.state).journal = Some(journal);
+    }
+
+    fn apply(
+        &self,
+        ctx: &CallContext<'_>,
+        tag: u8,
+        value: Option<Value>,
+    ) -> Result<(), RemoteError> {
+        let item = match value {
+            Some(v) => Some(ctx.hold(v)?),
+            None => None,
+        };
+        let mut s = lock(&self.state);
+        match (tag, item) {
+            (effect::PUT, Some(item)) => {
+                s.unfinished += 1;
+                s.record(effect::PUT, Some(item.value()));
+                s.items.push_back(item);
+            }
+            (effect::TAKE, None) => {
+                let taken = s
+                    .items
+                    .pop_front()
+                    .ok_or_else(|| value_error("a recorded take from an empty queue"))?;
+                s.record(effect::TAKE, None);
+                shrink_deque(&mut s.items);
+                drop(s);
+                drop(taken);
+            }
+            (effect::UNTAKE, Some(item)) => {
+                s.record(effect::UNTAKE, Some(item.value()));
+                s.items.push_front(item);
+            }
+            (effect::DONE, None) => {
+                s.unfinished = s.unfinished.saturating_sub(1);
+                s.record(effect::DONE, None);
+            }
+            (tag, _) => return Err(value_error(format!("unknown queue effect {tag}"))),
+        }
+        Ok(())
     }
 }
 

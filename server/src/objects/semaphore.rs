@@ -436,6 +436,22 @@ impl SharedObject for SemaphoreObject {
     }
 }
 
+/// A lock or semaphore comes back free, with its initial value: who held
+/// it did not survive the restart.
+impl crate::persist::Durable for SemaphoreObject {
+    const JOURNALING: crate::persist::Journaling = crate::persist::Journaling::Initial;
+
+    fn init(&self) -> Args {
+        let s = lock(&self.state);
+        match s.kind {
+            SemKind::Lock | SemKind::RLock => Args::default(),
+            SemKind::Semaphore | SemKind::BoundedSemaphore => {
+                Args::positional(vec![Value::Int(i64::try_from(s.bound).unwrap_or(i64::MAX))])
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,6 +94,29 @@ impl SharedObject for ValueObject {
     }
 }
 
+/// A value persists its typecode and value.
+impl crate::persist::Durable for ValueObject {
+    fn init(&self) -> Args {
+        Args::positional(vec![self.typecode.value().clone(), mp_proto::Value::None])
+    }
+
+    fn dump(&self) -> crate::persist::Dump {
+        crate::persist::Dump {
+            items: vec![lock(&self.value).value().clone()],
+            ..Default::default()
+        }
+    }
+
+    fn fill(&self, ctx: &CallContext<'_>, items: Vec<mp_proto::Value>) -> Result<(), RemoteError> {
+        if let Some(v) = items.into_iter().last() {
+            let new = ctx.hold(v)?;
+            let old = std::mem::replace(&mut *lock(&self.value), new);
+            drop(old);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
