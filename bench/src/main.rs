@@ -11,6 +11,7 @@ mod manager_iter;
 mod manager_mem;
 mod manager_proxy;
 mod manager_raw;
+mod manager_reconnect;
 mod manager_shared;
 mod pool;
 mod process;
@@ -39,6 +40,7 @@ const SUITES: &[(&str, fn())] = &[
     ("manager.shared", manager_shared::run),
     ("manager.proxy.iter", manager_iter::run),
     ("manager.durable", manager_durable::run),
+    ("manager.reconnect", manager_reconnect::run),
     ("proto", proto::run),
     ("wire", wire::run),
     ("wire.frame", wire::run_frame),
