@@ -188,7 +188,7 @@ impl<T> Buffer<T> {
 /// let l = manager.list_from::<i64>(0..10_000)?;
 /// // 2 round trips (1024 items, then the rest), not 10,000 of one.
 /// let sum = l.iter().sum::<Result<i64, _>>()?;
-/// assert_eq!(sum, (0..10_000).sum());
+/// assert_eq!(sum, (0..10_000).sum::<i64>());
 /// for x in l.iter_chunked(100).take(3) {
 ///     println!("{}", x?);
 /// }
