@@ -121,8 +121,12 @@ pub trait SharedType: Sized + Send + Sync + 'static {
 
 /// What one call of a `#[shared]` method gave: a value, or a new shared
 /// object for the server to hand out as a proxy.
+// Only the server side reads an answer; a build without the `server`
+// feature still names the type in `SharedType::dispatch`.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 pub struct Answer(AnswerKind);
 
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 enum AnswerKind {
     Value(Value),
     Object(Box<dyn NewShared>),
