@@ -127,10 +127,6 @@ impl Writer<'_> {
     /// stays small: each level of nesting costs one of these frames and
     /// one of the container's; the work is in the functions it calls.
     fn save(&mut self, value: &Value, depth: usize) -> Result<(), PicklingError> {
-        let marker = 0u8;
-        if depth == 0 || depth == 100 {
-            eprintln!("W depth {depth} sp {:p}", &marker);
-        }
         if depth > MAX_DEPTH || self.stack.exhausted() {
             return Err(PicklingError::TooDeep { limit: MAX_DEPTH });
         }
