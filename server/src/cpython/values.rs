@@ -7,8 +7,9 @@
 //! | `tuple`, `list`, `dict`                       | `Tuple`, `List`, `Dict`                | the same |
 //! | `slice` of ints or `None`                     | `("$slice", start, stop, step)` ([`mp_proto::slice`]) | `slice` |
 //! | `Token`, a proxy (`RebuildProxy(...)`)        | `Proxy(token)`, the address rewritten to this server's | `RebuildProxy(<class of the typeid>, Token(.., <the address the client reached>, ..), 'pickle', {'exposed': ..})` |
+//! | `range` (up to [`MAX_RANGE_ITEMS`] items)      | `List` of its ints, what `list(r)` gives (`m.list(range(10))`) | `list` |
 //! | `set`, `bytearray`, an instance of a user's class, an exception | `["$pickle", <pickle bytes>]` (a list: unhashable, as in Python) | the object, as it came |
-//! | `frozenset`, `int` beyond 64 bits, `complex`, `range`, a class by itself, any other slice | `("$pickle", <pickle bytes>)` (a tuple: hashable) | the object, as it came |
+//! | `frozenset`, `int` beyond 64 bits, `complex`, a class by itself, any other slice | `("$pickle", <pickle bytes>)` (a tuple: hashable) | the object, as it came |
 //!
 //! So a Rust SDK client and a Python client share one dict or queue and
 //! each sees its own language's types: the common types map one to one,
@@ -89,6 +90,7 @@ pub(crate) fn from_pickle(value: Py, side: &Side<'_>) -> Result<Value, RemoteErr
                 part(s.step),
             ])
         }
+        Py::Range(range) => range_list(&range)?,
         Py::Token(token) => Value::Proxy(Box::new(token_in(*token, side)?)),
         Py::Proxy(proxy) => Value::Proxy(Box::new(token_in(proxy.token, side)?)),
         other => blob(other)?,
@@ -108,6 +110,50 @@ fn is_int_slice(s: &mp_pickle::Slice) -> bool {
     [&s.start, &s.stop, &s.step]
         .iter()
         .all(|v| matches!(v, Py::None | Py::Int(_)))
+}
+
+/// The most items a `range` expands to.
+pub const MAX_RANGE_ITEMS: i128 = 1 << 20;
+
+/// A `range` as the list of its ints: what `list(range(...))`, the
+/// usual reason a range is sent (`m.list(range(10))`, `l.extend(r)`),
+/// makes of it.
+fn range_list(range: &mp_pickle::Range) -> Result<Value, RemoteError> {
+    let small = |i: &mp_pickle::PyInt| match i {
+        mp_pickle::PyInt::Small(i) => Some(i128::from(*i)),
+        mp_pickle::PyInt::Big(_) => None,
+    };
+    let too_long = || {
+        RemoteError::new(
+            ErrorKind::MemoryError,
+            format!("a range of more than {MAX_RANGE_ITEMS} items is not expanded"),
+        )
+    };
+    let (Some(start), Some(stop), Some(step)) =
+        (small(&range.start), small(&range.stop), small(&range.step))
+    else {
+        return Err(too_long());
+    };
+    if step == 0 {
+        return Err(RemoteError::new(
+            ErrorKind::ValueError,
+            "range() arg 3 must not be zero",
+        ));
+    }
+    let len = if step > 0 {
+        (stop - start + step - 1).div_euclid(step).max(0)
+    } else {
+        (start - stop - step - 1).div_euclid(-step).max(0)
+    };
+    if len > MAX_RANGE_ITEMS {
+        return Err(too_long());
+    }
+    // Every item lies between start and stop, both within i64.
+    Ok(Value::List(
+        (0..len)
+            .map(|i| Value::Int((start + i * step) as i64))
+            .collect(),
+    ))
 }
 
 /// A token a client sent, as a token of this server. The address it
@@ -340,6 +386,28 @@ mod tests {
             let hashable = matches!(py, Py::FrozenSet(_) | Py::Complex { .. } | Py::Tuple(_));
             assert_eq!(v.is_hashable(), hashable, "{py:?}");
         }
+    }
+
+    #[test]
+    fn ranges_become_lists_of_their_ints() {
+        let r = |a, b, c| {
+            Py::Range(Box::new(mp_pickle::Range {
+                start: mp_pickle::PyInt::Small(a),
+                stop: mp_pickle::PyInt::Small(b),
+                step: mp_pickle::PyInt::Small(c),
+            }))
+        };
+        let ints = |v: Vec<i64>| Value::List(v.into_iter().map(Value::Int).collect());
+        side_with(|side| {
+            assert_eq!(
+                from_pickle(r(0, 4, 1), side).unwrap(),
+                ints(vec![0, 1, 2, 3])
+            );
+            assert_eq!(from_pickle(r(5, 0, -2), side).unwrap(), ints(vec![5, 3, 1]));
+            assert_eq!(from_pickle(r(3, 3, 1), side).unwrap(), ints(vec![]));
+            let e = from_pickle(r(0, i64::MAX, 1), side).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::MemoryError);
+        });
     }
 
     #[test]
