@@ -30,18 +30,6 @@ fn closed_at_once(stream: &mut TcpStream) -> bool {
 
 /// Lines of the server's log seen within a short wait, until `want`
 /// matches one; whether it did.
-fn logged(server: &ServerProcess, want: impl Fn(&str) -> bool) -> bool {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-        match server.log.recv_timeout(left) {
-            Ok(line) if want(&line) => return true,
-            Ok(_) => {}
-            Err(_) => return false,
-        }
-    }
-    false
-}
-
 #[test]
 fn a_regular_file_at_the_unix_path_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();

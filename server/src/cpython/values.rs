@@ -198,7 +198,7 @@ fn blob(value: Py) -> Result<Value, RemoteError> {
 /// The type name of the first container of a proxy inside `value`, if any.
 fn holds_proxy(value: &Py) -> Option<String> {
     fn any(items: &[Py]) -> bool {
-        items.iter().any(|v| contains_proxy(v))
+        items.iter().any(contains_proxy)
     }
     fn contains_proxy(value: &Py) -> bool {
         match value {
