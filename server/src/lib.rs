@@ -54,6 +54,7 @@ pub mod args;
 pub mod budget;
 pub(crate) mod compare;
 pub(crate) mod connection;
+pub mod cpython;
 pub mod durable;
 pub mod engine;
 pub mod errors;

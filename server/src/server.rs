@@ -220,6 +220,7 @@ impl Server {
                 admission: Admission::new(&self.limits),
                 limits: self.limits,
                 throttle: crate::throttle::AuthThrottle::default(),
+                python: Default::default(),
             }),
         })
     }

@@ -30,18 +30,6 @@ fn closed_at_once(stream: &mut TcpStream) -> bool {
 
 /// Lines of the server's log seen within a short wait, until `want`
 /// matches one; whether it did.
-fn logged(server: &ServerProcess, want: impl Fn(&str) -> bool) -> bool {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-        match server.log.recv_timeout(left) {
-            Ok(line) if want(&line) => return true,
-            Ok(_) => {}
-            Err(_) => return false,
-        }
-    }
-    false
-}
-
 #[test]
 fn a_regular_file_at_the_unix_path_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
@@ -196,7 +184,7 @@ fn a_json_log_is_one_object_per_line() {
 }
 
 #[test]
-fn a_cpython_manager_client_is_named_in_the_log() {
+fn a_cpython_manager_client_is_served_with_legacy_auth() {
     if Command::new("python3").arg("--version").output().is_err() {
         eprintln!("python3 not found: skipped");
         return;
@@ -206,7 +194,7 @@ fn a_cpython_manager_client_is_named_in_the_log() {
     let script = format!(
         "from multiprocessing.managers import BaseManager\n\
          m = BaseManager(address=({host:?}, {port}), authkey={key:?}.encode())\n\
-         try:\n    m.connect()\nexcept Exception as e:\n    print(type(e).__name__)\n",
+         m.connect()\nprint('connected')\n",
         key = String::from_utf8_lossy(&server.key),
     );
     let out = Command::new("python3")
@@ -218,6 +206,5 @@ fn a_cpython_manager_client_is_named_in_the_log() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(logged(&server, |l| l
-        .contains("a CPython manager client connected")));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("connected"));
 }
