@@ -264,8 +264,13 @@ fn the_server_drops_a_cancelled_call_and_answers_both() {
         panic!("no queue")
     };
     let queue = Target::Object(q.token.id);
-    peer.frame(&request(100, queue.clone(), "get", vec![]));
-    peer.frame(&request(101, Target::Server, "cancel", vec![Value::Int(100)]));
+    peer.frame(&request(100, queue, "get", vec![]));
+    peer.frame(&request(
+        101,
+        Target::Server,
+        "cancel",
+        vec![Value::Int(100)],
+    ));
     let mut answers = Vec::new();
     for _ in 0..2 {
         let frame = peer.read().expect("an answer");
@@ -278,9 +283,9 @@ fn the_server_drops_a_cancelled_call_and_answers_both() {
         other => panic!("the cancelled get answered {other:?}"),
     }
     // Nothing waits any more: a put stays in the queue.
-    peer.call(queue.clone(), "put", vec![Value::Int(7)]);
+    peer.call(queue, "put", vec![Value::Int(7)]);
     assert_eq!(
-        peer.call(queue.clone(), "qsize", vec![]),
+        peer.call(queue, "qsize", vec![]),
         Outcome::Return(Value::Int(1))
     );
     // Nothing to cancel: False.
@@ -362,18 +367,18 @@ fn a_server_restart_under_load() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let manager = AsyncSyncManager::connect_with(
-            &address,
-            b"async-restart",
-            &ConnectOptions::default(),
-        )
-        .await
-        .unwrap();
+        let manager =
+            AsyncSyncManager::connect_with(&address, b"async-restart", &ConnectOptions::default())
+                .await
+                .unwrap();
         let table = manager
             .lookup::<multiprocessing::managers::asyncio::AsyncDictProxy<String, i64>>("table")
             .await
             .unwrap();
-        let jobs = manager.lookup::<AsyncQueueProxy<i64>>("jobs").await.unwrap();
+        let jobs = manager
+            .lookup::<AsyncQueueProxy<i64>>("jobs")
+            .await
+            .unwrap();
         let private = manager.dict::<String, i64>().await.unwrap();
         // A get blocked across the restart resumes on the new server.
         let waiting = {

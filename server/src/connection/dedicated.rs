@@ -290,13 +290,15 @@ pub(super) fn serve(
         let answered = buffers.answer_frames(bounds, |frame, out| {
             // A dedicated thread serves only a connection with no
             // blocking call waiting: a `cancel` finds nothing to drop.
-            Ok(match answer(engine, session, bounds, frame, out, &mut |_| false)? {
-                None => Flow::Next,
-                Some(blocking) => {
-                    waits = Some(blocking);
-                    Flow::Stop
-                }
-            })
+            Ok(
+                match answer(engine, session, bounds, frame, out, &mut |_| false)? {
+                    None => Flow::Next,
+                    Some(blocking) => {
+                        waits = Some(blocking);
+                        Flow::Stop
+                    }
+                },
+            )
         });
         let full = match answered {
             Ok(full) => full,

@@ -186,10 +186,12 @@ impl<'a> Connection<'a> {
             // Aborting drops the call's future, which gives back whatever
             // it was granted (`wait.rs`); a task that finished meanwhile
             // keeps its answer. Either way `finished` answers its id.
-            let mut cancel = |id| cancels.remove(&id).is_some_and(|task| {
-                task.abort();
-                true
-            });
+            let mut cancel = |id| {
+                cancels.remove(&id).is_some_and(|task| {
+                    task.abort();
+                    true
+                })
+            };
             let answered = answer(self.engine, self.session, &bounds, frame, out, &mut cancel)?;
             if let Some((id, future)) = answered {
                 blocked = true;

@@ -159,11 +159,9 @@ impl Drop for Handle {
 /// ```
 /// # #[cfg(feature = "server")] {
 /// use multiprocessing::managers::asyncio::AsyncManagerClient;
-/// use multiprocessing::managers::BaseManager;
+/// use multiprocessing::managers::Manager;
 ///
-/// let server = BaseManager::new("127.0.0.1:0".parse().unwrap(), b"key".to_vec())
-///     .start()
-///     .unwrap();
+/// let server = Manager::start("127.0.0.1:0", b"key").unwrap();
 /// let address = server.address().clone();
 /// tokio::runtime::Runtime::new().unwrap().block_on(async {
 ///     let client = AsyncManagerClient::connect(&address, b"key").await.unwrap();
@@ -473,8 +471,7 @@ impl AsyncManagerClient {
         args: Vec<Value>,
         thread: u64,
     ) {
-        self.shared()
-            .send_and_forget(target, method, args, thread);
+        self.shared().send_and_forget(target, method, args, thread);
     }
 }
 
@@ -780,7 +777,9 @@ fn reconnect(shared: &Shared, policy: crate::managers::Reconnect) -> Option<Open
                 }
             }
         }
-        delay = (delay * 2).min(policy.max_delay).max(Duration::from_millis(1));
+        delay = (delay * 2)
+            .min(policy.max_delay)
+            .max(Duration::from_millis(1));
     }
 }
 

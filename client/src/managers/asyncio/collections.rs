@@ -6,7 +6,9 @@
 
 use std::marker::PhantomData;
 
-use mp_proto::methods::builtin::{ArrayMethod, DictMethod, ListMethod, NamespaceMethod, ValueMethod};
+use mp_proto::methods::builtin::{
+    ArrayMethod, DictMethod, ListMethod, NamespaceMethod, ValueMethod,
+};
 use mp_proto::{ErrorKind, Value};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -26,11 +28,9 @@ fn key_error(e: &ManagerError) -> bool {
 /// ```
 /// # #[cfg(feature = "server")] {
 /// use multiprocessing::managers::asyncio::AsyncSyncManager;
-/// use multiprocessing::managers::BaseManager;
+/// use multiprocessing::managers::Manager;
 ///
-/// let server = BaseManager::new("127.0.0.1:0".parse().unwrap(), b"key".to_vec())
-///     .start()
-///     .unwrap();
+/// let server = Manager::start("127.0.0.1:0", b"key").unwrap();
 /// let address = server.address().clone();
 /// tokio::runtime::Runtime::new().unwrap().block_on(async {
 ///     let manager = AsyncSyncManager::connect(&address, b"key").await.unwrap();
@@ -94,7 +94,10 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> AsyncDict
     /// `del d[key]`; a missing key is a `KeyError`.
     pub async fn del(&self, key: impl Arg<K>) -> Result<(), ManagerError> {
         let key = to_wire(&key)?;
-        self.base.call(DictMethod::DelItem, vec![key]).await.map(drop)
+        self.base
+            .call(DictMethod::DelItem, vec![key])
+            .await
+            .map(drop)
     }
 
     /// `d.pop(key)`; a missing key is a `KeyError`.
@@ -154,7 +157,10 @@ impl<T: Serialize + DeserializeOwned> AsyncListProxy<T> {
     /// `l.append(item)`.
     pub async fn append(&self, item: impl Arg<T>) -> Result<(), ManagerError> {
         let item = to_wire(&item)?;
-        self.base.call(ListMethod::Append, vec![item]).await.map(drop)
+        self.base
+            .call(ListMethod::Append, vec![item])
+            .await
+            .map(drop)
     }
 
     /// `l.extend(items)`.
@@ -174,7 +180,9 @@ impl<T: Serialize + DeserializeOwned> AsyncListProxy<T> {
 
     /// `l[i]` (negative from the end); out of range is an `IndexError`.
     pub async fn get(&self, i: i64) -> Result<T, ManagerError> {
-        self.base.call_as(ListMethod::GetItem, vec![Value::Int(i)]).await
+        self.base
+            .call_as(ListMethod::GetItem, vec![Value::Int(i)])
+            .await
     }
 
     /// `l[i] = item`.
@@ -191,13 +199,18 @@ impl<T: Serialize + DeserializeOwned> AsyncListProxy<T> {
 
     /// `l.pop(i)`.
     pub async fn pop(&self, i: i64) -> Result<T, ManagerError> {
-        self.base.call_as(ListMethod::Pop, vec![Value::Int(i)]).await
+        self.base
+            .call_as(ListMethod::Pop, vec![Value::Int(i)])
+            .await
     }
 
     /// `l.remove(item)`: the first equal item (`ValueError` if none).
     pub async fn remove(&self, item: impl Arg<T>) -> Result<(), ManagerError> {
         let item = to_wire(&item)?;
-        self.base.call(ListMethod::Remove, vec![item]).await.map(drop)
+        self.base
+            .call(ListMethod::Remove, vec![item])
+            .await
+            .map(drop)
     }
 
     /// `l.index(item)`.
@@ -255,7 +268,10 @@ impl<T: Serialize + DeserializeOwned> AsyncValueProxy<T> {
     /// Replaces the value.
     pub async fn set(&self, value: impl Arg<T>) -> Result<(), ManagerError> {
         let value = to_wire(&value)?;
-        self.base.call(ValueMethod::Set, vec![value]).await.map(drop)
+        self.base
+            .call(ValueMethod::Set, vec![value])
+            .await
+            .map(drop)
     }
 }
 
@@ -276,7 +292,10 @@ impl AsyncNamespaceProxy {
     /// `ns.name = value`.
     pub async fn set(&self, name: &str, value: impl Serialize) -> Result<(), ManagerError> {
         let args = vec![Value::Str(name.into()), to_wire(&value)?];
-        self.base.call(NamespaceMethod::SetAttr, args).await.map(drop)
+        self.base
+            .call(NamespaceMethod::SetAttr, args)
+            .await
+            .map(drop)
     }
 
     /// `del ns.name`.
@@ -308,7 +327,9 @@ impl<T: Serialize + DeserializeOwned> AsyncArrayProxy<T> {
 
     /// `a[i]`.
     pub async fn get(&self, i: i64) -> Result<T, ManagerError> {
-        self.base.call_as(ArrayMethod::GetItem, vec![Value::Int(i)]).await
+        self.base
+            .call_as(ArrayMethod::GetItem, vec![Value::Int(i)])
+            .await
     }
 
     /// `a[i] = value`.

@@ -34,11 +34,9 @@ static CONNECTIONS: Mutex<Vec<(Address, Vec<u8>, WeakAsyncClient)>> = Mutex::new
 /// ```
 /// # #[cfg(feature = "server")] {
 /// use multiprocessing::managers::asyncio::AsyncSyncManager;
-/// use multiprocessing::managers::BaseManager;
+/// use multiprocessing::managers::Manager;
 ///
-/// let server = BaseManager::new("127.0.0.1:0".parse().unwrap(), b"key".to_vec())
-///     .start()
-///     .unwrap();
+/// let server = Manager::start("127.0.0.1:0", b"key").unwrap();
 /// let address = server.address().clone();
 /// tokio::runtime::Builder::new_current_thread()
 ///     .enable_all()
@@ -129,7 +127,11 @@ impl AsyncSyncManager {
 
     /// Names `proxy`'s object `name` on the server (a `ValueError` if the
     /// name is taken).
-    pub async fn publish(&self, name: &str, proxy: &impl AsyncProxyType) -> Result<(), ManagerError> {
+    pub async fn publish(
+        &self,
+        name: &str,
+        proxy: &impl AsyncProxyType,
+    ) -> Result<(), ManagerError> {
         self.client.publish(name, proxy, false).await
     }
 
@@ -244,7 +246,10 @@ impl AsyncSyncManager {
             .into_iter()
             .map(|i| to_wire(&i))
             .collect::<Result<Vec<_>, _>>()?;
-        self.create("Array", vec![Value::Str(typecode.to_owned()), Value::List(items)])
-            .await
+        self.create(
+            "Array",
+            vec![Value::Str(typecode.to_owned()), Value::List(items)],
+        )
+        .await
     }
 }

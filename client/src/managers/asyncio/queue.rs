@@ -29,11 +29,9 @@ use crate::queues::QueueError;
 /// ```
 /// # #[cfg(feature = "server")] {
 /// use multiprocessing::managers::asyncio::AsyncSyncManager;
-/// use multiprocessing::managers::BaseManager;
+/// use multiprocessing::managers::Manager;
 ///
-/// let server = BaseManager::new("127.0.0.1:0".parse().unwrap(), b"key".to_vec())
-///     .start()
-///     .unwrap();
+/// let server = Manager::start("127.0.0.1:0", b"key").unwrap();
 /// let address = server.address().clone();
 /// tokio::runtime::Runtime::new().unwrap().block_on(async {
 ///     let manager = AsyncSyncManager::connect(&address, b"key").await.unwrap();
@@ -73,7 +71,11 @@ impl<T: Serialize + DeserializeOwned> AsyncQueueProxy<T> {
     }
 
     /// Puts `item`, waiting for room at most `timeout` (`Full` after).
-    pub async fn put_timeout(&self, item: impl Arg<T>, timeout: Duration) -> Result<(), QueueError> {
+    pub async fn put_timeout(
+        &self,
+        item: impl Arg<T>,
+        timeout: Duration,
+    ) -> Result<(), QueueError> {
         let args = vec![to_wire(&item)?, Value::Bool(true), secs(timeout)];
         self.call(QueueMethod::Put, args).await.map(drop)
     }
@@ -81,7 +83,9 @@ impl<T: Serialize + DeserializeOwned> AsyncQueueProxy<T> {
     /// Puts `item` if there is room now (`Full` otherwise).
     pub async fn put_nowait(&self, item: impl Arg<T>) -> Result<(), QueueError> {
         let item = to_wire(&item)?;
-        self.call(QueueMethod::PutNowait, vec![item]).await.map(drop)
+        self.call(QueueMethod::PutNowait, vec![item])
+            .await
+            .map(drop)
     }
 
     /// Takes the next item, waiting as long as it takes. Cancellation

@@ -27,8 +27,8 @@
 use std::time::Duration;
 
 use mp_proto::message::Kwargs;
-use mp_proto::methods::builtin::{BarrierMethod, ConditionMethod, EventMethod, SemaphoreMethod};
 use mp_proto::message::Target;
+use mp_proto::methods::builtin::{BarrierMethod, ConditionMethod, EventMethod, SemaphoreMethod};
 use mp_proto::Value;
 
 use super::proxy::{async_proxy_common, new_owner, AsyncBaseProxy};
@@ -59,7 +59,12 @@ impl AsyncAcquireGuard<'_> {
         while self.depth > 0 {
             self.depth -= 1;
             self.base
-                .call_owned(SemaphoreMethod::Release.name(), vec![], Kwargs::new(), self.owner)
+                .call_owned(
+                    SemaphoreMethod::Release.name(),
+                    vec![],
+                    Kwargs::new(),
+                    self.owner,
+                )
                 .await?;
         }
         Ok(())
@@ -78,7 +83,9 @@ impl AsyncAcquireGuard<'_> {
             )
             .await?;
         if got != Value::Bool(true) {
-            return Err(ManagerError::Protocol("blocking acquire returned False".into()));
+            return Err(ManagerError::Protocol(
+                "blocking acquire returned False".into(),
+            ));
         }
         self.depth += 1;
         Ok(())
@@ -139,11 +146,9 @@ macro_rules! async_acquirer {
         /// ```
         /// # #[cfg(feature = "server")] {
         /// use multiprocessing::managers::asyncio::AsyncSyncManager;
-        /// use multiprocessing::managers::BaseManager;
+        /// use multiprocessing::managers::Manager;
         ///
-        /// let server = BaseManager::new("127.0.0.1:0".parse().unwrap(), b"key".to_vec())
-        ///     .start()
-        ///     .unwrap();
+        /// let server = Manager::start("127.0.0.1:0", b"key").unwrap();
         /// let address = server.address().clone();
         /// tokio::runtime::Runtime::new().unwrap().block_on(async {
         ///     let manager = AsyncSyncManager::connect(&address, b"key").await.unwrap();
@@ -222,11 +227,9 @@ impl AsyncSemaphoreProxy {
 /// ```
 /// # #[cfg(feature = "server")] {
 /// use multiprocessing::managers::asyncio::AsyncSyncManager;
-/// use multiprocessing::managers::BaseManager;
+/// use multiprocessing::managers::Manager;
 ///
-/// let server = BaseManager::new("127.0.0.1:0".parse().unwrap(), b"key".to_vec())
-///     .start()
-///     .unwrap();
+/// let server = Manager::start("127.0.0.1:0", b"key").unwrap();
 /// let address = server.address().clone();
 /// tokio::runtime::Runtime::new().unwrap().block_on(async {
 ///     let manager = AsyncSyncManager::connect(&address, b"key").await.unwrap();
@@ -281,11 +284,9 @@ impl AsyncEventProxy {
 /// # #[cfg(feature = "server")] {
 /// use std::time::Duration;
 /// use multiprocessing::managers::asyncio::AsyncSyncManager;
-/// use multiprocessing::managers::BaseManager;
+/// use multiprocessing::managers::Manager;
 ///
-/// let server = BaseManager::new("127.0.0.1:0".parse().unwrap(), b"key".to_vec())
-///     .start()
-///     .unwrap();
+/// let server = Manager::start("127.0.0.1:0", b"key").unwrap();
 /// let address = server.address().clone();
 /// tokio::runtime::Runtime::new().unwrap().block_on(async {
 ///     let manager = AsyncSyncManager::connect(&address, b"key").await.unwrap();
@@ -313,9 +314,13 @@ impl AsyncConditionProxy {
     /// Acquires the condition's lock, waiting as long as it takes.
     /// Cancellation safe.
     pub async fn acquire(&self) -> Result<AsyncConditionGuard<'_>, ManagerError> {
-        let inner = acquire(&self.base, ConditionMethod::Acquire.name(), vec![Value::Bool(true)])
-            .await?
-            .ok_or_else(|| ManagerError::Protocol("blocking acquire returned False".into()))?;
+        let inner = acquire(
+            &self.base,
+            ConditionMethod::Acquire.name(),
+            vec![Value::Bool(true)],
+        )
+        .await?
+        .ok_or_else(|| ManagerError::Protocol("blocking acquire returned False".into()))?;
         Ok(AsyncConditionGuard { inner })
     }
 
@@ -333,7 +338,11 @@ impl AsyncConditionProxy {
 }
 
 impl AsyncConditionGuard<'_> {
-    async fn owned(&self, method: ConditionMethod, args: Vec<Value>) -> Result<Value, ManagerError> {
+    async fn owned(
+        &self,
+        method: ConditionMethod,
+        args: Vec<Value>,
+    ) -> Result<Value, ManagerError> {
         self.inner
             .base
             .call_owned(method.name(), args, Kwargs::new(), self.inner.owner)
@@ -420,7 +429,10 @@ impl AsyncBarrierProxy {
         self.base.call(BarrierMethod::Reset, vec![]).await.map(drop)
     }
 
-    async fn attribute<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, ManagerError> {
+    async fn attribute<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<T, ManagerError> {
         self.base
             .call_as(BarrierMethod::GetAttribute, vec![Value::Str(name.into())])
             .await
