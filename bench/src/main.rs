@@ -5,6 +5,7 @@
 
 mod heap;
 mod manager;
+mod manager_async;
 mod manager_cpu;
 mod manager_durable;
 mod manager_iter;
@@ -41,6 +42,7 @@ const SUITES: &[(&str, fn())] = &[
     ("manager.proxy.iter", manager_iter::run),
     ("manager.durable", manager_durable::run),
     ("manager.reconnect", manager_reconnect::run),
+    ("manager.async", manager_async::run),
     ("proto", proto::run),
     ("wire", wire::run),
     ("wire.frame", wire::run_frame),

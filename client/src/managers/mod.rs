@@ -75,6 +75,8 @@
 //!   `--tls-cert`.
 
 mod after_fork;
+#[cfg(feature = "asyncio")]
+pub mod asyncio;
 pub mod base_manager;
 pub mod client;
 /// [`ManagerError`]: why a call to a manager server failed.

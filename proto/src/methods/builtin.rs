@@ -159,6 +159,12 @@ crate::shared_methods! {
         Qsize = "qsize": read_only,
         /// `q.task_done()`.
         TaskDone = "task_done",
+        /// `q._unget(item)`: gives back an item a `get` took whose caller
+        /// was gone by the time it arrived (an async client's cancelled
+        /// `get` that lost the race with its answer): to the longest
+        /// waiting getter, or else to the front of the queue. The inverse
+        /// of a take: the unfinished count is unchanged. Not CPython's.
+        Unget = "_unget": exposed,
     }
 }
 
@@ -303,6 +309,13 @@ crate::shared_methods! {
         Lookup = "lookup",
         /// `names()`: every name, its object and typeid.
         Names = "names",
+        /// `cancel(request_id)`: drops this connection's blocking call
+        /// `request_id` if it is still waiting, as if its connection had
+        /// ended (nothing is taken, nothing stays acquired), and answers
+        /// whether it did. The cancelled call itself is still answered,
+        /// with `RuntimeError`; a call that finished first keeps its
+        /// answer. Not CPython's.
+        Cancel = "cancel",
     }
 }
 

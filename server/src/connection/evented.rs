@@ -34,7 +34,7 @@ use std::task::Poll;
 use mp_proto::message::Outcome;
 use mp_proto::{ErrorKind, RemoteError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
 use super::dedicated::{self, Handback, Promotion, ReaderSpin, Socket};
 use super::requests::{answer, respond, respond_fatal, Bounds, Buffers, Fatal, Flow, Waiting};
@@ -51,6 +51,9 @@ pub(super) struct Connection<'a> {
     pub(super) waiting: JoinSet<(u64, Outcome)>,
     /// Request id of each waiting task, to answer one that failed.
     waiting_ids: HashMap<tokio::task::Id, u64>,
+    /// Each waiting task by request id, for `cancel` (as many as
+    /// `waiting`: at most `max_in_flight`).
+    cancels: HashMap<u64, AbortHandle>,
     buffers: Buffers,
     bounds: Bounds,
 }
@@ -85,6 +88,7 @@ impl<'a> Connection<'a> {
             session,
             waiting: JoinSet::new(),
             waiting_ids: HashMap::new(),
+            cancels: HashMap::new(),
             buffers: Buffers::new(),
             bounds: Bounds::new(&ctx.limits),
         }
@@ -178,7 +182,18 @@ impl<'a> Connection<'a> {
         let bounds = self.bounds;
         let mut buffers = std::mem::take(&mut self.buffers);
         let answered = buffers.answer_frames(&bounds, |frame, out| {
-            if let Some((id, future)) = answer(self.engine, self.session, &bounds, frame, out)? {
+            let cancels = &mut self.cancels;
+            // Aborting drops the call's future, which gives back whatever
+            // it was granted (`wait.rs`); a task that finished meanwhile
+            // keeps its answer. Either way `finished` answers its id.
+            let mut cancel = |id| {
+                cancels.remove(&id).is_some_and(|task| {
+                    task.abort();
+                    true
+                })
+            };
+            let answered = answer(self.engine, self.session, &bounds, frame, out, &mut cancel)?;
+            if let Some((id, future)) = answered {
                 blocked = true;
                 self.wait_on(id, future, out)?;
             }
@@ -270,6 +285,7 @@ impl<'a> Connection<'a> {
         }
         let handle = self.waiting.spawn(async move { (id, future.await) });
         self.waiting_ids.insert(handle.id(), id);
+        self.cancels.insert(id, handle);
         Ok(())
     }
 
@@ -281,10 +297,14 @@ impl<'a> Connection<'a> {
         let answer = match done {
             Ok((task, (id, outcome))) => {
                 self.waiting_ids.remove(&task);
+                self.cancels.remove(&id);
                 Some((id, outcome))
             }
             Err(e) => {
                 let id = self.waiting_ids.remove(&e.id());
+                if let Some(id) = id {
+                    self.cancels.remove(&id);
+                }
                 let message = if e.is_panic() {
                     tracing::error!(
                         peer = self.session.peer(),

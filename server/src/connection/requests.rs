@@ -34,8 +34,9 @@ use std::time::Instant;
 
 use mp_proto::codec::{decode_within, encode_frame_into, CodecError};
 use mp_proto::frame::{decode_header, FrameError};
-use mp_proto::message::{Outcome, Request, Response};
-use mp_proto::{ErrorKind, RemoteError};
+use mp_proto::message::{Outcome, Request, Response, Target};
+use mp_proto::methods::builtin::ServerMethod;
+use mp_proto::{ErrorKind, RemoteError, Value};
 
 use crate::engine::Engine;
 use crate::limits::Limits;
@@ -226,12 +227,17 @@ fn bad_header(e: FrameError) -> Fatal {
 /// Every call is timed here, from the moment its frame is decoded to its
 /// outcome (for a blocking call, when the future yields): the latency is
 /// the serving layer's measure, not the engine's.
+///
+/// A well-formed `cancel(request_id)` is answered here, not by the
+/// engine: `cancel` drops that blocking call of this connection if it
+/// still waits, and says whether it did.
 pub(super) fn answer(
     engine: &Arc<Engine>,
     session: &Arc<Session>,
     bounds: &Bounds,
     frame: &[u8],
     out: &mut Vec<u8>,
+    cancel: &mut dyn FnMut(u64) -> bool,
 ) -> Result<Option<(u64, Waiting)>, Fatal> {
     let request: Request = match decode_within(frame, bounds.max_decoded) {
         Ok(r) => r,
@@ -239,6 +245,12 @@ pub(super) fn answer(
     };
     let id = request.id;
     let started = Instant::now();
+    if let Some(waiting) = cancel_of(&request) {
+        engine.metrics.server_call(Some(ServerMethod::Cancel));
+        let outcome = Outcome::Return(Value::Bool(cancel(waiting)));
+        engine.metrics.answered(started, &outcome);
+        return respond(out, id, outcome, bounds, &engine.metrics).map(|()| None);
+    }
     match engine.call(session, request) {
         Reply::Ready(outcome) => {
             engine.metrics.answered(started, &outcome);
@@ -255,6 +267,19 @@ pub(super) fn answer(
                 }),
             )))
         }
+    }
+}
+
+/// The request id a well-formed `cancel(request_id)` names (anything
+/// else goes to the engine, which answers a malformed one's error).
+fn cancel_of(request: &Request) -> Option<u64> {
+    match (&request.target, request.args.as_slice()) {
+        (Target::Server, [Value::Int(id)])
+            if request.kwargs.is_empty() && request.method == ServerMethod::Cancel.name() =>
+        {
+            u64::try_from(*id).ok()
+        }
+        _ => None,
     }
 }
 

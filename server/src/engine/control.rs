@@ -29,7 +29,7 @@ use mp_proto::reports::{NamedObject, ServerStatus};
 use mp_proto::value::{to_value, Map};
 use mp_proto::{ObjectId, RemoteError, Value};
 
-use crate::args::{bool_arg, str_arg, Args};
+use crate::args::{bool_arg, int_arg, str_arg, Args};
 use crate::engine::Engine;
 use crate::errors::{attribute_error, key_error_msg, type_error};
 use crate::session::Session;
@@ -203,6 +203,14 @@ impl Engine {
                         })
                         .collect(),
                 )
+            }
+            ServerMethod::Cancel => {
+                let [id] = args.bind(method, ["request_id"], 1)?;
+                int_arg(&id.unwrap_or_default())?;
+                // Blocking calls wait with their connection, which answers
+                // `cancel` before the engine sees it; driven without one,
+                // nothing of the session's is waiting here.
+                Value::Bool(false)
             }
             ServerMethod::Shutdown => {
                 args.none(method)?;

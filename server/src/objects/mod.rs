@@ -171,6 +171,7 @@ mod tests {
             "put_nowait",
             "qsize",
             "task_done",
+            "_unget",
         ];
         let acquirer = ["acquire", "release"];
         let expected: &[(&str, &[&str])] = &[

@@ -119,17 +119,24 @@ fn joiners(s: &mut QueueState) -> &mut WaitQueue<(), ()> {
 
 fn getter_cancelled(s: &mut QueueState, c: Cancelled<(), Held>, wakers: &mut Wakers) {
     if let Cancelled::Granted(item) = c {
-        // Handed over but never delivered: back to the front, or to the
-        // next getter.
+        // Handed over but never delivered.
+        s.untake(item, wakers);
+    }
+}
+
+impl QueueState {
+    /// Gives back an item taken from the front but never delivered: to
+    /// the next getter, or back to the front.
+    fn untake(&mut self, item: Held, wakers: &mut Wakers) {
         let mut item = Some(item);
-        if !s.getters.is_empty() {
-            s.getters.grant_front_with(wakers, |()| {
+        if !self.getters.is_empty() {
+            self.getters.grant_front_with(wakers, |()| {
                 item.take().unwrap_or_else(|| Held::plain(Value::None))
             });
         }
         if let Some(item) = item {
-            s.record(effect::UNTAKE, Some(item.value()));
-            s.items.push_front(item);
+            self.record(effect::UNTAKE, Some(item.value()));
+            self.items.push_front(item);
         }
     }
 }
@@ -292,6 +299,13 @@ impl QueueObject {
                 if s.unfinished == 0 {
                     s.joiners.grant_all(&mut wakers, |()| ());
                 }
+                Reply::none()
+            }
+            QueueMethod::Unget => {
+                let [item] = args.bind(method, ["item"], 1)?;
+                let item = ctx.hold(item.unwrap_or_default())?;
+                let mut wakers = Wakers::new();
+                lock(&self.state).untake(item, &mut wakers);
                 Reply::none()
             }
             QueueMethod::Join => {
@@ -495,6 +509,30 @@ mod tests {
         h.ok(&q, "put", vec![7.into()]);
         drop(g);
         assert_eq!(h.ok(&q, "get_nowait", vec![]), Value::Int(7));
+    }
+
+    #[tokio::test]
+    async fn unget_puts_back_at_the_front_or_to_a_waiting_getter() {
+        let h = Harness::new();
+        let q = queue(&h, 0);
+        h.ok(&q, "put", vec![1.into()]);
+        h.ok(&q, "put", vec![2.into()]);
+        assert_eq!(h.ok(&q, "get", vec![]), Value::Int(1));
+        h.ok(&q, "_unget", vec![1.into()]);
+        assert_eq!(h.ok(&q, "get", vec![]), Value::Int(1));
+        assert_eq!(h.ok(&q, "get", vec![]), Value::Int(2));
+        let Reply::Pending(g) = h.call(&q, "get", vec![]) else {
+            panic!()
+        };
+        let g = tokio::spawn(g);
+        tokio::task::yield_now().await;
+        h.ok(&q, "_unget", vec![3.into()]);
+        let got = settle(Reply::Pending(Box::pin(async move { g.await.unwrap() }))).await;
+        assert_eq!(got.unwrap(), Value::Int(3));
+        // A take undone leaves the unfinished count as the puts made it.
+        h.ok(&q, "task_done", vec![]);
+        h.ok(&q, "task_done", vec![]);
+        assert_eq!(h.err(&q, "task_done", vec![]).kind, ErrorKind::ValueError);
     }
 
     #[tokio::test]

@@ -133,18 +133,18 @@ impl ManagerClient {
 }
 
 /// A connected, authenticated and greeted stream: its two halves.
-pub(super) struct Opened {
+pub(in crate::managers) struct Opened {
     /// Where requests are written.
-    pub(super) writer: Stream,
+    pub(in crate::managers) writer: Stream,
     /// Where answers are read.
-    pub(super) reader: Stream,
+    pub(in crate::managers) reader: Stream,
     /// Whether calls go through a shared-memory channel.
-    pub(super) channel: bool,
+    pub(in crate::managers) channel: bool,
 }
 
 /// Connects to `address`, authenticates and says hello: what a client
 /// does first, and again each time it reconnects.
-pub(super) fn open(
+pub(in crate::managers) fn open(
     address: &Address,
     authkey: &[u8],
     options: &ConnectOptions,

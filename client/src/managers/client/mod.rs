@@ -22,11 +22,11 @@
 
 mod answers;
 pub mod batch;
-mod connect;
+pub(in crate::managers) mod connect;
 mod names;
 mod reconnect;
 pub(crate) mod release;
-mod stream;
+pub(in crate::managers) mod stream;
 
 use std::cell::Cell;
 use std::collections::HashMap;

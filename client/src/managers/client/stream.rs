@@ -19,7 +19,7 @@ use mp_sys::spin::{spin_until_readable, Spun};
 const CHANNEL_TICK: Duration = Duration::from_millis(50);
 
 /// A TCP or Unix stream, TLS over TCP, or a channel.
-pub(super) enum Stream {
+pub(in crate::managers) enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
     #[cfg(feature = "tls")]
@@ -28,7 +28,7 @@ pub(super) enum Stream {
 }
 
 /// A shared-memory channel and the socket it was set up on.
-pub(super) struct ChannelStream {
+pub(in crate::managers) struct ChannelStream {
     duplex: Duplex,
     /// The lifeline: open as long as the session lasts.
     socket: Box<Stream>,
@@ -110,7 +110,7 @@ impl Stream {
     /// Polls for readable data for up to `spin` (see
     /// [`spin_until_readable`]); skipped when decrypted bytes already wait
     /// inside the TLS session while the socket has none.
-    pub(super) fn spin_until_readable(&self, spin: Duration) -> Spun {
+    pub(in crate::managers) fn spin_until_readable(&self, spin: Duration) -> Spun {
         match self {
             #[cfg(feature = "tls")]
             Stream::Tls(s) if s.has_buffered() => Spun::Skipped,
@@ -119,7 +119,7 @@ impl Stream {
         }
     }
 
-    pub(super) fn shutdown(&self) {
+    pub(in crate::managers) fn shutdown(&self) {
         let _ = match self {
             Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
             Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
