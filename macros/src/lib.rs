@@ -3,10 +3,10 @@
 //! on an `impl` block, it makes the type a shared type a manager serves,
 //! with a typed proxy of the same methods.
 //!
-//! * [`model`] reads the `impl` block into what the expansion needs: the
+//! * `model` reads the `impl` block into what the expansion needs: the
 //!   type's options, its methods with their receivers, parameters and
 //!   kinds of result, its constructor.
-//! * [`expand`] writes the method declaration, the proxy and the
+//! * `expand` writes the method declaration, the proxy and the
 //!   `SharedType` implementation, naming the SDK by its path
 //!   `::multiprocessing`.
 

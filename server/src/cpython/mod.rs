@@ -18,7 +18,7 @@
 //! `accept_connection`, `dummy`, `shutdown`) and the object's hex id
 //! otherwise. Each becomes an engine [`Request`], so every object and
 //! limit is the one SDK clients meet. The reply is pickled in the
-//! request's protocol ([`replies`]). A request that cannot be read — a
+//! request's protocol (`replies`). A request that cannot be read — a
 //! pickle the allow-list refuses (`os.system` in a `__reduce__`), one past
 //! a bound, one that is not such a tuple — is answered `#TRACEBACK`
 //! (raised as `RemoteError` by the client) and the connection goes on: it
@@ -36,7 +36,7 @@
 //! A CPython client's references cross its connections (made on one,
 //! given back on another), so they cannot belong to the connection's
 //! session as an SDK client's do. They belong to an owner session
-//! ([`owners`]): for a client on the Unix socket, one per client process,
+//! (`owners`): for a client on the Unix socket, one per client process,
 //! ended (its references dropped, as for an SDK client that disconnects)
 //! when that process exits; for TCP clients, whose process the server
 //! cannot see, one shared by them all, whose references live until given
@@ -54,7 +54,7 @@
 //! CPython's client writes the handshake's last message and its request
 //! as two small writes, so with Nagle on its side and delayed ACK on ours
 //! every new connection would wait ~40 ms. On TCP the server sets
-//! `TCP_QUICKACK` before each read ([`quick_ack`]), which also sends an
+//! `TCP_QUICKACK` before each read (`quick_ack`), which also sends an
 //! ACK the kernel was holding back.
 
 pub(crate) mod owners;

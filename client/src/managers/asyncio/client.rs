@@ -22,7 +22,7 @@
 //! Dropping a call's future before its answer forgets the call. If the
 //! call may wait on the server (a declared `blocking` method), a
 //! `cancel(id)` goes out so the server drops it, and whatever the answer
-//! brings back when it won the race is handed back ([`Undo`]): an item
+//! brings back when it won the race is handed back (`Undo`): an item
 //! to the queue's front, a lock released.
 //!
 //! # Reconnection

@@ -6,7 +6,7 @@
 //! What a call does when its future is dropped comes from the method's
 //! one declaration (`mp_proto::methods::builtin`): a `blocking` method is
 //! cancelled on the server, and a `get`, an `acquire` or a condition's
-//! `wait` that won the race gives back what it took ([`kind_of`]).
+//! `wait` that won the race gives back what it took (`kind_of`).
 //!
 //! After a reconnection a proxy found by name
 //! ([`AsyncManagerClient::lookup`]) finds its object again by that name;
