@@ -305,3 +305,87 @@ pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// An `mpserver` on a fixed loopback port that a test can kill and start
+/// again at the same address (for clients that reconnect), serving the
+/// named objects `shared` declares (`jobs=Queue`, …). Its key file ends
+/// in a newline, as `echo key > file` writes it.
+pub struct Restartable {
+    port: u16,
+    shared: Vec<String>,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    /// The server's key (the file's bytes without the newline).
+    pub key: Vec<u8>,
+}
+
+impl Restartable {
+    /// Picks a free port and starts the server on it.
+    pub fn start(shared: &[&str]) -> Restartable {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let key = format!("restartable-{port}").into_bytes();
+        std::fs::write(dir.path().join("key"), [key.as_slice(), b"\n"].concat())
+            .expect("write the key");
+        let mut server = Restartable {
+            port,
+            shared: shared.iter().map(|s| s.to_string()).collect(),
+            dir,
+            child: None,
+            key,
+        };
+        server.restart();
+        server
+    }
+
+    /// Starts the server again (after [`kill`](Self::kill)).
+    pub fn restart(&mut self) {
+        let mut cmd = Command::new(binary());
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .arg("--authkey-file")
+            .arg(self.key_file());
+        for declaration in &self.shared {
+            cmd.args(["--shared", declaration]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mpserver");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the ready line");
+        assert!(line.starts_with("serving at"), "{line:?}");
+        self.child = Some(child);
+    }
+
+    /// Kills the server (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Where it serves.
+    pub fn address(&self) -> Address {
+        format!("127.0.0.1:{}", self.port)
+            .parse()
+            .expect("a valid address")
+    }
+
+    /// Its key file.
+    pub fn key_file(&self) -> PathBuf {
+        self.dir.path().join("key")
+    }
+}
+
+impl Drop for Restartable {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

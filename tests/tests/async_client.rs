@@ -6,15 +6,12 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use mp_proto::codec::decode;
 use mp_proto::message::{Outcome, Response, Target};
 use mp_proto::{ErrorKind, Value};
-use mp_tests::mpserver::{binary, Options, ServerProcess};
+use mp_tests::mpserver::{Options, Restartable, ServerProcess};
 use mp_tests::raw::{request, RawPeer};
 use multiprocessing::connection::Address;
 use multiprocessing::managers::asyncio::{AsyncManagerClient, AsyncQueueProxy, AsyncSyncManager};
@@ -295,71 +292,9 @@ fn the_server_drops_a_cancelled_call_and_answers_both() {
     );
 }
 
-/// An `mpserver` on a fixed port with a named queue, to kill and start
-/// again.
-struct Restartable {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl Restartable {
-    fn start() -> Restartable {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("key"), "async-restart\n").unwrap();
-        let mut server = Restartable {
-            port,
-            dir,
-            child: None,
-        };
-        server.restart();
-        server
-    }
-
-    fn restart(&mut self) {
-        let mut child = Command::new(binary())
-            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
-            .arg("--authkey-file")
-            .arg(self.dir.path().join("key"))
-            .args(["--shared", "jobs=Queue", "--shared", "table=dict"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("serving at"), "{line:?}");
-        self.child = Some(child);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    fn address(&self) -> Address {
-        format!("127.0.0.1:{}", self.port).parse().unwrap()
-    }
-}
-
-impl Drop for Restartable {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[test]
 fn a_server_restart_under_load() {
-    let mut server = Restartable::start();
+    let mut server = Restartable::start(&["jobs=Queue", "table=dict"]);
     let address = server.address();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -368,7 +303,7 @@ fn a_server_restart_under_load() {
         .unwrap();
     rt.block_on(async {
         let manager =
-            AsyncSyncManager::connect_with(&address, b"async-restart", &ConnectOptions::default())
+            AsyncSyncManager::connect_with(&address, &server.key, &ConnectOptions::default())
                 .await
                 .unwrap();
         let table = manager

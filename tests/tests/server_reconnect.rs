@@ -3,16 +3,11 @@
 //! session proxies say they are lost, calls in flight fail, a blocked
 //! `get` on a named queue resumes, and the program is told.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use mp_tests::mpserver::binary;
-use multiprocessing::connection::Address;
+use mp_tests::mpserver::Restartable;
 use multiprocessing::managers::{
     ConnectOptions, ConnectionEvent, ConnectionState, DictProxy, ManagerClient, ManagerError,
     QueueProxy,
@@ -21,76 +16,9 @@ use multiprocessing::queues::QueueError;
 
 const LONG: Option<Duration> = Some(Duration::from_secs(30));
 
-/// An `mpserver` at a fixed address, which a test can kill and start again.
-struct Server {
-    port: u16,
-    key: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl Server {
-    fn start() -> Server {
-        // A free port, given back for the server to take.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let key = tempfile::tempdir().unwrap();
-        std::fs::write(key.path().join("key"), "reconnect-test\n").unwrap();
-        let mut server = Server {
-            port,
-            key,
-            child: None,
-        };
-        server.restart();
-        server
-    }
-
-    fn key_file(&self) -> &Path {
-        self.key.path()
-    }
-
-    fn address(&self) -> Address {
-        format!("127.0.0.1:{}", self.port).parse().unwrap()
-    }
-
-    fn restart(&mut self) {
-        let mut child = Command::new(binary())
-            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
-            .arg("--authkey-file")
-            .arg(self.key_file().join("key"))
-            .args(["--shared", "jobs=Queue"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("serving at"), "{line:?}");
-        self.child = Some(child);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    fn client(&self, options: &ConnectOptions) -> ManagerClient {
-        let key =
-            multiprocessing::managers::read_authkey_file(self.key_file().join("key")).unwrap();
-        ManagerClient::connect_with(&self.address(), &key, options).unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// A client of `server` with `options`.
+fn connect(server: &Restartable, options: &ConnectOptions) -> ManagerClient {
+    ManagerClient::connect_with(&server.address(), &server.key, options).unwrap()
 }
 
 fn options() -> ConnectOptions {
@@ -102,8 +30,8 @@ fn options() -> ConnectOptions {
 
 #[test]
 fn named_proxies_come_back_and_session_proxies_say_they_are_lost() {
-    let mut server = Server::start();
-    let client = server.client(&options());
+    let mut server = Restartable::start(&["jobs=Queue"]);
+    let client = connect(&server, &options());
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&events);
     client.on_connection_event(move |e| seen.lock().unwrap().push(e.clone()));
@@ -157,8 +85,8 @@ fn named_proxies_come_back_and_session_proxies_say_they_are_lost() {
 
 #[test]
 fn a_blocked_get_on_a_named_queue_resumes() {
-    let mut server = Server::start();
-    let client = server.client(&options());
+    let mut server = Restartable::start(&["jobs=Queue"]);
+    let client = connect(&server, &options());
     let jobs: QueueProxy<String> = client.lookup("jobs").unwrap();
     let generation = client.generation();
     let waiter = thread::spawn(move || jobs.get());
@@ -167,7 +95,7 @@ fn a_blocked_get_on_a_named_queue_resumes() {
     server.kill();
     server.restart();
     assert!(client.wait_reconnected(generation, LONG));
-    let producer = server.client(&options());
+    let producer = connect(&server, &options());
     let queue: QueueProxy<String> = producer.lookup("jobs").unwrap();
     queue.put("job").unwrap();
     assert_eq!(waiter.join().unwrap().unwrap(), "job");
@@ -175,11 +103,14 @@ fn a_blocked_get_on_a_named_queue_resumes() {
 
 #[test]
 fn with_reconnection_off_a_broken_client_stays_broken() {
-    let mut server = Server::start();
-    let client = server.client(&ConnectOptions {
-        reconnect: None,
-        ..options()
-    });
+    let mut server = Restartable::start(&["jobs=Queue"]);
+    let client = connect(
+        &server,
+        &ConnectOptions {
+            reconnect: None,
+            ..options()
+        },
+    );
     let jobs: QueueProxy<String> = client.lookup("jobs").unwrap();
     server.kill();
     server.restart();

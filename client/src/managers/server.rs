@@ -126,3 +126,18 @@ where
         Ok(Shared(object))
     })
 }
+
+/// A SyncManager server on a thread of this process, on a free loopback
+/// port, for the SDK's unit tests; its address.
+#[cfg(test)]
+pub(crate) fn serve_for_tests(authkey: &[u8]) -> crate::connection::Address {
+    let listen = mp_server::Listen::Tcp("127.0.0.1:0".into());
+    let server = ManagerServer::bind(Registry::sync_manager(), authkey, &listen)
+        .unwrap_or_else(|e| panic!("a test server: {e}"));
+    let address = server
+        .address()
+        .parse()
+        .unwrap_or_else(|e| panic!("the test server's address: {e}"));
+    std::thread::spawn(move || server.serve_forever());
+    address
+}

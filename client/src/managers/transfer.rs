@@ -360,23 +360,14 @@ fn receive(client: ManagerClient, token: Token, ticket: u64) -> Result<BaseProxy
 #[cfg(feature = "server")] // the tests serve a manager in-process
 mod tests {
     use super::*;
-    use crate::managers::ManagerServer;
     use crate::process::start::method::StartMethod;
     use crate::process::start::spawning;
     use crate::process::target::FnTarget;
-    use mp_server::{Listen, Registry};
 
     const KEY: &[u8] = b"transfer-test-own-key";
 
     fn proxy() -> BaseProxy {
-        let server = ManagerServer::bind(
-            Registry::sync_manager(),
-            KEY,
-            &Listen::Tcp("127.0.0.1:0".into()),
-        )
-        .unwrap();
-        let address = server.address().parse().unwrap();
-        std::thread::spawn(move || server.serve_forever());
+        let address = crate::managers::server::serve_for_tests(KEY);
         let client = shared_connection(&address, KEY).unwrap();
         BaseProxy::create(&client, "dict", vec![], Default::default()).unwrap()
     }

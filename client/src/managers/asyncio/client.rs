@@ -42,9 +42,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use mp_proto::codec::{decode, encode_frame_into};
+use mp_proto::codec::decode;
 use mp_proto::frame::read_frame;
-use mp_proto::message::{Kwargs, Outcome, ProxyInfo, Request, Response, Target, CONNECTION_ID};
+use mp_proto::message::{Kwargs, Outcome, ProxyInfo, Response, Target, CONNECTION_ID};
 use mp_proto::methods::builtin::{QueueMethod, SemaphoreMethod, ServerMethod};
 use mp_proto::reports::{NamedObject, ObjectInfo};
 use mp_proto::value::from_value;
@@ -55,6 +55,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::connection::Address;
 use crate::managers::client::connect::{open, Opened};
+use crate::managers::client::encode_request_as;
 use crate::managers::client::stream::Stream;
 use crate::managers::client::{ConnectOptions, ConnectionState, Return, ServerStatus};
 use crate::managers::error::ManagerError;
@@ -309,7 +310,7 @@ impl AsyncManagerClient {
         let shared = self.shared();
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let mut frame = Vec::with_capacity(64);
-        encode(&mut frame, id, target, method, args, kwargs, call.thread)?;
+        encode_request_as(&mut frame, id, target, method, args, kwargs, call.thread)?;
         let (tx, rx) = oneshot::channel();
         {
             let mut state = lock(&shared.state);
@@ -596,7 +597,7 @@ impl Shared {
     fn send_and_forget(&self, target: Target, method: &str, args: Vec<Value>, thread: u64) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut frame = Vec::with_capacity(64);
-        if encode(&mut frame, id, target, method, args, Kwargs::new(), thread).is_ok() {
+        if encode_request_as(&mut frame, id, target, method, args, Kwargs::new(), thread).is_ok() {
             // No slot: its answer is read and dropped.
             let _ = self.write(&frame);
         }
@@ -815,27 +816,6 @@ fn install(shared: &Shared, writer: Stream, channel: bool) {
         generation,
         closed: false,
     });
-}
-
-/// Appends the frame of one request to `out`.
-fn encode(
-    out: &mut Vec<u8>,
-    id: u64,
-    target: Target,
-    method: &str,
-    args: Vec<Value>,
-    kwargs: Kwargs,
-    thread: u64,
-) -> Result<(), ManagerError> {
-    let request = Request {
-        id,
-        target,
-        method: method.to_owned(),
-        args,
-        kwargs,
-        thread,
-    };
-    encode_frame_into(&request, out, usize::MAX).map_err(|e| ManagerError::Protocol(e.to_string()))
 }
 
 pub(super) fn id_value(id: ObjectId) -> Value {

@@ -508,7 +508,7 @@ impl Drop for Inner {
     }
 }
 
-/// Appends the frame of one request to `out`.
+/// Appends the frame of one request of the calling thread to `out`.
 pub(super) fn encode_request(
     out: &mut Vec<u8>,
     id: u64,
@@ -517,13 +517,27 @@ pub(super) fn encode_request(
     args: Vec<Value>,
     kwargs: Kwargs,
 ) -> Result<(), ManagerError> {
+    encode_request_as(out, id, target, method, args, kwargs, current_thread_no())
+}
+
+/// Appends the frame of one request to `out`, made as the client thread
+/// numbered `thread` (the async client numbers its lock owners itself).
+pub(in crate::managers) fn encode_request_as(
+    out: &mut Vec<u8>,
+    id: u64,
+    target: Target,
+    method: &str,
+    args: Vec<Value>,
+    kwargs: Kwargs,
+    thread: u64,
+) -> Result<(), ManagerError> {
     let request = Request {
         id,
         target,
         method: method.to_owned(),
         args,
         kwargs,
-        thread: current_thread_no(),
+        thread,
     };
     encode_frame_into(&request, out, usize::MAX).map_err(|e| ManagerError::Protocol(e.to_string()))
 }

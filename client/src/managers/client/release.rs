@@ -162,20 +162,11 @@ impl ManagerClient {
 #[cfg(feature = "server")] // the tests serve a manager in-process
 mod tests {
     use super::*;
-    use crate::managers::ManagerServer;
-    use mp_server::{Listen, Registry};
 
     const KEY: &[u8] = b"release-test";
 
     fn client() -> ManagerClient {
-        let server = ManagerServer::bind(
-            Registry::sync_manager(),
-            KEY,
-            &Listen::Tcp("127.0.0.1:0".into()),
-        )
-        .unwrap();
-        let address = server.address().parse().unwrap();
-        std::thread::spawn(move || server.serve_forever());
+        let address = crate::managers::server::serve_for_tests(KEY);
         ManagerClient::connect(&address, KEY).unwrap()
     }
 
