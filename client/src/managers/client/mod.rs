@@ -176,6 +176,32 @@ impl ManagerClient {
         self.wait(id, &wake, spin, Some(sent))
     }
 
+    /// Sends one request now; its answer is waited for with
+    /// [`InFlight::wait`] (dropping the `InFlight` forgets it). What a
+    /// reader pipelines with: the server works on the next request while
+    /// the caller uses the last answer.
+    pub(crate) fn send_call(
+        &self,
+        target: Target,
+        method: &str,
+        args: Vec<Value>,
+        kwargs: Kwargs,
+    ) -> Result<InFlight, ManagerError> {
+        let id = self.next_id();
+        let mut frame = Vec::with_capacity(64);
+        encode_request(&mut frame, id, target, method, args, kwargs)?;
+        let wake = thread_wake();
+        let spin = self.register(&[id], &wake)?;
+        self.send(&frame, &[id])?;
+        Ok(InFlight {
+            client: self.clone(),
+            id,
+            wake,
+            spin,
+            waited: false,
+        })
+    }
+
     /// The `decref`s waiting to go out on this connection.
     pub(super) fn releases(&self) -> &Releases {
         &self.inner.releases
@@ -465,6 +491,34 @@ impl ManagerClient {
     /// Asks the server to stop gracefully.
     pub fn shutdown(&self) -> Result<(), ManagerError> {
         self.server(ServerMethod::Shutdown, vec![]).map(drop)
+    }
+}
+
+/// A request sent whose answer is not yet read ([`ManagerClient::send_call`]).
+pub(crate) struct InFlight {
+    client: ManagerClient,
+    id: u64,
+    /// The condition variable its slot was registered with: any thread
+    /// may wait on it.
+    wake: Arc<Condvar>,
+    spin: Duration,
+    waited: bool,
+}
+
+impl InFlight {
+    /// Waits for the answer.
+    pub(crate) fn wait(mut self) -> Result<Return, ManagerError> {
+        self.waited = true;
+        self.client.wait(self.id, &self.wake, self.spin, None)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if !self.waited {
+            // Its answer, when it comes, is dropped.
+            self.client.forget(&[self.id]);
+        }
     }
 }
 

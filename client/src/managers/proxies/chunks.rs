@@ -8,7 +8,14 @@
 //!   it sees what Python's list iterator would: an item appended before
 //!   the end is reached is yielded; an item inserted or deleted *before*
 //!   the position reached shifts the rest, so one item may be yielded
-//!   twice or skipped. Each chunk is one consistent slice.
+//!   twice or skipped. Each chunk is one consistent slice. It reads one
+//!   slice ahead: as a chunk arrives the next is asked for, so the server
+//!   builds it while this process converts and uses the last (with
+//!   items of about a word, a pass runs at `get_value()`'s speed); at most
+//!   two chunks are in this process or on the wire at once. So a change
+//!   made while a chunk is used shows from the chunk after next — but an
+//!   item appended before the end is still yielded: a short slice read
+//!   ahead is checked by one more fetch before the iteration ends.
 //! * [`DictIter`] (a dict's `(key, value)` pairs) asks the server for a
 //!   snapshot of the pairs (`dict._iter_items`, an `Iterator`
 //!   object) and takes it `n` pairs at a time (`Iterator._next_chunk`).
@@ -39,11 +46,13 @@
 
 use std::marker::PhantomData;
 
+use mp_proto::message::{Kwargs, Target};
 use mp_proto::methods::builtin::{DictMethod, IteratorMethod};
 use mp_proto::slice::Slice;
 use mp_proto::{ErrorKind, Value};
 use serde::de::DeserializeOwned;
 
+use crate::managers::client::InFlight;
 use crate::managers::error::ManagerError;
 use crate::managers::proxy::BaseProxy;
 use crate::managers::transfer::convert_answer;
@@ -203,6 +212,8 @@ pub struct ListIter<'a, T> {
     position: i64,
     chunk: Chunking,
     buffer: Buffer<T>,
+    /// The next slice, asked for already.
+    prefetch: Option<Prefetch>,
 }
 
 impl<'a, T: DeserializeOwned> ListIter<'a, T> {
@@ -213,32 +224,81 @@ impl<'a, T: DeserializeOwned> ListIter<'a, T> {
             position: 0,
             chunk,
             buffer: Buffer::new(),
+            prefetch: None,
         }
     }
 }
 
-/// Reads the next slice `l[position:position+n]`, halving `n` while the
-/// server finds the slice too large for one answer; whether more may
-/// follow.
+/// The slice `l[position:position+n]` as an argument.
+fn slice_arg(position: i64, n: usize) -> Value {
+    let stop = position.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
+    Slice::new(Some(position), Some(stop), None).to_value()
+}
+
+/// The request for the next slice, sent while the last one is used: the
+/// server builds chunk k+1 while the caller converts and consumes chunk
+/// k. It names the slice it asked for.
+struct Prefetch {
+    call: InFlight,
+    position: i64,
+    n: usize,
+}
+
+/// Reads the next slice `l[position:position+n]` (the one `prefetch`
+/// asked for, if it matches), halving `n` while the server finds the
+/// slice too large for one answer; whether more may follow. When more
+/// may, the slice after it is requested before returning.
 fn fetch_slice<T: DeserializeOwned>(
     base: &BaseProxy,
     method: &'static str,
     position: &mut i64,
     chunk: &mut Chunking,
+    prefetch: &mut Option<Prefetch>,
 ) -> Result<(Vec<T>, bool), ManagerError> {
     loop {
         let n = chunk.n();
-        let stop = position.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
-        let slice = Slice::new(Some(*position), Some(stop), None).to_value();
-        match base.call(method, vec![slice]) {
+        let (answer, ahead) = match prefetch.take() {
+            Some(p) if p.position == *position && p.n == n => {
+                (p.call.wait().and_then(|r| r.into_value()), true)
+            }
+            _ => (base.call(method, vec![slice_arg(*position, n)]), false),
+        };
+        match answer {
             Ok(value) => {
                 if let Value::List(items) = &value {
                     chunk.after(items);
                 }
-                let items: Vec<T> = convert_answer(&base.client()?, value)?;
-                let got = items.len();
+                let got = match &value {
+                    Value::List(items) => items.len(),
+                    _ => 0,
+                };
+                if ahead && got == 0 {
+                    // The end, as it was when this slice was asked for:
+                    // ask again now, for what was appended since.
+                    continue;
+                }
                 *position = position.saturating_add(i64::try_from(got).unwrap_or(i64::MAX));
-                return Ok((items, got == n));
+                // A short slice read ahead is the end only as it was: the
+                // next fetch (not read ahead) confirms it.
+                let more = got == n || ahead;
+                if got == n {
+                    // A failed send only means no prefetch: the next
+                    // fetch asks again, and meets the error there.
+                    let next = chunk.n();
+                    *prefetch = base.current().ok().and_then(|(client, id)| {
+                        let args = vec![slice_arg(*position, next)];
+                        let call = client
+                            .send_call(Target::Object(id), method, args, Kwargs::new())
+                            .ok()?;
+                        Some(Prefetch {
+                            call,
+                            position: *position,
+                            n: next,
+                        })
+                    });
+                }
+                let items: Vec<T> = convert_answer(&base.client()?, value)?;
+                return Ok((items, more));
             }
             Err(ManagerError::Remote(e)) if e.kind == ErrorKind::MemoryError && chunk.halve() => {}
             Err(e) => return Err(e),
@@ -256,8 +316,9 @@ impl<T: DeserializeOwned> Iterator for ListIter<'_, T> {
             position,
             chunk,
             buffer,
+            prefetch,
         } = self;
-        buffer.next_with(|| fetch_slice(base, method, position, chunk))
+        buffer.next_with(|| fetch_slice(base, method, position, chunk, prefetch))
     }
 }
 
