@@ -92,8 +92,7 @@ impl ServerProc {
         cmd.args(["--log-level", "warn", "--threads", &threads])
             .arg("--authkey-file")
             .arg(&key_file)
-            .args(extra)
-            .stdout(Stdio::piped());
+            .args(extra);
         // SAFETY: between fork and exec the child only calls
         // sched_setaffinity, which is async-signal-safe.
         unsafe {
@@ -102,12 +101,7 @@ impl ServerProc {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().expect("start mpserver");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the ready line");
-        let address = line.trim().trim_start_matches("serving at ").to_owned();
+        let (child, address) = spawn_serving(&mut cmd);
         ServerProc {
             child,
             address,
@@ -119,6 +113,22 @@ impl ServerProc {
     pub(crate) fn client(&self) -> ManagerClient {
         ManagerClient::connect(&self.address.parse().expect("address"), KEY).expect("connect")
     }
+}
+
+/// Spawns the `mpserver serve` command `cmd` and waits for its
+/// `serving at ADDR` line; the child and `ADDR`.
+pub(crate) fn spawn_serving(cmd: &mut Command) -> (std::process::Child, String) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start mpserver");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read the ready line");
+    let address = line
+        .trim()
+        .strip_prefix("serving at ")
+        .unwrap_or_else(|| panic!("not a ready line: {line:?}"))
+        .to_owned();
+    (child, address)
 }
 
 impl Drop for ServerProc {

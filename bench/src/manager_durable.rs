@@ -13,16 +13,15 @@
 //! directories live in the system's temporary directory, so the
 //! `always` figure is that disk's fsync.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mp_proto::message::Kwargs;
 use mp_proto::{ObjectId, Value};
 use multiprocessing::managers::{BaseProxy, Call, ManagerClient};
 
-use crate::manager::{mpserver_binary, ServerProc};
+use crate::manager::{mpserver_binary, spawn_serving, ServerProc};
 use crate::report::{self, Row};
 use crate::wire::{median, rate};
 
@@ -91,21 +90,15 @@ fn restart_seconds(dir: &Path) -> f64 {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600));
     let started = Instant::now();
-    let mut child = Command::new(mpserver_binary())
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn"])
-        .arg("--authkey-file")
-        .arg(&key)
-        .arg("--data-dir")
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start mpserver");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the ready line");
+    let (mut child, _) = spawn_serving(
+        Command::new(mpserver_binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn"])
+            .arg("--authkey-file")
+            .arg(&key)
+            .arg("--data-dir")
+            .arg(dir),
+    );
     let elapsed = started.elapsed().as_secs_f64();
-    assert!(line.starts_with("serving at"), "{line:?}");
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_file(&key);

@@ -8,14 +8,13 @@
 //! the median of 5 restarts; the reconnection thread's default backoff
 //! (50 ms doubling to 500 ms) bounds it.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use multiprocessing::managers::{ConnectOptions, ManagerClient, QueueProxy};
 
-use crate::manager::{mpserver_binary, KEY};
+use crate::manager::{mpserver_binary, spawn_serving, KEY};
 use crate::report::{self, Row};
 use crate::wire::median;
 
@@ -24,20 +23,14 @@ const RESTARTS: usize = 5;
 
 /// Starts `mpserver` on `port`; returns it once it serves.
 fn serve(port: u16, key: &std::path::Path) -> Child {
-    let mut child = Command::new(mpserver_binary())
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--log-level", "warn", "--shared", "jobs=Queue"])
-        .arg("--authkey-file")
-        .arg(key)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start mpserver");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the ready line");
-    assert!(line.starts_with("serving at"), "{line:?}");
-    child
+    spawn_serving(
+        Command::new(mpserver_binary())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--log-level", "warn", "--shared", "jobs=Queue"])
+            .arg("--authkey-file")
+            .arg(key),
+    )
+    .0
 }
 
 /// Seconds from each restarted server's ready line to the first call

@@ -6,6 +6,7 @@
 //! ([`process_memory`]).
 
 pub mod client_process;
+pub mod harness;
 pub mod mpserver;
 pub mod process_memory;
 pub mod raw;

@@ -14,7 +14,7 @@ use multiprocessing::managers::{Manager, ManagerError, SharedMemoryManager};
 use multiprocessing::shared_memory::{Item, SharedMemory, SharedMemoryError};
 use multiprocessing::{Connection, Pipe};
 
-type Outcome = Result<(), String>;
+use mp_tests::harness::{self, Outcome, Test};
 
 const KEY: &[u8] = b"shared-memory-manager-test";
 const LONG: Duration = Duration::from_secs(30);
@@ -187,8 +187,6 @@ fn a_server_without_a_tracker_is_named() -> Outcome {
     }
 }
 
-type Test = fn() -> Outcome;
-
 fn main() {
     multiprocessing::init();
     let tests: &[(&str, Test)] = &[
@@ -221,28 +219,5 @@ fn main() {
             a_server_without_a_tracker_is_named,
         ),
     ];
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let (mut passed, mut failed) = (0, 0);
-    for (name, test) in tests {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        match test() {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok");
-            }
-            Err(why) => {
-                failed += 1;
-                println!("test {name} ... FAILED: {why}");
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    harness::run(tests);
 }

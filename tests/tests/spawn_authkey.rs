@@ -18,7 +18,7 @@ use multiprocessing::context::{get_context, StartMethod};
 use multiprocessing::managers::{DictProxy, Manager, QueueProxy, SyncManager};
 use multiprocessing::{current_process, Connection, Pipe};
 
-type Outcome = Result<(), String>;
+use mp_tests::harness::{self, Outcome, Test};
 
 const OWN_KEY: &[u8] = b"a manager's own authkey, not the process's";
 const LONG: Duration = Duration::from_secs(30);
@@ -152,8 +152,6 @@ fn a_proxy_over_a_pipe_names_the_missing_key(method: StartMethod) -> Outcome {
     Ok(())
 }
 
-type Test = fn() -> Outcome;
-
 fn main() {
     multiprocessing::init();
     let tests: &[(&str, Test)] = &[
@@ -179,28 +177,5 @@ fn main() {
             || a_proxy_over_a_pipe_names_the_missing_key(StartMethod::Forkserver),
         ),
     ];
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let (mut passed, mut failed) = (0, 0);
-    for (name, test) in tests {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        match test() {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok");
-            }
-            Err(why) => {
-                failed += 1;
-                println!("test {name} ... FAILED: {why}");
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    harness::run(tests);
 }

@@ -55,8 +55,8 @@ use tokio::sync::{oneshot, watch};
 
 use crate::connection::Address;
 use crate::managers::client::connect::{open, Opened};
-use crate::managers::client::encode_request_as;
 use crate::managers::client::stream::Stream;
+use crate::managers::client::{create_args, encode_request_as};
 use crate::managers::client::{ConnectOptions, ConnectionState, Return, ServerStatus};
 use crate::managers::error::ManagerError;
 
@@ -379,12 +379,14 @@ impl AsyncManagerClient {
         args: Vec<Value>,
         kwargs: Kwargs,
     ) -> Result<ProxyInfo, ManagerError> {
-        let mut all = Vec::with_capacity(args.len() + 1);
-        all.push(Value::Str(typeid.to_owned()));
-        all.extend(args);
-        self.call(Target::Server, ServerMethod::Create.name(), all, kwargs)
-            .await?
-            .into_proxy()
+        self.call(
+            Target::Server,
+            ServerMethod::Create.name(),
+            create_args(typeid, args),
+            kwargs,
+        )
+        .await?
+        .into_proxy()
     }
 
     /// Adds a reference to `id`, owned by this connection.

@@ -422,11 +422,13 @@ impl ManagerClient {
         args: Vec<Value>,
         kwargs: Kwargs,
     ) -> Result<ProxyInfo, ManagerError> {
-        let mut all = Vec::with_capacity(args.len() + 1);
-        all.push(Value::Str(typeid.to_owned()));
-        all.extend(args);
-        self.call(Target::Server, ServerMethod::Create.name(), all, kwargs)?
-            .into_proxy()
+        self.call(
+            Target::Server,
+            ServerMethod::Create.name(),
+            create_args(typeid, args),
+            kwargs,
+        )?
+        .into_proxy()
     }
 
     /// Adds a reference to `id`, owned by this connection.
@@ -594,6 +596,14 @@ pub(in crate::managers) fn encode_request_as(
         thread,
     };
     encode_frame_into(&request, out, usize::MAX).map_err(|e| ManagerError::Protocol(e.to_string()))
+}
+
+/// `create`'s positional arguments: the typeid, then the constructor's.
+pub(in crate::managers) fn create_args(typeid: &str, args: Vec<Value>) -> Vec<Value> {
+    let mut all = Vec::with_capacity(args.len() + 1);
+    all.push(Value::Str(typeid.to_owned()));
+    all.extend(args);
+    all
 }
 
 fn id_value(id: ObjectId) -> Value {
