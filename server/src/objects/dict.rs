@@ -172,6 +172,13 @@ impl SharedObject for DictObject {
         self.dispatch(ctx, method, args).into()
     }
 
+    fn references(&self, out: &mut Vec<mp_proto::ObjectId>) {
+        for (k, v) in lock(&self.map).iter() {
+            out.extend_from_slice(k.referenced_ids());
+            out.extend_from_slice(v.referenced_ids());
+        }
+    }
+
     fn repr(&self) -> Option<String> {
         let map = lock(&self.map);
         // As for a list: a repr too large to build falls back to the

@@ -232,6 +232,18 @@ impl SharedObject for IteratorObject {
         }
     }
 
+    fn references(&self, out: &mut Vec<mp_proto::ObjectId>) {
+        for item in lock(&self.items).iter() {
+            match item {
+                Item::One(h) => out.extend_from_slice(h.referenced_ids()),
+                Item::Pair(k, v) => {
+                    out.extend_from_slice(k.referenced_ids());
+                    out.extend_from_slice(v.referenced_ids());
+                }
+            }
+        }
+    }
+
     fn repr(&self) -> Option<String> {
         Some(format!("<iterator, {} left>", lock(&self.items).len()))
     }
