@@ -64,6 +64,10 @@ OUT_OF_SCOPE = {
         "address) with a registered Python callable; it never uses the "
         "manager under test"
     ),
+    "WithManagerTestBarrier.test_action": (
+        "Barrier(action=...) pickles a Python callable for the server to "
+        "call; mpserver refuses it (it never runs client code)"
+    ),
     "TestSyncManagerTypes.test_pool": (
         "manager.Pool() runs the client's functions in the server process; "
         "mpserver never runs client code"
