@@ -300,10 +300,7 @@ impl Table {
     /// were dropped without freeing their object since the last one (at
     /// least [`MIN_SUSPECTS`], and as many as the last one walked).
     pub fn collect_if_due(&self) {
-        let due = self
-            .last_walk
-            .load(Ordering::Relaxed)
-            .max(MIN_SUSPECTS);
+        let due = self.last_walk.load(Ordering::Relaxed).max(MIN_SUSPECTS);
         if self.suspects.load(Ordering::Relaxed) >= due {
             self.collect_cycles();
         }
@@ -546,7 +543,13 @@ mod tests {
         };
         // CPython's `b = m.list(); b.append(b); del b`.
         let b = create(&engine, &s, "list");
-        call(&engine, &s, Target::Object(b.id), "append", vec![b.clone().into()]);
+        call(
+            &engine,
+            &s,
+            Target::Object(b.id),
+            "append",
+            vec![b.clone().into()],
+        );
         // Two dicts holding each other, one of them holding a list that a
         // live dict also holds.
         let (x, y) = (create(&engine, &s, "dict"), create(&engine, &s, "dict"));
@@ -561,8 +564,20 @@ mod tests {
         set(&keeper, "l", &shared);
         // A cycle still held by the session stays, with what it holds.
         let (p, q) = (create(&engine, &s, "list"), create(&engine, &s, "list"));
-        call(&engine, &s, Target::Object(p.id), "append", vec![q.clone().into()]);
-        call(&engine, &s, Target::Object(q.id), "append", vec![p.clone().into()]);
+        call(
+            &engine,
+            &s,
+            Target::Object(p.id),
+            "append",
+            vec![q.clone().into()],
+        );
+        call(
+            &engine,
+            &s,
+            Target::Object(q.id),
+            "append",
+            vec![p.clone().into()],
+        );
         give_up(&q);
         assert_eq!(engine.table().collect_cycles(), 0);
         for t in [&b, &x, &y, &shared] {

@@ -478,7 +478,6 @@ mod tests {
         );
     }
 
-
     #[test]
     fn iter_raises_once_the_size_changes_and_stays_broken() {
         // CPython's `test_dict_iter`: `it = iter(d); d.clear(); next(it)`
