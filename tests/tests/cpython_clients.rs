@@ -9,7 +9,6 @@
 //! Skipped, with a message, when no `python3` is installed.
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
