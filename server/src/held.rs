@@ -222,6 +222,12 @@ impl Held {
         }
     }
 
+    /// The ids of the objects this value holds a reference to, once per
+    /// reference.
+    pub fn referenced_ids(&self) -> &[ObjectId] {
+        self.refs.as_ref().map_or(&[], |r| &r.ids)
+    }
+
     /// How many references this value holds.
     pub fn reference_count(&self) -> usize {
         self.refs.as_ref().map_or(0, |r| r.ids.len())

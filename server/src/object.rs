@@ -117,6 +117,18 @@ pub trait SharedObject: AsAny + Send + Sync + 'static {
     /// semaphore units). Called once per session that called
     /// [`CallContext::track_owner`] on this object.
     fn release_session(&self, _session: SessionId) {}
+
+    /// Appends the id of every object this one holds a reference to
+    /// through its stored values (each [`Held`]'s
+    /// [`referenced_ids`](Held::referenced_ids), once per reference), for
+    /// the table's cycle collector ([`Table::collect_cycles`]). Leaving a
+    /// reference out is safe — what it names counts as held from outside,
+    /// so it is never freed by the collector — but then a cycle through
+    /// it is never collected; listing a reference the object does not
+    /// hold could free a live object.
+    ///
+    /// [`Table::collect_cycles`]: crate::table::Table::collect_cycles
+    fn references(&self, _out: &mut Vec<mp_proto::ObjectId>) {}
 }
 
 /// Lets the engine turn a `dyn SharedObject` back into its concrete type

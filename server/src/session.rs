@@ -20,6 +20,7 @@
 //! every other client that wants it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -39,6 +40,9 @@ pub struct Session {
     refs: Mutex<HashMap<ObjectId, u64>>,
     /// Objects to notify when the session ends (locks it acquired).
     owning: Mutex<HashSet<ObjectId>>,
+    /// Off for a session that never ends, whose `owning` would otherwise
+    /// grow by every object it ever acquired from.
+    tracking: AtomicBool,
 }
 
 impl Session {
@@ -50,6 +54,7 @@ impl Session {
             started: Instant::now(),
             refs: Mutex::new(HashMap::new()),
             owning: Mutex::new(HashSet::new()),
+            tracking: AtomicBool::new(true),
         }
     }
 
@@ -94,8 +99,17 @@ impl Session {
         }
     }
 
+    /// Makes [`track`](Self::track) a no-op: for a session that never
+    /// ends, so has nothing to release.
+    pub(crate) fn stop_tracking(&self) {
+        self.tracking.store(false, Ordering::Relaxed);
+    }
+
     /// Asks for `release_session` on `id` when this session ends.
     pub(crate) fn track(&self, id: ObjectId) {
+        if !self.tracking.load(Ordering::Relaxed) {
+            return;
+        }
         let mut owning = lock(&self.owning);
         if !owning.contains(&id) {
             owning.insert(id);

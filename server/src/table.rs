@@ -15,9 +15,20 @@
 //! objects are dropped outside the map's locks, one at a time from a
 //! per-thread queue: a chain of a million nested objects is freed without
 //! recursion.
+//!
+//! Counting alone never frees a cycle (a list that holds itself, two
+//! dicts that hold each other), so [`Table::collect_cycles`] finds the
+//! objects every one of whose references comes from another of them
+//! (CPython's garbage collector's rule, on the references objects report
+//! through [`SharedObject::references`]) and frees them. It runs before
+//! `number_of_objects` and `debug_info` answer (they count the live
+//! objects, as Python's own tests `gc.collect()` before counting), and by
+//! itself once enough references were dropped without freeing their
+//! object ([`Table::collect_if_due`]), so its cost stays proportional to
+//! the work that made it due.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -62,7 +73,16 @@ pub struct Table {
     budget: Arc<Budget>,
     /// Told of each persisted object's disposal.
     on_dispose: std::sync::OnceLock<DisposeHook>,
+    /// References dropped without freeing their object since the last
+    /// cycle collection (each may have left a cycle behind).
+    suspects: AtomicU64,
+    /// What the last collection walked (objects and references): the
+    /// next one is due after at least as many suspects.
+    last_walk: AtomicU64,
 }
+
+/// The fewest suspects that make a collection due.
+const MIN_SUSPECTS: u64 = 1024;
 
 /// Ids stay below this so they are exact as JSON numbers and `i64`s.
 const ID_LIMIT: u64 = 1 << 52;
@@ -81,6 +101,8 @@ impl Table {
             next_id: AtomicU64::new(start),
             budget,
             on_dispose: std::sync::OnceLock::new(),
+            suspects: AtomicU64::new(0),
+            last_walk: AtomicU64::new(0),
         })
     }
 
@@ -216,6 +238,7 @@ impl Table {
                 let e = slot.get_mut();
                 e.refs = e.refs.saturating_sub(n);
                 if e.refs > 0 {
+                    self.suspects.fetch_add(1, Ordering::Relaxed);
                     return Ok(e.refs);
                 }
                 let dead = slot.remove();
@@ -271,6 +294,121 @@ impl Table {
             *out.entry(e.spec.typeid.clone()).or_insert(0) += 1;
         }
         out
+    }
+
+    /// Runs [`collect_cycles`](Self::collect_cycles) if enough references
+    /// were dropped without freeing their object since the last one (at
+    /// least [`MIN_SUSPECTS`], and as many as the last one walked).
+    pub fn collect_if_due(&self) {
+        let due = self.last_walk.load(Ordering::Relaxed).max(MIN_SUSPECTS);
+        if self.suspects.load(Ordering::Relaxed) >= due {
+            self.collect_cycles();
+        }
+    }
+
+    /// Frees every object that is alive only because other such objects
+    /// hold it (reference cycles through stored proxies); returns how many
+    /// it freed.
+    ///
+    /// It walks each live object's [`references`](SharedObject::references)
+    /// once: an object with more references than the walk found is held
+    /// from outside (a session, a name, an object that does not report),
+    /// and so is everything it reaches. What is left is checked again
+    /// before it is freed — every reference to it must still come from
+    /// inside the set — so a concurrent call can only make it free less.
+    pub fn collect_cycles(&self) -> usize {
+        self.suspects.store(0, Ordering::Relaxed);
+        let live: Vec<(ObjectId, u64, Arc<dyn SharedObject>)> = self
+            .objects
+            .iter()
+            .map(|e| (*e.key(), e.refs, Arc::clone(&e.object)))
+            .collect();
+        let index: HashMap<ObjectId, usize> = live
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _, _))| (*id, i))
+            .collect();
+        let mut outside: Vec<i128> = live.iter().map(|(_, refs, _)| i128::from(*refs)).collect();
+        let mut edges: Vec<Vec<usize>> = vec![Vec::new(); live.len()];
+        let mut ids = Vec::new();
+        let mut walked = live.len() as u64;
+        for (i, (_, _, object)) in live.iter().enumerate() {
+            ids.clear();
+            object.references(&mut ids);
+            walked += ids.len() as u64;
+            for id in &ids {
+                if let Some(&j) = index.get(id) {
+                    outside[j] -= 1;
+                    edges[i].push(j);
+                }
+            }
+        }
+        self.last_walk.store(walked, Ordering::Relaxed);
+        // Everything reachable from an object held from outside is alive.
+        let mut alive = vec![false; live.len()];
+        let mut stack: Vec<usize> = (0..live.len()).filter(|&i| outside[i] > 0).collect();
+        for &i in &stack {
+            alive[i] = true;
+        }
+        while let Some(i) = stack.pop() {
+            for &j in &edges[i] {
+                if !alive[j] {
+                    alive[j] = true;
+                    stack.push(j);
+                }
+            }
+        }
+        let garbage: HashMap<ObjectId, usize> = (0..live.len())
+            .filter(|&i| !alive[i])
+            .map(|i| (live[i].0, i))
+            .collect();
+        if garbage.is_empty() || !self.closed(&garbage, &live) {
+            return 0;
+        }
+        let mut dead = Vec::with_capacity(garbage.len());
+        for &id in garbage.keys() {
+            if let Some((_, e)) = self.objects.remove(&id) {
+                if e.persisted {
+                    if let Some(hook) = self.on_dispose.get() {
+                        hook(id);
+                    }
+                }
+                dead.push(e.object);
+            }
+        }
+        drop(live);
+        let freed = dead.len();
+        // The map's locks are not held; each one's stored values release
+        // their references (to the others, already gone, or to live
+        // objects outside the set).
+        for object in dead {
+            dispose(object);
+        }
+        freed
+    }
+
+    /// Whether every reference to each object of `set` (id → index in
+    /// `live`) comes, read again now, from an object of `set`.
+    fn closed(
+        &self,
+        set: &HashMap<ObjectId, usize>,
+        live: &[(ObjectId, u64, Arc<dyn SharedObject>)],
+    ) -> bool {
+        let mut inside: HashMap<ObjectId, u64> = HashMap::with_capacity(set.len());
+        let mut ids = Vec::new();
+        for &i in set.values() {
+            ids.clear();
+            live[i].2.references(&mut ids);
+            for id in &ids {
+                if set.contains_key(id) {
+                    *inside.entry(*id).or_insert(0) += 1;
+                }
+            }
+        }
+        set.keys().all(|id| {
+            let refs = self.refcount(*id);
+            refs.is_some() && refs == inside.get(id).copied()
+        })
     }
 
     /// Disposes of every object (server shutdown).
@@ -393,6 +531,71 @@ mod tests {
         assert!(s.take_ref(first.id));
         engine.table().decref(first.id).unwrap();
         assert_eq!(engine.table().len(), 0);
+    }
+
+    #[test]
+    fn cycles_held_only_by_themselves_are_collected() {
+        let engine = Engine::new(Registry::sync_manager());
+        let s = Arc::new(Session::new(SessionId(1), "t"));
+        let give_up = |t: &Token| {
+            assert!(s.take_ref(t.id));
+            engine.table().decref(t.id).unwrap();
+        };
+        // CPython's `b = m.list(); b.append(b); del b`.
+        let b = create(&engine, &s, "list");
+        call(
+            &engine,
+            &s,
+            Target::Object(b.id),
+            "append",
+            vec![b.clone().into()],
+        );
+        // Two dicts holding each other, one of them holding a list that a
+        // live dict also holds.
+        let (x, y) = (create(&engine, &s, "dict"), create(&engine, &s, "dict"));
+        let (shared, keeper) = (create(&engine, &s, "list"), create(&engine, &s, "dict"));
+        let set = |d: &Token, k: &str, v: &Token| {
+            let args = vec![k.into(), v.clone().into()];
+            call(&engine, &s, Target::Object(d.id), "__setitem__", args);
+        };
+        set(&x, "y", &y);
+        set(&y, "x", &x);
+        set(&x, "l", &shared);
+        set(&keeper, "l", &shared);
+        // A cycle still held by the session stays, with what it holds.
+        let (p, q) = (create(&engine, &s, "list"), create(&engine, &s, "list"));
+        call(
+            &engine,
+            &s,
+            Target::Object(p.id),
+            "append",
+            vec![q.clone().into()],
+        );
+        call(
+            &engine,
+            &s,
+            Target::Object(q.id),
+            "append",
+            vec![p.clone().into()],
+        );
+        give_up(&q);
+        assert_eq!(engine.table().collect_cycles(), 0);
+        for t in [&b, &x, &y, &shared] {
+            give_up(t);
+        }
+        assert_eq!(engine.table().len(), 7);
+        assert_eq!(engine.table().collect_cycles(), 3);
+        let mut left: Vec<ObjectId> = engine.table().snapshot().iter().map(|o| o.id).collect();
+        left.sort();
+        let mut expected = vec![shared.id, keeper.id, p.id, q.id];
+        expected.sort();
+        assert_eq!(left, expected);
+        // The list the freed dict held lost that reference only.
+        assert_eq!(engine.table().refcount(shared.id), Some(1));
+        // number_of_objects counts the live objects only.
+        give_up(&p);
+        let got = call(&engine, &s, Target::Server, "number_of_objects", vec![]);
+        assert_eq!(got, Outcome::Return(Value::Int(2)));
     }
 
     #[test]

@@ -3,12 +3,14 @@
 //! ([`raw`]), scraping its metrics ([`scrape`]), and a well-behaved client
 //! kept busy in the background ([`steady`]), and client processes
 //! ([`client_process`]), and a server process's memory read and capped
-//! ([`process_memory`]).
+//! ([`process_memory`]), and the CPython interpreters installed here
+//! ([`python`]).
 
 pub mod client_process;
 pub mod harness;
 pub mod mpserver;
 pub mod process_memory;
+pub mod python;
 pub mod raw;
 pub mod scrape;
 pub mod steady;

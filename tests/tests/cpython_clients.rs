@@ -9,75 +9,15 @@
 //! Skipped, with a message, when no `python3` is installed.
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mp_tests::mpserver::{eventually, Options, ServerProcess};
+use mp_tests::python::{skip_without_python, Python};
 use multiprocessing::managers::{DictProxy, ManagerClient, QueueProxy};
 
 /// The longest one Python script may take before the test fails.
 const SCRIPT_LIMIT: Duration = Duration::from_secs(120);
-
-/// A CPython interpreter and whether it needs `--legacy-auth` (3.11 and
-/// older answer the handshake with HMAC-MD5).
-struct Python {
-    path: PathBuf,
-    legacy: bool,
-}
-
-fn version(path: &PathBuf) -> Option<(u32, u32)> {
-    let out = Command::new(path)
-        .args([
-            "-c",
-            "import sys; print(sys.version_info[0], sys.version_info[1])",
-        ])
-        .output()
-        .ok()?;
-    let text = String::from_utf8(out.stdout).ok()?;
-    let mut parts = text.split_whitespace().map(|p| p.parse().ok());
-    Some((parts.next()??, parts.next()??))
-}
-
-/// `python3` and the pyenv 3.12/3.13 interpreters that exist here.
-fn pythons() -> Vec<Python> {
-    let mut candidates = vec![PathBuf::from("python3")];
-    if let Some(home) = std::env::var_os("HOME") {
-        let versions = PathBuf::from(home).join(".pyenv/versions");
-        if let Ok(entries) = std::fs::read_dir(&versions) {
-            let mut found: Vec<PathBuf> = entries
-                .filter_map(Result::ok)
-                .map(|e| e.path().join("bin/python3"))
-                .filter(|p| p.exists())
-                .collect();
-            found.sort();
-            candidates.extend(found);
-        }
-    }
-    let mut seen = Vec::new();
-    let mut out = Vec::new();
-    for path in candidates {
-        let Some(v) = version(&path) else { continue };
-        if v < (3, 11) || seen.contains(&v) {
-            continue;
-        }
-        seen.push(v);
-        out.push(Python {
-            path,
-            legacy: v < (3, 12),
-        });
-    }
-    out
-}
-
-fn skip_without_python() -> Option<Vec<Python>> {
-    let found = pythons();
-    if found.is_empty() {
-        eprintln!("no python3 (3.11 or newer) found: CPython client tests skipped");
-        return None;
-    }
-    Some(found)
-}
 
 /// Python code that connects `m`, a `SyncManager`, to `server` (and makes
 /// the server's key this process's, as CPython's tests do, so nested

@@ -40,9 +40,10 @@
 //! ended (its references dropped, as for an SDK client that disconnects)
 //! when that process exits; for TCP clients, whose process the server
 //! cannot see, one shared by them all, whose references live until given
-//! back, as with CPython's own server. Locks, waits and the references
-//! inside returned values (held until the client has increfed them) stay
-//! with the connection's own session and end with it.
+//! back, as with CPython's own server. An `RLock`, waits and the
+//! references inside returned values (held until the client has increfed
+//! them) stay with the connection's own session and end with it; what a
+//! `Lock` or semaphore holds has no owner, as in Python (`owners`).
 //!
 //! # Values
 //!
@@ -89,6 +90,7 @@ const ACCEPT_CONNECTION: &str = "accept_connection";
 /// What one connection needs, besides its socket.
 struct Conn<'a> {
     engine: &'a Arc<Engine>,
+    python: &'a owners::Owners,
     session: &'a Arc<Session>,
     owner: Arc<Session>,
     client_address: Address,
@@ -111,6 +113,7 @@ pub(crate) async fn serve<S: Socket>(
     let owner = ctx.python.owner(engine, fd, tcp.is_none());
     let conn = Conn {
         engine,
+        python: &ctx.python,
         session,
         owner,
         client_address,
@@ -221,8 +224,13 @@ impl Conn<'_> {
                 ServerMethod::from_name(&request.method),
                 Some(ServerMethod::Create | ServerMethod::Lookup)
             );
+        let unowned;
         let (session, object_call) = match request.target {
             Target::Server => (&self.owner, false),
+            Target::Object(id) if self.acquires_unowned(id) => {
+                unowned = self.python.unowned(self.engine);
+                (&unowned, true)
+            }
             Target::Object(_) => (self.session, true),
         };
         let outcome = match self.engine.call(session, request) {
@@ -253,6 +261,15 @@ impl Conn<'_> {
             }
         }
         (replies::outcome(&outcome, created, &side), protocol, None)
+    }
+
+    /// Whether object `id` is one whose acquisitions have no owner in
+    /// Python (`owners::acquires_unowned`).
+    fn acquires_unowned(&self, id: ObjectId) -> bool {
+        self.engine
+            .table()
+            .get(id)
+            .is_some_and(|(object, _)| owners::acquires_unowned(&*object))
     }
 
     /// The engine request a pickled `(ident, methodname, args, kwds)` is.

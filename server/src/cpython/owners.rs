@@ -16,6 +16,21 @@
 //!   memory limits bound what that can cost.
 //!
 //! Each owner counts as one session in `status`.
+//!
+//! # What a `Lock` or `Semaphore` holds
+//!
+//! A `threading.Lock` or semaphore has no owner: any thread may release
+//! it, and it stays acquired when the thread that acquired it is gone.
+//! CPython's own tests count on both (a child process acquires a manager
+//! `Lock` and exits; its parent releases it). So what CPython clients
+//! acquire from a `Lock`, `Semaphore` or `BoundedSemaphore`, or through a
+//! `Condition` built on a `Lock`, is held by one session that never ends
+//! (`unowned`), not by the connection: any CPython client may release it,
+//! and a client that leaves keeps it acquired, as on CPython's server. An
+//! `RLock` (and a `Condition` on one) keeps its owner, the connection,
+//! which is the client thread (one connection per thread), and is
+//! released when that connection ends. SDK clients keep the stricter
+//! rules of [`crate::objects::semaphore`].
 
 use std::collections::HashMap;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -23,12 +38,16 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::engine::Engine;
 use crate::lock;
+use crate::object::SharedObject;
+use crate::objects::condition::ConditionObject;
+use crate::objects::semaphore::{SemKind, SemaphoreObject};
 use crate::session::Session;
 
 /// The owner sessions of the CPython clients of one server.
 #[derive(Default)]
 pub(crate) struct Owners {
     shared: OnceLock<Arc<Session>>,
+    unowned: OnceLock<Arc<Session>>,
     by_pid: Arc<Mutex<HashMap<i32, Arc<Session>>>>,
 }
 
@@ -50,6 +69,16 @@ impl Owners {
             self.shared
                 .get_or_init(|| engine.open_session("CPython clients (TCP)")),
         )
+    }
+
+    /// The session that holds what CPython clients acquire from objects
+    /// with no owner in Python (see the module's docs); it never ends.
+    pub(crate) fn unowned(&self, engine: &Arc<Engine>) -> Arc<Session> {
+        Arc::clone(self.unowned.get_or_init(|| {
+            let session = engine.open_session("CPython clients' locks and semaphores");
+            session.stop_tracking();
+            session
+        }))
     }
 
     /// The owner session of process `pid`, made and watched on first use;
@@ -85,6 +114,19 @@ impl Owners {
         });
         Some(session)
     }
+}
+
+/// Whether what a CPython client acquires from `object` has no owner in
+/// Python: a `Lock`, `Semaphore` or `BoundedSemaphore`, or a `Condition`
+/// on a `Lock`.
+pub(crate) fn acquires_unowned(object: &dyn SharedObject) -> bool {
+    let unowned = |kind| !matches!(kind, SemKind::RLock);
+    let any = object.as_any();
+    if let Some(sem) = any.downcast_ref::<SemaphoreObject>() {
+        return unowned(sem.kind());
+    }
+    any.downcast_ref::<ConditionObject>()
+        .is_some_and(|c| unowned(c.lock_kind()))
 }
 
 /// The process at the other end of Unix socket `fd`.

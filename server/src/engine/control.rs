@@ -123,6 +123,7 @@ impl Engine {
                     )));
                 }
                 self.table.decref(id)?;
+                self.table.collect_if_due();
                 Value::None
             }
             ServerMethod::Transit | ServerMethod::Receive => {
@@ -135,10 +136,13 @@ impl Engine {
             }
             ServerMethod::NumberOfObjects => {
                 args.none(method)?;
+                // Live objects only: a cycle nothing else holds is not.
+                self.table.collect_cycles();
                 Value::Int(self.table.len() as i64)
             }
             ServerMethod::DebugInfo => {
                 args.none(method)?;
+                self.table.collect_cycles();
                 let names = self.names.list();
                 let mut objects = self.table.snapshot();
                 for o in &mut objects {

@@ -175,6 +175,7 @@ impl Engine {
             // An object can only be gone already if the table was cleared.
             let _ = self.table.decref_n(id, n);
         }
+        self.table.collect_if_due();
         self.metrics.session_closed();
     }
 

@@ -47,7 +47,7 @@ pub struct ConditionObject {
     /// are forwarded to it; `None` for the condition's own lock.
     shared_lock: Option<mp_proto::ObjectId>,
     /// Keeps a given lock object alive while the condition is.
-    _lock_ref: Option<Held>,
+    lock_ref: Option<Held>,
     state: Arc<Mutex<CondState>>,
 }
 
@@ -85,11 +85,16 @@ impl ConditionObject {
         Ok(ConditionObject {
             lock,
             shared_lock,
-            _lock_ref: lock_ref,
+            lock_ref,
             state: Arc::new(Mutex::new(CondState {
                 waiters: WaitQueue::new(),
             })),
         })
+    }
+
+    /// The kind of the lock it is built on (`RLock` for its own).
+    pub fn lock_kind(&self) -> SemKind {
+        self.lock.kind()
     }
 
     fn track(&self, ctx: &CallContext<'_>) {
@@ -175,6 +180,12 @@ impl SharedObject for ConditionObject {
         }
     }
 
+    fn references(&self, out: &mut Vec<mp_proto::ObjectId>) {
+        if let Some(held) = &self.lock_ref {
+            out.extend_from_slice(held.referenced_ids());
+        }
+    }
+
     fn repr(&self) -> Option<String> {
         Some(format!(
             "<Condition({}, {})>",
@@ -195,7 +206,7 @@ impl crate::persist::Durable for ConditionObject {
     const JOURNALING: crate::persist::Journaling = crate::persist::Journaling::Initial;
 
     fn init(&self) -> Args {
-        match &self._lock_ref {
+        match &self.lock_ref {
             Some(token) => Args::positional(vec![token.value().clone()]),
             None => Args::default(),
         }

@@ -4,7 +4,8 @@
 //! Keys must be hashable (`TypeError: unhashable type: 'list'`), a missing
 //! key is `KeyError(key)`. `keys()`, `values()` and `items()` return lists
 //! (CPython pickles its views as lists too); `__iter__` returns a new
-//! `Iterator` object over a snapshot of the keys, and `_iter_items` (not
+//! `Iterator` object over a snapshot of the keys (which raises
+//! `RuntimeError` once the dict's size changes, as CPython's does), and `_iter_items` (not
 //! CPython's) one over a snapshot of the `(key, value)` pairs, which the
 //! SDK's `DictProxy::iter` pages through; a snapshot is one operation,
 //! bounded as `items()` is. Deleting keeps the order of the others, at
@@ -31,7 +32,8 @@ type Entries = IndexMap<Held, Held>;
 
 /// A shared `dict`.
 pub struct DictObject {
-    map: Mutex<Entries>,
+    /// Shared with the iterators `__iter__` makes, which check its size.
+    map: Arc<Mutex<Entries>>,
     /// For `repr()` and `#GETVALUE`, which have no call context.
     budget: Arc<Budget>,
 }
@@ -42,7 +44,7 @@ impl DictObject {
         let mut map = IndexMap::new();
         update(ctx, &mut map, args, "dict")?;
         Ok(DictObject {
-            map: Mutex::new(map),
+            map: Arc::new(Mutex::new(map)),
             budget: Arc::clone(ctx.budget()),
         })
     }
@@ -170,6 +172,13 @@ impl SharedObject for DictObject {
         self.dispatch(ctx, method, args).into()
     }
 
+    fn references(&self, out: &mut Vec<mp_proto::ObjectId>) {
+        for (k, v) in lock(&self.map).iter() {
+            out.extend_from_slice(k.referenced_ids());
+            out.extend_from_slice(v.referenced_ids());
+        }
+    }
+
     fn repr(&self) -> Option<String> {
         let map = lock(&self.map);
         // As for a list: a repr too large to build falls back to the
@@ -260,9 +269,11 @@ impl DictObject {
                 args.none(method)?;
                 // The snapshot is kept by a new object: stored, charged.
                 let keys = Held::clone_all(map.keys(), ctx.budget())?;
-                return Ok(Return::Object(Arc::new(IteratorObject::new(
+                let dict = Arc::downgrade(&self.map);
+                return Ok(Return::Object(Arc::new(IteratorObject::dict_keys(
                     keys,
                     Arc::clone(ctx.budget()),
+                    move || dict.upgrade().map(|map| lock(&map).len()),
                 ))));
             }
             DictMethod::IterItems => {
@@ -467,6 +478,40 @@ mod tests {
         );
     }
 
+    #[test]
+    fn iter_raises_once_the_size_changes_and_stays_broken() {
+        // CPython's `test_dict_iter`: `it = iter(d); d.clear(); next(it)`
+        // is `RuntimeError`, and so is every later step.
+        let h = Harness::new();
+        let d = DictObject::create(&h.ctx(), Args::default()).unwrap();
+        h.ok(&d, "__setitem__", vec!["a".into(), 1.into()]);
+        h.ok(&d, "__setitem__", vec!["b".into(), 2.into()]);
+        let iter = |h: &Harness| match h.call(&d, "__iter__", vec![]) {
+            Reply::Ready(Ok(Return::Object(it))) => it,
+            _ => panic!("__iter__ did not make an object"),
+        };
+        // Unchanged: every key, then StopIteration.
+        let it = iter(&h);
+        assert_eq!(h.ok(&*it, "__next__", vec![]), "a".into());
+        assert_eq!(h.ok(&*it, "__next__", vec![]), "b".into());
+        let end = h.err(&*it, "__next__", vec![]).kind;
+        assert_eq!(end, mp_proto::ErrorKind::StopIteration);
+        // A value replaced keeps the size: no error.
+        let it = iter(&h);
+        h.ok(&d, "__setitem__", vec!["a".into(), 5.into()]);
+        assert_eq!(h.ok(&*it, "__next__", vec![]), "a".into());
+        // Cleared: RuntimeError, again after the size is back.
+        h.ok(&d, "clear", vec![]);
+        for _ in 0..2 {
+            let e = h.err(&*it, "__next__", vec![]);
+            assert_eq!(e.kind, mp_proto::ErrorKind::RuntimeError);
+            assert_eq!(e.message, "dictionary changed size during iteration");
+            h.ok(&d, "__setitem__", vec!["a".into(), 1.into()]);
+            h.ok(&d, "__setitem__", vec!["b".into(), 2.into()]);
+        }
+        let e = h.err(&*it, "_next_chunk", vec![10.into()]);
+        assert_eq!(e.kind, mp_proto::ErrorKind::RuntimeError);
+    }
     #[test]
     fn dict_semantics() {
         let h = Harness::new();

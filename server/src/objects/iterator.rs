@@ -2,10 +2,14 @@
 //! and what `dict._iter_items` (not CPython's) returns for the SDK's
 //! chunked iteration of a dict's pairs.
 //!
-//! It walks a snapshot taken when it was made, so changing the dict while
-//! iterating is safe (CPython would raise `RuntimeError: dictionary changed
-//! size during iteration`): it yields the items as they were then, each
-//! once, whatever happens to the dict meanwhile. The snapshot is stored
+//! It walks a snapshot taken when it was made, so it yields the items as
+//! they were then, each once. A `dict.__iter__` iterator also checks the
+//! dict's size before each step, as CPython's does: once the size is not
+//! what it was, every step raises `RuntimeError: dictionary changed size
+//! during iteration` (Python code that iterates a `DictProxy` while
+//! changing it fails as it would on CPython's server). The SDK's
+//! `_iter_items` iterator has no such check: changing the dict while
+//! paging through it is safe. The snapshot is stored
 //! (charged to the memory budget) until the iterator is exhausted,
 //! closed, or released. `__next__` raises `StopIteration` at the end;
 //! `close` ends it early; `_next_chunk(n)` (not CPython's) answers up to `n`
@@ -13,6 +17,7 @@
 //! limit (`max_value_bytes`).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mp_proto::methods::builtin::IteratorMethod;
@@ -66,11 +71,37 @@ impl Item {
     }
 }
 
+/// The check of a `dict.__iter__` iterator: the dict's size when the
+/// iterator was made, and how to read it now (`None` once the dict is
+/// gone).
+struct SizeGuard {
+    len: usize,
+    current: Box<dyn Fn() -> Option<usize> + Send + Sync>,
+    /// Set at the first change: CPython's iterator stays broken after it.
+    changed: AtomicBool,
+}
+
+impl SizeGuard {
+    fn check(&self) -> Result<(), RemoteError> {
+        let changed = self.changed.load(Ordering::Relaxed)
+            || (self.current)().is_some_and(|now| now != self.len);
+        if changed {
+            self.changed.store(true, Ordering::Relaxed);
+            return Err(RemoteError::new(
+                ErrorKind::RuntimeError,
+                "dictionary changed size during iteration",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// An iterator over stored values.
 pub struct IteratorObject {
     items: Mutex<VecDeque<Item>>,
     /// For `#GETVALUE`, which has no call context.
     budget: Arc<Budget>,
+    guard: Option<SizeGuard>,
 }
 
 impl IteratorObject {
@@ -80,7 +111,34 @@ impl IteratorObject {
         IteratorObject {
             items: Mutex::new(items.into_iter().map(Item::One).collect()),
             budget,
+            guard: None,
         }
+    }
+
+    /// An iterator over a dict's `keys` (stored, so charged to `budget`)
+    /// that raises `RuntimeError` once `current()` (the dict's size now,
+    /// `None` once it is gone) is not `keys.len()`, as CPython's
+    /// `iter(dict)` does.
+    pub fn dict_keys(
+        keys: Vec<Held>,
+        budget: Arc<Budget>,
+        current: impl Fn() -> Option<usize> + Send + Sync + 'static,
+    ) -> Self {
+        let len = keys.len();
+        IteratorObject {
+            guard: Some(SizeGuard {
+                len,
+                current: Box::new(current),
+                changed: AtomicBool::new(false),
+            }),
+            ..Self::new(keys, budget)
+        }
+    }
+
+    /// `Err(RuntimeError)` if this is a dict's iterator and the dict's
+    /// size changed since it was made.
+    fn check(&self) -> Result<(), RemoteError> {
+        self.guard.as_ref().map_or(Ok(()), SizeGuard::check)
     }
 
     /// An iterator yielding each of `pairs` (stored, so charged to
@@ -89,6 +147,7 @@ impl IteratorObject {
         IteratorObject {
             items: Mutex::new(pairs.into_iter().map(|(k, v)| Item::Pair(k, v)).collect()),
             budget,
+            guard: None,
         }
     }
 
@@ -100,6 +159,7 @@ impl IteratorObject {
             .ok()
             .filter(|n| *n >= 1)
             .ok_or_else(|| value_error("_next_chunk(n): n must be at least 1"))?;
+        self.check()?;
         let limit = ctx.budget().max_value_bytes();
         let mut items = lock(&self.items);
         // The answer is checked item by item before it is built: it stops
@@ -148,6 +208,9 @@ impl SharedObject for IteratorObject {
             IteratorMethod::Next => match args.none(method) {
                 Err(e) => Reply::err(e),
                 Ok(()) => {
+                    if let Err(e) = self.check() {
+                        return Reply::err(e);
+                    }
                     let mut items = lock(&self.items);
                     let next = items.pop_front();
                     shrink_deque(&mut items);
@@ -165,6 +228,18 @@ impl SharedObject for IteratorObject {
                 let rest = std::mem::take(&mut *lock(&self.items));
                 drop(rest);
                 Reply::none()
+            }
+        }
+    }
+
+    fn references(&self, out: &mut Vec<mp_proto::ObjectId>) {
+        for item in lock(&self.items).iter() {
+            match item {
+                Item::One(h) => out.extend_from_slice(h.referenced_ids()),
+                Item::Pair(k, v) => {
+                    out.extend_from_slice(k.referenced_ids());
+                    out.extend_from_slice(v.referenced_ids());
+                }
             }
         }
     }

@@ -104,6 +104,12 @@ impl SharedObject for ListObject {
         self.dispatch(ctx, method, args).into()
     }
 
+    fn references(&self, out: &mut Vec<mp_proto::ObjectId>) {
+        for item in lock(&self.items).iter() {
+            out.extend_from_slice(item.referenced_ids());
+        }
+    }
+
     fn repr(&self) -> Option<String> {
         let items = lock(&self.items);
         // A repr is at most about four times the value's bytes (`\xNN`

@@ -176,6 +176,12 @@ impl SharedObject for NamespaceObject {
         self.dispatch(ctx, method, args).into()
     }
 
+    fn references(&self, out: &mut Vec<mp_proto::ObjectId>) {
+        for attr in lock(&self.attrs).values() {
+            out.extend_from_slice(attr.value.referenced_ids());
+        }
+    }
+
     fn repr(&self) -> Option<String> {
         let attrs = lock(&self.attrs);
         // As for a list: a repr too large to build falls back to the

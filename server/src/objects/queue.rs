@@ -341,6 +341,14 @@ impl SharedObject for QueueObject {
         self.dispatch(ctx, method, args).unwrap_or_else(Reply::err)
     }
 
+    fn references(&self, out: &mut Vec<mp_proto::ObjectId>) {
+        // The items stored; those of blocked putters count as held from
+        // outside (they are not in the queue yet).
+        for item in lock(&self.state).items.iter() {
+            out.extend_from_slice(item.referenced_ids());
+        }
+    }
+
     fn repr(&self) -> Option<String> {
         let s = lock(&self.state);
         Some(format!(

@@ -70,6 +70,11 @@ impl SharedObject for ValueObject {
         }
     }
 
+    fn references(&self, out: &mut Vec<mp_proto::ObjectId>) {
+        out.extend_from_slice(self.typecode.referenced_ids());
+        out.extend_from_slice(lock(&self.value).referenced_ids());
+    }
+
     fn repr(&self) -> Option<String> {
         let value = lock(&self.value);
         // A repr is at most about four times the value's bytes; one too
