@@ -2,7 +2,8 @@
 //! `SyncManager(address=..., authkey=...).connect()` programs of every
 //! CPython on this machine (3.11 with `--legacy-auth`, 3.12 and 3.13 from
 //! pyenv), each typeid as Python code calls it, the exceptions Python
-//! catches, a Rust SDK client and a Python client on one dict and queue,
+//! catches, a Rust SDK client and a Python client on one dict, queue and
+//! lock,
 //! hostile pickles refused to their sender only, and a Python process's
 //! references dropped when it dies.
 //!
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use mp_tests::mpserver::{eventually, Options, ServerProcess};
 use mp_tests::python::{skip_without_python, Python};
-use multiprocessing::managers::{DictProxy, ManagerClient, QueueProxy};
+use multiprocessing::managers::{DictProxy, LockProxy, ManagerClient, QueueProxy};
 
 /// The longest one Python script may take before the test fails.
 const SCRIPT_LIMIT: Duration = Duration::from_secs(120);
@@ -328,6 +329,39 @@ print('python ok')
     assert!(out.contains("python ok"), "{out}");
     assert_eq!(jobs.get().unwrap(), "from python");
     assert_eq!(table.get_item("python").unwrap(), (2, "two".to_owned()));
+}
+
+#[test]
+fn a_rust_client_and_a_python_client_exclude_each_other_on_one_lock() {
+    let Some(pythons) = skip_without_python() else {
+        return;
+    };
+    let python = pythons.last().expect("one python");
+    let server = server_for(python, &["--shared", "door=Lock"]);
+    let rust = ManagerClient::connect(&server.addr(), &server.key).unwrap();
+    let door: LockProxy = rust.lookup("door").unwrap();
+    let python_door = |body: &str| {
+        let script = format!(
+            "class Named(BaseManager): pass\nNamed.register('door')\n\
+             n = Named(address=ADDRESS, authkey=KEY); n.connect()\n\
+             door = n.door()\n{body}\nprint('python ok')\n"
+        );
+        let out = run(python, &server, &script);
+        assert!(out.contains("python ok"), "{out}");
+    };
+
+    // Held by Rust: Python waits and gives up.
+    let guard = door.acquire().unwrap();
+    python_door("assert door.acquire(timeout=0.2) is False");
+    guard.release().unwrap();
+    // Taken by Python, which leaves it held as `threading.Lock` does
+    // when its acquirer exits: Rust cannot take it.
+    python_door("assert door.acquire(timeout=30) is True");
+    assert!(door.try_acquire().unwrap().is_none(), "Python holds it");
+    // Released by another Python process: Rust takes it.
+    python_door("door.release()");
+    let guard = door.acquire_timeout(Duration::from_secs(30)).unwrap();
+    assert!(guard.is_some(), "released by Python");
 }
 
 #[test]
