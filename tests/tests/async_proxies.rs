@@ -24,6 +24,10 @@ use tokio::time::timeout;
 #[path = "../../client/examples/manager_maths.rs"]
 mod maths;
 
+#[allow(dead_code)]
+#[path = "../../client/examples/async_remote_queue.rs"]
+mod remote_queue;
+
 /// Fails a test that would hang.
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -644,4 +648,14 @@ fn the_async_sync_primitives_have_the_blocking_ones_methods() {
         assert!(!unmet);
         guard.release().await.unwrap();
     });
+}
+
+#[test]
+fn the_async_remote_queue_example_squares_in_its_worker_processes() {
+    let mut out = Vec::new();
+    remote_queue::run(&mut out).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "20 squares from 2 worker processes\nsum: 2470\n"
+    );
 }

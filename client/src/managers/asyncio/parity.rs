@@ -23,7 +23,12 @@ type Listing = &'static [(&'static str, &'static str)];
 
 /// A blocking proxy's name, its listings, its async counterpart's, and
 /// the blocking methods it has no counterpart of.
-type Pair = (&'static str, Vec<Listing>, Vec<Listing>, &'static [&'static str]);
+type Pair = (
+    &'static str,
+    Vec<Listing>,
+    Vec<Listing>,
+    &'static [&'static str],
+);
 
 /// Blocking methods with no async method of that name, and why.
 const SYNC_ONLY: &[(&str, &str)] = &[(
