@@ -37,6 +37,8 @@
 //! | event `wait`, queue `join` | safe |
 //! | condition `wait` | safe, but the lock is left released and the guard holds nothing |
 //! | barrier `wait` | breaks the barrier, as a Python timeout does |
+//! | an iterator's `next()` ([`AsyncListIter`], [`AsyncDictIter`]) | safe: nothing skipped or yielded twice; a dict's keeps its call for the next `next()` |
+//! | a `#[shared(blocking)]` method | the server drops the call; a method already running finishes there, its answer dropped |
 //! | queue `put` waiting for room | not safe: the item may or may not have been put |
 //! | any other call | the request is already sent: it happens, its answer is dropped |
 //!
