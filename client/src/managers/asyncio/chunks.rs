@@ -276,34 +276,34 @@ impl<'a, K: DeserializeOwned, V: DeserializeOwned> AsyncDictIter<'a, K, V> {
     /// its answer is in, so a dropped fetch loses no pair and no
     /// reference: the next one awaits the same call.
     async fn fetch(&mut self) -> Result<(Vec<(K, V)>, bool), ManagerError> {
-        if self.snapshot.is_none() {
-            if self.in_flight.is_none() {
-                let call = self.dict.send(DictMethod::IterItems.name(), vec![]).await?;
-                self.in_flight = Some(call);
+        let snapshot = match &self.snapshot {
+            Some(it) => it,
+            None => {
+                let call = match &mut self.in_flight {
+                    Some(call) => call,
+                    None => {
+                        let call = self.dict.send(DictMethod::IterItems.name(), vec![]).await?;
+                        self.in_flight.insert(call)
+                    }
+                };
+                let answer = call.answer().await;
+                self.in_flight = None;
+                let token = answer?.into_proxy()?.token;
+                let it = AsyncBaseProxy::from_owned(self.dict.client().clone(), token);
+                self.snapshot.insert(it)
             }
-            let answer = match &mut self.in_flight {
-                Some(call) => call.answer().await,
-                None => return Err(ManagerError::Protocol("no snapshot call".into())),
-            };
-            self.in_flight = None;
-            let token = answer?.into_proxy()?.token;
-            self.snapshot = Some(AsyncBaseProxy::from_owned(
-                self.dict.client().clone(),
-                token,
-            ));
-        }
-        let Some(it) = &self.snapshot else {
-            return Err(ManagerError::Protocol("no snapshot".into()));
         };
-        if self.in_flight.is_none() {
-            let n = Value::Int(i64::try_from(self.chunk.n()).unwrap_or(i64::MAX));
-            let call = it.send(IteratorMethod::NextChunk.name(), vec![n]).await?;
-            self.in_flight = Some(call);
-        }
-        let answer = match &mut self.in_flight {
-            Some(call) => call.answer().await,
-            None => return Err(ManagerError::Protocol("no chunk call".into())),
+        let call = match &mut self.in_flight {
+            Some(call) => call,
+            None => {
+                let n = Value::Int(i64::try_from(self.chunk.n()).unwrap_or(i64::MAX));
+                let call = snapshot
+                    .send(IteratorMethod::NextChunk.name(), vec![n])
+                    .await?;
+                self.in_flight.insert(call)
+            }
         };
+        let answer = call.answer().await;
         self.in_flight = None;
         let answer = answer?.into_value()?;
         if let Value::Tuple(parts) = &answer {
