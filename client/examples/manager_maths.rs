@@ -16,8 +16,9 @@ use std::io::{self, Write};
 
 use multiprocessing::managers::{shared, BaseManager};
 
+/// The reference's `MathsClass`, served under the typeid `Maths`.
 #[derive(Default)]
-struct MathsClass;
+pub struct MathsClass;
 
 #[shared(typeid = "Maths")]
 impl MathsClass {

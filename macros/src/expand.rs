@@ -14,12 +14,16 @@ pub fn expand(shared: &SharedImpl) -> TokenStream {
     let item = &shared.item;
     let declaration = declaration(shared);
     let proxy = proxy(shared);
+    let async_proxy = async_proxy(shared);
     let shared_type = shared_type(shared);
     quote! {
         #item
         #declaration
         #proxy
         #shared_type
+        // Kept only when the SDK has its `asyncio` feature: the macro
+        // asks the SDK's features, not those of the crate expanding this.
+        ::multiprocessing::__if_asyncio! { #async_proxy }
     }
 }
 
@@ -29,6 +33,32 @@ fn methods_enum(shared: &SharedImpl) -> Ident {
 
 fn proxy_name(shared: &SharedImpl) -> Ident {
     format_ident!("{}Proxy", shared.name)
+}
+
+fn async_proxy_name(shared: &SharedImpl) -> Ident {
+    format_ident!("Async{}Proxy", shared.name)
+}
+
+/// A method's doc comments, or a line saying what it calls.
+fn method_docs(m: &Method) -> TokenStream {
+    if m.docs.is_empty() {
+        let default_doc = format!("`{}`, called on the shared object.", m.py_name);
+        quote!(#[doc = #default_doc])
+    } else {
+        let docs = &m.docs;
+        quote!(#(#docs)*)
+    }
+}
+
+/// A method's parameters as the proxy takes them.
+fn proxy_params(m: &Method) -> Vec<TokenStream> {
+    m.params
+        .iter()
+        .map(|p| {
+            let (ident, ty) = (&p.ident, &p.ty);
+            quote!(#ident: #ty)
+        })
+        .collect()
 }
 
 /// `add` → `Add`, `_h` → `_H`: the method's variant in the declaration.
@@ -117,19 +147,9 @@ fn proxy(shared: &SharedImpl) -> TokenStream {
         format!("A proxy of a shared [`{target}`]: its methods, called on the server's object.");
     let methods = shared.methods.iter().map(|m| {
         let ident = &m.ident;
-        let default_doc = format!("`{}`, called on the shared object.", m.py_name);
-        let docs = match m.docs.is_empty() {
-            true => quote!(#[doc = #default_doc]),
-            false => {
-                let docs = &m.docs;
-                quote!(#(#docs)*)
-            }
-        };
+        let docs = method_docs(m);
         let variant = variant(m);
-        let params = m.params.iter().map(|p| {
-            let (ident, ty) = (&p.ident, &p.ty);
-            quote!(#ident: #ty)
-        });
+        let params = proxy_params(m);
         let args = m.params.iter().map(to_wire);
         let args = quote!(::std::vec![#(#args),*]);
         let method = quote!(#methods_enum::#variant);
@@ -227,6 +247,111 @@ fn proxy(shared: &SharedImpl) -> TokenStream {
             fn deserialize<D: #serde::Deserializer<'de>>(d: D) -> ::std::result::Result<Self, D::Error> {
                 ::std::result::Result::Ok(#name { base: #serde::Deserialize::deserialize(d)? })
             }
+        }
+    }
+}
+
+/// The async proxy: the same methods as `async fn`s over an
+/// `AsyncBaseProxy`, and `AsyncSharedType` for the type. Expanded inside
+/// `__if_asyncio!`, so it exists only when the SDK has `asyncio`.
+fn async_proxy(shared: &SharedImpl) -> TokenStream {
+    let name = async_proxy_name(shared);
+    let target = &shared.name;
+    let methods_enum = methods_enum(shared);
+    let mp = quote!(::multiprocessing::managers);
+    let base = quote!(#mp::asyncio::AsyncBaseProxy);
+    let doc = format!(
+        "An async proxy of a shared [`{target}`]: its methods as `async fn`s, called on the server's object (the async counterpart of `{}`).",
+        proxy_name(shared)
+    );
+    let methods = shared.methods.iter().map(|m| {
+        let ident = &m.ident;
+        let docs = method_docs(m);
+        let variant = variant(m);
+        let params = proxy_params(m);
+        let args = m.params.iter().map(to_wire);
+        // The arguments are converted before the first `.await`, as the
+        // blocking proxy converts them before its call.
+        let args = quote!(let __args = ::std::vec![#(#args),*];);
+        let spec = quote!(#methods_enum::#variant.spec());
+        let (output, body) = match &m.output {
+            Output::Unit => (
+                quote!(()),
+                quote!(self.base.call_declared(#spec, __args).await.map(::std::mem::drop)),
+            ),
+            Output::Value(t) => (
+                quote!(#t),
+                quote!(#mp::proxy::from_wire(self.base.call_declared(#spec, __args).await?)),
+            ),
+            Output::Borrowed(t) => (
+                quote!(<#t as ::std::borrow::ToOwned>::Owned),
+                quote!(#mp::proxy::from_wire(self.base.call_declared(#spec, __args).await?)),
+            ),
+            Output::NewObject(u) => (
+                quote!(<#u as #mp::asyncio::AsyncSharedType>::AsyncProxy),
+                quote!(self.base.call_returning(#spec, __args).await),
+            ),
+            Output::Result(ok_err) => {
+                let (t, e) = &**ok_err;
+                return quote! {
+                    #docs
+                    pub async fn #ident(&self, #(#params),*)
+                        -> ::std::result::Result<#t, #mp::MethodError<#e>>
+                    {
+                        #args
+                        let answer: ::std::result::Result<#t, #e> = #mp::proxy::from_wire(
+                            self.base.call_declared(#spec, __args).await?,
+                        )?;
+                        answer.map_err(#mp::MethodError::Raised)
+                    }
+                };
+            }
+        };
+        quote! {
+            #docs
+            pub async fn #ident(&self, #(#params),*)
+                -> ::std::result::Result<#output, #mp::ManagerError>
+            {
+                #args
+                #body
+            }
+        }
+    });
+    quote! {
+        #[doc = #doc]
+        pub struct #name {
+            base: #base,
+        }
+
+        impl #name {
+            #(#methods)*
+        }
+
+        impl ::std::clone::Clone for #name {
+            /// Another reference to the same object.
+            fn clone(&self) -> Self {
+                #name { base: ::std::clone::Clone::clone(&self.base) }
+            }
+        }
+
+        impl ::std::fmt::Debug for #name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                self.base.fmt_debug(::std::stringify!(#name), f)
+            }
+        }
+
+        impl #mp::asyncio::AsyncProxyType for #name {
+            const TYPEIDS: &'static [&'static str] = &[<#target as #mp::SharedType>::TYPEID];
+            fn from_base(base: #base) -> Self {
+                #name { base }
+            }
+            fn base(&self) -> &#base {
+                &self.base
+            }
+        }
+
+        impl #mp::asyncio::AsyncSharedType for #target {
+            type AsyncProxy = #name;
         }
     }
 }

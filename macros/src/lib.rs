@@ -13,6 +13,7 @@
 use proc_macro::TokenStream;
 
 mod expand;
+mod listing;
 mod model;
 
 /// Makes the type of an `impl` block a shared type a manager serves, with
@@ -27,4 +28,14 @@ pub fn shared(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(shared) => expand::expand(&shared).into(),
         Err(e) => e.to_compile_error().into(),
     }
+}
+
+/// Lists an `impl` block's public methods for the SDK's own test that
+/// its blocking and async proxies match (see `listing`). Not an API.
+#[doc(hidden)]
+#[proc_macro_attribute]
+pub fn method_list(args: TokenStream, item: TokenStream) -> TokenStream {
+    let key = syn::parse_macro_input!(args as syn::Ident);
+    let item = syn::parse_macro_input!(item as syn::ItemImpl);
+    listing::expand(&key, &item).into()
 }

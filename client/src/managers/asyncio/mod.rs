@@ -8,8 +8,15 @@
 //!   call's oneshot, so a blocked `get` holds up nothing else.
 //! * [`proxy`](mod@proxy): [`AsyncBaseProxy`] and [`AsyncProxyType`].
 //! * [`queue`](mod@queue), [`sync`](mod@sync),
-//!   [`collections`](mod@collections): the typed proxies.
+//!   [`collections`](mod@collections): the typed proxies, with the
+//!   methods and parameters of the blocking ones (a test compares the
+//!   two).
+//! * [`chunks`](mod@chunks): [`AsyncListIter`], [`AsyncDictIter`], the
+//!   async lists', arrays' and dicts' chunked iteration.
 //! * [`manager`](mod@manager): [`AsyncSyncManager`].
+//! * [`shared`](mod@shared): [`AsyncSharedType`], the async proxies
+//!   [`#[shared]`](crate::managers::shared) writes for a program's own
+//!   types.
 //!
 //! The connection is opened by the blocking client's own code, so TCP,
 //! Unix sockets, TLS ([`ConnectOptions::tls`](crate::managers::ConnectOptions)),
@@ -30,6 +37,8 @@
 //! | event `wait`, queue `join` | safe |
 //! | condition `wait` | safe, but the lock is left released and the guard holds nothing |
 //! | barrier `wait` | breaks the barrier, as a Python timeout does |
+//! | an iterator's `next()` ([`AsyncListIter`], [`AsyncDictIter`]) | safe: nothing skipped or yielded twice; a dict's keeps its call for the next `next()` |
+//! | a `#[shared(blocking)]` method | the server drops the call; a method already running finishes there, its answer dropped |
 //! | queue `put` waiting for room | not safe: the item may or may not have been put |
 //! | any other call | the request is already sent: it happens, its answer is dropped |
 //!
@@ -42,16 +51,21 @@
 //! # Not yet
 //!
 //! Proxies inside values (a dict of queues) come back as plain tokens,
-//! not as async proxies; `#[shared]` types have no async proxies; an
-//! async connection is not shared with a blocking one.
+//! not as async proxies; an async connection is not shared with a
+//! blocking one.
 
+pub mod chunks;
 pub mod client;
 pub mod collections;
 pub mod manager;
+#[cfg(test)]
+mod parity;
 pub mod proxy;
 pub mod queue;
+pub mod shared;
 pub mod sync;
 
+pub use chunks::{AsyncDictIter, AsyncListIter};
 pub use client::AsyncManagerClient;
 pub use collections::{
     AsyncArrayProxy, AsyncDictProxy, AsyncListProxy, AsyncNamespaceProxy, AsyncValueProxy,
@@ -59,6 +73,7 @@ pub use collections::{
 pub use manager::AsyncSyncManager;
 pub use proxy::{AsyncBaseProxy, AsyncProxyType};
 pub use queue::AsyncQueueProxy;
+pub use shared::AsyncSharedType;
 pub use sync::{
     AsyncAcquireGuard, AsyncBarrierProxy, AsyncConditionGuard, AsyncConditionProxy,
     AsyncEventProxy, AsyncLockProxy, AsyncRLockProxy, AsyncSemaphoreProxy,

@@ -15,6 +15,7 @@
 //! client does.
 
 use std::fmt;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use mp_proto::message::{Kwargs, Target};
@@ -22,11 +23,15 @@ use mp_proto::methods::builtin::{
     methods_of, waits_for_event, CommonMethod, ConditionMethod, QueueMethod, SemaphoreMethod,
     ServerMethod,
 };
+use mp_proto::methods::MethodSpec;
 use mp_proto::{ObjectId, Token, Value};
 use mp_sys::lock;
 use serde::de::DeserializeOwned;
 
-use super::client::{fresh_owner, id_value, wrong_type, AsyncManagerClient, CallKind, Undo};
+use super::client::{
+    fresh_owner, id_value, wrong_type, AsyncManagerClient, CallKind, Pending, Undo,
+};
+use crate::managers::client::Return;
 use crate::managers::error::ManagerError;
 use crate::managers::proxy::from_wire;
 
@@ -158,11 +163,109 @@ impl AsyncBaseProxy {
         kwargs: Kwargs,
         thread: u64,
     ) -> Result<Value, ManagerError> {
+        let blocking = declared_blocking(&self.token.typeid, method);
+        self.call_return(method, blocking, args, kwargs, thread)
+            .await?
+            .into_value()
+    }
+
+    /// Calls a method of a program's own shared type by its declaration
+    /// (what [`#[shared]`](crate::managers::shared) writes an async
+    /// proxy's methods with): a method declared `blocking` is cancelled
+    /// on the server when the future is dropped first, whatever the
+    /// server-side type.
+    pub async fn call_declared(
+        &self,
+        method: MethodSpec,
+        args: Vec<Value>,
+    ) -> Result<Value, ManagerError> {
+        self.call_return(method.name, method.blocking, args, Kwargs::new(), 0)
+            .await?
+            .into_value()
+    }
+
+    /// Calls `method`, which answers with a new shared object (its
+    /// declaration's `returns`, Python's `method_to_typeid`), and wraps
+    /// the reference this connection now owns as `P`.
+    pub async fn call_returning<P: AsyncProxyType>(
+        &self,
+        method: MethodSpec,
+        args: Vec<Value>,
+    ) -> Result<P, ManagerError> {
+        let info = self
+            .call_return(method.name, method.blocking, args, Kwargs::new(), 0)
+            .await?
+            .into_proxy()?;
+        Ok(P::from_base(AsyncBaseProxy::from_owned(
+            self.client.clone(),
+            info.token,
+        )))
+    }
+
+    /// A copy of the referent as `T` (Python's `_getvalue()`, typed).
+    /// Proxies inside it come back as plain tokens.
+    pub async fn get_value_as<T: DeserializeOwned>(&self) -> Result<T, ManagerError> {
+        from_wire(self.get_value_raw().await?)
+    }
+
+    /// Sends a call of `method` now and returns its answer to await
+    /// later, so that the server works on it while this task does
+    /// something else (an iterator's read ahead). `None` when it cannot
+    /// be sent without waiting (the proxy's object must first be found
+    /// again after a reconnection) or the connection is gone: the caller
+    /// then makes the call the ordinary way and meets the error there.
+    /// Only for methods that never wait on the server: the answer of a
+    /// dropped [`InFlight`] is forgotten, nothing is cancelled.
+    pub(super) fn send_now(&self, method: &str, args: Vec<Value>) -> Option<InFlight> {
+        let generation = self.client.generation();
+        let id = if generation == self.generation {
+            self.token.id
+        } else {
+            match lock(&self.bound).as_ref() {
+                Some((g, token)) if *g == generation => token.id,
+                _ => return None,
+            }
+        };
+        let kind = kind_of(&self.token.typeid, method, id, 0, false);
+        self.client
+            .start(Target::Object(id), method, args, Kwargs::new(), kind)
+            .ok()
+            .map(|pending| InFlight(Box::pin(pending)))
+    }
+
+    /// Sends a call of `method` (finding the object again first after a
+    /// reconnection) and returns its answer to await later; for methods
+    /// that never wait on the server, as [`send_now`](Self::send_now).
+    pub(super) async fn send(
+        &self,
+        method: &str,
+        args: Vec<Value>,
+    ) -> Result<InFlight, ManagerError> {
+        let id = self.current().await?;
+        let kind = kind_of(&self.token.typeid, method, id, 0, false);
+        let pending = self
+            .client
+            .start(Target::Object(id), method, args, Kwargs::new(), kind)?;
+        Ok(InFlight(Box::pin(pending)))
+    }
+
+    /// The one way every call goes: to the object the proxy refers to
+    /// now, as owner `thread`; a `blocking` call is cancelled on the
+    /// server if its future is dropped, and sent again after a
+    /// reconnection when it is a named object's wait.
+    async fn call_return(
+        &self,
+        method: &str,
+        blocking: bool,
+        args: Vec<Value>,
+        kwargs: Kwargs,
+        thread: u64,
+    ) -> Result<Return, ManagerError> {
         let resumes = self.name.is_some() && waits_for_event(&self.token.typeid, method);
         loop {
             let generation = self.client.generation();
             let id = self.current().await?;
-            let kind = kind_of(&self.token.typeid, method, id, thread);
+            let kind = kind_of(&self.token.typeid, method, id, thread, blocking);
             let called = match self.client.start(
                 Target::Object(id),
                 method,
@@ -181,7 +284,7 @@ impl AsyncBaseProxy {
                         return Err(ManagerError::ConnectionLost(why));
                     }
                 }
-                answer => return answer?.into_value(),
+                answer => return answer,
             }
         }
     }
@@ -196,12 +299,37 @@ impl AsyncBaseProxy {
     }
 }
 
+/// The answer of a call sent ahead ([`AsyncBaseProxy::send_now`],
+/// [`AsyncBaseProxy::send`]), to await later. Awaiting it by reference
+/// makes a wait that can be dropped and taken up again: a cancelled
+/// iterator step keeps its call and finds the answer next time.
+/// Dropping it forgets the answer; nothing is cancelled.
+pub(super) struct InFlight(Pin<Box<Pending>>);
+
+impl InFlight {
+    /// The call's answer. Cancellation safe: the answer waits here for
+    /// the next `answer()` if this future is dropped.
+    pub(super) async fn answer(&mut self) -> Result<Return, ManagerError> {
+        (&mut self.0).await
+    }
+}
+
+/// Whether a built-in type's `method` is declared `blocking` (a program's
+/// own types say so in their calls: [`AsyncBaseProxy::call_declared`]).
+fn declared_blocking(typeid: &str, method: &str) -> bool {
+    methods_of(typeid).is_some_and(|table| table.iter().any(|m| m.blocking && m.name == method))
+}
+
 /// How a call of `method` on an object of `typeid` is made: whether it may
 /// wait (its declaration's `blocking`), and what a dropped future gives
 /// back when the answer won the race.
-pub(super) fn kind_of(typeid: &str, method: &str, id: ObjectId, thread: u64) -> CallKind {
-    let blocking = methods_of(typeid)
-        .is_some_and(|table| table.iter().any(|m| m.blocking && m.name == method));
+pub(super) fn kind_of(
+    typeid: &str,
+    method: &str,
+    id: ObjectId,
+    thread: u64,
+    blocking: bool,
+) -> CallKind {
     if !blocking {
         return CallKind {
             thread,

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use mp_proto::methods::builtin::QueueMethod;
 use mp_proto::Value;
+use multiprocessing_macros::method_list;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -51,6 +52,7 @@ pub struct AsyncQueueProxy<T> {
 }
 async_proxy_common!(AsyncQueueProxy<T> = ["Queue", "JoinableQueue"]);
 
+#[method_list(LISTED)]
 impl<T: Serialize + DeserializeOwned> AsyncQueueProxy<T> {
     async fn call(&self, method: QueueMethod, args: Vec<Value>) -> Result<Value, QueueError> {
         Ok(self.base.call(method, args).await?)

@@ -24,12 +24,13 @@
 //! dropping a pending barrier `wait` breaks the barrier, as a timeout
 //! does in Python.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mp_proto::message::Kwargs;
 use mp_proto::message::Target;
 use mp_proto::methods::builtin::{BarrierMethod, ConditionMethod, EventMethod, SemaphoreMethod};
 use mp_proto::Value;
+use multiprocessing_macros::method_list;
 
 use super::proxy::{async_proxy_common, new_owner, AsyncBaseProxy};
 use crate::managers::error::ManagerError;
@@ -52,6 +53,7 @@ pub struct AsyncAcquireGuard<'a> {
     depth: u32,
 }
 
+#[method_list(LISTED)]
 impl AsyncAcquireGuard<'_> {
     /// Releases now (every acquisition the guard holds), reporting a
     /// failure.
@@ -164,7 +166,15 @@ macro_rules! async_acquirer {
         }
         async_proxy_common!($name = [$($typeid),*]);
 
+        #[method_list(LISTED)]
         impl $name {
+            /// A copy of the referent (Python's `_getvalue()`); a lock
+            /// has none, so the server raises `TypeError` as pickling one
+            /// does in CPython.
+            pub async fn get_value(&self) -> Result<Value, ManagerError> {
+                self.base.get_value_raw().await
+            }
+
             /// Acquires, waiting as long as it takes. Cancellation safe:
             /// a dropped `acquire` holds nothing.
             pub async fn acquire(&self) -> Result<AsyncAcquireGuard<'_>, ManagerError> {
@@ -203,20 +213,11 @@ async_acquirer!(
     ["Semaphore", "BoundedSemaphore"]
 );
 
+#[method_list(LISTED_LOCK)]
 impl AsyncLockProxy {
     /// Whether some task or thread holds the lock.
     pub async fn locked(&self) -> Result<bool, ManagerError> {
         self.base.call_as(SemaphoreMethod::Locked, vec![]).await
-    }
-}
-
-impl AsyncSemaphoreProxy {
-    /// Releases once without a guard (a semaphore may be released by
-    /// anyone; a `BoundedSemaphore` past its initial value is
-    /// [`ReleaseError::TooManyReleases`]).
-    pub async fn release(&self) -> Result<(), ReleaseError> {
-        self.base.call(SemaphoreMethod::Release, vec![]).await?;
-        Ok(())
     }
 }
 
@@ -248,7 +249,27 @@ pub struct AsyncEventProxy {
 }
 async_proxy_common!(AsyncEventProxy = ["Event"]);
 
+#[method_list(LISTED_SEMAPHORE)]
+impl AsyncSemaphoreProxy {
+    /// Releases once without a guard (a semaphore may be released by
+    /// anyone; a `BoundedSemaphore` past its initial value is
+    /// [`ReleaseError::TooManyReleases`]). A lock has no such release
+    /// here: each async acquisition has an owner of its own, which only
+    /// its guard knows.
+    pub async fn release(&self) -> Result<(), ReleaseError> {
+        self.base.call(SemaphoreMethod::Release, vec![]).await?;
+        Ok(())
+    }
+}
+
+#[method_list(LISTED)]
 impl AsyncEventProxy {
+    /// A copy of the referent (Python's `_getvalue()`); the server raises
+    /// `TypeError`, as pickling an event does in CPython.
+    pub async fn get_value(&self) -> Result<Value, ManagerError> {
+        self.base.get_value_raw().await
+    }
+
     /// Sets the flag, waking every waiter.
     pub async fn set(&self) -> Result<(), ManagerError> {
         self.base.call(EventMethod::Set, vec![]).await.map(drop)
@@ -310,7 +331,14 @@ pub struct AsyncConditionGuard<'a> {
     inner: AsyncAcquireGuard<'a>,
 }
 
+#[method_list(LISTED)]
 impl AsyncConditionProxy {
+    /// A copy of the referent (Python's `_getvalue()`); the server raises
+    /// `TypeError`, as pickling a condition does in CPython.
+    pub async fn get_value(&self) -> Result<Value, ManagerError> {
+        self.base.get_value_raw().await
+    }
+
     /// Acquires the condition's lock, waiting as long as it takes.
     /// Cancellation safe.
     pub async fn acquire(&self) -> Result<AsyncConditionGuard<'_>, ManagerError> {
@@ -337,6 +365,7 @@ impl AsyncConditionProxy {
     }
 }
 
+#[method_list(LISTED)]
 impl AsyncConditionGuard<'_> {
     async fn owned(
         &self,
@@ -360,6 +389,33 @@ impl AsyncConditionGuard<'_> {
     /// notified.
     pub async fn wait_timeout(&mut self, timeout: Duration) -> Result<bool, ConditionError> {
         Ok(from_wire(self.wait_args(vec![secs(timeout)]).await?)?)
+    }
+
+    /// Waits until `predicate` holds, evaluating it here after each
+    /// wake-up, as Python's `wait_for` does; at most `timeout` in all
+    /// (`None`: no limit). Returns the predicate's last result. A dropped
+    /// future leaves the lock released, as [`wait`](Self::wait) does.
+    pub async fn wait_for<F: FnMut() -> bool>(
+        &mut self,
+        mut predicate: F,
+        timeout: Option<Duration>,
+    ) -> Result<bool, ConditionError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut result = predicate();
+        while !result {
+            match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    self.wait_timeout(left).await?;
+                }
+                None => self.wait().await?,
+            }
+            result = predicate();
+        }
+        Ok(result)
     }
 
     async fn wait_args(&mut self, args: Vec<Value>) -> Result<Value, ConditionError> {
@@ -405,7 +461,14 @@ pub struct AsyncBarrierProxy {
 }
 async_proxy_common!(AsyncBarrierProxy = ["Barrier"]);
 
+#[method_list(LISTED)]
 impl AsyncBarrierProxy {
+    /// A copy of the referent (Python's `_getvalue()`); the server raises
+    /// `TypeError`, as pickling a barrier does in CPython.
+    pub async fn get_value(&self) -> Result<Value, ManagerError> {
+        self.base.get_value_raw().await
+    }
+
     /// Waits for the other parties; this party's index.
     pub async fn wait(&self) -> Result<usize, BarrierError> {
         Ok(self.base.call_as(BarrierMethod::Wait, vec![]).await?)

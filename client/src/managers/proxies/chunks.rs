@@ -97,12 +97,12 @@ impl Chunking {
     }
 
     /// The count to ask for.
-    fn n(&self) -> usize {
+    pub(crate) fn n(&self) -> usize {
         self.n
     }
 
     /// A chunk came as `items` (its wire values): size the next one.
-    fn after(&mut self, items: &[Value]) {
+    pub(crate) fn after(&mut self, items: &[Value]) {
         if let Some(target) = self.target {
             if let Some(per_item) = item_bytes(items) {
                 self.n = (target / per_item.max(1)).clamp(1, self.ceiling);
@@ -112,7 +112,7 @@ impl Chunking {
 
     /// The server refused a chunk of [`n`](Self::n) items as too large:
     /// half as many from now on; `false` if it was one item already.
-    fn halve(&mut self) -> bool {
+    pub(crate) fn halve(&mut self) -> bool {
         if self.n <= 1 {
             return false;
         }
@@ -230,7 +230,7 @@ impl<'a, T: DeserializeOwned> ListIter<'a, T> {
 }
 
 /// The slice `l[position:position+n]` as an argument.
-fn slice_arg(position: i64, n: usize) -> Value {
+pub(crate) fn slice_arg(position: i64, n: usize) -> Value {
     let stop = position.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
     Slice::new(Some(position), Some(stop), None).to_value()
 }

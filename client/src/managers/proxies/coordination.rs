@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use mp_proto::methods::builtin::{BarrierMethod, ConditionMethod};
 use mp_proto::Value;
+use multiprocessing_macros::method_list;
 
 use super::sync::{acquire, AcquireGuard};
 use crate::managers::error::ManagerError;
@@ -30,6 +31,7 @@ pub struct ConditionProxy {
 }
 proxy_common!(ConditionProxy = ["Condition"]);
 
+#[method_list(LISTED)]
 impl ConditionProxy {
     /// A copy of the referent (Python's `_getvalue()`). The server raises
     /// `TypeError` for a referent with no copyable value, as pickling one
@@ -134,6 +136,7 @@ pub struct BarrierProxy {
 }
 proxy_common!(BarrierProxy = ["Barrier"]);
 
+#[method_list(LISTED)]
 impl BarrierProxy {
     /// A copy of the referent (Python's `_getvalue()`). The server raises
     /// `TypeError` for a referent with no copyable value, as pickling one

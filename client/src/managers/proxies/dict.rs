@@ -12,6 +12,7 @@ use std::marker::PhantomData;
 use mp_proto::methods::builtin::DictMethod;
 use mp_proto::value::Map;
 use mp_proto::{ErrorKind, Value};
+use multiprocessing_macros::method_list;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -58,6 +59,7 @@ fn key_error(e: &ManagerError) -> bool {
     matches!(e, ManagerError::Remote(r) if r.kind == ErrorKind::KeyError)
 }
 
+#[method_list(LISTED)]
 impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy<K, V> {
     /// Wraps a reference to a `dict`.
     pub fn from_base(base: BaseProxy) -> Self {

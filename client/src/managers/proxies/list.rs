@@ -13,6 +13,7 @@ use std::ops::{Bound, RangeBounds};
 use mp_proto::message::Kwargs;
 use mp_proto::methods::builtin::ListMethod;
 use mp_proto::Value;
+use multiprocessing_macros::method_list;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -53,6 +54,7 @@ fn index(i: i64) -> Value {
     Value::Int(i)
 }
 
+#[method_list(LISTED)]
 impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// Wraps a reference to a `list`.
     pub fn from_base(base: BaseProxy) -> Self {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use mp_proto::methods::builtin::QueueMethod;
 use mp_proto::Value;
+use multiprocessing_macros::method_list;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -35,6 +36,7 @@ proxy_common!(QueueProxy<T> = ["Queue", "JoinableQueue"]);
 /// have `task_done` and `join`).
 pub type JoinableQueueProxy<T> = QueueProxy<T>;
 
+#[method_list(LISTED)]
 impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     /// A copy of the referent (Python's `_getvalue()`). The server raises
     /// `TypeError` for a referent with no copyable value, as pickling one

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use mp_proto::methods::builtin::{EventMethod, SemaphoreMethod};
 use mp_proto::Value;
+use multiprocessing_macros::method_list;
 
 use crate::managers::error::ManagerError;
 use crate::managers::proxy::{proxy_common, secs, BaseProxy};
@@ -29,6 +30,7 @@ pub struct AcquireGuard<'a> {
     released: bool,
 }
 
+#[method_list(LISTED)]
 impl AcquireGuard<'_> {
     /// Releases now, reporting a failure.
     pub fn release(mut self) -> Result<(), ReleaseError> {
@@ -84,6 +86,7 @@ macro_rules! acquirer {
         }
         proxy_common!($name = [$($typeid),*]);
 
+        #[method_list(LISTED)]
         impl $name {
             /// A copy of the referent (Python's `_getvalue()`); a lock
             /// has none, so the server raises `TypeError` as pickling one
@@ -141,6 +144,7 @@ acquirer!(
 /// local [`BoundedSemaphore`](crate::BoundedSemaphore).
 pub type BoundedSemaphoreProxy = SemaphoreProxy;
 
+#[method_list(LISTED_LOCK)]
 impl LockProxy {
     /// Whether some thread holds the lock.
     pub fn locked(&self) -> Result<bool, ManagerError> {
@@ -154,6 +158,7 @@ pub struct EventProxy {
 }
 proxy_common!(EventProxy = ["Event"]);
 
+#[method_list(LISTED)]
 impl EventProxy {
     /// A copy of the referent (Python's `_getvalue()`). The server raises
     /// `TypeError` for a referent with no copyable value, as pickling one

@@ -8,6 +8,7 @@ use std::sync::{Mutex, PoisonError};
 
 use mp_proto::methods::builtin::{ArrayMethod, NamespaceMethod, ValueMethod};
 use mp_proto::Value;
+use multiprocessing_macros::method_list;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -39,6 +40,7 @@ pub struct ValueProxy<T> {
 }
 proxy_common!(ValueProxy<T> = ["Value"]);
 
+#[method_list(LISTED)]
 impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
     /// Wraps a reference to a `Value`.
     pub fn from_base(base: BaseProxy) -> Self {
@@ -125,6 +127,7 @@ impl<'de> serde::Deserialize<'de> for NamespaceProxy {
     }
 }
 
+#[method_list(LISTED)]
 impl NamespaceProxy {
     /// A copy of the referent (Python's `_getvalue()`). The server raises
     /// `TypeError` for a referent with no copyable value, as pickling one
@@ -238,6 +241,7 @@ pub struct ArrayProxy<T> {
 }
 proxy_common!(ArrayProxy<T> = ["Array"]);
 
+#[method_list(LISTED)]
 impl<T: Serialize + DeserializeOwned> ArrayProxy<T> {
     /// Wraps a reference to an `Array`.
     pub fn from_base(base: BaseProxy) -> Self {

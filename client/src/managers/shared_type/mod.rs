@@ -47,6 +47,16 @@
 //!   `Result<T, MethodError<E>>`, with the method's own `E`; a method
 //!   returning [`NewObject<U>`] gives `U`'s proxy (Python's
 //!   `method_to_typeid`).
+//! * With the SDK's `asyncio` feature, `AsyncMathsProxy`: the same
+//!   methods as `async fn`s (a method returning [`NewObject<U>`] gives
+//!   `U`'s async proxy), and `impl AsyncSharedType for Maths`; create
+//!   one with `AsyncSyncManager::create_shared`, find a published one
+//!   with its `lookup` (see `managers::asyncio::shared`). Whether it is
+//!   written is decided by *this* crate's feature, not the program's:
+//!   the attribute wraps it in a hidden macro of this crate that keeps
+//!   it under `asyncio` and drops it otherwise, so a program turns it on
+//!   by enabling `multiprocessing/asyncio` and declares no feature of
+//!   its own.
 //! * `impl SharedType for Maths`: the typeid (the type's name, or
 //!   `#[shared(typeid = "…")]`), the constructor (`Default`, or the
 //!   associated function marked `#[shared(new)]`, whose parameters become
@@ -250,4 +260,24 @@ pub fn no_such_method(type_name: &str, method: &str) -> RemoteError {
         ErrorKind::AttributeError,
         format!("'{type_name}' object has no attribute '{method}'"),
     )
+}
+
+/// Keeps what it is given when this crate has its `asyncio` feature, and
+/// drops it otherwise: what [`#[shared]`](crate::managers::shared) wraps
+/// a type's async proxy in, so that the feature asked about is this
+/// crate's, not the crate the attribute is expanded in. Not an API.
+#[cfg(feature = "asyncio")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_asyncio {
+    ($($item:tt)*) => { $($item)* };
+}
+
+/// Keeps what it is given when this crate has its `asyncio` feature, and
+/// drops it otherwise (see the other definition). Not an API.
+#[cfg(not(feature = "asyncio"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_asyncio {
+    ($($item:tt)*) => {};
 }
