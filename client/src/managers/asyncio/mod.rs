@@ -48,6 +48,7 @@
 pub mod client;
 pub mod collections;
 pub mod manager;
+mod pending;
 pub mod proxy;
 pub mod queue;
 pub mod sync;
