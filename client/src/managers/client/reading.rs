@@ -405,10 +405,16 @@ fn park_loop(weak: Weak<Inner>, cell: Arc<ParkerCell>) {
             continue;
         };
         let (generation, max_frame) = (state.generation, client.inner.max_frame);
+        let spin = state.spin.max();
         drop(state);
         // Only the weak handle while blocked: dropping the last client
         // shuts the connection down, which ends this read.
         drop(client);
+        // Poll before sleeping in `read`, as the blocking client does: a
+        // busy connection's next answer is usually on its way.
+        if reader.buffer().is_empty() {
+            let _ = reader.get_ref().spin_until_readable(spin);
+        }
         let frame = read_frame(&mut reader, max_frame);
         let Some(client) = weak.upgrade().map(|inner| ManagerClient { inner }) else {
             return;
@@ -419,7 +425,12 @@ fn park_loop(weak: Weak<Inner>, cell: Arc<ParkerCell>) {
         }
         state.reader = Some(reader);
         let first = client.take_in(&mut state, frame);
-        let next = client.hand_on(&mut state, 0, true);
+        // On a channel a woken task polls, cheaper than this thread's
+        // futex; on a socket tasks poll only while polling pays, so this
+        // thread reads on while only tasks wait, rather than wake one
+        // that would hand reading straight back.
+        let spinners = client.uses_shared_memory();
+        let next = client.hand_on(&mut state, 0, spinners);
         drop(state);
         for after in first.and(next) {
             client.after(after);
