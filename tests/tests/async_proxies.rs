@@ -6,16 +6,19 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
+use mp_proto::message::Kwargs;
 use mp_proto::ErrorKind;
 use mp_tests::mpserver::{Options, ServerProcess};
 use multiprocessing::connection::Address;
 use multiprocessing::managers::asyncio::{
-    AsyncDictIter, AsyncListIter, AsyncProxyType, AsyncSyncManager,
+    AsyncDictIter, AsyncDictProxy, AsyncListIter, AsyncProxyType, AsyncSyncManager,
 };
 use multiprocessing::managers::{
-    shared, BaseManager, IntoSlice, ManagerError, MethodError, NewObject, PyObject, Slice,
+    shared, BaseManager, BaseProxy, IntoSlice, ManagerError, MethodError, NewObject, PyObject,
+    QueueProxy, Slice,
 };
 use serde::{Deserialize, Serialize};
 use tokio::time::timeout;
@@ -478,6 +481,73 @@ fn dropped_next_calls_lose_and_leak_nothing() {
         // Every snapshot was released; none was left with the connection.
         assert!(object_count_reaches(&m, objects).await);
     });
+}
+
+/// The references the server counts to the object named `table`.
+async fn table_refs(m: &AsyncSyncManager) -> u64 {
+    let objects = m.client().debug_info().await.unwrap();
+    let table = objects
+        .iter()
+        .find(|o| o.names.iter().any(|n| n == "table"));
+    table.expect("the named dict").refcount
+}
+
+#[test]
+fn dropped_creates_and_lookups_leak_no_reference() {
+    let server = binary_server(&["--shared", "table=dict"]);
+    on_both_runtimes(|| async {
+        let m = connect_to(&server).await;
+        let objects = m.client().number_of_objects().await.unwrap();
+        let refs = table_refs(&m).await;
+        // A thread blocked in `get` on the same connection holds the
+        // reading role, so a call's first poll sends it and returns
+        // `Pending`: dropping the future then abandons a call in flight.
+        let sync = m.client().to_sync();
+        let base = BaseProxy::create(&sync, "Queue", vec![], Kwargs::new()).unwrap();
+        let wake: QueueProxy<i64> = QueueProxy::from_base(base);
+        let blocked = std::thread::scope(|scope| {
+            let getter = scope.spawn(|| wake.get());
+            let mut dropped = 0;
+            for _ in 0..200 {
+                let mut create = std::pin::pin!(m.dict::<i64, i64>());
+                match poll_once(create.as_mut()) {
+                    Poll::Ready(d) => drop(d.unwrap()),
+                    Poll::Pending => dropped += 1,
+                }
+                let mut found = std::pin::pin!(m.lookup::<AsyncDictProxy<String, i64>>("table"));
+                match poll_once(found.as_mut()) {
+                    Poll::Ready(d) => drop(d.unwrap()),
+                    Poll::Pending => dropped += 1,
+                }
+            }
+            wake.put(1).unwrap();
+            assert_eq!(getter.join().unwrap().unwrap(), 1);
+            dropped
+        });
+        drop(wake);
+        assert!(
+            blocked > 0,
+            "no call was dropped in flight: the test proved nothing"
+        );
+        // The answers of the dropped calls brought references that no
+        // proxy owns: each was given back.
+        assert!(object_count_reaches(&m, objects).await);
+        for _ in 0..1000 {
+            if table_refs(&m).await == refs {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "the named dict kept {} references, not {refs}",
+            table_refs(&m).await
+        );
+    });
+}
+
+/// Polls `future` once (its request goes out), with a waker nobody uses.
+fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+    future.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
 }
 
 #[test]

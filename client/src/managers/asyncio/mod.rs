@@ -4,8 +4,10 @@
 //! call (an axum or tonic handler, a tokio worker).
 //!
 //! * [`client`](mod@client): [`AsyncManagerClient`], one multiplexed
-//!   connection per process and server; a reader thread completes each
-//!   call's oneshot, so a blocked `get` holds up nothing else.
+//!   connection per process and server, shared with the blocking client
+//!   ([`AsyncManagerClient::from_sync`]); the awaiting task reads answers
+//!   itself when nobody else is, and a blocked `get` holds up nothing
+//!   else.
 //! * [`proxy`](mod@proxy): [`AsyncBaseProxy`] and [`AsyncProxyType`].
 //! * [`queue`](mod@queue), [`sync`](mod@sync),
 //!   [`collections`](mod@collections): the typed proxies, with the
@@ -51,8 +53,7 @@
 //! # Not yet
 //!
 //! Proxies inside values (a dict of queues) come back as plain tokens,
-//! not as async proxies; an async connection is not shared with a
-//! blocking one.
+//! not as async proxies.
 
 pub mod chunks;
 pub mod client;
@@ -60,6 +61,7 @@ pub mod collections;
 pub mod manager;
 #[cfg(test)]
 mod parity;
+mod pending;
 pub mod proxy;
 pub mod queue;
 pub mod shared;

@@ -28,9 +28,8 @@ use mp_proto::{ObjectId, Token, Value};
 use mp_sys::lock;
 use serde::de::DeserializeOwned;
 
-use super::client::{
-    fresh_owner, id_value, wrong_type, AsyncManagerClient, CallKind, Pending, Undo,
-};
+use super::client::{fresh_owner, id_value, wrong_type, AsyncManagerClient, CallKind, Undo};
+use super::pending::Pending;
 use crate::managers::client::Return;
 use crate::managers::error::ManagerError;
 use crate::managers::proxy::from_wire;

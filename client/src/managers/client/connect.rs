@@ -118,6 +118,8 @@ impl ManagerClient {
                     generation: 0,
                     reconnecting: false,
                     last_loss: String::new(),
+                    nominee: None,
+                    watchers: Vec::new(),
                 }),
                 generation: AtomicU64::new(0),
                 reconnected: Condvar::new(),
@@ -127,6 +129,7 @@ impl ManagerClient {
                 releases: Releases::default(),
                 channel: AtomicBool::new(opened.channel),
                 owner: std::process::id(),
+                parker: Default::default(),
             }),
         })
     }

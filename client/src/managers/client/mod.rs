@@ -16,30 +16,34 @@
 //!
 //! The type's home is this folder: `connect.rs` (the handshake, hello and
 //! channel, [`ConnectOptions`]), `stream.rs` (TCP, Unix, TLS or a channel),
-//! `answers.rs` (what calls give back), [`batch`] (many calls in flight at
-//! once), `names.rs` (named objects: publish, lookup) and `release.rs`
-//! (drops' decrefs riding on later calls).
+//! `answers.rs` (what calls give back), `reading.rs` (the reading role,
+//! shared with the async client's tasks), `undo.rs` (giving back what a
+//! dropped async call took), [`batch`] (many calls in flight at once),
+//! `names.rs` (named objects: publish, lookup) and `release.rs` (drops'
+//! decrefs riding on later calls).
 
 mod answers;
 pub mod batch;
 pub(in crate::managers) mod connect;
 mod names;
+pub(in crate::managers) mod reading;
 mod reconnect;
 pub(crate) mod release;
 pub(in crate::managers) mod stream;
+pub(in crate::managers) mod tasks;
+pub(in crate::managers) mod undo;
 
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex};
 
 use mp_sys::lock;
 use std::time::{Duration, Instant};
 
-use mp_proto::codec::{decode, encode_frame_into};
-use mp_proto::frame::read_frame;
-use mp_proto::message::{Kwargs, Outcome, ProxyInfo, Request, Response, Target, CONNECTION_ID};
+use mp_proto::codec::encode_frame_into;
+use mp_proto::message::{Kwargs, ProxyInfo, Request, Target};
 use mp_proto::methods::builtin::ServerMethod;
 use mp_proto::reports::ObjectInfo;
 use mp_proto::value::from_value;
@@ -49,26 +53,14 @@ use super::error::ManagerError;
 use crate::connection::Address;
 pub use answers::{Return, ServerStatus, TypeInfo};
 pub use connect::{ConnectOptions, SHARED_MEMORY_ENV};
-use mp_sys::spin::{SpinPolicy, Spun};
+use mp_sys::spin::SpinPolicy;
+use reading::{Slot, Waiter};
 pub use reconnect::{ConnectionEvent, ConnectionState, Reconnect};
 use release::Releases;
 use stream::Stream;
 
 /// The read buffer: most answers fit, large ones are read through it.
 const READ_BUFFER: usize = 16 * 1024;
-
-/// A call waiting for its answer.
-struct Slot {
-    answer: Option<Outcome>,
-    /// The waiting thread's condition variable.
-    wake: Arc<Condvar>,
-    /// Whether that thread sleeps on it now: a wake-up is a system call,
-    /// so only a sleeping thread gets one.
-    waiting: bool,
-    /// The connection generation its request went out on: after a
-    /// reconnection no answer to it can come.
-    generation: u64,
-}
 
 struct State {
     /// The read half, present when no thread is reading. Buffered, so a
@@ -85,6 +77,11 @@ struct State {
     reconnecting: bool,
     /// Why the connection last broke.
     last_loss: String,
+    /// The task last woken to take over reading (see `reading.rs`): if
+    /// its future is dropped unpolled, it hands reading on.
+    nominee: Option<u64>,
+    /// Tasks waiting for a reconnection to succeed or give up.
+    watchers: Vec<std::task::Waker>,
 }
 
 struct Inner {
@@ -110,6 +107,8 @@ struct Inner {
     /// leave the connection to its parent: closing its descriptors is
     /// harmless, shutting the socket (or the channel) down is not.
     owner: u32,
+    /// The thread that reads when only tasks wait (see `reading.rs`).
+    parker: reading::Parker,
 }
 
 /// A connection to a manager server. Cheap to clone; clones share the
@@ -133,11 +132,18 @@ pub(super) fn thread_wake() -> Arc<Condvar> {
     WAKE.with(Arc::clone)
 }
 
+/// A fresh thread number: the async client's lock owners draw from the
+/// same numbers, so a blocking thread and a task sharing a connection
+/// never own a lock as one.
+pub(in crate::managers) fn fresh_thread_no() -> u64 {
+    NEXT_THREAD.fetch_add(1, Ordering::Relaxed)
+}
+
 /// The calling thread's number, assigned on first use.
 pub fn current_thread_no() -> u64 {
     THREAD_NO.with(|n| {
         if n.get() == 0 {
-            n.set(NEXT_THREAD.fetch_add(1, Ordering::Relaxed));
+            n.set(fresh_thread_no());
         }
         n.get()
     })
@@ -217,7 +223,7 @@ impl ManagerClient {
     }
 
     /// A fresh request id.
-    pub(super) fn next_id(&self) -> u64 {
+    pub(in crate::managers) fn next_id(&self) -> u64 {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
@@ -238,9 +244,10 @@ impl ManagerClient {
                 id,
                 Slot {
                     answer: None,
-                    wake: Arc::clone(wake),
+                    waiter: Waiter::Thread(Arc::clone(wake)),
                     waiting: false,
                     generation,
+                    abandoned: None,
                 },
             );
         }
@@ -258,7 +265,7 @@ impl ManagerClient {
 
     /// Writes encoded request frames for the registered calls `ids`; on
     /// failure the connection is dead and the calls are forgotten.
-    pub(super) fn send(&self, frames: &[u8], ids: &[u64]) -> Result<(), ManagerError> {
+    pub(in crate::managers) fn send(&self, frames: &[u8], ids: &[u64]) -> Result<(), ManagerError> {
         let written = lock(&self.inner.writer).write_all(frames);
         if let Err(e) = written {
             let mut state = lock(&self.inner.state);
@@ -269,133 +276,6 @@ impl ManagerClient {
             return Err(ManagerError::ConnectionLost(format!("write failed: {e}")));
         }
         Ok(())
-    }
-
-    /// Waits for the answer to `id`, reading the socket when nobody else is
-    /// (polling it for up to `spin` first). With `sent`, the round trip
-    /// teaches the connection whether polling pays.
-    pub(super) fn wait(
-        &self,
-        id: u64,
-        wake: &Condvar,
-        spin: Duration,
-        sent: Option<Instant>,
-    ) -> Result<Return, ManagerError> {
-        let inner = &*self.inner;
-        let mut state = lock(&inner.state);
-        loop {
-            if let Some(answer) = state.slots.get_mut(&id).and_then(|s| s.answer.take()) {
-                state.slots.remove(&id);
-                if let Some(sent) = sent {
-                    state.spin.record(spin, sent.elapsed());
-                }
-                Self::pass_reading(&state);
-                return Self::outcome(answer);
-            }
-            let current = state.slots.get(&id).map(|s| s.generation) == Some(state.generation);
-            if let Some(why) = state
-                .dead
-                .as_ref()
-                .or((!current).then_some(&state.last_loss))
-            {
-                let why = why.clone();
-                state.slots.remove(&id);
-                return Err(ManagerError::ConnectionLost(why));
-            }
-            let Some(mut reader) = state.reader.take() else {
-                if let Some(slot) = state.slots.get_mut(&id) {
-                    slot.waiting = true;
-                }
-                state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
-                if let Some(slot) = state.slots.get_mut(&id) {
-                    slot.waiting = false;
-                }
-                continue;
-            };
-            let generation = state.generation;
-            drop(state);
-            let spun = if reader.buffer().is_empty() {
-                reader.get_ref().spin_until_readable(spin)
-            } else {
-                Spun::Skipped
-            };
-            let frame = read_frame(&mut reader, inner.max_frame);
-            state = lock(&inner.state);
-            if state.generation != generation {
-                // Reconnected meanwhile: this reader belongs to the old
-                // connection, and whatever it read answers nothing now.
-                continue;
-            }
-            state.reader = Some(reader);
-            if spun == Spun::Contended {
-                state.spin.contended();
-            }
-            let response = match frame {
-                Ok(Some(bytes)) => decode::<Response>(&bytes).map_err(|e| e.to_string()),
-                Ok(None) => Err("the server closed the connection".to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            match response {
-                Ok(Response { id: rid, outcome }) => match state.slots.get_mut(&rid) {
-                    Some(slot) => {
-                        slot.answer = Some(outcome);
-                        if slot.waiting {
-                            slot.wake.notify_one();
-                        }
-                    }
-                    // The server's last word before it closes: every call
-                    // in flight fails with it.
-                    None if rid == CONNECTION_ID => {
-                        if let Outcome::Error(e) = outcome {
-                            self.kill(&mut state, e.to_string());
-                        }
-                    }
-                    // A call forgotten meanwhile.
-                    None => {}
-                },
-                Err(why) => self.kill(&mut state, why),
-            }
-        }
-    }
-
-    /// Wakes one thread still waiting for an answer so it takes over
-    /// reading.
-    fn pass_reading(state: &State) {
-        if state.reader.is_some() {
-            if let Some(slot) = state
-                .slots
-                .values()
-                .find(|s| s.waiting && s.answer.is_none())
-            {
-                slot.wake.notify_one();
-            }
-        }
-    }
-
-    /// Marks the connection dead for `why`: every waiting call fails, and
-    /// reconnection starts if it is on.
-    fn kill(&self, state: &mut State, why: String) {
-        if state.dead.is_some() {
-            return;
-        }
-        tracing::debug!(address = %self.inner.address, reason = %why, "manager connection lost");
-        state.dead = Some(why.clone());
-        state.last_loss = why.clone();
-        if let Some(r) = &state.reader {
-            r.get_ref().shutdown();
-        }
-        for slot in state.slots.values() {
-            slot.wake.notify_one();
-        }
-        self.start_reconnecting(state, why);
-    }
-
-    fn outcome(outcome: Outcome) -> Result<Return, ManagerError> {
-        match outcome {
-            Outcome::Return(v) => Ok(Return::Value(v)),
-            Outcome::Proxy(p) => Ok(Return::Proxy(p)),
-            Outcome::Error(e) => Err(ManagerError::Remote(e)),
-        }
     }
 
     fn server(&self, method: ServerMethod, args: Vec<Value>) -> Result<Value, ManagerError> {
@@ -549,6 +429,12 @@ impl ManagerClient {
         self.inner.channel.load(Ordering::Relaxed)
     }
 
+    /// The key this client authenticated with.
+    #[cfg_attr(not(feature = "asyncio"), allow(dead_code))]
+    pub(in crate::managers) fn authkey(&self) -> &[u8] {
+        &self.inner.authkey
+    }
+
     /// Whether the connection is known to be dead (every call on it fails
     /// with [`ManagerError::ConnectionLost`]).
     pub fn is_closed(&self) -> bool {
@@ -561,6 +447,7 @@ impl Drop for Inner {
         if self.owner == std::process::id() {
             lock(&self.writer).shutdown();
         }
+        self.parker.close();
     }
 }
 
@@ -606,7 +493,7 @@ pub(in crate::managers) fn create_args(typeid: &str, args: Vec<Value>) -> Vec<Va
     all
 }
 
-fn id_value(id: ObjectId) -> Value {
+pub(in crate::managers) fn id_value(id: ObjectId) -> Value {
     // Server ids stay below 2^52, so they fit an int.
     Value::Int(id.0 as i64)
 }

@@ -220,7 +220,11 @@ fn reconnect(weak: Weak<Inner>, policy: Reconnect) {
             Err(e) => {
                 tracing::debug!(address = %inner.address, error = %e, "reconnecting failed");
                 if policy.give_up_after.is_some_and(|g| started.elapsed() >= g) {
-                    lock(&inner.state).reconnecting = false;
+                    {
+                        let mut state = lock(&inner.state);
+                        state.reconnecting = false;
+                        state.wake_watchers();
+                    }
                     inner.reconnected.notify_all();
                     tracing::warn!(address = %inner.address, error = %e, "gave up reconnecting to the manager");
                     announce(
@@ -256,6 +260,7 @@ impl Inner {
         // not hold (and a restarted server may have reused).
         drop(self.releases.take());
         self.generation.store(state.generation, Ordering::Release);
+        state.wake_watchers();
         drop(state);
         drop(writer);
         self.reconnected.notify_all();

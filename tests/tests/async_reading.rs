@@ -1,0 +1,174 @@
+//! The reading role the async client's tasks share with each other and
+//! with the blocking client's threads (`managers::client::reading`),
+//! against the real `mpserver`: futures dropped at any point, including
+//! the one woken to take over reading, never leave the connection without
+//! a reader; and a blocking and an async client on one connection answer
+//! each other's callers.
+
+use std::future::Future;
+use std::time::Duration;
+
+use mp_proto::message::Kwargs;
+use mp_proto::Value;
+use mp_tests::mpserver::{Options, ServerProcess};
+use multiprocessing::connection::Address;
+use multiprocessing::managers::asyncio::{AsyncManagerClient, AsyncProxyType, AsyncSyncManager};
+use multiprocessing::managers::{ConnectOptions, ManagerClient};
+use tokio::time::timeout;
+
+/// Fails a test that would hang.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `test` under a current-thread and a multi-thread runtime.
+fn on_both_runtimes<F, Fut>(test: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    current.block_on(async { timeout(LIMIT, test()).await.expect("timed out") });
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    multi.block_on(async { timeout(LIMIT, test()).await.expect("timed out") });
+}
+
+fn options(channel: bool) -> ConnectOptions {
+    ConnectOptions {
+        shared_memory: channel,
+        ..ConnectOptions::default()
+    }
+}
+
+/// A small deterministic generator.
+struct Jitter(u64);
+
+impl Jitter {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn futures_dropped_at_random_points_never_strand_the_reader() {
+    let server = ServerProcess::start_with(Options::default());
+    let address: Address = server.address.parse().unwrap();
+    for channel in [true, false] {
+        on_both_runtimes(|| {
+            let (address, key) = (address.clone(), server.key.clone());
+            async move {
+                let client = AsyncManagerClient::connect_with(&address, &key, &options(channel))
+                    .await
+                    .unwrap();
+                let manager = AsyncSyncManager::from_client(client.clone());
+                let d = manager.dict::<String, i64>().await.unwrap();
+                d.set("k", 7).await.unwrap();
+                let tasks: Vec<_> = (0..16u64)
+                    .map(|t| {
+                        let d = d.clone();
+                        tokio::spawn(async move {
+                            let mut jitter = Jitter(0x9e37_79b9 + t);
+                            let mut answered = 0;
+                            for _ in 0..300 {
+                                // A deadline of 0–40 µs drops the call's
+                                // future before, while or after it reads
+                                // (or was woken to read) for the others.
+                                let cut = Duration::from_micros(jitter.next() % 40);
+                                if let Ok(got) = timeout(cut, d.get("k")).await {
+                                    assert_eq!(got.unwrap(), Some(7));
+                                    answered += 1;
+                                }
+                                if jitter.next() % 4 == 0 {
+                                    tokio::task::yield_now().await;
+                                }
+                            }
+                            // Whoever was left reading, every call still
+                            // gets its answer.
+                            for _ in 0..20 {
+                                assert_eq!(d.get("k").await.unwrap(), Some(7));
+                            }
+                            answered
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+                client.ping().await.unwrap();
+            }
+        });
+    }
+}
+
+#[test]
+fn a_blocking_and_an_async_client_share_one_connection() {
+    let server = ServerProcess::start_with(Options::default());
+    let address: Address = server.address.parse().unwrap();
+    for channel in [true, false] {
+        let sync = ManagerClient::connect_with(&address, &server.key, &options(channel)).unwrap();
+        let before = sync.status().unwrap().connections;
+        on_both_runtimes(|| {
+            let sync = sync.clone();
+            async move {
+                let client = AsyncManagerClient::from_sync(&sync);
+                assert!(client.to_sync().same_connection(&sync));
+                let manager = AsyncSyncManager::from_client(client.clone());
+                let q = manager.queue::<i64>().await.unwrap();
+                let d = manager.dict::<String, i64>().await.unwrap();
+                let (qid, did) = (q.base().token().id, d.base().token().id);
+                // Tasks blocked in `get` while threads call on the same
+                // connection: the threads' reads deliver the tasks'
+                // answers and the other way round.
+                let getters: Vec<_> = (0..8)
+                    .map(|_| {
+                        let q = q.clone();
+                        tokio::spawn(async move { q.get().await.unwrap() })
+                    })
+                    .collect();
+                let callers = {
+                    let sync = sync.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let threads: Vec<_> = (0..4)
+                            .map(|_| {
+                                let sync = sync.clone();
+                                std::thread::spawn(move || {
+                                    for _ in 0..500 {
+                                        sync.call_method(did, "__len__", vec![], Kwargs::new())
+                                            .unwrap();
+                                    }
+                                })
+                            })
+                            .collect();
+                        for t in threads {
+                            t.join().unwrap();
+                        }
+                        for i in 0..8 {
+                            sync.call_method(qid, "put", vec![Value::Int(i)], Kwargs::new())
+                                .unwrap();
+                        }
+                    })
+                };
+                for _ in 0..500 {
+                    d.len().await.unwrap();
+                }
+                callers.await.unwrap();
+                let mut got = Vec::new();
+                for g in getters {
+                    got.push(g.await.unwrap());
+                }
+                got.sort();
+                assert_eq!(got, (0..8).collect::<Vec<_>>());
+            }
+        });
+        // One connection for both APIs.
+        assert_eq!(sync.status().unwrap().connections, before);
+    }
+}
