@@ -338,8 +338,7 @@ impl Ring {
         let head = s.head.load(Ordering::Relaxed);
         let tail = s.tail.load(Ordering::Relaxed);
         let free = self.capacity as u64 - (tail - head);
-        if s.count.load(Ordering::Relaxed) >= s.maxsize.load(Ordering::Relaxed)
-            || free < rec as u64
+        if s.count.load(Ordering::Relaxed) >= s.maxsize.load(Ordering::Relaxed) || free < rec as u64
         {
             return Ok(None);
         }

@@ -14,6 +14,6 @@ pub(crate) mod counter;
 pub(crate) mod deadline;
 pub(crate) mod identity;
 pub(crate) mod owner;
-pub(crate) mod wakeups;
 #[cfg(feature = "asyncio")]
 pub(crate) mod waiter;
+pub(crate) mod wakeups;

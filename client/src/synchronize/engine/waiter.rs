@@ -475,13 +475,8 @@ mod tests {
             let word = word_of(&region);
             let count = Arc::new(Count(AtomicUsize::new(0)));
             let waker = Waker::from(Arc::clone(&count));
-            let mut timed = FutexWait::with_waiters(
-                waiters,
-                &region,
-                word,
-                0,
-                Some(Duration::from_millis(10)),
-            );
+            let mut timed =
+                FutexWait::with_waiters(waiters, &region, word, 0, Some(Duration::from_millis(10)));
             assert!(poll(&mut timed, &waker).is_pending());
             wait_for(&count, 1);
             assert!(matches!(poll(&mut timed, &waker), Poll::Ready(Ok(()))));
