@@ -32,9 +32,9 @@
 //!
 //! # Async waits (feature `asyncio`)
 //!
-//! [`Event::wait_async`], [`Lock::acquire_async`] and [`Lock::lock_async`]
-//! (and the queues' `get_async`/`put_async`, [`crate::Process::join_async`],
-//! [`crate::pool::AsyncResult::get_async`]) are the async twins of the
+//! `Event::wait_async`, `Lock::acquire_async` and `Lock::lock_async` (and
+//! the queues' `get_async`/`put_async`, `Process::join_async`, and
+//! `AsyncResult`, a future) are the async twins of the
 //! blocking calls: the same name with `_async`, the same result, and no
 //! thread of the caller's blocked. They run on any executor; Python's
 //! timeouts are `tokio::time::timeout` around them, which is sound because
