@@ -121,7 +121,7 @@ impl<V, E> AsyncResult<V, E> {
     /// Not cancellation safe: the handle moves into the future, so
     /// dropping the future drops the result, as dropping the handle does.
     /// In `tokio::select!` or under `tokio::time::timeout`, await
-    /// `&mut result` instead (the `AsyncResult` is a [`Future`]): a
+    /// `&mut result` instead (the `AsyncResult` is a [`Future`](std::future::Future)): a
     /// dropped poll then leaves the result in the handle.
     ///
     /// ```
