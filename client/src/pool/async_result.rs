@@ -52,6 +52,26 @@ pub struct AsyncResult<V, E = NoError> {
     done: Arc<Completion<V, E>>,
 }
 
+/// Awaiting an `AsyncResult` moves its result out once the pool has it,
+/// without blocking the thread (feature `asyncio`), as awaiting tokio's
+/// `JoinHandle` does; the pool wakes the task when the result comes.
+///
+/// Cancellation safe when polled by reference (`(&mut result).await`, or
+/// `&mut result` in `tokio::select!`): the result is moved out only by
+/// the poll that returns it. Polled again after that, it is
+/// `PoolError::ValueError`.
+#[cfg(feature = "asyncio")]
+impl<V, E> std::future::Future for AsyncResult<V, E> {
+    type Output = Result<V, PoolError<E>>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.done.poll_take(cx)
+    }
+}
+
 /// The result of `map_async`/`starmap_async` (Python's `MapResult`).
 pub type MapResult<T, E = NoError> = AsyncResult<Vec<T>, E>;
 
@@ -90,6 +110,48 @@ impl<V, E> AsyncResult<V, E> {
     /// Waits at most `timeout`; returns whether the result is ready.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.done.wait(Some(timeout))
+    }
+
+    /// Waits for the result without blocking the thread and moves it
+    /// out: the async twin of [`get`](AsyncResult::get) (feature
+    /// `asyncio`), the same as awaiting the `AsyncResult` itself.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancellation safe: the handle moves into the future, so
+    /// dropping the future drops the result, as dropping the handle does.
+    /// In `tokio::select!` or under `tokio::time::timeout`, await
+    /// `&mut result` instead (the `AsyncResult` is a [`Future`](std::future::Future)): a
+    /// dropped poll then leaves the result in the handle.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use multiprocessing::pool::ThreadPool;
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(2)?;
+    /// let mut pending = pool.apply_async(|x: u32| x * 2, (21,))?;
+    /// // Awaiting `&mut pending` under a timeout keeps the result if the
+    /// // timeout wins.
+    /// let value = tokio::time::timeout(Duration::from_secs(30), &mut pending).await??;
+    /// assert_eq!(value, 42);
+    /// let again = pool.apply_async(|x: u32| x + 1, (1,))?;
+    /// assert_eq!(again.get_async().await?, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "asyncio")]
+    pub async fn get_async(self) -> Result<V, PoolError<E>> {
+        self.await
+    }
+
+    /// Waits until the result is ready without blocking the thread: the
+    /// async twin of [`wait`](AsyncResult::wait) (feature `asyncio`).
+    /// Cancellation safe: waiting takes nothing.
+    #[cfg(feature = "asyncio")]
+    pub async fn wait_async(&self) {
+        std::future::poll_fn(|cx| self.done.poll_ready(cx)).await
     }
 
     /// Whether the call has completed.

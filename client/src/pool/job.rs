@@ -91,6 +91,12 @@ struct CompletionState<V, E> {
     /// ignored even while the first is still running its callback.
     claimed: bool,
     value: Option<Result<V, PoolError<E>>>,
+    /// Set once `poll_take` moved the value out (feature `asyncio`).
+    #[cfg(feature = "asyncio")]
+    taken: bool,
+    /// Async tasks to wake with the value (feature `asyncio`).
+    #[cfg(feature = "asyncio")]
+    wakers: Vec<std::task::Waker>,
     callback: Option<Callback<V>>,
     error_callback: Option<ErrorCallback<E>>,
 }
@@ -104,6 +110,10 @@ impl<V, E> Completion<V, E> {
             state: Mutex::new(CompletionState {
                 claimed: false,
                 value: None,
+                #[cfg(feature = "asyncio")]
+                taken: false,
+                #[cfg(feature = "asyncio")]
+                wakers: Vec::new(),
                 callback,
                 error_callback,
             }),
@@ -154,8 +164,55 @@ impl<V, E> Completion<V, E> {
         let mut st = lock(&self.state);
         st.value = Some(value);
         self.ready.store(true, Ordering::Release);
+        #[cfg(feature = "asyncio")]
+        let wakers = std::mem::take(&mut st.wakers);
         drop(st);
         self.cv.notify_all();
+        #[cfg(feature = "asyncio")]
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// Registers `cx`'s task to be woken with the value unless it is
+    /// there; whether it is (feature `asyncio`).
+    #[cfg(feature = "asyncio")]
+    fn poll_ready_locked(st: &mut CompletionState<V, E>, cx: &mut std::task::Context<'_>) -> bool {
+        if st.value.is_some() || st.taken {
+            return true;
+        }
+        if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            st.wakers.push(cx.waker().clone());
+        }
+        false
+    }
+
+    /// Ready once the value is there (feature `asyncio`).
+    #[cfg(feature = "asyncio")]
+    pub(crate) fn poll_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        match Self::poll_ready_locked(&mut lock(&self.state), cx) {
+            true => std::task::Poll::Ready(()),
+            false => std::task::Poll::Pending,
+        }
+    }
+
+    /// Moves the value out once it is there (feature `asyncio`); a poll
+    /// after it was taken is a `ValueError`.
+    #[cfg(feature = "asyncio")]
+    pub(crate) fn poll_take(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<V, PoolError<E>>> {
+        let mut st = lock(&self.state);
+        if !Self::poll_ready_locked(&mut st, cx) {
+            return std::task::Poll::Pending;
+        }
+        st.taken = true;
+        std::task::Poll::Ready(st.value.take().unwrap_or_else(|| {
+            Err(PoolError::ValueError(
+                "the result was already taken".to_string(),
+            ))
+        }))
     }
 
     pub(crate) fn ready(&self) -> bool {

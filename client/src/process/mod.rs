@@ -58,6 +58,8 @@ pub(crate) mod code_offset;
 mod current;
 mod error;
 mod handles;
+#[cfg(feature = "asyncio")]
+mod join_async;
 mod popen;
 mod repr;
 mod run;

@@ -26,6 +26,18 @@ pub(crate) fn with_encoded<T: Serialize, R>(
     f(&buf)
 }
 
+/// The bytes that represent `item`, borrowed for `Vec<u8>`: for a caller
+/// that must hold them across an `.await` (feature `asyncio`).
+#[cfg(feature = "asyncio")]
+pub(crate) fn encoded<T: Serialize>(item: &T) -> Result<std::borrow::Cow<'_, [u8]>, QueueError> {
+    if is_bytes::<T>() {
+        // SAFETY: T is Vec<u8> (same type id), so the reference is one.
+        let v = unsafe { &*(item as *const T).cast::<Vec<u8>>() };
+        return Ok(std::borrow::Cow::Borrowed(v));
+    }
+    with_encoded(item, |b| Ok(std::borrow::Cow::Owned(b.to_vec())))
+}
+
 /// The item that `bytes` represent.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: Vec<u8>) -> Result<T, QueueError> {
     if is_bytes::<T>() {

@@ -32,11 +32,19 @@
 //!   between taking the name and unlinking leaves the segment behind.
 //! * `qsize` is exact and works everywhere.
 //!
+//! With feature `asyncio`, `get_async`/`put_async` (and
+//! `JoinableQueue::join_async`) await the same ring without blocking a
+//! thread (see [`crate::synchronize`], "Async waits"); blocking and async
+//! users of one queue, in any processes, wake each other. All are
+//! cancellation safe: a dropped `get_async` has taken no item, a dropped
+//! `put_async` has put none.
+//!
 //! # Layout
 //!
 //! * `ring`: the shared byte ring, its lock and wake-ups.
 //! * `codec`: items to bytes and back.
-//! * `queue`: the typed `Queue`, `JoinableQueue`, `SimpleQueue`.
+//! * `queue`: the typed `Queue`, `JoinableQueue`, `SimpleQueue`;
+//!   `queue_async.rs` and `ring_async.rs` their async methods.
 //! * `error`: [`QueueError`].
 
 mod codec;

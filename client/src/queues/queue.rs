@@ -16,6 +16,10 @@ use super::ring::{Block, Ring, PREFIX};
 use crate::resource_tracker::{self, ResourceType};
 use crate::shared_memory::SharedMemory;
 
+#[cfg(feature = "asyncio")]
+#[path = "queue_async.rs"]
+mod queue_async;
+
 /// Ring size when none is given: 8 MiB of record space. Pages of a
 /// `memfd` are only allocated when first written, so a queue of small
 /// items costs little more than the pages it touches.

@@ -287,36 +287,11 @@ impl Ring {
         task: bool,
         side: bool,
     ) -> Result<(), QueueError> {
-        let rec = PREFIX + bytes.len();
-        let len = u32::try_from(bytes.len())
-            .ok()
-            .filter(|_| rec <= self.capacity)
-            .map(|l| if side { l | SIDE } else { l });
-        let Some(len) = len else {
-            return Err(QueueError::TooLarge {
-                len: rec,
-                capacity: self.capacity,
-            });
-        };
+        let len = self.prefix(bytes, side)?;
         let s = self.s();
         loop {
             let guard = self.lock();
-            let head = s.head.load(Ordering::Relaxed);
-            let tail = s.tail.load(Ordering::Relaxed);
-            let free = self.capacity as u64 - (tail - head);
-            if s.count.load(Ordering::Relaxed) < s.maxsize.load(Ordering::Relaxed)
-                && free >= rec as u64
-            {
-                self.write_at(tail, &len.to_le_bytes())?;
-                self.write_at(tail + PREFIX as u64, bytes)?;
-                // The publishing store; see the module docs.
-                s.tail.store(tail + rec as u64, Ordering::Release);
-                s.count.fetch_add(1, Ordering::Release);
-                if task {
-                    s.unfinished.fetch_add(1, Ordering::Release);
-                }
-                s.put_seq.fetch_add(1, Ordering::Release);
-                let wake = s.getters.load(Ordering::Relaxed) > 0;
+            if let Some(wake) = self.append(&guard, len, bytes, task)? {
                 drop(guard);
                 if wake {
                     futex::wake(&s.put_seq, 1);
@@ -332,6 +307,51 @@ impl Ring {
             futex::wait(&s.get_seq, seq, Some(sleep));
             s.putters.fetch_sub(1, Ordering::AcqRel);
         }
+    }
+
+    /// The length prefix of a record of `bytes` (`side`: naming a side
+    /// segment), or `TooLarge` if the record cannot fit in the ring.
+    fn prefix(&self, bytes: &[u8], side: bool) -> Result<u32, QueueError> {
+        let rec = PREFIX + bytes.len();
+        u32::try_from(bytes.len())
+            .ok()
+            .filter(|_| rec <= self.capacity)
+            .map(|l| if side { l | SIDE } else { l })
+            .ok_or(QueueError::TooLarge {
+                len: rec,
+                capacity: self.capacity,
+            })
+    }
+
+    /// Under the lock: appends the record `len` + `bytes` if the queue has
+    /// room; `Some(whether a getter may sleep)` if it did.
+    #[inline]
+    fn append(
+        &self,
+        _locked: &RingGuard<'_>,
+        len: u32,
+        bytes: &[u8],
+        task: bool,
+    ) -> Result<Option<bool>, QueueError> {
+        let s = self.s();
+        let rec = PREFIX + bytes.len();
+        let head = s.head.load(Ordering::Relaxed);
+        let tail = s.tail.load(Ordering::Relaxed);
+        let free = self.capacity as u64 - (tail - head);
+        if s.count.load(Ordering::Relaxed) >= s.maxsize.load(Ordering::Relaxed) || free < rec as u64
+        {
+            return Ok(None);
+        }
+        self.write_at(tail, &len.to_le_bytes())?;
+        self.write_at(tail + PREFIX as u64, bytes)?;
+        // The publishing store; see the module docs.
+        s.tail.store(tail + rec as u64, Ordering::Release);
+        s.count.fetch_add(1, Ordering::Release);
+        if task {
+            s.unfinished.fetch_add(1, Ordering::Release);
+        }
+        s.put_seq.fetch_add(1, Ordering::Release);
+        Ok(Some(s.getters.load(Ordering::Relaxed) > 0))
     }
 
     /// Takes the oldest record out; `true` if it names a side segment.
@@ -353,32 +373,14 @@ impl Ring {
         let s = self.s();
         loop {
             let guard = self.lock();
-            let head = s.head.load(Ordering::Relaxed);
-            let tail = s.tail.load(Ordering::Relaxed);
-            if tail - head >= PREFIX as u64 {
-                let mut len = [0u8; PREFIX];
-                self.read_at(head, &mut len)?;
-                let raw = u32::from_le_bytes(len);
-                let len = (raw & !SIDE) as usize;
-                let rec = (PREFIX + len) as u64;
-                if rec > tail - head {
-                    return Err(QueueError::Corrupt("record beyond the tail"));
-                }
-                let mut out = vec![0u8; len];
-                self.read_at(head + PREFIX as u64, &mut out)?;
-                claim(&out, raw & SIDE != 0);
-                // The publishing store; see the module docs.
-                s.head.store(head + rec, Ordering::Release);
-                s.count.fetch_sub(1, Ordering::Release);
-                s.get_seq.fetch_add(1, Ordering::Release);
-                let wake = s.putters.load(Ordering::Relaxed) > 0;
+            if let Some((taken, wake)) = self.take(&guard, claim)? {
                 drop(guard);
                 if wake {
                     // Every putter: one waiting for a big record must not
                     // keep a small one that now fits asleep.
                     futex::wake_all(&s.get_seq);
                 }
-                return Ok((out, raw & SIDE != 0));
+                return Ok(taken);
             }
             let seq = s.put_seq.load(Ordering::Acquire);
             let Some(sleep) = block.sleep_for() else {
@@ -389,6 +391,41 @@ impl Ring {
             futex::wait(&s.put_seq, seq, Some(sleep));
             s.getters.fetch_sub(1, Ordering::AcqRel);
         }
+    }
+
+    /// Under the lock: takes the oldest record out if there is one,
+    /// calling `claim` first (see [`get_claiming`](Self::get_claiming));
+    /// `Some((record, whether a putter may sleep))` if it did.
+    #[inline]
+    #[allow(clippy::type_complexity)]
+    fn take(
+        &self,
+        _locked: &RingGuard<'_>,
+        claim: &mut dyn FnMut(&[u8], bool),
+    ) -> Result<Option<((Vec<u8>, bool), bool)>, QueueError> {
+        let s = self.s();
+        let head = s.head.load(Ordering::Relaxed);
+        let tail = s.tail.load(Ordering::Relaxed);
+        if tail - head < PREFIX as u64 {
+            return Ok(None);
+        }
+        let mut len = [0u8; PREFIX];
+        self.read_at(head, &mut len)?;
+        let raw = u32::from_le_bytes(len);
+        let len = (raw & !SIDE) as usize;
+        let rec = (PREFIX + len) as u64;
+        if rec > tail - head {
+            return Err(QueueError::Corrupt("record beyond the tail"));
+        }
+        let mut out = vec![0u8; len];
+        self.read_at(head + PREFIX as u64, &mut out)?;
+        claim(&out, raw & SIDE != 0);
+        // The publishing store; see the module docs.
+        s.head.store(head + rec, Ordering::Release);
+        s.count.fetch_sub(1, Ordering::Release);
+        s.get_seq.fetch_add(1, Ordering::Release);
+        let wake = s.putters.load(Ordering::Relaxed) > 0;
+        Ok(Some(((out, raw & SIDE != 0), wake)))
     }
 
     /// Marks one task done.
@@ -434,6 +471,10 @@ impl Ring {
         }
     }
 }
+
+#[cfg(feature = "asyncio")]
+#[path = "ring_async.rs"]
+mod ring_async;
 
 /// Releases the ring lock on drop.
 struct RingGuard<'a> {

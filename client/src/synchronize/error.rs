@@ -55,6 +55,11 @@ pub enum SyncError {
     /// An argument is out of range (Python's `ValueError`).
     #[error("{0}")]
     ValueError(String),
+    /// An async wait needed a thread to sleep on its futex and none could
+    /// be started (feature `asyncio`; see `Event::wait_async`).
+    #[cfg(feature = "asyncio")]
+    #[error("cannot start the thread that waits on futexes for async tasks: {0}")]
+    AsyncWaiter(io::Error),
 }
 
 /// A release that the primitive's rules forbid. Python raises `ValueError`

@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::engine::deadline::Deadline;
+#[cfg(feature = "asyncio")]
+use super::engine::waiter::FutexWait;
 use super::error::SyncError;
 use super::handle::{Handle, State};
 use mp_sys::futex;
@@ -116,6 +118,56 @@ impl Event {
     /// Blocks until the flag is set or `timeout` passes; returns the flag.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.wait_until(Deadline::after(Some(timeout)))
+    }
+
+    /// Waits until the flag is set, without blocking the thread (feature
+    /// `asyncio`): the async twin of [`wait`](Event::wait), for any
+    /// executor. Bound it with `tokio::time::timeout` for Python's
+    /// `wait(timeout)`.
+    ///
+    /// The task sleeps as one registration with this process's futex
+    /// waiter thread (see [`crate::synchronize`], "Async waits"), woken
+    /// by a `set` from any thread or process.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancellation safe: waiting takes nothing, so a dropped future
+    /// changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError::AsyncWaiter`] if the waiter thread it needed could not
+    /// be started.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use multiprocessing::synchronize::Event;
+    ///
+    /// let ev = Event::new()?;
+    /// let setter = ev.clone();
+    /// std::thread::spawn(move || setter.set());
+    /// ev.wait_async().await?;
+    /// assert!(ev.is_set());
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "asyncio")]
+    pub async fn wait_async(&self) -> Result<(), SyncError> {
+        let w = self.word();
+        loop {
+            let v = w.load(Ordering::Acquire);
+            if v & SET != 0 {
+                return Ok(());
+            }
+            if v & WAITERS == 0
+                && w.compare_exchange(v, v | WAITERS, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            FutexWait::new(self.handle.region(), w, v | WAITERS, None).await?;
+        }
     }
 }
 

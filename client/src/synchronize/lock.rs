@@ -140,6 +140,73 @@ impl Lock {
         Ok(())
     }
 
+    /// Acquires without blocking the thread (feature `asyncio`): the
+    /// async twin of [`acquire`](Lock::acquire), for any executor; pair it
+    /// with [`release`](Lock::release), or use
+    /// [`lock_async`](Lock::lock_async) for a guard. Bound it with
+    /// `tokio::time::timeout` for Python's `acquire(timeout=…)`.
+    ///
+    /// The task sleeps as a registration with this process's futex waiter
+    /// thread (see [`crate::synchronize`], "Async waits"); a holder that
+    /// died is taken over as by [`acquire`](Lock::acquire). The lock
+    /// belongs to the process, not to the task or the thread that polled
+    /// it (as any `Lock`).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancellation safe: the lock is taken in the same poll that
+    /// completes the future, so a future dropped before completing holds
+    /// nothing, and a wake-up it was given is passed on to the next
+    /// waiter.
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError::AsyncWaiter`] if the waiter thread it needed could not
+    /// be started.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use multiprocessing::synchronize::Lock;
+    ///
+    /// let lock = Lock::new()?;
+    /// lock.acquire_async().await?;
+    /// assert!(!lock.acquire_nowait());
+    /// lock.release()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "asyncio")]
+    pub async fn acquire_async(&self) -> Result<(), SyncError> {
+        owner::acquire_async(self.handle.region(), self.word(), identity::pid()).await?;
+        self.acquired();
+        Ok(())
+    }
+
+    /// [`acquire_async`](Lock::acquire_async) returning a guard that
+    /// releases on drop (the async twin of [`lock`](Lock::lock), as
+    /// `tokio::sync::Mutex::lock`). Cancellation safe.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use multiprocessing::synchronize::Lock;
+    ///
+    /// let lock = Lock::new()?;
+    /// {
+    ///     let _held = lock.lock_async().await?;
+    ///     assert!(lock.is_locked());
+    /// }
+    /// assert!(!lock.is_locked());
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "asyncio")]
+    pub async fn lock_async(&self) -> Result<LockGuard<'_>, SyncError> {
+        self.acquire_async().await?;
+        Ok(LockGuard { lock: self })
+    }
+
     /// Acquires and returns a guard that releases on drop.
     #[inline]
     pub fn lock(&self) -> LockGuard<'_> {

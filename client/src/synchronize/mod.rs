@@ -30,6 +30,26 @@
 //! timeout too large for the clock means no limit. [`timeout_secs`] turns
 //! a Python-style float into such a `Duration`.
 //!
+//! # Async waits (feature `asyncio`)
+//!
+//! `Event::wait_async`, `Lock::acquire_async` and `Lock::lock_async` (and
+//! the queues' `get_async`/`put_async`, `Process::join_async`, and
+//! `AsyncResult`, a future) are the async twins of the
+//! blocking calls: the same name with `_async`, the same result, and no
+//! thread of the caller's blocked. They run on any executor; Python's
+//! timeouts are `tokio::time::timeout` around them, which is sound because
+//! each is cancellation safe (a dropped future has taken nothing).
+//!
+//! A futex cannot be polled, so an awaiting task registers its word with
+//! one of this process's *futex waiter threads*, which sleep in
+//! `futex_waitv` (Linux 5.16+) on up to 127 distinct words each and wake
+//! the tasks whose word changed; tasks waiting on the same word share one
+//! slot. The threads start on first use and stay. To whoever sets the
+//! event or releases the lock — another thread, another process, blocking
+//! or async — the waiter thread is one more sleeper on the word, so the
+//! blocking paths are unchanged and pay nothing. On an older kernel each
+//! waiter thread watches one word.
+//!
 //! # A process that dies holding a lock
 //!
 //! CPython deadlocks here. This crate stores the holder's pid (`Lock`) or

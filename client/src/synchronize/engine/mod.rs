@@ -7,9 +7,13 @@
 //! * [`counter`]: the permit counter behind `Semaphore` and
 //!   `BoundedSemaphore`.
 //! * [`wakeups`]: which waiters a `Condition::notify` may wake.
+//! * `waiter` (feature `asyncio`): `FutexWait`, awaiting a futex word
+//!   without a thread per wait.
 
 pub(crate) mod counter;
 pub(crate) mod deadline;
 pub(crate) mod identity;
 pub(crate) mod owner;
+#[cfg(feature = "asyncio")]
+pub(crate) mod waiter;
 pub(crate) mod wakeups;

@@ -114,6 +114,51 @@ fn acquire_slow(word: &AtomicU32, me: u32, deadline: Deadline) -> Option<Taken> 
     }
 }
 
+/// [`acquire`] without a deadline for an async task (feature `asyncio`):
+/// the same protocol, with each sleep a [`FutexWait`] on the lock's word
+/// (inside `region`) that looks at the holder's life every
+/// [`CHECK_INTERVAL`]. The lock is taken only by a compare-and-swap in the
+/// poll that returns it, so a future dropped before completing holds
+/// nothing.
+#[cfg(feature = "asyncio")]
+pub(crate) async fn acquire_async(
+    region: &std::sync::Arc<crate::shared_memory::region::Region>,
+    word: &AtomicU32,
+    me: u32,
+) -> Result<Taken, crate::synchronize::SyncError> {
+    use super::waiter::FutexWait;
+    if try_acquire(word, me) {
+        return Ok(Taken::Clean);
+    }
+    loop {
+        let v = word.load(Ordering::Relaxed);
+        if v & ID_MASK == 0 {
+            // As in acquire_slow: others may be asleep.
+            if word
+                .compare_exchange(v, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(Taken::Clean);
+            }
+            continue;
+        }
+        let v = if v & WAITERS == 0 {
+            match word.compare_exchange(v, v | WAITERS, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => v | WAITERS,
+                Err(_) => continue,
+            }
+        } else {
+            v
+        };
+        FutexWait::new(region, word, v, Some(CHECK_INTERVAL)).await?;
+        // Unchanged after the wait: a recheck (or a spurious wake-up);
+        // is the holder still alive?
+        if word.load(Ordering::Relaxed) == v && take_over_if_dead(word, v, me) {
+            return Ok(Taken::OwnerDied);
+        }
+    }
+}
+
 /// One attempt, no waiting, that also takes the lock over when its holder
 /// has died: a `try_lock` polling loop must not spin forever on a dead
 /// owner's lock. The liveness check costs a system call or two, so a
