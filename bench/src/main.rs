@@ -11,6 +11,7 @@ mod manager_durable;
 mod manager_iter;
 mod manager_mem;
 mod manager_proxy;
+mod manager_python;
 mod manager_raw;
 mod manager_reconnect;
 mod manager_shared;
@@ -36,6 +37,7 @@ const SUITES: &[(&str, fn())] = &[
     ("manager.memory", manager::run_memory),
     ("manager.cpu", manager_cpu::run),
     ("manager.proxy", manager_proxy::run),
+    ("manager.python", manager_python::run),
     ("manager.proxy.single", manager_proxy::run_single),
     ("manager.proxy.throughput", manager_proxy::run_throughput),
     ("manager.shared", manager_shared::run),
@@ -63,7 +65,7 @@ fn main() {
     multiprocessing::init();
     #[cfg(feature = "peers")]
     procspawn::init();
-    if manager::worker_main() {
+    if manager::worker_main() || manager_python::instant_main() {
         return;
     }
     let wanted: Vec<String> = std::env::args().skip(1).collect();

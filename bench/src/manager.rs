@@ -38,8 +38,12 @@ const WORKER_ENV: &str = "MP_BENCH_MANAGER_WORKER";
 /// The authkey every benchmark server uses.
 pub(crate) const KEY: &[u8] = b"mp-bench-manager-key";
 
-/// The release `mpserver` next to this binary, built if missing.
+/// The release `mpserver` next to this binary, built if missing, or the
+/// one `MP_BENCH_MPSERVER` names (another build, to compare two in turn).
 pub(crate) fn mpserver_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("MP_BENCH_MPSERVER") {
+        return PathBuf::from(path);
+    }
     let exe = std::env::current_exe().expect("the benchmark's own path");
     let dir = exe.parent().expect("its directory").to_path_buf();
     let bin = dir.join("mpserver");

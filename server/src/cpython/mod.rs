@@ -55,34 +55,33 @@
 //! CPython's client writes the handshake's last message and its request
 //! as two small writes, so with Nagle on its side and delayed ACK on ours
 //! every new connection would wait ~40 ms. On TCP the server sets
-//! `TCP_QUICKACK` before each read (`quick_ack`), which also sends an
-//! ACK the kernel was holding back.
+//! `TCP_QUICKACK` (`quick_ack`) once the handshake is over, and again
+//! whenever a read leaves a frame unfinished (`input`), which sends an
+//! ACK the kernel was holding back. Requests are cut from one buffered
+//! read each (`input`): one `recv` per call where CPython's server makes
+//! two.
 
+mod input;
 pub(crate) mod owners;
 mod replies;
 pub mod values;
 
-use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
 use mp_pickle::{Address, Protocol, Value as Py};
-use mp_proto::frame::{read_frame_async, write_frame_async, FrameError};
+use mp_proto::frame::write_frame_async;
 use mp_proto::message::{Kwargs, Outcome, Request, Target};
 use mp_proto::methods::builtin::ServerMethod;
 use mp_proto::{ErrorKind, ObjectId, RemoteError};
-use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::connection::{ConnContext, Socket};
 use crate::engine::Engine;
 use crate::object::Reply;
 use crate::quiet_log;
 use crate::session::Session;
+use input::Input;
 use values::Side;
-
-/// The most bytes taken in while a blocking call waits (a CPython client
-/// sends nothing then; what it does send is kept for after the answer).
-const MAX_CARRY: usize = 64 * 1024;
 
 /// CPython's server call that makes a connection a thread's own.
 const ACCEPT_CONNECTION: &str = "accept_connection";
@@ -127,25 +126,24 @@ pub(crate) async fn serve<S: Socket>(
         },
         max_frame: ctx.limits.max_frame_bytes,
     };
-    let mut carry = Vec::new();
+    let mut input = Input::new();
     let mut next = Some(first);
     loop {
-        let frame = match next.take() {
-            Some(frame) => frame,
+        let request = match next.take() {
+            Some(frame) => mp_pickle::read(&frame, &conn.limits),
             None => {
-                quick_ack(conn.tcp);
                 let read = tokio::select! {
-                    read = read_request(stream, &mut carry, conn.max_frame) => read,
+                    read = input.next(stream, conn.max_frame, conn.tcp) => read,
                     () = engine.shutdown.wait() => return "the server is stopping".into(),
                 };
                 match read {
-                    Ok(Some(frame)) => frame,
+                    Ok(Some(frame)) => mp_pickle::read(input.frame(frame), &conn.limits),
                     Ok(None) => return "closed by the client".into(),
                     Err(e) => return format!("bad frame: {e}"),
                 }
             }
         };
-        let (reply, protocol, end) = conn.answer(&frame, stream, &mut carry).await;
+        let (reply, protocol, end) = conn.answer(request, stream, &mut input).await;
         let bytes = match mp_pickle::dumps(&reply, protocol) {
             Ok(bytes) if bytes.len() as u64 <= conn.max_frame => bytes,
             Ok(bytes) => encode_error(&RemoteError::new(
@@ -176,15 +174,15 @@ fn encode_error(e: &RemoteError) -> Vec<u8> {
 }
 
 impl Conn<'_> {
-    /// The reply to one request frame, its protocol, and a reason to end
-    /// the connection after it, if any.
+    /// The reply to one request frame (as unpickled), its protocol, and
+    /// a reason to end the connection after it, if any.
     async fn answer<S: Socket>(
         &self,
-        frame: &[u8],
+        request: Result<mp_pickle::Unpickled, mp_pickle::UnpicklingError>,
         stream: &mut S,
-        carry: &mut Vec<u8>,
+        input: &mut Input,
     ) -> (Py, Protocol, Option<String>) {
-        let read = match mp_pickle::read(frame, &self.limits) {
+        let read = match request {
             Ok(read) => read,
             Err(e) => {
                 let peer = self.session.peer().to_owned();
@@ -238,7 +236,7 @@ impl Conn<'_> {
             Reply::Pending(future) => {
                 tokio::select! {
                     outcome = future => outcome,
-                    gone = watch(stream, carry) => {
+                    gone = input.carry(stream) => {
                         let why = match gone {
                             Ok(()) => "closed by the client during a call".to_string(),
                             Err(e) => format!("read failed during a call: {e}"),
@@ -330,39 +328,6 @@ impl Conn<'_> {
     }
 }
 
-/// Reads the next request frame, starting with what a wait took in.
-async fn read_request<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    carry: &mut Vec<u8>,
-    max: u64,
-) -> Result<Option<Vec<u8>>, FrameError> {
-    if carry.is_empty() {
-        return read_frame_async(stream, max).await;
-    }
-    let mut chained = (&carry[..]).chain(&mut *stream);
-    let read = read_frame_async(&mut chained, max).await;
-    let (rest, _) = chained.into_inner();
-    let rest = rest.to_vec();
-    *carry = rest;
-    read
-}
-
-/// Returns when the client closes (or the socket fails) during a call;
-/// what it sends meanwhile is kept, up to [`MAX_CARRY`].
-async fn watch<S: AsyncRead + Unpin>(stream: &mut S, carry: &mut Vec<u8>) -> io::Result<()> {
-    let mut buf = [0u8; 4096];
-    loop {
-        if carry.len() >= MAX_CARRY {
-            return std::future::pending().await;
-        }
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        carry.extend_from_slice(&buf[..n]);
-    }
-}
-
 /// The address tokens given to this client name (the server's own
 /// address as the client reached it), and the socket's descriptor if it
 /// is TCP.
@@ -397,9 +362,9 @@ fn client_address(fd: Option<RawFd>, server_address: &str) -> (Address, Option<R
     (address, None)
 }
 
-/// Turns on `TCP_QUICKACK` for the next read of TCP socket `fd` (the
-/// kernel turns it off again by itself), sending at once an ACK it was
-/// delaying. A no-op for other sockets.
+/// Turns on `TCP_QUICKACK` for TCP socket `fd` (the kernel turns it off
+/// again by itself), sending at once an ACK it was delaying. A no-op for
+/// other sockets.
 pub(crate) fn quick_ack(fd: Option<RawFd>) {
     let Some(fd) = fd else { return };
     let one: libc::c_int = 1;

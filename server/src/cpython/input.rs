@@ -1,0 +1,293 @@
+//! The bytes a CPython client's connection has read and not yet served.
+//!
+//! Reading a frame as CPython's server does — its 4-byte header, then its
+//! payload — costs two `recv`s per request, and on the event loop a third
+//! that finds the socket empty before the task sleeps. Reading whatever
+//! the socket holds into this buffer and cutting frames out of it takes
+//! one `recv` per request (a read that comes back short tells tokio the
+//! socket is drained). What a client sends during a blocking call is kept
+//! here too, up to [`MAX_CARRY`] bytes, and served after the answer.
+//!
+//! # Bounds
+//!
+//! A frame's header is checked against the connection's frame limit
+//! before its length is trusted ([`decode_header`]), and the buffer grows
+//! toward a large frame as its bytes arrive, never by more than it
+//! already holds (at least [`IDLE_BUFFER`]): what a peer makes the server
+//! allocate is a small multiple of what it sent. An idle connection keeps
+//! [`IDLE_BUFFER`] bytes; a buffer grown past [`SHRINK_ABOVE`] is given
+//! back when it empties.
+//!
+//! # Delayed ACKs
+//!
+//! A client that writes a frame in two parts (CPython sends the header
+//! and the payload of a frame over 16 KiB as two writes) waits, with
+//! Nagle's algorithm, for the first part's ACK before it sends the
+//! second, and the kernel may delay that ACK by ~40 ms. So when a read
+//! leaves a frame unfinished, `TCP_QUICKACK` sends the ACK at once
+//! ([`super::quick_ack`]). A request that arrives whole needs none: the
+//! answer carries the ACK.
+
+use std::ops::Range;
+use std::os::fd::RawFd;
+
+use mp_proto::frame::{decode_header, FrameError};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Read buffer kept by an idle connection.
+pub(super) const IDLE_BUFFER: usize = 2048;
+/// A buffer grown past this is shrunk back when it empties.
+const SHRINK_ABOVE: usize = 256 * 1024;
+/// The most bytes taken in while a blocking call waits (a CPython client
+/// sends nothing then; what it does send is kept for after the answer).
+pub(super) const MAX_CARRY: usize = 64 * 1024;
+
+/// Bytes read and not yet served; they start at a frame boundary.
+pub(super) struct Input {
+    buf: Vec<u8>,
+    /// Where the bytes not yet served start.
+    start: usize,
+}
+
+impl Input {
+    /// An empty buffer.
+    pub(super) fn new() -> Input {
+        Input {
+            buf: Vec::with_capacity(IDLE_BUFFER),
+            start: 0,
+        }
+    }
+
+    /// The bytes not yet served.
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// The payload of frame `range`, as [`next`](Self::next) returned it
+    /// (valid until the next read).
+    pub(super) fn frame(&self, range: Range<usize>) -> &[u8] {
+        &self.buf[range]
+    }
+
+    /// Reads the next request frame, from what is buffered or else from
+    /// `stream`; the range of its payload (see [`frame`](Self::frame)),
+    /// or `None` when the peer closed between frames. `tcp` is the
+    /// socket's descriptor if it is TCP (see "Delayed ACKs").
+    pub(super) async fn next<S: AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut S,
+        max: u64,
+        tcp: Option<RawFd>,
+    ) -> Result<Option<Range<usize>>, FrameError> {
+        self.compact();
+        loop {
+            let need = match decode_header(self.pending(), max)? {
+                Some((header, len)) => {
+                    let have = self.pending().len();
+                    if have >= header + len {
+                        let body = self.start + header..self.start + header + len;
+                        self.start = body.end;
+                        return Ok(Some(body));
+                    }
+                    header + len - have
+                }
+                None => 1,
+            };
+            if !self.pending().is_empty() {
+                super::quick_ack(tcp);
+            }
+            // Grow toward the frame as its bytes arrive, never trusting
+            // the header for more than what is already here.
+            let want = need
+                .max(IDLE_BUFFER / 2)
+                .min(self.buf.len().max(IDLE_BUFFER));
+            if self.buf.capacity() - self.buf.len() < want {
+                self.buf.reserve(want);
+            }
+            let n = stream.read_buf(&mut self.buf).await?;
+            if n == 0 {
+                let have = self.pending().len();
+                if have == 0 {
+                    return Ok(None);
+                }
+                return Err(FrameError::Truncated {
+                    expected: (have + need) as u64,
+                    received: have as u64,
+                });
+            }
+        }
+    }
+
+    /// Reads into the buffer while a blocking call waits; returns when
+    /// the peer closes (`Ok`) or the read fails. Past [`MAX_CARRY`]
+    /// buffered bytes it stops reading and waits forever (the call's end
+    /// or the server's stop cancels it).
+    pub(super) async fn carry<S: AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut S,
+    ) -> std::io::Result<()> {
+        loop {
+            if self.pending().len() >= MAX_CARRY {
+                return std::future::pending().await;
+            }
+            if self.buf.capacity() - self.buf.len() < IDLE_BUFFER / 2 {
+                self.buf.reserve(IDLE_BUFFER);
+            }
+            if stream.read_buf(&mut self.buf).await? == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Drops the served bytes, and a large buffer's memory once empty.
+    fn compact(&mut self) {
+        if self.start == 0 {
+            return;
+        }
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            if self.buf.capacity() > SHRINK_ABOVE {
+                self.buf.shrink_to(IDLE_BUFFER);
+            }
+        } else {
+            self.buf.drain(..self.start);
+        }
+        self.start = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tokio::io::ReadBuf;
+
+    use super::*;
+
+    /// Gives its chunks one per read, then end of file.
+    struct Chunks(Vec<Vec<u8>>);
+
+    impl AsyncRead for Chunks {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            if self.0.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            let chunk = &mut self.0[0];
+            let n = chunk.len().min(buf.remaining());
+            buf.put_slice(&chunk[..n]);
+            chunk.drain(..n);
+            if chunk.is_empty() {
+                self.0.remove(0);
+            }
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut f = (payload.len() as i32).to_be_bytes().to_vec();
+        f.extend_from_slice(payload);
+        f
+    }
+
+    async fn frames(chunks: Vec<Vec<u8>>, max: u64) -> Result<Vec<Vec<u8>>, FrameError> {
+        let (mut input, mut stream, mut out) = (Input::new(), Chunks(chunks), Vec::new());
+        while let Some(range) = input.next(&mut stream, max, None).await? {
+            out.push(input.frame(range).to_vec());
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn frames_are_cut_from_reads_of_any_size() {
+        let big = vec![7u8; 100_000];
+        let mut all = frame(b"one");
+        all.extend(frame(b""));
+        all.extend(frame(&big));
+        all.extend(frame(b"four"));
+        let want = vec![b"one".to_vec(), vec![], big.clone(), b"four".to_vec()];
+        // Everything in one read; then one byte per read; then a split
+        // inside a header and inside the large payload.
+        assert_eq!(frames(vec![all.clone()], 1 << 20).await.unwrap(), want);
+        let bytes: Vec<Vec<u8>> = all.iter().map(|b| vec![*b]).collect();
+        assert_eq!(frames(bytes, 1 << 20).await.unwrap(), want);
+        let split = vec![
+            all[..2].to_vec(),
+            all[2..9].to_vec(),
+            all[9..50_000].to_vec(),
+            all[50_000..].to_vec(),
+        ];
+        assert_eq!(frames(split, 1 << 20).await.unwrap(), want);
+    }
+
+    #[tokio::test]
+    async fn a_header_past_the_limit_is_refused_before_its_bytes_arrive() {
+        let err = frames(vec![frame(&[0u8; 100])[..4].to_vec()], 99).await;
+        assert!(
+            matches!(err, Err(FrameError::TooLarge { len: 100, max: 99 })),
+            "{err:?}"
+        );
+        let err = frames(vec![(-5i32).to_be_bytes().to_vec()], 99).await;
+        assert!(matches!(err, Err(FrameError::BadLength(-5))), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_frame_at_end_of_file_is_truncated() {
+        let mut f = frame(b"hello");
+        f.truncate(6);
+        let err = frames(vec![f], 1 << 20).await;
+        assert!(
+            matches!(
+                err,
+                Err(FrameError::Truncated {
+                    expected: 9,
+                    received: 6
+                })
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_large_frame_promises_no_memory_before_it_arrives() {
+        // A header claiming 64 MiB, then two bytes: the buffer stays small.
+        let mut f = (64i32 << 20).to_be_bytes().to_vec();
+        f.extend_from_slice(b"ab");
+        let (mut input, mut stream) = (Input::new(), Chunks(vec![f]));
+        assert!(input.next(&mut stream, 1 << 30, None).await.is_err());
+        assert!(
+            input.buf.capacity() <= 4 * IDLE_BUFFER,
+            "{}",
+            input.buf.capacity()
+        );
+    }
+
+    #[tokio::test]
+    async fn what_arrives_during_a_call_is_served_after_it() {
+        let mut all = frame(b"during");
+        all.extend(frame(b"after"));
+        let (mut input, mut stream) = (Input::new(), Chunks(vec![all]));
+        input.carry(&mut stream).await.unwrap();
+        let first = input
+            .next(&mut stream, 1 << 20, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(input.frame(first), b"during");
+        let second = input
+            .next(&mut stream, 1 << 20, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(input.frame(second), b"after");
+        assert!(input
+            .next(&mut stream, 1 << 20, None)
+            .await
+            .unwrap()
+            .is_none());
+    }
+}
