@@ -547,7 +547,12 @@ fn dropped_creates_and_lookups_leak_no_reference() {
 
 /// Polls `future` once (its request goes out), with a waker nobody uses.
 fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
-    future.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    struct Unused;
+    impl std::task::Wake for Unused {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unused));
+    future.poll(&mut std::task::Context::from_waker(&waker))
 }
 
 #[test]
