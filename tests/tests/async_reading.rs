@@ -13,7 +13,7 @@ use mp_proto::Value;
 use mp_tests::mpserver::{Options, ServerProcess};
 use multiprocessing::connection::Address;
 use multiprocessing::managers::asyncio::{AsyncManagerClient, AsyncProxyType, AsyncSyncManager};
-use multiprocessing::managers::{ConnectOptions, ManagerClient};
+use multiprocessing::managers::{ConnectOptions, ManagerClient, SyncManager};
 use tokio::time::timeout;
 
 /// Fails a test that would hang.
@@ -171,4 +171,39 @@ fn a_blocking_and_an_async_client_share_one_connection() {
         // One connection for both APIs.
         assert_eq!(sync.status().unwrap().connections, before);
     }
+}
+
+#[test]
+fn sync_and_async_managers_connecting_to_one_server_share_a_connection() {
+    let server = ServerProcess::start_with(Options::default());
+    let address: Address = server.address.parse().unwrap();
+    on_both_runtimes(|| async {
+        // Blocking first, async second: the async manager reuses it.
+        let sync = SyncManager::connect(&address, &server.key).unwrap();
+        let manager = AsyncSyncManager::connect(&address, &server.key)
+            .await
+            .unwrap();
+        assert!(manager.client().to_sync().same_connection(sync.client()));
+        let d = manager.dict::<String, i64>().await.unwrap();
+        d.set("a", 1).await.unwrap();
+        let connections = sync.client().status().unwrap().connections;
+        drop((sync, d, manager));
+
+        // Async first, blocking second, then another async one.
+        let first = AsyncSyncManager::connect(&address, &server.key)
+            .await
+            .unwrap();
+        let sync = SyncManager::connect(&address, &server.key).unwrap();
+        assert!(first.client().to_sync().same_connection(sync.client()));
+        let again = AsyncSyncManager::connect(&address, &server.key)
+            .await
+            .unwrap();
+        assert!(again.client().to_sync().same_connection(sync.client()));
+        assert_eq!(sync.client().status().unwrap().connections, connections);
+
+        // Another key is another connection (and refused here).
+        assert!(AsyncSyncManager::connect(&address, b"another key")
+            .await
+            .is_err());
+    });
 }

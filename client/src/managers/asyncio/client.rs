@@ -56,7 +56,7 @@ use super::pending::Pending;
 use crate::connection::Address;
 use crate::managers::client::{create_args, encode_request_as, fresh_thread_no};
 use crate::managers::client::{
-    ConnectOptions, ConnectionState, ManagerClient, Return, ServerStatus, WeakClient,
+    ConnectOptions, ConnectionState, ManagerClient, Return, ServerStatus,
 };
 use crate::managers::error::ManagerError;
 
@@ -370,27 +370,6 @@ pub(super) fn wrong_type(name: &str, typeid: &str, wanted: &[&str]) -> ManagerEr
         ErrorKind::TypeError,
         format!("the name '{name}' is a '{typeid}' object, not one of {wanted:?}"),
     ))
-}
-
-/// A weak handle, for the process-wide registry of connections.
-#[derive(Clone)]
-pub(super) struct WeakAsyncClient(WeakClient);
-
-impl WeakAsyncClient {
-    pub(super) fn upgrade(&self) -> Option<AsyncManagerClient> {
-        self.0.upgrade().map(|client| AsyncManagerClient { client })
-    }
-}
-
-impl AsyncManagerClient {
-    pub(super) fn downgrade(&self) -> WeakAsyncClient {
-        WeakAsyncClient(self.client.downgrade())
-    }
-
-    /// The key this client authenticated with.
-    pub(super) fn authkey(&self) -> &[u8] {
-        self.client.authkey()
-    }
 }
 
 impl std::fmt::Debug for AsyncManagerClient {

@@ -2,14 +2,12 @@
 //! constructors of its shared objects, the async counterpart of
 //! [`SyncManager`](crate::managers::SyncManager).
 
-use std::sync::Mutex;
-
 use mp_proto::message::Kwargs;
 use mp_proto::Value;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::client::{AsyncManagerClient, WeakAsyncClient};
+use super::client::AsyncManagerClient;
 use super::collections::{
     AsyncArrayProxy, AsyncDictProxy, AsyncListProxy, AsyncNamespaceProxy, AsyncValueProxy,
 };
@@ -23,11 +21,8 @@ use crate::connection::Address;
 use crate::managers::error::ManagerError;
 use crate::managers::proxies::Arg;
 use crate::managers::proxy::to_wire;
+use crate::managers::transfer::{register_keyed, shared_connection};
 use crate::managers::ConnectOptions;
-
-/// This process's async connections, one per server and key: every
-/// [`AsyncSyncManager::connect`] to the same server shares one.
-static CONNECTIONS: Mutex<Vec<(Address, Vec<u8>, WeakAsyncClient)>> = Mutex::new(Vec::new());
 
 /// An async client of a SyncManager server.
 ///
@@ -60,21 +55,19 @@ pub struct AsyncSyncManager {
 
 impl AsyncSyncManager {
     /// Connects to the manager at `address` with `authkey`, reusing this
-    /// process's live async connection to that server if it has one: one
-    /// multiplexed connection per process per server.
+    /// process's live connection to that server if it has one, whether a
+    /// blocking [`SyncManager`](crate::managers::SyncManager) or an async
+    /// manager opened it: one multiplexed connection per process per
+    /// server, whose threads and tasks share one reader.
     pub async fn connect(address: &Address, authkey: &[u8]) -> Result<Self, ManagerError> {
-        let reused = {
-            let mut all = mp_sys::lock(&CONNECTIONS);
-            all.retain(|(_, _, weak)| weak.upgrade().is_some());
-            all.iter()
-                .find(|(a, k, _)| a == address && k == authkey)
-                .and_then(|(_, _, weak)| weak.upgrade())
-        };
-        if let Some(client) = reused {
-            return Ok(AsyncSyncManager { client });
-        }
-        let client = AsyncManagerClient::connect(address, authkey).await?;
-        Ok(Self::from_client(client))
+        let (a, k) = (address.clone(), authkey.to_vec());
+        // Finding a live one is quick; opening one blocks.
+        let client = tokio::task::spawn_blocking(move || shared_connection(&a, &k))
+            .await
+            .map_err(|e| ManagerError::ConnectionLost(format!("connecting failed: {e}")))??;
+        Ok(AsyncSyncManager {
+            client: AsyncManagerClient::from_sync(&client),
+        })
     }
 
     /// [`connect`](Self::connect) with options (TLS, timeouts, the
@@ -92,13 +85,8 @@ impl AsyncSyncManager {
     /// Wraps an existing connection; later [`connect`](Self::connect)s
     /// to its server reuse it.
     pub fn from_client(client: AsyncManagerClient) -> Self {
-        let mut all = mp_sys::lock(&CONNECTIONS);
-        all.retain(|(_, _, weak)| weak.upgrade().is_some());
-        all.push((
-            client.address().clone(),
-            client.authkey().to_vec(),
-            client.downgrade(),
-        ));
+        let sync = client.to_sync();
+        register_keyed(&sync, Some(sync.authkey()));
         AsyncSyncManager { client }
     }
 

@@ -5,7 +5,8 @@
 //!
 //! * [`client`](mod@client): [`AsyncManagerClient`], one multiplexed
 //!   connection per process and server, shared with the blocking client
-//!   ([`AsyncManagerClient::from_sync`]); the awaiting task reads answers
+//!   ([`AsyncSyncManager::connect`] reuses a `SyncManager`'s, and
+//!   [`AsyncManagerClient::from_sync`] wraps one); the awaiting task reads answers
 //!   itself when nobody else is, and a blocked `get` holds up nothing
 //!   else.
 //! * [`proxy`](mod@proxy): [`AsyncBaseProxy`] and [`AsyncProxyType`].
