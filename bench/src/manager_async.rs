@@ -90,8 +90,9 @@ fn rss(pid: u32) -> f64 {
         .map_or(f64::NAN, |kb| kb * 1024.0)
 }
 
-/// Bytes per blocked `get` on (the client, the server).
-fn waiter_memory() -> (f64, f64) {
+/// Bytes per blocked `get` on (the client, the server), and the calls/s
+/// of one task on that connection while they are all blocked.
+fn blocked_gets() -> (f64, f64, f64) {
     let server = ServerProc::start_with(None, &[format!("--max-in-flight={}", WAITERS * 2)]);
     runtime().block_on(async {
         let manager = manager(&server, true).await;
@@ -115,6 +116,12 @@ fn waiter_memory() -> (f64, f64) {
         // Behind every get on the one connection: all are on the server.
         manager.client().ping().await.expect("ping");
         let (client1, server1) = (rss(std::process::id()), rss(server.child.id()));
+        let d = manager.dict::<String, i64>().await.expect("dict");
+        let started = Instant::now();
+        for _ in 0..CALLS {
+            d.len().await.expect("len");
+        }
+        let rate = CALLS as f64 / started.elapsed().as_secs_f64();
         for i in 0..WAITERS {
             q.put(i as i64).await.expect("put");
         }
@@ -124,6 +131,7 @@ fn waiter_memory() -> (f64, f64) {
         (
             (client1 - client0) / WAITERS as f64,
             (server1 - server0) / WAITERS as f64,
+            rate,
         )
     })
 }
@@ -135,7 +143,7 @@ pub fn run() {
     let socket8 = tasks_rate(&server, false, 8);
     let async1 = tasks_rate(&server, true, 1);
     let sync1 = sync_rate(&server);
-    let (client_bytes, server_bytes) = waiter_memory();
+    let (client_bytes, server_bytes, beside_blocked) = blocked_gets();
     let rows = vec![
         Row {
             name: "manager.async.8-tasks.channel".into(),
@@ -155,6 +163,13 @@ pub fn run() {
             name: "manager.async.1-task.channel".into(),
             ours: async1,
             against: Some(("blocking client, 1 thread".into(), sync1)),
+            unit: "calls/s",
+            higher_is_better: true,
+        },
+        Row {
+            name: "manager.async.1-task.beside-10k-blocked-gets".into(),
+            ours: beside_blocked,
+            against: Some(("1 task, nothing blocked".into(), async1)),
             unit: "calls/s",
             higher_is_better: true,
         },

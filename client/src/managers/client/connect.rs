@@ -3,7 +3,6 @@
 //! version, and the shared-memory channel the server may offer
 //! ([`ConnectOptions`]).
 
-use std::collections::HashMap;
 use std::io::{self, BufReader};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
@@ -112,7 +111,7 @@ impl ManagerClient {
                 writer: Mutex::new(opened.writer),
                 state: Mutex::new(State {
                     reader: Some(BufReader::with_capacity(READ_BUFFER, opened.reader)),
-                    slots: HashMap::new(),
+                    slots: Default::default(),
                     dead: None,
                     spin: SpinPolicy::new(options.spin),
                     generation: 0,

@@ -29,12 +29,12 @@ mod names;
 pub(in crate::managers) mod reading;
 mod reconnect;
 pub(crate) mod release;
+mod slots;
 pub(in crate::managers) mod stream;
 pub(in crate::managers) mod tasks;
 pub(in crate::managers) mod undo;
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -66,7 +66,7 @@ struct State {
     /// The read half, present when no thread is reading. Buffered, so a
     /// small answer costs one `read` rather than two (header, body).
     reader: Option<BufReader<Stream>>,
-    slots: HashMap<u64, Slot>,
+    slots: slots::Slots,
     /// Why the connection is dead, once it is.
     dead: Option<String>,
     /// Whether waiting threads poll before they sleep.

@@ -147,13 +147,11 @@ impl ManagerClient {
             return After::Nothing;
         }
         let mut quick = None;
-        let mut park = false;
-        for (&id, slot) in state.slots.iter() {
+        // Calls only the parker reads for need it; they are never looked
+        // at one by one here (see `slots.rs`).
+        let mut park = state.slots.has_parked();
+        for (id, slot) in state.slots.readers() {
             if id == skip || slot.answer.is_some() {
-                continue;
-            }
-            if slot.abandoned.is_some() {
-                park = true;
                 continue;
             }
             match &slot.waiter {
@@ -205,7 +203,7 @@ impl ManagerClient {
             r.get_ref().shutdown();
         }
         // Abandoned calls will get no answer: nothing to give back.
-        state.slots.retain(|_, slot| slot.abandoned.is_none());
+        state.slots.forget_abandoned();
         for slot in state.slots.values_mut() {
             match &mut slot.waiter {
                 Waiter::Thread(wake) => wake.notify_one(),

@@ -176,11 +176,7 @@ impl ManagerClient {
                 // Even a call that takes nothing may answer with new
                 // references (a `create`, a value holding proxies): its
                 // answer is read and they are given back.
-                slot.abandoned = Some(undo);
-                slot.waiter = Waiter::Task {
-                    waker: None,
-                    quick: false,
-                };
+                state.slots.abandon(id, undo);
             }
             Some(_) => {
                 state.slots.remove(&id);
