@@ -4,19 +4,22 @@
 //! every waiting call, so ten thousand tasks blocked in `get` cost a
 //! quick call on the same connection nothing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::reading::{Slot, Waiter};
 use super::undo::Undo;
 
-/// The waiting calls by request id.
+/// The waiting calls by request id, in two maps: each call is in one.
+/// A connection only threads use has nothing in `parked`, so its calls
+/// cost one map as before the async client existed.
 #[derive(Default)]
 pub(super) struct Slots {
-    all: HashMap<u64, Slot>,
     /// The calls whose caller may read for the others: threads, and
-    /// tasks of quick calls. The rest (tasks of calls that may wait long,
-    /// abandoned calls) only ever need the parker.
-    readers: HashSet<u64>,
+    /// tasks of quick calls.
+    readers: HashMap<u64, Slot>,
+    /// The rest (tasks of calls that may wait long, abandoned calls):
+    /// only the parker ever reads for them.
+    parked: HashMap<u64, Slot>,
 }
 
 /// Whether `slot`'s caller may take the reading role.
@@ -31,61 +34,69 @@ fn may_read(slot: &Slot) -> bool {
 impl Slots {
     pub(super) fn insert(&mut self, id: u64, slot: Slot) {
         if may_read(&slot) {
-            self.readers.insert(id);
+            self.readers.insert(id, slot);
         } else {
-            self.readers.remove(&id);
+            self.parked.insert(id, slot);
         }
-        self.all.insert(id, slot);
     }
 
     pub(super) fn remove(&mut self, id: &u64) -> Option<Slot> {
-        self.readers.remove(id);
-        self.all.remove(id)
+        match self.readers.remove(id) {
+            Some(slot) => Some(slot),
+            None if self.parked.is_empty() => None,
+            None => self.parked.remove(id),
+        }
     }
 
     pub(super) fn get(&self, id: &u64) -> Option<&Slot> {
-        self.all.get(id)
+        match self.readers.get(id) {
+            Some(slot) => Some(slot),
+            None if self.parked.is_empty() => None,
+            None => self.parked.get(id),
+        }
     }
 
     /// The slot, to fill in its answer or waker. Whether its caller may
     /// read is fixed when it is inserted or [`abandon`](Self::abandon)ed.
     pub(super) fn get_mut(&mut self, id: &u64) -> Option<&mut Slot> {
-        self.all.get_mut(id)
+        match self.readers.get_mut(id) {
+            Some(slot) => Some(slot),
+            None if self.parked.is_empty() => None,
+            None => self.parked.get_mut(id),
+        }
     }
 
     /// Marks the call `id` dropped by its caller: `undo` is done to its
     /// answer, which nobody waits for (the parker reads it).
     pub(super) fn abandon(&mut self, id: u64, undo: Undo) {
-        if let Some(slot) = self.all.get_mut(&id) {
+        if let Some(mut slot) = self.remove(&id) {
             slot.abandoned = Some(undo);
             slot.waiter = Waiter::Task {
                 waker: None,
                 quick: false,
             };
-            self.readers.remove(&id);
+            self.parked.insert(id, slot);
         }
     }
 
     /// Forgets the abandoned calls (the connection died: no answer comes).
     pub(super) fn forget_abandoned(&mut self) {
-        self.all.retain(|_, slot| slot.abandoned.is_none());
+        self.parked.retain(|_, slot| slot.abandoned.is_none());
     }
 
     pub(super) fn values_mut(&mut self) -> impl Iterator<Item = &mut Slot> {
-        self.all.values_mut()
+        self.readers.values_mut().chain(self.parked.values_mut())
     }
 
     /// The calls whose caller may take the reading role.
     pub(super) fn readers(&self) -> impl Iterator<Item = (u64, &Slot)> {
-        self.readers
-            .iter()
-            .filter_map(|id| self.all.get(id).map(|slot| (*id, slot)))
+        self.readers.iter().map(|(id, slot)| (*id, slot))
     }
 
     /// Whether a call only the parker can read for waits (or has an
     /// answer its task has not taken yet).
     pub(super) fn has_parked(&self) -> bool {
-        self.all.len() > self.readers.len()
+        !self.parked.is_empty()
     }
 }
 
