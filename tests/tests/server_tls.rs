@@ -1,7 +1,7 @@
 //! `mpserver serve` over TLS, with the real binary: the right CA works
 //! (from the SDK and the admin verbs), everything else fails with a clear
 //! error while the server keeps serving, and mutual TLS demands a client
-//! certificate.
+//! certificate; async tasks share one TLS connection.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,6 +13,7 @@ use mp_proto::Value;
 use mp_tests::mpserver::{binary, eventually, Options, ServerProcess};
 use mp_tests::scrape::{metrics_address, scrape};
 use multiprocessing::connection::Address;
+use multiprocessing::managers::asyncio::{AsyncManagerClient, AsyncSyncManager};
 use multiprocessing::managers::{ConnectOptions, ManagerClient, ManagerError, TlsConnector};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
@@ -502,4 +503,54 @@ fn managers_and_later_connections_use_the_tls_they_were_given() {
         TlsConnector::from_ca_file(pki.path("ca.crt")).unwrap(),
     );
     works(&ManagerClient::connect(&other.addr(), &other.key).unwrap());
+}
+
+#[test]
+fn async_tasks_share_one_tls_connection_and_cancel_on_it() {
+    let pki = Pki::new();
+    let server = pki.server("server.crt", "server.key", None);
+    let tls = TlsConnector::from_ca_file(pki.path("ca.crt")).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let limit = Duration::from_secs(60);
+    runtime.block_on(async {
+        let options = options(Some(tls));
+        let client = AsyncManagerClient::connect_with(&server.addr(), &server.key, &options)
+            .await
+            .unwrap();
+        let manager = AsyncSyncManager::from_client(client);
+        let q = manager.queue::<i64>().await.unwrap();
+        // One get waits on the server while another is dropped: the
+        // dropped one is cancelled there and takes nothing.
+        let getter = {
+            let q = q.clone();
+            tokio::spawn(async move { q.get().await })
+        };
+        let dropped = tokio::time::timeout(Duration::from_millis(50), q.get()).await;
+        assert!(dropped.is_err(), "the queue was empty");
+        // Meanwhile tasks call through the same TLS connection.
+        let callers: Vec<_> = (0..4i64)
+            .map(|t| {
+                let manager = manager.clone();
+                tokio::spawn(async move {
+                    let d = manager.dict::<i64, i64>().await.unwrap();
+                    for i in 0..100 {
+                        d.set(i, t * 1000 + i).await.unwrap();
+                        assert_eq!(d.get_item(i).await.unwrap(), t * 1000 + i);
+                    }
+                })
+            })
+            .collect();
+        for c in callers {
+            tokio::time::timeout(limit, c).await.unwrap().unwrap();
+        }
+        q.put(1).await.unwrap();
+        q.put(2).await.unwrap();
+        let got = tokio::time::timeout(limit, getter).await.unwrap().unwrap();
+        assert_eq!(got.unwrap(), 1);
+        assert_eq!(q.get().await.unwrap(), 2, "the dropped get took nothing");
+    });
 }
