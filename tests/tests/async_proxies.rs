@@ -12,6 +12,7 @@ use std::time::Duration;
 use mp_proto::message::Kwargs;
 use mp_proto::ErrorKind;
 use mp_tests::mpserver::{Options, ServerProcess};
+use mp_tests::runtimes::{on_both_runtimes, LIMIT};
 use multiprocessing::connection::Address;
 use multiprocessing::managers::asyncio::{
     AsyncDictIter, AsyncDictProxy, AsyncListIter, AsyncProxyType, AsyncSyncManager,
@@ -26,32 +27,6 @@ use tokio::time::timeout;
 #[allow(dead_code)]
 #[path = "../../client/examples/manager_maths.rs"]
 mod maths;
-
-#[allow(dead_code)]
-#[path = "../../client/examples/async_remote_queue.rs"]
-mod remote_queue;
-
-/// Fails a test that would hang.
-const LIMIT: Duration = Duration::from_secs(60);
-
-/// Runs `test` under a current-thread and a multi-thread runtime.
-fn on_both_runtimes<F, Fut>(test: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let current = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    current.block_on(async { timeout(LIMIT, test()).await.expect("timed out") });
-    let multi = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    multi.block_on(async { timeout(LIMIT, test()).await.expect("timed out") });
-}
 
 /// A counter with every kind of method `#[shared]` serves.
 #[derive(Default)]
@@ -123,16 +98,22 @@ impl Tally {
 }
 
 /// A started server with `Tally` and the example's `MathsClass`.
-fn start_server() -> BaseManager {
+/// The address of a server of this process serving the test's
+/// `#[shared]` types, on a thread of its own (`get_server().serve_forever()`):
+/// no fork, which in a test binary whose other tests run tokio runtimes
+/// could copy a lock another thread holds into the child.
+fn start_server() -> Address {
     let mut manager = BaseManager::new("127.0.0.1:0", b"shared-async");
     manager.register::<Tally>().unwrap();
     manager.register::<maths::MathsClass>().unwrap();
-    manager.start().unwrap();
-    manager
+    let server = manager.get_server().unwrap();
+    let address: Address = server.address().parse().unwrap();
+    std::thread::spawn(move || server.serve_forever());
+    address
 }
 
-async fn connect(server: &BaseManager) -> AsyncSyncManager {
-    AsyncSyncManager::connect(server.address().unwrap(), b"shared-async")
+async fn connect(server: &Address) -> AsyncSyncManager {
+    AsyncSyncManager::connect(server, b"shared-async")
         .await
         .unwrap()
 }
@@ -723,14 +704,4 @@ fn the_async_sync_primitives_have_the_blocking_ones_methods() {
         assert!(!unmet);
         guard.release().await.unwrap();
     });
-}
-
-#[test]
-fn the_async_remote_queue_example_squares_in_its_worker_processes() {
-    let mut out = Vec::new();
-    remote_queue::run(&mut out).unwrap();
-    assert_eq!(
-        String::from_utf8(out).unwrap(),
-        "20 squares from 2 worker processes\nsum: 2470\n"
-    );
 }
