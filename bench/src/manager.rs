@@ -208,9 +208,15 @@ fn ours(placement: Placement, transport: Transport) -> Vec<f64> {
 }
 
 pub(crate) fn python(args: &[&str]) -> Vec<(String, f64)> {
-    let out = Command::new("python3")
+    run_python_script("python3", SCRIPT, args)
+}
+
+/// Runs `script` with `python` and `args`; its `name value` lines (none,
+/// with the reason on stderr, if it fails).
+pub(crate) fn run_python_script(python: &str, script: &str, args: &[&str]) -> Vec<(String, f64)> {
+    let out = Command::new(python)
         .arg("-c")
-        .arg(SCRIPT)
+        .arg(script)
         .args(args)
         .output();
     match out {
@@ -223,13 +229,13 @@ pub(crate) fn python(args: &[&str]) -> Vec<(String, f64)> {
             .collect(),
         Ok(out) => {
             eprintln!(
-                "python3 failed: {}",
+                "{python} failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             );
             Vec::new()
         }
         Err(e) => {
-            eprintln!("python3 not runnable: {e}");
+            eprintln!("{python} not runnable: {e}");
             Vec::new()
         }
     }

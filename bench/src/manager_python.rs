@@ -75,31 +75,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Runs the script with `args`; its `name value` lines.
 fn run_script(python: &str, args: &[&str]) -> Vec<(String, f64)> {
-    let out = Command::new(python)
-        .arg("-c")
-        .arg(SCRIPT)
-        .args(args)
-        .output();
-    match out {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| {
-                let (name, v) = l.split_once(' ')?;
-                Some((name.to_owned(), v.trim().parse().ok()?))
-            })
-            .collect(),
-        Ok(out) => {
-            eprintln!(
-                "{python} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            Vec::new()
-        }
-        Err(e) => {
-            eprintln!("{python} not runnable: {e}");
-            Vec::new()
-        }
-    }
+    crate::manager::run_python_script(python, SCRIPT, args)
 }
 
 /// A server the client is pointed at.

@@ -4,7 +4,8 @@
 //! kept busy in the background ([`steady`]), and client processes
 //! ([`client_process`]), and a server process's memory read and capped
 //! ([`process_memory`]), and the CPython interpreters installed here
-//! ([`python`]).
+//! ([`python`]), and the two tokio runtimes async tests run under
+//! ([`runtimes`]).
 
 pub mod client_process;
 pub mod harness;
@@ -12,5 +13,6 @@ pub mod mpserver;
 pub mod process_memory;
 pub mod python;
 pub mod raw;
+pub mod runtimes;
 pub mod scrape;
 pub mod steady;

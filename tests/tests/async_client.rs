@@ -5,7 +5,6 @@
 //! take and hold nothing, and a restarted server is found again.
 
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::time::Duration;
 
 use mp_proto::codec::decode;
@@ -13,33 +12,12 @@ use mp_proto::message::{Outcome, Response, Target};
 use mp_proto::{ErrorKind, Value};
 use mp_tests::mpserver::{Options, Restartable, ServerProcess};
 use mp_tests::raw::{request, RawPeer};
+use mp_tests::runtimes::on_both_runtimes;
 use multiprocessing::connection::Address;
 use multiprocessing::managers::asyncio::{AsyncManagerClient, AsyncQueueProxy, AsyncSyncManager};
 use multiprocessing::managers::{ConnectOptions, ManagerError};
 use multiprocessing::queues::QueueError;
 use tokio::time::timeout;
-
-/// Fails a test that would hang.
-const LIMIT: Duration = Duration::from_secs(60);
-
-/// Runs `test` under a current-thread and a multi-thread runtime.
-fn on_both_runtimes<F, Fut>(test: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let current = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    current.block_on(async { timeout(LIMIT, test()).await.expect("timed out") });
-    let multi = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    multi.block_on(async { timeout(LIMIT, test()).await.expect("timed out") });
-}
 
 /// The three ways to reach a server on this machine.
 #[derive(Clone, Copy, Debug)]

@@ -5,38 +5,16 @@
 //! a reader; and a blocking and an async client on one connection answer
 //! each other's callers.
 
-use std::future::Future;
 use std::time::Duration;
 
 use mp_proto::message::Kwargs;
 use mp_proto::Value;
 use mp_tests::mpserver::{eventually, Options, ServerProcess};
+use mp_tests::runtimes::{on_both_runtimes, LIMIT};
 use multiprocessing::connection::Address;
 use multiprocessing::managers::asyncio::{AsyncManagerClient, AsyncProxyType, AsyncSyncManager};
 use multiprocessing::managers::{ConnectOptions, ManagerClient, SyncManager};
 use tokio::time::timeout;
-
-/// Fails a test that would hang.
-const LIMIT: Duration = Duration::from_secs(60);
-
-/// Runs `test` under a current-thread and a multi-thread runtime.
-fn on_both_runtimes<F, Fut>(test: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let current = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    current.block_on(async { timeout(LIMIT, test()).await.expect("timed out") });
-    let multi = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    multi.block_on(async { timeout(LIMIT, test()).await.expect("timed out") });
-}
 
 fn options(channel: bool) -> ConnectOptions {
     ConnectOptions {

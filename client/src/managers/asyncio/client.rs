@@ -63,7 +63,7 @@ use crate::managers::error::ManagerError;
 pub(super) use crate::managers::client::undo::Undo;
 
 /// A connection to a manager server for async code: the async
-/// counterpart of [`ManagerClient`](crate::managers::ManagerClient).
+/// counterpart of [`ManagerClient`].
 /// Cheap to clone; clones share the connection, which closes when the
 /// last one is dropped.
 ///
