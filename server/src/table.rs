@@ -298,7 +298,7 @@ impl Table {
 
     /// Runs [`collect_cycles`](Self::collect_cycles) if enough references
     /// were dropped without freeing their object since the last one (at
-    /// least [`MIN_SUSPECTS`], and as many as the last one walked).
+    /// least `MIN_SUSPECTS`, 1,024, and as many as the last one walked).
     pub fn collect_if_due(&self) {
         let due = self.last_walk.load(Ordering::Relaxed).max(MIN_SUSPECTS);
         if self.suspects.load(Ordering::Relaxed) >= due {
