@@ -29,46 +29,8 @@ use serde::de::DeserializeOwned;
 
 use super::proxy::{AsyncBaseProxy, InFlight};
 use crate::managers::error::ManagerError;
-use crate::managers::proxies::chunks::{slice_arg, Chunking};
+use crate::managers::proxies::chunks::{slice_arg, Buffer, Chunking};
 use crate::managers::proxy::from_wire;
-
-/// The chunk being yielded (moved out item by item, never copied), and
-/// whether another round trip may bring more.
-struct Buffer<T> {
-    items: std::vec::IntoIter<T>,
-    /// No more round trips: the referent has no more, or one failed.
-    done: bool,
-}
-
-impl<T> Buffer<T> {
-    fn new() -> Self {
-        Buffer {
-            items: Vec::new().into_iter(),
-            done: false,
-        }
-    }
-
-    /// Takes a fetch's outcome: the chunk and whether more may follow,
-    /// or the error to yield once before the end.
-    fn refill(
-        &mut self,
-        fetched: Result<(Vec<T>, bool), ManagerError>,
-    ) -> Option<Result<T, ManagerError>> {
-        match fetched {
-            // An empty fetch ends it too, whatever it says: no loop of
-            // empty round trips.
-            Ok((items, more)) => {
-                self.done = !more || items.is_empty();
-                self.items = items.into_iter();
-                self.items.next().map(Ok)
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
-    }
-}
 
 /// The items of a shared list or array, fetched a chunk at a time by
 /// slicing, one slice read ahead (see the [module](self)). Made by

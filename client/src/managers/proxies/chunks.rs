@@ -141,15 +141,17 @@ fn item_bytes(items: &[Value]) -> Option<usize> {
     (count > 0).then(|| sum / count)
 }
 
-/// The chunk being yielded (moved out item by item, never copied).
-struct Buffer<T> {
-    items: std::vec::IntoIter<T>,
+/// The chunk being yielded (moved out item by item, never copied), and
+/// whether another round trip may bring more; the blocking and the async
+/// iterators' one buffer.
+pub(crate) struct Buffer<T> {
+    pub(crate) items: std::vec::IntoIter<T>,
     /// No more round trips: the referent has no more, or one failed.
-    done: bool,
+    pub(crate) done: bool,
 }
 
 impl<T> Buffer<T> {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Buffer {
             items: Vec::new().into_iter(),
             done: false,
@@ -168,19 +170,28 @@ impl<T> Buffer<T> {
         if self.done {
             return None;
         }
-        match fetch() {
+        self.refill(fetch())
+    }
+
+    /// Takes a fetch's outcome: the chunk and whether more may follow,
+    /// or the error to yield once before the end.
+    pub(crate) fn refill(
+        &mut self,
+        fetched: Result<(Vec<T>, bool), ManagerError>,
+    ) -> Option<Result<T, ManagerError>> {
+        match fetched {
             // An empty fetch ends it too, whatever it says: no loop of
             // empty round trips.
             Ok((items, more)) => {
                 self.done = !more || items.is_empty();
                 self.items = items.into_iter();
+                self.items.next().map(Ok)
             }
             Err(e) => {
                 self.done = true;
-                return Some(Err(e));
+                Some(Err(e))
             }
         }
-        self.items.next().map(Ok)
     }
 }
 

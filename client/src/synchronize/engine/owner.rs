@@ -76,25 +76,8 @@ fn acquire_slow(word: &AtomicU32, me: u32, deadline: Deadline) -> Option<Taken> 
         std::hint::spin_loop();
     }
     loop {
-        let v = word.load(Ordering::Relaxed);
-        if v & ID_MASK == 0 {
-            // Free. Take it with WAITERS set: others may be asleep, and the
-            // extra wake-up this can cost is cheaper than a lost one.
-            if word
-                .compare_exchange(v, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return Some(Taken::Clean);
-            }
-            continue;
-        }
-        let v = if v & WAITERS == 0 {
-            match word.compare_exchange(v, v | WAITERS, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => v | WAITERS,
-                Err(_) => continue,
-            }
-        } else {
-            v
+        let Err(v) = take_or_mark(word, me) else {
+            return Some(Taken::Clean);
         };
         let slice = match deadline.remaining() {
             // Out of time: one last look at whether the holder is dead, so
@@ -110,6 +93,32 @@ fn acquire_slow(word: &AtomicU32, me: u32, deadline: Deadline) -> Option<Taken> 
             && take_over_if_dead(word, v, me)
         {
             return Some(Taken::OwnerDied);
+        }
+    }
+}
+
+/// One step of the waiting protocol, shared by the blocking and async
+/// acquires: takes the lock for `me` if it is free — with `WAITERS` set,
+/// since others may be asleep and the extra wake-up this can cost is
+/// cheaper than a lost one — else makes sure `WAITERS` is set so the
+/// holder's release wakes a sleeper. `Err` is the word's value to sleep on.
+fn take_or_mark(word: &AtomicU32, me: u32) -> Result<(), u32> {
+    loop {
+        let v = word.load(Ordering::Relaxed);
+        if v & ID_MASK == 0 {
+            if word
+                .compare_exchange(v, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(());
+            }
+        } else if v & WAITERS != 0 {
+            return Err(v);
+        } else if word
+            .compare_exchange(v, v | WAITERS, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            return Err(v | WAITERS);
         }
     }
 }
@@ -131,24 +140,8 @@ pub(crate) async fn acquire_async(
         return Ok(Taken::Clean);
     }
     loop {
-        let v = word.load(Ordering::Relaxed);
-        if v & ID_MASK == 0 {
-            // As in acquire_slow: others may be asleep.
-            if word
-                .compare_exchange(v, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return Ok(Taken::Clean);
-            }
-            continue;
-        }
-        let v = if v & WAITERS == 0 {
-            match word.compare_exchange(v, v | WAITERS, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => v | WAITERS,
-                Err(_) => continue,
-            }
-        } else {
-            v
+        let Err(v) = take_or_mark(word, me) else {
+            return Ok(Taken::Clean);
         };
         FutexWait::new(region, word, v, Some(CHECK_INTERVAL)).await?;
         // Unchanged after the wait: a recheck (or a spurious wake-up);
