@@ -1,9 +1,14 @@
 //! The CPython interpreters on this machine that the CPython-client tests
 //! run: `python3` and every pyenv version (`~/.pyenv/versions/*`), 3.11
-//! or newer, one per minor version.
+//! or newer, one per minor version, and how a test runs a script in one
+//! against a server.
 
+use std::io::Read;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::mpserver::ServerProcess;
 
 /// A CPython interpreter and whether it needs `--legacy-auth` (3.11 and
 /// older answer the handshake with HMAC-MD5).
@@ -69,4 +74,64 @@ pub fn skip_without_python() -> Option<Vec<Python>> {
         return None;
     }
     Some(found)
+}
+
+/// The longest one Python script may take before the test fails.
+pub const SCRIPT_LIMIT: Duration = Duration::from_secs(120);
+
+/// Python code that connects `m`, a `SyncManager`, to `server` (and makes
+/// the server's key this process's, as CPython's tests do, so nested
+/// proxies can authenticate).
+pub fn prelude(server: &ServerProcess) -> String {
+    let address = match server.address.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() => format!("({host:?}, {port})"),
+        _ => format!("{:?}", server.address),
+    };
+    format!(
+        "import multiprocessing, queue, threading, sys, time\n\
+         from multiprocessing.managers import SyncManager, BaseManager, RemoteError\n\
+         ADDRESS = {address}\n\
+         KEY = {key:?}.encode()\n\
+         multiprocessing.current_process().authkey = KEY\n\
+         m = SyncManager(address=ADDRESS, authkey=KEY)\n\
+         m.connect()\n",
+        key = String::from_utf8_lossy(&server.key),
+    )
+}
+
+/// Runs `script` (after the prelude) with `python`; fails the test on a
+/// non-zero exit or after [`SCRIPT_LIMIT`]. Returns standard output.
+pub fn run(python: &Python, server: &ServerProcess, script: &str) -> String {
+    let code = format!("{}{}", prelude(server), script);
+    let mut child = Command::new(&python.path)
+        .args(["-c", &code])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run python");
+    let deadline = Instant::now() + SCRIPT_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for python") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{} did not finish in {SCRIPT_LIMIT:?}",
+                python.path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    let _ = child.stdout.take().map(|mut s| s.read_to_string(&mut out));
+    let _ = child.stderr.take().map(|mut s| s.read_to_string(&mut err));
+    assert!(
+        status.success(),
+        "{} failed:\n{err}\nstdout:\n{out}",
+        python.path.display()
+    );
+    out
 }

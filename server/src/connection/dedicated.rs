@@ -50,7 +50,7 @@ use mp_sys::spin::{spin_until_readable, Spun};
 const TICK: Duration = Duration::from_millis(10);
 /// A dedicated connection this long without a request goes back to the
 /// event loop.
-const QUIET: Duration = Duration::from_millis(100);
+pub(crate) const QUIET: Duration = Duration::from_millis(100);
 /// Requests arriving within this long of the previous answer count as
 /// back to back.
 const PROMPT: Duration = Duration::from_millis(1);
@@ -195,32 +195,32 @@ plain_socket!(tokio::net::UnixStream, Unix, "Unix socket");
 
 /// Watches an evented connection for a run of back-to-back requests.
 #[derive(Default)]
-pub(super) struct Promotion {
+pub(crate) struct Promotion {
     streak: u32,
     asleep: Option<Instant>,
 }
 
 impl Promotion {
     /// The loop is about to wait for the peer.
-    pub(super) fn waiting(&mut self) {
+    pub(crate) fn waiting(&mut self) {
         self.asleep = Some(Instant::now());
     }
 
     /// Bytes arrived from the peer.
-    pub(super) fn read(&mut self) {
+    pub(crate) fn read(&mut self) {
         let prompt = self.asleep.take().is_some_and(|t| t.elapsed() < PROMPT);
         self.streak = if prompt { self.streak + 1 } else { 0 };
     }
 
     /// Something other than a request woke the loop, or a call blocked:
     /// not a plain run of requests.
-    pub(super) fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.streak = 0;
         self.asleep = None;
     }
 
     /// Whether the run is long enough to dedicate a thread to.
-    pub(super) fn due(&self) -> bool {
+    pub(crate) fn due(&self) -> bool {
         self.streak >= PROMOTE_AFTER
     }
 }
@@ -373,7 +373,7 @@ fn read_in(socket: &mut BlockingSocket, buffers: &mut Buffers) -> io::Result<usi
 }
 
 /// A socket timeout shows as `WouldBlock` (or `TimedOut` on some systems).
-fn is_timeout(e: &io::Error) -> bool {
+pub(crate) fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut

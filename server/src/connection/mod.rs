@@ -43,7 +43,7 @@ use mp_proto::message::{
 };
 
 use channel::Offered;
-pub(crate) use dedicated::{BlockingSocket, Socket};
+pub(crate) use dedicated::{is_timeout, BlockingSocket, Promotion, Socket, QUIET};
 use evented::Connection;
 
 use crate::admission::{Admission, HandshakeTicket};
@@ -221,7 +221,7 @@ pub(crate) async fn serve_connection<S>(
     };
     tracing::debug!(peer = session.peer(), session = session.id().0, "connected");
     if let Some(first) = cpython_first {
-        let end = crate::cpython::serve(&engine, &ctx, &mut stream, &session, first).await;
+        let end = crate::cpython::serve(&engine, &ctx, stream, &session, first).await;
         engine.end_session(&session);
         drop(slot);
         tracing::debug!(peer = session.peer(), session = session.id().0, reason = %end, "CPython client disconnected");

@@ -28,6 +28,7 @@
 //! ([`super::quick_ack`]). A request that arrives whole needs none: the
 //! answer carries the ACK.
 
+use std::io::Read;
 use std::ops::Range;
 use std::os::fd::RawFd;
 
@@ -41,6 +42,17 @@ const SHRINK_ABOVE: usize = 256 * 1024;
 /// The most bytes taken in while a blocking call waits (a CPython client
 /// sends nothing then; what it does send is kept for after the answer).
 pub(super) const MAX_CARRY: usize = 64 * 1024;
+
+/// The most one blocking read takes in.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What the buffer holds next.
+enum Cut {
+    /// A whole frame: its payload's range.
+    Frame(Range<usize>),
+    /// Part of one: this many more bytes are needed at least.
+    Need(usize),
+}
 
 /// Bytes read and not yet served; they start at a frame boundary.
 pub(super) struct Input {
@@ -81,41 +93,86 @@ impl Input {
     ) -> Result<Option<Range<usize>>, FrameError> {
         self.compact();
         loop {
-            let need = match decode_header(self.pending(), max)? {
-                Some((header, len)) => {
-                    let have = self.pending().len();
-                    if have >= header + len {
-                        let body = self.start + header..self.start + header + len;
-                        self.start = body.end;
-                        return Ok(Some(body));
-                    }
-                    header + len - have
-                }
-                None => 1,
+            let need = match self.cut(max, tcp)? {
+                Cut::Frame(body) => return Ok(Some(body)),
+                Cut::Need(need) => need,
             };
-            if !self.pending().is_empty() {
-                super::quick_ack(tcp);
-            }
-            // Grow toward the frame as its bytes arrive, never trusting
-            // the header for more than what is already here.
-            let want = need
-                .max(IDLE_BUFFER / 2)
-                .min(self.buf.len().max(IDLE_BUFFER));
-            if self.buf.capacity() - self.buf.len() < want {
-                self.buf.reserve(want);
-            }
-            let n = stream.read_buf(&mut self.buf).await?;
-            if n == 0 {
-                let have = self.pending().len();
-                if have == 0 {
-                    return Ok(None);
-                }
-                return Err(FrameError::Truncated {
-                    expected: (have + need) as u64,
-                    received: have as u64,
-                });
+            if stream.read_buf(&mut self.buf).await? == 0 {
+                return self.end_of_file(need);
             }
         }
+    }
+
+    /// [`next`](Self::next) from a blocking socket, for a connection on
+    /// a thread of its own (`super::dedicated`). A read that times out
+    /// returns its error (`WouldBlock`); what arrived stays buffered and
+    /// the next call goes on from there.
+    pub(super) fn next_blocking<R: Read>(
+        &mut self,
+        socket: &mut R,
+        max: u64,
+        tcp: Option<RawFd>,
+    ) -> Result<Option<Range<usize>>, FrameError> {
+        self.compact();
+        loop {
+            let need = match self.cut(max, tcp)? {
+                Cut::Frame(body) => return Ok(Some(body)),
+                Cut::Need(need) => need,
+            };
+            let start = self.buf.len();
+            // Zeroed room (a std `Read` takes initialized bytes), at most
+            // a chunk at a time so that a large frame arriving in pieces
+            // is not zeroed over and over.
+            self.buf
+                .resize(self.buf.capacity().min(start + READ_CHUNK), 0);
+            let read = socket.read(&mut self.buf[start..]);
+            self.buf.truncate(start + *read.as_ref().unwrap_or(&0));
+            if read? == 0 {
+                return self.end_of_file(need);
+            }
+        }
+    }
+
+    /// The next whole frame buffered, or how many more bytes it needs,
+    /// with room made for them in the buffer.
+    fn cut(&mut self, max: u64, tcp: Option<RawFd>) -> Result<Cut, FrameError> {
+        let need = match decode_header(self.pending(), max)? {
+            Some((header, len)) => {
+                let have = self.pending().len();
+                if have >= header + len {
+                    let body = self.start + header..self.start + header + len;
+                    self.start = body.end;
+                    return Ok(Cut::Frame(body));
+                }
+                header + len - have
+            }
+            None => 1,
+        };
+        if !self.pending().is_empty() {
+            super::quick_ack(tcp);
+        }
+        // Grow toward the frame as its bytes arrive, never trusting the
+        // header for more than what is already here.
+        let want = need
+            .max(IDLE_BUFFER / 2)
+            .min(self.buf.len().max(IDLE_BUFFER));
+        if self.buf.capacity() - self.buf.len() < want {
+            self.buf.reserve(want);
+        }
+        Ok(Cut::Need(need))
+    }
+
+    /// The end of the stream while `need` more bytes were wanted: a clean
+    /// close between frames, or a truncated frame.
+    fn end_of_file(&self, need: usize) -> Result<Option<Range<usize>>, FrameError> {
+        let have = self.pending().len();
+        if have == 0 {
+            return Ok(None);
+        }
+        Err(FrameError::Truncated {
+            expected: (have + need) as u64,
+            received: have as u64,
+        })
     }
 
     /// Reads into the buffer while a blocking call waits; returns when
@@ -188,6 +245,26 @@ mod tests {
         }
     }
 
+    impl std::io::Read for Chunks {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let Some(chunk) = self.0.first_mut() else {
+                return Ok(0);
+            };
+            // An empty chunk is a read that times out.
+            if chunk.is_empty() {
+                self.0.remove(0);
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            let n = chunk.len().min(buf.len());
+            buf[..n].copy_from_slice(&chunk[..n]);
+            chunk.drain(..n);
+            if chunk.is_empty() {
+                self.0.remove(0);
+            }
+            Ok(n)
+        }
+    }
+
     fn frame(payload: &[u8]) -> Vec<u8> {
         let mut f = (payload.len() as i32).to_be_bytes().to_vec();
         f.extend_from_slice(payload);
@@ -222,6 +299,52 @@ mod tests {
             all[50_000..].to_vec(),
         ];
         assert_eq!(frames(split, 1 << 20).await.unwrap(), want);
+    }
+
+    #[test]
+    fn blocking_reads_cut_the_same_frames_and_a_timeout_loses_nothing() {
+        let big = vec![7u8; 100_000];
+        let mut all = frame(b"one");
+        all.extend(frame(&big));
+        // Split inside the header and inside the payload, with a read
+        // that times out at each split.
+        let chunks = vec![
+            all[..5].to_vec(),
+            vec![],
+            all[5..9].to_vec(),
+            vec![],
+            all[9..60_000].to_vec(),
+            vec![],
+            all[60_000..].to_vec(),
+        ];
+        let (mut input, mut stream) = (Input::new(), Chunks(chunks));
+        let mut got = Vec::new();
+        let mut timeouts = 0;
+        loop {
+            match input.next_blocking(&mut stream, 1 << 20, None) {
+                Ok(Some(range)) => got.push(input.frame(range).to_vec()),
+                Ok(None) => break,
+                Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    timeouts += 1
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, vec![b"one".to_vec(), big]);
+        assert_eq!(timeouts, 3);
+        let mut cut = frame(b"hello");
+        cut.truncate(6);
+        let err = Input::new().next_blocking(&mut Chunks(vec![cut]), 1 << 20, None);
+        assert!(
+            matches!(
+                err,
+                Err(FrameError::Truncated {
+                    expected: 9,
+                    received: 6
+                })
+            ),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]

@@ -16,9 +16,9 @@
 //! `ident` is `None` for the server's own calls (`create`, `incref`,
 //! `decref`, `get_methods`, `debug_info`, `number_of_objects`,
 //! `accept_connection`, `dummy`, `shutdown`) and the object's hex id
-//! otherwise. Each becomes an engine [`Request`], so every object and
+//! otherwise. Each becomes an engine [`Request`](mp_proto::message::Request), so every object and
 //! limit is the one SDK clients meet. The reply is pickled in the
-//! request's protocol (`replies`). A request that cannot be read — a
+//! request's protocol (`calls`, `replies`). A request that cannot be read — a
 //! pickle the allow-list refuses (`os.system` in a `__reduce__`), one past
 //! a bound, one that is not such a tuple — is answered `#TRACEBACK`
 //! (raised as `RemoteError` by the client) and the connection goes on: it
@@ -30,6 +30,14 @@
 //! for method calls (`accept_connection`); both are served by the same
 //! loop. A blocking call (`Queue.get`, `Lock.acquire`) is awaited while
 //! the socket is watched, so a client that goes away cancels it.
+//!
+//! # Where a connection is served
+//!
+//! Every connection starts on the event loop (`serve`). One that keeps
+//! sending requests back to back (the SDK's `Promotion` rule) is handed,
+//! with where it stands (`State`), to a thread of its own (`dedicated`)
+//! until it waits on a call, stops reading, goes quiet or the server
+//! stops, as busy SDK connections are (`crate::connection`).
 //!
 //! # References
 //!
@@ -61,6 +69,8 @@
 //! read each (`input`): one `recv` per call where CPython's server makes
 //! two.
 
+mod calls;
+mod dedicated;
 mod input;
 pub(crate) mod owners;
 mod replies;
@@ -69,297 +79,149 @@ pub mod values;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-use mp_pickle::{Address, Protocol, Value as Py};
-use mp_proto::frame::write_frame_async;
-use mp_proto::message::{Kwargs, Outcome, Request, Target};
-use mp_proto::methods::builtin::ServerMethod;
-use mp_proto::{ErrorKind, ObjectId, RemoteError};
+use tokio::io::AsyncWriteExt;
 
-use crate::connection::{ConnContext, Socket};
+use crate::connection::{ConnContext, Promotion, Socket};
 use crate::engine::Engine;
-use crate::object::Reply;
-use crate::quiet_log;
 use crate::session::Session;
+use calls::{Answer, Conn, Step, Waiting};
+use dedicated::Handback;
 use input::Input;
-use values::Side;
 
-/// CPython's server call that makes a connection a thread's own.
-const ACCEPT_CONNECTION: &str = "accept_connection";
-
-/// What one connection needs, besides its socket.
-struct Conn<'a> {
-    engine: &'a Arc<Engine>,
-    python: &'a owners::Owners,
-    session: &'a Arc<Session>,
-    owner: Arc<Session>,
-    client_address: Address,
-    tcp: Option<RawFd>,
-    limits: mp_pickle::Limits,
-    max_frame: u64,
+/// Where a connection stands between two requests; it goes with the
+/// connection to a dedicated thread and back.
+struct State {
+    input: Input,
+    /// Reply bytes not yet written.
+    out: Vec<u8>,
+    /// Why the connection ends once `out` is written, if it does.
+    end: Option<String>,
+    /// A request waiting in the engine, to answer next.
+    waiting: Option<Waiting>,
 }
 
 /// Serves a CPython manager client whose first request is `first`, until
 /// it closes, breaks a frame, or the server stops. Returns why it ended.
 pub(crate) async fn serve<S: Socket>(
     engine: &Arc<Engine>,
-    ctx: &ConnContext,
-    stream: &mut S,
+    ctx: &Arc<ConnContext>,
+    mut stream: S,
     session: &Arc<Session>,
     first: Vec<u8>,
 ) -> String {
-    let fd = stream.channel_fd();
-    let (client_address, tcp) = client_address(fd, &engine.address());
-    let owner = ctx.python.owner(engine, fd, tcp.is_none());
-    let conn = Conn {
-        engine,
-        python: &ctx.python,
-        session,
-        owner,
-        client_address,
-        tcp,
-        limits: mp_pickle::Limits {
-            max_input_bytes: usize::try_from(ctx.limits.max_frame_bytes).unwrap_or(usize::MAX),
-            max_value_bytes: usize::try_from(ctx.limits.max_value_bytes)
-                .unwrap_or(usize::MAX)
-                .max(1024 * 1024),
-            ..mp_pickle::Limits::default()
-        },
-        max_frame: ctx.limits.max_frame_bytes,
+    let conn = Arc::new(Conn::new(engine, ctx, stream.channel_fd(), session));
+    // One shutdown future for the whole connection, not one per request.
+    let stopping = engine.shutdown.wait();
+    tokio::pin!(stopping);
+    let mut state = State {
+        input: Input::new(),
+        out: Vec::new(),
+        end: None,
+        waiting: None,
     };
-    let mut input = Input::new();
-    let mut next = Some(first);
+    let mut promotion = Promotion::default();
+    let mut step = Some(conn.begin(&first));
     loop {
-        let request = match next.take() {
-            Some(frame) => mp_pickle::read(&frame, &conn.limits),
-            None => {
-                let read = tokio::select! {
-                    read = input.next(stream, conn.max_frame, conn.tcp) => read,
-                    () = engine.shutdown.wait() => return "the server is stopping".into(),
-                };
-                match read {
-                    Ok(Some(frame)) => mp_pickle::read(input.frame(frame), &conn.limits),
-                    Ok(None) => return "closed by the client".into(),
-                    Err(e) => return format!("bad frame: {e}"),
-                }
-            }
-        };
-        let (reply, protocol, end) = conn.answer(request, stream, &mut input).await;
-        let bytes = match mp_pickle::dumps(&reply, protocol) {
-            Ok(bytes) if bytes.len() as u64 <= conn.max_frame => bytes,
-            Ok(bytes) => encode_error(&RemoteError::new(
-                ErrorKind::LimitExceeded,
-                format!(
-                    "the answer of {} bytes exceeds the server's frame limit of {} bytes",
-                    bytes.len(),
-                    conn.max_frame
-                ),
-            )),
-            Err(e) => encode_error(&RemoteError::new(
-                ErrorKind::Other("PicklingError".into()),
-                format!("cannot pickle the answer: {e}"),
-            )),
-        };
-        if let Err(e) = write_frame_async(stream, &bytes).await {
-            return format!("write failed: {e}");
+        if let Some(waiting) = state.waiting.take() {
+            step = Some(Step::Wait(waiting));
         }
-        if let Some(end) = end {
-            return end;
-        }
-    }
-}
-
-fn encode_error(e: &RemoteError) -> Vec<u8> {
-    // A traceback of a str always pickles.
-    mp_pickle::dumps(&replies::error(e), Protocol::V4).unwrap_or_default()
-}
-
-impl Conn<'_> {
-    /// The reply to one request frame (as unpickled), its protocol, and
-    /// a reason to end the connection after it, if any.
-    async fn answer<S: Socket>(
-        &self,
-        request: Result<mp_pickle::Unpickled, mp_pickle::UnpicklingError>,
-        stream: &mut S,
-        input: &mut Input,
-    ) -> (Py, Protocol, Option<String>) {
-        let read = match request {
-            Ok(read) => read,
-            Err(e) => {
-                let peer = self.session.peer().to_owned();
-                quiet_log::info(
-                    "pickle",
-                    || tracing::info!(%peer, error = %e, "refused a request from a CPython client"),
-                );
-                let text = format!("ProtocolError: the server refused the request: {e}");
-                return (replies::traceback(&text), Protocol::V4, None);
-            }
-        };
-        let protocol = Protocol::for_reply(read.protocol);
-        let server_address = self.engine.address();
-        let exposed = |typeid: &str| self.engine.spec(typeid).map(|s| s.exposed.clone());
-        let side = Side {
-            server_address: &server_address,
-            client_address: &self.client_address,
-            exposed: &exposed,
-            limits: &self.limits,
-        };
-        let request = match self.request(read.value, &side) {
-            Ok(request) => request,
-            Err(e) => return (replies::error(&e), protocol, None),
-        };
-        // CPython's `accept_connection(name)` turns a connection into a
-        // thread's connection for method calls; here every connection
-        // serves both kinds of call, so it only answers.
-        if request.target == Target::Server && request.method == ACCEPT_CONNECTION {
-            return (
-                replies::outcome(&Outcome::Return(mp_proto::Value::None), false, &side),
-                protocol,
-                None,
-            );
-        }
-        let created = request.target == Target::Server
-            && matches!(
-                ServerMethod::from_name(&request.method),
-                Some(ServerMethod::Create | ServerMethod::Lookup)
-            );
-        let unowned;
-        let (session, object_call) = match request.target {
-            Target::Server => (&self.owner, false),
-            Target::Object(id) if self.acquires_unowned(id) => {
-                unowned = self.python.unowned(self.engine);
-                (&unowned, true)
-            }
-            Target::Object(_) => (self.session, true),
-        };
-        let outcome = match self.engine.call(session, request) {
-            Reply::Ready(outcome) => outcome,
-            Reply::Pending(future) => {
-                tokio::select! {
-                    outcome = future => outcome,
-                    gone = input.carry(stream) => {
+        match step.take() {
+            Some(Step::Answer(answer)) => state.queue(&conn, answer),
+            Some(Step::Wait(Waiting { call, then })) => {
+                promotion.reset();
+                let answer = tokio::select! {
+                    outcome = call => conn.finish(&outcome, &then),
+                    gone = state.input.carry(&mut stream) => {
                         let why = match gone {
                             Ok(()) => "closed by the client during a call".to_string(),
                             Err(e) => format!("read failed during a call: {e}"),
                         };
-                        let e = RemoteError::new(ErrorKind::Other("EOFError".into()), why.clone());
-                        return (replies::error(&e), protocol, Some(why));
+                        let e = mp_proto::RemoteError::new(
+                            mp_proto::ErrorKind::Other("EOFError".into()),
+                            why.clone(),
+                        );
+                        Answer::error(&e, then.protocol, Some(why))
                     }
-                    () = self.engine.shutdown.wait() => {
+                    () = &mut stopping => {
                         let e = crate::errors::shutting_down();
-                        return (replies::error(&e), protocol, Some("the server is stopping".into()));
+                        Answer::error(&e, then.protocol, Some("the server is stopping".into()))
                     }
-                }
+                };
+                state.queue(&conn, answer);
             }
-        };
-        // A new object a method made is given back by the client on
-        // another connection: its reference goes to the owner.
-        if let (true, Outcome::Proxy(info)) = (object_call, &outcome) {
-            if self.session.take_ref(info.token.id) {
-                self.owner.add_ref(info.token.id);
+            None => {}
+        }
+        if !state.out.is_empty() {
+            if let Err(e) = stream.write_all(&state.out).await {
+                return format!("write failed: {e}");
+            }
+            state.out.clear();
+        }
+        if let Some(end) = state.end.take() {
+            return end;
+        }
+        if S::DEDICATED && promotion.due() {
+            promotion.reset();
+            if let Some(_place) = engine
+                .metrics
+                .dedicated_reader(ctx.limits.dedicated_readers)
+            {
+                match dedicate(&conn, stream, state).await {
+                    Ok((back, returned)) => (stream, state) = (back, returned),
+                    Err(why) => return why,
+                }
+                continue;
             }
         }
-        (replies::outcome(&outcome, created, &side), protocol, None)
-    }
-
-    /// Whether object `id` is one whose acquisitions have no owner in
-    /// Python (`owners::acquires_unowned`).
-    fn acquires_unowned(&self, id: ObjectId) -> bool {
-        self.engine
-            .table()
-            .get(id)
-            .is_some_and(|(object, _)| owners::acquires_unowned(&*object))
-    }
-
-    /// The engine request a pickled `(ident, methodname, args, kwds)` is.
-    fn request(&self, value: Py, side: &Side<'_>) -> Result<Request, RemoteError> {
-        let protocol_error = |what: &str| {
-            RemoteError::new(
-                ErrorKind::ProtocolError,
-                format!("a request is (ident, methodname, args, kwds); {what}"),
-            )
+        promotion.waiting();
+        let read = tokio::select! {
+            read = state.input.next(&mut stream, conn.max_frame, conn.tcp) => read,
+            () = &mut stopping => return "the server is stopping".into(),
         };
-        let Py::Tuple(items) = value else {
-            return Err(protocol_error(&format!("got a {}", value.type_name())));
-        };
-        let Ok([ident, method, args, kwds]) = <[Py; 4]>::try_from(items) else {
-            return Err(protocol_error("got a tuple of another length"));
-        };
-        let target = match ident {
-            Py::None => Target::Server,
-            Py::Str(s) => Target::Object(s.parse::<ObjectId>().map_err(|_| {
-                RemoteError::new(ErrorKind::KeyError, format!("{s:?} is not an object id"))
-            })?),
-            other => return Err(protocol_error(&format!("ident is a {}", other.type_name()))),
-        };
-        let Py::Str(method) = method else {
-            return Err(protocol_error("methodname is not a str"));
-        };
-        let args = match args {
-            Py::Tuple(items) | Py::List(items) => items
-                .into_iter()
-                .map(|v| values::from_pickle(v, side))
-                .collect::<Result<Vec<_>, _>>()?,
-            other => return Err(protocol_error(&format!("args is a {}", other.type_name()))),
-        };
-        let mut kwargs = Kwargs::new();
-        match kwds {
-            Py::Dict(pairs) => {
-                for (k, v) in pairs {
-                    let Py::Str(k) = k else {
-                        return Err(RemoteError::new(
-                            ErrorKind::TypeError,
-                            "keywords must be strings",
-                        ));
-                    };
-                    kwargs.insert(k, values::from_pickle(v, side)?);
-                }
+        match read {
+            Ok(Some(frame)) => {
+                promotion.read();
+                step = Some(conn.begin(state.input.frame(frame)));
             }
-            Py::None => {}
-            other => return Err(protocol_error(&format!("kwds is a {}", other.type_name()))),
+            Ok(None) => return "closed by the client".into(),
+            Err(e) => return format!("bad frame: {e}"),
         }
-        Ok(Request {
-            id: 1,
-            target,
-            method,
-            args,
-            kwargs,
-            thread: 0,
-        })
     }
 }
 
-/// The address tokens given to this client name (the server's own
-/// address as the client reached it), and the socket's descriptor if it
-/// is TCP.
-fn client_address(fd: Option<RawFd>, server_address: &str) -> (Address, Option<RawFd>) {
-    if let Some(fd) = fd {
-        // SAFETY: `fd` is the connection's open socket, which the caller's
-        // stream owns for longer than this borrow; `ManuallyDrop` never
-        // closes it.
-        let socket = std::mem::ManuallyDrop::new(unsafe {
-            <std::net::TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd)
-        });
-        if let Ok(local) = socket.local_addr() {
-            let address = Address::Inet {
-                host: local.ip().to_string(),
-                port: local.port(),
-            };
-            return (address, Some(fd));
-        }
-        return (Address::Path(server_address.to_owned()), None);
+impl State {
+    /// Adds `answer` to what is to be written.
+    fn queue(&mut self, conn: &Conn, answer: Answer) {
+        conn.encode(&answer, &mut self.out);
+        self.end = answer.end;
     }
-    // TLS: the configured address.
-    let address = match server_address.rsplit_once(':') {
-        Some((host, port)) => match port.parse() {
-            Ok(port) => Address::Inet {
-                host: host.trim_matches(['[', ']']).to_owned(),
-                port,
-            },
-            Err(_) => Address::Path(server_address.to_owned()),
-        },
-        None => Address::Path(server_address.to_owned()),
-    };
-    (address, None)
+}
+
+/// Hands the connection to a thread of its own (`dedicated`) until it
+/// gives it back: the stream and where it stands, or why it ended.
+async fn dedicate<S: Socket>(
+    conn: &Arc<Conn>,
+    stream: S,
+    mut state: State,
+) -> Result<(S, State), String> {
+    let mut socket = stream
+        .into_blocking()
+        .map_err(|e| format!("cannot hand the socket to a thread: {e}"))?;
+    let thread_conn = Arc::clone(conn);
+    let (socket, state, handback) = tokio::task::spawn_blocking(move || {
+        let handback = dedicated::serve(&thread_conn, &mut socket, &mut state);
+        (socket, state, handback)
+    })
+    .await
+    .map_err(|e| format!("dedicated reader failed: {e}"))?;
+    match handback {
+        Handback::Resume => {
+            let stream = S::from_blocking(socket)
+                .map_err(|e| format!("cannot take the socket back from its thread: {e}"))?;
+            Ok((stream, state))
+        }
+        Handback::Ended(why) => Err(why),
+    }
 }
 
 /// Turns on `TCP_QUICKACK` for TCP socket `fd` (the kernel turns it off
