@@ -116,7 +116,7 @@ impl BlockingSocket {
 
     /// Polls for the next request for up to `spin` (see
     /// [`spin_until_readable`]).
-    fn spin_until_readable(&self, spin: Duration) -> Spun {
+    pub(crate) fn spin_until_readable(&self, spin: Duration) -> Spun {
         match self {
             // A look at a ring is a load, not a system call: finding the
             // request there at once is no reason to stop polling.
@@ -236,14 +236,14 @@ impl Promotion {
 /// from its round trips, and a second learner here, chasing the same
 /// round trips, made the two swing.
 #[derive(Debug, Default)]
-pub(super) struct ReaderSpin {
+pub(crate) struct ReaderSpin {
     /// Requests left to sleep for at once.
     quiet_left: u32,
 }
 
 impl ReaderSpin {
     /// How long to poll before sleeping for the next request.
-    fn next(&mut self) -> Duration {
+    pub(crate) fn next(&mut self) -> Duration {
         if self.quiet_left > 0 {
             self.quiet_left -= 1;
             Duration::ZERO
@@ -255,7 +255,7 @@ impl ReaderSpin {
     /// How the poll went. A request already there at the first look was
     /// not caught by polling: the poll only cost a system call (the
     /// client, on this CPU, ran as soon as it was answered).
-    fn polled(&mut self, spun: Spun) {
+    pub(crate) fn polled(&mut self, spun: Spun) {
         if matches!(spun, Spun::TimedOut | Spun::Contended | Spun::Immediate) {
             self.quiet_left = QUIET_AFTER_MISS;
         }

@@ -43,7 +43,7 @@ use mp_proto::message::{
 };
 
 use channel::Offered;
-pub(crate) use dedicated::{is_timeout, BlockingSocket, Promotion, Socket, QUIET};
+pub(crate) use dedicated::{is_timeout, BlockingSocket, Promotion, ReaderSpin, Socket, QUIET};
 use evented::Connection;
 
 use crate::admission::{Admission, HandshakeTicket};

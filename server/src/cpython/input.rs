@@ -70,6 +70,14 @@ impl Input {
         }
     }
 
+    /// Whether a whole frame of at most `max` bytes is buffered.
+    pub(super) fn has_frame(&self, max: u64) -> bool {
+        match decode_header(self.pending(), max) {
+            Ok(Some((header, len))) => self.pending().len() >= header.saturating_add(len),
+            _ => false,
+        }
+    }
+
     /// The bytes not yet served.
     fn pending(&self) -> &[u8] {
         &self.buf[self.start..]

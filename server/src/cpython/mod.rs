@@ -81,7 +81,7 @@ use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
 
-use crate::connection::{ConnContext, Promotion, Socket};
+use crate::connection::{ConnContext, Promotion, ReaderSpin, Socket};
 use crate::engine::Engine;
 use crate::session::Session;
 use calls::{Answer, Conn, Step, Waiting};
@@ -98,6 +98,9 @@ struct State {
     end: Option<String>,
     /// A request waiting in the engine, to answer next.
     waiting: Option<Waiting>,
+    /// Whether a thread polls for the next request, learned across its
+    /// turns on threads.
+    spin: ReaderSpin,
 }
 
 /// Serves a CPython manager client whose first request is `first`, until
@@ -118,6 +121,7 @@ pub(crate) async fn serve<S: Socket>(
         out: Vec::new(),
         end: None,
         waiting: None,
+        spin: ReaderSpin::default(),
     };
     let mut promotion = Promotion::default();
     let mut step = Some(conn.begin(&first));
