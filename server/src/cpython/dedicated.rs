@@ -35,7 +35,7 @@
 use std::io::{self, Write};
 use std::time::Instant;
 
-use super::calls::{Conn, Step};
+use super::calls::Conn;
 use super::State;
 use crate::connection::{is_timeout, BlockingSocket, QUIET};
 use mp_proto::frame::FrameError;
@@ -75,12 +75,10 @@ pub(super) fn serve(conn: &Conn, socket: &mut BlockingSocket, state: &mut State)
             Err(e) => return Handback::Ended(format!("bad frame: {e}")),
         };
         quiet_since = None;
-        match conn.begin(state.input.frame(frame)) {
-            Step::Answer(answer) => state.queue(conn, answer),
-            Step::Wait(waiting) => {
-                state.waiting = Some(waiting);
-                return Handback::Resume;
-            }
+        let step = conn.begin(state.input.frame(frame));
+        state.take(conn, step);
+        if state.waiting.is_some() {
+            return Handback::Resume;
         }
         match write_out(socket, &mut state.out) {
             Ok(true) => {}

@@ -72,10 +72,7 @@ impl Input {
 
     /// Whether a whole frame of at most `max` bytes is buffered.
     pub(super) fn has_frame(&self, max: u64) -> bool {
-        match decode_header(self.pending(), max) {
-            Ok(Some((header, len))) => self.pending().len() >= header.saturating_add(len),
-            _ => false,
-        }
+        matches!(self.peek(max), Ok(Cut::Frame(_)))
     }
 
     /// The bytes not yet served.
@@ -144,17 +141,12 @@ impl Input {
     /// The next whole frame buffered, or how many more bytes it needs,
     /// with room made for them in the buffer.
     fn cut(&mut self, max: u64, tcp: Option<RawFd>) -> Result<Cut, FrameError> {
-        let need = match decode_header(self.pending(), max)? {
-            Some((header, len)) => {
-                let have = self.pending().len();
-                if have >= header + len {
-                    let body = self.start + header..self.start + header + len;
-                    self.start = body.end;
-                    return Ok(Cut::Frame(body));
-                }
-                header + len - have
+        let need = match self.peek(max)? {
+            Cut::Frame(body) => {
+                self.start = body.end;
+                return Ok(Cut::Frame(body));
             }
-            None => 1,
+            Cut::Need(need) => need,
         };
         if !self.pending().is_empty() {
             super::quick_ack(tcp);
@@ -168,6 +160,21 @@ impl Input {
             self.buf.reserve(want);
         }
         Ok(Cut::Need(need))
+    }
+
+    /// What the buffer holds next, changing nothing.
+    fn peek(&self, max: u64) -> Result<Cut, FrameError> {
+        Ok(match decode_header(self.pending(), max)? {
+            Some((header, len)) => {
+                let have = self.pending().len();
+                if have >= header + len {
+                    Cut::Frame(self.start + header..self.start + header + len)
+                } else {
+                    Cut::Need(header + len - have)
+                }
+            }
+            None => Cut::Need(1),
+        })
     }
 
     /// The end of the stream while `need` more bytes were wanted: a clean

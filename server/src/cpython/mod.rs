@@ -124,36 +124,29 @@ pub(crate) async fn serve<S: Socket>(
         spin: ReaderSpin::default(),
     };
     let mut promotion = Promotion::default();
-    let mut step = Some(conn.begin(&first));
+    state.take(&conn, conn.begin(&first));
     loop {
-        if let Some(waiting) = state.waiting.take() {
-            step = Some(Step::Wait(waiting));
-        }
-        match step.take() {
-            Some(Step::Answer(answer)) => state.queue(&conn, answer),
-            Some(Step::Wait(Waiting { call, then })) => {
-                promotion.reset();
-                let answer = tokio::select! {
-                    outcome = call => conn.finish(&outcome, &then),
-                    gone = state.input.carry(&mut stream) => {
-                        let why = match gone {
-                            Ok(()) => "closed by the client during a call".to_string(),
-                            Err(e) => format!("read failed during a call: {e}"),
-                        };
-                        let e = mp_proto::RemoteError::new(
-                            mp_proto::ErrorKind::Other("EOFError".into()),
-                            why.clone(),
-                        );
-                        Answer::error(&e, then.protocol, Some(why))
-                    }
-                    () = &mut stopping => {
-                        let e = crate::errors::shutting_down();
-                        Answer::error(&e, then.protocol, Some("the server is stopping".into()))
-                    }
-                };
-                state.queue(&conn, answer);
-            }
-            None => {}
+        if let Some(Waiting { call, then }) = state.waiting.take() {
+            promotion.reset();
+            let answer = tokio::select! {
+                outcome = call => conn.finish(&outcome, &then),
+                gone = state.input.carry(&mut stream) => {
+                    let why = match gone {
+                        Ok(()) => "closed by the client during a call".to_string(),
+                        Err(e) => format!("read failed during a call: {e}"),
+                    };
+                    let e = mp_proto::RemoteError::new(
+                        mp_proto::ErrorKind::Other("EOFError".into()),
+                        why.clone(),
+                    );
+                    Answer::error(&e, then.protocol, Some(why))
+                }
+                () = &mut stopping => {
+                    let e = crate::errors::shutting_down();
+                    Answer::error(&e, then.protocol, Some("the server is stopping".into()))
+                }
+            };
+            state.queue(&conn, answer);
         }
         if !state.out.is_empty() {
             if let Err(e) = stream.write_all(&state.out).await {
@@ -185,7 +178,8 @@ pub(crate) async fn serve<S: Socket>(
         match read {
             Ok(Some(frame)) => {
                 promotion.read();
-                step = Some(conn.begin(state.input.frame(frame)));
+                let step = conn.begin(state.input.frame(frame));
+                state.take(&conn, step);
             }
             Ok(None) => return "closed by the client".into(),
             Err(e) => return format!("bad frame: {e}"),
@@ -194,6 +188,15 @@ pub(crate) async fn serve<S: Socket>(
 }
 
 impl State {
+    /// Takes in how far a request got: an answer to write, or a call to
+    /// wait on.
+    fn take(&mut self, conn: &Conn, step: Step) {
+        match step {
+            Step::Answer(answer) => self.queue(conn, answer),
+            Step::Wait(waiting) => self.waiting = Some(waiting),
+        }
+    }
+
     /// Adds `answer` to what is to be written.
     fn queue(&mut self, conn: &Conn, answer: Answer) {
         conn.encode(&answer, &mut self.out);
