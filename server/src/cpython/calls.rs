@@ -33,12 +33,12 @@ const ACCEPT_CONNECTION: &str = "accept_connection";
 pub(super) struct Conn {
     pub(super) engine: Arc<Engine>,
     ctx: Arc<ConnContext>,
-    pub(super) session: Arc<Session>,
+    session: Arc<Session>,
     owner: Arc<Session>,
     client_address: Address,
     /// The socket's descriptor if it is TCP (for `super::quick_ack`).
     pub(super) tcp: Option<RawFd>,
-    pub(super) limits: mp_pickle::Limits,
+    limits: mp_pickle::Limits,
     /// The largest frame read or written.
     pub(super) max_frame: u64,
 }
