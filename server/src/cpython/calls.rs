@@ -35,6 +35,9 @@ pub(super) struct Conn {
     ctx: Arc<ConnContext>,
     session: Arc<Session>,
     owner: Arc<Session>,
+    /// The server's address as put in tokens (set before any connection
+    /// is accepted).
+    server_address: String,
     client_address: Address,
     /// The socket's descriptor if it is TCP (for `super::quick_ack`).
     pub(super) tcp: Option<RawFd>,
@@ -94,12 +97,14 @@ impl Conn {
         fd: Option<RawFd>,
         session: &Arc<Session>,
     ) -> Conn {
-        let (client_address, tcp) = client_address(fd, &engine.address());
+        let server_address = engine.address();
+        let (client_address, tcp) = client_address(fd, &server_address);
         Conn {
             engine: Arc::clone(engine),
             ctx: Arc::clone(ctx),
             session: Arc::clone(session),
             owner: ctx.python.owner(engine, fd, tcp.is_none()),
+            server_address,
             client_address,
             tcp,
             limits: mp_pickle::Limits {
@@ -232,10 +237,9 @@ impl Conn {
     /// Runs `f` with the way values cross between this client and the
     /// engine.
     fn with_side<R>(&self, f: impl FnOnce(&Side<'_>) -> R) -> R {
-        let server_address = self.engine.address();
         let exposed = |typeid: &str| self.engine.spec(typeid).map(|s| s.exposed.clone());
         f(&Side {
-            server_address: &server_address,
+            server_address: &self.server_address,
             client_address: &self.client_address,
             exposed: &exposed,
             limits: &self.limits,
