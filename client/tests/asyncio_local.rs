@@ -191,13 +191,22 @@ fn queue_put_by_a_child(m: StartMethod) -> Outcome {
     })
 }
 
+/// A lock a started child holds until `go` is set (`hold_lock`), once it
+/// holds it; the lock, `go` and the child.
+async fn lock_held_by_a_child(
+    m: StartMethod,
+) -> Result<(Lock, Event, multiprocessing::Process), String> {
+    let lock = Lock::new().map_err(e)?;
+    let (held, go) = (Event::new().map_err(e)?, Event::new().map_err(e)?);
+    let p = get_context(m).process(hold_lock, (lock.clone(), held.clone(), go.clone()));
+    p.start().map_err(e)?;
+    held.wait_async().await.map_err(e)?;
+    Ok((lock, go, p))
+}
+
 fn lock_released_by_a_child(m: StartMethod) -> Outcome {
     on_both_runtimes(|| async move {
-        let lock = Lock::new().map_err(e)?;
-        let (held, go) = (Event::new().map_err(e)?, Event::new().map_err(e)?);
-        let p = get_context(m).process(hold_lock, (lock.clone(), held.clone(), go.clone()));
-        p.start().map_err(e)?;
-        held.wait_async().await.map_err(e)?;
+        let (lock, go, p) = lock_held_by_a_child(m).await?;
         let (ticks, task) = ticker(go);
         let guard = lock.lock_async().await.map_err(e)?;
         task.abort();
@@ -259,11 +268,7 @@ async fn yields(n: usize) {
 
 fn a_dropped_wait_takes_nothing(m: StartMethod) -> Outcome {
     on_both_runtimes(|| async move {
-        let lock = Lock::new().map_err(e)?;
-        let (held, go) = (Event::new().map_err(e)?, Event::new().map_err(e)?);
-        let p = get_context(m).process(hold_lock, (lock.clone(), held.clone(), go.clone()));
-        p.start().map_err(e)?;
-        held.wait_async().await.map_err(e)?;
+        let (lock, go, p) = lock_held_by_a_child(m).await?;
         // Each of these waits while the child holds the lock and go is
         // unset, so each is dropped before it completes.
         let short = Duration::from_millis(20);

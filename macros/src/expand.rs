@@ -191,6 +191,7 @@ fn proxy(shared: &SharedImpl) -> TokenStream {
         }
     });
     let serde = quote!(::multiprocessing::__private::serde);
+    let reference_traits = reference_traits(&name);
     quote! {
         #[doc = #doc]
         pub struct #name {
@@ -206,18 +207,7 @@ fn proxy(shared: &SharedImpl) -> TokenStream {
             #(#methods)*
         }
 
-        impl ::std::clone::Clone for #name {
-            /// Another reference to the same object.
-            fn clone(&self) -> Self {
-                #name { base: ::std::clone::Clone::clone(&self.base) }
-            }
-        }
-
-        impl ::std::fmt::Debug for #name {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                self.base.fmt_debug(::std::stringify!(#name), f)
-            }
-        }
+        #reference_traits
 
         impl ::std::fmt::Display for #name {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
@@ -246,6 +236,25 @@ fn proxy(shared: &SharedImpl) -> TokenStream {
         impl<'de> #serde::Deserialize<'de> for #name {
             fn deserialize<D: #serde::Deserializer<'de>>(d: D) -> ::std::result::Result<Self, D::Error> {
                 ::std::result::Result::Ok(#name { base: #serde::Deserialize::deserialize(d)? })
+            }
+        }
+    }
+}
+
+/// `Clone` and `Debug` of a proxy struct `name` over a `base` proxy: the
+/// blocking and the async proxy have them alike.
+fn reference_traits(name: &Ident) -> TokenStream {
+    quote! {
+        impl ::std::clone::Clone for #name {
+            /// Another reference to the same object.
+            fn clone(&self) -> Self {
+                #name { base: ::std::clone::Clone::clone(&self.base) }
+            }
+        }
+
+        impl ::std::fmt::Debug for #name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                self.base.fmt_debug(::std::stringify!(#name), f)
             }
         }
     }
@@ -317,6 +326,7 @@ fn async_proxy(shared: &SharedImpl) -> TokenStream {
             }
         }
     });
+    let reference_traits = reference_traits(&name);
     quote! {
         #[doc = #doc]
         pub struct #name {
@@ -327,18 +337,7 @@ fn async_proxy(shared: &SharedImpl) -> TokenStream {
             #(#methods)*
         }
 
-        impl ::std::clone::Clone for #name {
-            /// Another reference to the same object.
-            fn clone(&self) -> Self {
-                #name { base: ::std::clone::Clone::clone(&self.base) }
-            }
-        }
-
-        impl ::std::fmt::Debug for #name {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                self.base.fmt_debug(::std::stringify!(#name), f)
-            }
-        }
+        #reference_traits
 
         impl #mp::asyncio::AsyncProxyType for #name {
             const TYPEIDS: &'static [&'static str] = &[<#target as #mp::SharedType>::TYPEID];

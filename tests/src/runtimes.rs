@@ -7,6 +7,25 @@ use std::time::Duration;
 
 use tokio::time::timeout;
 
+/// A small deterministic generator (xorshift) of numbers and delays, for
+/// tests that drop futures at varied points.
+pub struct Jitter(pub u64);
+
+impl Jitter {
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// The next delay, under `max` microseconds.
+    pub fn micros(&mut self, max: u64) -> Duration {
+        Duration::from_micros(self.next_u64() % max)
+    }
+}
+
 /// The longest one run of an async test may take before it fails.
 pub const LIMIT: Duration = Duration::from_secs(60);
 

@@ -12,7 +12,7 @@ use mp_proto::message::{Outcome, Response, Target};
 use mp_proto::{ErrorKind, Value};
 use mp_tests::mpserver::{Options, Restartable, ServerProcess};
 use mp_tests::raw::{request, RawPeer};
-use mp_tests::runtimes::on_both_runtimes;
+use mp_tests::runtimes::{on_both_runtimes, Jitter};
 use multiprocessing::connection::Address;
 use multiprocessing::managers::asyncio::{AsyncManagerClient, AsyncQueueProxy, AsyncSyncManager};
 use multiprocessing::managers::{ConnectOptions, ManagerError};
@@ -48,18 +48,6 @@ fn server_for(transport: Transport) -> ServerProcess {
         unix: matches!(transport, Transport::Unix),
         ..Options::default()
     })
-}
-
-/// A small deterministic generator of delays.
-struct Jitter(u64);
-
-impl Jitter {
-    fn micros(&mut self, max: u64) -> Duration {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        Duration::from_micros(self.0 % max)
-    }
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use mp_proto::message::Kwargs;
 use mp_proto::ErrorKind;
 use mp_tests::mpserver::{Options, ServerProcess};
-use mp_tests::runtimes::{on_both_runtimes, LIMIT};
+use mp_tests::runtimes::{on_both_runtimes, Jitter, LIMIT};
 use multiprocessing::connection::Address;
 use multiprocessing::managers::asyncio::{
     AsyncDictIter, AsyncDictProxy, AsyncListIter, AsyncProxyType, AsyncSyncManager,
@@ -414,18 +414,6 @@ macro_rules! drain_with_drops {
         }
         (got, dropped)
     }};
-}
-
-/// A small deterministic generator of delays.
-struct Jitter(u64);
-
-impl Jitter {
-    fn micros(&mut self, max: u64) -> Duration {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        Duration::from_micros(self.0 % max)
-    }
 }
 
 #[test]

@@ -5,12 +5,10 @@
 //! a reader; and a blocking and an async client on one connection answer
 //! each other's callers.
 
-use std::time::Duration;
-
 use mp_proto::message::Kwargs;
 use mp_proto::Value;
 use mp_tests::mpserver::{eventually, Options, ServerProcess};
-use mp_tests::runtimes::{on_both_runtimes, LIMIT};
+use mp_tests::runtimes::{on_both_runtimes, Jitter, LIMIT};
 use multiprocessing::connection::Address;
 use multiprocessing::managers::asyncio::{AsyncManagerClient, AsyncProxyType, AsyncSyncManager};
 use multiprocessing::managers::{ConnectOptions, ManagerClient, SyncManager};
@@ -20,18 +18,6 @@ fn options(channel: bool) -> ConnectOptions {
     ConnectOptions {
         shared_memory: channel,
         ..ConnectOptions::default()
-    }
-}
-
-/// A small deterministic generator.
-struct Jitter(u64);
-
-impl Jitter {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
     }
 }
 
@@ -59,12 +45,12 @@ fn futures_dropped_at_random_points_never_strand_the_reader() {
                                 // A deadline of 0–40 µs drops the call's
                                 // future before, while or after it reads
                                 // (or was woken to read) for the others.
-                                let cut = Duration::from_micros(jitter.next() % 40);
+                                let cut = jitter.micros(40);
                                 if let Ok(got) = timeout(cut, d.get("k")).await {
                                     assert_eq!(got.unwrap(), Some(7));
                                     answered += 1;
                                 }
-                                if jitter.next() % 4 == 0 {
+                                if jitter.next_u64() % 4 == 0 {
                                     tokio::task::yield_now().await;
                                 }
                             }

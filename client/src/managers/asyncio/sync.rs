@@ -24,7 +24,7 @@
 //! dropping a pending barrier `wait` breaks the barrier, as a timeout
 //! does in Python.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mp_proto::message::Kwargs;
 use mp_proto::message::Target;
@@ -35,6 +35,7 @@ use multiprocessing_macros::method_list;
 use super::proxy::{async_proxy_common, new_owner, AsyncBaseProxy};
 use crate::managers::error::ManagerError;
 use crate::managers::proxy::{from_wire, secs};
+use crate::synchronize::engine::deadline::Deadline;
 use crate::synchronize::{BarrierError, ConditionError, ReleaseError};
 
 /// A held acquisition of a lock, semaphore or condition: dropping it
@@ -400,15 +401,11 @@ impl AsyncConditionGuard<'_> {
         mut predicate: F,
         timeout: Option<Duration>,
     ) -> Result<bool, ConditionError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = Deadline::after(timeout);
         let mut result = predicate();
-        while !result {
-            match deadline {
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
+        while !result && !deadline.expired() {
+            match deadline.remaining() {
+                Some(left) => {
                     self.wait_timeout(left).await?;
                 }
                 None => self.wait().await?,

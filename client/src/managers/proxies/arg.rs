@@ -7,6 +7,7 @@
 //! is not that an argument *is* a `T` but that it serializes exactly as a
 //! `T` would: that is the one promise an `Arg<T>` makes.
 
+use mp_proto::value::Map;
 use mp_proto::Value;
 use serde::Serialize;
 
@@ -90,6 +91,25 @@ pub(crate) fn wire_pairs<K, V, A: Arg<K>, B: Arg<V>>(
         .map(|(k, v)| Ok(Value::Tuple(vec![to_wire(&k)?, to_wire(&v)?])))
         .collect::<Result<Vec<_>, ManagerError>>()
         .map(Value::List)
+}
+
+/// `pairs` as one dict argument (what `d | other` takes); an unhashable
+/// key is a conversion error, as Python could not build the dict either.
+pub(crate) fn wire_map<K, V, A: Arg<K>, B: Arg<V>>(
+    pairs: impl IntoIterator<Item = (A, B)>,
+) -> Result<Value, ManagerError> {
+    let mut map = Map::new();
+    for (k, v) in pairs {
+        let k = to_wire(&k)?;
+        if !k.is_hashable() {
+            return Err(ManagerError::Conversion(format!(
+                "unhashable type: '{}'",
+                k.type_name()
+            )));
+        }
+        map.insert(k, to_wire(&v)?);
+    }
+    Ok(Value::from(map))
 }
 
 /// The Python scalars and strings, for a [`PyObject`] slot.

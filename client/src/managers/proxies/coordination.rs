@@ -7,7 +7,7 @@
 //! [`BarrierError::Broken`] for a broken barrier, and the variant
 //! `Manager` for what only a managed primitive meets.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mp_proto::methods::builtin::{BarrierMethod, ConditionMethod};
 use mp_proto::Value;
@@ -16,6 +16,7 @@ use multiprocessing_macros::method_list;
 use super::sync::{acquire, AcquireGuard};
 use crate::managers::error::ManagerError;
 use crate::managers::proxy::{proxy_common, secs, BaseProxy};
+use crate::synchronize::engine::deadline::Deadline;
 use crate::synchronize::{BarrierError, ConditionError};
 
 /// A condition's acquire and release (of its lock).
@@ -89,15 +90,11 @@ impl ConditionProxy {
         mut predicate: F,
         timeout: Option<Duration>,
     ) -> Result<bool, ConditionError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = Deadline::after(timeout);
         let mut result = predicate();
-        while !result {
-            match deadline {
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
+        while !result && !deadline.expired() {
+            match deadline.remaining() {
+                Some(left) => {
                     self.wait_timeout(left)?;
                 }
                 None => self.wait()?,

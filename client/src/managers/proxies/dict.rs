@@ -10,13 +10,12 @@
 use std::marker::PhantomData;
 
 use mp_proto::methods::builtin::DictMethod;
-use mp_proto::value::Map;
 use mp_proto::{ErrorKind, Value};
 use multiprocessing_macros::method_list;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::arg::{wire_pairs, Arg};
+use super::arg::{wire_map, wire_pairs, Arg};
 use super::chunks::{Chunking, DictIter, CHUNK_BYTES};
 use crate::managers::error::ManagerError;
 use crate::managers::proxy::{proxy_common, to_wire, BaseProxy};
@@ -192,18 +191,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
         &self,
         other: impl IntoIterator<Item = (A, B)>,
     ) -> Result<Vec<(K, V)>, ManagerError> {
-        let mut map = Map::new();
-        for (k, v) in other {
-            let k = to_wire(&k)?;
-            if !k.is_hashable() {
-                return Err(ManagerError::Conversion(format!(
-                    "unhashable type: '{}'",
-                    k.type_name()
-                )));
-            }
-            map.insert(k, to_wire(&v)?);
-        }
-        let merged = self.base.call(DictMethod::Or, vec![Value::from(map)])?;
+        let merged = self.base.call(DictMethod::Or, vec![wire_map(other)?])?;
         self.pairs(merged)
     }
 

@@ -50,6 +50,28 @@ pub struct ListProxy<T> {
 }
 proxy_common!(ListProxy<T> = ["list"]);
 
+/// The arguments of `list.index(item, start, stop)` for `item` within
+/// `bounds` (negative from the end, as Python's; `..=-1` has no stop).
+pub(crate) fn index_args<T>(
+    item: &impl Arg<T>,
+    bounds: impl RangeBounds<i64>,
+) -> Result<Vec<Value>, ManagerError> {
+    let start = match bounds.start_bound() {
+        Bound::Included(&s) => s,
+        Bound::Excluded(&s) => s.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let mut args = vec![to_wire(item)?, Value::Int(start)];
+    let stop = match bounds.end_bound() {
+        Bound::Excluded(&e) => Some(e),
+        // Through the last item: no stop at all.
+        Bound::Included(&-1) | Bound::Unbounded => None,
+        Bound::Included(&e) => Some(e.saturating_add(1)),
+    };
+    args.extend(stop.map(Value::Int));
+    Ok(args)
+}
+
 fn index(i: i64) -> Value {
     Value::Int(i)
 }
@@ -187,20 +209,8 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
         item: impl Arg<T>,
         bounds: impl RangeBounds<i64>,
     ) -> Result<usize, ManagerError> {
-        let start = match bounds.start_bound() {
-            Bound::Included(&s) => s,
-            Bound::Excluded(&s) => s.saturating_add(1),
-            Bound::Unbounded => 0,
-        };
-        let mut args = vec![to_wire(&item)?, Value::Int(start)];
-        let stop = match bounds.end_bound() {
-            Bound::Excluded(&e) => Some(e),
-            // Through the last item: no stop at all.
-            Bound::Included(&-1) | Bound::Unbounded => None,
-            Bound::Included(&e) => Some(e.saturating_add(1)),
-        };
-        args.extend(stop.map(Value::Int));
-        self.base.call_as(ListMethod::Index, args)
+        self.base
+            .call_as(ListMethod::Index, index_args(&item, bounds)?)
     }
 
     /// `l.count(item)`.

@@ -6,7 +6,6 @@
 use std::marker::PhantomData;
 
 use mp_proto::methods::builtin::DictMethod;
-use mp_proto::value::Map;
 use mp_proto::{ErrorKind, Value};
 use multiprocessing_macros::method_list;
 use serde::de::DeserializeOwned;
@@ -15,7 +14,7 @@ use serde::Serialize;
 use super::super::chunks::AsyncDictIter;
 use super::super::proxy::{async_proxy_common, AsyncBaseProxy};
 use crate::managers::error::ManagerError;
-use crate::managers::proxies::arg::wire_pairs;
+use crate::managers::proxies::arg::{wire_map, wire_pairs};
 use crate::managers::proxies::chunks::{Chunking, CHUNK_BYTES};
 use crate::managers::proxies::Arg;
 use crate::managers::proxy::{from_wire, to_wire};
@@ -178,20 +177,9 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> AsyncDict
         &self,
         other: impl IntoIterator<Item = (A, B)>,
     ) -> Result<Vec<(K, V)>, ManagerError> {
-        let mut map = Map::new();
-        for (k, v) in other {
-            let k = to_wire(&k)?;
-            if !k.is_hashable() {
-                return Err(ManagerError::Conversion(format!(
-                    "unhashable type: '{}'",
-                    k.type_name()
-                )));
-            }
-            map.insert(k, to_wire(&v)?);
-        }
         let merged = self
             .base
-            .call(DictMethod::Or, vec![Value::from(map)])
+            .call(DictMethod::Or, vec![wire_map(other)?])
             .await?;
         pairs(merged)
     }

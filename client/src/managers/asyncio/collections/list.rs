@@ -4,7 +4,7 @@
 //! stand for slices ([`IntoSlice`]).
 
 use std::marker::PhantomData;
-use std::ops::{Bound, RangeBounds};
+use std::ops::RangeBounds;
 
 use mp_proto::message::Kwargs;
 use mp_proto::methods::builtin::ListMethod;
@@ -18,6 +18,7 @@ use super::super::proxy::{async_proxy_common, AsyncBaseProxy};
 use crate::managers::error::ManagerError;
 use crate::managers::proxies::arg::wire_all;
 use crate::managers::proxies::chunks::{Chunking, CHUNK_BYTES};
+use crate::managers::proxies::list::index_args;
 use crate::managers::proxies::{Arg, IntoSlice};
 use crate::managers::proxy::to_wire;
 
@@ -182,20 +183,9 @@ impl<T: Serialize + DeserializeOwned> AsyncListProxy<T> {
         item: impl Arg<T>,
         bounds: impl RangeBounds<i64>,
     ) -> Result<usize, ManagerError> {
-        let start = match bounds.start_bound() {
-            Bound::Included(&s) => s,
-            Bound::Excluded(&s) => s.saturating_add(1),
-            Bound::Unbounded => 0,
-        };
-        let mut args = vec![to_wire(&item)?, Value::Int(start)];
-        let stop = match bounds.end_bound() {
-            Bound::Excluded(&e) => Some(e),
-            // Through the last item: no stop at all.
-            Bound::Included(&-1) | Bound::Unbounded => None,
-            Bound::Included(&e) => Some(e.saturating_add(1)),
-        };
-        args.extend(stop.map(Value::Int));
-        self.base.call_as(ListMethod::Index, args).await
+        self.base
+            .call_as(ListMethod::Index, index_args(&item, bounds)?)
+            .await
     }
 
     /// `l.count(item)`.
